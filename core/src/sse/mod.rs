@@ -1,0 +1,36 @@
+//! Server-Sent Events: the `text/event-stream` format of the WHATWG HTML standard.
+//!
+//! [`Decoder`] turns bytes, split anywhere, into the [`Event`]s a browser's `EventSource` would
+//! dispatch; [`Fields`] and [`encode_comment`] write event blocks and comments that any spec
+//! parser reads back unchanged, and refuse field values that would inject a line.
+//!
+//! ```
+//! use roomcast_core::sse::{Decoder, Fields};
+//!
+//! let mut bytes = Vec::new();
+//! Fields::data("line one\nline two").id("42").event("chat").encode(&mut bytes)?;
+//!
+//! let mut decoder = Decoder::new();
+//! let event = decoder.decode(&mut &bytes[..]).expect("within limits").expect("an event");
+//! assert_eq!((&*event.event, &*event.data, &*event.id), ("chat", "line one\nline two", "42"));
+//! # Ok::<(), roomcast_core::sse::EncodeError>(())
+//! ```
+
+mod decoder;
+mod encoder;
+
+use smol_str::SmolStr;
+
+pub use decoder::{DecodeError, Decoder, DecoderLimits};
+pub use encoder::{EncodeError, Fields, encode_comment};
+
+/// An event as a browser's `EventSource` dispatches it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Event {
+    /// The event type: `message` unless an `event` field named another.
+    pub event: SmolStr,
+    /// The block's `data` lines, joined with LF.
+    pub data: String,
+    /// The last event id when the event was dispatched (a browser's `lastEventId`).
+    pub id: SmolStr,
+}

@@ -1,0 +1,1 @@
+//! roomcast's end-to-end and conformance tests live in `tests/`; this library holds what they share.
