@@ -1,1 +1,240 @@
-fn main() {}
+//! SSE codec speed against baselines measured in the same run: `sse-stream` 0.3 and
+//! `eventsource-stream` 0.2 for decoding, `write!` for encoding. Prints the ratios at the end.
+//!
+//! `cargo bench -p roomcast-core --bench sse` (add `-- --quick` for a short run).
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::io::Write as _;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput};
+use eventsource_stream::Eventsource as _;
+use futures_util::StreamExt as _;
+use roomcast_core::sse::{Decoder, Fields};
+
+const SMALL_EVENTS: usize = 100_000;
+
+/// 100,000 events of about 120 bytes: an id, an event type and one JSON data line.
+fn small_events() -> Vec<u8> {
+    let mut out = Vec::new();
+    for n in 0..SMALL_EVENTS {
+        write!(
+            out,
+            "id: {n}\nevent: message.created\ndata: {{\"room\":\"lobby\",\"user\":\"alice\",\"seq\":{n},\"text\":\"hello there, world\"}}\n\n"
+        )
+        .expect("write to a Vec");
+    }
+    out
+}
+
+/// 32 events of 64 KiB each, in data lines of 100 bytes.
+fn large_events() -> Vec<u8> {
+    let line = format!("data: {}\n", "x".repeat(94));
+    let mut out = Vec::new();
+    for _ in 0..32 {
+        for _ in 0..(64 * 1024 / line.len()) {
+            out.extend_from_slice(line.as_bytes());
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+fn chunks(bytes: &[u8], size: usize) -> Vec<Bytes> {
+    let all = Bytes::copy_from_slice(bytes);
+    (0..bytes.len())
+        .step_by(size)
+        .map(|start| all.slice(start..(start + size).min(bytes.len())))
+        .collect()
+}
+
+/// Our decoder; returns (events, data bytes) so every decoder is checked to agree.
+fn roomcast(chunks: &[Bytes]) -> (usize, usize) {
+    let mut decoder = Decoder::new();
+    let (mut events, mut bytes) = (0, 0);
+    for chunk in chunks {
+        let mut input = &chunk[..];
+        while let Some(event) = decoder.decode(&mut input).expect("within limits") {
+            events += 1;
+            bytes += black_box(event).data.len();
+        }
+    }
+    (events, bytes)
+}
+
+/// Our decoder, keeping an owned copy of each event as the baselines do.
+fn roomcast_owned(chunks: &[Bytes]) -> (usize, usize) {
+    let mut decoder = Decoder::new();
+    let (mut events, mut bytes) = (0, 0);
+    for chunk in chunks {
+        let mut input = &chunk[..];
+        while let Some(event) = decoder.decode(&mut input).expect("within limits") {
+            events += 1;
+            bytes += black_box(event.into_owned()).data.len();
+        }
+    }
+    (events, bytes)
+}
+
+fn sse_stream(chunks: &[Bytes]) -> (usize, usize) {
+    let input = futures_util::stream::iter(chunks.iter().cloned().map(Ok::<_, Infallible>));
+    let mut stream = sse_stream::SseByteStream::new(input);
+    futures_executor::block_on(async {
+        let (mut events, mut bytes) = (0, 0);
+        while let Some(event) = stream.next().await {
+            let event = black_box(event.expect("valid stream"));
+            if let Some(data) = event.data {
+                events += 1;
+                bytes += data.len();
+            }
+        }
+        (events, bytes)
+    })
+}
+
+fn eventsource_stream(chunks: &[Bytes]) -> (usize, usize) {
+    let input = futures_util::stream::iter(chunks.iter().cloned().map(Ok::<_, Infallible>));
+    let mut stream = input.eventsource();
+    futures_executor::block_on(async {
+        let (mut events, mut bytes) = (0, 0);
+        while let Some(event) = stream.next().await {
+            events += 1;
+            bytes += black_box(event.expect("valid stream")).data.len();
+        }
+        (events, bytes)
+    })
+}
+
+type DecodeFn = fn(&[Bytes]) -> (usize, usize);
+
+fn bench_decode(
+    c: &mut Criterion,
+    name: &str,
+    bytes: &[u8],
+    chunk: usize,
+    rivals: &[(&str, DecodeFn)],
+) {
+    let input = chunks(bytes, chunk);
+    let expected = roomcast(&input);
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Bytes(bytes.len() as u64));
+    group.sample_size(10);
+    group.bench_function("roomcast", |b| b.iter(|| roomcast(&input)));
+    group.bench_function("roomcast_owned", |b| b.iter(|| roomcast_owned(&input)));
+    for (rival, decode) in rivals {
+        assert_eq!(
+            decode(&input),
+            expected,
+            "{rival} decodes {name} differently"
+        );
+        group.bench_function(*rival, |b| b.iter(|| decode(&input)));
+    }
+    group.finish();
+}
+
+fn bench_encode(c: &mut Criterion) {
+    let data = r#"{"room":"lobby","user":"alice","seq":12345,"text":"hello there, world"}"#;
+    let ids: Vec<String> = (0..SMALL_EVENTS).map(|n| n.to_string()).collect();
+    let mut group = c.benchmark_group("encode_100k_small");
+    group.sample_size(10);
+    let mut out = Vec::with_capacity(16 << 20);
+    group.bench_function("roomcast", |b| {
+        b.iter(|| {
+            out.clear();
+            for id in &ids {
+                let fields = Fields::data(data).id(id).event("message.created");
+                fields.encode(&mut out).expect("valid fields");
+            }
+            black_box(out.len())
+        })
+    });
+    group.bench_function("write_macro", |b| {
+        b.iter(|| {
+            out.clear();
+            for id in &ids {
+                write!(out, "id: {id}\nevent: message.created\ndata: {data}\n\n").expect("Vec");
+            }
+            black_box(out.len())
+        })
+    });
+    group.finish();
+}
+
+/// Reads criterion's mean estimate (ns) for one benchmark of this run.
+fn mean_ns(group: &str, bench: &str) -> Option<f64> {
+    let dir = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
+    let path = format!("{dir}/criterion/{group}/{bench}/new/estimates.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    json["mean"]["point_estimate"].as_f64()
+}
+
+fn print_ratios() {
+    println!("\nratios (baseline time / roomcast time; higher is faster for roomcast):");
+    for (group, baseline, target) in [
+        ("decode_100k_small_64KiB_chunks", "sse_stream", 2.0),
+        ("decode_100k_small_64KiB_chunks", "eventsource_stream", 20.0),
+        ("decode_100k_small_7B_chunks", "sse_stream", 1.5),
+        ("decode_64KiB_events_many_lines", "sse_stream", 1.0),
+        ("encode_100k_small", "write_macro", 1.0),
+    ] {
+        let Some(theirs) = mean_ns(group, baseline) else {
+            println!("  {group:31} vs {baseline:18} not measured in this run");
+            continue;
+        };
+        // "roomcast" borrows each event from the decoder; "roomcast_owned" copies it out.
+        for ours in ["roomcast", "roomcast_owned"] {
+            let Some(time) = mean_ns(group, ours) else {
+                continue;
+            };
+            let ratio = theirs / time;
+            let verdict = if ours == "roomcast_owned" {
+                ""
+            } else if ratio >= target {
+                " meets target"
+            } else {
+                " MISSES target"
+            };
+            println!(
+                "  {group:31} {ours:14} vs {baseline:18} {ratio:6.2}x (target {target}x){verdict}; {:.2} ms vs {:.2} ms",
+                time / 1e6,
+                theirs / 1e6
+            );
+        }
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    let small = small_events();
+    let large = large_events();
+    let both: &[(&str, DecodeFn)] = &[
+        ("sse_stream", sse_stream),
+        ("eventsource_stream", eventsource_stream),
+    ];
+    let sse_only: &[(&str, DecodeFn)] = &[("sse_stream", sse_stream)];
+    bench_decode(
+        &mut c,
+        "decode_100k_small_64KiB_chunks",
+        &small,
+        64 * 1024,
+        both,
+    );
+    bench_decode(&mut c, "decode_100k_small_7B_chunks", &small, 7, sse_only);
+    bench_decode(
+        &mut c,
+        "decode_64KiB_events_many_lines",
+        &large,
+        64 * 1024,
+        sse_only,
+    );
+    bench_encode(&mut c);
+    c.final_summary();
+    print_ratios();
+}

@@ -7,13 +7,12 @@
 use std::borrow::Cow;
 
 use memchr::{memchr, memchr2};
-use smol_str::SmolStr;
 
 use super::Event;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
-/// A line buffer grown past this by a long line is given back after the line, not kept.
-const RETAINED_LINE_CAPACITY: usize = 8 * 1024;
+/// A buffer grown past this by a long line or event is given back afterwards, not kept.
+const RETAINED_CAPACITY: usize = 8 * 1024;
 
 /// Limits that bound a [`Decoder`]'s memory. The defaults suit a client of any roomcast server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +69,8 @@ impl std::error::Error for DecodeError {}
 ///
 /// Feed it byte slices of any size, split anywhere; it yields the events a browser's
 /// `EventSource` would dispatch, in order, whatever the split. It is pure: no IO, no clock.
+/// Each [`Event`] borrows the decoder's buffers, which are reused, so decoding allocates nothing
+/// per event; [`Event::into_owned`] keeps one.
 ///
 /// ```
 /// use roomcast_core::sse::Decoder;
@@ -79,7 +80,7 @@ impl std::error::Error for DecodeError {}
 /// for chunk in [&b"id: 7\nevent: chat\ndata: hel"[..], b"lo\r", b"\n\r"] {
 ///     let mut input = chunk;
 ///     while let Some(event) = decoder.decode(&mut input).expect("within limits") {
-///         events.push(event);
+///         events.push(event.into_owned());
 ///     }
 /// }
 /// assert_eq!(events.len(), 1);
@@ -97,16 +98,23 @@ pub struct Decoder {
     after_cr: bool,
     /// No line has been parsed yet: a byte order mark may lead the first one.
     at_start: bool,
-    /// The data buffer, each line followed by LF.
-    data: String,
-    /// The event type buffer; empty means `message`.
-    event_type: SmolStr,
+    /// The data buffer, each line followed by LF. Raw bytes, decoded once at dispatch.
+    data: Vec<u8>,
+    /// The event type buffer (empty means `message`), when `has_type`; otherwise the last type
+    /// seen, kept so that a block naming the same type again costs no UTF-8 decoding.
+    event_type: String,
+    /// The current block has set the event type.
+    has_type: bool,
     /// The "last event ID buffer": set by `id` fields.
-    id_buffer: SmolStr,
+    id_buffer: String,
     /// The "last event ID string": committed from the buffer when an event block ends.
-    last_event_id: SmolStr,
+    last_event_id: String,
     /// The reconnection time, in milliseconds, once a `retry` field set it.
     retry: Option<u64>,
+    /// An event was handed out: its data and type are cleared on the next call.
+    dispatched: bool,
+    /// The dispatched data, when it was not valid UTF-8 and needed U+FFFD replacements.
+    lossy_data: String,
     failed: Option<DecodeError>,
 }
 
@@ -130,11 +138,14 @@ impl Decoder {
             in_comment: false,
             after_cr: false,
             at_start: true,
-            data: String::new(),
-            event_type: SmolStr::default(),
-            id_buffer: SmolStr::default(),
-            last_event_id: SmolStr::default(),
+            data: Vec::new(),
+            event_type: String::new(),
+            has_type: false,
+            id_buffer: String::new(),
+            last_event_id: String::new(),
             retry: None,
+            dispatched: false,
+            lossy_data: String::new(),
             failed: None,
         }
     }
@@ -143,8 +154,8 @@ impl Decoder {
     /// `Last-Event-ID` header: events that set no id of their own carry this one.
     #[must_use]
     pub fn with_last_event_id(mut self, id: &str) -> Self {
-        self.id_buffer = SmolStr::new(id);
-        self.last_event_id = self.id_buffer.clone();
+        self.id_buffer = id.to_owned();
+        self.last_event_id = id.to_owned();
         self
     }
 
@@ -163,10 +174,18 @@ impl Decoder {
         self.limits
     }
 
-    /// Bytes held for unfinished input: the pending line, data and event type. Never more than
-    /// `max_line + max_event`.
+    /// Bytes held for unfinished input: the pending line, data and event type, never more than
+    /// `max_line + max_event`. (The id buffers add at most one line each.)
     pub fn buffered_len(&self) -> usize {
-        self.line.len() + self.data.len() + self.event_type.len()
+        self.line.len() + self.data.len() + self.type_len()
+    }
+
+    fn type_len(&self) -> usize {
+        if self.has_type {
+            self.event_type.len()
+        } else {
+            0
+        }
     }
 
     /// Decodes the next event from `input`, advancing `input` past every byte it used.
@@ -175,9 +194,13 @@ impl Decoder {
     /// unfinished is kept for the next call. A blank line ended by a lone CR dispatches at once,
     /// without waiting to see whether an LF follows. On a limit breach, returns the error now and
     /// on every later call, until [`finish`](Self::finish).
-    pub fn decode(&mut self, input: &mut &[u8]) -> Result<Option<Event>, DecodeError> {
+    pub fn decode(&mut self, input: &mut &[u8]) -> Result<Option<Event<'_>>, DecodeError> {
         if let Some(error) = &self.failed {
             return Err(error.clone());
+        }
+        if self.dispatched {
+            self.dispatched = false;
+            self.clear_block();
         }
         loop {
             let bytes = *input;
@@ -191,24 +214,37 @@ impl Decoder {
                     continue;
                 }
             }
-            let Some(end) = memchr2(b'\n', b'\r', bytes) else {
+            if self.line.is_empty() && !self.at_start && !self.in_comment {
+                // Fast path for the commonest line, parsed as `parse_line` would.
+                if let Some(value) = bytes.strip_prefix(b"data:") {
+                    let value = value.strip_prefix(b" ").unwrap_or(value);
+                    if let Some(end) = find_line_end(value) {
+                        self.push_data(&value[..end])?;
+                        self.after_cr = value[end] == b'\r';
+                        *input = &value[end + 1..];
+                        continue;
+                    }
+                }
+            }
+            let Some(end) = find_line_end(bytes) else {
                 *input = &[];
                 self.hold_unfinished(bytes)?;
                 return Ok(None);
             };
             self.after_cr = bytes[end] == b'\r';
             *input = &bytes[end + 1..];
-            let event = if self.in_comment {
+            let dispatch = if self.in_comment {
                 self.in_comment = false;
                 self.at_start = false;
-                None
+                false
             } else if self.line.is_empty() {
                 self.parse_line(&bytes[..end])?
             } else {
                 self.parse_held_line(&bytes[..end])?
             };
-            if event.is_some() {
-                return Ok(event);
+            if dispatch {
+                self.dispatched = true;
+                return Ok(Some(self.event()));
             }
         }
     }
@@ -221,9 +257,9 @@ impl Decoder {
         self.in_comment = false;
         self.after_cr = false;
         self.at_start = true;
-        self.data = String::new();
-        self.event_type = SmolStr::default();
-        self.id_buffer = self.last_event_id.clone();
+        self.dispatched = false;
+        self.clear_block();
+        self.id_buffer.clone_from(&self.last_event_id);
         self.failed = None;
     }
 
@@ -247,7 +283,7 @@ impl Decoder {
     }
 
     /// Finishes the held line with `rest` and parses it.
-    fn parse_held_line(&mut self, rest: &[u8]) -> Result<Option<Event>, DecodeError> {
+    fn parse_held_line(&mut self, rest: &[u8]) -> Result<bool, DecodeError> {
         if self.line.len() + rest.len() > self.limits.max_line {
             return Err(self.fail(DecodeError::LineTooLong {
                 limit: self.limits.max_line,
@@ -255,50 +291,56 @@ impl Decoder {
         }
         let mut line = std::mem::take(&mut self.line);
         line.extend_from_slice(rest);
-        let event = self.parse_line(&line);
-        if line.capacity() <= RETAINED_LINE_CAPACITY {
+        let dispatch = self.parse_line(&line);
+        if line.capacity() <= RETAINED_CAPACITY {
             line.clear();
             self.line = line;
         }
-        event
+        dispatch
     }
 
-    /// Parses one whole line, without its line end.
-    fn parse_line(&mut self, mut line: &[u8]) -> Result<Option<Event>, DecodeError> {
+    /// Parses one whole line, without its line end; true when it ends a block with data.
+    fn parse_line(&mut self, mut line: &[u8]) -> Result<bool, DecodeError> {
         if self.at_start {
             self.at_start = false;
             line = line.strip_prefix(BOM).unwrap_or(line);
         }
         if line.is_empty() {
-            return Ok(self.dispatch());
+            // A blank line ends the block: commit the last event id, dispatch if there is data.
+            self.last_event_id.clone_from(&self.id_buffer);
+            if self.data.is_empty() {
+                self.has_type = false;
+                return Ok(false);
+            }
+            return Ok(true);
         }
-        let (name, value) = match memchr(b':', line) {
-            Some(0) => return Ok(None), // a comment
+        // The field name runs to the first colon. Known names are at most five bytes, so a line
+        // with no colon in its first six is an unknown field: no need to search further.
+        let head = &line[..line.len().min(6)];
+        let (name, value) = match head.iter().position(|&byte| byte == b':') {
+            Some(0) => return Ok(false), // a comment
             Some(colon) => {
                 let value = &line[colon + 1..];
                 (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
             }
-            None => (line, &b""[..]),
+            None if line.len() < 6 => (line, &b""[..]),
+            None => return Ok(false),
         };
         match name {
-            b"data" => {
-                let text = utf8_lossy(value);
-                self.check_event_size(self.data.len() + text.len() + 1 + self.event_type.len())?;
-                if self.data.is_empty() {
-                    // One allocation for the common single-line event, LF included.
-                    self.data.reserve_exact(text.len() + 1);
-                }
-                self.data.push_str(&text);
-                self.data.push('\n');
-            }
+            b"data" => self.push_data(value)?,
             b"event" => {
-                let text = utf8_lossy(value);
-                self.check_event_size(self.data.len() + text.len())?;
-                self.event_type = SmolStr::new(text);
+                if value != self.event_type.as_bytes() {
+                    let event_type = utf8_lossy(value);
+                    self.check_event_size(self.data.len() + event_type.len())?;
+                    self.event_type.clear();
+                    self.event_type.push_str(&event_type);
+                }
+                self.has_type = true;
             }
             b"id" => {
                 if memchr(0, value).is_none() {
-                    self.id_buffer = SmolStr::new(utf8_lossy(value));
+                    self.id_buffer.clear();
+                    self.id_buffer.push_str(&utf8_lossy(value));
                 }
             }
             b"retry" => {
@@ -313,27 +355,51 @@ impl Decoder {
             }
             _ => {} // unknown fields are ignored
         }
-        Ok(None)
+        Ok(false)
     }
 
-    /// A blank line ends the event block: commit the last event id and dispatch, if there is data.
-    fn dispatch(&mut self) -> Option<Event> {
-        self.last_event_id = self.id_buffer.clone();
-        let event_type = std::mem::take(&mut self.event_type);
-        if self.data.is_empty() {
-            return None;
-        }
-        let mut data = std::mem::take(&mut self.data);
-        data.pop(); // the LF after the last line
-        Some(Event {
-            event: if event_type.is_empty() {
-                SmolStr::new_static("message")
+    fn push_data(&mut self, value: &[u8]) -> Result<(), DecodeError> {
+        self.check_event_size(self.data.len() + value.len() + 1 + self.type_len())?;
+        self.data.extend_from_slice(value);
+        self.data.push(b'\n');
+        Ok(())
+    }
+
+    /// The event of the block that just ended, which has data.
+    fn event(&mut self) -> Event<'_> {
+        let raw = &self.data[..self.data.len() - 1]; // without the LF after the last line
+        // std's validator wins on short data, simdutf8 on long.
+        let valid = if raw.len() < 256 {
+            std::str::from_utf8(raw).ok()
+        } else {
+            simdutf8::basic::from_utf8(raw).ok()
+        };
+        let data = match valid {
+            Some(data) => data,
+            None => {
+                self.lossy_data = String::from_utf8_lossy(raw).into_owned();
+                &self.lossy_data
+            }
+        };
+        Event {
+            event: if !self.has_type || self.event_type.is_empty() {
+                "message"
             } else {
-                event_type
+                &self.event_type
             },
             data,
-            id: self.last_event_id.clone(),
-        })
+            id: &self.last_event_id,
+        }
+    }
+
+    /// Empties the data and event type buffers, giving back memory a large event took.
+    fn clear_block(&mut self) {
+        if self.data.capacity() > RETAINED_CAPACITY {
+            self.data = Vec::new();
+        }
+        self.data.clear();
+        self.has_type = false;
+        self.lossy_data = String::new();
     }
 
     fn check_event_size(&mut self, size: usize) -> Result<(), DecodeError> {
@@ -347,11 +413,45 @@ impl Decoder {
 
     fn fail(&mut self, error: DecodeError) -> DecodeError {
         self.line = Vec::new();
-        self.data = String::new();
-        self.event_type = SmolStr::default();
+        self.data = Vec::new();
+        self.event_type = String::new();
+        self.has_type = false;
         self.failed = Some(error.clone());
         error
     }
+}
+
+/// The first CR or LF. The first 16 bytes are checked a word at a time, so short lines (ids,
+/// blank lines) and small inputs (a trickling connection) skip memchr's setup cost.
+#[inline]
+fn find_line_end(bytes: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    while start < 16 {
+        let Some(word) = bytes.get(start..start + 8) else {
+            let rest = &bytes[start..];
+            return rest
+                .iter()
+                .position(|&b| b == b'\n' || b == b'\r')
+                .map(|end| start + end);
+        };
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        let found = zero_bytes(word ^ (u64::from(b'\n') * LSB))
+            | zero_bytes(word ^ (u64::from(b'\r') * LSB));
+        if found != 0 {
+            return Some(start + found.trailing_zeros() as usize / 8);
+        }
+        start += 8;
+    }
+    memchr2(b'\n', b'\r', &bytes[start..]).map(|end| start + end)
+}
+
+const LSB: u64 = 0x0101_0101_0101_0101;
+
+/// The high bit set in each byte of `word` that is zero. A byte above a zero byte may be flagged
+/// too (the borrow runs up), never one below, so the lowest flag is exact.
+#[inline]
+fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(LSB) & !word & (LSB << 7)
 }
 
 /// The WHATWG "UTF-8 decode": U+FFFD for each maximal invalid subsequence. Decoding field by

@@ -12,25 +12,56 @@
 //!
 //! let mut decoder = Decoder::new();
 //! let event = decoder.decode(&mut &bytes[..]).expect("within limits").expect("an event");
-//! assert_eq!((&*event.event, &*event.data, &*event.id), ("chat", "line one\nline two", "42"));
+//! assert_eq!((event.event, event.data, event.id), ("chat", "line one\nline two", "42"));
 //! # Ok::<(), roomcast_core::sse::EncodeError>(())
 //! ```
 
 mod decoder;
 mod encoder;
 
-use smol_str::SmolStr;
-
 pub use decoder::{DecodeError, Decoder, DecoderLimits};
 pub use encoder::{EncodeError, Fields, encode_comment};
 
-/// An event as a browser's `EventSource` dispatches it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Event {
+/// An event as a browser's `EventSource` dispatches it, borrowed from the [`Decoder`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Event<'a> {
     /// The event type: `message` unless an `event` field named another.
-    pub event: SmolStr,
+    pub event: &'a str,
+    /// The block's `data` lines, joined with LF.
+    pub data: &'a str,
+    /// The last event id when the event was dispatched (a browser's `lastEventId`).
+    pub id: &'a str,
+}
+
+impl Event<'_> {
+    /// An owned copy, to keep past the next call to the decoder.
+    pub fn into_owned(self) -> OwnedEvent {
+        OwnedEvent {
+            event: self.event.to_owned(),
+            data: self.data.to_owned(),
+            id: self.id.to_owned(),
+        }
+    }
+}
+
+/// An [`Event`] that owns its strings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct OwnedEvent {
+    /// The event type: `message` unless an `event` field named another.
+    pub event: String,
     /// The block's `data` lines, joined with LF.
     pub data: String,
     /// The last event id when the event was dispatched (a browser's `lastEventId`).
-    pub id: SmolStr,
+    pub id: String,
+}
+
+impl OwnedEvent {
+    /// Borrows it as an [`Event`].
+    pub fn as_event(&self) -> Event<'_> {
+        Event {
+            event: &self.event,
+            data: &self.data,
+            id: &self.id,
+        }
+    }
 }

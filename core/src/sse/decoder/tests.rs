@@ -8,7 +8,11 @@ fn decode_chunks(decoder: &mut Decoder, chunks: &[&[u8]]) -> Vec<(String, String
     for chunk in chunks {
         let mut input = *chunk;
         while let Some(event) = decoder.decode(&mut input).expect("within limits") {
-            events.push((event.event.to_string(), event.data, event.id.to_string()));
+            events.push((
+                event.event.to_string(),
+                event.data.to_string(),
+                event.id.to_string(),
+            ));
         }
         assert!(
             input.is_empty(),
@@ -286,7 +290,11 @@ fn a_known_last_event_id_carries_into_events() {
 fn events_come_out_one_at_a_time_with_their_own_state() {
     let mut decoder = Decoder::new();
     let mut input = &b"retry: 1\ndata: a\n\nretry: 2\nid: x\ndata: b\n\n"[..];
-    let first = decoder.decode(&mut input).expect("ok").expect("event");
+    let first = decoder
+        .decode(&mut input)
+        .expect("ok")
+        .expect("event")
+        .into_owned();
     assert_eq!(
         (
             first.data.as_str(),
@@ -295,7 +303,11 @@ fn events_come_out_one_at_a_time_with_their_own_state() {
         ),
         ("a", Some(1), "")
     );
-    let second = decoder.decode(&mut input).expect("ok").expect("event");
+    let second = decoder
+        .decode(&mut input)
+        .expect("ok")
+        .expect("event")
+        .into_owned();
     assert_eq!(
         (
             second.data.as_str(),
@@ -407,4 +419,37 @@ fn memory_stays_bounded_on_endless_data_lines() {
         }
     }
     assert!(failed);
+}
+
+#[test]
+fn line_ends_are_found_at_every_offset() {
+    for len in 0..40 {
+        for end in 0..=len {
+            let mut bytes = vec![b'x'; len];
+            // Bytes that differ from CR and LF by one bit, or are next to them, must not match.
+            for (i, byte) in bytes.iter_mut().enumerate() {
+                *byte = [b'x', 0x0B, 0x0C, 0x09, 0x8A, 0x8D, 0x0E, 0x00][i % 8];
+            }
+            let expected = (end < len).then(|| {
+                bytes[end] = if end % 2 == 0 { b'\n' } else { b'\r' };
+                end
+            });
+            assert_eq!(find_line_end(&bytes), expected, "len {len}, end {end}");
+        }
+    }
+}
+
+#[test]
+fn a_bom_then_a_lone_line_end_is_an_empty_first_line() {
+    // Chromium 156 folds the LF into the next line here; the spec, and we, do not.
+    assert_eq!(
+        decode(b"\xEF\xBB\xBF\ndata:x\n\ndata:y\n\n"),
+        [ev("message", "x", ""), ev("message", "y", "")]
+    );
+    assert_eq!(
+        decode(b"\xEF\xBB\xBF\rdata:x\r\r"),
+        [ev("message", "x", "")]
+    );
+    let events = decode_chunks(&mut Decoder::new(), &[b"\xEF\xBB\xBF", b"\ndata:x\n\n"]);
+    assert_eq!(events, [ev("message", "x", "")]);
 }
