@@ -10,4 +10,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cursor;
+pub mod envelope;
+pub mod names;
 pub mod sse;

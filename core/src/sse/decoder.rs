@@ -175,7 +175,7 @@ impl Decoder {
     }
 
     /// Bytes held for unfinished input: the pending line, data and event type, never more than
-    /// `max_line + max_event`. (The id buffers add at most one line each.)
+    /// `max_line + max_event`. (The id buffers and the last event type add at most one line each.)
     pub fn buffered_len(&self) -> usize {
         self.line.len() + self.data.len() + self.type_len()
     }
@@ -217,11 +217,12 @@ impl Decoder {
             if self.line.is_empty() && !self.at_start && !self.in_comment {
                 // Fast path for the commonest line, parsed as `parse_line` would.
                 if let Some(value) = bytes.strip_prefix(b"data:") {
-                    let value = value.strip_prefix(b" ").unwrap_or(value);
-                    if let Some(end) = find_line_end(value) {
-                        self.push_data(&value[..end])?;
-                        self.after_cr = value[end] == b'\r';
-                        *input = &value[end + 1..];
+                    let prefix = if value.first() == Some(&b' ') { 6 } else { 5 };
+                    if let Some(end) = find_line_end(&bytes[prefix..]) {
+                        self.check_line_len(prefix + end)?;
+                        self.push_data(&bytes[prefix..prefix + end])?;
+                        self.after_cr = bytes[prefix + end] == b'\r';
+                        *input = &bytes[prefix + end + 1..];
                         continue;
                     }
                 }
@@ -231,6 +232,11 @@ impl Decoder {
                 self.hold_unfinished(bytes)?;
                 return Ok(None);
             };
+            // A comment is never held, so never limited; every other line is, however it arrived.
+            let comment = self.in_comment || (self.line.is_empty() && first == b':');
+            if !comment {
+                self.check_line_len(self.line.len() + end)?;
+            }
             self.after_cr = bytes[end] == b'\r';
             *input = &bytes[end + 1..];
             let dispatch = if self.in_comment {
@@ -273,22 +279,22 @@ impl Decoder {
             self.in_comment = true;
             return Ok(());
         }
-        if self.line.len() + bytes.len() > self.limits.max_line {
+        self.check_line_len(self.line.len() + bytes.len())?;
+        self.line.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn check_line_len(&mut self, len: usize) -> Result<(), DecodeError> {
+        if len > self.limits.max_line {
             return Err(self.fail(DecodeError::LineTooLong {
                 limit: self.limits.max_line,
             }));
         }
-        self.line.extend_from_slice(bytes);
         Ok(())
     }
 
     /// Finishes the held line with `rest` and parses it.
     fn parse_held_line(&mut self, rest: &[u8]) -> Result<bool, DecodeError> {
-        if self.line.len() + rest.len() > self.limits.max_line {
-            return Err(self.fail(DecodeError::LineTooLong {
-                limit: self.limits.max_line,
-            }));
-        }
         let mut line = std::mem::take(&mut self.line);
         line.extend_from_slice(rest);
         let dispatch = self.parse_line(&line);
@@ -329,7 +335,10 @@ impl Decoder {
         match name {
             b"data" => self.push_data(value)?,
             b"event" => {
-                if value != self.event_type.as_bytes() {
+                if value == self.event_type.as_bytes() {
+                    // The type is the one seen last: no need to decode it again.
+                    self.check_event_size(self.data.len() + value.len())?;
+                } else {
                     let event_type = utf8_lossy(value);
                     self.check_event_size(self.data.len() + event_type.len())?;
                     self.event_type.clear();
@@ -337,20 +346,17 @@ impl Decoder {
                 }
                 self.has_type = true;
             }
-            b"id" => {
-                if memchr(0, value).is_none() {
-                    self.id_buffer.clear();
-                    self.id_buffer.push_str(&utf8_lossy(value));
-                }
+            b"id" if memchr(0, value).is_none() => {
+                self.id_buffer.clear();
+                self.id_buffer.push_str(&utf8_lossy(value));
             }
-            b"retry" => {
-                // Only ASCII digits; an empty value, or one past u64 (as in Chromium), is ignored.
-                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                    if let Some(ms) = value.iter().try_fold(0u64, |ms, digit| {
-                        ms.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
-                    }) {
-                        self.retry = Some(ms);
-                    }
+            // Only ASCII digits; an empty value, or one past u64 (as in Chromium), is ignored.
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                let ms = value.iter().try_fold(0u64, |ms, digit| {
+                    ms.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+                });
+                if ms.is_some() {
+                    self.retry = ms;
                 }
             }
             _ => {} // unknown fields are ignored

@@ -453,3 +453,49 @@ fn a_bom_then_a_lone_line_end_is_an_empty_first_line() {
     let events = decode_chunks(&mut Decoder::new(), &[b"\xEF\xBB\xBF", b"\ndata:x\n\n"]);
     assert_eq!(events, [ev("message", "x", "")]);
 }
+
+#[test]
+fn the_line_limit_holds_however_the_line_arrived() {
+    let limits = DecoderLimits {
+        max_line: 8,
+        max_event: 1024,
+    };
+    for stream in [
+        &b"data: 0123\n"[..],
+        b"event: abc\n",
+        b"id: 0123456\n",
+        b"unknown: x\n",
+    ] {
+        let mut decoder = Decoder::with_limits(limits);
+        let whole = decoder.decode(&mut &stream[..]).map(|_| ());
+        assert_eq!(
+            whole,
+            Err(DecodeError::LineTooLong { limit: 8 }),
+            "{stream:?}"
+        );
+        let mut split = Decoder::with_limits(limits);
+        assert_eq!(split.decode(&mut &stream[..3]), Ok(None));
+        assert_eq!(
+            split.decode(&mut &stream[3..]),
+            Err(DecodeError::LineTooLong { limit: 8 })
+        );
+    }
+    // Comments are skipped, not held, so no limit applies to them, in one piece or not.
+    let mut decoder = Decoder::with_limits(limits);
+    assert_eq!(
+        decode_chunks(&mut decoder, &[b": a comment longer than 8\ndata: ok\n\n"]),
+        [ev("message", "ok", "")]
+    );
+}
+
+#[test]
+fn a_repeated_event_type_still_counts_towards_the_event_size() {
+    let limits = DecoderLimits {
+        max_line: 64,
+        max_event: 4,
+    };
+    let mut decoder = Decoder::with_limits(limits);
+    // "chat" alone fits; with one byte of data (its LF) it does not, cached type or not.
+    let result = decoder.decode(&mut &b"event: chat\n\ndata:\nevent: chat\n\n"[..]);
+    assert_eq!(result, Err(DecodeError::EventTooLarge { limit: 4 }));
+}

@@ -1,0 +1,302 @@
+//! Stream positions and cursors: how a client says what it has seen, so it can resume exactly.
+//!
+//! Rooms, each user's outbox and the broadcast feed are streams. Every message in a stream has a
+//! [`Position`]: the stream's epoch (which changes when the stream's history starts afresh) and
+//! an offset that grows by one per message. A [`Cursor`] holds one position per stream a
+//! connection follows; its text form travels as an SSE `id:`, so a browser's automatic
+//! `Last-Event-ID` resumes every stream of the connection at once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::names::RoomName;
+
+/// Most streams one cursor may name.
+pub const MAX_CURSOR_STREAMS: usize = 128;
+/// Longest cursor text, in bytes.
+pub const MAX_CURSOR_LEN: usize = 16 * 1024;
+
+/// A message's place in its stream. Text form: `<epoch as lowercase hex>.<offset>`, e.g. `1f.42`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    /// The history the offset belongs to; a new epoch means older offsets are meaningless.
+    pub epoch: u64,
+    /// The message's number in the stream: 1 for the first, one more for each next.
+    pub offset: u64,
+}
+
+/// A stream a client can follow.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stream {
+    /// A room's messages. Text form: `room:<name>`.
+    Room(RoomName),
+    /// The connection's own user's outbox: direct messages and notifications. Text form: `user`.
+    User,
+    /// The broadcast feed. Text form: `all`.
+    All,
+}
+
+/// The positions of the streams a connection follows. Text form: `<stream>=<position>` entries
+/// joined by `,`, e.g. `room:lobby=1f.42,user=1f.7`; the empty text is the empty cursor.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    positions: BTreeMap<Stream, Position>,
+}
+
+/// A position or cursor text that does not parse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CursorError(String);
+
+impl fmt::Display for CursorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CursorError {}
+
+fn error(what: impl Into<String>) -> CursorError {
+    CursorError(what.into())
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:x}.{}", self.epoch, self.offset)
+    }
+}
+
+impl serde::Serialize for Position {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl std::str::FromStr for Position {
+    type Err = CursorError;
+
+    fn from_str(text: &str) -> Result<Self, CursorError> {
+        let bad = || error(format!("position {text:?} is not <epoch hex>.<offset>"));
+        let (epoch, offset) = text.split_once('.').ok_or_else(bad)?;
+        let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+        if epoch.is_empty() || epoch.len() > 16 || !epoch.chars().all(hex) {
+            return Err(bad());
+        }
+        if offset.is_empty() || !offset.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        Ok(Self {
+            epoch: u64::from_str_radix(epoch, 16).map_err(|_| bad())?,
+            offset: offset.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Room(room) => write!(f, "room:{room}"),
+            Self::User => f.write_str("user"),
+            Self::All => f.write_str("all"),
+        }
+    }
+}
+
+impl std::str::FromStr for Stream {
+    type Err = CursorError;
+
+    fn from_str(text: &str) -> Result<Self, CursorError> {
+        match text {
+            "user" => Ok(Self::User),
+            "all" => Ok(Self::All),
+            _ => {
+                let name = text
+                    .strip_prefix("room:")
+                    .ok_or_else(|| error(format!("unknown stream {text:?}")))?;
+                RoomName::new(name)
+                    .map(Self::Room)
+                    .map_err(|e| error(format!("room name {name:?} {e}")))
+            }
+        }
+    }
+}
+
+impl Cursor {
+    /// The empty cursor.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The position of `stream`, if the cursor has one.
+    pub fn get(&self, stream: &Stream) -> Option<Position> {
+        self.positions.get(stream).copied()
+    }
+
+    /// Sets the position of `stream`. Refused past [`MAX_CURSOR_STREAMS`] streams.
+    pub fn set(&mut self, stream: Stream, position: Position) -> Result<(), CursorError> {
+        if self.positions.len() >= MAX_CURSOR_STREAMS && !self.positions.contains_key(&stream) {
+            return Err(error(format!(
+                "a cursor holds at most {MAX_CURSOR_STREAMS} streams"
+            )));
+        }
+        self.positions.insert(stream, position);
+        Ok(())
+    }
+
+    /// Forgets `stream`.
+    pub fn remove(&mut self, stream: &Stream) -> Option<Position> {
+        self.positions.remove(stream)
+    }
+
+    /// The streams and their positions, in a stable order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Stream, Position)> {
+        self.positions
+            .iter()
+            .map(|(stream, position)| (stream, *position))
+    }
+
+    /// How many streams the cursor names.
+    pub fn len(&self) -> usize {
+        self.positions.len()
+    }
+
+    /// True for the empty cursor.
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (stream, position)) in self.positions.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{stream}={position}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = CursorError;
+
+    fn from_str(text: &str) -> Result<Self, CursorError> {
+        if text.len() > MAX_CURSOR_LEN {
+            return Err(error(format!("a cursor is at most {MAX_CURSOR_LEN} bytes")));
+        }
+        let mut cursor = Self::new();
+        if text.is_empty() {
+            return Ok(cursor);
+        }
+        for entry in text.split(',') {
+            let (stream, position) = entry.split_once('=').ok_or_else(|| {
+                error(format!("cursor entry {entry:?} is not <stream>=<position>"))
+            })?;
+            let stream: Stream = stream.parse()?;
+            if cursor.positions.contains_key(&stream) {
+                return Err(error(format!("cursor names {stream} twice")));
+            }
+            cursor.set(stream, position.parse()?)?;
+        }
+        Ok(cursor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(name: &str) -> Stream {
+        Stream::Room(RoomName::new(name).expect("valid room"))
+    }
+
+    #[test]
+    fn positions_read_back_and_refuse_near_misses() {
+        let p: Position = "1f.42".parse().expect("valid");
+        assert_eq!(
+            p,
+            Position {
+                epoch: 0x1f,
+                offset: 42
+            }
+        );
+        assert_eq!(p.to_string(), "1f.42");
+        let max = Position {
+            epoch: u64::MAX,
+            offset: u64::MAX,
+        };
+        assert_eq!(max.to_string().parse::<Position>(), Ok(max));
+        for bad in [
+            "",
+            "1f",
+            ".42",
+            "1f.",
+            "1F.42",
+            "g.1",
+            "1f.-1",
+            "1f.+1",
+            "1f.4.2",
+            "1f.18446744073709551616",
+            "10000000000000000.1",
+        ] {
+            assert!(bad.parse::<Position>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cursors_read_back_in_a_stable_order() {
+        let text = "user=1.7,room:lobby=1f.42,all=2.0";
+        let cursor: Cursor = text.parse().expect("valid");
+        assert_eq!(
+            cursor.get(&room("lobby")),
+            Some(Position {
+                epoch: 0x1f,
+                offset: 42
+            })
+        );
+        assert_eq!(
+            cursor.get(&Stream::User),
+            Some(Position {
+                epoch: 1,
+                offset: 7
+            })
+        );
+        assert_eq!(cursor.to_string(), "room:lobby=1f.42,user=1.7,all=2.0");
+        assert_eq!(cursor.to_string().parse::<Cursor>(), Ok(cursor));
+        assert_eq!("".parse::<Cursor>(), Ok(Cursor::new()));
+    }
+
+    #[test]
+    fn cursors_refuse_bad_entries_duplicates_and_excess() {
+        for bad in [
+            "user",
+            "user=",
+            "nope=1.1",
+            "room:=1.1",
+            "room:a b=1.1",
+            "user=1.1,user=2.2",
+            "user=1.1,",
+            ",",
+        ] {
+            assert!(bad.parse::<Cursor>().is_err(), "{bad:?}");
+        }
+        let many: Vec<String> = (0..=MAX_CURSOR_STREAMS)
+            .map(|i| format!("room:r{i}=1.1"))
+            .collect();
+        assert!(
+            many[..MAX_CURSOR_STREAMS]
+                .join(",")
+                .parse::<Cursor>()
+                .is_ok()
+        );
+        assert!(many.join(",").parse::<Cursor>().is_err());
+        assert!("x".repeat(MAX_CURSOR_LEN + 1).parse::<Cursor>().is_err());
+    }
+
+    #[test]
+    fn cursor_text_is_a_valid_sse_id() {
+        let cursor: Cursor = "room:a/b.c_d-e:f=ff.1,all=0.0".parse().expect("valid");
+        let text = cursor.to_string();
+        assert!(!text.contains(['\r', '\n', '\0']));
+    }
+}

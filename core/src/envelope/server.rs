@@ -1,0 +1,264 @@
+//! Messages from the server.
+
+use serde::ser::{SerializeMap, Serializer};
+use smol_str::SmolStr;
+
+use super::{ErrorCode, Frame, Payload, Ref};
+use crate::cursor::Position;
+use crate::names::{RoomName, UserId};
+
+/// The protocol version this crate speaks, sent in `welcome`.
+pub const PROTOCOL_VERSION: u64 = 1;
+
+/// What the server sends (protocol v1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerMessage {
+    /// `welcome`: the first message of a session.
+    Welcome {
+        /// The session's id.
+        session: SmolStr,
+        /// The authenticated user.
+        user: UserId,
+        /// How often the server pings, in milliseconds.
+        ping_interval_ms: u64,
+        /// How long the server waits for any frame after a ping before closing, in milliseconds.
+        ping_timeout_ms: u64,
+        /// The largest frame the server accepts, in bytes.
+        max_frame: u64,
+    },
+    /// `reply`: the one answer to a client message that carried a `ref`, when it succeeded.
+    Reply(Reply),
+    /// `error`: the one answer to a client message that failed (or one without a `ref`).
+    Error {
+        /// The `ref` of the message that failed, if it had one that could be read.
+        reference: Option<Ref>,
+        /// The stable code.
+        code: ErrorCode,
+        /// A human-readable explanation.
+        message: String,
+    },
+    /// `message`: a message published to a room.
+    Message {
+        /// The room.
+        room: RoomName,
+        /// Its position in the room's stream, usable as `since`.
+        id: Position,
+        /// The user who published it; absent when the server did.
+        from: Option<UserId>,
+        /// Any JSON value.
+        data: Payload,
+    },
+    /// `presence`: users who came online in a room, and users who left it.
+    Presence {
+        /// The room.
+        room: RoomName,
+        /// Users now present who were not.
+        joins: Vec<UserId>,
+        /// Users no longer present.
+        leaves: Vec<UserId>,
+    },
+    /// `typing`: a user started or stopped typing in a room.
+    Typing {
+        /// The room.
+        room: RoomName,
+        /// Who.
+        user: UserId,
+        /// Started (true) or stopped (false).
+        typing: bool,
+    },
+    /// `direct`: a message from another user, from the recipient's outbox stream.
+    Direct {
+        /// Its position in the recipient's outbox stream.
+        id: Position,
+        /// The sender.
+        from: UserId,
+        /// Any JSON value.
+        data: Payload,
+    },
+    /// `notify`: a notification from the application to this user, from the outbox stream.
+    Notify {
+        /// Its position in the recipient's outbox stream.
+        id: Position,
+        /// The application's name for the kind of notification.
+        event: Option<SmolStr>,
+        /// Any JSON value.
+        data: Payload,
+    },
+    /// `broadcast`: a message to everyone, from the broadcast stream.
+    Broadcast {
+        /// Its position in the broadcast stream.
+        id: Position,
+        /// The application's name for the kind of message.
+        event: Option<SmolStr>,
+        /// Any JSON value.
+        data: Payload,
+    },
+    /// `shutdown`: the server is going away; reconnect after `reconnect_ms` and resume.
+    Shutdown {
+        /// Why.
+        reason: String,
+        /// How long to wait before reconnecting, in milliseconds.
+        reconnect_ms: u64,
+    },
+}
+
+/// A `reply`. Which fields are set depends on the message answered (see `docs/protocol.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// The `ref` of the message answered.
+    pub reference: Ref,
+    /// The room joined, left or published to.
+    pub room: Option<RoomName>,
+    /// `join`: the users present in the room.
+    pub members: Option<Vec<UserId>>,
+    /// `join`: the room's last message id; `publish`, `direct`: the new message's id.
+    pub id: Option<Position>,
+    /// `join` with `since`: whether every missed message follows (true), or the history no
+    /// longer covers the gap (false).
+    pub recovered: Option<bool>,
+    /// `join` with `since`: how many missed messages follow the reply.
+    pub replayed: Option<u64>,
+    /// `direct`: whether a live session of the recipient got it (else it waits in the outbox).
+    pub delivered: Option<bool>,
+    /// An application's own reply data.
+    pub data: Option<Payload>,
+}
+
+impl Reply {
+    /// A reply to `reference` with no fields set: the plain acknowledgement.
+    pub fn to(reference: Ref) -> Self {
+        Self {
+            reference,
+            room: None,
+            members: None,
+            id: None,
+            recovered: None,
+            replayed: None,
+            delivered: None,
+            data: None,
+        }
+    }
+}
+
+impl ServerMessage {
+    /// The message's `type` on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Welcome { .. } => "welcome",
+            Self::Reply(_) => "reply",
+            Self::Error { .. } => "error",
+            Self::Message { .. } => "message",
+            Self::Presence { .. } => "presence",
+            Self::Typing { .. } => "typing",
+            Self::Direct { .. } => "direct",
+            Self::Notify { .. } => "notify",
+            Self::Broadcast { .. } => "broadcast",
+            Self::Shutdown { .. } => "shutdown",
+        }
+    }
+
+    /// Encodes the message once, into a frame to share with every recipient.
+    pub fn encode(&self) -> Frame {
+        Frame::from_json(
+            serde_json::to_string(self).expect("every key is a string: serializing cannot fail"),
+        )
+    }
+}
+
+impl serde::Serialize for ServerMessage {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("type", self.kind())?;
+        match self {
+            Self::Welcome {
+                session,
+                user,
+                ping_interval_ms,
+                ping_timeout_ms,
+                max_frame,
+            } => {
+                map.serialize_entry("protocol", &PROTOCOL_VERSION)?;
+                map.serialize_entry("session", session)?;
+                map.serialize_entry("user", user)?;
+                map.serialize_entry("ping_interval_ms", ping_interval_ms)?;
+                map.serialize_entry("ping_timeout_ms", ping_timeout_ms)?;
+                map.serialize_entry("max_frame", max_frame)?;
+            }
+            Self::Reply(reply) => {
+                map.serialize_entry("ref", &reply.reference)?;
+                entry(&mut map, "room", &reply.room)?;
+                entry(&mut map, "members", &reply.members)?;
+                entry(&mut map, "id", &reply.id)?;
+                entry(&mut map, "recovered", &reply.recovered)?;
+                entry(&mut map, "replayed", &reply.replayed)?;
+                entry(&mut map, "delivered", &reply.delivered)?;
+                entry(&mut map, "data", &reply.data)?;
+            }
+            Self::Error {
+                reference,
+                code,
+                message,
+            } => {
+                entry(&mut map, "ref", reference)?;
+                map.serialize_entry("code", code)?;
+                map.serialize_entry("message", message)?;
+            }
+            Self::Message {
+                room,
+                id,
+                from,
+                data,
+            } => {
+                map.serialize_entry("room", room)?;
+                map.serialize_entry("id", id)?;
+                entry(&mut map, "from", from)?;
+                map.serialize_entry("data", data)?;
+            }
+            Self::Presence {
+                room,
+                joins,
+                leaves,
+            } => {
+                map.serialize_entry("room", room)?;
+                map.serialize_entry("joins", joins)?;
+                map.serialize_entry("leaves", leaves)?;
+            }
+            Self::Typing { room, user, typing } => {
+                map.serialize_entry("room", room)?;
+                map.serialize_entry("user", user)?;
+                map.serialize_entry("typing", typing)?;
+            }
+            Self::Direct { id, from, data } => {
+                map.serialize_entry("id", id)?;
+                map.serialize_entry("from", from)?;
+                map.serialize_entry("data", data)?;
+            }
+            Self::Notify { id, event, data } | Self::Broadcast { id, event, data } => {
+                map.serialize_entry("id", id)?;
+                entry(&mut map, "event", event)?;
+                map.serialize_entry("data", data)?;
+            }
+            Self::Shutdown {
+                reason,
+                reconnect_ms,
+            } => {
+                map.serialize_entry("reason", reason)?;
+                map.serialize_entry("reconnect_ms", reconnect_ms)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// Writes an optional field only when it is set.
+fn entry<M: SerializeMap, T: serde::Serialize>(
+    map: &mut M,
+    key: &str,
+    value: &Option<T>,
+) -> Result<(), M::Error> {
+    match value {
+        Some(value) => map.serialize_entry(key, value),
+        None => Ok(()),
+    }
+}
