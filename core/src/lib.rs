@@ -12,5 +12,7 @@
 
 pub mod cursor;
 pub mod envelope;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod names;
 pub mod sse;
