@@ -250,12 +250,24 @@ pub struct EnvelopeError {
     pub message: String,
 }
 
+/// Longest error message, in bytes: an answer never grows with the frame that caused it.
+pub const MAX_ERROR_MESSAGE: usize = 200;
+
 impl EnvelopeError {
     pub(crate) fn new(code: ErrorCode, reference: Option<Ref>, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        if message.len() > MAX_ERROR_MESSAGE {
+            let mut end = MAX_ERROR_MESSAGE - '…'.len_utf8();
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
         Self {
             code,
             reference,
-            message: message.into(),
+            message,
         }
     }
 

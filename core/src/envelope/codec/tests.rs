@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::cursor::Position;
-use crate::envelope::{MAX_REF_LEN, Payload};
+use crate::envelope::{MAX_ERROR_MESSAGE, MAX_REF_LEN, Payload};
 use crate::names::{RoomName, UserId};
 
 fn room(name: &str) -> RoomName {
@@ -411,4 +411,24 @@ fn error_codes_read_back() {
         assert_eq!(ErrorCode::from_wire(code.as_str()), Some(code));
     }
     assert_eq!(ErrorCode::from_wire("teapot"), None);
+}
+
+#[test]
+fn error_messages_are_bounded_whatever_the_frame_holds() {
+    // serde echoes a wrongly typed value; escaping would double it again in the reply.
+    let frame = format!(
+        r#"{{"type":"ping","ref":1,"typing":"{}"}}"#,
+        "\\\"".repeat(16_000)
+    );
+    let error = decode(&frame).expect_err("typing is not a string");
+    assert_eq!(error.reference, Some(Ref::Number(1)));
+    assert!(
+        error.message.len() <= MAX_ERROR_MESSAGE,
+        "{}",
+        error.message.len()
+    );
+    assert!(error.message.ends_with('…'));
+    let reply = error.to_frame();
+    assert!(reply.len() < 2 * MAX_ERROR_MESSAGE, "{}", reply.len());
+    assert!(Codec::new().decode_server(reply.as_str()).is_ok());
 }
