@@ -101,6 +101,12 @@ impl fmt::Display for Stream {
     }
 }
 
+impl serde::Serialize for Stream {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl std::str::FromStr for Stream {
     type Err = CursorError;
 

@@ -229,6 +229,9 @@ impl Codec {
                     ServerMessage::Broadcast { id, event, data }
                 }
             }
+            "streams" => ServerMessage::Streams {
+                streams: wire.streams()?,
+            },
             "shutdown" => ServerMessage::Shutdown {
                 reason: wire.need(wire.reason.as_deref(), "reason")?.to_owned(),
                 reconnect_ms: wire.need(wire.reconnect_ms, "reconnect_ms")?,

@@ -4,7 +4,7 @@ use serde::ser::{SerializeMap, Serializer};
 use smol_str::SmolStr;
 
 use super::{ErrorCode, Frame, Payload, Ref};
-use crate::cursor::Position;
+use crate::cursor::{Position, Stream};
 use crate::names::{RoomName, UserId};
 
 /// The protocol version this crate speaks, sent in `welcome`.
@@ -94,6 +94,12 @@ pub enum ServerMessage {
         /// Any JSON value.
         data: Payload,
     },
+    /// `streams`: sent once a connection starts: where each stream it follows resumes. The
+    /// messages after each position follow, in order, before any live message of that stream.
+    Streams {
+        /// One entry per stream followed.
+        streams: Vec<StreamStart>,
+    },
     /// `shutdown`: the server is going away; reconnect after `reconnect_ms` and resume.
     Shutdown {
         /// Why.
@@ -101,6 +107,32 @@ pub enum ServerMessage {
         /// How long to wait before reconnecting, in milliseconds.
         reconnect_ms: u64,
     },
+}
+
+/// Where one stream of a new connection resumes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamStart {
+    /// The stream.
+    pub stream: Stream,
+    /// The position before the messages that follow: the client's position in this stream once
+    /// it has them. `<epoch>.0` for a stream without messages.
+    pub id: Position,
+    /// When the connection's cursor named this stream: whether every message after it follows
+    /// (true) or the history no longer covers the gap (false).
+    pub recovered: Option<bool>,
+    /// How many messages follow.
+    pub replayed: u64,
+}
+
+impl serde::Serialize for StreamStart {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("stream", &self.stream)?;
+        map.serialize_entry("id", &self.id)?;
+        entry(&mut map, "recovered", &self.recovered)?;
+        map.serialize_entry("replayed", &self.replayed)?;
+        map.end()
+    }
 }
 
 /// A `reply`. Which fields are set depends on the message answered (see `docs/protocol.md`).
@@ -154,6 +186,7 @@ impl ServerMessage {
             Self::Direct { .. } => "direct",
             Self::Notify { .. } => "notify",
             Self::Broadcast { .. } => "broadcast",
+            Self::Streams { .. } => "streams",
             Self::Shutdown { .. } => "shutdown",
         }
     }
@@ -239,6 +272,7 @@ impl serde::Serialize for ServerMessage {
                 entry(&mut map, "event", event)?;
                 map.serialize_entry("data", data)?;
             }
+            Self::Streams { streams } => map.serialize_entry("streams", streams)?,
             Self::Shutdown {
                 reason,
                 reconnect_ms,

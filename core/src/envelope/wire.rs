@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use super::{EnvelopeError, ErrorCode, Payload, Ref};
+use super::{EnvelopeError, ErrorCode, Payload, Ref, StreamStart};
 use crate::cursor::Position;
 use crate::names::{NameError, RoomName, UserId};
 
@@ -60,6 +60,21 @@ pub(super) struct Wire<'a> {
     pub(super) ping_timeout_ms: Option<u64>,
     pub(super) max_frame: Option<u64>,
     pub(super) reconnect_ms: Option<u64>,
+    #[serde(borrow)]
+    pub(super) streams: Option<Vec<WireStream<'a>>>,
+}
+
+/// One entry of `streams`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WireStream<'a> {
+    #[serde(borrow)]
+    pub(super) stream: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(super) id: Cow<'a, str>,
+    #[serde(default)]
+    pub(super) recovered: Option<bool>,
+    pub(super) replayed: u64,
 }
 
 /// `data` is kept whenever present, `null` included (plain `Option` would read `null` as absent).
@@ -140,6 +155,23 @@ impl<'a> Wire<'a> {
     ) -> Result<Position, EnvelopeError> {
         let text = self.need(field, name)?;
         text.parse().map_err(|e| self.bad(format!("`{name}`: {e}")))
+    }
+
+    pub(super) fn streams(&self) -> Result<Vec<StreamStart>, EnvelopeError> {
+        self.need(self.streams.as_ref(), "streams")?
+            .iter()
+            .map(|entry| {
+                Ok(StreamStart {
+                    stream: entry
+                        .stream
+                        .parse()
+                        .map_err(|e| self.bad(format!("`stream`: {e}")))?,
+                    id: self.position(Some(&entry.id), "id")?,
+                    recovered: entry.recovered,
+                    replayed: entry.replayed,
+                })
+            })
+            .collect()
     }
 
     pub(super) fn data(&self) -> Result<Payload, EnvelopeError> {

@@ -1,7 +1,8 @@
 //! One test per envelope rule: each message type, each error, and the exact wire form.
 
 use super::*;
-use crate::cursor::Position;
+use crate::cursor::{Position, Stream};
+use crate::envelope::StreamStart;
 use crate::envelope::{MAX_ERROR_MESSAGE, MAX_REF_LEN, Payload};
 use crate::names::{RoomName, UserId};
 
@@ -364,6 +365,28 @@ fn server_messages_have_an_exact_wire_form_and_read_back() {
                 data: json("null"),
             },
             r#"{"type":"broadcast","id":"1f.42","data":null}"#,
+        ),
+        (
+            ServerMessage::Streams {
+                streams: vec![
+                    StreamStart {
+                        stream: Stream::Room(room("lobby")),
+                        id,
+                        recovered: Some(true),
+                        replayed: 2,
+                    },
+                    StreamStart {
+                        stream: Stream::User,
+                        id: Position {
+                            epoch: 2,
+                            offset: 0,
+                        },
+                        recovered: None,
+                        replayed: 0,
+                    },
+                ],
+            },
+            r#"{"type":"streams","streams":[{"stream":"room:lobby","id":"1f.42","recovered":true,"replayed":2},{"stream":"user","id":"2.0","replayed":0}]}"#,
         ),
         (
             ServerMessage::Shutdown {

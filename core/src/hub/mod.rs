@@ -1,0 +1,447 @@
+//! The hub: routes messages between rooms, users and sessions, with presence, history and resume.
+//!
+//! It is to a [`Session`](crate::session::Session) what quinn's `Endpoint` is to a `Connection`:
+//! one pure state machine for all sessions. Inputs are commands (`connect`, `disconnect`,
+//! `publish`, `notify`, `broadcast`) and `handle_request` / `handle_timeout`; outputs are drained
+//! with `poll_transmit` (the deliveries queued for one session), `poll_event` and `poll_timeout`.
+//!
+//! - **Rooms**: membership per session, presence per user. A user with several sessions is one
+//!   member; they come online with their first session and go offline a grace period after the
+//!   last one disconnects (an explicit `leave` is announced at once), so reloads do not flap.
+//! - **Streams**: every room, every user's outbox and the broadcast feed is a stream with an epoch,
+//!   offsets that grow by one, and a bounded history. A client resumes from a position and gets
+//!   exactly the messages after it, or `recovered: false`: never a silent gap.
+//! - **Encode once**: a message is encoded into one [`Shared`] delivery; fan-out to N sessions
+//!   clones a pointer N times. Exclude-sender applies when deliveries leave, so every reader's
+//!   history is the same.
+//! - **Bounded**: each session's queue of deliveries not yet taken has a byte and frame budget;
+//!   over it, the session is evicted as a slow consumer (`HubEvent::Evicted`, close 4000) and
+//!   resumes from its cursor. Histories, outboxes, rooms per session and offline outboxes are
+//!   bounded too.
+
+mod deliver;
+mod invariants;
+mod log;
+mod room;
+mod rooms;
+mod slots;
+mod streams;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use smol_str::SmolStr;
+
+use crate::close::{Close, CloseCode};
+use crate::cursor::{Cursor, Position};
+use crate::delivery::{SessionId, Shared};
+use crate::envelope::{ClientEnvelope, ClientMessage, ErrorCode, Payload, Reply};
+use crate::names::{RoomName, UserId};
+
+pub use log::HistoryLimit;
+
+use self::log::Log;
+use self::room::Room;
+use self::slots::Slots;
+use self::streams::StreamKey;
+
+/// The hub's limits and timings. `Default` gives the protocol's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HubConfig {
+    /// History kept per room: 1,000 messages or 10 minutes.
+    pub room_history: HistoryLimit,
+    /// History kept per user outbox: 1,000 messages or 7 days.
+    pub outbox_history: HistoryLimit,
+    /// History kept of the broadcast feed: 1,000 messages or 10 minutes.
+    pub broadcast_history: HistoryLimit,
+    /// How long a user whose last session disconnected stays present: 5 s.
+    pub presence_grace: Duration,
+    /// Most rooms one session may be in: 100. More gets `limit_reached`.
+    pub max_rooms_per_session: usize,
+    /// Budget of deliveries queued for one session and not yet taken, in bytes: 1 MiB.
+    pub queue_bytes: usize,
+    /// Budget of deliveries queued for one session and not yet taken, in frames: 4,096.
+    pub queue_frames: usize,
+    /// Most users without a session whose outbox holds messages: 100,000. A message to one more
+    /// such user gets `limit_reached`.
+    pub max_offline_outboxes: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            room_history: HistoryLimit {
+                max_messages: 1000,
+                max_age: Duration::from_secs(10 * 60),
+            },
+            outbox_history: HistoryLimit {
+                max_messages: 1000,
+                max_age: Duration::from_secs(7 * 24 * 3600),
+            },
+            broadcast_history: HistoryLimit {
+                max_messages: 1000,
+                max_age: Duration::from_secs(10 * 60),
+            },
+            presence_grace: Duration::from_secs(5),
+            max_rooms_per_session: 100,
+            queue_bytes: 1 << 20,
+            queue_frames: 4096,
+            max_offline_outboxes: 100_000,
+        }
+    }
+}
+
+/// A new connection: who it is and what it follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connect {
+    /// The authenticated user.
+    pub user: UserId,
+    /// Whether it follows the broadcast feed.
+    pub broadcast: bool,
+    /// Rooms it joins at once (an SSE stream's `?rooms=`); WebSocket clients `join` instead.
+    pub rooms: Vec<RoomName>,
+    /// Where it resumes from: the cursor of its previous connection, if any.
+    pub cursor: Option<Cursor>,
+}
+
+/// What a server-side publish did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// The message's position in its stream.
+    pub id: Position,
+    /// How many live sessions it was queued for.
+    pub sessions: usize,
+}
+
+/// A command the hub refused: the caller's to handle (the session's faults are answered instead).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HubError {
+    /// A configured limit is reached.
+    LimitReached(String),
+}
+
+impl std::fmt::Display for HubError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::LimitReached(what) => write!(f, "limit reached: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for HubError {}
+
+/// Something the hub did on its own that its driver must act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HubEvent {
+    /// The session's queue went over budget: it is out of the hub; close its connection with
+    /// this close (4000, reconnect and resume).
+    Evicted {
+        /// The session.
+        session: SessionId,
+        /// The close to send.
+        close: Close,
+    },
+}
+
+/// The routing state machine. See the [module docs](self).
+#[derive(Debug)]
+pub struct Hub {
+    config: HubConfig,
+    slots: Slots,
+    rooms: BTreeMap<RoomName, Room>,
+    room_logs: BTreeMap<RoomName, Log>,
+    users: BTreeMap<UserId, User>,
+    all: Log,
+    /// Slot indices of sessions following the broadcast feed; removal swaps the last one in.
+    all_followers: Vec<u32>,
+    /// Users with no session whose outbox holds messages.
+    offline_outboxes: usize,
+    /// Presence grace periods: (end, room, user).
+    graces: BTreeSet<(Instant, RoomName, UserId)>,
+    /// When a stream's oldest message ages out: (time, stream).
+    expiries: BTreeSet<(Instant, StreamKey)>,
+    events: VecDeque<HubEvent>,
+    /// Seeds the epochs: a new stream's epoch comes from this and a counter.
+    seed: u32,
+    epochs: u32,
+}
+
+#[derive(Debug)]
+struct User {
+    sessions: Vec<SessionId>,
+    outbox: Log,
+    /// The outbox offset up to which some live session has received every message.
+    delivered: u64,
+}
+
+impl Hub {
+    /// A hub with this configuration. `seed` makes stream epochs unique to this hub instance
+    /// (use a random one per process) while runs with the same seed stay reproducible.
+    pub fn new(config: HubConfig, seed: u64) -> Self {
+        let seed = (seed ^ (seed >> 32)) as u32;
+        let mut hub = Self {
+            all: Log::new(0, config.broadcast_history),
+            config,
+            slots: Slots::default(),
+            rooms: BTreeMap::new(),
+            room_logs: BTreeMap::new(),
+            users: BTreeMap::new(),
+            all_followers: Vec::new(),
+            offline_outboxes: 0,
+            graces: BTreeSet::new(),
+            expiries: BTreeSet::new(),
+            events: VecDeque::new(),
+            seed,
+            epochs: 0,
+        };
+        hub.all = Log::new(hub.next_epoch(), hub.config.broadcast_history);
+        hub
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// Registers a connection. It receives a `streams` message saying where each stream it
+    /// follows resumes, then the messages after each position: missed ones when its cursor is
+    /// still covered by history, else a user's outbox messages no session has received yet.
+    pub fn connect(&mut self, now: Instant, connect: Connect) -> Result<SessionId, HubError> {
+        if connect.rooms.len() > self.config.max_rooms_per_session {
+            return Err(HubError::LimitReached(format!(
+                "at most {} rooms per session",
+                self.config.max_rooms_per_session
+            )));
+        }
+        let session = self.slots.insert(connect.user.clone());
+        let user = self.user_entry(now, &connect.user);
+        if user.sessions.is_empty() && !user.outbox.is_empty() {
+            self.offline_outboxes -= 1;
+        }
+        let user = self.users.get_mut(&connect.user).expect("just made");
+        user.sessions.push(session);
+        if connect.broadcast {
+            let slot = self.slots.get_mut(session).expect("just inserted");
+            slot.all_position = Some(u32::try_from(self.all_followers.len()).unwrap_or(u32::MAX));
+            self.all_followers.push(slot.index);
+        }
+        for room in &connect.rooms {
+            self.enter_room(now, session, room);
+        }
+        self.start_streams(now, session, &connect);
+        Ok(session)
+    }
+
+    /// Removes a session: it leaves its rooms (its user stays present for the grace period) and
+    /// its queued deliveries are dropped. Unknown sessions are ignored.
+    pub fn disconnect(&mut self, now: Instant, session: SessionId) {
+        let Some(slot) = self.slots.remove(session) else {
+            return;
+        };
+        let grace = now + self.config.presence_grace;
+        for (room, position) in slot.rooms {
+            self.exit_room(now, &slot.user, slot.index, &room, position, Some(grace));
+        }
+        if let Some(position) = slot.all_position {
+            if let Some(moved) = swap_remove(&mut self.all_followers, position) {
+                self.slots.at_mut(moved).all_position = Some(position);
+            }
+        }
+        if let Some(user) = self.users.get_mut(&slot.user) {
+            user.sessions.retain(|s| *s != session);
+            if user.sessions.is_empty() {
+                if user.outbox.is_empty() {
+                    self.users.remove(&slot.user);
+                } else {
+                    self.offline_outboxes += 1;
+                }
+            }
+        }
+    }
+
+    /// Handles a client's request, forwarded by its session. The answer (a `reply` when the
+    /// envelope has a `ref`, or an `error`) is queued for that session; unknown sessions are
+    /// ignored.
+    pub fn handle_request(&mut self, now: Instant, session: SessionId, request: ClientEnvelope) {
+        if self.slots.get(session).is_none() {
+            return;
+        }
+        let ClientEnvelope { reference, message } = request;
+        let reference = reference.as_ref();
+        let result = match message {
+            ClientMessage::Join { room, since } => self.join(now, session, reference, room, since),
+            ClientMessage::Leave { room } => self.leave(now, session, reference, room),
+            ClientMessage::Publish { room, data } => {
+                self.publish_from(now, session, reference, room, data)
+            }
+            ClientMessage::Typing { room, typing } => {
+                self.typing(now, session, reference, room, typing)
+            }
+            ClientMessage::Direct { to, data } => self.direct(now, session, reference, to, data),
+            ClientMessage::Ping => {
+                self.answer(now, session, reference, Reply::to);
+                Ok(())
+            }
+            ClientMessage::App(app) => Err((
+                ErrorCode::UnknownType,
+                format!("no handler for message type {:?}", app.kind.as_str()),
+            )),
+        };
+        if let Err((code, message)) = result {
+            self.queue_error(now, session, reference.cloned(), code, message);
+        }
+    }
+
+    /// Publishes `data` to a room from the server: stored in the room's history and queued for
+    /// every member session.
+    pub fn publish(&mut self, now: Instant, room: RoomName, data: Payload) -> Published {
+        self.publish_to_room(now, None, room, data)
+    }
+
+    /// Notifies a user: stored in their outbox and queued for every live session of theirs;
+    /// delivered when they next connect if they have none.
+    pub fn notify(
+        &mut self,
+        now: Instant,
+        user: UserId,
+        event: Option<SmolStr>,
+        data: Payload,
+    ) -> Result<Published, HubError> {
+        self.store_in_outbox(now, user, |id| crate::envelope::ServerMessage::Notify {
+            id,
+            event,
+            data,
+        })
+    }
+
+    /// Broadcasts to every session following the broadcast feed; stored in its history.
+    pub fn broadcast(&mut self, now: Instant, event: Option<SmolStr>, data: Payload) -> Published {
+        self.broadcast_message(now, event, data)
+    }
+
+    /// Ends presence grace periods and ages out history, as of `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire_graces(now);
+        self.expire_history(now);
+    }
+
+    /// Appends the deliveries queued for the next session that has any to `out`, and returns that
+    /// session; `None` when no session has anything queued. Sessions come out in the order they
+    /// first had something queued, each with everything queued for it, in order.
+    pub fn poll_transmit(&mut self, out: &mut Vec<Shared>) -> Option<SessionId> {
+        self.slots.take_ready(out)
+    }
+
+    /// The next event for the hub's driver.
+    pub fn poll_event(&mut self) -> Option<HubEvent> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` next has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let grace = self.graces.first().map(|(at, _, _)| *at);
+        let expiry = self.expiries.first().map(|(at, _)| *at);
+        grace.into_iter().chain(expiry).min()
+    }
+
+    /// Live sessions.
+    pub fn session_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Rooms with members or users in a presence grace period.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Users with a session or a stored outbox.
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// The user of a live session.
+    pub fn user_of(&self, session: SessionId) -> Option<&UserId> {
+        self.slots.get(session).map(|slot| &slot.user)
+    }
+
+    /// The users present in a room, in order.
+    pub fn members(&self, room: &RoomName) -> Vec<UserId> {
+        self.rooms.get(room).map(Room::present).unwrap_or_default()
+    }
+
+    /// The rooms a session is in.
+    pub fn rooms_of(&self, session: SessionId) -> Vec<RoomName> {
+        self.slots
+            .get(session)
+            .map(|slot| slot.rooms.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Messages and bytes held in all histories and outboxes.
+    pub fn stored(&self) -> (usize, usize) {
+        let logs = self
+            .room_logs
+            .values()
+            .chain(self.users.values().map(|u| &u.outbox))
+            .chain([&self.all]);
+        logs.fold((0, 0), |(n, bytes), log| {
+            (n + log.len(), bytes + log.bytes())
+        })
+    }
+
+    fn next_epoch(&mut self) -> u64 {
+        self.epochs = self.epochs.wrapping_add(1);
+        u64::from(mix32(self.seed.wrapping_add(self.epochs)))
+    }
+
+    fn user_entry(&mut self, _now: Instant, user: &UserId) -> &mut User {
+        if !self.users.contains_key(user) {
+            let outbox = Log::new(self.next_epoch(), self.config.outbox_history);
+            self.users.insert(
+                user.clone(),
+                User {
+                    sessions: Vec::new(),
+                    outbox,
+                    delivered: 0,
+                },
+            );
+        }
+        self.users.get_mut(user).expect("just made")
+    }
+
+    fn evict(&mut self, now: Instant, index: u32) {
+        let session = self.slots.at(index).id;
+        self.disconnect(now, session);
+        self.events.push_back(HubEvent::Evicted {
+            session,
+            close: Close::new(
+                CloseCode::SlowConsumer,
+                "slow consumer: reconnect and resume",
+            ),
+        });
+    }
+}
+
+/// A request refused: the code and message of the `error` answer.
+type Refusal = (ErrorCode, String);
+
+/// Removes `vec[position]` by swapping the last element in; returns the element moved, if any.
+fn swap_remove(vec: &mut Vec<u32>, position: u32) -> Option<u32> {
+    let position = position as usize;
+    vec.swap_remove(position);
+    vec.get(position).copied()
+}
+
+/// A bijection on u32 (a finalizer of MurmurHash3): distinct counters give distinct epochs.
+fn mix32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x85eb_ca6b);
+    x ^= x >> 13;
+    x = x.wrapping_mul(0xc2b2_ae35);
+    x ^ (x >> 16)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+//! A room's membership (sessions, in fan-out order) and presence (users, with a grace period).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use crate::names::UserId;
+
+#[derive(Debug, Default)]
+pub(crate) struct Room {
+    /// Slot indices of member sessions. Unordered: removal swaps the last one in.
+    pub(crate) members: Vec<u32>,
+    /// Users present: those with a member session, and those in their grace period.
+    pub(crate) presence: BTreeMap<UserId, Presence>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Presence {
+    /// Member sessions of this user.
+    pub(crate) sessions: u32,
+    /// Set while the user has no session left here: when the grace period ends.
+    pub(crate) leaving_at: Option<Instant>,
+}
+
+/// What a session leaving did to its user's presence.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Left {
+    /// Another session of the user is still here.
+    Stays,
+    /// The user's last session left: they stay present until the grace period ends.
+    Grace(Instant),
+    /// The user's last session left and no grace applies: announce it now.
+    Gone,
+}
+
+impl Room {
+    /// Adds a member session; returns its position in `members`.
+    pub(crate) fn add(&mut self, slot: u32) -> u32 {
+        self.members.push(slot);
+        u32::try_from(self.members.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// Removes the member at `position`; returns the slot moved into it, whose position changed.
+    pub(crate) fn remove(&mut self, position: u32) -> Option<u32> {
+        let position = position as usize;
+        self.members.swap_remove(position);
+        self.members.get(position).copied()
+    }
+
+    /// A session of `user` entered. True when the user is newly present: announce the join.
+    /// A user back within the grace period was never announced gone, so is not announced again.
+    pub(crate) fn enter(&mut self, user: &UserId) -> (bool, Option<Instant>) {
+        let presence = self.presence.entry(user.clone()).or_default();
+        let was_present = presence.sessions > 0 || presence.leaving_at.is_some();
+        presence.sessions += 1;
+        (!was_present, presence.leaving_at.take())
+    }
+
+    /// A session of `user` left; `grace` is when a user whose last session left is announced gone
+    /// (`None` for an explicit leave, announced at once).
+    pub(crate) fn exit(&mut self, user: &UserId, grace: Option<Instant>) -> Left {
+        let Some(presence) = self.presence.get_mut(user) else {
+            return Left::Stays;
+        };
+        presence.sessions = presence.sessions.saturating_sub(1);
+        if presence.sessions > 0 {
+            return Left::Stays;
+        }
+        match grace {
+            Some(at) => {
+                presence.leaving_at = Some(at);
+                Left::Grace(at)
+            }
+            None => {
+                self.presence.remove(user);
+                Left::Gone
+            }
+        }
+    }
+
+    /// Ends the grace period of `user` if it is still running: true when they are now gone.
+    pub(crate) fn expire(&mut self, user: &UserId, at: Instant) -> bool {
+        match self.presence.get(user) {
+            Some(presence) if presence.sessions == 0 && presence.leaving_at == Some(at) => {
+                self.presence.remove(user);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The users present, in order.
+    pub(crate) fn present(&self) -> Vec<UserId> {
+        self.presence.keys().cloned().collect()
+    }
+
+    /// Nobody here, nobody in a grace period: the room can go.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.presence.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn user(name: &str) -> UserId {
+        UserId::new(name).expect("valid")
+    }
+
+    #[test]
+    fn a_user_with_many_sessions_is_one_member() {
+        let mut room = Room::default();
+        assert_eq!(room.enter(&user("a")), (true, None));
+        assert_eq!(room.enter(&user("a")), (false, None));
+        assert_eq!(room.present(), [user("a")]);
+        assert_eq!(room.exit(&user("a"), None), Left::Stays);
+        assert_eq!(room.exit(&user("a"), None), Left::Gone);
+        assert!(room.present().is_empty());
+    }
+
+    #[test]
+    fn a_return_within_the_grace_period_is_not_announced() {
+        let t = crate::testing::start();
+        let at = t + Duration::from_secs(5);
+        let mut room = Room::default();
+        room.enter(&user("a"));
+        assert_eq!(room.exit(&user("a"), Some(at)), Left::Grace(at));
+        assert_eq!(
+            room.present(),
+            [user("a")],
+            "still present during the grace period"
+        );
+        assert_eq!(
+            room.enter(&user("a")),
+            (false, Some(at)),
+            "back: no join, grace cancelled"
+        );
+        assert!(
+            !room.expire(&user("a"), at),
+            "the cancelled grace ends nothing"
+        );
+        room.exit(&user("a"), Some(at));
+        assert!(room.expire(&user("a"), at));
+        assert!(room.is_empty());
+    }
+
+    #[test]
+    fn removal_swaps_the_last_member_in() {
+        let mut room = Room::default();
+        for slot in [10, 11, 12] {
+            room.add(slot);
+        }
+        assert_eq!(room.remove(0), Some(12));
+        assert_eq!(room.members, [12, 11]);
+        assert_eq!(room.remove(1), None);
+        assert_eq!(room.members, [12]);
+    }
+}

@@ -1,0 +1,763 @@
+//! One test per hub rule, driven through its public API with JSON frames; the invariants are
+//! checked after every step.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::envelope::Codec;
+
+struct World {
+    hub: Hub,
+    now: Instant,
+    inbox: BTreeMap<SessionId, Vec<Shared>>,
+}
+
+impl World {
+    fn new() -> Self {
+        Self::with(HubConfig::default())
+    }
+
+    fn with(config: HubConfig) -> Self {
+        Self {
+            hub: Hub::new(config, 7),
+            now: crate::testing::start(),
+            inbox: BTreeMap::new(),
+        }
+    }
+
+    fn connect(&mut self, user: &str) -> SessionId {
+        self.connect_with(user, false, &[], None)
+    }
+
+    fn connect_with(
+        &mut self,
+        user: &str,
+        broadcast: bool,
+        rooms: &[&str],
+        cursor: Option<&str>,
+    ) -> SessionId {
+        let connect = Connect {
+            user: UserId::new(user).expect("valid user"),
+            broadcast,
+            rooms: rooms
+                .iter()
+                .map(|r| RoomName::new(r).expect("valid room"))
+                .collect(),
+            cursor: cursor.map(|c| c.parse().expect("valid cursor")),
+        };
+        let session = self.hub.connect(self.now, connect).expect("connects");
+        self.check();
+        session
+    }
+
+    fn send(&mut self, session: SessionId, frame: Value) {
+        let request = Codec::new()
+            .decode_client(&frame.to_string())
+            .expect("a valid request");
+        self.hub.handle_request(self.now, session, request);
+        self.check();
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.hub.handle_timeout(self.now);
+        self.check();
+    }
+
+    fn check(&mut self) {
+        if let Err(broken) = self.hub.check_invariants() {
+            panic!("invariant broken: {broken}");
+        }
+        let mut out = Vec::new();
+        while let Some(session) = self.hub.poll_transmit(&mut out) {
+            self.inbox.entry(session).or_default().append(&mut out);
+        }
+    }
+
+    /// Everything delivered to `session` since the last call, as JSON.
+    fn take(&mut self, session: SessionId) -> Vec<Value> {
+        self.take_shared(session)
+            .iter()
+            .map(|d| serde_json::from_str(d.frame.as_str()).expect("frames are JSON"))
+            .collect()
+    }
+
+    fn take_shared(&mut self, session: SessionId) -> Vec<Shared> {
+        self.inbox.remove(&session).unwrap_or_default()
+    }
+
+    fn types(&mut self, session: SessionId) -> Vec<String> {
+        self.take(session)
+            .iter()
+            .map(|v| v["type"].as_str().unwrap_or("?").to_owned())
+            .collect()
+    }
+}
+
+fn room(name: &str) -> RoomName {
+    RoomName::new(name).expect("valid room")
+}
+
+fn user(name: &str) -> UserId {
+    UserId::new(name).expect("valid user")
+}
+
+fn data(json: &str) -> Payload {
+    Payload::from_json(json).expect("JSON")
+}
+
+#[test]
+fn a_connection_starts_with_where_its_streams_resume() {
+    let mut w = World::new();
+    let alice = w.connect_with("alice", true, &["lobby"], None);
+    let frames = w.take(alice);
+    assert_eq!(frames.len(), 1);
+    let streams = frames[0]["streams"].as_array().expect("streams");
+    let names: Vec<&str> = streams
+        .iter()
+        .map(|s| s["stream"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["user", "all", "room:lobby"]);
+    assert!(
+        streams
+            .iter()
+            .all(|s| s["id"].as_str().is_some_and(|id| id.ends_with(".0")))
+    );
+    assert!(streams.iter().all(|s| s.get("recovered").is_none()));
+}
+
+#[test]
+fn join_answers_with_members_and_announces_newcomers_to_others() {
+    let mut w = World::new();
+    let (alice, bob) = (w.connect("alice"), w.connect("bob"));
+    w.take(alice);
+    w.take(bob);
+    w.send(alice, json!({"type": "join", "ref": 1, "room": "lobby"}));
+    let reply = &w.take(alice)[0];
+    assert_eq!(reply["members"], json!(["alice"]));
+    assert!(
+        reply["id"].as_str().is_some_and(|id| id.ends_with(".0")),
+        "an empty room resumes at <epoch>.0"
+    );
+    assert!(reply.get("recovered").is_none());
+    w.send(bob, json!({"type": "join", "ref": 2, "room": "lobby"}));
+    assert_eq!(w.take(bob)[0]["members"], json!(["alice", "bob"]));
+    assert_eq!(
+        w.take(alice),
+        [json!({"type": "presence", "room": "lobby", "joins": ["bob"], "leaves": []})]
+    );
+}
+
+#[test]
+fn a_user_with_many_sessions_is_one_member() {
+    let mut w = World::new();
+    let (tab1, tab2, bob) = (w.connect("alice"), w.connect("alice"), w.connect("bob"));
+    w.send(bob, json!({"type": "join", "room": "lobby"}));
+    w.send(tab1, json!({"type": "join", "room": "lobby"}));
+    w.take(bob);
+    w.take(tab2);
+    w.send(tab2, json!({"type": "join", "room": "lobby"}));
+    assert_eq!(w.take(bob), Vec::<Value>::new(), "alice is already present");
+    assert_eq!(w.hub.members(&room("lobby")), [user("alice"), user("bob")]);
+    w.send(tab1, json!({"type": "leave", "room": "lobby"}));
+    assert_eq!(
+        w.take(bob),
+        Vec::<Value>::new(),
+        "alice still has a session here"
+    );
+    w.send(tab2, json!({"type": "leave", "ref": 9, "room": "lobby"}));
+    assert_eq!(
+        w.take(tab2),
+        [json!({"type": "reply", "ref": 9, "room": "lobby"})]
+    );
+    assert_eq!(
+        w.take(bob),
+        [json!({"type": "presence", "room": "lobby", "joins": [], "leaves": ["alice"]})]
+    );
+}
+
+#[test]
+fn a_disconnect_is_announced_after_the_grace_period_and_a_reload_does_not_flap() {
+    let mut w = World::new();
+    let (alice, bob) = (w.connect("alice"), w.connect("bob"));
+    w.send(alice, json!({"type": "join", "room": "lobby"}));
+    w.send(bob, json!({"type": "join", "room": "lobby"}));
+    w.take(alice);
+    w.hub.disconnect(w.now, bob);
+    w.advance(Duration::from_secs(4));
+    assert_eq!(
+        w.take(alice),
+        Vec::<Value>::new(),
+        "within the grace period"
+    );
+    let bob = w.connect("bob"); // the reload
+    w.send(bob, json!({"type": "join", "room": "lobby"}));
+    w.advance(Duration::from_secs(10));
+    assert_eq!(
+        w.take(alice),
+        Vec::<Value>::new(),
+        "no leave, no join: no flap"
+    );
+    w.hub.disconnect(w.now, bob);
+    assert_eq!(w.hub.poll_timeout(), Some(w.now + Duration::from_secs(5)));
+    w.advance(Duration::from_secs(5));
+    assert_eq!(
+        w.take(alice),
+        [json!({"type": "presence", "room": "lobby", "joins": [], "leaves": ["bob"]})]
+    );
+}
+
+#[test]
+fn leaves_due_together_come_in_one_presence_message() {
+    let mut w = World::new();
+    let watcher = w.connect("watcher");
+    w.send(watcher, json!({"type": "join", "room": "lobby"}));
+    let others: Vec<SessionId> = ["a", "b", "c"].iter().map(|u| w.connect(u)).collect();
+    for &s in &others {
+        w.send(s, json!({"type": "join", "room": "lobby"}));
+    }
+    w.take(watcher);
+    for s in others {
+        w.hub.disconnect(w.now, s);
+    }
+    w.advance(Duration::from_secs(5));
+    assert_eq!(
+        w.take(watcher),
+        [json!({"type": "presence", "room": "lobby", "joins": [], "leaves": ["a", "b", "c"]})]
+    );
+}
+
+#[test]
+fn publish_stores_then_delivers_to_everyone_but_the_sending_session() {
+    let mut w = World::new();
+    let (alice, alice_tab2, bob) = (w.connect("alice"), w.connect("alice"), w.connect("bob"));
+    for s in [alice, alice_tab2, bob] {
+        w.send(s, json!({"type": "join", "room": "lobby"}));
+    }
+    for s in [alice, alice_tab2, bob] {
+        w.take(s);
+    }
+    w.send(
+        alice,
+        json!({"type": "publish", "ref": "p1", "room": "lobby", "data": {"text": "hi"}}),
+    );
+    let reply = &w.take(alice)[0];
+    assert_eq!(
+        (reply["type"].as_str(), reply["ref"].as_str()),
+        (Some("reply"), Some("p1"))
+    );
+    let id = reply["id"].as_str().expect("an id").to_owned();
+    assert!(id.ends_with(".1"));
+    let message = json!({"type": "message", "room": "lobby", "id": id, "from": "alice", "data": {"text": "hi"}});
+    assert_eq!(w.take(bob), std::slice::from_ref(&message));
+    assert_eq!(
+        w.take(alice_tab2),
+        [message],
+        "exclude-sender is per session"
+    );
+}
+
+#[test]
+fn a_message_is_encoded_once_for_every_recipient() {
+    let mut w = World::new();
+    let sessions: Vec<SessionId> = (0..5).map(|i| w.connect(&format!("u{i}"))).collect();
+    for &s in &sessions {
+        w.send(s, json!({"type": "join", "room": "lobby"}));
+    }
+    w.check();
+    for &s in &sessions {
+        w.take(s);
+    }
+    w.hub.publish(w.now, room("lobby"), data("1"));
+    w.check();
+    let deliveries: Vec<Shared> = sessions.iter().flat_map(|&s| w.take_shared(s)).collect();
+    assert_eq!(deliveries.len(), 5);
+    assert!(deliveries.windows(2).all(|d| Arc::ptr_eq(&d[0], &d[1])));
+}
+
+#[test]
+fn history_is_the_same_for_every_reader_including_the_sender() {
+    let mut w = World::new();
+    let alice = w.connect("alice");
+    w.send(alice, json!({"type": "join", "ref": 1, "room": "lobby"}));
+    let start = w.take(alice).last().expect("reply")["id"].clone();
+    w.send(
+        alice,
+        json!({"type": "publish", "room": "lobby", "data": 1}),
+    );
+    assert_eq!(w.take(alice), Vec::<Value>::new(), "not echoed live");
+    let tab = w.connect("alice");
+    w.send(
+        tab,
+        json!({"type": "join", "ref": 2, "room": "lobby", "since": start}),
+    );
+    assert_eq!(
+        w.types(tab),
+        ["streams", "reply", "message"],
+        "but replayed from history"
+    );
+}
+
+#[test]
+fn resume_inside_the_window_replays_exactly_the_missed_messages() {
+    let mut w = World::new();
+    let (alice, bob) = (w.connect("alice"), w.connect("bob"));
+    w.send(alice, json!({"type": "join", "room": "lobby"}));
+    w.send(bob, json!({"type": "join", "room": "lobby"}));
+    w.hub.publish(w.now, room("lobby"), data("1"));
+    w.check();
+    let seen = w.take(bob).last().expect("a message")["id"].clone();
+    w.hub.disconnect(w.now, bob);
+    for n in 2..=4 {
+        w.hub.publish(w.now, room("lobby"), data(&n.to_string()));
+    }
+    w.check();
+    let bob = w.connect("bob");
+    w.take(bob);
+    w.send(
+        bob,
+        json!({"type": "join", "ref": 1, "room": "lobby", "since": seen}),
+    );
+    let frames = w.take(bob);
+    assert_eq!(frames[0]["recovered"], json!(true));
+    assert_eq!(frames[0]["replayed"], json!(3));
+    assert_eq!(
+        frames[0]["id"], seen,
+        "the resume point: the messages after it follow"
+    );
+    let replayed: Vec<&Value> = frames[1..].iter().map(|f| &f["data"]).collect();
+    assert_eq!(replayed, [&json!(2), &json!(3), &json!(4)]);
+}
+
+#[test]
+fn resume_outside_the_window_says_not_recovered_and_replays_nothing() {
+    let mut config = HubConfig::default();
+    config.room_history.max_messages = 2;
+    let mut w = World::with(config);
+    let alice = w.connect("alice");
+    w.send(alice, json!({"type": "join", "ref": 1, "room": "lobby"}));
+    let start = w.take(alice).last().expect("reply")["id"].clone();
+    for n in 1..=3 {
+        w.hub.publish(w.now, room("lobby"), data(&n.to_string()));
+    }
+    w.check();
+    let head = w.take(alice).last().expect("message")["id"].clone();
+    let tab = w.connect("alice");
+    w.take(tab);
+    w.send(
+        tab,
+        json!({"type": "join", "ref": 2, "room": "lobby", "since": start}),
+    );
+    assert_eq!(
+        w.take(tab),
+        [
+            json!({"type": "reply", "ref": 2, "room": "lobby", "members": ["alice"], "id": head, "recovered": false, "replayed": 0})
+        ]
+    );
+    // A position of another epoch is not recovered either.
+    let other = w.connect("carol");
+    w.take(other);
+    w.send(
+        other,
+        json!({"type": "join", "ref": 3, "room": "lobby", "since": "ffff.1"}),
+    );
+    assert_eq!(w.take(other)[0]["recovered"], json!(false));
+}
+
+#[test]
+fn a_member_joining_again_gets_nothing_twice() {
+    let mut w = World::new();
+    let alice = w.connect("alice");
+    w.send(alice, json!({"type": "join", "ref": 1, "room": "lobby"}));
+    let start = w.take(alice).last().expect("reply")["id"].clone();
+    w.hub.publish(w.now, room("lobby"), data("1"));
+    // The client has not read message 1 yet and joins again from where it was.
+    w.send(
+        alice,
+        json!({"type": "join", "ref": 2, "room": "lobby", "since": start}),
+    );
+    let frames = w.take(alice);
+    assert_eq!(
+        frames.len(),
+        2,
+        "the message once, then the reply: {frames:?}"
+    );
+    assert_eq!(frames[0]["type"], "message");
+    assert_eq!(
+        frames[1]["id"], frames[0]["id"],
+        "the reply's id is where the client now is"
+    );
+    assert_eq!(
+        (&frames[1]["recovered"], &frames[1]["replayed"]),
+        (&json!(true), &json!(0))
+    );
+}
+
+#[test]
+fn history_ages_out_and_an_unused_stream_is_forgotten() {
+    let mut w = World::new();
+    let alice = w.connect("alice");
+    w.send(alice, json!({"type": "join", "room": "lobby"}));
+    w.hub.publish(w.now, room("lobby"), data("1"));
+    w.send(alice, json!({"type": "leave", "room": "lobby"}));
+    assert_eq!(w.hub.room_count(), 0, "an empty room is removed");
+    assert_eq!(w.hub.stored().0, 1, "its history stays for resumes");
+    assert_eq!(w.hub.poll_timeout(), Some(w.now + Duration::from_secs(600)));
+    w.advance(Duration::from_secs(600));
+    assert_eq!(w.hub.stored(), (0, 0));
+    assert!(w.hub.room_logs.is_empty());
+}
+
+#[test]
+fn typing_is_relayed_to_the_others_and_not_stored() {
+    let mut w = World::new();
+    let (alice, bob) = (w.connect("alice"), w.connect("bob"));
+    w.send(alice, json!({"type": "join", "room": "lobby"}));
+    w.send(bob, json!({"type": "join", "room": "lobby"}));
+    w.take(alice);
+    w.take(bob);
+    w.send(
+        alice,
+        json!({"type": "typing", "room": "lobby", "typing": true}),
+    );
+    assert_eq!(w.take(alice), Vec::<Value>::new());
+    assert_eq!(
+        w.take(bob),
+        [json!({"type": "typing", "room": "lobby", "user": "alice", "typing": true})]
+    );
+    assert_eq!(w.hub.stored().0, 0);
+}
+
+#[test]
+fn room_requests_need_membership() {
+    let mut w = World::new();
+    let alice = w.connect("alice");
+    w.take(alice);
+    for (n, frame) in [
+        json!({"type": "publish", "ref": 1, "room": "lobby", "data": 1}),
+        json!({"type": "typing", "ref": 2, "room": "lobby", "typing": true}),
+        json!({"type": "leave", "ref": 3, "room": "lobby"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        w.send(alice, frame);
+        let error = &w.take(alice)[0];
+        assert_eq!(
+            (error["code"].as_str(), error["ref"].as_u64()),
+            (Some("not_member"), Some(n as u64 + 1))
+        );
+    }
+}
+
+#[test]
+fn rooms_per_session_are_limited() {
+    let mut w = World::with(HubConfig {
+        max_rooms_per_session: 2,
+        ..HubConfig::default()
+    });
+    let alice = w.connect("alice");
+    w.send(alice, json!({"type": "join", "room": "a"}));
+    w.send(alice, json!({"type": "join", "room": "b"}));
+    w.take(alice);
+    w.send(alice, json!({"type": "join", "ref": 1, "room": "b"}));
+    assert_eq!(
+        w.take(alice)[0]["type"],
+        "reply",
+        "re-joining is not a new room"
+    );
+    w.send(alice, json!({"type": "join", "ref": 2, "room": "c"}));
+    assert_eq!(w.take(alice)[0]["code"], "limit_reached");
+    let rooms = ["a", "b", "c"].map(room).to_vec();
+    let connect = Connect {
+        user: user("bob"),
+        broadcast: false,
+        rooms,
+        cursor: None,
+    };
+    assert!(matches!(
+        w.hub.connect(w.now, connect),
+        Err(HubError::LimitReached(_))
+    ));
+}
+
+#[test]
+fn a_direct_message_to_a_live_user_is_delivered_with_a_receipt() {
+    let mut w = World::new();
+    let (alice, bob1, bob2) = (w.connect("alice"), w.connect("bob"), w.connect("bob"));
+    for s in [alice, bob1, bob2] {
+        w.take(s);
+    }
+    w.send(
+        alice,
+        json!({"type": "direct", "ref": 1, "to": "bob", "data": "hey"}),
+    );
+    let reply = &w.take(alice)[0];
+    assert_eq!(reply["delivered"], json!(true));
+    let expected = json!({"type": "direct", "id": reply["id"], "from": "alice", "data": "hey"});
+    assert_eq!(w.take(bob1), std::slice::from_ref(&expected));
+    assert_eq!(w.take(bob2), [expected], "every session of the user");
+}
+
+#[test]
+fn a_direct_message_to_an_offline_user_waits_in_the_outbox() {
+    let mut w = World::new();
+    let alice = w.connect("alice");
+    w.send(
+        alice,
+        json!({"type": "direct", "ref": 1, "to": "bob", "data": 1}),
+    );
+    w.send(
+        alice,
+        json!({"type": "direct", "ref": 2, "to": "bob", "data": 2}),
+    );
+    assert_eq!(
+        w.take(alice).last().expect("reply")["delivered"],
+        json!(false)
+    );
+    let bob = w.connect("bob");
+    let frames = w.take(bob);
+    assert_eq!(frames[0]["streams"][0]["replayed"], json!(2));
+    let data: Vec<&Value> = frames[1..].iter().map(|f| &f["data"]).collect();
+    assert_eq!(data, [&json!(1), &json!(2)]);
+    // Delivered now: the next connection does not get them again.
+    let bob2 = w.connect("bob");
+    assert_eq!(w.take(bob2).len(), 1, "just `streams`");
+}
+
+#[test]
+fn outboxes_are_bounded_by_count_and_age() {
+    let mut config = HubConfig::default();
+    config.outbox_history.max_messages = 3;
+    let mut w = World::with(config);
+    for n in 1..=5 {
+        w.hub
+            .notify(w.now, user("bob"), None, data(&n.to_string()))
+            .expect("stored");
+    }
+    w.check();
+    let bob = w.connect("bob");
+    let kept: Vec<Value> = w.take(bob)[1..].iter().map(|f| f["data"].clone()).collect();
+    assert_eq!(kept, [json!(3), json!(4), json!(5)], "the oldest dropped");
+    w.hub.disconnect(w.now, bob);
+    w.hub
+        .notify(w.now, user("bob"), Some("later".into()), data("6"))
+        .expect("stored");
+    w.advance(Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(w.hub.user_count(), 0, "aged out, and nothing else kept bob");
+    let bob = w.connect("bob");
+    assert_eq!(w.take(bob).len(), 1, "nothing left to deliver");
+}
+
+#[test]
+fn offline_outboxes_are_limited() {
+    let mut w = World::with(HubConfig {
+        max_offline_outboxes: 1,
+        ..HubConfig::default()
+    });
+    assert!(w.hub.notify(w.now, user("a"), None, data("1")).is_ok());
+    assert!(
+        w.hub.notify(w.now, user("a"), None, data("2")).is_ok(),
+        "same user: no new outbox"
+    );
+    assert!(matches!(
+        w.hub.notify(w.now, user("b"), None, data("1")),
+        Err(HubError::LimitReached(_))
+    ));
+    let c = w.connect("c");
+    assert!(
+        w.hub.notify(w.now, user("c"), None, data("1")).is_ok(),
+        "online users are not limited"
+    );
+    w.send(c, json!({"type": "direct", "ref": 1, "to": "d", "data": 1}));
+    assert_eq!(w.take(c).last().expect("error")["code"], "limit_reached");
+}
+
+#[test]
+fn broadcast_reaches_followers_only_and_resumes() {
+    let mut w = World::new();
+    let (follower, other) = (w.connect_with("a", true, &[], None), w.connect("b"));
+    let start = w.take(follower)[0]["streams"][1]["id"]
+        .as_str()
+        .expect("all")
+        .to_owned();
+    w.take(other);
+    let published = w.hub.broadcast(w.now, Some("news".into()), data("{}"));
+    w.check();
+    assert_eq!(published.sessions, 1);
+    assert_eq!(w.types(follower), ["broadcast"]);
+    assert_eq!(w.types(other), Vec::<String>::new());
+    let again = w.connect_with("a", true, &[], Some(&format!("all={start}")));
+    let frames = w.take(again);
+    assert_eq!(
+        frames[0]["streams"][1],
+        json!({"stream": "all", "id": start, "recovered": true, "replayed": 1})
+    );
+    assert_eq!(frames[1]["event"], "news");
+}
+
+/// The cursor an SSE transport keeps for a connection: `streams` sets every stream's start,
+/// then each streamed delivery moves its stream forward.
+fn track(cursor: &mut Cursor, deliveries: &[Shared]) {
+    for delivery in deliveries {
+        if let Some((stream, position)) = &delivery.stream {
+            cursor.set(stream.clone(), *position).expect("few streams");
+            continue;
+        }
+        let frame: Value = serde_json::from_str(delivery.frame.as_str()).expect("JSON");
+        for start in frame["streams"].as_array().into_iter().flatten() {
+            let stream = start["stream"]
+                .as_str()
+                .expect("stream")
+                .parse()
+                .expect("valid");
+            let position = start["id"].as_str().expect("id").parse().expect("valid");
+            cursor.set(stream, position).expect("few streams");
+        }
+    }
+}
+
+#[test]
+fn one_cursor_resumes_every_stream_of_a_connection() {
+    let mut w = World::new();
+    let first = w.connect_with("alice", true, &["a", "b"], None);
+    w.hub
+        .notify(w.now, user("alice"), None, data("0"))
+        .expect("stored");
+    w.check();
+    let mut cursor = Cursor::new();
+    track(&mut cursor, &w.take_shared(first));
+    w.hub.disconnect(w.now, first);
+    w.hub.publish(w.now, room("a"), data("\"a1\""));
+    w.hub.broadcast(w.now, None, data("\"all1\""));
+    w.hub
+        .notify(w.now, user("alice"), None, data("\"u1\""))
+        .expect("stored");
+    w.check();
+    let second = w.connect_with("alice", true, &["a", "b"], Some(&cursor.to_string()));
+    let frames = w.take(second);
+    let starts = frames[0]["streams"].as_array().expect("streams");
+    assert!(
+        starts.iter().all(|s| s["recovered"] == json!(true)),
+        "{starts:?}"
+    );
+    let replayed: Vec<&Value> = frames[1..].iter().map(|f| &f["data"]).collect();
+    assert_eq!(replayed, [&json!("u1"), &json!("all1"), &json!("a1")]);
+}
+
+#[test]
+fn a_slow_consumer_is_evicted_and_resumes_without_loss() {
+    let config = HubConfig {
+        queue_frames: 4,
+        ..HubConfig::default()
+    };
+    let mut w = World::with(config);
+    let (alice, bob) = (w.connect("alice"), w.connect("bob"));
+    w.send(alice, json!({"type": "join", "room": "lobby"}));
+    w.send(bob, json!({"type": "join", "ref": 1, "room": "lobby"}));
+    w.take(alice);
+    let start = w.take(bob).last().expect("reply")["id"].clone();
+    // bob stops taking his deliveries; alice keeps reading.
+    let mut evicted = None;
+    for n in 0..6 {
+        w.hub.publish(w.now, room("lobby"), data(&n.to_string()));
+        while let Some(event) = w.hub.poll_event() {
+            evicted = Some(event);
+        }
+    }
+    assert_eq!(
+        evicted,
+        Some(HubEvent::Evicted {
+            session: bob,
+            close: Close::new(
+                CloseCode::SlowConsumer,
+                "slow consumer: reconnect and resume"
+            )
+        })
+    );
+    assert!(w.hub.user_of(bob).is_none());
+    w.check();
+    w.inbox.remove(&bob);
+    assert_eq!(
+        w.hub.members(&room("lobby")),
+        [user("alice"), user("bob")],
+        "bob is in his grace period"
+    );
+    let bob = w.connect("bob");
+    w.send(
+        bob,
+        json!({"type": "join", "ref": 2, "room": "lobby", "since": start}),
+    );
+    let frames = w.take(bob);
+    assert_eq!(
+        frames[1]["replayed"],
+        json!(6),
+        "a replay over the budget still completes"
+    );
+    let replayed: Vec<Value> = frames[2..].iter().map(|f| f["data"].clone()).collect();
+    assert_eq!(replayed, (0..6).map(|n| json!(n)).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_queue_at_exactly_its_byte_budget_is_kept() {
+    // The same seed gives the same epochs, so a first hub measures the frames of the second.
+    let mut probe = World::new();
+    let s = probe.connect_with("a", true, &[], None);
+    probe.take(s);
+    probe.hub.broadcast(probe.now, None, data("1"));
+    probe.check();
+    let frame_len = probe.take_shared(s)[0].frame.len();
+
+    let mut w = World::with(HubConfig {
+        queue_bytes: 3 * frame_len,
+        ..HubConfig::default()
+    });
+    let s = w.connect_with("a", true, &[], None);
+    w.take(s);
+    for _ in 0..3 {
+        w.hub.broadcast(w.now, None, data("1"));
+    }
+    assert_eq!(w.hub.poll_event(), None, "at the budget");
+    w.hub.broadcast(w.now, None, data("1"));
+    assert!(
+        matches!(w.hub.poll_event(), Some(HubEvent::Evicted { .. })),
+        "one byte over"
+    );
+    w.check();
+}
+
+#[test]
+fn requests_from_unknown_sessions_are_ignored() {
+    let mut w = World::new();
+    let alice = w.connect("alice");
+    w.take(alice);
+    w.hub.disconnect(w.now, alice);
+    w.send(alice, json!({"type": "join", "ref": 1, "room": "lobby"}));
+    assert_eq!(w.take(alice), Vec::<Value>::new());
+    w.hub.disconnect(w.now, alice); // twice: harmless
+    w.check();
+}
+
+#[test]
+fn epochs_differ_per_stream_and_per_seed() {
+    let mut one = Hub::new(HubConfig::default(), 1);
+    let mut two = Hub::new(HubConfig::default(), 2);
+    let now = crate::testing::start();
+    let a = one.publish(now, room("a"), data("1")).id.epoch;
+    let b = one.publish(now, room("b"), data("1")).id.epoch;
+    let a2 = two.publish(now, room("a"), data("1")).id.epoch;
+    assert_ne!(a, b);
+    assert_ne!(a, a2);
+    assert_eq!(
+        Hub::new(HubConfig::default(), 1)
+            .publish(now, room("a"), data("1"))
+            .id
+            .epoch,
+        a,
+        "same seed, same epochs"
+    );
+}

@@ -1,0 +1,680 @@
+//! One test per session rule. The property test is in `props.rs`.
+
+use serde_json::Value;
+
+use super::*;
+use crate::testing::start;
+
+fn ms(t0: Instant, ms: u64) -> Instant {
+    t0 + Duration::from_millis(ms)
+}
+
+pub(super) fn alice() -> UserId {
+    UserId::new("alice").expect("valid user")
+}
+
+pub(super) fn codec() -> Codec {
+    Codec::new().with_app_type("reaction").expect("valid type")
+}
+
+/// A session with the default config, created at `t0`.
+fn fresh(kind: SessionKind, t0: Instant) -> Session {
+    Session::new(kind, SessionConfig::default(), codec(), t0)
+}
+
+/// A session accepted at `t0`, its welcome already taken.
+fn open_with(kind: SessionKind, config: SessionConfig, t0: Instant) -> Session {
+    let mut session = Session::new(kind, config, codec(), t0);
+    session.accept(t0, SessionId(7), alice());
+    assert!(matches!(
+        session.poll_transmit(t0),
+        Some(Transmit::Frame(_))
+    ));
+    session
+}
+
+fn open(t0: Instant) -> Session {
+    open_with(SessionKind::WebSocket, SessionConfig::default(), t0)
+}
+
+fn drain(session: &mut Session, now: Instant) -> Vec<Transmit> {
+    std::iter::from_fn(|| session.poll_transmit(now)).collect()
+}
+
+fn events(session: &mut Session) -> Vec<SessionEvent> {
+    std::iter::from_fn(|| session.poll_event()).collect()
+}
+
+fn json(transmit: &Transmit) -> Value {
+    match transmit {
+        Transmit::Frame(delivery) => serde_json::from_str(delivery.frame.as_str()).expect("JSON"),
+        other => panic!("not a frame: {other:?}"),
+    }
+}
+
+/// The `(type, ref, code)` of every reply and error among `transmits`.
+pub(super) fn answers(transmits: &[Transmit]) -> Vec<(String, Value, Value)> {
+    transmits
+        .iter()
+        .filter(|t| matches!(t, Transmit::Frame(_)))
+        .map(json)
+        .filter(|v| v["type"] == "reply" || v["type"] == "error")
+        .map(|v| {
+            (
+                v["type"].as_str().unwrap_or("").to_owned(),
+                v["ref"].clone(),
+                v["code"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn closes(transmits: &[Transmit]) -> Vec<u16> {
+    let codes = transmits.iter().filter_map(|t| match t {
+        Transmit::Close(close) => Some(close.code.as_u16()),
+        _ => None,
+    });
+    codes.collect()
+}
+
+fn closed_events(events: &[SessionEvent]) -> Vec<u16> {
+    let codes = events.iter().filter_map(|e| match e {
+        SessionEvent::Closed(close) => Some(close.code.as_u16()),
+        _ => None,
+    });
+    codes.collect()
+}
+
+/// A frame of exactly `len` bytes (at least 2).
+pub(super) fn sized(len: usize) -> Shared {
+    Delivery::unstreamed(Frame::from_json(format!("\"{}\"", "x".repeat(len - 2))))
+}
+
+/// Feeds a text frame to a WebSocket session.
+fn text(session: &mut Session, now: Instant, frame: &str) {
+    session
+        .handle_text(now, frame)
+        .expect("a WebSocket session");
+}
+
+fn ping(reference: u64) -> String {
+    format!(r#"{{"type":"ping","ref":{reference}}}"#)
+}
+
+#[test]
+fn welcome_is_the_first_transmit() {
+    let t0 = start();
+    let mut session = fresh(SessionKind::WebSocket, t0);
+    assert_eq!(
+        (session.state(), session.id(), session.user()),
+        (SessionState::Handshake, None, None)
+    );
+    session.accept(t0, SessionId(7), alice());
+    session.deliver(t0, sized(10));
+    let sent = drain(&mut session, t0);
+    assert_eq!(sent.len(), 2);
+    let Transmit::Frame(welcome) = &sent[0] else {
+        panic!("a frame")
+    };
+    assert_eq!(
+        welcome.frame.as_str(),
+        r#"{"type":"welcome","protocol":1,"session":"s7","user":"alice","ping_interval_ms":25000,"ping_timeout_ms":10000,"max_frame":65536}"#
+    );
+    assert_eq!(welcome.stream, None);
+    assert_eq!(
+        (session.state(), session.id()),
+        (SessionState::Open, Some(SessionId(7)))
+    );
+    assert_eq!(session.user(), Some(&alice()));
+    // An SSE client is told the keep-alive rhythm it will see.
+    let mut sse = fresh(SessionKind::Sse, t0);
+    sse.accept(t0, SessionId(8), alice());
+    assert!(json(&sse.poll_transmit(t0).expect("welcome"))["ping_interval_ms"] == 15000);
+}
+
+#[test]
+fn handshake_timeout_closes_4008() {
+    let t0 = start();
+    let mut session = fresh(SessionKind::WebSocket, t0);
+    assert_eq!(session.poll_timeout(), Some(ms(t0, 10_000)));
+    session.handle_timeout(ms(t0, 9_999));
+    assert_eq!(session.state(), SessionState::Handshake);
+    session.handle_timeout(ms(t0, 10_000));
+    assert_eq!(closes(&drain(&mut session, ms(t0, 10_000))), [4008]);
+    assert_eq!(closed_events(&events(&mut session)), [4008]);
+    session.accept(ms(t0, 10_001), SessionId(1), alice());
+    assert_eq!(
+        (session.state(), session.id()),
+        (SessionState::Closing, None)
+    );
+    // An accept at the deadline, before the timer ran, is too late as well.
+    let mut late = fresh(SessionKind::WebSocket, t0);
+    late.accept(ms(t0, 10_000), SessionId(1), alice());
+    assert_eq!(
+        late.close_reason().map(|c| c.code),
+        Some(CloseCode::HandshakeTimeout)
+    );
+}
+
+#[test]
+fn inputs_before_accept_are_ignored() {
+    let t0 = start();
+    let mut session = fresh(SessionKind::WebSocket, t0);
+    text(&mut session, t0, &ping(1));
+    session.deliver(t0, sized(10));
+    assert_eq!(
+        (drain(&mut session, t0), events(&mut session)),
+        (vec![], vec![])
+    );
+}
+
+#[test]
+fn rate_limit_answers_rate_limited_with_the_ref_then_refills() {
+    let t0 = start();
+    let mut session = open(t0);
+    for n in 0..200 {
+        text(&mut session, t0, &ping(n));
+    }
+    let sent = answers(&drain(&mut session, t0));
+    assert_eq!(sent.len(), 200);
+    assert!(
+        sent.iter()
+            .enumerate()
+            .all(|(n, a)| a.0 == "reply" && a.1 == n)
+    );
+    text(
+        &mut session,
+        t0,
+        r#"{"type":"join","ref":"x","room":"lobby"}"#,
+    );
+    let refused = answers(&drain(&mut session, t0));
+    assert_eq!(
+        refused,
+        [(
+            "error".into(),
+            Value::from("x"),
+            Value::from("rate_limited")
+        )]
+    );
+    assert_eq!(events(&mut session), [], "the message was dropped");
+    // 100 per second: one token every 10 ms, exactly.
+    text(&mut session, ms(t0, 9), &ping(500));
+    text(&mut session, ms(t0, 10), &ping(501));
+    text(&mut session, ms(t0, 10), &ping(502));
+    let later = answers(&drain(&mut session, ms(t0, 10)));
+    let codes: Vec<_> = later.iter().map(|a| (a.1.clone(), a.0.as_str())).collect();
+    assert_eq!(
+        codes,
+        [
+            (500.into(), "error"),
+            (501.into(), "reply"),
+            (502.into(), "error")
+        ]
+    );
+    assert!(session.is_open());
+}
+
+#[test]
+fn sustained_abuse_closes_1008_when_the_abuse_bucket_runs_out() {
+    let t0 = start();
+    let mut session = open(t0);
+    for n in 0..200 {
+        text(&mut session, t0, &ping(n));
+    }
+    drain(&mut session, t0);
+    for n in 0..100 {
+        text(&mut session, t0, &ping(1000 + n));
+        let sent = answers(&drain(&mut session, t0));
+        assert_eq!(
+            sent,
+            [("error".into(), (1000 + n).into(), "rate_limited".into())]
+        );
+        assert!(session.is_open(), "rejection {n} is tolerated");
+    }
+    text(&mut session, t0, &ping(2000));
+    let sent = drain(&mut session, t0);
+    assert_eq!((answers(&sent), closes(&sent)), (vec![], vec![1008]));
+    assert_eq!(closed_events(&events(&mut session)), [1008]);
+}
+
+#[test]
+fn an_oversized_frame_closes_1009_and_nothing_after_it_is_accepted() {
+    let t0 = start();
+    let mut session = open(t0);
+    let frame = |len: usize| {
+        let head = r#"{"type":"ping","ref":1,"pad":""}"#;
+        format!(
+            r#"{{"type":"ping","ref":1,"pad":"{}"}}"#,
+            "x".repeat(len - head.len())
+        )
+    };
+    text(&mut session, t0, &frame(65_536));
+    assert_eq!(
+        answers(&drain(&mut session, t0)).len(),
+        1,
+        "at the limit: read"
+    );
+    text(&mut session, t0, &frame(65_537));
+    text(&mut session, t0, &ping(2));
+    text(&mut session, t0, r#"{"type":"join","room":"lobby"}"#);
+    let sent = drain(&mut session, t0);
+    assert_eq!(closes(&sent), [1009]);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(closed_events(&events(&mut session)), [1009]);
+}
+
+#[test]
+fn malformed_frames_get_exactly_one_error_and_the_session_goes_on() {
+    let t0 = start();
+    let mut session = open(t0);
+    let cases = [
+        (r#"{"type":"join","ref":"a""#, Value::Null, "bad_frame"), // not JSON: no ref to read
+        (
+            r#"{"type":"dance","ref":"a7"}"#,
+            "a7".into(),
+            "unknown_type",
+        ),
+        (r#"{"type":"join","ref":"j"}"#, "j".into(), "bad_frame"),
+        (
+            r#"{"type":"publish","ref":4,"room":"lobby"}"#,
+            4.into(),
+            "bad_frame",
+        ),
+        (r#"{"type":"ping","ref":5,"room":5}"#, 5.into(), "bad_frame"),
+        (r#"{"ref":6}"#, 6.into(), "bad_frame"),
+    ];
+    for (frame, reference, code) in cases {
+        text(&mut session, t0, frame);
+        let sent = answers(&drain(&mut session, t0));
+        assert_eq!(sent, [("error".into(), reference, code.into())], "{frame}");
+        assert!(session.is_open());
+        assert_eq!(events(&mut session), []);
+    }
+}
+
+#[test]
+fn ping_with_a_ref_gets_one_bare_reply_without_a_ref_nothing() {
+    let t0 = start();
+    let mut session = open(t0);
+    text(&mut session, t0, r#"{"type":"ping","ref":"p"}"#);
+    let sent = drain(&mut session, t0);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        json(&sent[0]),
+        serde_json::json!({"type":"reply","ref":"p"})
+    );
+    text(&mut session, t0, r#"{"type":"ping"}"#);
+    assert_eq!(
+        (drain(&mut session, t0), events(&mut session)),
+        (vec![], vec![])
+    );
+}
+
+#[test]
+fn requests_and_app_messages_go_to_the_caller_unanswered() {
+    let t0 = start();
+    let mut session = open(t0);
+    text(
+        &mut session,
+        t0,
+        r#"{"type":"join","ref":1,"room":"lobby"}"#,
+    );
+    text(
+        &mut session,
+        t0,
+        r#"{"type":"reaction","ref":2,"emoji":"+1"}"#,
+    );
+    assert_eq!(drain(&mut session, t0), []);
+    let got = events(&mut session);
+    assert!(matches!(&got[0], SessionEvent::Request(e) if e.reference == Some(Ref::Number(1))));
+    assert!(matches!(&got[1], SessionEvent::App(e) if e.message.kind() == "reaction"));
+    assert_eq!(got.len(), 2);
+}
+
+#[test]
+fn every_ref_the_session_answers_gets_exactly_one_answer() {
+    let t0 = start();
+    let config = SessionConfig {
+        burst: 6,
+        ..SessionConfig::default()
+    };
+    let mut session = open_with(SessionKind::WebSocket, config, t0);
+    let frames = [
+        r#"{"type":"ping","ref":1}"#,
+        r#"{"type":"dance","ref":2}"#,
+        r#"{"type":"join","ref":3}"#,
+        r#"{"type":"join","ref":4,"room":"lobby"}"#, // for the hub: not answered here
+        r#"{"type":"reaction","ref":5}"#,            // for the application
+        r#"{"type":"ping","ref":6,"to":1}"#,
+        r#"{"type":"ping","ref":7}"#, // over the burst: rate_limited
+        r#"{"type":"leave","ref":8,"room":"lobby"}"#, // over the burst: rate_limited
+    ];
+    for frame in frames {
+        text(&mut session, t0, frame);
+    }
+    let refs: Vec<_> = answers(&drain(&mut session, t0))
+        .into_iter()
+        .map(|a| a.1)
+        .collect();
+    assert_eq!(refs, [1, 2, 3, 6, 7, 8].map(Value::from));
+    assert_eq!(events(&mut session).len(), 2);
+}
+
+#[test]
+fn binary_frames_are_answered_bad_frame() {
+    let t0 = start();
+    let mut session = open(t0);
+    session.handle_binary(t0, &[1, 2, 3]).expect("websocket");
+    let sent = drain(&mut session, t0);
+    assert_eq!(
+        json(&sent[0]),
+        serde_json::json!({"type":"error","code":"bad_frame","message":"binary frames are not part of protocol v1"})
+    );
+    assert!(session.is_open());
+}
+
+#[test]
+fn slow_consumer_at_the_byte_budget() {
+    let t0 = start();
+    let mut session = open(t0);
+    session.deliver(t0, sized(1024 * 1024 - 10));
+    session.deliver(t0, sized(10));
+    assert_eq!(session.queued_bytes(), 1024 * 1024, "at the budget: fine");
+    assert!(session.is_open());
+    session.deliver(t0, sized(2));
+    let sent = drain(&mut session, t0);
+    assert_eq!(sent.len(), 1, "the queue is dropped");
+    let close = Close::new(
+        CloseCode::SlowConsumer,
+        "slow consumer: reconnect and resume",
+    );
+    assert_eq!(sent[0], Transmit::Close(close.clone()));
+    assert_eq!(events(&mut session), [SessionEvent::Closed(close)]);
+    assert_eq!((session.queued_bytes(), session.queued_frames()), (0, 0));
+    session.deliver(t0, sized(2));
+    assert_eq!(session.queued_frames(), 0, "no deliveries once closed");
+}
+
+#[test]
+fn slow_consumer_at_the_frame_budget() {
+    let t0 = start();
+    let mut session = open(t0);
+    for _ in 0..4096 {
+        session.deliver(t0, sized(2));
+    }
+    assert_eq!(
+        (session.queued_frames(), session.state()),
+        (4096, SessionState::Open)
+    );
+    session.deliver(t0, sized(2));
+    assert_eq!(closes(&drain(&mut session, t0)), [4000]);
+}
+
+#[test]
+fn the_sessions_own_answers_count_against_the_budget() {
+    let t0 = start();
+    let config = SessionConfig {
+        queue_frames: 3,
+        ..SessionConfig::default()
+    };
+    let mut session = open_with(SessionKind::WebSocket, config, t0);
+    for n in 0..3 {
+        text(&mut session, t0, &ping(n));
+    }
+    assert!(session.is_open());
+    text(&mut session, t0, &ping(3));
+    assert_eq!(
+        session.close_reason().map(|c| c.code),
+        Some(CloseCode::SlowConsumer)
+    );
+}
+
+#[test]
+fn heartbeat_expiry_closes_4001_and_any_sign_of_life_keeps_the_session() {
+    let t0 = start();
+    let mut session = open(t0);
+    session.handle_timeout(ms(t0, 25_000));
+    assert_eq!(drain(&mut session, ms(t0, 25_000)), [Transmit::Ping]);
+    session.handle_pong(ms(t0, 25_100)).expect("websocket");
+    session.handle_timeout(ms(t0, 50_000));
+    text(&mut session, ms(t0, 59_999), r#"{"type":"ping"}"#);
+    session.handle_timeout(ms(t0, 60_000));
+    assert!(session.is_open());
+    session.handle_timeout(ms(t0, 75_000));
+    assert_eq!(session.poll_timeout(), Some(ms(t0, 85_000)));
+    session.handle_timeout(ms(t0, 84_999));
+    assert!(session.is_open());
+    session.handle_timeout(ms(t0, 85_000));
+    let sent = drain(&mut session, ms(t0, 85_000));
+    assert_eq!(closes(&sent), [4001]);
+    assert_eq!(closed_events(&events(&mut session)), [4001]);
+}
+
+#[test]
+fn a_ping_passes_queued_frames() {
+    let t0 = start();
+    let mut session = open(t0);
+    session.deliver(t0, sized(5));
+    session.handle_timeout(ms(t0, 25_000));
+    let sent = drain(&mut session, ms(t0, 25_000));
+    assert_eq!(sent, [Transmit::Ping, Transmit::Frame(sized(5))]);
+}
+
+#[test]
+fn sse_keep_alive_only_when_idle() {
+    let t0 = start();
+    let mut session = open_with(SessionKind::Sse, SessionConfig::default(), t0);
+    assert_eq!(session.poll_timeout(), Some(ms(t0, 15_000)));
+    session.deliver(ms(t0, 10_000), sized(5));
+    assert_eq!(drain(&mut session, ms(t0, 10_000)).len(), 1);
+    session.handle_timeout(ms(t0, 15_000));
+    assert_eq!(
+        drain(&mut session, ms(t0, 15_000)),
+        [],
+        "sent something 5 s ago"
+    );
+    assert_eq!(session.poll_timeout(), Some(ms(t0, 25_000)));
+    session.handle_timeout(ms(t0, 25_000));
+    assert_eq!(drain(&mut session, ms(t0, 25_000)), [Transmit::KeepAlive]);
+    // A frame queued when the keep-alive falls due goes instead of it.
+    session.handle_timeout(ms(t0, 40_000));
+    session.deliver(ms(t0, 40_000), sized(5));
+    assert_eq!(
+        drain(&mut session, ms(t0, 40_000)),
+        [Transmit::Frame(sized(5))]
+    );
+}
+
+#[test]
+fn sse_sessions_take_no_inbound_frames_and_never_expire() {
+    let t0 = start();
+    let mut session = open_with(SessionKind::Sse, SessionConfig::default(), t0);
+    assert_eq!(session.handle_text(t0, &ping(1)), Err(SessionError::OneWay));
+    assert_eq!(session.handle_binary(t0, b"x"), Err(SessionError::OneWay));
+    assert_eq!(session.handle_pong(t0), Err(SessionError::OneWay));
+    assert_eq!(
+        (drain(&mut session, t0), events(&mut session)),
+        (vec![], vec![])
+    );
+    session.handle_timeout(ms(t0, 3_600_000));
+    assert!(session.is_open());
+    session.close(
+        ms(t0, 3_600_000),
+        Close::new(CloseCode::Unauthorized, "token expired"),
+    );
+    assert_eq!(
+        session.state(),
+        SessionState::Closed,
+        "no close handshake on SSE"
+    );
+    assert_eq!(closes(&drain(&mut session, ms(t0, 3_600_000))), [4003]);
+}
+
+#[test]
+fn closed_is_emitted_exactly_once_whatever_the_sequence_of_closes() {
+    let t0 = start();
+    let normal = || Close::new(CloseCode::Normal, "bye");
+    type Step = fn(&mut Session, Instant);
+    let steps: [(&str, Step); 7] = [
+        ("close", |s, now| {
+            s.close(now, Close::new(CloseCode::Unauthorized, "revoked"))
+        }),
+        ("peer close", |s, now| {
+            s.handle_close(now, Some(Close::new(CloseCode::Normal, "bye")))
+        }),
+        ("peer gone", |s, now| s.handle_close(now, None)),
+        ("shutdown", |s, now| s.shutdown(now, 1000)),
+        ("timer", |s, now| s.handle_timeout(now)),
+        ("overflow", |s, now| s.deliver(now, sized(2 * 1024 * 1024))),
+        ("too big", |s, now| {
+            _ = s.handle_text(now, &"x".repeat(70_000))
+        }),
+    ];
+    for (a, first) in &steps {
+        for (b, second) in &steps {
+            for (c, third) in &steps {
+                let mut session = open(t0);
+                first(&mut session, ms(t0, 1));
+                second(&mut session, ms(t0, 10_000));
+                third(&mut session, ms(t0, 60_000));
+                session.close(ms(t0, 70_000), normal());
+                let got = closed_events(&events(&mut session));
+                assert_eq!(got.len(), 1, "{a}, {b}, {c}: {got:?}");
+                assert_eq!(closes(&drain(&mut session, ms(t0, 70_000))).len(), 1);
+            }
+        }
+    }
+}
+
+#[test]
+fn shutdown_sends_shutdown_then_closes_1001_after_the_grace() {
+    let t0 = start();
+    let mut session = open(t0);
+    session.deliver(t0, sized(5));
+    session.shutdown(ms(t0, 1_000), 1_500);
+    assert_eq!(session.poll_timeout(), Some(ms(t0, 6_000)));
+    session.shutdown(ms(t0, 2_000), 9_999);
+    session.deliver(ms(t0, 3_000), sized(6));
+    session.handle_timeout(ms(t0, 5_999));
+    assert!(session.is_open(), "frames keep flowing during the grace");
+    session.handle_timeout(ms(t0, 6_000));
+    session.deliver(ms(t0, 6_000), sized(7));
+    let sent = drain(&mut session, ms(t0, 6_000));
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    assert_eq!(sent[0], Transmit::Frame(sized(5)));
+    assert_eq!(
+        json(&sent[1]),
+        serde_json::json!({"type":"shutdown","reason":"server shutting down","reconnect_ms":1500})
+    );
+    assert_eq!(
+        sent[2],
+        Transmit::Frame(sized(6)),
+        "queued frames are kept for a shutdown"
+    );
+    assert_eq!(
+        sent[3],
+        Transmit::Close(Close::new(CloseCode::GoingAway, SHUTDOWN_REASON))
+    );
+    assert_eq!(closed_events(&events(&mut session)), [1001]);
+}
+
+#[test]
+fn a_server_close_drops_the_queue_and_waits_for_the_peer() {
+    let t0 = start();
+    let mut session = open(t0);
+    session.deliver(t0, sized(5));
+    session.close(t0, Close::new(CloseCode::Unauthorized, "revoked"));
+    assert_eq!(closes(&drain(&mut session, t0)), [4003]);
+    assert_eq!(session.state(), SessionState::Closing);
+    assert_eq!(session.poll_timeout(), Some(ms(t0, 5_000)));
+    session.handle_close(ms(t0, 100), Some(Close::new(CloseCode::Unauthorized, "")));
+    assert_eq!(session.state(), SessionState::Closed);
+    assert_eq!(drain(&mut session, ms(t0, 100)), [], "no echo of the echo");
+    // Without the peer's close, the wait ends after close_timeout.
+    let mut silent = open(t0);
+    silent.close(t0, Close::new(CloseCode::Internal, "oops"));
+    silent.handle_timeout(ms(t0, 4_999));
+    assert_eq!(silent.state(), SessionState::Closing);
+    silent.handle_timeout(ms(t0, 5_000));
+    assert_eq!(
+        (silent.state(), silent.poll_timeout()),
+        (SessionState::Closed, None)
+    );
+}
+
+#[test]
+fn a_peer_close_is_echoed() {
+    let t0 = start();
+    let mut session = open(t0);
+    session.deliver(t0, sized(5));
+    let close = Close::new(CloseCode::GoingAway, "tab closed");
+    session.handle_close(t0, Some(close.clone()));
+    assert_eq!(session.state(), SessionState::Closed);
+    assert_eq!(drain(&mut session, t0), [Transmit::Close(close.clone())]);
+    assert_eq!(events(&mut session), [SessionEvent::Closed(close.clone())]);
+    assert_eq!(session.close_reason(), Some(&close));
+    let mut bare = open(t0);
+    bare.handle_close(t0, None);
+    assert_eq!(closes(&drain(&mut bare, t0)), [1000]);
+}
+
+#[test]
+fn inputs_after_closed_are_ignored() {
+    let t0 = start();
+    let mut session = open(t0);
+    session.handle_close(t0, None);
+    drain(&mut session, t0);
+    events(&mut session);
+    let later = ms(t0, 1_000_000);
+    session.accept(later, SessionId(9), alice());
+    text(&mut session, later, &ping(1));
+    text(&mut session, later, &"x".repeat(1 << 20));
+    session.handle_binary(later, b"x").expect("websocket");
+    session.handle_pong(later).expect("websocket");
+    session.handle_close(later, Some(Close::new(CloseCode::Normal, "")));
+    session.handle_timeout(later);
+    session.handle_timeout(t0);
+    session.deliver(later, sized(5));
+    session.close(later, Close::new(CloseCode::Normal, ""));
+    session.shutdown(later, 0);
+    assert_eq!(
+        (drain(&mut session, later), events(&mut session)),
+        (vec![], vec![])
+    );
+    assert_eq!(
+        (session.state(), session.poll_timeout()),
+        (SessionState::Closed, None)
+    );
+}
+
+#[test]
+fn a_batch_larger_than_the_budget_is_taken_whole_once() {
+    let t = crate::testing::start();
+    let config = SessionConfig {
+        queue_frames: 4,
+        ..SessionConfig::default()
+    };
+    let mut session = Session::new(SessionKind::WebSocket, config, Codec::new(), t);
+    session.accept(t, SessionId(1), UserId::new("alice").expect("valid"));
+    while session.poll_transmit(t).is_some() {}
+    let frame = |n: u64| {
+        let data = crate::envelope::Payload::from_json(&n.to_string()).expect("JSON");
+        crate::delivery::Delivery::unstreamed(
+            ServerMessage::Reply(crate::envelope::Reply {
+                data: Some(data),
+                ..crate::envelope::Reply::to(crate::envelope::Ref::Number(n))
+            })
+            .encode(),
+        )
+    };
+    // A replay of 10 frames, over the 4-frame budget: taken, since the queue was empty.
+    session.deliver_batch(t, (0..10).map(frame));
+    assert!(session.is_open());
+    assert_eq!(session.queued_frames(), 10);
+    // Not read since: the next batch finds the queue over budget.
+    session.deliver_batch(t, [frame(10)]);
+    assert_eq!(
+        session.close_reason().map(|c| c.code),
+        Some(CloseCode::SlowConsumer)
+    );
+}
