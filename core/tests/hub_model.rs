@@ -1,0 +1,443 @@
+//! The hub against a reference model, under random operation sequences: connect, disconnect,
+//! join (resuming from the last message seen), leave, publish (by a session or the server),
+//! direct, time passing and stalls that overflow queues.
+//!
+//! Clients are browser tabs that survive their connections: each remembers the last message it
+//! saw in each room and in its user's outbox, and resumes from there. After every step:
+//! `check_invariants()` holds; every message a tab receives in a stream directly follows the one
+//! before it (exactly once, in order, no gap); a drained tab in a room has seen up to the room's
+//! last message; a resume is `recovered` exactly when the model says history covers it; and
+//! presence equals the model's (member sessions, plus users in their grace period).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use roomcast_core::cursor::{Cursor, Position, Stream};
+use roomcast_core::delivery::{SessionId, Shared};
+use roomcast_core::envelope::{ClientEnvelope, ClientMessage, Codec, Payload, Ref, ServerMessage};
+use roomcast_core::hub::{Connect, HistoryLimit, Hub, HubConfig, HubEvent};
+use roomcast_core::names::{RoomName, UserId};
+
+const TABS: usize = 6;
+const USERS: usize = 3;
+const ROOMS: usize = 2;
+const GRACE: Duration = Duration::from_secs(5);
+const HISTORY: HistoryLimit = HistoryLimit {
+    max_messages: 6,
+    max_age: Duration::from_secs(60),
+};
+
+#[derive(Clone, Debug)]
+enum Op {
+    Connect(usize),
+    Disconnect(usize),
+    Join(usize, usize),
+    Leave(usize, usize),
+    Publish(usize, usize),
+    ServerPublish(usize),
+    Direct(usize, usize),
+    Advance(u64),
+    /// Nothing is drained after the next operation: queues fill, slow sessions are evicted.
+    Stall,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let tab = 0..TABS;
+    prop_oneof![
+        3 => tab.clone().prop_map(Op::Connect),
+        1 => tab.clone().prop_map(Op::Disconnect),
+        3 => (tab.clone(), 0..ROOMS).prop_map(|(t, r)| Op::Join(t, r)),
+        1 => (tab.clone(), 0..ROOMS).prop_map(|(t, r)| Op::Leave(t, r)),
+        4 => (tab.clone(), 0..ROOMS).prop_map(|(t, r)| Op::Publish(t, r)),
+        2 => (0..ROOMS).prop_map(Op::ServerPublish),
+        2 => (tab, 0..USERS).prop_map(|(t, u)| Op::Direct(t, u)),
+        2 => (0u64..20_000).prop_map(Op::Advance),
+        1 => Just(Op::Stall),
+    ]
+}
+
+/// A browser tab: its user, its current session, and what it has seen.
+#[derive(Default)]
+struct Tab {
+    session: Option<SessionId>,
+    rooms: BTreeSet<usize>,
+    /// Last message seen per room, and in the user's outbox.
+    seen: BTreeMap<usize, Position>,
+    seen_user: Option<Position>,
+}
+
+struct Sim {
+    hub: Hub,
+    codec: Codec,
+    now: Instant,
+    tabs: Vec<Tab>,
+    /// Per room: (offset, time) of every message, to know what history still covers.
+    published: Vec<Vec<(u64, Instant)>>,
+    /// Per room: the epoch of its current history, once seen.
+    epochs: Vec<Option<u64>>,
+    /// Users in a presence grace period: (room, user) -> end.
+    grace: BTreeMap<(usize, usize), Instant>,
+    refs: u64,
+    /// Refs of joins sent by a tab already in the room.
+    rejoins: BTreeSet<u64>,
+}
+
+fn user_of(tab: usize) -> usize {
+    tab % USERS
+}
+
+fn user(u: usize) -> UserId {
+    UserId::new(&format!("user{u}")).expect("valid")
+}
+
+fn room(r: usize) -> RoomName {
+    RoomName::new(&format!("room{r}")).expect("valid")
+}
+
+#[allow(clippy::disallowed_methods)] // a test needs one real instant to offset from
+fn start() -> Instant {
+    Instant::now()
+}
+
+impl Sim {
+    fn new() -> Self {
+        let config = HubConfig {
+            room_history: HISTORY,
+            presence_grace: GRACE,
+            queue_frames: 8,
+            ..HubConfig::default()
+        };
+        Self {
+            hub: Hub::new(config, 42),
+            codec: Codec::new(),
+            now: start(),
+            tabs: (0..TABS).map(|_| Tab::default()).collect(),
+            published: vec![Vec::new(); ROOMS],
+            epochs: vec![None; ROOMS],
+            grace: BTreeMap::new(),
+            refs: 0,
+            rejoins: BTreeSet::new(),
+        }
+    }
+
+    fn request(&mut self, tab: usize, message: ClientMessage) {
+        let Some(session) = self.tabs[tab].session else {
+            return;
+        };
+        self.refs += 1;
+        let request = ClientEnvelope {
+            reference: Some(Ref::Number(self.refs)),
+            message,
+        };
+        self.hub.handle_request(self.now, session, request);
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match *op {
+            Op::Connect(t) if self.tabs[t].session.is_none() => {
+                let mut cursor = Cursor::new();
+                if let Some(position) = self.tabs[t].seen_user {
+                    cursor.set(Stream::User, position).expect("one stream");
+                }
+                let connect = Connect {
+                    user: user(user_of(t)),
+                    broadcast: false,
+                    rooms: vec![],
+                    cursor: Some(cursor),
+                };
+                self.tabs[t].session = Some(
+                    self.hub
+                        .connect(self.now, connect)
+                        .expect("no rooms, no limit"),
+                );
+            }
+            Op::Disconnect(t) => {
+                if let Some(session) = self.tabs[t].session {
+                    self.hub.disconnect(self.now, session);
+                    self.lost_session(t);
+                }
+            }
+            Op::Join(t, r) if self.tabs[t].session.is_some() => {
+                if !self.tabs[t].rooms.insert(r) {
+                    self.rejoins.insert(self.refs + 1);
+                }
+                self.grace.remove(&(r, user_of(t)));
+                let since = self.tabs[t].seen.get(&r).copied();
+                self.request(
+                    t,
+                    ClientMessage::Join {
+                        room: room(r),
+                        since,
+                    },
+                );
+            }
+            Op::Leave(t, r)
+                if self.tabs[t].rooms.contains(&r) && self.tabs[t].session.is_some() =>
+            {
+                self.tabs[t].rooms.remove(&r);
+                self.request(t, ClientMessage::Leave { room: room(r) });
+            }
+            Op::Publish(t, r)
+                if self.tabs[t].rooms.contains(&r) && self.tabs[t].session.is_some() =>
+            {
+                self.record(r);
+                let data = Payload::from_json("1").expect("JSON");
+                self.request(
+                    t,
+                    ClientMessage::Publish {
+                        room: room(r),
+                        data,
+                    },
+                );
+            }
+            Op::ServerPublish(r) => {
+                self.record(r);
+                let data = Payload::from_json("2").expect("JSON");
+                let id = self.hub.publish(self.now, room(r), data).id;
+                self.epochs[r] = Some(id.epoch);
+            }
+            Op::Direct(t, u) if self.tabs[t].session.is_some() => {
+                let data = Payload::from_json("3").expect("JSON");
+                self.request(t, ClientMessage::Direct { to: user(u), data });
+            }
+            Op::Advance(ms) => {
+                self.now += Duration::from_millis(ms);
+                self.hub.handle_timeout(self.now);
+            }
+            _ => {}
+        }
+    }
+
+    /// A tab's session ended: its user's presence in its rooms enters the grace period when it
+    /// was their last session there.
+    fn lost_session(&mut self, t: usize) {
+        let rooms = std::mem::take(&mut self.tabs[t].rooms);
+        self.tabs[t].session = None;
+        for r in rooms {
+            if !self.member_sessions(r).contains(&user_of(t)) {
+                self.grace.insert((r, user_of(t)), self.now + GRACE);
+            }
+        }
+    }
+
+    fn member_sessions(&self, r: usize) -> BTreeSet<usize> {
+        (0..TABS)
+            .filter(|&t| self.tabs[t].session.is_some() && self.tabs[t].rooms.contains(&r))
+            .map(user_of)
+            .collect()
+    }
+
+    fn drain(&mut self) -> Result<(), TestCaseError> {
+        while let Some(HubEvent::Evicted { session, .. }) = self.hub.poll_event() {
+            let t = self
+                .tab_of(session)
+                .expect("evicted sessions belong to tabs");
+            self.lost_session(t);
+        }
+        let mut out = Vec::new();
+        while let Some(session) = self.hub.poll_transmit(&mut out) {
+            let t = self
+                .tab_of(session)
+                .expect("deliveries go to live sessions");
+            for delivery in out.drain(..) {
+                self.receive(t, &delivery)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn tab_of(&self, session: SessionId) -> Option<usize> {
+        self.tabs
+            .iter()
+            .position(|tab| tab.session == Some(session))
+    }
+
+    /// A tab reads one frame.
+    fn receive(&mut self, t: usize, delivery: &Shared) -> Result<(), TestCaseError> {
+        let message = self
+            .codec
+            .decode_server(delivery.frame.as_str())
+            .expect("the hub sends valid frames");
+        let room_index = |name: &RoomName| name.as_str()[4..].parse::<usize>().expect("roomN");
+        match message {
+            ServerMessage::Message { room, id, .. } => {
+                self.epochs[room_index(&room)] = Some(id.epoch);
+                advance(&mut self.tabs[t].seen, room_index(&room), id)?
+            }
+            ServerMessage::Direct { id, .. } => {
+                let seen = self.tabs[t].seen_user;
+                prop_assert!(
+                    seen.is_none_or(|s| s.epoch != id.epoch || s.offset + 1 == id.offset),
+                    "outbox gap: {seen:?} then {id}"
+                );
+                self.tabs[t].seen_user = Some(id);
+            }
+            ServerMessage::Reply(reply) => {
+                if let (Some(room), Some(id)) = (&reply.room, reply.id) {
+                    let r = room_index(room);
+                    self.epochs[r] = Some(id.epoch);
+                    if reply.members.is_some() {
+                        let rejoin =
+                            matches!(reply.reference, Ref::Number(n) if self.rejoins.remove(&n));
+                        if rejoin {
+                            // Already a member: nothing replayed, and every message up to the
+                            // head has arrived ahead of this reply.
+                            prop_assert_eq!(reply.replayed.unwrap_or(0), 0);
+                            prop_assert_eq!(
+                                self.tabs[t].seen.get(&r),
+                                Some(&id),
+                                "re-join in room{}",
+                                r
+                            );
+                        } else if let Some(recovered) = reply.recovered {
+                            // A join: check `recovered` against what history covers.
+                            let since = self.tabs[t].seen[&r];
+                            prop_assert_eq!(
+                                recovered,
+                                self.covered(r, since),
+                                "room{} from {}",
+                                r,
+                                since
+                            );
+                            if recovered {
+                                prop_assert_eq!(id, since);
+                            }
+                        }
+                        if reply.recovered != Some(true) {
+                            self.tabs[t].seen.insert(r, id);
+                        }
+                    } else {
+                        // A publish: the sender's own message, which it does not receive.
+                        advance(&mut self.tabs[t].seen, r, id)?;
+                    }
+                }
+            }
+            ServerMessage::Streams { streams } => {
+                for start in streams {
+                    if start.stream == Stream::User {
+                        self.tabs[t].seen_user = Some(start.id);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Whether the room's history still holds every message after `since`.
+    fn covered(&self, r: usize, since: Position) -> bool {
+        if self.epochs[r] != Some(since.epoch) {
+            return false;
+        }
+        let all = &self.published[r];
+        let head = all.len() as u64;
+        let mut kept = all
+            .iter()
+            .rev()
+            .take(HISTORY.max_messages)
+            .filter(|(_, at)| self.now.saturating_duration_since(*at) < HISTORY.max_age);
+        let first = kept.next_back().map_or(head + 1, |(offset, _)| *offset);
+        since.offset <= head && since.offset + 1 >= first.min(head + 1)
+    }
+
+    /// A message is about to be stored in room `r`.
+    fn record(&mut self, r: usize) {
+        let offset = self.published[r].len() as u64 + 1;
+        self.published[r].push((offset, self.now));
+    }
+
+    /// After every step: grace periods end, and a room nobody is in whose history has aged out
+    /// is forgotten, so its next message starts a new epoch at offset 1.
+    fn settle(&mut self) {
+        self.grace.retain(|_, end| *end > self.now);
+        for r in 0..ROOMS {
+            let absent =
+                self.member_sessions(r).is_empty() && !self.grace.keys().any(|(gr, _)| *gr == r);
+            let now = self.now;
+            let kept = self.published[r]
+                .iter()
+                .any(|(_, at)| now.saturating_duration_since(*at) < HISTORY.max_age);
+            if absent && !kept {
+                self.published[r].clear();
+                self.epochs[r] = None;
+            }
+        }
+    }
+
+    fn check(&mut self) -> Result<(), TestCaseError> {
+        if let Err(broken) = self.hub.check_invariants() {
+            return Err(TestCaseError::fail(broken));
+        }
+        for r in 0..ROOMS {
+            // Presence: member sessions' users, plus those in their grace period.
+            let mut expected: BTreeSet<usize> = self.member_sessions(r);
+            expected.extend(
+                self.grace
+                    .keys()
+                    .filter(|(gr, _)| *gr == r)
+                    .map(|(_, u)| *u),
+            );
+            let actual: BTreeSet<usize> = self
+                .hub
+                .members(&room(r))
+                .iter()
+                .map(|u| u.as_str()[4..].parse().expect("userN"))
+                .collect();
+            prop_assert_eq!(&actual, &expected, "presence in room{}", r);
+            // Every drained member tab has seen up to the room's last message.
+            let head = self.published[r].len() as u64;
+            for (t, tab) in self.tabs.iter().enumerate() {
+                if tab.session.is_some() && tab.rooms.contains(&r) {
+                    let seen = tab.seen.get(&r).map(|p| p.offset);
+                    prop_assert_eq!(seen, Some(head), "tab {} in room{}", t, r);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A message at `id` must directly follow the last one seen in the room.
+fn advance(
+    seen: &mut BTreeMap<usize, Position>,
+    r: usize,
+    id: Position,
+) -> Result<(), TestCaseError> {
+    if let Some(last) = seen.get(&r) {
+        prop_assert!(
+            last.epoch == id.epoch && last.offset + 1 == id.offset,
+            "room{r}: {last} then {id}"
+        );
+    }
+    seen.insert(r, id);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 384, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_hub_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..80)) {
+        let mut sim = Sim::new();
+        let mut stalled = false;
+        for op in &ops {
+            sim.apply(op);
+            sim.settle();
+            if stalled {
+                // Queues filled while stalled: the overfull sessions were evicted.
+                while let Some(HubEvent::Evicted { session, .. }) = sim.hub.poll_event() {
+                    let t = sim.tab_of(session).expect("a tab");
+                    sim.lost_session(t);
+                }
+            } else {
+                sim.drain()?;
+                sim.check()?;
+            }
+            stalled = matches!(op, Op::Stall);
+        }
+        sim.drain()?;
+        sim.settle();
+        sim.check()?;
+    }
+}
