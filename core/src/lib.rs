@@ -10,6 +10,75 @@
 //! - [`session`]: one connection's lifecycle: welcome, rate limit, bounded queue, heartbeat, close.
 //! - [`heartbeat`]: ping, pong-timeout and SSE keep-alive timers.
 //! - [`limits`]: token buckets and the defaults of every session limit.
+//! - [`hub`]: rooms, users, presence, streams with history and resume: routing for all sessions.
+//! - [`cursor`], [`names`], [`close`], [`delivery`]: positions and cursors, validated names, close
+//!   codes, and the shared deliveries the hub hands to sessions.
+//!
+//! # The run loop
+//!
+//! A driver (the `roomcast-io` crate, or your own) owns one [`hub::Hub`] and a
+//! [`session::Session`] per connection, and moves every output to where it belongs: session
+//! events to the hub, hub deliveries to sessions, session transmits to sockets; then it waits for
+//! exactly one input (a frame, or the earliest `poll_timeout`). Here it is by hand:
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use roomcast_core::envelope::Codec;
+//! use roomcast_core::hub::{Connect, Hub, HubConfig};
+//! use roomcast_core::names::UserId;
+//! use roomcast_core::session::{Session, SessionConfig, SessionEvent, SessionKind, Transmit};
+//!
+//! let now = Instant::now(); // the driver's clock: the core never reads one
+//! let mut hub = Hub::new(HubConfig::default(), 1);
+//!
+//! // A WebSocket connection arrives and authenticates as alice.
+//! let mut session = Session::new(SessionKind::WebSocket, SessionConfig::default(), Codec::new(), now);
+//! let alice = UserId::new("alice")?;
+//! let connect = Connect { user: alice.clone(), broadcast: true, rooms: vec![], cursor: None };
+//! let id = hub.connect(now, connect)?;
+//! session.accept(now, id, alice);
+//!
+//! // A frame comes in; the driver moves outputs until nothing moves.
+//! session.handle_text(now, r#"{"type":"join","ref":1,"room":"lobby"}"#)?;
+//! let mut batch = Vec::new();
+//! loop {
+//!     let mut moved = false;
+//!     while let Some(event) = session.poll_event() {
+//!         moved = true;
+//!         match event {
+//!             SessionEvent::Request(request) => hub.handle_request(now, id, request),
+//!             SessionEvent::Closed(_) => hub.disconnect(now, id),
+//!             _ => {} // application messages go to the application
+//!         }
+//!     }
+//!     while let Some(to) = hub.poll_transmit(&mut batch) {
+//!         moved = true;
+//!         assert_eq!(to, id); // one session here; a driver looks `to` up
+//!         session.deliver_batch(now, batch.drain(..));
+//!     }
+//!     if !moved {
+//!         break;
+//!     }
+//! }
+//!
+//! // What goes on the socket: welcome, where each stream resumes, then the join reply.
+//! let mut sent = Vec::new();
+//! while let Some(transmit) = session.poll_transmit(now) {
+//!     if let Transmit::Frame(delivery) = transmit {
+//!         sent.push(delivery.frame.as_str().to_owned());
+//!     }
+//! }
+//! assert!(sent[0].starts_with(r#"{"type":"welcome","#));
+//! assert!(sent[1].starts_with(r#"{"type":"streams","#));
+//! assert!(sent[2].starts_with(r#"{"type":"reply","ref":1,"room":"lobby","members":["alice"]"#));
+//!
+//! // Then the driver sleeps until the earliest timer: the session's first ping.
+//! let wake = [session.poll_timeout(), hub.poll_timeout()].into_iter().flatten().min();
+//! assert_eq!(wake, Some(now + Duration::from_secs(25)));
+//! session.handle_timeout(now + Duration::from_secs(25));
+//! assert!(matches!(session.poll_transmit(now + Duration::from_secs(25)), Some(Transmit::Ping)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
