@@ -1,0 +1,391 @@
+//! Hub fan-out speed against baselines measured in the same run, and the hub's memory per
+//! session and per room membership. Prints ns per delivery, the ratios and the memory at the end.
+//!
+//! The target: one 256-byte room message to 10,000 and 100,000 member sessions costs at most 2x
+//! cloning one `Arc<[u8]>` into N `VecDeque`s, and at least 25x less than serializing the message
+//! once per recipient with serde_json.
+//!
+//! `cargo bench -p roomcast-core --bench hub` (add `-- --quick` for a short run).
+
+use std::collections::VecDeque;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use criterion::{Criterion, Throughput};
+use roomcast_core::delivery::{SessionId, Shared};
+use roomcast_core::envelope::{ClientEnvelope, ClientMessage, Frame, Payload};
+use roomcast_core::hub::{Connect, Hub, HubConfig};
+use roomcast_core::names::{RoomName, UserId};
+
+/// Member sessions of the room, per benchmark group.
+const SIZES: [usize; 2] = [10_000, 100_000];
+/// Size of the message's `data`, in bytes of JSON.
+const PAYLOAD_BYTES: usize = 256;
+/// Sessions per batch when measuring memory (see `measure_memory`).
+const MEMORY_SESSIONS: usize = 100_000;
+/// Sessions per batch when measuring memberships of distinct users: each join announces a new
+/// user to every member, so that setup is quadratic.
+const MEMORY_DISTINCT_MEMBERS: usize = 5_000;
+
+/// The bench's one reading of the clock. The core is sans-IO and `core/clippy.toml` bans the
+/// clock; a bench needs one real `now` to pass in, and the start of the run to tell this run's
+/// criterion estimates from older ones.
+#[allow(clippy::disallowed_methods)]
+fn clock() -> (Instant, SystemTime) {
+    (Instant::now(), SystemTime::now())
+}
+
+/// A chat message as an application would send it, exactly `PAYLOAD_BYTES` of JSON.
+fn payload_json() -> String {
+    let head = r#"{"kind":"chat","author":{"id":"u_1842","name":"Ada Lovelace"},"ts":1718000000123,"tags":["general","greeting"],"reactions":{"+1":3,"heart":1},"text":""#;
+    let tail = r#""}"#;
+    let text: String = "hello there, this is a message to the whole room. "
+        .chars()
+        .cycle()
+        .take(PAYLOAD_BYTES - head.len() - tail.len())
+        .collect();
+    let json = format!("{head}{text}{tail}");
+    assert_eq!(json.len(), PAYLOAD_BYTES);
+    json
+}
+
+/// The hub's limits for the benches. Every fan-out iteration drains every queue, so a session
+/// never holds more than one message; the queue budgets are raised far above that anyway so that
+/// no setup step or iteration can evict a session (an eviction would change what is measured).
+fn config() -> HubConfig {
+    HubConfig {
+        queue_frames: 1 << 20,
+        queue_bytes: 1 << 30,
+        ..HubConfig::default()
+    }
+}
+
+fn room() -> RoomName {
+    RoomName::new("lobby").expect("valid room name")
+}
+
+/// Drains every queued delivery the way a transport does: one session at a time into a reused
+/// `Vec`, cleared after each. Returns how many deliveries came out.
+fn drain(hub: &mut Hub, out: &mut Vec<Shared>) -> usize {
+    let mut deliveries = 0;
+    while hub.poll_transmit(out).is_some() {
+        deliveries += out.len();
+        black_box(out.as_slice());
+        out.clear();
+    }
+    deliveries
+}
+
+/// A hub with `n` sessions in one room and nothing queued. All the sessions belong to one user,
+/// "bench": presence announces each newly present *user* to every member, so `n` distinct users
+/// would make the setup quadratic (n presence messages, each to up to n sessions), while the cost
+/// of a fan-out depends only on the number of member sessions.
+fn hub_with_members(now: Instant, n: usize) -> Hub {
+    let user = UserId::new("bench").expect("valid user id");
+    let mut hub = Hub::new(config(), 0x5eed);
+    for _ in 0..n {
+        let connect = Connect {
+            user: user.clone(),
+            broadcast: false,
+            rooms: vec![room()],
+            cursor: None,
+        };
+        hub.connect(now, connect).expect("within limits");
+    }
+    drain(&mut hub, &mut Vec::new()); // each session's `streams` message
+    assert_eq!(hub.session_count(), n);
+    hub
+}
+
+/// The same message as the hub's `message` frame, for the baseline that serializes it once per
+/// recipient; `data` is a parsed `serde_json::Value`, as a server that does not keep the raw text
+/// would hold it.
+#[derive(serde::Serialize)]
+struct RoomMessage<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    room: &'a str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
+    data: &'a serde_json::Value,
+}
+
+fn group_name(n: usize) -> String {
+    format!("hub_fanout_{n}")
+}
+
+fn bench_fan_out(c: &mut Criterion, now: Instant, n: usize) {
+    let json = payload_json();
+    let payload = Payload::from_json(&json).expect("valid JSON");
+    let room = room();
+    let mut hub = hub_with_members(now, n);
+    let mut out: Vec<Shared> = Vec::new();
+
+    // Once, outside the timed loop: every member session gets exactly one delivery (a server
+    // publish has no sender to exclude), and nothing is evicted.
+    let published = hub.publish(now, room.clone(), payload.clone());
+    assert_eq!(published.sessions, n);
+    let mut frame: Option<Frame> = None;
+    let mut deliveries = 0;
+    while hub.poll_transmit(&mut out).is_some() {
+        deliveries += out.len();
+        frame.get_or_insert_with(|| out[0].frame.clone());
+        out.clear();
+    }
+    assert_eq!(deliveries, n, "one delivery per member session");
+    let frame = frame.expect("a delivery");
+
+    let data: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    let id = published.id.to_string();
+    let message = RoomMessage {
+        kind: "message",
+        room: room.as_str(),
+        id: &id,
+        from: None,
+        data: &data,
+    };
+    let serialized = serde_json::to_vec(&message).expect("serializable");
+    assert_eq!(
+        serialized.len(),
+        frame.len(),
+        "the serde baseline encodes the same message: {} vs {}",
+        String::from_utf8_lossy(&serialized),
+        frame.as_str()
+    );
+
+    let mut group = c.benchmark_group(group_name(n));
+    group.throughput(Throughput::Elements(n as u64));
+    group.sample_size(10);
+
+    group.bench_function("roomcast", |b| {
+        b.iter(|| {
+            hub.publish(now, room.clone(), payload.clone());
+            drain(&mut hub, &mut out)
+        })
+    });
+    assert!(hub.poll_event().is_none(), "no session was evicted");
+    assert_eq!(hub.session_count(), n);
+    drop(hub);
+
+    let mut queues: Vec<VecDeque<Arc<[u8]>>> = (0..n).map(|_| VecDeque::with_capacity(4)).collect();
+    group.bench_function("arc_vecdeque", |b| {
+        b.iter(|| {
+            let message: Arc<[u8]> = Arc::from(frame.as_bytes());
+            for queue in &mut queues {
+                queue.push_back(Arc::clone(&message));
+            }
+            black_box(&queues);
+            for queue in &mut queues {
+                queue.clear();
+            }
+        })
+    });
+    drop(queues);
+
+    group.bench_function("serde_per_recipient", |b| {
+        b.iter(|| {
+            for _ in 0..n {
+                black_box(serde_json::to_vec(black_box(&message)).expect("serializable"));
+            }
+        })
+    });
+    group.finish();
+}
+
+/// Anonymous resident memory of this process (heap and stacks), in bytes.
+fn rss_anon() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("RssAnon:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Bytes per idle session and per room membership.
+struct Memory {
+    sessions: usize,
+    idle: f64,
+    members: usize,
+    membership: f64,
+}
+
+/// Heap growth per session and per membership, from the process's anonymous resident memory.
+///
+/// The workspace sets `unsafe_code = "forbid"` for every target of the crate, benches included,
+/// and a `forbid` from the command line cannot be lowered with `#![allow]`, so a counting
+/// `#[global_allocator]` (an `unsafe impl GlobalAlloc`) is not possible here. Resident memory
+/// counts pages, so it includes malloc's own per-chunk overhead, and memory freed inside the heap
+/// stays resident. To keep freed memory out of the figure, sessions are added in two equal
+/// batches and only the second is measured: connecting queues a `streams` message per session,
+/// and the second batch's messages reuse the memory the first batch's freed when drained. Joins
+/// are measured the same way. The run must be fresh: this is done before criterion starts.
+fn measure_memory(now: Instant, distinct_users: bool) -> Option<Memory> {
+    let sessions = MEMORY_SESSIONS;
+    let members = if distinct_users {
+        MEMORY_DISTINCT_MEMBERS
+    } else {
+        MEMORY_SESSIONS
+    };
+    let user = |i: usize| {
+        let id = if distinct_users {
+            format!("user-{i}")
+        } else {
+            "bench".to_string()
+        };
+        UserId::new(&id).expect("valid user id")
+    };
+    let mut hub = Hub::new(config(), 7);
+    let mut out: Vec<Shared> = Vec::with_capacity(64);
+    // Filled (so its pages are resident) before the first reading; zeroes would stay untouched.
+    let mut ids = vec![SessionId(u64::MAX); 2 * sessions];
+    let mut rss = Vec::with_capacity(4);
+
+    for batch in 0..2 {
+        for (i, id) in ids
+            .iter_mut()
+            .enumerate()
+            .skip(batch * sessions)
+            .take(sessions)
+        {
+            let connect = Connect {
+                user: user(i),
+                broadcast: false,
+                rooms: Vec::new(),
+                cursor: None,
+            };
+            *id = hub.connect(now, connect).expect("within limits");
+        }
+        drain(&mut hub, &mut out);
+        rss.push(rss_anon()?);
+    }
+    for batch in 0..2 {
+        for &session in ids.iter().skip(batch * members).take(members) {
+            let join = ClientMessage::Join {
+                room: room(),
+                since: None,
+            };
+            let request = ClientEnvelope {
+                reference: None,
+                message: join,
+            };
+            hub.handle_request(now, session, request);
+            if distinct_users {
+                // Each join announces a new user to every member: keep the queues short.
+                drain(&mut hub, &mut out);
+            }
+        }
+        drain(&mut hub, &mut out);
+        rss.push(rss_anon()?);
+    }
+    assert!(hub.poll_event().is_none(), "no session was evicted");
+    assert_eq!(hub.session_count(), 2 * sessions);
+    assert_eq!(hub.rooms_of(ids[2 * members - 1]), [room()]);
+    let per = |before: usize, after: usize, n: usize| (after as f64 - before as f64) / n as f64;
+    Some(Memory {
+        sessions,
+        idle: per(rss[0], rss[1], sessions),
+        members,
+        membership: per(rss[2], rss[3], members),
+    })
+}
+
+/// Reads criterion's mean estimate (ns) for one benchmark, if this run wrote it.
+fn mean_ns(group: &str, bench: &str, run_start: SystemTime) -> Option<f64> {
+    let dir = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
+    let path = format!("{dir}/criterion/{group}/{bench}/new/estimates.json");
+    let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
+    if modified < run_start {
+        return None; // from an earlier run
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    json["mean"]["point_estimate"].as_f64()
+}
+
+fn verdict(meets: bool) -> &'static str {
+    if meets { "meets" } else { "MISSES" }
+}
+
+fn print_ratios(run_start: SystemTime) {
+    println!("\nhub fan-out of one {PAYLOAD_BYTES}-byte room message, ns per delivery (mean):");
+    for n in SIZES {
+        let group = group_name(n);
+        let per = |bench| mean_ns(&group, bench, run_start).map(|ns| ns / n as f64);
+        let (ours, arc, serde) = (
+            per("roomcast"),
+            per("arc_vecdeque"),
+            per("serde_per_recipient"),
+        );
+        let show = |ns: Option<f64>| ns.map_or("not measured".to_string(), |ns| format!("{ns:.2}"));
+        println!(
+            "  N = {n:>7}: roomcast {}, arc_vecdeque {}, serde_per_recipient {}",
+            show(ours),
+            show(arc),
+            show(serde)
+        );
+        if let (Some(ours), Some(arc)) = (ours, arc) {
+            let ratio = ours / arc;
+            println!(
+                "    roomcast / arc_vecdeque        {ratio:6.2}x (target <= 2.0x): {}",
+                verdict(ratio <= 2.0)
+            );
+        }
+        if let (Some(ours), Some(serde)) = (ours, serde) {
+            let ratio = serde / ours;
+            println!(
+                "    serde_per_recipient / roomcast {ratio:6.2}x (target >= 25x): {}",
+                verdict(ratio >= 25.0)
+            );
+        }
+    }
+}
+
+fn print_memory(memory: &[(&str, Option<Memory>)]) {
+    if memory.is_empty() {
+        return;
+    }
+    println!(
+        "\nhub memory (growth of anonymous resident memory, malloc overhead included; \
+         second of two equal batches):"
+    );
+    for (users, memory) in memory {
+        let Some(m) = memory else {
+            println!("  sessions of {users}: not measured (no /proc/self/status RssAnon)");
+            continue;
+        };
+        println!(
+            "  sessions of {users:14}: {:7.1} bytes per idle session ({} sessions), \
+             {:7.1} bytes per room membership ({} joins)",
+            m.idle, m.sessions, m.membership, m.members
+        );
+    }
+}
+
+fn main() {
+    let (now, run_start) = clock();
+    let args: Vec<String> = std::env::args().collect();
+    let has = |flag: &str| args.iter().any(|arg| arg == flag);
+    // Memory is measured first, on a fresh heap, when benchmarking (not under `cargo test`,
+    // `--list` or `--profile-time`).
+    let memory = if has("--bench") && !has("--list") && !has("--profile-time") {
+        vec![
+            ("one user", measure_memory(now, false)),
+            ("distinct users", measure_memory(now, true)),
+        ]
+    } else {
+        Vec::new()
+    };
+
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    for n in SIZES {
+        bench_fan_out(&mut c, now, n);
+    }
+    c.final_summary();
+    print_ratios(run_start);
+    print_memory(&memory);
+}
