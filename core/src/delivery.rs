@@ -6,9 +6,22 @@ use std::sync::Arc;
 use crate::cursor::{Position, Stream};
 use crate::envelope::Frame;
 
-/// A session, as the hub knows it. Ids are never reused within one hub.
+/// A session, as the hub knows it. An id is not reused until 2^32 more sessions have connected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SessionId(pub u64);
+
+impl SessionId {
+    pub(crate) fn new(serial: u32, index: u32) -> Self {
+        Self(u64::from(serial) << 32 | u64::from(index))
+    }
+
+    /// A small number, unique among the hub's live sessions and below the largest number of
+    /// sessions it has had at once: a driver can keep per-session state in a `Vec` indexed by
+    /// it, so delivering to N sessions costs N array accesses, not N map lookups.
+    pub fn index(self) -> usize {
+        (self.0 & u64::from(u32::MAX)) as usize
+    }
+}
 
 impl std::fmt::Display for SessionId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

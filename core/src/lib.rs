@@ -24,7 +24,7 @@
 //! ```
 //! use std::time::{Duration, Instant};
 //! use roomcast_core::envelope::Codec;
-//! use roomcast_core::hub::{Connect, Hub, HubConfig};
+//! use roomcast_core::hub::{Connect, Hub, HubConfig, Transmit as Deliver};
 //! use roomcast_core::names::UserId;
 //! use roomcast_core::session::{Session, SessionConfig, SessionEvent, SessionKind, Transmit};
 //!
@@ -40,7 +40,6 @@
 //!
 //! // A frame comes in; the driver moves outputs until nothing moves.
 //! session.handle_text(now, r#"{"type":"join","ref":1,"room":"lobby"}"#)?;
-//! let mut batch = Vec::new();
 //! loop {
 //!     let mut moved = false;
 //!     while let Some(event) = session.poll_event() {
@@ -51,10 +50,19 @@
 //!             _ => {} // application messages go to the application
 //!         }
 //!     }
-//!     while let Some(to) = hub.poll_transmit(&mut batch) {
+//!     while let Some(deliver) = hub.poll_transmit() {
 //!         moved = true;
-//!         assert_eq!(to, id); // one session here; a driver looks `to` up
-//!         session.deliver_batch(now, batch.drain(..));
+//!         // One session here; a driver finds each by `SessionId::index` and pushes into its
+//!         // bounded queue without waiting (a full one: `hub.disconnect`, then close with 4000).
+//!         match deliver {
+//!             Deliver::To { session: to, deliveries } if to == id => session.deliver_batch(now, deliveries),
+//!             Deliver::Fanout { sessions, except, delivery } => {
+//!                 for &to in sessions.iter().filter(|&&to| to == id && Some(to) != except) {
+//!                     session.deliver_batch(now, [delivery.clone()]);
+//!                 }
+//!             }
+//!             _ => {}
+//!         }
 //!     }
 //!     if !moved {
 //!         break;

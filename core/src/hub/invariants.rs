@@ -12,13 +12,12 @@ impl Hub {
     ///   at the position the session records.
     /// - Presence is exact: in each room, the users with a member session are the users present
     ///   with a session count equal to theirs; other present users are in a grace period.
-    /// - Deliveries are queued for live sessions only, within the queue budget plus at most one
-    ///   replay.
+    /// - Member lists (rooms, broadcast followers, users' sessions) name live sessions only, so
+    ///   fan-outs go to live sessions only.
     /// - Offsets are strictly increasing, contiguous, and below each stream's next offset.
     /// - Users and sessions agree; offline outboxes are counted right.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.check_membership()?;
-        self.check_queues()?;
         self.check_streams()?;
         self.check_users()
     }
@@ -31,7 +30,7 @@ impl Hub {
                     .rooms
                     .get(room)
                     .ok_or_else(|| format!("{} lists missing room {room}", slot.id))?;
-                if entry.members.get(position as usize) != Some(&slot.index) {
+                if entry.members.get(position as usize) != Some(&slot.id) {
                     return Err(format!(
                         "{} is not at position {position} of room {room}",
                         slot.id
@@ -40,7 +39,7 @@ impl Hub {
                 memberships += 1;
             }
             if let Some(position) = slot.all_position {
-                if self.all_followers.get(position as usize) != Some(&slot.index) {
+                if self.all_followers.get(position as usize) != Some(&slot.id) {
                     return Err(format!(
                         "{} is not at position {position} of the broadcast followers",
                         slot.id
@@ -67,8 +66,12 @@ impl Hub {
                 return Err(format!("empty room {name} was kept"));
             }
             let mut counts: BTreeMap<&UserId, u32> = BTreeMap::new();
-            for &index in &room.members {
-                *counts.entry(&self.slots.at(index).user).or_default() += 1;
+            for session in room.members.iter() {
+                let slot = self
+                    .slots
+                    .get(*session)
+                    .ok_or_else(|| format!("{name} lists {session}, which is not live"))?;
+                *counts.entry(&slot.user).or_default() += 1;
             }
             for (user, presence) in &room.presence {
                 let sessions = counts.remove(user).unwrap_or(0);
@@ -92,36 +95,6 @@ impl Hub {
             }
             if let Some((user, _)) = counts.first_key_value() {
                 return Err(format!("{user} has a session in {name} but is not present"));
-            }
-        }
-        Ok(())
-    }
-
-    fn check_queues(&self) -> Result<(), String> {
-        for slot in self.slots.iter() {
-            let (frames, bytes) = slot
-                .queued()
-                .fold((0, 0), |(n, b), d| (n + 1, b + d.frame.len()));
-            if bytes != slot.queued_bytes() {
-                return Err(format!(
-                    "{}: queue holds {bytes} bytes, counted {}",
-                    slot.id,
-                    slot.queued_bytes()
-                ));
-            }
-            // Live deliveries never break the budget; a replay may, by at most the history it
-            // came from: every followed stream's message limit.
-            let streams = slot.rooms.len() + 2;
-            let history = self
-                .config
-                .room_history
-                .max_messages
-                .max(self.config.outbox_history.max_messages);
-            if frames > self.config.queue_frames + streams * history {
-                return Err(format!(
-                    "{}: queue beyond budget and replay ({frames} frames)",
-                    slot.id
-                ));
             }
         }
         Ok(())
@@ -176,7 +149,7 @@ impl Hub {
     fn check_users(&self) -> Result<(), String> {
         let mut offline = 0;
         for (name, user) in &self.users {
-            for session in &user.sessions {
+            for session in user.sessions.iter() {
                 match self.slots.get(*session) {
                     Some(slot) if slot.user == *name => {}
                     _ => return Err(format!("{name} lists {session}, which is not theirs")),

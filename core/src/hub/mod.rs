@@ -3,7 +3,7 @@
 //! It is to a [`Session`](crate::session::Session) what quinn's `Endpoint` is to a `Connection`:
 //! one pure state machine for all sessions. Inputs are commands (`connect`, `disconnect`,
 //! `publish`, `notify`, `broadcast`) and `handle_request` / `handle_timeout`; outputs are drained
-//! with `poll_transmit` (the deliveries queued for one session), `poll_event` and `poll_timeout`.
+//! with `poll_transmit` ([`Transmit`]s: what to deliver to whom) and `poll_timeout`.
 //!
 //! - **Rooms**: membership per session, presence per user. A user with several sessions is one
 //!   member; they come online with their first session and go offline a grace period after the
@@ -11,13 +11,14 @@
 //! - **Streams**: every room, every user's outbox and the broadcast feed is a stream with an epoch,
 //!   offsets that grow by one, and a bounded history. A client resumes from a position and gets
 //!   exactly the messages after it, or `recovered: false`: never a silent gap.
-//! - **Encode once**: a message is encoded into one [`Shared`] delivery; fan-out to N sessions
-//!   clones a pointer N times. Exclude-sender applies when deliveries leave, so every reader's
-//!   history is the same.
-//! - **Bounded**: each session's queue of deliveries not yet taken has a byte and frame budget;
-//!   over it, the session is evicted as a slow consumer (`HubEvent::Evicted`, close 4000) and
-//!   resumes from its cursor. Histories, outboxes, rooms per session and offline outboxes are
-//!   bounded too.
+//! - **Encode once**: a message is encoded into one [`Shared`] delivery, and handed out once as a
+//!   [`Transmit::Fanout`] with the member list at that moment (shared, not copied); the driver
+//!   pushes one pointer per recipient. Exclude-sender applies when deliveries leave, so every
+//!   reader's history is the same.
+//! - **Slow consumers** are the driver's to catch, where the bytes pile up: it pushes into each
+//!   session's bounded queue without waiting, and when one is full it calls [`Hub::disconnect`]
+//!   and closes that connection with 4000; the client resumes from its cursor and loses nothing.
+//! - **Bounded**: histories, outboxes, rooms per session and offline outboxes.
 
 mod deliver;
 mod invariants;
@@ -28,11 +29,11 @@ mod slots;
 mod streams;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smol_str::SmolStr;
 
-use crate::close::{Close, CloseCode};
 use crate::cursor::{Cursor, Position};
 use crate::delivery::{SessionId, Shared};
 use crate::envelope::{ClientEnvelope, ClientMessage, ErrorCode, Payload, Reply};
@@ -58,10 +59,6 @@ pub struct HubConfig {
     pub presence_grace: Duration,
     /// Most rooms one session may be in: 100. More gets `limit_reached`.
     pub max_rooms_per_session: usize,
-    /// Budget of deliveries queued for one session and not yet taken, in bytes: 1 MiB.
-    pub queue_bytes: usize,
-    /// Budget of deliveries queued for one session and not yet taken, in frames: 4,096.
-    pub queue_frames: usize,
     /// Most users without a session whose outbox holds messages: 100,000. A message to one more
     /// such user gets `limit_reached`.
     pub max_offline_outboxes: usize,
@@ -84,8 +81,6 @@ impl Default for HubConfig {
             },
             presence_grace: Duration::from_secs(5),
             max_rooms_per_session: 100,
-            queue_bytes: 1 << 20,
-            queue_frames: 4096,
             max_offline_outboxes: 100_000,
         }
     }
@@ -131,17 +126,30 @@ impl std::fmt::Display for HubError {
 
 impl std::error::Error for HubError {}
 
-/// Something the hub did on its own that its driver must act on.
+/// Sessions, shared: a snapshot of a member list, copied only when it changes while a fan-out
+/// still holds it.
+pub type Members = Arc<Vec<SessionId>>;
+
+/// An output of the hub: what to deliver to whom. Deliveries to one session come out in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum HubEvent {
-    /// The session's queue went over budget: it is out of the hub; close its connection with
-    /// this close (4000, reconnect and resume).
-    Evicted {
+pub enum Transmit {
+    /// Deliveries for one session, in order: answers, a resume's replay. A driver hands them to
+    /// the session as one batch ([`Session::deliver_batch`](crate::session::Session::deliver_batch)).
+    To {
         /// The session.
         session: SessionId,
-        /// The close to send.
-        close: Close,
+        /// What to deliver.
+        deliveries: Vec<Shared>,
+    },
+    /// One delivery for every session in `sessions` except `except` (the publishing session).
+    Fanout {
+        /// The sessions it was published to, at the moment it was published.
+        sessions: Members,
+        /// A session of `sessions` that does not get it.
+        except: Option<SessionId>,
+        /// What to deliver.
+        delivery: Shared,
     },
 }
 
@@ -154,15 +162,15 @@ pub struct Hub {
     room_logs: BTreeMap<RoomName, Log>,
     users: BTreeMap<UserId, User>,
     all: Log,
-    /// Slot indices of sessions following the broadcast feed; removal swaps the last one in.
-    all_followers: Vec<u32>,
+    /// Sessions following the broadcast feed; removal swaps the last one in.
+    all_followers: Members,
     /// Users with no session whose outbox holds messages.
     offline_outboxes: usize,
     /// Presence grace periods: (end, room, user).
     graces: BTreeSet<(Instant, RoomName, UserId)>,
     /// When a stream's oldest message ages out: (time, stream).
     expiries: BTreeSet<(Instant, StreamKey)>,
-    events: VecDeque<HubEvent>,
+    transmits: VecDeque<Transmit>,
     /// Seeds the epochs: a new stream's epoch comes from this and a counter.
     seed: u32,
     epochs: u32,
@@ -170,7 +178,7 @@ pub struct Hub {
 
 #[derive(Debug)]
 struct User {
-    sessions: Vec<SessionId>,
+    sessions: Members,
     outbox: Log,
     /// The outbox offset up to which some live session has received every message.
     delivered: u64,
@@ -188,11 +196,11 @@ impl Hub {
             rooms: BTreeMap::new(),
             room_logs: BTreeMap::new(),
             users: BTreeMap::new(),
-            all_followers: Vec::new(),
+            all_followers: Members::default(),
             offline_outboxes: 0,
             graces: BTreeSet::new(),
             expiries: BTreeSet::new(),
-            events: VecDeque::new(),
+            transmits: VecDeque::new(),
             seed,
             epochs: 0,
         };
@@ -221,36 +229,42 @@ impl Hub {
             self.offline_outboxes -= 1;
         }
         let user = self.users.get_mut(&connect.user).expect("just made");
-        user.sessions.push(session);
+        push(&mut user.sessions, session);
         if connect.broadcast {
-            let slot = self.slots.get_mut(session).expect("just inserted");
-            slot.all_position = Some(u32::try_from(self.all_followers.len()).unwrap_or(u32::MAX));
-            self.all_followers.push(slot.index);
+            let position = push(&mut self.all_followers, session);
+            self.slots
+                .get_mut(session)
+                .expect("just inserted")
+                .all_position = Some(position);
         }
         for room in &connect.rooms {
-            self.enter_room(now, session, room);
+            self.enter_room(session, room);
         }
-        self.start_streams(now, session, &connect);
+        self.start_streams(session, &connect);
         Ok(session)
     }
 
-    /// Removes a session: it leaves its rooms (its user stays present for the grace period) and
-    /// its queued deliveries are dropped. Unknown sessions are ignored.
+    /// Removes a session: it leaves its rooms, where its user stays present for the grace period.
+    /// Unknown sessions are ignored. Fan-outs already handed out may still name it: a driver
+    /// skips sessions it no longer has.
     pub fn disconnect(&mut self, now: Instant, session: SessionId) {
         let Some(slot) = self.slots.remove(session) else {
             return;
         };
         let grace = now + self.config.presence_grace;
         for (room, position) in slot.rooms {
-            self.exit_room(now, &slot.user, slot.index, &room, position, Some(grace));
+            self.exit_room(&slot.user, session, &room, position, Some(grace));
         }
         if let Some(position) = slot.all_position {
             if let Some(moved) = swap_remove(&mut self.all_followers, position) {
-                self.slots.at_mut(moved).all_position = Some(position);
+                self.slots
+                    .get_mut(moved)
+                    .expect("followers are live")
+                    .all_position = Some(position);
             }
         }
         if let Some(user) = self.users.get_mut(&slot.user) {
-            user.sessions.retain(|s| *s != session);
+            Arc::make_mut(&mut user.sessions).retain(|s| *s != session);
             if user.sessions.is_empty() {
                 if user.outbox.is_empty() {
                     self.users.remove(&slot.user);
@@ -271,17 +285,15 @@ impl Hub {
         let ClientEnvelope { reference, message } = request;
         let reference = reference.as_ref();
         let result = match message {
-            ClientMessage::Join { room, since } => self.join(now, session, reference, room, since),
-            ClientMessage::Leave { room } => self.leave(now, session, reference, room),
+            ClientMessage::Join { room, since } => self.join(session, reference, room, since),
+            ClientMessage::Leave { room } => self.leave(session, reference, room),
             ClientMessage::Publish { room, data } => {
                 self.publish_from(now, session, reference, room, data)
             }
-            ClientMessage::Typing { room, typing } => {
-                self.typing(now, session, reference, room, typing)
-            }
+            ClientMessage::Typing { room, typing } => self.typing(session, reference, room, typing),
             ClientMessage::Direct { to, data } => self.direct(now, session, reference, to, data),
             ClientMessage::Ping => {
-                self.answer(now, session, reference, Reply::to);
+                self.answer(session, reference, Reply::to);
                 Ok(())
             }
             ClientMessage::App(app) => Err((
@@ -290,7 +302,7 @@ impl Hub {
             )),
         };
         if let Err((code, message)) = result {
-            self.queue_error(now, session, reference.cloned(), code, message);
+            self.queue_error(session, reference.cloned(), code, message);
         }
     }
 
@@ -327,16 +339,10 @@ impl Hub {
         self.expire_history(now);
     }
 
-    /// Appends the deliveries queued for the next session that has any to `out`, and returns that
-    /// session; `None` when no session has anything queued. Sessions come out in the order they
-    /// first had something queued, each with everything queued for it, in order.
-    pub fn poll_transmit(&mut self, out: &mut Vec<Shared>) -> Option<SessionId> {
-        self.slots.take_ready(out)
-    }
-
-    /// The next event for the hub's driver.
-    pub fn poll_event(&mut self) -> Option<HubEvent> {
-        self.events.pop_front()
+    /// The next output: deliveries for one session, or one delivery for many. A driver drains
+    /// them after every input, in order.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
     }
 
     /// When `handle_timeout` next has work to do.
@@ -402,7 +408,7 @@ impl Hub {
             self.users.insert(
                 user.clone(),
                 User {
-                    sessions: Vec::new(),
+                    sessions: Members::default(),
                     outbox,
                     delivered: 0,
                 },
@@ -410,28 +416,24 @@ impl Hub {
         }
         self.users.get_mut(user).expect("just made")
     }
-
-    fn evict(&mut self, now: Instant, index: u32) {
-        let session = self.slots.at(index).id;
-        self.disconnect(now, session);
-        self.events.push_back(HubEvent::Evicted {
-            session,
-            close: Close::new(
-                CloseCode::SlowConsumer,
-                "slow consumer: reconnect and resume",
-            ),
-        });
-    }
 }
 
 /// A request refused: the code and message of the `error` answer.
 type Refusal = (ErrorCode, String);
 
-/// Removes `vec[position]` by swapping the last element in; returns the element moved, if any.
-fn swap_remove(vec: &mut Vec<u32>, position: u32) -> Option<u32> {
+/// Appends `session` to a member list; returns its position.
+fn push(members: &mut Members, session: SessionId) -> u32 {
+    let members = Arc::make_mut(members);
+    members.push(session);
+    u32::try_from(members.len() - 1).unwrap_or(u32::MAX)
+}
+
+/// Removes the member at `position` by swapping the last one in; returns the one moved, if any.
+fn swap_remove(members: &mut Members, position: u32) -> Option<SessionId> {
+    let members = Arc::make_mut(members);
     let position = position as usize;
-    vec.swap_remove(position);
-    vec.get(position).copied()
+    members.swap_remove(position);
+    members.get(position).copied()
 }
 
 /// A bijection on u32 (a finalizer of MurmurHash3): distinct counters give distinct epochs.

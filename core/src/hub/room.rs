@@ -3,12 +3,15 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use super::Members;
+use crate::delivery::SessionId;
 use crate::names::UserId;
 
 #[derive(Debug, Default)]
 pub(crate) struct Room {
-    /// Slot indices of member sessions. Unordered: removal swaps the last one in.
-    pub(crate) members: Vec<u32>,
+    /// Member sessions. Unordered: removal swaps the last one in. Shared with the fan-outs not
+    /// yet taken, and copied on change only while one is.
+    pub(crate) members: Members,
     /// Users present: those with a member session, and those in their grace period.
     pub(crate) presence: BTreeMap<UserId, Presence>,
 }
@@ -34,16 +37,14 @@ pub(crate) enum Left {
 
 impl Room {
     /// Adds a member session; returns its position in `members`.
-    pub(crate) fn add(&mut self, slot: u32) -> u32 {
-        self.members.push(slot);
-        u32::try_from(self.members.len() - 1).unwrap_or(u32::MAX)
+    pub(crate) fn add(&mut self, session: SessionId) -> u32 {
+        super::push(&mut self.members, session)
     }
 
-    /// Removes the member at `position`; returns the slot moved into it, whose position changed.
-    pub(crate) fn remove(&mut self, position: u32) -> Option<u32> {
-        let position = position as usize;
-        self.members.swap_remove(position);
-        self.members.get(position).copied()
+    /// Removes the member at `position`; returns the session moved into it, whose position
+    /// changed.
+    pub(crate) fn remove(&mut self, position: u32) -> Option<SessionId> {
+        super::swap_remove(&mut self.members, position)
     }
 
     /// A session of `user` entered. True when the user is newly present: announce the join.
@@ -148,12 +149,22 @@ mod tests {
     #[test]
     fn removal_swaps_the_last_member_in() {
         let mut room = Room::default();
-        for slot in [10, 11, 12] {
-            room.add(slot);
+        for n in [10, 11, 12] {
+            room.add(SessionId(n));
         }
-        assert_eq!(room.remove(0), Some(12));
-        assert_eq!(room.members, [12, 11]);
+        assert_eq!(room.remove(0), Some(SessionId(12)));
+        assert_eq!(*room.members, [SessionId(12), SessionId(11)]);
         assert_eq!(room.remove(1), None);
-        assert_eq!(room.members, [12]);
+        assert_eq!(*room.members, [SessionId(12)]);
+    }
+
+    #[test]
+    fn a_change_does_not_touch_a_snapshot_taken_before() {
+        let mut room = Room::default();
+        room.add(SessionId(1));
+        let snapshot = room.members.clone();
+        room.add(SessionId(2));
+        assert_eq!(*snapshot, [SessionId(1)]);
+        assert_eq!(*room.members, [SessionId(1), SessionId(2)]);
     }
 }

@@ -2,7 +2,9 @@
 
 use std::time::Instant;
 
-use super::deliver::{fan_out, not_member};
+use std::sync::Arc;
+
+use super::deliver::not_member;
 use super::log::{Log, Recovery};
 use super::room::{Left, Room};
 use super::streams::StreamKey;
@@ -17,7 +19,6 @@ impl Hub {
     /// resumes, then queue the missed messages when `since` is still covered by history.
     pub(super) fn join(
         &mut self,
-        now: Instant,
         session: SessionId,
         reference: Option<&Ref>,
         room: RoomName,
@@ -33,7 +34,7 @@ impl Hub {
             ));
         }
         let member = slot.rooms.contains_key(&room);
-        self.enter_room(now, session, &room);
+        self.enter_room(session, &room);
         let log = self.room_log(&room);
         let head = log.head();
         let since = since.map(|since| (since, log.since(since)));
@@ -51,7 +52,7 @@ impl Hub {
         };
         let members = self.members(&room);
         let replayed = replay.len() as u64;
-        self.answer(now, session, reference, |reference| Reply {
+        self.answer(session, reference, |reference| Reply {
             room: Some(room),
             members: Some(members),
             id: Some(id),
@@ -59,14 +60,13 @@ impl Hub {
             replayed: recovered.map(|_| replayed),
             ..Reply::to(reference)
         });
-        self.replay(now, session, replay);
+        self.replay(session, replay);
         Ok(())
     }
 
     /// `leave`: explicit, so the user's presence ends at once if this was their last session.
     pub(super) fn leave(
         &mut self,
-        now: Instant,
         session: SessionId,
         reference: Option<&Ref>,
         room: RoomName,
@@ -75,9 +75,9 @@ impl Hub {
         let Some(position) = slot.rooms.remove(&room) else {
             return Err(not_member(&room));
         };
-        let (user, index) = (slot.user.clone(), slot.index);
-        self.exit_room(now, &user, index, &room, position, None);
-        self.answer(now, session, reference, |reference| Reply {
+        let user = slot.user.clone();
+        self.exit_room(&user, session, &room, position, None);
+        self.answer(session, reference, |reference| Reply {
             room: Some(room),
             ..Reply::to(reference)
         });
@@ -87,7 +87,6 @@ impl Hub {
     /// `typing`: relayed to the room's other sessions, not stored.
     pub(super) fn typing(
         &mut self,
-        now: Instant,
         session: SessionId,
         reference: Option<&Ref>,
         room: RoomName,
@@ -97,15 +96,15 @@ impl Hub {
         if !slot.rooms.contains_key(&room) {
             return Err(not_member(&room));
         }
-        let (user, index) = (slot.user.clone(), slot.index);
+        let user = slot.user.clone();
         let frame = ServerMessage::Typing {
             room: room.clone(),
             user,
             typing,
         }
         .encode();
-        self.fan_out_room(now, &room, &Delivery::unstreamed(frame), Some(index));
-        self.answer(now, session, reference, Reply::to);
+        self.fan_out_room(&room, Delivery::unstreamed(frame), Some(session));
+        self.answer(session, reference, Reply::to);
         Ok(())
     }
 
@@ -122,9 +121,9 @@ impl Hub {
         if !slot.rooms.contains_key(&room) {
             return Err(not_member(&room));
         }
-        let sender = (slot.id, slot.index, slot.user.clone());
+        let sender = (session, slot.user.clone());
         let published = self.publish_to_room(now, Some(sender), room.clone(), data);
-        self.answer(now, session, reference, |reference| Reply {
+        self.answer(session, reference, |reference| Reply {
             room: Some(room),
             id: Some(published.id),
             ..Reply::to(reference)
@@ -136,14 +135,14 @@ impl Hub {
     pub(super) fn publish_to_room(
         &mut self,
         now: Instant,
-        sender: Option<(SessionId, u32, UserId)>,
+        sender: Option<(SessionId, UserId)>,
         room: RoomName,
         data: Payload,
     ) -> Published {
         let log = self.room_log(&room);
         let id = log.next_position();
         let (sender_id, exclude, from) = match sender {
-            Some((id, index, user)) => (Some(id), Some(index), Some(user)),
+            Some((id, user)) => (Some(id), Some(id), Some(user)),
             None => (None, None, None),
         };
         let frame = ServerMessage::Message {
@@ -159,33 +158,21 @@ impl Hub {
         if was_empty {
             self.schedule_expiry(now, StreamKey::Room(room.clone()));
         }
-        let sessions = self.fan_out_room(now, &room, &delivery, exclude);
+        let sessions = self.fan_out_room(&room, delivery, exclude);
         Published { id, sessions }
     }
 
-    /// Queues `delivery` for the room's member sessions but `exclude`; evicts those over budget.
+    /// Hands `delivery` out to the room's member sessions but `except`.
     fn fan_out_room(
         &mut self,
-        now: Instant,
         room: &RoomName,
-        delivery: &Shared,
-        exclude: Option<u32>,
+        delivery: Shared,
+        except: Option<SessionId>,
     ) -> usize {
-        let Some(members) = self.rooms.get(room).map(|room| &room.members) else {
-            return 0;
-        };
-        let mut overflow = Vec::new();
-        let budget = self.budget();
-        let queued = fan_out(
-            &mut self.slots,
-            budget,
-            members,
-            delivery,
-            exclude,
-            &mut overflow,
-        );
-        self.evict_all(now, overflow);
-        queued
+        match self.rooms.get(room).map(|room| Arc::clone(&room.members)) {
+            Some(members) => self.fan_out(&members, except, delivery),
+            None => 0,
+        }
     }
 
     /// The room's log, made on first use with a fresh epoch.
@@ -198,24 +185,22 @@ impl Hub {
     }
 
     /// Makes the session a member; announces its user if newly present.
-    pub(super) fn enter_room(&mut self, now: Instant, session: SessionId, room: &RoomName) {
+    pub(super) fn enter_room(&mut self, session: SessionId, room: &RoomName) {
         let slot = self.slots.get(session).expect("live session");
         if slot.rooms.contains_key(room) {
             return;
         }
-        let (index, user) = (slot.index, slot.user.clone());
+        let user = slot.user.clone();
         let entry = self.rooms.entry(room.clone()).or_default();
-        let position = entry.add(index);
+        let position = entry.add(session);
         let (joined, cancelled) = entry.enter(&user);
-        self.slots
-            .at_mut(index)
-            .rooms
-            .insert(room.clone(), position);
+        let slot = self.slots.get_mut(session).expect("live session");
+        slot.rooms.insert(room.clone(), position);
         if let Some(at) = cancelled {
             self.graces.remove(&(at, room.clone(), user.clone()));
         }
         if joined {
-            self.announce(now, room, vec![user], Vec::new(), Some(index));
+            self.announce(room, vec![user], Vec::new(), Some(session));
         }
     }
 
@@ -223,9 +208,8 @@ impl Hub {
     /// period (`grace`), or not at all if another of their sessions is still here.
     pub(super) fn exit_room(
         &mut self,
-        now: Instant,
         user: &UserId,
-        index: u32,
+        session: SessionId,
         room: &RoomName,
         position: u32,
         grace: Option<Instant>,
@@ -233,19 +217,17 @@ impl Hub {
         let Some(entry) = self.rooms.get_mut(room) else {
             return;
         };
-        debug_assert_eq!(entry.members.get(position as usize), Some(&index));
+        debug_assert_eq!(entry.members.get(position as usize), Some(&session));
         if let Some(moved) = entry.remove(position) {
-            self.slots
-                .at_mut(moved)
-                .rooms
-                .insert(room.clone(), position);
+            let slot = self.slots.get_mut(moved).expect("members are live");
+            slot.rooms.insert(room.clone(), position);
         }
         match entry.exit(user, grace) {
             Left::Stays => {}
             Left::Grace(at) => {
                 self.graces.insert((at, room.clone(), user.clone()));
             }
-            Left::Gone => self.announce(now, room, Vec::new(), vec![user.clone()], None),
+            Left::Gone => self.announce(room, Vec::new(), vec![user.clone()], None),
         }
         self.drop_room_if_empty(room);
     }
@@ -275,7 +257,7 @@ impl Hub {
                 .iter()
                 .map(|(_, user)| user.clone())
                 .collect();
-            self.announce(now, &room, Vec::new(), leaves, None);
+            self.announce(&room, Vec::new(), leaves, None);
             self.drop_room_if_empty(&room);
             start = end;
         }
@@ -284,11 +266,10 @@ impl Hub {
     /// Sends a `presence` diff to the room's sessions (but `exclude`).
     fn announce(
         &mut self,
-        now: Instant,
         room: &RoomName,
         joins: Vec<UserId>,
         leaves: Vec<UserId>,
-        exclude: Option<u32>,
+        except: Option<SessionId>,
     ) {
         let frame = ServerMessage::Presence {
             room: room.clone(),
@@ -296,7 +277,7 @@ impl Hub {
             leaves,
         }
         .encode();
-        self.fan_out_room(now, room, &Delivery::unstreamed(frame), exclude);
+        self.fan_out_room(room, Delivery::unstreamed(frame), except);
     }
 
     fn drop_room_if_empty(&mut self, room: &RoomName) {

@@ -3,7 +3,8 @@
 
 use std::time::Instant;
 
-use super::deliver::fan_out;
+use std::sync::Arc;
+
 use super::log::{Log, Recovery};
 use super::{Connect, Hub, HubError, Published, Refusal};
 use crate::cursor::{Position, Stream};
@@ -38,7 +39,7 @@ impl Hub {
         let published = self
             .store_in_outbox(now, to, |id| ServerMessage::Direct { id, from, data })
             .map_err(|HubError::LimitReached(what)| (ErrorCode::LimitReached, what))?;
-        self.answer(now, session, reference, |reference| Reply {
+        self.answer(session, reference, |reference| Reply {
             id: Some(published.id),
             delivered: Some(published.sessions > 0),
             ..Reply::to(reference)
@@ -72,14 +73,14 @@ impl Hub {
         if online {
             entry.delivered = id.offset;
         }
-        let sessions: Vec<u32> = entry.sessions.iter().map(|s| s.0 as u32).collect();
+        let sessions = Arc::clone(&entry.sessions);
         if !online && was_empty {
             self.offline_outboxes += 1;
         }
         if was_empty {
             self.schedule_expiry(now, StreamKey::User(user));
         }
-        let queued = self.fan_out_to(now, &sessions, &delivery, None);
+        let queued = self.fan_out(&sessions, None, delivery);
         Ok(Published {
             id,
             sessions: queued,
@@ -100,43 +101,13 @@ impl Hub {
         if was_empty {
             self.schedule_expiry(now, StreamKey::All);
         }
-        let mut overflow = Vec::new();
-        let budget = self.budget();
-        let sessions = fan_out(
-            &mut self.slots,
-            budget,
-            &self.all_followers,
-            &delivery,
-            None,
-            &mut overflow,
-        );
-        self.evict_all(now, overflow);
+        let followers = Arc::clone(&self.all_followers);
+        let sessions = self.fan_out(&followers, None, delivery);
         Published { id, sessions }
     }
 
-    fn fan_out_to(
-        &mut self,
-        now: Instant,
-        sessions: &[u32],
-        delivery: &Shared,
-        exclude: Option<u32>,
-    ) -> usize {
-        let mut overflow = Vec::new();
-        let budget = self.budget();
-        let queued = fan_out(
-            &mut self.slots,
-            budget,
-            sessions,
-            delivery,
-            exclude,
-            &mut overflow,
-        );
-        self.evict_all(now, overflow);
-        queued
-    }
-
     /// A new connection's `streams` message, then each stream's messages after its start.
-    pub(super) fn start_streams(&mut self, now: Instant, session: SessionId, connect: &Connect) {
+    pub(super) fn start_streams(&mut self, session: SessionId, connect: &Connect) {
         let cursor = connect.cursor.as_ref();
         let position = |stream: &Stream| cursor.and_then(|c| c.get(stream));
         let mut starts = Vec::new();
@@ -184,8 +155,8 @@ impl Hub {
             });
         }
         let frame = ServerMessage::Streams { streams: starts }.encode();
-        self.send(now, session, Delivery::unstreamed(frame));
-        self.replay(now, session, replay);
+        self.send(session, Delivery::unstreamed(frame));
+        self.replay(session, replay);
     }
 
     /// Schedules the ageing out of a stream that just got its first message.
