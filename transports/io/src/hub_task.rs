@@ -1,0 +1,370 @@
+//! The hub task: one task owns the [`Hub`]; sessions and the application talk to it through a
+//! [`HubHandle`]. It never waits on a session: deliveries go into each session's bounded channel
+//! with `try_send`, and a session whose channel is full is dropped as a slow consumer.
+
+use std::time::Instant;
+
+use async_channel::{Receiver, Sender, TrySendError};
+use roomcast_core::delivery::{SessionId, Shared};
+use roomcast_core::envelope::{ClientEnvelope, Payload};
+use roomcast_core::hub::{Connect, Hub, HubError, Published, Transmit};
+use roomcast_core::names::{RoomName, UserId};
+use smol_str::SmolStr;
+
+use crate::runtime::Runtime;
+
+/// What the hub task sends a session: one delivery of a fan-out, or a batch for it alone.
+#[derive(Debug)]
+pub enum Deliveries {
+    /// One delivery (a room message, presence, a broadcast...).
+    One(Shared),
+    /// Deliveries for this session alone, in order: answers, a resume's replay.
+    Many(Vec<Shared>),
+}
+
+/// Figures of the hub, for status pages and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HubStats {
+    /// Live sessions.
+    pub sessions: usize,
+    /// Rooms with members.
+    pub rooms: usize,
+    /// Users with a session or stored messages.
+    pub users: usize,
+    /// Messages held in histories and outboxes.
+    pub stored_messages: usize,
+    /// Bytes of those messages.
+    pub stored_bytes: usize,
+    /// Sessions dropped as slow consumers since the start.
+    pub slow_consumers: u64,
+}
+
+enum Command {
+    Connect {
+        connect: Connect,
+        deliveries: Sender<Deliveries>,
+        reply: Sender<Result<SessionId, HubError>>,
+    },
+    Request {
+        session: SessionId,
+        request: ClientEnvelope,
+    },
+    Disconnect {
+        session: SessionId,
+    },
+    Publish {
+        room: RoomName,
+        data: Payload,
+        reply: Sender<Published>,
+    },
+    Notify {
+        user: UserId,
+        event: Option<SmolStr>,
+        data: Payload,
+        reply: Sender<Result<Published, HubError>>,
+    },
+    Broadcast {
+        event: Option<SmolStr>,
+        data: Payload,
+        reply: Sender<Published>,
+    },
+    Stats {
+        reply: Sender<HubStats>,
+    },
+}
+
+/// The hub task is gone (it stopped, or every handle was dropped and it finished).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HubGone;
+
+impl std::fmt::Display for HubGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the hub task has stopped")
+    }
+}
+
+impl std::error::Error for HubGone {}
+
+/// Talks to the hub task. Cheap to clone; the task ends when every handle is dropped.
+#[derive(Clone, Debug)]
+pub struct HubHandle {
+    commands: Sender<Command>,
+    session_capacity: usize,
+}
+
+/// Starts the hub task on `runtime`. `command_capacity` bounds the commands waiting for it (a
+/// full queue makes senders wait: back-pressure, not loss); `session_capacity` bounds each
+/// session's delivery channel, the slack a session has before it counts as a slow consumer.
+pub fn spawn_hub<R: Runtime>(
+    runtime: &R,
+    hub: Hub,
+    command_capacity: usize,
+    session_capacity: usize,
+) -> HubHandle {
+    let (commands, receiver) = async_channel::bounded(command_capacity.max(1));
+    runtime.spawn(run_hub(runtime.clone(), hub, receiver));
+    HubHandle {
+        commands,
+        session_capacity: session_capacity.max(1),
+    }
+}
+
+impl HubHandle {
+    /// Registers a connection; returns its session id and the channel of its deliveries.
+    pub async fn connect(
+        &self,
+        connect: Connect,
+    ) -> Result<(SessionId, Receiver<Deliveries>), ConnectError> {
+        let (deliveries, receiver) = async_channel::bounded(self.session_capacity);
+        let (reply, answer) = async_channel::bounded(1);
+        self.send(Command::Connect {
+            connect,
+            deliveries,
+            reply,
+        })
+        .await?;
+        let session = answer.recv().await.map_err(|_| HubGone)??;
+        Ok((session, receiver))
+    }
+
+    /// Forwards a client's request from its session.
+    pub async fn request(
+        &self,
+        session: SessionId,
+        request: ClientEnvelope,
+    ) -> Result<(), HubGone> {
+        self.send(Command::Request { session, request }).await
+    }
+
+    /// Removes a session (its connection ended).
+    pub async fn disconnect(&self, session: SessionId) -> Result<(), HubGone> {
+        self.send(Command::Disconnect { session }).await
+    }
+
+    /// Publishes to a room from the server.
+    pub async fn publish(&self, room: RoomName, data: Payload) -> Result<Published, HubGone> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.send(Command::Publish { room, data, reply }).await?;
+        answer.recv().await.map_err(|_| HubGone)
+    }
+
+    /// Notifies a user (stored in their outbox if they are offline).
+    pub async fn notify(
+        &self,
+        user: UserId,
+        event: Option<SmolStr>,
+        data: Payload,
+    ) -> Result<Result<Published, HubError>, HubGone> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.send(Command::Notify {
+            user,
+            event,
+            data,
+            reply,
+        })
+        .await?;
+        answer.recv().await.map_err(|_| HubGone)
+    }
+
+    /// Broadcasts to every session following the broadcast feed.
+    pub async fn broadcast(
+        &self,
+        event: Option<SmolStr>,
+        data: Payload,
+    ) -> Result<Published, HubGone> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.send(Command::Broadcast { event, data, reply }).await?;
+        answer.recv().await.map_err(|_| HubGone)
+    }
+
+    /// The hub's figures.
+    pub async fn stats(&self) -> Result<HubStats, HubGone> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.send(Command::Stats { reply }).await?;
+        answer.recv().await.map_err(|_| HubGone)
+    }
+
+    async fn send(&self, command: Command) -> Result<(), HubGone> {
+        self.commands.send(command).await.map_err(|_| HubGone)
+    }
+}
+
+/// Why a connection could not be registered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectError {
+    /// The hub refused it (a limit).
+    Refused(HubError),
+    /// The hub task is gone.
+    Gone,
+}
+
+impl From<HubGone> for ConnectError {
+    fn from(_: HubGone) -> Self {
+        Self::Gone
+    }
+}
+
+impl From<HubError> for ConnectError {
+    fn from(error: HubError) -> Self {
+        Self::Refused(error)
+    }
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(error) => write!(f, "{error}"),
+            Self::Gone => write!(f, "{HubGone}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// The sessions' delivery channels, indexed by `SessionId::index`.
+struct Channels {
+    slots: Vec<Option<(SessionId, Sender<Deliveries>)>>,
+    /// Sessions whose channel was full (or gone) during the last drain.
+    full: Vec<SessionId>,
+    slow_consumers: u64,
+}
+
+impl Channels {
+    fn insert(&mut self, session: SessionId, sender: Sender<Deliveries>) {
+        let index = session.index();
+        if index >= self.slots.len() {
+            self.slots.resize_with(index + 1, || None);
+        }
+        self.slots[index] = Some((session, sender));
+    }
+
+    fn remove(&mut self, session: SessionId) {
+        if let Some(slot) = self.slots.get_mut(session.index()) {
+            if slot.as_ref().is_some_and(|(id, _)| *id == session) {
+                *slot = None; // dropping the sender: the session sees its channel close
+            }
+        }
+    }
+
+    /// Never waits: a full channel marks the session as a slow consumer.
+    fn deliver(&mut self, session: SessionId, deliveries: Deliveries) {
+        let Some(Some((id, sender))) = self.slots.get(session.index()) else {
+            return; // gone since the fan-out was made
+        };
+        if *id != session {
+            return;
+        }
+        match sender.try_send(deliveries) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Closed(_)) => self.full.push(session),
+        }
+    }
+}
+
+async fn run_hub<R: Runtime>(runtime: R, mut hub: Hub, commands: Receiver<Command>) {
+    let mut channels = Channels {
+        slots: Vec::new(),
+        full: Vec::new(),
+        slow_consumers: 0,
+    };
+    loop {
+        // Drain every output, then drop the sessions that could not keep up; dropping one may
+        // produce more outputs, so until nothing is left.
+        loop {
+            while let Some(transmit) = hub.poll_transmit() {
+                match transmit {
+                    Transmit::To {
+                        session,
+                        deliveries,
+                    } => channels.deliver(session, Deliveries::Many(deliveries)),
+                    Transmit::Fanout {
+                        sessions,
+                        except,
+                        delivery,
+                    } => {
+                        for &session in sessions.iter() {
+                            if Some(session) != except {
+                                channels.deliver(session, Deliveries::One(delivery.clone()));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if channels.full.is_empty() {
+                break;
+            }
+            let now = runtime.now();
+            for session in std::mem::take(&mut channels.full) {
+                channels.remove(session);
+                channels.slow_consumers += 1;
+                hub.disconnect(now, session);
+            }
+        }
+        // Then wait for exactly one input: a command, or the hub's next timer.
+        let command = match hub.poll_timeout() {
+            Some(deadline) => {
+                let timer = async {
+                    runtime.sleep_until(deadline).await;
+                    None
+                };
+                // Fair: a stream of commands must not starve the timers (grace periods, expiry).
+                futures_lite::future::race(async { Some(commands.recv().await) }, timer).await
+            }
+            None => Some(commands.recv().await),
+        };
+        let now = runtime.now();
+        match command {
+            None => hub.handle_timeout(now),
+            Some(Ok(command)) => handle(&mut hub, &mut channels, now, command),
+            Some(Err(_)) => return, // every handle is gone
+        }
+    }
+}
+
+fn handle(hub: &mut Hub, channels: &mut Channels, now: Instant, command: Command) {
+    // A reply nobody waits for any more is not an error: its sender gave up.
+    match command {
+        Command::Connect {
+            connect,
+            deliveries,
+            reply,
+        } => {
+            let result = hub.connect(now, connect);
+            if let Ok(session) = result {
+                channels.insert(session, deliveries);
+            }
+            let _ = reply.try_send(result);
+        }
+        Command::Request { session, request } => hub.handle_request(now, session, request),
+        Command::Disconnect { session } => {
+            channels.remove(session);
+            hub.disconnect(now, session);
+        }
+        Command::Publish { room, data, reply } => {
+            let _ = reply.try_send(hub.publish(now, room, data));
+        }
+        Command::Notify {
+            user,
+            event,
+            data,
+            reply,
+        } => {
+            let _ = reply.try_send(hub.notify(now, user, event, data));
+        }
+        Command::Broadcast { event, data, reply } => {
+            let _ = reply.try_send(hub.broadcast(now, event, data));
+        }
+        Command::Stats { reply } => {
+            let (stored_messages, stored_bytes) = hub.stored();
+            let _ = reply.try_send(HubStats {
+                sessions: hub.session_count(),
+                rooms: hub.room_count(),
+                users: hub.user_count(),
+                stored_messages,
+                stored_bytes,
+                slow_consumers: channels.slow_consumers,
+            });
+        }
+    }
+}

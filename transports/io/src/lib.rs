@@ -1,0 +1,42 @@
+//! roomcast-io: the runtime-agnostic driver of roomcast's sans-IO core.
+//!
+//! Two run loops move everything between sockets and the core's state machines:
+//!
+//! - [`spawn_hub`] starts the **hub task**, which owns the [`Hub`](roomcast_core::hub::Hub). It
+//!   takes commands through a [`HubHandle`] and hands each session its deliveries through a small
+//!   bounded channel, with `try_send` only: it never waits for a session, and a session whose
+//!   channel is full is dropped from the hub as a slow consumer (it then closes with 4000, and
+//!   its client resumes from its cursor, losing nothing).
+//! - [`run_session`] runs one **session task** per connection: it drains every output of its
+//!   [`Session`](roomcast_core::session::Session), writes all pending frames in one flush, then
+//!   waits for exactly one input (a frame, a hub delivery, or the timer).
+//!
+//! A runtime adapter supplies a [`Runtime`] (clock, timers, spawn) and a [`Transport`] per
+//! connection; `roomcast-smol` does both for smol and WebSocket. No lock is held across an
+//! await, and every queue is bounded. Tests can replace the clock with [`ManualClock`].
+//!
+//! ```no_run
+//! # async fn example<R: roomcast_io::Runtime, T: roomcast_io::Transport>(runtime: R, transport: T) {
+//! use roomcast_core::hub::{Connect, Hub, HubConfig};
+//! use roomcast_core::names::UserId;
+//! use roomcast_io::{SessionOptions, run_session, spawn_hub};
+//!
+//! let hub = spawn_hub(&runtime, Hub::new(HubConfig::default(), 42), 1024, 64);
+//! // For each accepted and authenticated connection, in its own task:
+//! let user = UserId::new("alice").expect("valid");
+//! let connect = Connect { user, broadcast: true, rooms: vec![], cursor: None };
+//! let ended = run_session(&runtime, &hub, transport, connect, SessionOptions::default()).await;
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod hub_task;
+mod runtime;
+mod session_task;
+mod transport;
+
+pub use hub_task::{ConnectError, Deliveries, HubGone, HubHandle, HubStats, spawn_hub};
+pub use runtime::{ManualClock, Runtime};
+pub use session_task::{Ended, SessionOptions, run_session};
+pub use transport::{Inbound, Transport};

@@ -1,0 +1,200 @@
+//! The session run loop: one task per connection drives a [`Session`] between its transport, its
+//! hub channel and its timer.
+
+use std::time::{Duration, Instant};
+
+use async_channel::Receiver;
+use futures_lite::future;
+use roomcast_core::close::{Close, CloseCode};
+use roomcast_core::envelope::Codec;
+use roomcast_core::hub::Connect;
+use roomcast_core::session::{Session, SessionConfig, SessionEvent, SessionKind, SessionState};
+
+use crate::hub_task::{ConnectError, Deliveries, HubHandle};
+use crate::runtime::Runtime;
+use crate::transport::{Inbound, Transport};
+
+/// How a session runs.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// WebSocket or SSE.
+    pub kind: SessionKind,
+    /// The session's limits and timings.
+    pub config: SessionConfig,
+    /// The codec (frame limit, application message types).
+    pub codec: Codec,
+    /// Longest a write may take before the connection counts as dead: 10 s.
+    pub write_timeout: Duration,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            kind: SessionKind::WebSocket,
+            config: SessionConfig::default(),
+            codec: Codec::new(),
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How a session ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// It closed with this (sent or received).
+    Closed(Close),
+    /// The connection dropped or a write timed out, without a close.
+    Lost,
+}
+
+/// Registers the connection with the hub, then runs its session until it ends: drain every
+/// output (events to the hub, transmits to the transport, flushed in one write), then wait for
+/// exactly one input (a frame, a hub delivery, or the timer) and feed it in. No lock is held, and
+/// nothing awaits another session.
+pub async fn run_session<R: Runtime, T: Transport>(
+    runtime: &R,
+    hub: &HubHandle,
+    mut transport: T,
+    connect: Connect,
+    options: SessionOptions,
+) -> Result<Ended, ConnectError> {
+    let user = connect.user.clone();
+    let start = runtime.now();
+    let mut session = Session::new(options.kind, options.config, options.codec, start);
+    let (id, deliveries) = hub.connect(connect).await?;
+    session.accept(runtime.now(), id, user);
+    let mut disconnected = false;
+    let ended = loop {
+        // Outputs: events first (a request's answer comes back through the hub), then transmits.
+        while let Some(event) = session.poll_event() {
+            match event {
+                SessionEvent::Request(request) | SessionEvent::App(request) => {
+                    let forwarded = hub.request(id, request).await;
+                    if forwarded.is_err() {
+                        session.close(
+                            runtime.now(),
+                            Close::new(CloseCode::Internal, "the hub has stopped"),
+                        );
+                    }
+                }
+                SessionEvent::Closed(_) => {
+                    disconnected = true;
+                    let _ = hub.disconnect(id).await;
+                }
+                _ => {}
+            }
+        }
+        if !write_all(runtime, &mut session, &mut transport, options.write_timeout).await {
+            break Ended::Lost;
+        }
+        if session.state() == SessionState::Closed {
+            break session
+                .close_reason()
+                .cloned()
+                .map_or(Ended::Lost, Ended::Closed);
+        }
+        // One input.
+        match next_input(runtime, &session, &mut transport, &deliveries).await {
+            Input::Frame(Some(frame)) => {
+                let now = runtime.now();
+                // SSE sessions have no inbound frames; a transport that yields one is ignored.
+                let _ = match frame {
+                    Inbound::Text(text) => session.handle_text(now, &text),
+                    Inbound::Binary(bytes) => session.handle_binary(now, &bytes),
+                    Inbound::Pong => session.handle_pong(now),
+                    Inbound::Close(close) => {
+                        session.handle_close(now, close);
+                        Ok(())
+                    }
+                    Inbound::Failed(close) => {
+                        session.close(now, close);
+                        Ok(())
+                    }
+                };
+            }
+            Input::Frame(None) => break Ended::Lost,
+            Input::Deliveries(Ok(Deliveries::One(delivery))) => {
+                session.deliver_batch(runtime.now(), [delivery])
+            }
+            Input::Deliveries(Ok(Deliveries::Many(batch))) => {
+                session.deliver_batch(runtime.now(), batch)
+            }
+            Input::Deliveries(Err(_)) => {
+                // The hub dropped this session: its channel was full.
+                disconnected = true;
+                let close = Close::new(
+                    CloseCode::SlowConsumer,
+                    roomcast_core::session::SLOW_CONSUMER_REASON,
+                );
+                session.close(runtime.now(), close);
+            }
+            Input::Timer => session.handle_timeout(runtime.now()),
+        }
+    };
+    if !disconnected {
+        let _ = hub.disconnect(id).await;
+    }
+    Ok(ended)
+}
+
+enum Input {
+    Frame(Option<Inbound>),
+    Deliveries(Result<Deliveries, async_channel::RecvError>),
+    Timer,
+}
+
+/// Waits for the first of: a frame, a delivery, the session's timer.
+async fn next_input<R: Runtime, T: Transport>(
+    runtime: &R,
+    session: &Session,
+    transport: &mut T,
+    deliveries: &Receiver<Deliveries>,
+) -> Input {
+    let frame = async { Input::Frame(transport.recv().await) };
+    // Once the session is closing, hub deliveries no longer matter.
+    let delivery = async {
+        if session.is_open() {
+            Input::Deliveries(deliveries.recv().await)
+        } else {
+            future::pending().await
+        }
+    };
+    let timer = async {
+        match session.poll_timeout() {
+            Some(deadline) => {
+                runtime.sleep_until(deadline).await;
+                Input::Timer
+            }
+            None => future::pending().await,
+        }
+    };
+    // Fair, not biased: a busy room must not starve reading (pongs), nor a chatty client the hub.
+    future::race(frame, future::race(delivery, timer)).await
+}
+
+/// Sends every transmit, then flushes once, within the write timeout. False if the connection is
+/// dead (a write failed or stalled).
+async fn write_all<R: Runtime, T: Transport>(
+    runtime: &R,
+    session: &mut Session,
+    transport: &mut T,
+    timeout: Duration,
+) -> bool {
+    let deadline: Instant = runtime.now() + timeout;
+    let written = async {
+        let mut any = false;
+        while let Some(transmit) = session.poll_transmit(runtime.now()) {
+            transport.send(transmit).await?;
+            any = true;
+        }
+        if any {
+            transport.flush().await?;
+        }
+        Ok::<bool, std::io::Error>(true)
+    };
+    let stalled = async {
+        runtime.sleep_until(deadline).await;
+        Ok(false)
+    };
+    matches!(future::or(written, stalled).await, Ok(true))
+}

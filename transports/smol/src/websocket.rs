@@ -1,0 +1,116 @@
+//! WebSocket as a roomcast [`Transport`]: async-tungstenite over any async byte stream.
+
+use std::io;
+
+use async_trait::async_trait;
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use async_tungstenite::tungstenite::protocol::frame::coding::{
+    CloseCode as WsCloseCode, Data, OpCode,
+};
+use async_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
+use async_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
+use futures_lite::{AsyncRead, AsyncWrite};
+use futures_util::{SinkExt, StreamExt};
+use roomcast_core::close::{Close, CloseCode};
+use roomcast_core::session::{SessionConfig, Transmit};
+use roomcast_io::{Inbound, Transport};
+
+/// tungstenite's settings for a session's limits: a small read buffer (tungstenite zero-fills
+/// its read buffer, 128 KiB by default, so an idle connection would cost that much), and hard
+/// message and frame caps at twice `max_frame`, so a frame just over `max_frame` reaches the
+/// session, which closes with 1009, while memory stays bounded whatever the peer sends.
+pub fn websocket_config(config: &SessionConfig) -> WebSocketConfig {
+    let hard = config.max_frame.saturating_mul(2);
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .max_write_buffer_size(config.queue_bytes.saturating_mul(2).max(1 << 20))
+        .max_message_size(Some(hard))
+        .max_frame_size(Some(hard))
+}
+
+/// A WebSocket connection.
+pub struct WsTransport<S> {
+    ws: WebSocketStream<S>,
+}
+
+impl<S> WsTransport<S> {
+    /// Wraps an accepted (or connected) WebSocket.
+    pub fn new(ws: WebSocketStream<S>) -> Self {
+        Self { ws }
+    }
+}
+
+#[async_trait]
+impl<S> Transport for WsTransport<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    async fn recv(&mut self) -> Option<Inbound> {
+        loop {
+            let message = match self.ws.next().await? {
+                Ok(message) => message,
+                Err(error) => return failed(error),
+            };
+            return Some(match message {
+                Message::Text(text) => Inbound::Text(text.as_str().to_owned()),
+                Message::Binary(bytes) => Inbound::Binary(bytes.to_vec()),
+                // tungstenite queues the pong itself; send it now, not at the next write, or a
+                // client with a pong timeout (Python websockets: 20 s) gives up on us.
+                Message::Ping(_) => {
+                    let _ = self.ws.flush().await;
+                    Inbound::Pong
+                }
+                Message::Pong(_) => Inbound::Pong,
+                Message::Close(frame) => Inbound::Close(frame.map(|frame| {
+                    Close::new(
+                        CloseCode::from_u16(frame.code.into()),
+                        frame.reason.as_str(),
+                    )
+                })),
+                Message::Frame(_) => continue,
+            });
+        }
+    }
+
+    async fn send(&mut self, transmit: Transmit) -> io::Result<()> {
+        let message = match transmit {
+            // A ready text frame over the shared bytes: no copy, no UTF-8 check per recipient.
+            Transmit::Frame(delivery) => Message::Frame(Frame::message(
+                delivery.frame.to_bytes(),
+                OpCode::Data(Data::Text),
+                true,
+            )),
+            Transmit::Ping => Message::Ping(Bytes::new()),
+            Transmit::Close(close) => Message::Close(Some(CloseFrame {
+                code: WsCloseCode::from(close.code.as_u16()),
+                reason: close.reason.into(),
+            })),
+            // Keep-alive comments are for SSE; a WebSocket session pings instead.
+            _ => return Ok(()),
+        };
+        self.ws.feed(message).await.map_err(io_error)
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        self.ws.flush().await.map_err(io_error)
+    }
+}
+
+/// What a tungstenite error means for the session: close with a code, or the connection is gone.
+fn failed(error: WsError) -> Option<Inbound> {
+    let close = match error {
+        WsError::Capacity(_) => Close::new(CloseCode::TooBig, "frame too large"),
+        WsError::Utf8(_) => Close::new(CloseCode::Other(1007), "invalid UTF-8 in a text frame"),
+        WsError::Protocol(error) => Close::new(CloseCode::Other(1002), error.to_string()),
+        _ => return None, // closed, reset, or an IO error: nothing more can be said to the peer
+    };
+    Some(Inbound::Failed(close))
+}
+
+fn io_error(error: WsError) -> io::Error {
+    match error {
+        WsError::Io(error) => error,
+        other => io::Error::other(other),
+    }
+}
