@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use roomcast_core::hub::{Hub, HubConfig};
 use roomcast_io::{HubHandle, spawn_hub};
 use roomcast_smol::{ServeOptions, SmolRuntime, serve};
@@ -27,7 +27,9 @@ pub struct Server {
 impl Server {
     pub async fn start(config: HubConfig, options: ServeOptions, session_capacity: usize) -> Self {
         let hub = spawn_hub(&SmolRuntime, Hub::new(config, 7), 1024, session_capacity);
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1");
         let addr = listener.local_addr().expect("local address");
         smol::spawn(serve(listener, hub.clone(), options)).detach();
         Self { addr, hub }
@@ -43,7 +45,9 @@ impl Server {
 
     /// Connects as `user`, and reads the `welcome` and `streams` messages.
     pub async fn client(&self, user: &str) -> Client {
-        let mut client = Client::connect(&self.url(&format!("user={user}"))).await.expect("handshake");
+        let mut client = Client::connect(&self.url(&format!("user={user}")))
+            .await
+            .expect("handshake");
         assert_eq!(client.next_json().await["type"], "welcome");
         assert_eq!(client.next_json().await["type"], "streams");
         client
@@ -66,14 +70,22 @@ pub enum Read {
 
 impl Client {
     pub async fn connect(url: &str) -> Result<Self, WsError> {
-        let host = url.trim_start_matches("ws://").split('/').next().unwrap_or_default().to_owned();
+        let host = url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         let stream = TcpStream::connect(host).await.map_err(WsError::Io)?;
         let (ws, _) = async_tungstenite::client_async(url, stream).await?;
         Ok(Self { ws })
     }
 
     pub async fn send_json(&mut self, value: Value) {
-        self.ws.send(Message::text(value.to_string())).await.expect("send");
+        self.ws
+            .send(Message::text(value.to_string()))
+            .await
+            .expect("send");
     }
 
     pub async fn send_text(&mut self, text: String) {
@@ -91,7 +103,9 @@ impl Client {
             None => panic!("nothing arrived within {WAIT:?}"),
             Some(None) => Read::Gone("stream ended".into()),
             Some(Some(Err(error))) => Read::Gone(error.to_string()),
-            Some(Some(Ok(Message::Text(text)))) => Read::Json(serde_json::from_str(text.as_str()).expect("JSON")),
+            Some(Some(Ok(Message::Text(text)))) => {
+                Read::Json(serde_json::from_str(text.as_str()).expect("JSON"))
+            }
             Some(Some(Ok(Message::Close(frame)))) => Read::Close(frame),
             Some(Some(Ok(other))) => Read::Other(other),
         }
