@@ -1,0 +1,53 @@
+//! `roomcast serve` and `roomcast echo`.
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+use roomcast_core::hub::{Hub, HubConfig};
+use roomcast_io::spawn_hub;
+use roomcast_smol::{ServeOptions, SmolRuntime};
+
+use crate::sse_cli::CliError;
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ROOMCAST_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+}
+
+#[derive(Args)]
+pub(crate) struct EchoArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    listen: SocketAddr,
+}
+
+pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
+    // A new seed per process: stream epochs differ across restarts, so a client resuming with a
+    // cursor of the previous process is told `recovered: false`, never given wrong messages.
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |t| t.as_nanos() as u64)
+        ^ u64::from(std::process::id());
+    smol::block_on(async {
+        let hub = spawn_hub(&SmolRuntime, Hub::new(HubConfig::default(), seed), 4096, 64);
+        let listener = smol::net::TcpListener::bind(args.listen).await?;
+        eprintln!("roomcast: serving the roomcast protocol over WebSocket on ws://{}/ (development mode: ?user=NAME)", listener.local_addr()?);
+        roomcast_smol::serve(listener, hub, ServeOptions::default()).await
+    })
+    .map_err(CliError::Io)
+}
+
+pub(crate) fn echo(args: EchoArgs) -> Result<(), CliError> {
+    smol::block_on(async {
+        let listener = smol::net::TcpListener::bind(args.listen).await?;
+        eprintln!(
+            "roomcast: WebSocket echo on ws://{}/",
+            listener.local_addr()?
+        );
+        roomcast_smol::serve_echo(listener).await
+    })
+    .map_err(CliError::Io)
+}
