@@ -389,6 +389,11 @@ impl Session {
         self.close_with(now, close);
     }
 
+    /// True once [`shutdown`](Self::shutdown) was called while open.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown_at.is_some()
+    }
+
     /// The server is going away: queues a `shutdown` message (reason [`SHUTDOWN_REASON`], the
     /// client's reconnect hint `reconnect_ms`), keeps the frames flowing for
     /// `config.shutdown_grace`, then closes with 1001 after every frame still queued. Before

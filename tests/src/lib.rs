@@ -2,21 +2,35 @@
 //! client that speaks JSON, every wait bounded in time.
 #![allow(missing_docs)]
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_tungstenite::WebSocketStream;
+use async_tungstenite::tungstenite::handshake::client::{Request, Response};
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use futures_util::StreamExt;
 use roomcast_core::hub::{Hub, HubConfig};
-use roomcast_io::{HubHandle, spawn_hub};
+use roomcast_io::{HubHandle, HubStats, spawn_hub};
 use roomcast_smol::{ServeOptions, SmolRuntime, serve};
 use serde_json::Value;
 use smol::net::{TcpListener, TcpStream};
 
 /// How long any single wait in a test may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// `future`'s output, or a panic naming `what` if it takes longer than `WAIT`.
+pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    let timeout = async {
+        smol::Timer::after(WAIT).await;
+        None
+    };
+    match futures_lite::future::or(async { Some(future.await) }, timeout).await {
+        Some(output) => output,
+        None => panic!("{what}: not done within {WAIT:?}"),
+    }
+}
 
 /// A roomcast server on an ephemeral loopback port, serving until the test process ends.
 pub struct Server {
@@ -52,6 +66,33 @@ impl Server {
         assert_eq!(client.next_json().await["type"], "streams");
         client
     }
+
+    /// Connects with this query string (`user=...&cursor=...`); returns the client with its
+    /// `welcome` and `streams` messages.
+    pub async fn connect(&self, query: &str) -> (Client, Value, Value) {
+        let mut client = within("handshake", Client::connect(&self.url(query)))
+            .await
+            .expect("handshake");
+        let welcome = client.next_json().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        let streams = client.next_json().await;
+        assert_eq!(streams["type"], "streams", "{streams}");
+        (client, welcome, streams)
+    }
+
+    /// Polls the hub's figures every 10 ms until `done` holds (within `WAIT`); returns them.
+    pub async fn wait_for_stats(&self, what: &str, done: impl Fn(&HubStats) -> bool) -> HubStats {
+        let polls = WAIT.as_millis() / 10;
+        let mut stats = HubStats::default();
+        for _ in 0..polls {
+            stats = self.hub.stats().await.expect("hub running");
+            if done(&stats) {
+                return stats;
+            }
+            smol::Timer::after(Duration::from_millis(10)).await;
+        }
+        panic!("{what}: not reached within {WAIT:?}; last stats {stats:?}");
+    }
 }
 
 /// A WebSocket client.
@@ -81,6 +122,18 @@ impl Client {
         Ok(Self { ws })
     }
 
+    /// Connects with a request of its own (extra headers); returns the server's response too.
+    pub async fn connect_request(request: Request) -> Result<(Self, Response), WsError> {
+        let host = request
+            .uri()
+            .authority()
+            .map(|authority| authority.as_str().to_owned())
+            .unwrap_or_default();
+        let stream = TcpStream::connect(host).await.map_err(WsError::Io)?;
+        let (ws, response) = async_tungstenite::client_async(request, stream).await?;
+        Ok((Self { ws }, response))
+    }
+
     pub async fn send_json(&mut self, value: Value) {
         self.ws
             .send(Message::text(value.to_string()))
@@ -92,22 +145,21 @@ impl Client {
         self.ws.send(Message::text(text)).await.expect("send");
     }
 
+    /// The next WebSocket message as it came (`None` once the stream ended), within `WAIT`.
+    pub async fn next_message(&mut self) -> Option<Result<Message, WsError>> {
+        within("the next message", self.ws.next()).await
+    }
+
     /// The next message, within `WAIT`.
     pub async fn read(&mut self) -> Read {
-        let next = async { self.ws.next().await };
-        let timeout = async {
-            smol::Timer::after(WAIT).await;
-            None
-        };
-        match futures_lite::future::or(async { Some(next.await) }, timeout).await {
-            None => panic!("nothing arrived within {WAIT:?}"),
-            Some(None) => Read::Gone("stream ended".into()),
-            Some(Some(Err(error))) => Read::Gone(error.to_string()),
-            Some(Some(Ok(Message::Text(text)))) => {
+        match self.next_message().await {
+            None => Read::Gone("stream ended".into()),
+            Some(Err(error)) => Read::Gone(error.to_string()),
+            Some(Ok(Message::Text(text))) => {
                 Read::Json(serde_json::from_str(text.as_str()).expect("JSON"))
             }
-            Some(Some(Ok(Message::Close(frame)))) => Read::Close(frame),
-            Some(Some(Ok(other))) => Read::Other(other),
+            Some(Ok(Message::Close(frame))) => Read::Close(frame),
+            Some(Ok(other)) => Read::Other(other),
         }
     }
 
@@ -132,11 +184,60 @@ impl Client {
         }
     }
 
+    /// Reads until the `reply` or `error` whose `ref` is `reference`; returns it, and every JSON
+    /// message that came before it.
+    pub async fn answer(&mut self, reference: &Value) -> (Value, Vec<Value>) {
+        let mut before = Vec::new();
+        loop {
+            let value = self.next_json().await;
+            let answer = value["type"] == "reply" || value["type"] == "error";
+            if answer && value["ref"] == *reference {
+                return (value, before);
+            }
+            before.push(value);
+        }
+    }
+
+    /// A round trip through the hub: a `leave` of a room this client is not in, answered
+    /// `not_member` with its `ref` through the same ordered channel as every hub delivery. Returns
+    /// what arrived before the answer: anything the hub queued for this session before the
+    /// barrier. (Pings and malformed frames are answered by the session itself, so they are no
+    /// barrier.)
+    pub async fn barrier(&mut self) -> Vec<Value> {
+        let reference = Value::from("barrier");
+        self.send_json(serde_json::json!(
+            {"type": "leave", "ref": reference.clone(), "room": "roomcast-tests.barrier"}
+        ))
+        .await;
+        let (answer, before) = self.answer(&reference).await;
+        assert_eq!(answer["code"], "not_member", "{answer}");
+        before
+    }
+
+    /// Closes with 1000 and reads until the server has answered the close (or dropped the
+    /// connection). The server disconnects its session from the hub before it answers.
+    pub async fn close_and_wait(&mut self) {
+        within("close", self.ws.close(None))
+            .await
+            .expect("send close");
+        for _ in 0..10_000 {
+            match self.read().await {
+                Read::Close(_) | Read::Gone(_) => return,
+                _ => continue,
+            }
+        }
+        panic!("no close after 10,000 messages");
+    }
+
     /// Reads until the server's close frame; returns its code.
     pub async fn close_code(&mut self) -> Option<u16> {
         loop {
             match self.read().await {
-                Read::Close(frame) => return frame.map(|f| f.code.into()),
+                Read::Close(frame) => {
+                    // Answer the close as a real client does (tungstenite queued the reply).
+                    let _ = futures_util::SinkExt::flush(&mut self.ws).await;
+                    return frame.map(|f| f.code.into());
+                }
                 Read::Gone(_) => return None,
                 _ => continue,
             }

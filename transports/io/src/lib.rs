@@ -34,9 +34,11 @@
 mod hub_task;
 mod runtime;
 mod session_task;
+mod shutdown;
 mod transport;
 
 pub use hub_task::{ConnectError, Deliveries, HubGone, HubHandle, HubStats, spawn_hub};
 pub use runtime::{ManualClock, Runtime};
 pub use session_task::{Ended, SessionOptions, run_session};
+pub use shutdown::Shutdown;
 pub use transport::{Inbound, Transport};

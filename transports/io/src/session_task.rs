@@ -12,6 +12,7 @@ use roomcast_core::session::{Session, SessionConfig, SessionEvent, SessionKind, 
 
 use crate::hub_task::{ConnectError, Deliveries, HubHandle};
 use crate::runtime::Runtime;
+use crate::shutdown::Shutdown;
 use crate::transport::{Inbound, Transport};
 
 /// How a session runs.
@@ -25,6 +26,8 @@ pub struct SessionOptions {
     pub codec: Codec,
     /// Longest a write may take before the connection counts as dead: 10 s.
     pub write_timeout: Duration,
+    /// The server's shutdown switch (see [`Shutdown`]); the default is never triggered.
+    pub shutdown: Shutdown,
 }
 
 impl Default for SessionOptions {
@@ -34,6 +37,7 @@ impl Default for SessionOptions {
             config: SessionConfig::default(),
             codec: Codec::new(),
             write_timeout: Duration::from_secs(10),
+            shutdown: Shutdown::new(),
         }
     }
 }
@@ -58,6 +62,7 @@ pub async fn run_session<R: Runtime, T: Transport>(
     connect: Connect,
     options: SessionOptions,
 ) -> Result<Ended, ConnectError> {
+    let _live = options.shutdown.enter();
     let user = connect.user.clone();
     let start = runtime.now();
     let mut session = Session::new(options.kind, options.config, options.codec, start);
@@ -94,7 +99,15 @@ pub async fn run_session<R: Runtime, T: Transport>(
                 .map_or(Ended::Lost, Ended::Closed);
         }
         // One input.
-        match next_input(runtime, &session, &mut transport, &deliveries).await {
+        match next_input(
+            runtime,
+            &session,
+            &mut transport,
+            &deliveries,
+            &options.shutdown,
+        )
+        .await
+        {
             Input::Frame(Some(frame)) => {
                 let now = runtime.now();
                 // SSE sessions have no inbound frames; a transport that yields one is ignored.
@@ -129,6 +142,7 @@ pub async fn run_session<R: Runtime, T: Transport>(
                 session.close(runtime.now(), close);
             }
             Input::Timer => session.handle_timeout(runtime.now()),
+            Input::Shutdown(reconnect_ms) => session.shutdown(runtime.now(), reconnect_ms),
         }
     };
     if !disconnected {
@@ -141,14 +155,16 @@ enum Input {
     Frame(Option<Inbound>),
     Deliveries(Result<Deliveries, async_channel::RecvError>),
     Timer,
+    Shutdown(u64),
 }
 
-/// Waits for the first of: a frame, a delivery, the session's timer.
+/// Waits for the first of: a frame, a delivery, the session's timer, the server shutting down.
 async fn next_input<R: Runtime, T: Transport>(
     runtime: &R,
     session: &Session,
     transport: &mut T,
     deliveries: &Receiver<Deliveries>,
+    shutdown: &Shutdown,
 ) -> Input {
     let frame = async { Input::Frame(transport.recv().await) };
     // Once the session is closing, hub deliveries no longer matter.
@@ -168,8 +184,20 @@ async fn next_input<R: Runtime, T: Transport>(
             None => future::pending().await,
         }
     };
+    // Told once: after that the session's own grace timer does the rest.
+    let shutting_down = async {
+        if session.is_open() && !session.is_shutting_down() {
+            Input::Shutdown(shutdown.triggered().await)
+        } else {
+            future::pending().await
+        }
+    };
     // Fair, not biased: a busy room must not starve reading (pongs), nor a chatty client the hub.
-    future::race(frame, future::race(delivery, timer)).await
+    future::race(
+        future::race(frame, shutting_down),
+        future::race(delivery, timer),
+    )
+    .await
 }
 
 /// Sends every transmit, then flushes once, within the write timeout. False if the connection is

@@ -105,11 +105,28 @@ fn percent_decode(value: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Accepts connections forever, each in its own task: the WebSocket handshake (refused with its
-/// HTTP status when authentication fails), then a session until it ends.
+/// Accepts connections, each in its own task: the WebSocket handshake (refused with its HTTP
+/// status when authentication fails), then a session until it ends. Returns once
+/// `options.session.shutdown` is triggered: no new connection is accepted, and the sessions
+/// finish their shutdown (`Shutdown::drained` tells when they are all gone).
 pub async fn serve(listener: TcpListener, hub: HubHandle, options: ServeOptions) -> io::Result<()> {
+    let shutdown = options.session.shutdown.clone();
     loop {
-        let (stream, _) = listener.accept().await?;
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            shutdown.triggered().await;
+            None
+        });
+        let Some(accepted) = accepted.await else {
+            return Ok(());
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            // Out of descriptors, or a connection aborted before accept: not the server's end.
+            Err(_) => {
+                smol::Timer::after(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
         let (hub, options) = (hub.clone(), options.clone());
         smol::spawn(async move { connection(stream, hub, options).await }).detach();
     }
