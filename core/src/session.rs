@@ -428,13 +428,7 @@ impl Session {
         if !self.inbound(now)? {
             return Ok(());
         }
-        if text.len() > self.config.max_frame {
-            let reason = format!(
-                "frame of {} bytes is over the limit of {}",
-                text.len(),
-                self.config.max_frame
-            );
-            self.close_with(now, Close::new(CloseCode::TooBig, reason));
+        if self.too_big(now, text.len()) {
             return Ok(());
         }
         if !self.rate.try_take(now) {
@@ -463,8 +457,7 @@ impl Session {
     /// A binary frame from the client: a sign of life, answered `bad_frame` (protocol v1 has no
     /// binary frames), under the same rate limit as text. Ignored unless open; `Err` for SSE.
     pub fn handle_binary(&mut self, now: Instant, bytes: &[u8]) -> Result<(), SessionError> {
-        let _ = bytes;
-        if !self.inbound(now)? {
+        if !self.inbound(now)? || self.too_big(now, bytes.len()) {
             return Ok(());
         }
         if !self.rate.try_take(now) {
@@ -474,6 +467,17 @@ impl Session {
         let message = "binary frames are not part of protocol v1";
         self.send(now, error_frame(ErrorCode::BadFrame, None, message));
         Ok(())
+    }
+
+    /// A frame over `max_frame`, text or binary, is not read: the session closes with 1009.
+    fn too_big(&mut self, now: Instant, len: usize) -> bool {
+        if len <= self.config.max_frame {
+            return false;
+        }
+        let limit = self.config.max_frame;
+        let reason = format!("frame of {len} bytes is over the limit of {limit}");
+        self.close_with(now, Close::new(CloseCode::TooBig, reason));
+        true
     }
 
     /// A WebSocket pong: a sign of life. `Err` for SSE.

@@ -129,7 +129,7 @@ impl Codec {
     /// A frame our flat form could not read may still be a valid application message (its
     /// fields are its own) or of an unknown type; otherwise the read error stands.
     fn app_or(&self, text: &str, error: EnvelopeError) -> Result<ClientEnvelope, EnvelopeError> {
-        if error.code != ErrorCode::BadFrame {
+        if error.code != ErrorCode::BadFrame || !super::wire::is_object(text) {
             return Err(error);
         }
         let Ok(Head {

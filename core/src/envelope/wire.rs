@@ -102,6 +102,13 @@ impl<'a> Wire<'a> {
                 ),
             ));
         }
+        if !is_object(text) {
+            let message = match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Ok(_) => "frame is not a JSON object".to_owned(),
+                Err(error) => format!("frame is not valid JSON: {error}"),
+            };
+            return Err(EnvelopeError::new(ErrorCode::BadFrame, None, message));
+        }
         serde_json::from_str::<Wire<'a>>(text).map_err(|error| {
             let reference = serde_json::from_str::<RefOnly>(text)
                 .ok()
@@ -177,6 +184,13 @@ impl<'a> Wire<'a> {
     pub(super) fn data(&self) -> Result<Payload, EnvelopeError> {
         self.need(self.data, "data").map(Payload::from_raw)
     }
+}
+
+/// Whether the frame is (at least starts as) a JSON object. serde reads a struct from a JSON
+/// array too, field by field, so `["join","r",null,"lobby"]` would pass for a join without this.
+pub(super) fn is_object(text: &str) -> bool {
+    text.trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
 }
 
 fn name_error(field: &str, value: &str, error: NameError) -> String {

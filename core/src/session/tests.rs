@@ -678,3 +678,26 @@ fn a_batch_larger_than_the_budget_is_taken_whole_once() {
         Some(CloseCode::SlowConsumer)
     );
 }
+
+#[test]
+fn an_oversized_binary_frame_closes_with_1009_too() {
+    let t = crate::testing::start();
+    let mut session = Session::new(
+        SessionKind::WebSocket,
+        SessionConfig::default(),
+        Codec::new(),
+        t,
+    );
+    session.accept(t, SessionId(1), UserId::new("alice").expect("valid"));
+    session
+        .handle_binary(t, &vec![0; SessionConfig::default().max_frame])
+        .expect("WebSocket");
+    assert!(session.is_open(), "at the limit: answered, not closed");
+    session
+        .handle_binary(t, &vec![0; SessionConfig::default().max_frame + 1])
+        .expect("WebSocket");
+    assert_eq!(
+        session.close_reason().map(|c| c.code),
+        Some(CloseCode::TooBig)
+    );
+}

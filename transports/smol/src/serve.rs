@@ -161,10 +161,17 @@ async fn connection(stream: TcpStream, hub: HubHandle, options: ServeOptions) {
         Ok(response)
     };
     let config = websocket_config(&options.session.config);
-    let Ok(ws) =
-        async_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await
-    else {
-        return; // a bad handshake was answered with its HTTP error by tungstenite
+    // The upgrade must complete in time, or a client that never finishes its request (slowloris)
+    // would hold a socket and a task forever.
+    let handshake = async {
+        Some(async_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await)
+    };
+    let deadline = async {
+        smol::Timer::after(options.session.config.handshake_timeout).await;
+        None
+    };
+    let Some(Ok(ws)) = futures_lite::future::or(handshake, deadline).await else {
+        return; // too slow, or a bad handshake answered with its HTTP error by tungstenite
     };
     let Some(connect) = connect else { return };
     let _ = run_session(

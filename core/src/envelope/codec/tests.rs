@@ -455,3 +455,36 @@ fn error_messages_are_bounded_whatever_the_frame_holds() {
     assert!(reply.len() < 2 * MAX_ERROR_MESSAGE, "{}", reply.len());
     assert!(Codec::new().decode_server(reply.as_str()).is_ok());
 }
+
+#[test]
+fn only_objects_are_frames() {
+    // serde would read these arrays field by field, as a ping with ref "a" and a join.
+    for text in [
+        r#"["ping","a"]"#,
+        r#"["join","j",null,"lobby"]"#,
+        r#""ping""#,
+        "7",
+        "null",
+        " [1]",
+    ] {
+        let error = decode(text).expect_err("not an object");
+        assert_eq!(
+            (error.code, error.reference),
+            (ErrorCode::BadFrame, None),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        decode(r#"["ping"]"#).expect_err("array").message,
+        "frame is not a JSON object"
+    );
+    let codec = Codec::new().with_app_type("reaction").expect("free");
+    assert!(
+        codec.decode_client(r#"["reaction",1]"#).is_err(),
+        "not an app message either"
+    );
+    assert!(
+        decode(" \n{\"type\":\"ping\"}").is_ok(),
+        "JSON whitespace before the object is fine"
+    );
+}
