@@ -1,0 +1,102 @@
+//! roomcast-io's run loops on a clock the test moves by hand: a session's whole heartbeat life,
+//! 35 seconds of it, in a few milliseconds, over an in-memory transport.
+
+use std::io;
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use async_trait::async_trait;
+use roomcast_core::close::CloseCode;
+use roomcast_core::hub::{Connect, Hub, HubConfig};
+use roomcast_core::names::UserId;
+use roomcast_core::session::Transmit;
+use roomcast_io::{Ended, Inbound, ManualClock, SessionOptions, Transport, run_session, spawn_hub};
+use roomcast_smol::SmolRuntime;
+use roomcast_tests::WAIT;
+
+/// A connection made of two channels: what the client sends, and what the session transmits.
+struct Pipe {
+    inbound: Receiver<Inbound>,
+    outbound: Sender<Transmit>,
+}
+
+#[async_trait]
+impl Transport for Pipe {
+    async fn recv(&mut self) -> Option<Inbound> {
+        self.inbound.recv().await.ok()
+    }
+
+    async fn send(&mut self, transmit: Transmit) -> io::Result<()> {
+        self.outbound.send(transmit).await.map_err(io::Error::other)
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn next(transmits: &Receiver<Transmit>) -> Transmit {
+    let timeout = async {
+        smol::Timer::after(WAIT).await;
+        None
+    };
+    futures_lite::future::or(async { transmits.recv().await.ok() }, timeout)
+        .await
+        .expect("a transmit within the wait")
+}
+
+#[test]
+fn a_silent_session_is_pinged_then_closed_on_a_manual_clock() {
+    smol::block_on(async {
+        let clock = ManualClock::new(SmolRuntime);
+        let hub = spawn_hub(&clock, Hub::new(HubConfig::default(), 1), 16, 16);
+        let (_client, inbound) = async_channel::bounded(16);
+        let (outbound, transmits) = async_channel::bounded(16);
+        let user = UserId::new("alice").expect("valid");
+        let connect = Connect {
+            user,
+            broadcast: false,
+            rooms: vec![],
+            cursor: None,
+        };
+        let session = {
+            let (clock, hub) = (clock.clone(), hub.clone());
+            smol::spawn(async move {
+                run_session(
+                    &clock,
+                    &hub,
+                    Pipe { inbound, outbound },
+                    connect,
+                    SessionOptions::default(),
+                )
+                .await
+            })
+        };
+        for kind in ["welcome", "streams"] {
+            let Transmit::Frame(delivery) = next(&transmits).await else {
+                panic!("{kind} first")
+            };
+            assert!(
+                delivery
+                    .frame
+                    .as_str()
+                    .starts_with(&format!(r#"{{"type":"{kind}""#))
+            );
+        }
+        clock.advance(Duration::from_secs(25));
+        assert!(
+            matches!(next(&transmits).await, Transmit::Ping),
+            "a ping after 25 s"
+        );
+        clock.advance(Duration::from_secs(10));
+        let Transmit::Close(close) = next(&transmits).await else {
+            panic!("a close after 35 s")
+        };
+        assert_eq!(close.code, CloseCode::HeartbeatTimeout);
+        // It waits for the peer's close, then gives up after the close timeout.
+        clock.advance(Duration::from_secs(5));
+        let ended = session.await.expect("registered with the hub");
+        assert!(matches!(ended, Ended::Closed(close) if close.code == CloseCode::HeartbeatTimeout));
+        assert_eq!(hub.stats().await.expect("hub").sessions, 0);
+    });
+}
