@@ -1,7 +1,9 @@
 //! The encoder: event blocks and comments as `text/event-stream` bytes.
 
 use bytes::BufMut;
-use memchr::{memchr, memchr2, memchr3};
+use memchr::memchr;
+
+use super::scan::{find_line_end, has_line_break};
 
 /// The fields of one event block to write; each one left `None` is not written.
 ///
@@ -73,15 +75,17 @@ impl<'a> Fields<'a> {
 
     /// Appends the block, blank line included, to `out`. Nothing is written on error.
     pub fn encode(&self, out: &mut impl BufMut) -> Result<(), EncodeError> {
-        if let Some(id) = self.id {
-            if memchr3(b'\r', b'\n', 0, id.as_bytes()).is_some() {
-                return Err(EncodeError::InvalidId);
-            }
+        if self
+            .id
+            .is_some_and(|id| has_line_break(id.as_bytes(), true))
+        {
+            return Err(EncodeError::InvalidId);
         }
-        if let Some(event) = self.event {
-            if memchr2(b'\r', b'\n', event.as_bytes()).is_some() {
-                return Err(EncodeError::InvalidEventType);
-            }
+        if self
+            .event
+            .is_some_and(|event| has_line_break(event.as_bytes(), false))
+        {
+            return Err(EncodeError::InvalidEventType);
         }
         if let Some(id) = self.id {
             put_line(out, b"id: ", id.as_bytes());
@@ -113,7 +117,7 @@ pub fn encode_comment(out: &mut impl BufMut, text: &str) {
 
 /// Writes `prefix value LF` for each line of `value`, split on CR, LF and CRLF.
 fn put_lines(out: &mut impl BufMut, prefix: &[u8], mut value: &[u8]) {
-    while let Some(end) = memchr2(b'\r', b'\n', value) {
+    while let Some(end) = find_line_end(value) {
         put_line(out, prefix, &value[..end]);
         let crlf = value[end] == b'\r' && value.get(end + 1) == Some(&b'\n');
         value = &value[end + 1 + usize::from(crlf)..];

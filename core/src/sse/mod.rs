@@ -18,6 +18,7 @@
 
 mod decoder;
 mod encoder;
+mod scan;
 
 pub use decoder::{DecodeError, Decoder, DecoderLimits};
 pub use encoder::{EncodeError, Fields, encode_comment};
