@@ -316,8 +316,8 @@ fn measure_memory(now: Instant, distinct_users: bool) -> Option<Memory> {
     })
 }
 
-/// Reads criterion's mean estimate (ns) for one benchmark, if this run wrote it.
-fn mean_ns(group: &str, bench: &str, run_start: SystemTime) -> Option<f64> {
+/// Reads criterion's median estimate (ns) for one benchmark, if this run wrote it.
+fn median_ns(group: &str, bench: &str, run_start: SystemTime) -> Option<f64> {
     let dir = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
     let path = format!("{dir}/criterion/{group}/{bench}/new/estimates.json");
@@ -327,7 +327,7 @@ fn mean_ns(group: &str, bench: &str, run_start: SystemTime) -> Option<f64> {
     }
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    json["mean"]["point_estimate"].as_f64()
+    json["median"]["point_estimate"].as_f64()
 }
 
 fn verdict(meets: bool) -> &'static str {
@@ -335,10 +335,12 @@ fn verdict(meets: bool) -> &'static str {
 }
 
 fn print_ratios(run_start: SystemTime) {
-    println!("\nhub fan-out of one {PAYLOAD_BYTES}-byte room message, ns per delivery (mean):");
+    println!(
+        "\nhub fan-out of one {PAYLOAD_BYTES}-byte room message, ns per delivery (median; the mean is pulled up by this VM's outliers):"
+    );
     for n in SIZES {
         let group = group_name(n);
-        let per = |bench| mean_ns(&group, bench, run_start).map(|ns| ns / n as f64);
+        let per = |bench| median_ns(&group, bench, run_start).map(|ns| ns / n as f64);
         let (ours, arc, serde) = (
             per("roomcast"),
             per("arc_vecdeque"),

@@ -162,18 +162,18 @@ fn bench_encode(c: &mut Criterion) {
     group.finish();
 }
 
-/// Reads criterion's mean estimate (ns) for one benchmark of this run.
-fn mean_ns(group: &str, bench: &str) -> Option<f64> {
+/// Reads criterion's median estimate (ns) for one benchmark of this run.
+fn median_ns(group: &str, bench: &str) -> Option<f64> {
     let dir = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
     let path = format!("{dir}/criterion/{group}/{bench}/new/estimates.json");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    json["mean"]["point_estimate"].as_f64()
+    json["median"]["point_estimate"].as_f64()
 }
 
 fn print_ratios() {
-    println!("\nratios (baseline time / roomcast time; higher is faster for roomcast):");
+    println!("\nratios of medians (baseline time / roomcast time; higher is faster for roomcast):");
     for (group, baseline, target) in [
         ("decode_100k_small_64KiB_chunks", "sse_stream", 2.0),
         ("decode_100k_small_64KiB_chunks", "eventsource_stream", 20.0),
@@ -181,13 +181,13 @@ fn print_ratios() {
         ("decode_64KiB_events_many_lines", "sse_stream", 1.0),
         ("encode_100k_small", "write_macro", 1.0),
     ] {
-        let Some(theirs) = mean_ns(group, baseline) else {
+        let Some(theirs) = median_ns(group, baseline) else {
             println!("  {group:31} vs {baseline:18} not measured in this run");
             continue;
         };
         // "roomcast" borrows each event from the decoder; "roomcast_owned" copies it out.
         for ours in ["roomcast", "roomcast_owned"] {
-            let Some(time) = mean_ns(group, ours) else {
+            let Some(time) = median_ns(group, ours) else {
                 continue;
             };
             let ratio = theirs / time;
@@ -219,6 +219,14 @@ fn main() {
         ("eventsource_stream", eventsource_stream),
     ];
     let sse_only: &[(&str, DecodeFn)] = &[("sse_stream", sse_stream)];
+    // Untimed, the same for every contender: `--quick` hardly warms up, and the first bench of
+    // the process would otherwise pay for cold caches and a CPU still raising its clock.
+    let warm = chunks(&small, 64 * 1024);
+    for decode in [roomcast, roomcast_owned, sse_stream] {
+        for _ in 0..20 {
+            black_box(decode(&warm));
+        }
+    }
     bench_decode(
         &mut c,
         "decode_100k_small_64KiB_chunks",
