@@ -11,6 +11,8 @@
 //! - [`heartbeat`]: ping, pong-timeout and SSE keep-alive timers.
 //! - [`limits`]: token buckets and the defaults of every session limit.
 //! - [`hub`]: rooms, users, presence, streams with history and resume: routing for all sessions.
+//! - [`event_stream`]: an SSE session's transmits as `text/event-stream` bytes, each event's `id:`
+//!   the connection's cursor.
 //! - [`cursor`], [`names`], [`close`], [`delivery`]: positions and cursors, validated names, close
 //!   codes, and the shared deliveries the hub hands to sessions.
 //!
@@ -94,6 +96,7 @@ pub mod close;
 pub mod cursor;
 pub mod delivery;
 pub mod envelope;
+pub mod event_stream;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod heartbeat;

@@ -156,18 +156,18 @@ impl Hub {
                 }
             }
             if user.sessions.is_empty() {
-                if user.outbox.is_empty() {
+                if user.outbox.is_empty() && user.forget_at.is_none() {
                     return Err(format!(
-                        "{name} has neither sessions nor messages but was kept"
+                        "{name} has neither sessions nor messages, and no end"
                     ));
                 }
                 offline += 1;
             }
         }
-        if offline != self.offline_outboxes {
+        if offline != self.offline_users {
             return Err(format!(
-                "{offline} offline outboxes, counted {}",
-                self.offline_outboxes
+                "{offline} offline users, counted {}",
+                self.offline_users
             ));
         }
         for slot in self.slots.iter() {

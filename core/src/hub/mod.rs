@@ -59,9 +59,12 @@ pub struct HubConfig {
     pub presence_grace: Duration,
     /// Most rooms one session may be in: 100. More gets `limit_reached`.
     pub max_rooms_per_session: usize,
-    /// Most users without a session whose outbox holds messages: 100,000. A message to one more
-    /// such user gets `limit_reached`.
-    pub max_offline_outboxes: usize,
+    /// Most users without a session the hub remembers: 100,000. It remembers an offline user
+    /// while their outbox holds messages, and for the outbox's history age after their last
+    /// session left, so a reconnecting client's cursor still finds their stream. A message to an
+    /// unknown offline user past the limit gets `limit_reached`; a user leaving with an empty
+    /// outbox past it is forgotten at once (their next cursor gets `recovered: false`).
+    pub max_offline_users: usize,
 }
 
 impl Default for HubConfig {
@@ -81,7 +84,7 @@ impl Default for HubConfig {
             },
             presence_grace: Duration::from_secs(5),
             max_rooms_per_session: 100,
-            max_offline_outboxes: 100_000,
+            max_offline_users: 100_000,
         }
     }
 }
@@ -164,8 +167,8 @@ pub struct Hub {
     all: Log,
     /// Sessions following the broadcast feed; removal swaps the last one in.
     all_followers: Members,
-    /// Users with no session whose outbox holds messages.
-    offline_outboxes: usize,
+    /// Users with no session (remembered for their messages or their stream position).
+    offline_users: usize,
     /// Presence grace periods: (end, room, user).
     graces: BTreeSet<(Instant, RoomName, UserId)>,
     /// When a stream's oldest message ages out: (time, stream).
@@ -179,6 +182,8 @@ pub struct Hub {
 #[derive(Debug)]
 struct User {
     sessions: Members,
+    /// When an offline user with an empty outbox is forgotten.
+    forget_at: Option<Instant>,
     outbox: Log,
     /// The outbox offset up to which some live session has received every message.
     delivered: u64,
@@ -197,7 +202,7 @@ impl Hub {
             room_logs: BTreeMap::new(),
             users: BTreeMap::new(),
             all_followers: Members::default(),
-            offline_outboxes: 0,
+            offline_users: 0,
             graces: BTreeSet::new(),
             expiries: BTreeSet::new(),
             transmits: VecDeque::new(),
@@ -224,11 +229,15 @@ impl Hub {
             )));
         }
         let session = self.slots.insert(connect.user.clone());
-        let user = self.user_entry(now, &connect.user);
-        if user.sessions.is_empty() && !user.outbox.is_empty() {
-            self.offline_outboxes -= 1;
+        if self
+            .users
+            .get(&connect.user)
+            .is_some_and(|user| user.sessions.is_empty())
+        {
+            self.offline_users -= 1;
         }
-        let user = self.users.get_mut(&connect.user).expect("just made");
+        let user = self.user_entry(now, &connect.user);
+        user.forget_at = None;
         push(&mut user.sessions, session);
         if connect.broadcast {
             let position = push(&mut self.all_followers, session);
@@ -266,10 +275,18 @@ impl Hub {
         if let Some(user) = self.users.get_mut(&slot.user) {
             Arc::make_mut(&mut user.sessions).retain(|s| *s != session);
             if user.sessions.is_empty() {
+                self.offline_users += 1;
                 if user.outbox.is_empty() {
-                    self.users.remove(&slot.user);
-                } else {
-                    self.offline_outboxes += 1;
+                    if self.offline_users > self.config.max_offline_users {
+                        self.users.remove(&slot.user);
+                        self.offline_users -= 1;
+                    } else {
+                        // Remembered, so the next connection's cursor finds the same stream.
+                        let at = now + self.config.outbox_history.max_age;
+                        user.forget_at = Some(at);
+                        self.expiries
+                            .insert((at, StreamKey::User(slot.user.clone())));
+                    }
                 }
             }
         }
@@ -409,6 +426,7 @@ impl Hub {
                 user.clone(),
                 User {
                     sessions: Members::default(),
+                    forget_at: None,
                     outbox,
                     delivered: 0,
                 },

@@ -54,15 +54,15 @@ impl Hub {
         user: UserId,
         message: impl FnOnce(Position) -> ServerMessage,
     ) -> Result<Published, HubError> {
-        let offline_new = !self
-            .users
-            .get(&user)
-            .is_some_and(|u| !u.sessions.is_empty() || !u.outbox.is_empty());
-        if offline_new && self.offline_outboxes >= self.config.max_offline_outboxes {
+        let unknown = !self.users.contains_key(&user);
+        if unknown && self.offline_users >= self.config.max_offline_users {
             return Err(HubError::LimitReached(format!(
-                "at most {} offline users with stored messages",
-                self.config.max_offline_outboxes
+                "at most {} offline users",
+                self.config.max_offline_users
             )));
+        }
+        if unknown {
+            self.offline_users += 1;
         }
         let entry = self.user_entry(now, &user);
         let id = entry.outbox.next_position();
@@ -74,9 +74,6 @@ impl Hub {
             entry.delivered = id.offset;
         }
         let sessions = Arc::clone(&entry.sessions);
-        if !online && was_empty {
-            self.offline_outboxes += 1;
-        }
         if was_empty {
             self.schedule_expiry(now, StreamKey::User(user));
         }
@@ -191,9 +188,21 @@ impl Hub {
                         continue;
                     };
                     let next = entry.outbox.prune(now);
-                    if next.is_none() && entry.sessions.is_empty() {
+                    let mut forget = false;
+                    if entry.sessions.is_empty() && entry.outbox.is_empty() {
+                        match entry.forget_at {
+                            Some(at) if at <= now => forget = true,
+                            Some(_) => {} // its own timer is pending
+                            None => {
+                                let at = now + self.config.outbox_history.max_age;
+                                entry.forget_at = Some(at);
+                                self.expiries.insert((at, key.clone()));
+                            }
+                        }
+                    }
+                    if forget {
                         self.users.remove(user);
-                        self.offline_outboxes -= 1;
+                        self.offline_users -= 1;
                     }
                     next
                 }

@@ -569,15 +569,53 @@ fn outboxes_are_bounded_by_count_and_age() {
         .notify(w.now, user("bob"), Some("later".into()), data("6"))
         .expect("stored");
     w.advance(Duration::from_secs(7 * 24 * 3600));
-    assert_eq!(w.hub.user_count(), 0, "aged out, and nothing else kept bob");
+    assert_eq!(w.hub.stored().0, 0, "aged out");
+    assert_eq!(
+        w.hub.user_count(),
+        1,
+        "bob's stream position is remembered a while longer"
+    );
+    w.advance(Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(w.hub.user_count(), 0, "then forgotten");
     let bob = w.connect("bob");
     assert_eq!(w.take(bob).len(), 1, "nothing left to deliver");
 }
 
 #[test]
-fn offline_outboxes_are_limited() {
+fn a_user_who_comes_back_resumes_their_outbox_even_when_it_was_empty() {
+    let mut w = World::new();
+    let first = w.connect("bob");
+    let start = w.take(first)[0]["streams"][0]["id"]
+        .as_str()
+        .expect("user stream")
+        .to_owned();
+    w.hub.disconnect(w.now, first);
+    w.advance(Duration::from_secs(3600));
+    let again = w.connect_with("bob", false, &[], Some(&format!("user={start}")));
+    assert_eq!(
+        w.take(again)[0]["streams"][0],
+        json!({"stream": "user", "id": start, "recovered": true, "replayed": 0}),
+        "the same stream, not a new epoch"
+    );
+}
+
+#[test]
+fn past_the_offline_limit_a_user_leaving_empty_is_forgotten_at_once() {
     let mut w = World::with(HubConfig {
-        max_offline_outboxes: 1,
+        max_offline_users: 1,
+        ..HubConfig::default()
+    });
+    let (a, b) = (w.connect("a"), w.connect("b"));
+    w.hub.disconnect(w.now, a);
+    w.hub.disconnect(w.now, b);
+    w.check();
+    assert_eq!(w.hub.user_count(), 1, "a is remembered, b is not");
+}
+
+#[test]
+fn offline_users_are_limited() {
+    let mut w = World::with(HubConfig {
+        max_offline_users: 1,
         ..HubConfig::default()
     });
     assert!(w.hub.notify(w.now, user("a"), None, data("1")).is_ok());

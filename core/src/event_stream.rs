@@ -1,0 +1,273 @@
+//! The server side of an SSE connection: a session's transmits as `text/event-stream` bytes,
+//! each event's `id:` the connection's cursor, so a browser's automatic `Last-Event-ID` resumes
+//! every stream of the connection (`docs/protocol.md`, section 13).
+
+use crate::cursor::{Cursor, Stream};
+use crate::envelope::{Codec, ServerMessage};
+use crate::session::Transmit;
+use crate::sse::{Fields, encode_comment};
+
+/// Turns one SSE session's transmits into bytes, keeping its cursor.
+///
+/// - The first bytes are a `retry:` block, the reconnection delay.
+/// - The session's `welcome` goes out as the `open` event, so a client knows the stream is live.
+/// - Every other frame is an event named for its message type, with the frame as its data.
+/// - Every event's `id:` is the cursor after it: the `streams` message sets where each stream
+///   starts, and each stored message moves its stream on.
+/// - A keep-alive is a comment; the close ends the stream.
+#[derive(Clone, Debug)]
+pub struct EventStream {
+    cursor: Cursor,
+    retry_ms: u64,
+    started: bool,
+}
+
+impl EventStream {
+    /// A stream that asks clients to reconnect after `retry_ms`, starting from `cursor` (the one
+    /// the connection resumed with, if any).
+    pub fn new(retry_ms: u64, cursor: Option<Cursor>) -> Self {
+        Self {
+            cursor: cursor.unwrap_or_default(),
+            retry_ms,
+            started: false,
+        }
+    }
+
+    /// The connection's cursor so far.
+    pub fn cursor(&self) -> &Cursor {
+        &self.cursor
+    }
+
+    /// Appends the bytes for `transmit` to `out`. False for the close: the stream ends there.
+    pub fn encode(&mut self, transmit: &Transmit, out: &mut Vec<u8>) -> bool {
+        if !self.started {
+            self.started = true;
+            Fields::default()
+                .retry(self.retry_ms)
+                .encode(out)
+                .expect("no id or type to refuse");
+        }
+        match transmit {
+            Transmit::Frame(delivery) => {
+                let frame = delivery.frame.as_str();
+                let kind = message_type(frame);
+                if let Some((stream, position)) = &delivery.stream {
+                    // A full cursor (128 streams) refuses a new one; the stream is then not
+                    // resumable by id, which `streams` on the next connection will say.
+                    let _ = self.cursor.set(stream.clone(), *position);
+                } else if kind == "streams" {
+                    self.start_streams(frame);
+                }
+                let event = if kind == "welcome" { "open" } else { kind };
+                let id = self.cursor.to_string();
+                Fields::data(frame)
+                    .event(event)
+                    .id(&id)
+                    .encode(out)
+                    .expect("cursors and message types hold no line breaks");
+                true
+            }
+            Transmit::KeepAlive => {
+                encode_comment(out, "");
+                true
+            }
+            Transmit::Close(_) => false,
+            // WebSocket pings have no SSE form; the keep-alive does their work.
+            _ => true,
+        }
+    }
+
+    /// Sets each stream's position from a `streams` message.
+    fn start_streams(&mut self, frame: &str) {
+        if let Ok(ServerMessage::Streams { streams }) = Codec::new().decode_server(frame) {
+            for start in streams {
+                let _ = self.cursor.set(start.stream, start.id);
+            }
+        }
+    }
+
+    /// Forgets a stream the connection no longer follows (it left a room).
+    pub fn forget(&mut self, stream: &Stream) {
+        self.cursor.remove(stream);
+    }
+}
+
+/// The `type` of a frame this crate encoded: it always comes first.
+fn message_type(frame: &str) -> &str {
+    frame
+        .strip_prefix(r#"{"type":""#)
+        .and_then(|rest| rest.split_once('"'))
+        .map_or("message", |(kind, _)| kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::close::{Close, CloseCode};
+    use crate::cursor::Position;
+    use crate::delivery::Delivery;
+    use crate::envelope::{Payload, StreamStart};
+    use crate::names::{RoomName, UserId};
+    use crate::sse::Decoder;
+
+    fn room(name: &str) -> RoomName {
+        RoomName::new(name).expect("valid")
+    }
+
+    fn frame(message: ServerMessage) -> Transmit {
+        Transmit::Frame(Delivery::unstreamed(message.encode()))
+    }
+
+    fn message(room_name: &str, offset: u64) -> Transmit {
+        let id = Position { epoch: 0xa, offset };
+        let data = Payload::from_json(&offset.to_string()).expect("JSON");
+        let message = ServerMessage::Message {
+            room: room(room_name),
+            id,
+            from: None,
+            data,
+        };
+        Transmit::Frame(Delivery::streamed(
+            message.encode(),
+            Stream::Room(room(room_name)),
+            id,
+        ))
+    }
+
+    /// Decodes the bytes as a browser would: (event type, data, last event id) per event.
+    fn browser(bytes: &[u8]) -> (Vec<(String, String, String)>, Option<u64>) {
+        let mut decoder = Decoder::new();
+        let mut input = bytes;
+        let mut events = Vec::new();
+        while let Some(event) = decoder.decode(&mut input).expect("within limits") {
+            events.push((
+                event.event.to_owned(),
+                event.data.to_owned(),
+                event.id.to_owned(),
+            ));
+        }
+        (events, decoder.retry())
+    }
+
+    #[test]
+    fn a_stream_opens_with_retry_then_the_welcome_as_open() {
+        let mut stream = EventStream::new(2000, None);
+        let mut out = Vec::new();
+        let welcome = ServerMessage::Welcome {
+            session: "s1".into(),
+            user: UserId::new("alice").expect("valid"),
+            ping_interval_ms: 15000,
+            ping_timeout_ms: 10000,
+            max_frame: 65536,
+        };
+        assert!(stream.encode(&frame(welcome.clone()), &mut out));
+        assert!(out.starts_with(b"retry: 2000\n\n"));
+        let (events, retry) = browser(&out);
+        assert_eq!(retry, Some(2000));
+        assert_eq!(
+            events,
+            [(
+                "open".to_owned(),
+                welcome.encode().as_str().to_owned(),
+                String::new()
+            )]
+        );
+    }
+
+    #[test]
+    fn every_event_carries_the_cursor_after_it() {
+        let mut stream = EventStream::new(1000, None);
+        let mut out = Vec::new();
+        let starts = ServerMessage::Streams {
+            streams: vec![
+                StreamStart {
+                    stream: Stream::User,
+                    id: Position {
+                        epoch: 7,
+                        offset: 3,
+                    },
+                    recovered: None,
+                    replayed: 0,
+                },
+                StreamStart {
+                    stream: Stream::Room(room("a")),
+                    id: Position {
+                        epoch: 0xa,
+                        offset: 0,
+                    },
+                    recovered: None,
+                    replayed: 0,
+                },
+            ],
+        };
+        stream.encode(&frame(starts), &mut out);
+        stream.encode(&message("a", 1), &mut out);
+        stream.encode(&message("a", 2), &mut out);
+        let presence = ServerMessage::Presence {
+            room: room("a"),
+            joins: vec![],
+            leaves: vec![],
+        };
+        stream.encode(&frame(presence), &mut out);
+        let (events, _) = browser(&out);
+        let ids: Vec<&str> = events.iter().map(|e| e.2.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "room:a=a.0,user=7.3",
+                "room:a=a.1,user=7.3",
+                "room:a=a.2,user=7.3",
+                "room:a=a.2,user=7.3"
+            ]
+        );
+        let kinds: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(kinds, ["streams", "message", "message", "presence"]);
+        // What the browser would send back as Last-Event-ID is a cursor the hub resumes from.
+        let cursor: Cursor = ids[3].parse().expect("a cursor");
+        assert_eq!(
+            cursor.get(&Stream::Room(room("a"))),
+            Some(Position {
+                epoch: 0xa,
+                offset: 2
+            })
+        );
+        assert_eq!(&cursor, stream.cursor());
+    }
+
+    #[test]
+    fn a_resumed_stream_starts_from_its_cursor() {
+        let cursor: Cursor = "room:a=a.4".parse().expect("valid");
+        let mut stream = EventStream::new(1000, Some(cursor));
+        let mut out = Vec::new();
+        stream.encode(&message("a", 5), &mut out);
+        assert_eq!(browser(&out).0[0].2, "room:a=a.5");
+        stream.forget(&Stream::Room(room("a")));
+        assert!(stream.cursor().is_empty());
+    }
+
+    #[test]
+    fn keep_alives_are_comments_and_the_close_ends_the_stream() {
+        let mut stream = EventStream::new(1000, None);
+        let mut out = Vec::new();
+        assert!(stream.encode(&Transmit::KeepAlive, &mut out));
+        assert!(
+            stream.encode(&Transmit::Ping, &mut out),
+            "no SSE form, nothing written"
+        );
+        assert_eq!(out, b"retry: 1000\n\n:\n");
+        assert!(!stream.encode(
+            &Transmit::Close(Close::new(CloseCode::GoingAway, "bye")),
+            &mut out
+        ));
+        assert_eq!(browser(&out).0, []);
+    }
+
+    #[test]
+    fn the_message_type_is_read_from_the_frame_head() {
+        assert_eq!(
+            message_type(r#"{"type":"presence","room":"a"}"#),
+            "presence"
+        );
+        assert_eq!(message_type("not ours"), "message");
+    }
+}
