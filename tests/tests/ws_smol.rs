@@ -1314,12 +1314,17 @@ async fn settled(server: &Server) {
         .await;
 }
 
-/// The cycles, in the child process: 100 to warm up, then 1,000 measured. Presence grace and
-/// room history are short so that the hub must end up empty.
+/// The cycles, in the child process: 100 to warm up, then 1,000 measured. Presence grace, room
+/// history and outbox history (for which offline users are remembered) are short so that the
+/// hub must end up empty.
 async fn leak_cycles() {
     let config = HubConfig {
         presence_grace: ms(50),
         room_history: HistoryLimit {
+            max_messages: 1000,
+            max_age: ms(200),
+        },
+        outbox_history: HistoryLimit {
             max_messages: 1000,
             max_age: ms(200),
         },

@@ -224,8 +224,10 @@ impl std::error::Error for ConnectError {}
 /// The sessions' delivery channels, indexed by `SessionId::index`.
 struct Channels {
     slots: Vec<Option<(SessionId, Sender<Deliveries>)>>,
-    /// Sessions whose channel was full (or gone) during the last drain.
+    /// Sessions whose channel was full during the last drain: slow consumers.
     full: Vec<SessionId>,
+    /// Sessions whose channel was closed during the last drain: their task ended.
+    gone: Vec<SessionId>,
     slow_consumers: u64,
 }
 
@@ -256,7 +258,9 @@ impl Channels {
         }
         match sender.try_send(deliveries) {
             Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Closed(_)) => self.full.push(session),
+            Err(TrySendError::Full(_)) => self.full.push(session),
+            // The session's task ended; its disconnect is on its way, or this makes it.
+            Err(TrySendError::Closed(_)) => self.gone.push(session),
         }
     }
 }
@@ -265,6 +269,7 @@ async fn run_hub<R: Runtime>(runtime: R, mut hub: Hub, commands: Receiver<Comman
     let mut channels = Channels {
         slots: Vec::new(),
         full: Vec::new(),
+        gone: Vec::new(),
         slow_consumers: 0,
     };
     loop {
@@ -291,13 +296,16 @@ async fn run_hub<R: Runtime>(runtime: R, mut hub: Hub, commands: Receiver<Comman
                     _ => {}
                 }
             }
-            if channels.full.is_empty() {
+            if channels.full.is_empty() && channels.gone.is_empty() {
                 break;
             }
             let now = runtime.now();
-            for session in std::mem::take(&mut channels.full) {
+            channels.slow_consumers += channels.full.len() as u64;
+            for session in std::mem::take(&mut channels.full)
+                .into_iter()
+                .chain(std::mem::take(&mut channels.gone))
+            {
                 channels.remove(session);
-                channels.slow_consumers += 1;
                 hub.disconnect(now, session);
             }
         }
