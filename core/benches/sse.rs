@@ -134,77 +134,182 @@ fn bench_decode(
     group.finish();
 }
 
+const ENCODE_DATA: &str =
+    r#"{"room":"lobby","user":"alice","seq":12345,"text":"hello there, world"}"#;
+
+fn encode_ids() -> Vec<String> {
+    (0..SMALL_EVENTS).map(|n| n.to_string()).collect()
+}
+
+fn encode_roomcast(out: &mut Vec<u8>, ids: &[String]) -> usize {
+    out.clear();
+    for id in ids {
+        let fields = Fields::data(ENCODE_DATA).id(id).event("message.created");
+        fields.encode(out).expect("valid fields");
+    }
+    out.len()
+}
+
+fn encode_write_macro(out: &mut Vec<u8>, ids: &[String]) -> usize {
+    out.clear();
+    for id in ids {
+        write!(
+            out,
+            "id: {id}\nevent: message.created\ndata: {ENCODE_DATA}\n\n"
+        )
+        .expect("Vec");
+    }
+    out.len()
+}
+
 fn bench_encode(c: &mut Criterion) {
-    let data = r#"{"room":"lobby","user":"alice","seq":12345,"text":"hello there, world"}"#;
-    let ids: Vec<String> = (0..SMALL_EVENTS).map(|n| n.to_string()).collect();
+    let ids = encode_ids();
     let mut group = c.benchmark_group("encode_100k_small");
     group.sample_size(10);
     let mut out = Vec::with_capacity(16 << 20);
+    assert_eq!(
+        encode_roomcast(&mut out, &ids),
+        encode_write_macro(&mut out, &ids)
+    );
     group.bench_function("roomcast", |b| {
-        b.iter(|| {
-            out.clear();
-            for id in &ids {
-                let fields = Fields::data(data).id(id).event("message.created");
-                fields.encode(&mut out).expect("valid fields");
-            }
-            black_box(out.len())
-        })
+        b.iter(|| black_box(encode_roomcast(&mut out, &ids)))
     });
     group.bench_function("write_macro", |b| {
-        b.iter(|| {
-            out.clear();
-            for id in &ids {
-                write!(out, "id: {id}\nevent: message.created\ndata: {data}\n\n").expect("Vec");
-            }
-            black_box(out.len())
-        })
+        b.iter(|| black_box(encode_write_macro(&mut out, &ids)))
     });
     group.finish();
 }
 
-/// Reads criterion's median estimate (ns) for one benchmark of this run.
-fn median_ns(group: &str, bench: &str) -> Option<f64> {
-    let dir = std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
-    let path = format!("{dir}/criterion/{group}/{bench}/new/estimates.json");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    json["median"]["point_estimate"].as_f64()
+/// The bench's clock: the core is sans-IO and `core/clippy.toml` bans reading the clock there.
+#[allow(clippy::disallowed_methods)]
+fn now() -> std::time::Instant {
+    std::time::Instant::now()
 }
 
-fn print_ratios() {
-    println!("\nratios of medians (baseline time / roomcast time; higher is faster for roomcast):");
-    for (group, baseline, target) in [
-        ("decode_100k_small_64KiB_chunks", "sse_stream", 2.0),
-        ("decode_100k_small_64KiB_chunks", "eventsource_stream", 20.0),
-        ("decode_100k_small_7B_chunks", "sse_stream", 1.5),
-        ("decode_64KiB_events_many_lines", "sse_stream", 1.0),
-        ("encode_100k_small", "write_macro", 1.0),
-    ] {
-        let Some(theirs) = median_ns(group, baseline) else {
-            println!("  {group:31} vs {baseline:18} not measured in this run");
-            continue;
-        };
+/// Times `ours` and `theirs` alternately, `rounds` times; returns their median times in ns. A
+/// slow phase of a shared machine then slows both rather than one, which one-after-the-other
+/// measurement cannot promise.
+fn interleaved(rounds: usize, mut ours: impl FnMut(), mut theirs: impl FnMut()) -> (f64, f64) {
+    let (mut a, mut b) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        let start = now();
+        ours();
+        a.push(start.elapsed().as_nanos() as f64);
+        let start = now();
+        theirs();
+        b.push(start.elapsed().as_nanos() as f64);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(&mut a), median(&mut b))
+}
+
+fn print_ratio(
+    case: &str,
+    ours: &str,
+    baseline: &str,
+    (time, theirs): (f64, f64),
+    target: Option<f64>,
+) {
+    let ratio = theirs / time;
+    let verdict = match target {
+        Some(target) if ratio >= target => format!(" (target {target}x) meets target"),
+        Some(target) => format!(" (target {target}x) MISSES target"),
+        None => String::new(),
+    };
+    println!(
+        "  {case:31} {ours:14} vs {baseline:18} {ratio:6.2}x{verdict}; {:.2} ms vs {:.2} ms",
+        time / 1e6,
+        theirs / 1e6
+    );
+}
+
+type Case<'a> = (&'a str, &'a [Bytes], &'a str, DecodeFn, usize, f64);
+
+/// The ratios the targets are judged on: ours and each baseline timed alternately, in this run.
+fn print_ratios(small: &[u8], large: &[u8]) {
+    println!(
+        "\nratios, each pair timed alternately in this run (medians; baseline time / roomcast time):"
+    );
+    let (small_64k, small_7, large_64k) = (
+        chunks(small, 64 * 1024),
+        chunks(small, 7),
+        chunks(large, 64 * 1024),
+    );
+    // (case, input, baseline, its decoder, rounds, target)
+    let cases: [Case<'_>; 4] = [
+        (
+            "decode_100k_small_64KiB_chunks",
+            &small_64k,
+            "sse_stream",
+            sse_stream,
+            21,
+            2.0,
+        ),
+        (
+            "decode_100k_small_64KiB_chunks",
+            &small_64k,
+            "eventsource_stream",
+            eventsource_stream,
+            5,
+            20.0,
+        ),
+        (
+            "decode_100k_small_7B_chunks",
+            &small_7,
+            "sse_stream",
+            sse_stream,
+            15,
+            1.5,
+        ),
+        (
+            "decode_64KiB_events_many_lines",
+            &large_64k,
+            "sse_stream",
+            sse_stream,
+            51,
+            1.0,
+        ),
+    ];
+    for (case, input, baseline, theirs, rounds, target) in cases {
         // "roomcast" borrows each event from the decoder; "roomcast_owned" copies it out.
-        for ours in ["roomcast", "roomcast_owned"] {
-            let Some(time) = median_ns(group, ours) else {
-                continue;
-            };
-            let ratio = theirs / time;
-            let verdict = if ours == "roomcast_owned" {
-                ""
-            } else if ratio >= target {
-                " meets target"
-            } else {
-                " MISSES target"
-            };
-            println!(
-                "  {group:31} {ours:14} vs {baseline:18} {ratio:6.2}x (target {target}x){verdict}; {:.2} ms vs {:.2} ms",
-                time / 1e6,
-                theirs / 1e6
+        for (ours, decode, target) in [
+            ("roomcast", roomcast as DecodeFn, Some(target)),
+            ("roomcast_owned", roomcast_owned, None),
+        ] {
+            let times = interleaved(
+                rounds,
+                || {
+                    black_box(decode(input));
+                },
+                || {
+                    black_box(theirs(input));
+                },
             );
+            print_ratio(case, ours, baseline, times, target);
         }
     }
+    let ids = encode_ids();
+    let mut out = Vec::with_capacity(16 << 20);
+    let mut theirs_out = Vec::with_capacity(16 << 20);
+    let times = interleaved(
+        21,
+        || {
+            black_box(encode_roomcast(&mut out, &ids));
+        },
+        || {
+            black_box(encode_write_macro(&mut theirs_out, &ids));
+        },
+    );
+    print_ratio(
+        "encode_100k_small",
+        "roomcast",
+        "write_macro",
+        times,
+        Some(1.0),
+    );
 }
 
 fn main() {
@@ -244,5 +349,5 @@ fn main() {
     );
     bench_encode(&mut c);
     c.final_summary();
-    print_ratios();
+    print_ratios(&small, &large);
 }
