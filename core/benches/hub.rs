@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use criterion::{Criterion, Throughput};
 use roomcast_core::delivery::{SessionId, Shared};
 use roomcast_core::envelope::{ClientEnvelope, ClientMessage, Frame, Payload};
-use roomcast_core::hub::{Connect, Hub, HubConfig, Transmit};
+use roomcast_core::hub::{Connect, Hub, HubConfig, Transmit, recipients};
 use roomcast_core::names::{RoomName, UserId};
 
 /// Member sessions of the room, per benchmark group.
@@ -88,10 +88,8 @@ impl Driver {
                     except,
                     delivery,
                 } => {
-                    for &session in sessions.iter() {
-                        if Some(session) != except {
-                            self.queues[session.index()].push_back(Arc::clone(&delivery));
-                        }
+                    for session in recipients(&sessions, except) {
+                        self.queues[session.index()].push_back(Arc::clone(&delivery));
                     }
                 }
                 _ => unreachable!("the bench knows every transmit"),

@@ -17,7 +17,7 @@ use proptest::prelude::*;
 use roomcast_core::cursor::{Cursor, Position, Stream};
 use roomcast_core::delivery::{SessionId, Shared};
 use roomcast_core::envelope::{ClientEnvelope, ClientMessage, Codec, Payload, Ref, ServerMessage};
-use roomcast_core::hub::{Connect, HistoryLimit, Hub, HubConfig, Transmit};
+use roomcast_core::hub::{Connect, HistoryLimit, Hub, HubConfig, Transmit, recipients};
 use roomcast_core::names::{RoomName, UserId};
 
 const TABS: usize = 6;
@@ -255,7 +255,7 @@ impl Sim {
                     except,
                     delivery,
                 } => {
-                    for &session in sessions.iter().filter(|&&s| Some(s) != except) {
+                    for session in recipients(&sessions, except) {
                         self.route(session, delivery.clone())?;
                     }
                 }

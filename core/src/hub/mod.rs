@@ -439,6 +439,17 @@ impl Hub {
 /// A request refused: the code and message of the `error` answer.
 type Refusal = (ErrorCode, String);
 
+/// The sessions a [`Transmit::Fanout`] goes to: every one of `sessions` but `except`.
+pub fn recipients(
+    sessions: &Members,
+    except: Option<SessionId>,
+) -> impl Iterator<Item = SessionId> + '_ {
+    sessions
+        .iter()
+        .copied()
+        .filter(move |&session| Some(session) != except)
+}
+
 /// Appends `session` to a member list; returns its position.
 fn push(members: &mut Members, session: SessionId) -> u32 {
     let members = Arc::make_mut(members);

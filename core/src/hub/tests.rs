@@ -109,7 +109,7 @@ fn deliver(inbox: &mut BTreeMap<SessionId, Vec<Shared>>, transmit: Transmit) {
             except,
             delivery,
         } => {
-            for &session in sessions.iter().filter(|&&s| Some(s) != except) {
+            for session in recipients(&sessions, except) {
                 inbox
                     .entry(session)
                     .or_default()

@@ -7,7 +7,7 @@ use std::time::Instant;
 use async_channel::{Receiver, Sender, TrySendError};
 use roomcast_core::delivery::{SessionId, Shared};
 use roomcast_core::envelope::{ClientEnvelope, Payload};
-use roomcast_core::hub::{Connect, Hub, HubError, Published, Transmit};
+use roomcast_core::hub::{Connect, Hub, HubError, Published, Transmit, recipients};
 use roomcast_core::names::{RoomName, UserId};
 use smol_str::SmolStr;
 
@@ -287,10 +287,8 @@ async fn run_hub<R: Runtime>(runtime: R, mut hub: Hub, commands: Receiver<Comman
                         except,
                         delivery,
                     } => {
-                        for &session in sessions.iter() {
-                            if Some(session) != except {
-                                channels.deliver(session, Deliveries::One(delivery.clone()));
-                            }
+                        for session in recipients(&sessions, except) {
+                            channels.deliver(session, Deliveries::One(delivery.clone()));
                         }
                     }
                     _ => {}
