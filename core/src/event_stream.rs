@@ -3,6 +3,7 @@
 //! every stream of the connection (`docs/protocol.md`, section 13).
 
 use crate::cursor::{Cursor, Stream};
+use crate::delivery::Delivery;
 use crate::envelope::{Codec, ServerMessage};
 use crate::session::Transmit;
 use crate::sse::{Fields, encode_comment};
@@ -51,13 +52,7 @@ impl EventStream {
             Transmit::Frame(delivery) => {
                 let frame = delivery.frame.as_str();
                 let kind = message_type(frame);
-                if let Some((stream, position)) = &delivery.stream {
-                    // A full cursor (128 streams) refuses a new one; the stream is then not
-                    // resumable by id, which `streams` on the next connection will say.
-                    let _ = self.cursor.set(stream.clone(), *position);
-                } else if kind == "streams" {
-                    self.start_streams(frame);
-                }
+                track(&mut self.cursor, delivery);
                 let event = if kind == "welcome" { "open" } else { kind };
                 let id = self.cursor.to_string();
                 Fields::data(frame)
@@ -77,23 +72,52 @@ impl EventStream {
         }
     }
 
-    /// Sets each stream's position from a `streams` message.
-    fn start_streams(&mut self, frame: &str) {
-        if let Ok(ServerMessage::Streams { streams }) = Codec::new().decode_server(frame) {
-            for start in streams {
-                let _ = self.cursor.set(start.stream, start.id);
-            }
-        }
-    }
-
     /// Forgets a stream the connection no longer follows (it left a room).
     pub fn forget(&mut self, stream: &Stream) {
         self.cursor.remove(stream);
     }
 }
 
+/// What a delivery did to a connection's cursor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tracked {
+    /// A stored message: its stream moved on.
+    Stored,
+    /// The `streams` message: each stream's start was set. `false` if a stream the cursor named
+    /// could not be recovered.
+    Started {
+        /// Every named stream was recovered.
+        recovered: bool,
+    },
+    /// Anything else (replies, presence, typing): the cursor is unchanged.
+    Other,
+}
+
+/// Moves `cursor` on for `delivery`: a stored message sets its stream's position, the `streams`
+/// message sets where each stream starts. The one rule for SSE ids and long-poll cursors.
+pub(crate) fn track(cursor: &mut Cursor, delivery: &Delivery) -> Tracked {
+    if let Some((stream, position)) = &delivery.stream {
+        // A full cursor (128 streams) refuses a new one; the stream is then not resumable by
+        // cursor, which `streams` on the next connection will say.
+        let _ = cursor.set(stream.clone(), *position);
+        return Tracked::Stored;
+    }
+    let frame = delivery.frame.as_str();
+    if message_type(frame) != "streams" {
+        return Tracked::Other;
+    }
+    let mut recovered = true;
+    if let Ok(ServerMessage::Streams { streams }) = Codec::new().decode_server(frame) {
+        for start in streams {
+            recovered &= start.recovered != Some(false);
+            let _ = cursor.set(start.stream, start.id);
+        }
+    }
+    Tracked::Started { recovered }
+}
+
 /// The `type` of a frame this crate encoded: it always comes first.
-fn message_type(frame: &str) -> &str {
+pub(crate) fn message_type(frame: &str) -> &str {
     frame
         .strip_prefix(r#"{"type":""#)
         .and_then(|rest| rest.split_once('"'))
@@ -105,7 +129,6 @@ mod tests {
     use super::*;
     use crate::close::{Close, CloseCode};
     use crate::cursor::Position;
-    use crate::delivery::Delivery;
     use crate::envelope::{Payload, StreamStart};
     use crate::names::{RoomName, UserId};
     use crate::sse::Decoder;

@@ -13,6 +13,7 @@
 //! - [`hub`]: rooms, users, presence, streams with history and resume: routing for all sessions.
 //! - [`event_stream`]: an SSE session's transmits as `text/event-stream` bytes, each event's `id:`
 //!   the connection's cursor.
+//! - [`long_poll`]: a long-poll answer: the stored messages after a cursor, and the next cursor.
 //! - [`cursor`], [`names`], [`close`], [`delivery`]: positions and cursors, validated names, close
 //!   codes, and the shared deliveries the hub hands to sessions.
 //!
@@ -102,6 +103,7 @@ pub mod fuzzing;
 pub mod heartbeat;
 pub mod hub;
 pub mod limits;
+pub mod long_poll;
 pub mod names;
 pub mod session;
 pub mod sse;
