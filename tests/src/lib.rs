@@ -12,10 +12,12 @@ use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use futures_util::StreamExt;
 use roomcast_core::hub::{Hub, HubConfig};
-use roomcast_io::{HubHandle, HubStats, spawn_hub};
-use roomcast_smol::{ServeOptions, SmolRuntime, serve};
+use roomcast_hyper::{Options, Roomcast};
+use roomcast_io::{HubHandle, HubStats, Shutdown, spawn_hub};
+use roomcast_smol::SmolRuntime;
+use roomcast_tokio::TokioRuntime;
 use serde_json::Value;
-use smol::net::{TcpListener, TcpStream};
+use smol::net::TcpStream;
 
 /// How long any single wait in a test may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -32,25 +34,85 @@ pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     }
 }
 
+/// The runtime a test server runs on: the same service, the same tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// roomcast-smol: hyper on smol through smol-hyper.
+    Smol,
+    /// roomcast-tokio: hyper on tokio through hyper-util, on a runtime of its own.
+    Tokio,
+}
+
+/// Instantiates each named test function (taking a [`Flavor`]) once per runtime, as
+/// `smol::NAME` and `tokio::NAME`.
+#[macro_export]
+macro_rules! on_every_runtime {
+    ($($name:ident),* $(,)?) => {
+        mod on_smol {
+            $( #[test] fn $name() { super::$name($crate::Flavor::Smol) } )*
+        }
+        mod on_tokio {
+            $( #[test] fn $name() { super::$name($crate::Flavor::Tokio) } )*
+        }
+    };
+}
+
 /// A roomcast server on an ephemeral loopback port, serving until the test process ends.
 pub struct Server {
     pub addr: SocketAddr,
     pub hub: HubHandle,
+    pub shutdown: Shutdown,
 }
 
 impl Server {
-    pub async fn start(config: HubConfig, options: ServeOptions, session_capacity: usize) -> Self {
-        let hub = spawn_hub(&SmolRuntime, Hub::new(config, 7), 1024, session_capacity);
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1");
+    pub async fn start(
+        flavor: Flavor,
+        config: HubConfig,
+        options: Options,
+        session_capacity: usize,
+    ) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let addr = listener.local_addr().expect("local address");
-        smol::spawn(serve(listener, hub.clone(), options)).detach();
-        Self { addr, hub }
+        listener.set_nonblocking(true).expect("non-blocking");
+        let shutdown = options.session.shutdown.clone();
+        let hub = Hub::new(config, 7);
+        let hub = match flavor {
+            Flavor::Smol => {
+                let hub = spawn_hub(&SmolRuntime, hub, 1024, session_capacity);
+                let roomcast = Roomcast::new(SmolRuntime, hub.clone(), options);
+                let listener = smol::net::TcpListener::try_from(listener).expect("async listener");
+                smol::spawn(roomcast_smol::serve(listener, roomcast)).detach();
+                hub
+            }
+            Flavor::Tokio => {
+                // A runtime per server, kept for the life of the test process.
+                let runtime: &'static tokio::runtime::Runtime = Box::leak(Box::new(
+                    tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(1)
+                        .enable_all()
+                        .build()
+                        .expect("a tokio runtime"),
+                ));
+                let tokio = TokioRuntime::new(runtime.handle().clone());
+                let hub = spawn_hub(&tokio, hub, 1024, session_capacity);
+                let roomcast = Roomcast::new(tokio, hub.clone(), options);
+                let listener = {
+                    let _entered = runtime.enter();
+                    tokio::net::TcpListener::from_std(listener).expect("async listener")
+                };
+                runtime.spawn(roomcast_tokio::serve(listener, roomcast));
+                hub
+            }
+        };
+        Self {
+            addr,
+            hub,
+            shutdown,
+        }
     }
 
-    pub async fn default() -> Self {
-        Self::start(HubConfig::default(), ServeOptions::default(), 64).await
+    pub async fn default(flavor: Flavor) -> Self {
+        Self::start(flavor, HubConfig::default(), Options::default(), 64).await
     }
 
     pub fn url(&self, query: &str) -> String {

@@ -31,7 +31,7 @@ fn a_python_websockets_client_runs_the_scenario() {
         );
         return;
     };
-    let server = smol::block_on(Server::default());
+    let server = smol::block_on(Server::default(roomcast_tests::Flavor::Smol));
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/scenario.py");
     let url = format!("ws://{}", server.addr);
     // The server runs on smol's global executor threads while Python drives it.

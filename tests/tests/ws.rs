@@ -1,9 +1,11 @@
-//! The roomcast protocol over real WebSocket connections on 127.0.0.1, served by roomcast-smol.
+//! The roomcast protocol over real WebSocket connections on 127.0.0.1, served by the
+//! roomcast-hyper service on smol (roomcast-smol) and on tokio (roomcast-tokio): every scenario
+//! runs on both, as `on_smol::NAME` and `on_tokio::NAME`.
 //!
 //! One scenario per test, each with its own server on an ephemeral port and real
 //! async-tungstenite clients. Every wait is bounded (`WAIT`), every loop bounded in count, and
 //! where a test must show that something did *not* arrive it uses a hub round trip
-//! (`Client::barrier`) rather than a sleep. Timings are shortened through `ServeOptions` and
+//! (`Client::barrier`) rather than a sleep. Timings are shortened through `Options` and
 //! `HubConfig` where a scenario needs the heartbeat or the presence grace.
 
 use std::collections::BTreeMap;
@@ -18,15 +20,15 @@ use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use roomcast_core::envelope::Payload;
-use roomcast_core::hub::{Connect, HistoryLimit, HubConfig};
+use roomcast_core::hub::{HistoryLimit, HubConfig};
 use roomcast_core::names::{RoomName, UserId};
 use roomcast_core::session::SessionConfig;
+use roomcast_hyper::{Options, Refusal, SUBPROTOCOL};
 use roomcast_io::SessionOptions;
-use roomcast_smol::{Refusal, SUBPROTOCOL, ServeOptions};
-use roomcast_tests::{Client, Read, Server, within};
+use roomcast_tests::{Client, Flavor, Read, Server, on_every_runtime, within};
 use serde_json::{Value, json};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::net::{TcpListener, TcpStream};
+use smol::net::TcpStream;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -41,13 +43,13 @@ async fn sleep(duration: Duration) {
 }
 
 /// Serve options with these session limits and timings.
-fn serve_with(config: SessionConfig) -> ServeOptions {
-    ServeOptions {
+fn serve_with(config: SessionConfig) -> Options {
+    Options {
         session: SessionOptions {
             config,
             ..SessionOptions::default()
         },
-        ..ServeOptions::default()
+        ..Options::default()
     }
 }
 
@@ -196,10 +198,9 @@ fn rss_kib() -> u64 {
 /// A connection starts with `welcome` (every field, in the protocol's order, the defaults) and
 /// then `streams`: the user's outbox and, since the development auth follows the broadcast feed,
 /// `all`, both fresh (offset 0, nothing replayed, no `recovered` without a cursor).
-#[test]
-fn connect_gets_welcome_then_streams() {
+fn connect_gets_welcome_then_streams(flavor: Flavor) {
     smol::block_on(async {
-        let server = Server::default().await;
+        let server = Server::default(flavor).await;
         let mut alice = within("handshake", Client::connect(&server.url("user=alice")))
             .await
             .expect("handshake");
@@ -244,10 +245,9 @@ fn connect_gets_welcome_then_streams() {
 
 /// The basic chat: a join reply lists the members, the others see the join, and a publish reaches
 /// them with its id and sender.
-#[test]
-fn two_clients_chat_in_a_room_with_presence() {
+fn two_clients_chat_in_a_room_with_presence(flavor: Flavor) {
     smol::block_on(async {
-        let server = Server::default().await;
+        let server = Server::default(flavor).await;
         let mut alice = server.client("alice").await;
         let mut bob = server.client("bob").await;
         alice
@@ -279,11 +279,10 @@ fn two_clients_chat_in_a_room_with_presence() {
 /// changes nothing; a reload within the grace does not flap (no leave, no join, even after the
 /// grace would have ended); an explicit leave is announced at once; a disconnect is announced
 /// after the grace, not before. Publishes reach the other members, not the publisher.
-#[test]
-fn presence_and_publish_in_a_room() {
+fn presence_and_publish_in_a_room(flavor: Flavor) {
     smol::block_on(async {
         let grace = ms(300);
-        let server = Server::start(hub_with_grace(grace), ServeOptions::default(), 64).await;
+        let server = Server::start(flavor, hub_with_grace(grace), Options::default(), 64).await;
         let mut alice = server.client("alice").await;
         assert_eq!(join(&mut alice, "lobby").await["members"], json!(["alice"]));
 
@@ -371,10 +370,9 @@ fn presence_and_publish_in_a_room() {
 
 /// `typing` reaches every other member, never the sender; without a `ref` it gets no answer, and
 /// with one a bare reply.
-#[test]
-fn typing_is_relayed_to_others_only() {
+fn typing_is_relayed_to_others_only(flavor: Flavor) {
     smol::block_on(async {
-        let server = Server::default().await;
+        let server = Server::default(flavor).await;
         let mut alice = server.client("alice").await;
         let mut bob = server.client("bob").await;
         let mut carol = server.client("carol").await;
@@ -411,10 +409,9 @@ fn typing_is_relayed_to_others_only() {
 /// `direct` to an online user reaches every session of theirs (`delivered: true`), with `data`
 /// relayed byte for byte; to an offline user it waits (`delivered: false`) and arrives right after
 /// `streams` when they connect, which counts it as replayed.
-#[test]
-fn direct_messages_with_receipts() {
+fn direct_messages_with_receipts(flavor: Flavor) {
     smol::block_on(async {
-        let server = Server::default().await;
+        let server = Server::default(flavor).await;
         let mut alice = server.client("alice").await;
         let mut bob = server.client("bob").await;
         let mut bob_tab = server.client("bob").await;
@@ -476,10 +473,9 @@ fn direct_messages_with_receipts() {
 /// A mix of valid and invalid requests, each with its own `ref`: every one gets exactly one
 /// answer with that `ref` and the right code; frames whose `ref` cannot be read get exactly one
 /// error without a `ref`; successes without a `ref` get nothing; the connection stays open.
-#[test]
-fn every_ref_gets_exactly_one_answer() {
+fn every_ref_gets_exactly_one_answer(flavor: Flavor) {
     smol::block_on(async {
-        let server = Server::default().await;
+        let server = Server::default(flavor).await;
         let mut alice = server.client("alice").await;
         let max = u64::MAX;
 
@@ -689,10 +685,9 @@ fn every_ref_gets_exactly_one_answer() {
 /// `ref` cannot be read). The codec's serde-derived `Wire` struct also accepts a sequence, which
 /// it reads positionally (`type`, `ref`, `data`, `room`, ...), so `["ping","a"]` is answered as a
 /// ping with ref "a" and `["join","j",null,"lobby"]` joins `lobby`.
-#[test]
-fn json_array_frames_are_bad_frames() {
+fn json_array_frames_are_bad_frames(flavor: Flavor) {
     smol::block_on(async {
-        let server = Server::default().await;
+        let server = Server::default(flavor).await;
         let mut alice = server.client("alice").await;
         alice.send_text(r#"["ping","a"]"#.into()).await;
         alice.send_text(r#"["join","j",null,"lobby"]"#.into()).await;
@@ -717,7 +712,7 @@ fn json_array_frames_are_bad_frames() {
 // ---------------------------------------------------------------------------------------------
 
 /// Ping every 200 ms, 200 ms to answer.
-fn fast_heartbeat() -> ServeOptions {
+fn fast_heartbeat() -> Options {
     serve_with(SessionConfig {
         ping_interval: ms(200),
         ping_timeout: ms(200),
@@ -728,10 +723,9 @@ fn fast_heartbeat() -> ServeOptions {
 /// A client that never reads never answers a ping (tungstenite pongs while reading): the server
 /// closes it with 4001, no sooner than interval + timeout, and the close frame follows the
 /// welcome, the streams and the unanswered ping.
-#[test]
-fn silent_client_is_closed_with_4001() {
+fn silent_client_is_closed_with_4001(flavor: Flavor) {
     smol::block_on(async {
-        let server = Server::start(HubConfig::default(), fast_heartbeat(), 64).await;
+        let server = Server::start(flavor, HubConfig::default(), fast_heartbeat(), 64).await;
         let started = Instant::now();
         let mut silent = within("handshake", Client::connect(&server.url("user=silent")))
             .await
@@ -768,10 +762,9 @@ fn silent_client_is_closed_with_4001() {
 }
 
 /// A client that keeps reading answers every ping and stays connected for six intervals.
-#[test]
-fn reading_client_survives_the_heartbeat() {
+fn reading_client_survives_the_heartbeat(flavor: Flavor) {
     smol::block_on(async {
-        let server = Server::start(HubConfig::default(), fast_heartbeat(), 64).await;
+        let server = Server::start(flavor, HubConfig::default(), fast_heartbeat(), 64).await;
         let mut reader = server.client("reader").await;
         let until = Instant::now() + ms(1200);
         let mut pings = 0;
@@ -814,10 +807,9 @@ async fn close_after(client: &mut Client, reference: &str) -> (Option<u16>, bool
 
 /// A frame of exactly `max_frame` bytes is read; one byte more closes the session with 1009,
 /// unread; so does a frame past tungstenite's own cap (twice `max_frame`).
-#[test]
-fn oversized_frame_closes_with_1009() {
+fn oversized_frame_closes_with_1009(flavor: Flavor) {
     smol::block_on(async {
-        let server = Server::default().await;
+        let server = Server::default(flavor).await;
         let (mut client, welcome, _) = server.connect("user=big").await;
         let max = usize::try_from(welcome["max_frame"].as_u64().expect("max_frame")).unwrap();
         assert_eq!(max, 64 * 1024);
@@ -844,10 +836,9 @@ fn oversized_frame_closes_with_1009() {
 /// 1009 too (protocol sections 2 and 11). `Session::handle_binary` does not look at the size, so
 /// such a frame (up to tungstenite's cap of twice `max_frame`) is read and answered `bad_frame`,
 /// and the session goes on.
-#[test]
-fn oversized_binary_frame_closes_with_1009() {
+fn oversized_binary_frame_closes_with_1009(flavor: Flavor) {
     smol::block_on(async {
-        let server = Server::default().await;
+        let server = Server::default(flavor).await;
         let mut client = server.client("big").await;
         let frame = vec![0u8; 64 * 1024 + 1];
         within("send", client.ws.send(Message::binary(frame)))
@@ -874,8 +865,7 @@ fn numbered(seq: u64, pad: &str) -> Payload {
 /// gets a gapless prefix of the messages, then close 4000 (or the end of the connection). Joining
 /// again with `since` = the last id it got replays exactly the rest, in order, once each
 /// (`recovered: true`), and live messages follow without a duplicate.
-#[test]
-fn slow_consumer_is_dropped_and_resumes_exactly() {
+fn slow_consumer_is_dropped_and_resumes_exactly(flavor: Flavor) {
     smol::block_on(async {
         let config = HubConfig {
             room_history: HistoryLimit {
@@ -884,7 +874,7 @@ fn slow_consumer_is_dropped_and_resumes_exactly() {
             },
             ..HubConfig::default()
         };
-        let server = Server::start(config, ServeOptions::default(), 4).await;
+        let server = Server::start(flavor, config, Options::default(), 4).await;
         let feed = room("feed");
         let mut slow = server.client("slow").await;
         let joined = join(&mut slow, "feed").await;
@@ -977,10 +967,9 @@ fn slow_consumer_is_dropped_and_resumes_exactly() {
 /// A WebSocket connection resumes its user stream from `?cursor=` (percent-encoded): `streams`
 /// says where (`recovered: true`, `replayed` = what it missed), then exactly those notifications
 /// follow, in order, and nothing else. A cursor the stream cannot cover is `recovered: false`.
-#[test]
-fn cursor_resumes_the_user_stream_at_connect() {
+fn cursor_resumes_the_user_stream_at_connect(flavor: Flavor) {
     smol::block_on(async {
-        let server = Server::default().await;
+        let server = Server::default(flavor).await;
         let dave = UserId::new("dave").expect("a valid user");
         let (mut client, _, streams) = server.connect("user=dave").await;
         let start = stream_entry(&streams, "user")["id"].clone();
@@ -1062,10 +1051,9 @@ fn cursor_resumes_the_user_stream_at_connect() {
 /// The development auth refuses a handshake without `?user=` (401), with an invalid user id (401)
 /// or cursor (400). A custom `authenticate` hook decides alone: its refusal's status is the
 /// response's (403), and what it accepts is the connection (here: no broadcast feed).
-#[test]
-fn authentication_refuses_with_http_status() {
+fn authentication_refuses_with_http_status(flavor: Flavor) {
     smol::block_on(async {
-        let server = Server::default().await;
+        let server = Server::default(flavor).await;
         for (query, status) in [
             ("", 401),
             ("room=lobby", 401),
@@ -1077,26 +1065,17 @@ fn authentication_refuses_with_http_status() {
             assert_eq!(refused_status(result), status, "?{query}");
         }
 
-        let options = ServeOptions {
-            authenticate: Arc::new(|request| {
-                let bearer = request.headers().get("authorization");
-                if bearer.is_some_and(|value| value == "Bearer letmein") {
-                    Ok(Connect {
-                        user: UserId::new("alice").expect("valid"),
-                        broadcast: false,
-                        rooms: Vec::new(),
-                        cursor: None,
-                    })
+        let options = Options {
+            authenticate: Arc::new(|handshake| {
+                if handshake.token().as_deref() == Some("letmein") {
+                    Ok(UserId::new("alice").expect("valid"))
                 } else {
-                    Err(Refusal {
-                        status: 403,
-                        message: "forbidden".into(),
-                    })
+                    Err(Refusal::new(403, "forbidden"))
                 }
             }),
-            ..ServeOptions::default()
+            ..Options::default()
         };
-        let server = Server::start(HubConfig::default(), options, 64).await;
+        let server = Server::start(flavor, HubConfig::default(), options, 64).await;
         // The hook alone decides: `?user=` means nothing to it.
         let result = within("handshake", Client::connect(&server.url("user=alice"))).await;
         assert_eq!(refused_status(result), 403);
@@ -1109,14 +1088,9 @@ fn authentication_refuses_with_http_status() {
             .await
             .expect("accepted");
         assert_eq!(client.next_json().await["user"], "alice");
-        let streams = client.next_json().await;
-        let names: Vec<&Value> = streams["streams"]
-            .as_array()
-            .expect("a list")
-            .iter()
-            .map(|entry| &entry["stream"])
-            .collect();
-        assert_eq!(names, [&json!("user")], "{streams}");
+        // The same token in the query, as browsers must send it.
+        let (mut client, _, _) = server.connect("token=letmein").await;
+        client.close_and_wait().await;
     });
 }
 
@@ -1125,14 +1099,13 @@ fn authentication_refuses_with_http_status() {
 /// TCP connection ends). `serve` awaits tungstenite's handshake with no deadline, and the
 /// session's handshake timer starts only after the upgrade, so a connection that sends nothing,
 /// or half a request, holds its task and socket for as long as the peer likes.
-#[test]
-fn stalled_handshake_is_dropped() {
+fn stalled_handshake_is_dropped(flavor: Flavor) {
     smol::block_on(async {
         let options = serve_with(SessionConfig {
             handshake_timeout: ms(200),
             ..SessionConfig::default()
         });
-        let server = Server::start(HubConfig::default(), options, 64).await;
+        let server = Server::start(flavor, HubConfig::default(), options, 64).await;
         for partial in ["", "GET /ws?user=a HTTP/1.1\r\nHost: x\r\n"] {
             let mut stream = within("connect", TcpStream::connect(server.addr))
                 .await
@@ -1170,10 +1143,9 @@ fn stalled_handshake_is_dropped() {
 
 /// `roomcast.v1` is selected when offered (alone or among others), and no subprotocol is
 /// selected when it is not offered.
-#[test]
-fn subprotocol_is_selected_when_offered() {
+fn subprotocol_is_selected_when_offered(flavor: Flavor) {
     smol::block_on(async {
-        let server = Server::default().await;
+        let server = Server::default(flavor).await;
         for offer in ["roomcast.v1", "chat, roomcast.v1"] {
             let mut request = server.url("user=a").into_client_request().expect("request");
             request.headers_mut().insert(
@@ -1214,13 +1186,11 @@ fn subprotocol_is_selected_when_offered() {
 
 /// The echo socket returns text and binary messages unchanged (non-ASCII, empty, 1 MiB), answers
 /// a ping with a pong of the same payload, and echoes the close.
-#[test]
-fn echo_returns_every_message_unchanged() {
+fn echo_returns_every_message_unchanged(flavor: Flavor) {
     smol::block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        smol::spawn(roomcast_smol::serve_echo(listener)).detach();
-        let mut client = within("handshake", Client::connect(&format!("ws://{addr}/echo")))
+        let server = Server::default(flavor).await;
+        let url = format!("ws://{}/ws/echo", server.addr);
+        let mut client = within("handshake", Client::connect(&url))
             .await
             .expect("handshake");
 
@@ -1272,7 +1242,7 @@ fn echo_returns_every_message_unchanged() {
 // ---------------------------------------------------------------------------------------------
 
 /// Set in the child process that runs the cycles alone.
-const LEAK_CHILD: &str = "ROOMCAST_WS_SMOL_LEAK_CHILD";
+const LEAK_CHILD: &str = "ROOMCAST_WS_LEAK_CHILD";
 const LEAK_TEST: &str = "nothing_leaks_over_1000_connections";
 const BATCH: usize = 50;
 
@@ -1317,7 +1287,7 @@ async fn settled(server: &Server) {
 /// The cycles, in the child process: 100 to warm up, then 1,000 measured. Presence grace, room
 /// history and outbox history (for which offline users are remembered) are short so that the
 /// hub must end up empty.
-async fn leak_cycles() {
+async fn leak_cycles(flavor: Flavor) {
     let config = HubConfig {
         presence_grace: ms(50),
         room_history: HistoryLimit {
@@ -1330,7 +1300,7 @@ async fn leak_cycles() {
         },
         ..HubConfig::default()
     };
-    let server = Arc::new(Server::start(config, ServeOptions::default(), 64).await);
+    let server = Arc::new(Server::start(flavor, config, Options::default(), 64).await);
     cycles(&server, 0..100).await;
     settled(&server).await;
     let before = rss_kib();
@@ -1351,14 +1321,17 @@ async fn leak_cycles() {
 /// 1,000 connect/join/publish/disconnect cycles leave the hub empty and the RSS about where it
 /// was. Run in a child process of this test binary, alone, so that the other tests' servers and
 /// buffers (the slow consumer's megabytes) do not move the figures.
-#[test]
-fn nothing_leaks_over_1000_connections() {
+fn nothing_leaks_over_1000_connections(flavor: Flavor) {
     if std::env::var_os(LEAK_CHILD).is_some() {
-        smol::block_on(leak_cycles());
+        smol::block_on(leak_cycles(flavor));
         return;
     }
+    let name = match flavor {
+        Flavor::Smol => format!("on_smol::{LEAK_TEST}"),
+        Flavor::Tokio => format!("on_tokio::{LEAK_TEST}"),
+    };
     let mut child = Command::new(std::env::current_exe().expect("this test binary"))
-        .args([LEAK_TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
         .env(LEAK_CHILD, "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -1397,3 +1370,24 @@ fn nothing_leaks_over_1000_connections() {
         "the child ran no leak check:\n{stdout}\n{stderr}"
     );
 }
+
+on_every_runtime!(
+    connect_gets_welcome_then_streams,
+    two_clients_chat_in_a_room_with_presence,
+    presence_and_publish_in_a_room,
+    typing_is_relayed_to_others_only,
+    direct_messages_with_receipts,
+    every_ref_gets_exactly_one_answer,
+    json_array_frames_are_bad_frames,
+    silent_client_is_closed_with_4001,
+    reading_client_survives_the_heartbeat,
+    oversized_frame_closes_with_1009,
+    oversized_binary_frame_closes_with_1009,
+    slow_consumer_is_dropped_and_resumes_exactly,
+    cursor_resumes_the_user_stream_at_connect,
+    authentication_refuses_with_http_status,
+    stalled_handshake_is_dropped,
+    subprotocol_is_selected_when_offered,
+    echo_returns_every_message_unchanged,
+    nothing_leaks_over_1000_connections,
+);

@@ -5,13 +5,12 @@ use std::time::Duration;
 
 use roomcast_core::hub::HubConfig;
 use roomcast_core::session::SessionConfig;
+use roomcast_hyper::Options;
 use roomcast_io::{SessionOptions, Shutdown};
-use roomcast_smol::ServeOptions;
-use roomcast_tests::{Client, Server, WAIT};
+use roomcast_tests::{Client, Flavor, Server, WAIT, on_every_runtime};
 use serde_json::json;
 
-#[test]
-fn shutdown_warns_clients_then_closes_with_1001_and_stops_accepting() {
+fn shutdown_warns_clients_then_closes_with_1001_and_stops_accepting(flavor: Flavor) {
     smol::block_on(async {
         let shutdown = Shutdown::new();
         let config = SessionConfig {
@@ -23,11 +22,11 @@ fn shutdown_warns_clients_then_closes_with_1001_and_stops_accepting() {
             shutdown: shutdown.clone(),
             ..SessionOptions::default()
         };
-        let options = ServeOptions {
+        let options = Options {
             session,
-            ..ServeOptions::default()
+            ..Options::default()
         };
-        let server = Server::start(HubConfig::default(), options, 64).await;
+        let server = Server::start(flavor, HubConfig::default(), options, 64).await;
         let mut alice = server.client("alice").await;
         let mut bob = server.client("bob").await;
         for client in [&mut alice, &mut bob] {
@@ -72,3 +71,5 @@ fn shutdown_warns_clients_then_closes_with_1001_and_stops_accepting() {
         assert!(Client::connect(&server.url("user=carol")).await.is_err());
     });
 }
+
+on_every_runtime!(shutdown_warns_clients_then_closes_with_1001_and_stops_accepting);

@@ -1,8 +1,8 @@
 //! `roomcast`: the roomcast server and its tools.
 //!
-//! `serve` runs the roomcast protocol over WebSocket on the embedded in-memory hub; `echo` a plain
-//! echo socket; `sse decode|encode` the SSE conformance tools. The HTTP endpoints (SSE streams,
-//! long-poll, the HTTP API, the demo page) arrive with the server work.
+//! `serve` runs the roomcast endpoints (WebSocket, SSE, long-poll) on the embedded in-memory hub;
+//! `echo` a plain echo socket; `sse decode|encode` the SSE conformance tools. The HTTP API and
+//! the demo page arrive with the server work.
 
 mod serve;
 mod sse_cli;
@@ -21,10 +21,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the roomcast protocol over WebSocket on the embedded in-memory hub.
+    /// Serve roomcast on the embedded in-memory hub: the protocol over WebSocket (/ws), SSE
+    /// streams (/events?rooms=a,b), long-poll (/poll?cursor=) and a plain echo (/ws/echo).
     ///
-    /// Development mode: there is no authentication yet, `?user=NAME` on the connection URL names
-    /// the user, and `?cursor=` resumes from a previous connection's cursor.
+    /// Development mode: there is no authentication yet, `?user=NAME` on the URL names the user;
+    /// `?cursor=` (WebSocket, long-poll) and `Last-Event-ID` (SSE) resume.
     Serve(serve::ServeArgs),
     /// Serve a plain WebSocket echo socket: every text and binary message comes back unchanged
     /// (for conformance suites such as Autobahn, and for trying clients out).

@@ -5,8 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use roomcast_core::hub::{Hub, HubConfig};
+use roomcast_hyper::{Options, Roomcast};
 use roomcast_io::spawn_hub;
-use roomcast_smol::{ServeOptions, SmolRuntime};
+use roomcast_smol::SmolRuntime;
 
 use crate::sse_cli::CliError;
 
@@ -33,9 +34,14 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
         ^ u64::from(std::process::id());
     smol::block_on(async {
         let hub = spawn_hub(&SmolRuntime, Hub::new(HubConfig::default(), seed), 4096, 64);
+        let roomcast = Roomcast::new(SmolRuntime, hub, Options::default());
         let listener = smol::net::TcpListener::bind(args.listen).await?;
-        eprintln!("roomcast: serving the roomcast protocol over WebSocket on ws://{}/ (development mode: ?user=NAME)", listener.local_addr()?);
-        roomcast_smol::serve(listener, hub, ServeOptions::default()).await
+        let addr = listener.local_addr()?;
+        eprintln!(
+            "roomcast: serving on http://{addr}: WebSocket /ws, SSE /events, long-poll /poll, \
+             echo /ws/echo (development mode: ?user=NAME names the user)"
+        );
+        roomcast_smol::serve(listener, roomcast).await
     })
     .map_err(CliError::Io)
 }

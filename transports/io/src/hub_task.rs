@@ -141,6 +141,12 @@ impl HubHandle {
         self.send(Command::Disconnect { session }).await
     }
 
+    /// Removes a session without waiting: for destructors. If the command queue is full, the
+    /// hub removes the session at its next delivery instead (its channel is closed by then).
+    pub fn disconnect_now(&self, session: SessionId) {
+        let _ = self.commands.try_send(Command::Disconnect { session });
+    }
+
     /// Publishes to a room from the server.
     pub async fn publish(&self, room: RoomName, data: Payload) -> Result<Published, HubGone> {
         let (reply, answer) = async_channel::bounded(1);

@@ -12,7 +12,8 @@
 //!   waits for exactly one input (a frame, a hub delivery, or the timer).
 //!
 //! A runtime adapter supplies a [`Runtime`] (clock, timers, spawn) and a [`Transport`] per
-//! connection; `roomcast-smol` does both for smol and WebSocket. No lock is held across an
+//! connection. [`WsTransport`] is WebSocket over any futures-io byte stream (async-tungstenite);
+//! `roomcast-hyper` adds SSE and long-poll. No lock is held across an
 //! await, and every queue is bounded. Tests can replace the clock with [`ManualClock`].
 //!
 //! ```no_run
@@ -36,9 +37,11 @@ mod runtime;
 mod session_task;
 mod shutdown;
 mod transport;
+mod websocket;
 
 pub use hub_task::{ConnectError, Deliveries, HubGone, HubHandle, HubStats, spawn_hub};
 pub use runtime::{ManualClock, Runtime};
-pub use session_task::{Ended, SessionOptions, run_session};
+pub use session_task::{Ended, Registered, SessionOptions, run_registered, run_session};
 pub use shutdown::Shutdown;
 pub use transport::{Inbound, Transport};
+pub use websocket::{WsTransport, echo, echo_config, websocket_config};

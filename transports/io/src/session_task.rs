@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 use async_channel::Receiver;
 use futures_lite::future;
 use roomcast_core::close::{Close, CloseCode};
+use roomcast_core::delivery::SessionId;
 use roomcast_core::envelope::Codec;
 use roomcast_core::hub::Connect;
+use roomcast_core::names::UserId;
 use roomcast_core::session::{Session, SessionConfig, SessionEvent, SessionKind, SessionState};
 
 use crate::hub_task::{ConnectError, Deliveries, HubHandle};
@@ -51,6 +53,47 @@ pub enum Ended {
     Lost,
 }
 
+/// A connection registered with the hub whose session has not started yet: what
+/// [`HubHandle::register`] returns, so an HTTP handler can refuse a connection the hub refuses
+/// before it sends a response. Dropping it unrun removes it from the hub.
+#[derive(Debug)]
+pub struct Registered {
+    hub: HubHandle,
+    id: SessionId,
+    user: UserId,
+    deliveries: Option<Receiver<Deliveries>>,
+}
+
+impl Registered {
+    /// Its session id.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if self.deliveries.is_some() {
+            // Never run: the hub would otherwise keep it until its next delivery failed.
+            self.hub.disconnect_now(self.id);
+        }
+    }
+}
+
+impl HubHandle {
+    /// Registers a connection with the hub, for [`run_registered`].
+    pub async fn register(&self, connect: Connect) -> Result<Registered, ConnectError> {
+        let user = connect.user.clone();
+        let (id, deliveries) = self.connect(connect).await?;
+        Ok(Registered {
+            hub: self.clone(),
+            id,
+            user,
+            deliveries: Some(deliveries),
+        })
+    }
+}
+
 /// Registers the connection with the hub, then runs its session until it ends: drain every
 /// output (events to the hub, transmits to the transport, flushed in one write), then wait for
 /// exactly one input (a frame, a hub delivery, or the timer) and feed it in. No lock is held, and
@@ -58,16 +101,33 @@ pub enum Ended {
 pub async fn run_session<R: Runtime, T: Transport>(
     runtime: &R,
     hub: &HubHandle,
-    mut transport: T,
+    transport: T,
     connect: Connect,
     options: SessionOptions,
 ) -> Result<Ended, ConnectError> {
+    let registered = hub.register(connect).await?;
+    Ok(run_registered(runtime, transport, registered, options).await)
+}
+
+/// Runs the session of a connection already [registered](HubHandle::register), as
+/// [`run_session`] does.
+pub async fn run_registered<R: Runtime, T: Transport>(
+    runtime: &R,
+    mut transport: T,
+    mut registered: Registered,
+    options: SessionOptions,
+) -> Ended {
     let _live = options.shutdown.enter();
-    let user = connect.user.clone();
+    let hub = registered.hub.clone();
+    let hub = &hub;
+    let id = registered.id;
+    let deliveries = registered
+        .deliveries
+        .take()
+        .expect("a registration runs once");
     let start = runtime.now();
     let mut session = Session::new(options.kind, options.config, options.codec, start);
-    let (id, deliveries) = hub.connect(connect).await?;
-    session.accept(runtime.now(), id, user);
+    session.accept(runtime.now(), id, registered.user.clone());
     let mut disconnected = false;
     let ended = loop {
         // Outputs: events first (a request's answer comes back through the hub), then transmits.
@@ -148,7 +208,7 @@ pub async fn run_session<R: Runtime, T: Transport>(
     if !disconnected {
         let _ = hub.disconnect(id).await;
     }
-    Ok(ended)
+    ended
 }
 
 enum Input {

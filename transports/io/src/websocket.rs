@@ -14,7 +14,8 @@ use futures_lite::{AsyncRead, AsyncWrite};
 use futures_util::{SinkExt, StreamExt};
 use roomcast_core::close::{Close, CloseCode};
 use roomcast_core::session::{SessionConfig, Transmit};
-use roomcast_io::{Inbound, Transport};
+
+use crate::transport::{Inbound, Transport};
 
 /// tungstenite's settings for a session's limits: a small read buffer (tungstenite zero-fills
 /// its read buffer, 128 KiB by default, so an idle connection would cost that much), and hard
@@ -27,6 +28,41 @@ pub fn websocket_config(config: &SessionConfig) -> WebSocketConfig {
         .max_write_buffer_size(config.queue_bytes.saturating_mul(2).max(1 << 20))
         .max_message_size(Some(hard))
         .max_frame_size(Some(hard))
+}
+
+/// tungstenite's settings for the plain echo socket: a small read buffer, 16 MiB messages.
+pub fn echo_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .max_message_size(Some(16 << 20))
+        .max_frame_size(Some(16 << 20))
+}
+
+/// A plain echo socket over an accepted WebSocket: every text and binary message comes back
+/// unchanged; pings are answered and close frames echoed. For conformance testing (Autobahn)
+/// and for trying a client out.
+pub async fn echo<S>(mut ws: WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    while let Some(Ok(message)) = ws.next().await {
+        let reply = match message {
+            Message::Text(_) | Message::Binary(_) => message,
+            // Pongs are queued by tungstenite; flush them out now.
+            Message::Ping(_) | Message::Pong(_) => {
+                if ws.flush().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            // tungstenite replies to a close itself and ends the stream.
+            Message::Close(_) | Message::Frame(_) => continue,
+        };
+        if ws.send(reply).await.is_err() {
+            return;
+        }
+    }
+    let _ = ws.flush().await;
 }
 
 /// A WebSocket connection.

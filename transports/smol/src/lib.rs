@@ -1,34 +1,32 @@
-//! roomcast-smol: roomcast on [smol](https://docs.rs/smol): the [`Runtime`] and a WebSocket
-//! [`Transport`] over async-tungstenite, plus a small accept loop.
+//! roomcast-smol: roomcast on [smol](https://docs.rs/smol): the [`Runtime`], and an accept loop
+//! that runs the `roomcast-hyper` service (WebSocket, SSE, long-poll) on smol's TCP through
+//! [smol-hyper](https://docs.rs/smol-hyper).
 //!
 //! ```no_run
 //! use roomcast_core::hub::{Hub, HubConfig};
-//! use roomcast_io::spawn_hub;
-//! use roomcast_smol::{ServeOptions, SmolRuntime, serve};
+//! use roomcast_hyper::{Options, Roomcast};
+//! use roomcast_smol::{SmolRuntime, serve};
 //!
 //! smol::block_on(async {
-//!     let hub = spawn_hub(&SmolRuntime, Hub::new(HubConfig::default(), 42), 1024, 64);
+//!     let hub = roomcast_io::spawn_hub(&SmolRuntime, Hub::new(HubConfig::default(), 42), 1024, 64);
+//!     let roomcast = Roomcast::new(SmolRuntime, hub, Options::default()); // `?user=NAME`
 //!     let listener = smol::net::TcpListener::bind("127.0.0.1:8080").await?;
-//!     serve(listener, hub, ServeOptions::default()).await // `?user=NAME` names the user
+//!     serve(listener, roomcast).await // ws://127.0.0.1:8080/ws, http://127.0.0.1:8080/events
 //! })
 //! # .unwrap();
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod serve;
-mod websocket;
-
 use std::future::Future;
+use std::io;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use roomcast_hyper::{Roomcast, serve_connection};
 use roomcast_io::Runtime;
-
-pub use serve::{
-    Authenticate, Refusal, SUBPROTOCOL, ServeOptions, echo, serve, serve_echo, user_from_query,
-};
-pub use websocket::{WsTransport, websocket_config};
+use smol::net::TcpListener;
+use smol_hyper::rt::{FuturesIo, SmolTimer};
 
 /// The smol runtime: the global executor, async-io timers and the system clock.
 #[derive(Clone, Copy, Debug, Default)]
@@ -49,5 +47,49 @@ impl Runtime for SmolRuntime {
         F: Future<Output = ()> + Send + 'static,
     {
         smol::spawn(task).detach();
+    }
+}
+
+/// Accepts connections and serves `roomcast` on each, in its own task. Returns once the
+/// service's shutdown is triggered: nothing new is accepted, and the sessions finish their
+/// shutdown (`Shutdown::drained` tells when they are all gone).
+pub async fn serve<R: Runtime>(listener: TcpListener, roomcast: Roomcast<R>) -> io::Result<()> {
+    let accept = || listener.accept();
+    roomcast
+        .accept_loop(accept, |stream, peer| {
+            let _ = stream.set_nodelay(true);
+            let roomcast = roomcast.clone();
+            smol::spawn(async move {
+                let service = roomcast.service(peer);
+                let (options, shutdown) = (roomcast.options(), roomcast.shutdown());
+                serve_connection(
+                    FuturesIo::new(stream),
+                    service,
+                    SmolTimer::new(),
+                    options,
+                    shutdown,
+                )
+                .await;
+            })
+            .detach();
+        })
+        .await;
+    Ok(())
+}
+
+/// A plain WebSocket echo server, without HTTP routing: every connection on `listener` is an
+/// echo socket (for conformance suites such as Autobahn).
+pub async fn serve_echo(listener: TcpListener) -> io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        smol::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let config = roomcast_io::echo_config();
+            if let Ok(ws) = async_tungstenite::accept_async_with_config(stream, Some(config)).await
+            {
+                roomcast_io::echo(ws).await;
+            }
+        })
+        .detach();
     }
 }

@@ -1,0 +1,184 @@
+//! Who a request is: the authentication hook, the development mode, and query parameters.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{HeaderMap, Uri, header};
+use roomcast_core::names::UserId;
+
+/// What an authentication hook sees of a request (WebSocket upgrade, SSE stream or poll).
+#[derive(Debug)]
+pub struct Handshake<'a> {
+    /// The request target, with its query.
+    pub uri: &'a Uri,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    /// The peer's address.
+    pub peer: IpAddr,
+}
+
+impl Handshake<'_> {
+    /// The first value of query parameter `name`, percent-decoded.
+    pub fn query(&self, name: &str) -> Option<String> {
+        query_param(self.uri, name)
+    }
+
+    /// The credential: the `token` query parameter (browsers cannot set headers on a WebSocket
+    /// or an `EventSource`), else an `Authorization: Bearer` header.
+    pub fn token(&self) -> Option<String> {
+        self.query("token").or_else(|| {
+            let value = self.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+            let (scheme, token) = value.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        })
+    }
+}
+
+/// A refused request: its HTTP status and why, for people.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// 400, 401, 403, 429...
+    pub status: u16,
+    /// Why.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal with this status.
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// 401: no credential, or a bad one.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(401, message)
+    }
+
+    /// The stable error code for the status, as in `docs/protocol.md`.
+    pub fn code(&self) -> &'static str {
+        match self.status {
+            400 => "bad_request",
+            401 => "unauthorized",
+            403 => "forbidden",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            426 => "upgrade_required",
+            429 => "too_many_connections",
+            503 => "unavailable",
+            _ => "error",
+        }
+    }
+}
+
+/// Decides who a request is, or refuses it. It runs before any upgrade or stream starts.
+pub type Authenticate = Arc<dyn Fn(&Handshake<'_>) -> Result<UserId, Refusal> + Send + Sync>;
+
+/// Development-mode authentication: `?user=NAME` names the user, unchecked.
+pub fn user_from_query(handshake: &Handshake<'_>) -> Result<UserId, Refusal> {
+    let user = handshake
+        .query("user")
+        .ok_or_else(|| Refusal::unauthorized("no user: connect with ?user=NAME"))?;
+    UserId::new(&user).map_err(|error| Refusal::unauthorized(format!("user {user:?} {error}")))
+}
+
+/// The first value of query parameter `name` in `uri`, percent-decoded.
+pub(crate) fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    uri.query()?
+        .split('&')
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| percent_decode(value))
+}
+
+/// Decodes `%XX` escapes and `+` of a query value; invalid escapes are kept as they are.
+pub(crate) fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push((high * 16 + low) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handshake<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Handshake<'a> {
+        Handshake {
+            uri,
+            headers,
+            peer: IpAddr::from([127, 0, 0, 1]),
+        }
+    }
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        assert_eq!(
+            percent_decode("room%3Alobby%3D1f.2%2Cuser%3D3.4"),
+            "room:lobby=1f.2,user=3.4"
+        );
+        assert_eq!(percent_decode("Zo%C3%AB+M"), "Zoë M");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(percent_decode("%4"), "%4");
+        let uri: Uri = "/ws?flag&user=a%20b&user=c".parse().expect("uri");
+        assert_eq!(query_param(&uri, "user").as_deref(), Some("a b"));
+        assert_eq!(query_param(&uri, "flag").as_deref(), Some(""));
+        assert_eq!(query_param(&uri, "none"), None);
+    }
+
+    #[test]
+    fn the_token_comes_from_the_query_or_a_bearer_header() {
+        let mut headers = HeaderMap::new();
+        let uri: Uri = "/ws?token=q".parse().expect("uri");
+        assert_eq!(handshake(&uri, &headers).token().as_deref(), Some("q"));
+        let bare: Uri = "/ws".parse().expect("uri");
+        assert_eq!(handshake(&bare, &headers).token(), None);
+        headers.insert(header::AUTHORIZATION, "Bearer abc".parse().expect("value"));
+        assert_eq!(handshake(&bare, &headers).token().as_deref(), Some("abc"));
+        headers.insert(header::AUTHORIZATION, "bearer  x ".parse().expect("value"));
+        assert_eq!(handshake(&bare, &headers).token().as_deref(), Some("x"));
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().expect("value"));
+        assert_eq!(handshake(&bare, &headers).token(), None);
+        assert_eq!(
+            handshake(&uri, &headers).token().as_deref(),
+            Some("q"),
+            "the query wins"
+        );
+    }
+
+    #[test]
+    fn development_mode_names_the_user_from_the_query() {
+        let headers = HeaderMap::new();
+        let uri: Uri = "/ws?user=alice".parse().expect("uri");
+        assert_eq!(
+            user_from_query(&handshake(&uri, &headers)).map(|u| u.as_str().to_owned()),
+            Ok("alice".to_owned())
+        );
+        let none: Uri = "/ws".parse().expect("uri");
+        assert_eq!(
+            user_from_query(&handshake(&none, &headers)).map_err(|r| r.status),
+            Err(401)
+        );
+    }
+}

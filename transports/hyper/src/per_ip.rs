@@ -1,0 +1,105 @@
+//! The per-IP connection limit: how many sessions (WebSocket, SSE and long-poll) one address may
+//! hold at once.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+/// Live sessions per address. The map holds only addresses with a live session, so its size is
+/// bounded by the sessions themselves.
+#[derive(Clone, Debug)]
+pub(crate) struct PerIp {
+    limit: usize,
+    live: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// A session counted against its address until dropped.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    per_ip: PerIp,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    /// At most `limit` sessions per address.
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            live: Arc::default(),
+        }
+    }
+
+    /// A slot for `ip`, or `None` at the limit.
+    pub(crate) fn acquire(&self, ip: IpAddr) -> Option<Slot> {
+        let mut live = self
+            .live
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = live.entry(ip).or_insert(0);
+        if *count >= self.limit {
+            if *count == 0 {
+                live.remove(&ip);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            per_ip: self.clone(),
+            ip,
+        })
+    }
+
+    /// Live sessions of `ip`.
+    #[cfg(test)]
+    fn count(&self, ip: IpAddr) -> usize {
+        let live = self
+            .live
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        live.get(&ip).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut live = self
+            .per_ip
+            .live
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = live.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                live.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_holds_per_address_and_frees_on_drop() {
+        let per_ip = PerIp::new(2);
+        let a = IpAddr::from([127, 0, 0, 1]);
+        let b = IpAddr::from([127, 0, 0, 2]);
+        let first = per_ip.acquire(a).expect("room");
+        let second = per_ip.acquire(a).expect("room");
+        assert!(per_ip.acquire(a).is_none(), "the third is refused");
+        let other = per_ip
+            .acquire(b)
+            .expect("another address has its own count");
+        drop(first);
+        assert_eq!(per_ip.count(a), 1);
+        let third = per_ip.acquire(a).expect("room again");
+        drop((second, third, other));
+        assert!(
+            per_ip.live.lock().expect("lock").is_empty(),
+            "no entry left"
+        );
+        assert!(PerIp::new(0).acquire(a).is_none());
+        assert!(PerIp::new(0).live.lock().expect("lock").is_empty());
+    }
+}

@@ -1,0 +1,93 @@
+//! `GET /poll`: long-poll, for clients that can hold neither a WebSocket nor an SSE stream.
+//!
+//! Each poll is a short session: it connects with `?cursor=`, takes the stored messages after it
+//! (the hub replays what was missed), waits up to `?timeout=` seconds (at most the configured
+//! wait) when there are none, and answers them with the cursor to poll with next.
+
+use std::io;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures_lite::future;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use roomcast_core::hub::Connect;
+use roomcast_core::long_poll::LongPoll;
+use roomcast_core::session::{SessionKind, Transmit};
+use roomcast_io::{Inbound, Runtime, Shutdown, Transport, run_registered};
+
+use crate::body::Body;
+use crate::handshake::{Refusal, query_param};
+use crate::service::{
+    Inner, allow_origin, broadcast_param, hub_refusal, json, parse_cursor, rooms_param,
+};
+
+pub(crate) async fn poll<R: Runtime>(
+    inner: &Inner<R>,
+    peer: IpAddr,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Refusal> {
+    let admitted = inner.admit(peer, &request)?;
+    let cursor = parse_cursor(query_param(request.uri(), "cursor"), "cursor")?;
+    let wait = match query_param(request.uri(), "timeout") {
+        Some(text) => text
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| Refusal::new(400, format!("timeout {text:?} is not whole seconds")))?
+            .min(inner.options.poll_wait),
+        None => inner.options.poll_wait,
+    };
+    let connect = Connect {
+        user: admitted.user,
+        broadcast: broadcast_param(&request),
+        rooms: rooms_param(&request)?,
+        cursor: cursor.clone(),
+    };
+    let registered = inner.hub.register(connect).await.map_err(hub_refusal)?;
+    let mut options = inner.options.session.clone();
+    options.kind = SessionKind::Sse;
+    let max_bytes = options.config.queue_bytes;
+    let mut transport = PollTransport {
+        answer: LongPoll::new(cursor, inner.options.poll_max_events, max_bytes),
+        deadline: inner.runtime.now() + wait,
+        runtime: inner.runtime.clone(),
+        shutdown: options.shutdown.clone(),
+    };
+    run_registered(&inner.runtime, &mut transport, registered, options).await;
+    let mut response = json(StatusCode::OK, transport.answer.encode());
+    allow_origin(&mut response, admitted.origin);
+    drop(admitted.slot);
+    Ok(response)
+}
+
+/// A poll as a connection: its transmits fill the answer, and it "disconnects" once the answer
+/// has a message, is full, its wait is over, or the server shuts down.
+struct PollTransport<R> {
+    answer: LongPoll,
+    deadline: Instant,
+    runtime: R,
+    shutdown: Shutdown,
+}
+
+#[async_trait]
+impl<R: Runtime> Transport for &mut PollTransport<R> {
+    async fn recv(&mut self) -> Option<Inbound> {
+        if self.answer.is_empty() && !self.answer.is_full() {
+            future::or(self.runtime.sleep_until(self.deadline), async {
+                self.shutdown.triggered().await;
+            })
+            .await;
+        }
+        None
+    }
+
+    async fn send(&mut self, transmit: Transmit) -> io::Result<()> {
+        self.answer.push(&transmit);
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! roomcast-tokio: roomcast on [tokio](https://docs.rs/tokio): the [`Runtime`], and an accept
+//! loop that runs the `roomcast-hyper` service (WebSocket, SSE, long-poll) on tokio's TCP through
+//! [hyper-util](https://docs.rs/hyper-util).
+//!
+//! ```no_run
+//! use roomcast_core::hub::{Hub, HubConfig};
+//! use roomcast_hyper::{Options, Roomcast};
+//! use roomcast_tokio::{TokioRuntime, serve};
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let runtime = TokioRuntime::current();
+//!     let hub = roomcast_io::spawn_hub(&runtime, Hub::new(HubConfig::default(), 42), 1024, 64);
+//!     let roomcast = Roomcast::new(runtime, hub, Options::default()); // `?user=NAME`
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//!     serve(listener, roomcast).await // ws://127.0.0.1:8080/ws, http://127.0.0.1:8080/events
+//! }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::future::Future;
+use std::io;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use roomcast_hyper::{Roomcast, serve_connection};
+use roomcast_io::Runtime;
+use tokio::net::TcpListener;
+use tokio::runtime::Handle;
+
+/// The tokio runtime: tasks spawned on a runtime handle, tokio's timers and the system clock.
+#[derive(Clone, Debug)]
+pub struct TokioRuntime {
+    handle: Handle,
+}
+
+impl TokioRuntime {
+    /// The runtime this is called from.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn current() -> Self {
+        Self::new(Handle::current())
+    }
+
+    /// The runtime of `handle`.
+    pub fn new(handle: Handle) -> Self {
+        Self { handle }
+    }
+}
+
+#[async_trait]
+impl Runtime for TokioRuntime {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    async fn sleep_until(&self, deadline: Instant) {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+
+    fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.handle.spawn(task);
+    }
+}
+
+/// Accepts connections and serves `roomcast` on each, in its own task. Returns once the
+/// service's shutdown is triggered: nothing new is accepted, and the sessions finish their
+/// shutdown (`Shutdown::drained` tells when they are all gone).
+pub async fn serve<R: Runtime>(listener: TcpListener, roomcast: Roomcast<R>) -> io::Result<()> {
+    let accept = || listener.accept();
+    roomcast
+        .accept_loop(accept, |stream, peer| {
+            let _ = stream.set_nodelay(true);
+            let roomcast = roomcast.clone();
+            let _task = tokio::spawn(async move {
+                let service = roomcast.service(peer);
+                let (options, shutdown) = (roomcast.options(), roomcast.shutdown());
+                serve_connection(
+                    TokioIo::new(stream),
+                    service,
+                    TokioTimer::new(),
+                    options,
+                    shutdown,
+                )
+                .await;
+            });
+        })
+        .await;
+    Ok(())
+}
