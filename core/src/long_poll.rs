@@ -27,6 +27,7 @@ pub struct LongPoll {
     max_events: usize,
     max_bytes: usize,
     recovered: bool,
+    started: bool,
     full: bool,
 }
 
@@ -41,6 +42,7 @@ impl LongPoll {
             max_events: max_events.max(1),
             max_bytes,
             recovered: true,
+            started: false,
             full: false,
         }
     }
@@ -68,9 +70,18 @@ impl LongPoll {
                 self.bytes += len;
                 self.full = self.events.len() >= self.max_events;
             }
-            Tracked::Started { recovered } => self.recovered &= recovered,
+            Tracked::Started { recovered } => {
+                self.recovered &= recovered;
+                self.started = true;
+            }
             Tracked::Other => {}
         }
+    }
+
+    /// Whether the hub's `streams` message came: until then the cursor and `recovered` are not
+    /// known, and the replay may still be on its way, so a poll must not answer yet.
+    pub fn is_started(&self) -> bool {
+        self.started
     }
 
     /// The events taken so far.
@@ -194,7 +205,9 @@ mod tests {
     #[test]
     fn an_empty_poll_still_answers_the_cursor_to_poll_with() {
         let mut poll = LongPoll::new(None, 10, 1 << 20);
+        assert!(!poll.is_started());
         poll.push(&streams(None));
+        assert!(poll.is_started());
         assert!(poll.is_empty());
         assert_eq!(
             poll.encode(),

@@ -2,6 +2,8 @@
 //! client that speaks JSON, every wait bounded in time.
 #![allow(missing_docs)]
 
+pub mod http;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -61,6 +61,9 @@ pub(crate) async fn poll<R: Runtime>(
     Ok(response)
 }
 
+/// Longest a poll waits past its deadline for the hub's `streams` message.
+const HUB_ANSWER: Duration = Duration::from_secs(5);
+
 /// A poll as a connection: its transmits fill the answer, and it "disconnects" once the answer
 /// has a message, is full, its wait is over, or the server shuts down.
 struct PollTransport<R> {
@@ -73,7 +76,12 @@ struct PollTransport<R> {
 #[async_trait]
 impl<R: Runtime> Transport for &mut PollTransport<R> {
     async fn recv(&mut self) -> Option<Inbound> {
-        if self.answer.is_empty() && !self.answer.is_full() {
+        if !self.answer.is_started() {
+            // The hub answers a connection with `streams` (and any replay) right after it
+            // registers it; until then there is nothing to answer, even with `timeout=0`. The
+            // bound is only a guard against a hub that never answers.
+            self.runtime.sleep_until(self.deadline + HUB_ANSWER).await;
+        } else if self.answer.is_empty() && !self.answer.is_full() {
             future::or(self.runtime.sleep_until(self.deadline), async {
                 self.shutdown.triggered().await;
             })

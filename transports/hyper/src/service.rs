@@ -191,7 +191,17 @@ impl<R: Runtime> Roomcast<R> {
             Endpoint::Sse => sse::stream(inner, peer, request).await,
             Endpoint::Poll => poll::poll(inner, peer, request).await,
         };
-        result.unwrap_or_else(|refusal| refuse(&refusal))
+        result.unwrap_or_else(|refusal| {
+            let mut response = refuse(&refusal);
+            if refusal.status == 426 {
+                // RFC 6455, section 4.2.2: name the version this server speaks.
+                response.headers_mut().insert(
+                    header::SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static("13"),
+                );
+            }
+            response
+        })
     }
 }
 
