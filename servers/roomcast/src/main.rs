@@ -1,7 +1,7 @@
 //! `roomcast`: the roomcast server and its tools.
 //!
-//! `serve` runs the roomcast endpoints (WebSocket, SSE, long-poll) on the embedded in-memory hub;
-//! `echo` a plain echo socket; `sse decode|encode` the SSE conformance tools. The HTTP API and
+//! `serve` runs the roomcast endpoints (WebSocket, SSE, long-poll, a plain echo) on the embedded
+//! in-memory hub; `sse decode|encode` the SSE conformance tools. The HTTP API and
 //! the demo page arrive with the server work.
 
 mod serve;
@@ -27,9 +27,6 @@ enum Command {
     /// Development mode: there is no authentication yet, `?user=NAME` on the URL names the user;
     /// `?cursor=` (WebSocket, long-poll) and `Last-Event-ID` (SSE) resume.
     Serve(serve::ServeArgs),
-    /// Serve a plain WebSocket echo socket: every text and binary message comes back unchanged
-    /// (for conformance suites such as Autobahn, and for trying clients out).
-    Echo(serve::EchoArgs),
     /// Server-Sent Events tools: decode and encode `text/event-stream` bytes exactly as the
     /// WHATWG HTML standard specifies, for conformance testing and debugging.
     Sse {
@@ -43,7 +40,6 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sse { command } => sse_cli::run(command),
         Command::Serve(args) => serve::serve(args),
-        Command::Echo(args) => serve::echo(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,4 @@
-//! `roomcast serve` and `roomcast echo`.
+//! `roomcast serve`.
 
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -15,13 +15,6 @@ use crate::sse_cli::CliError;
 pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "ROOMCAST_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-}
-
-#[derive(Args)]
-pub(crate) struct EchoArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:9001")]
     listen: SocketAddr,
 }
 
@@ -42,18 +35,6 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
              echo /ws/echo (development mode: ?user=NAME names the user)"
         );
         roomcast_smol::serve(listener, roomcast).await
-    })
-    .map_err(CliError::Io)
-}
-
-pub(crate) fn echo(args: EchoArgs) -> Result<(), CliError> {
-    smol::block_on(async {
-        let listener = smol::net::TcpListener::bind(args.listen).await?;
-        eprintln!(
-            "roomcast: WebSocket echo on ws://{}/",
-            listener.local_addr()?
-        );
-        roomcast_smol::serve_echo(listener).await
     })
     .map_err(CliError::Io)
 }

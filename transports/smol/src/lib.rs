@@ -76,20 +76,3 @@ pub async fn serve<R: Runtime>(listener: TcpListener, roomcast: Roomcast<R>) -> 
         .await;
     Ok(())
 }
-
-/// A plain WebSocket echo server, without HTTP routing: every connection on `listener` is an
-/// echo socket (for conformance suites such as Autobahn).
-pub async fn serve_echo(listener: TcpListener) -> io::Result<()> {
-    loop {
-        let (stream, _) = listener.accept().await?;
-        smol::spawn(async move {
-            let _ = stream.set_nodelay(true);
-            let config = roomcast_io::echo_config();
-            if let Ok(ws) = async_tungstenite::accept_async_with_config(stream, Some(config)).await
-            {
-                roomcast_io::echo(ws).await;
-            }
-        })
-        .detach();
-    }
-}
