@@ -1,14 +1,34 @@
-//! The roomcast protocol driven from another language: Python's `websockets` library runs one
-//! scenario (tests/python/scenario.py) against a server on 127.0.0.1.
+//! The roomcast protocol driven from another language: one scenario (tests/python/scenario.py)
+//! runs against a server on 127.0.0.1, with two PyPI clients on the server's one port:
+//!
+//! - `websockets` on `/ws`: joins, presence, a publish relayed unchanged, a direct message, a
+//!   malformed frame answered `bad_frame`;
+//! - `httpx` on `/events`, read as a stream by a small WHATWG SSE parser of the script's own:
+//!   `retry: 3000` and the `open` event first, room messages published over WebSocket arriving
+//!   in order, each under a new `id:` (the cursor), then a resume with `Last-Event-ID` (and with
+//!   `?lastEventId=`) whose `streams` event says `recovered` with the right `replayed`, followed
+//!   by exactly the missed messages;
+//! - `httpx` on `/poll`: a starting cursor, exactly the messages after it, a poll that waits and
+//!   is answered by the next message well before its timeout, and 400 for a bad cursor;
+//! - `/events` without `?user=`: 401 with a JSON `unauthorized` error.
+//!
+//! The script gets the `ws://` address and derives the `http://` one from it. Every wait in it is
+//! bounded, the whole within 20 s; this test also gives up on it after [`DEADLINE`].
 //!
 //! The interpreter is `$ROOMCAST_PYTHON`, else `target/py-venv/bin/python` (made by `.ci/run`
 //! from tests/python/requirements.txt). Without it the test is skipped loudly, unless
 //! `ROOMCAST_REQUIRE_PYTHON=1`, which turns a missing interpreter into a failure (for CI).
 
+use std::io::Read;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use roomcast_tests::Server;
+
+/// How long the script may run before it is killed and the test fails.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 fn python() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("ROOMCAST_PYTHON") {
@@ -18,8 +38,18 @@ fn python() -> Option<PathBuf> {
     venv.exists().then_some(venv)
 }
 
+/// Reads a child's pipe to the end on a thread of its own, so neither pipe can fill and block it.
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        // A read error leaves what was read; the exit status tells the rest.
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
 #[test]
-fn a_python_websockets_client_runs_the_scenario() {
+fn python_websockets_and_httpx_clients_run_the_scenario() {
     let Some(python) = python() else {
         let required = std::env::var("ROOMCAST_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
         assert!(
@@ -35,16 +65,40 @@ fn a_python_websockets_client_runs_the_scenario() {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/scenario.py");
     let url = format!("ws://{}", server.addr);
     // The server runs on smol's global executor threads while Python drives it.
-    let output = Command::new(&python)
+    let mut child = Command::new(&python)
         .arg(&script)
         .arg(&url)
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run python");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = drain(child.stdout.take().expect("stdout"));
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for python") {
+            break Some(status);
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = stdout.join().expect("stdout reader");
+    let stderr = stderr.join().expect("stderr reader");
+    let Some(status) = status else {
+        panic!("the Python scenario ran over {DEADLINE:?} and was killed:\n{stdout}\n{stderr}");
+    };
     assert!(
-        output.status.success(),
-        "the Python scenario failed:\n{stdout}\n{stderr}"
+        status.success(),
+        "the Python scenario failed ({status}):\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("scenario: ok"), "{stdout}");
+    eprint!("{stdout}");
+    assert!(
+        stdout.lines().any(|line| line == "scenario: ok"),
+        "no final `scenario: ok`:\n{stdout}"
+    );
 }
