@@ -4,7 +4,7 @@
 
 use crate::cursor::{Cursor, Stream};
 use crate::delivery::Delivery;
-use crate::envelope::{Codec, ServerMessage};
+use crate::envelope::{Codec, ServerMessage, message_type};
 use crate::session::Transmit;
 use crate::sse::{Fields, encode_comment};
 
@@ -114,14 +114,6 @@ pub(crate) fn track(cursor: &mut Cursor, delivery: &Delivery) -> Tracked {
         }
     }
     Tracked::Started { recovered }
-}
-
-/// The `type` of a frame this crate encoded: it always comes first.
-pub(crate) fn message_type(frame: &str) -> &str {
-    frame
-        .strip_prefix(r#"{"type":""#)
-        .and_then(|rest| rest.split_once('"'))
-        .map_or("message", |(kind, _)| kind)
 }
 
 #[cfg(test)]

@@ -126,6 +126,15 @@ impl Serialize for Payload {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Frame(Arc<str>);
 
+/// The `type` of a frame this crate encoded (`{"type":"...` comes first), or `message` for text
+/// that does not start so.
+pub fn message_type(frame: &str) -> &str {
+    frame
+        .strip_prefix(r#"{"type":""#)
+        .and_then(|rest| rest.split_once('"'))
+        .map_or("message", |(kind, _)| kind)
+}
+
 impl Frame {
     /// Wraps already encoded JSON text.
     pub(crate) fn from_json(json: String) -> Self {
@@ -135,6 +144,11 @@ impl Frame {
     /// The JSON text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The message's `type`, read from the frame's head (where this crate always writes it).
+    pub fn message_type(&self) -> &str {
+        message_type(&self.0)
     }
 
     /// The JSON text as bytes.

@@ -27,5 +27,7 @@ mod wire;
 
 pub use client::{AppMessage, ClientEnvelope, ClientMessage};
 pub use codec::{Codec, CodecError, DEFAULT_MAX_FRAME};
-pub use frame::{EnvelopeError, ErrorCode, Frame, MAX_ERROR_MESSAGE, MAX_REF_LEN, Payload, Ref};
+pub use frame::{
+    EnvelopeError, ErrorCode, Frame, MAX_ERROR_MESSAGE, MAX_REF_LEN, Payload, Ref, message_type,
+};
 pub use server::{PROTOCOL_VERSION, Reply, ServerMessage, StreamStart};

@@ -1,9 +1,13 @@
 //! `roomcast`: the roomcast server and its tools.
 //!
-//! `serve` runs the roomcast endpoints (WebSocket, SSE, long-poll, a plain echo) on the embedded
-//! in-memory hub; `sse decode|encode` the SSE conformance tools. The HTTP API and
-//! the demo page arrive with the server work.
+//! `serve` runs everything on the embedded in-memory hub: the demo page, WebSocket, SSE,
+//! long-poll, a plain echo, the HTTP API, status, metrics and health; `token` mints a JWT;
+//! `sse decode|encode` are the SSE conformance tools.
 
+mod app;
+mod auth;
+mod config;
+mod metrics;
 mod serve;
 mod sse_cli;
 
@@ -21,12 +25,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve roomcast on the embedded in-memory hub: the protocol over WebSocket (/ws), SSE
-    /// streams (/events?rooms=a,b), long-poll (/poll?cursor=) and a plain echo (/ws/echo).
+    /// Serve roomcast on the embedded in-memory hub, on one port: the demo page (/), the
+    /// protocol over WebSocket (/ws), SSE streams (/events?rooms=a,b), long-poll (/poll), a plain
+    /// echo (/ws/echo), the HTTP API (POST /api/notify, /api/broadcast,
+    /// /api/rooms/ROOM/publish), /api/status, /metrics (Prometheus) and /healthz.
     ///
-    /// Development mode: there is no authentication yet, `?user=NAME` on the URL names the user;
-    /// `?cursor=` (WebSocket, long-poll) and `Last-Event-ID` (SSE) resume.
-    Serve(serve::ServeArgs),
+    /// Every setting comes from a flag, else its environment variable, else the TOML file of
+    /// --config, else its default. Without --jwt-secret the server runs in development mode:
+    /// `?user=NAME` names the user unchecked. SIGINT or SIGTERM drains gracefully: clients are
+    /// told to reconnect, closed after --shutdown-grace, and the process exits 0.
+    Serve(Box<config::ServeArgs>),
+    /// Mint a JSON Web Token (HS256) for trying a server that has a JWT secret:
+    /// `roomcast token --user alice --secret S`, then connect with `?token=...`.
+    Token(auth::TokenArgs),
     /// Server-Sent Events tools: decode and encode `text/event-stream` bytes exactly as the
     /// WHATWG HTML standard specifies, for conformance testing and debugging.
     Sse {
@@ -39,7 +50,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sse { command } => sse_cli::run(command),
-        Command::Serve(args) => serve::serve(args),
+        Command::Serve(args) => serve::serve(*args).map_err(sse_cli::CliError::Usage),
+        Command::Token(args) => auth::token(args).map_err(sse_cli::CliError::Usage),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,40 +1,122 @@
-//! `roomcast serve`.
+//! `roomcast serve`: the settings, logging, the hub, the service, and the graceful drain on
+//! SIGINT or SIGTERM.
 
-use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clap::Args;
-use roomcast_core::hub::{Hub, HubConfig};
-use roomcast_hyper::{Options, Roomcast};
-use roomcast_io::spawn_hub;
+use async_signal::{Signal, Signals};
+use futures_lite::StreamExt;
+use roomcast_core::hub::Hub;
+use roomcast_hyper::{Options, Roomcast, user_from_query};
+use roomcast_io::{Observe, SessionOptions, spawn_hub};
 use roomcast_smol::SmolRuntime;
+use tracing::{info, warn};
 
-use crate::sse_cli::CliError;
+use crate::app::App;
+use crate::auth::jwt;
+use crate::config::{ServeArgs, Settings};
+use crate::metrics::Metrics;
 
-#[derive(Args)]
-pub(crate) struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "ROOMCAST_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+/// The reconnect hint a shutdown gives clients: come back soon, with jitter of their own.
+const RECONNECT_MS: u64 = 1000;
+
+pub(crate) fn serve(args: ServeArgs) -> Result<(), String> {
+    let settings = Settings::resolve(args.with_file()?)?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .map_err(|e| format!("log filter {:?}: {e}", settings.log))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    smol::block_on(run(settings)).map_err(|e| e.to_string())
 }
 
-pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
+async fn run(settings: Settings) -> std::io::Result<()> {
     // A new seed per process: stream epochs differ across restarts, so a client resuming with a
     // cursor of the previous process is told `recovered: false`, never given wrong messages.
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |t| t.as_nanos() as u64)
         ^ u64::from(std::process::id());
-    smol::block_on(async {
-        let hub = spawn_hub(&SmolRuntime, Hub::new(HubConfig::default(), seed), 4096, 64);
-        let roomcast = Roomcast::new(SmolRuntime, hub, Options::default());
-        let listener = smol::net::TcpListener::bind(args.listen).await?;
-        let addr = listener.local_addr()?;
-        eprintln!(
-            "roomcast: serving on http://{addr}: WebSocket /ws, SSE /events, long-poll /poll, \
-             echo /ws/echo (development mode: ?user=NAME names the user)"
+    let hub = spawn_hub(&SmolRuntime, Hub::new(settings.hub.clone(), seed), 4096, 64);
+    let metrics = Metrics::new();
+    let authenticate = match &settings.jwt_secret {
+        Some(secret) => jwt(secret),
+        None => {
+            warn!(
+                "development mode: no JWT secret, so ?user=NAME names the user unchecked; set --jwt-secret for production"
+            );
+            Arc::new(user_from_query)
+        }
+    };
+    if settings.api_key.is_none() {
+        warn!("the HTTP API (/api/...) is open: set --api-key to guard it");
+    }
+    let options = Options {
+        session: SessionOptions {
+            config: settings.session.clone(),
+            observe: Observe(metrics.clone()),
+            ..SessionOptions::default()
+        },
+        authenticate,
+        allowed_origins: settings.allowed_origins.clone(),
+        max_sessions_per_ip: settings.max_connections_per_ip,
+        ..Options::default()
+    };
+    let roomcast = Roomcast::new(SmolRuntime, hub, options);
+    let shutdown = roomcast.shutdown().clone();
+    let app = Arc::new(App {
+        roomcast: roomcast.clone(),
+        metrics,
+        api_key: settings.api_key.clone(),
+        max_body: settings.session.max_frame,
+    });
+    let listener = smol::net::TcpListener::bind(settings.listen).await?;
+    let addr = listener.local_addr()?;
+    info!(
+        %addr,
+        "roomcast serving: demo page http://{addr}/, WebSocket /ws, SSE /events, long-poll /poll, echo /ws/echo, API /api/, /metrics, /healthz"
+    );
+    let mut signals = Signals::new([Signal::Int, Signal::Term])?;
+    let signalled = smol::spawn(async move {
+        if let Some(Ok(signal)) = signals.next().await {
+            info!(
+                ?signal,
+                "draining: clients are told to reconnect, then closed"
+            );
+            shutdown.trigger(RECONNECT_MS);
+        }
+        // A second signal ends the process at once.
+        if let Some(Ok(signal)) = signals.next().await {
+            warn!(
+                ?signal,
+                "second signal: exiting without waiting for the drain"
+            );
+            std::process::exit(1);
+        }
+    });
+    roomcast_smol::serve_with(listener, roomcast.clone(), move |peer| app.service(peer)).await?;
+    // No new connections; the sessions close after their grace period.
+    let grace = settings.session.shutdown_grace + settings.session.close_timeout;
+    let drained = futures_lite::future::or(
+        async {
+            roomcast.shutdown().drained().await;
+            true
+        },
+        async {
+            smol::Timer::after(grace + Duration::from_secs(1)).await;
+            false
+        },
+    )
+    .await;
+    drop(signalled);
+    if drained {
+        info!("drained: every session closed");
+    } else {
+        warn!(
+            sessions = roomcast.shutdown().sessions(),
+            "exiting with sessions still open past the grace period"
         );
-        roomcast_smol::serve(listener, roomcast).await
-    })
-    .map_err(CliError::Io)
+    }
+    Ok(())
 }

@@ -47,6 +47,7 @@ pub(crate) async fn poll<R: Runtime>(
     let registered = inner.hub.register(connect).await.map_err(hub_refusal)?;
     let mut options = inner.options.session.clone();
     options.kind = SessionKind::Sse;
+    options.transport = "poll";
     let max_bytes = options.config.queue_bytes;
     let mut transport = PollTransport {
         answer: LongPoll::new(cursor, inner.options.poll_max_events, max_bytes),

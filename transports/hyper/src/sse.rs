@@ -64,6 +64,7 @@ pub(crate) async fn stream<R: Runtime>(
     let (runtime, slot) = (inner.runtime.clone(), admitted.slot);
     let mut options = inner.options.session.clone();
     options.kind = SessionKind::Sse;
+    options.transport = "sse";
     inner.runtime.spawn(async move {
         let _slot = slot;
         run_registered(&runtime, transport, registered, options).await;

@@ -42,6 +42,7 @@ pub(crate) async fn protocol<R: Runtime>(
     let (runtime, slot) = (inner.runtime.clone(), admitted.slot);
     let mut options = inner.options.session.clone();
     options.kind = SessionKind::WebSocket;
+    options.transport = "websocket";
     let config = websocket_config(&options.config);
     inner.runtime.spawn(async move {
         let _slot = slot;

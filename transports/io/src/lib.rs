@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 
 mod hub_task;
+mod observer;
 mod runtime;
 mod session_task;
 mod shutdown;
@@ -40,6 +41,7 @@ mod transport;
 mod websocket;
 
 pub use hub_task::{ConnectError, Deliveries, HubGone, HubHandle, HubStats, spawn_hub};
+pub use observer::{Observe, Observer, Unobserved};
 pub use runtime::{ManualClock, Runtime};
 pub use session_task::{Ended, Registered, SessionOptions, run_registered, run_session};
 pub use shutdown::Shutdown;

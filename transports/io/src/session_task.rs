@@ -10,9 +10,12 @@ use roomcast_core::delivery::SessionId;
 use roomcast_core::envelope::Codec;
 use roomcast_core::hub::Connect;
 use roomcast_core::names::UserId;
-use roomcast_core::session::{Session, SessionConfig, SessionEvent, SessionKind, SessionState};
+use roomcast_core::session::{
+    Session, SessionConfig, SessionEvent, SessionKind, SessionState, Transmit,
+};
 
 use crate::hub_task::{ConnectError, Deliveries, HubHandle};
+use crate::observer::Observe;
 use crate::runtime::Runtime;
 use crate::shutdown::Shutdown;
 use crate::transport::{Inbound, Transport};
@@ -30,6 +33,10 @@ pub struct SessionOptions {
     pub write_timeout: Duration,
     /// The server's shutdown switch (see [`Shutdown`]); the default is never triggered.
     pub shutdown: Shutdown,
+    /// Who hears about the session, for metrics; the default ignores everything.
+    pub observe: Observe,
+    /// The transport's name in those reports: `"websocket"` by default.
+    pub transport: &'static str,
 }
 
 impl Default for SessionOptions {
@@ -40,6 +47,8 @@ impl Default for SessionOptions {
             codec: Codec::new(),
             write_timeout: Duration::from_secs(10),
             shutdown: Shutdown::new(),
+            observe: Observe::default(),
+            transport: "websocket",
         }
     }
 }
@@ -125,6 +134,8 @@ pub async fn run_registered<R: Runtime, T: Transport>(
         .deliveries
         .take()
         .expect("a registration runs once");
+    let (observer, transport_name) = (options.observe.0.as_ref(), options.transport);
+    observer.opened(transport_name);
     let start = runtime.now();
     let mut session = Session::new(options.kind, options.config, options.codec, start);
     session.accept(runtime.now(), id, registered.user.clone());
@@ -134,6 +145,7 @@ pub async fn run_registered<R: Runtime, T: Transport>(
         while let Some(event) = session.poll_event() {
             match event {
                 SessionEvent::Request(request) | SessionEvent::App(request) => {
+                    observer.inbound(transport_name, request.message.kind());
                     let forwarded = hub.request(id, request).await;
                     if forwarded.is_err() {
                         session.close(
@@ -149,7 +161,14 @@ pub async fn run_registered<R: Runtime, T: Transport>(
                 _ => {}
             }
         }
-        if !write_all(runtime, &mut session, &mut transport, options.write_timeout).await {
+        let written = write_all(
+            runtime,
+            &mut session,
+            &mut transport,
+            options.write_timeout,
+            |frame| observer.outbound(transport_name, frame),
+        );
+        if !written.await {
             break Ended::Lost;
         }
         if session.state() == SessionState::Closed {
@@ -208,6 +227,7 @@ pub async fn run_registered<R: Runtime, T: Transport>(
     if !disconnected {
         let _ = hub.disconnect(id).await;
     }
+    observer.closed(transport_name, &ended);
     ended
 }
 
@@ -267,11 +287,15 @@ async fn write_all<R: Runtime, T: Transport>(
     session: &mut Session,
     transport: &mut T,
     timeout: Duration,
+    mut sent: impl FnMut(&str),
 ) -> bool {
     let deadline: Instant = runtime.now() + timeout;
     let written = async {
         let mut any = false;
         while let Some(transmit) = session.poll_transmit(runtime.now()) {
+            if let Transmit::Frame(delivery) = &transmit {
+                sent(delivery.frame.as_str());
+            }
             transport.send(transmit).await?;
             any = true;
         }

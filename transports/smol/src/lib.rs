@@ -20,9 +20,12 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
 use roomcast_hyper::{Roomcast, serve_connection};
 use roomcast_io::Runtime;
 use smol::net::TcpListener;
@@ -54,22 +57,37 @@ impl Runtime for SmolRuntime {
 /// service's shutdown is triggered: nothing new is accepted, and the sessions finish their
 /// shutdown (`Shutdown::drained` tells when they are all gone).
 pub async fn serve<R: Runtime>(listener: TcpListener, roomcast: Roomcast<R>) -> io::Result<()> {
+    let service = roomcast.clone();
+    serve_with(listener, roomcast, move |peer| service.service(peer)).await
+}
+
+/// As [`serve`], with an application's own service per connection (`service(peer)`), for an
+/// application that serves routes of its own and hands roomcast's paths to
+/// [`Roomcast::handle`]. `roomcast` gives the shutdown switch and the connection limits.
+pub async fn serve_with<R, S, B>(
+    listener: TcpListener,
+    roomcast: Roomcast<R>,
+    service: impl Fn(SocketAddr) -> S,
+) -> io::Result<()>
+where
+    R: Runtime,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let accept = || listener.accept();
     roomcast
         .accept_loop(accept, |stream, peer| {
             let _ = stream.set_nodelay(true);
+            let service = service(peer);
             let roomcast = roomcast.clone();
             smol::spawn(async move {
-                let service = roomcast.service(peer);
                 let (options, shutdown) = (roomcast.options(), roomcast.shutdown());
-                serve_connection(
-                    FuturesIo::new(stream),
-                    service,
-                    SmolTimer::new(),
-                    options,
-                    shutdown,
-                )
-                .await;
+                let io = FuturesIo::new(stream);
+                serve_connection(io, service, SmolTimer::new(), options, shutdown).await;
             })
             .detach();
         })

@@ -1,0 +1,311 @@
+//! The server's routes: the demo page and its client library, the HTTP API, status, metrics and
+//! health; everything else goes to the roomcast service (`/ws`, `/ws/echo`, `/events`, `/poll`).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use roomcast_core::envelope::Payload;
+use roomcast_core::hub::HubError;
+use roomcast_core::names::{RoomName, UserId};
+use roomcast_hyper::{Body, Refusal, Roomcast};
+use roomcast_io::HubGone;
+use roomcast_smol::SmolRuntime;
+use serde::Deserialize;
+use serde_json::json;
+use serde_json::value::RawValue;
+use smol_str::SmolStr;
+
+use crate::auth::same_key;
+use crate::metrics::{Metrics, TRANSPORTS};
+
+const INDEX_HTML: &str = include_str!("../assets/index.html");
+const ROOMCAST_JS: &str = include_str!("../assets/roomcast.js");
+
+/// Longest notification `event` name.
+const MAX_EVENT: usize = 64;
+
+/// Everything a request may need, shared by every connection.
+pub(crate) struct App {
+    pub(crate) roomcast: Roomcast<SmolRuntime>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) api_key: Option<String>,
+    /// Largest API request body: the frame limit, as for a WebSocket message.
+    pub(crate) max_body: usize,
+}
+
+/// [`App`] for one connection, as hyper wants a service.
+#[derive(Clone)]
+pub(crate) struct AppService {
+    app: Arc<App>,
+    peer: IpAddr,
+}
+
+impl App {
+    pub(crate) fn service(self: &Arc<Self>, peer: SocketAddr) -> AppService {
+        AppService {
+            app: self.clone(),
+            peer: peer.ip(),
+        }
+    }
+
+    async fn handle(&self, peer: IpAddr, request: Request<Incoming>) -> Response<Body> {
+        let path = request.uri().path().to_owned();
+        let method = request.method().clone();
+        let get = method == Method::GET || method == Method::HEAD;
+        let response = match path.as_str() {
+            "/" | "/index.html" if get => Ok(asset(INDEX_HTML, "text/html; charset=utf-8")),
+            "/roomcast.js" if get => Ok(asset(ROOMCAST_JS, "text/javascript; charset=utf-8")),
+            "/healthz" if get => Ok(self.health()),
+            "/metrics" if get => self.metrics().await,
+            "/api/status" if get => self.status().await,
+            "/" | "/index.html" | "/roomcast.js" | "/healthz" | "/metrics" | "/api/status" => {
+                Err(not_allowed("GET"))
+            }
+            "/api/notify" | "/api/broadcast" => self.api(request).await,
+            _ if path.starts_with("/api/rooms/") => self.api(request).await,
+            _ if path.starts_with("/api/") => Err(Refusal::new(404, "no such API endpoint")),
+            _ => return self.roomcast.handle(peer, request).await,
+        };
+        response.unwrap_or_else(|refusal| error(&refusal))
+    }
+
+    fn health(&self) -> Response<Body> {
+        if self.roomcast.shutdown().reconnect_ms().is_some() {
+            return json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"status": "shutting_down"}),
+            );
+        }
+        json(StatusCode::OK, json!({"status": "ok"}))
+    }
+
+    async fn metrics(&self) -> Result<Response<Body>, Refusal> {
+        let stats = self.roomcast.hub().stats().await.map_err(gone)?;
+        let mut response = Response::new(Body::full(self.metrics.render(&stats)));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        );
+        Ok(response)
+    }
+
+    async fn status(&self) -> Result<Response<Body>, Refusal> {
+        let stats = self.roomcast.hub().stats().await.map_err(gone)?;
+        let active = self.metrics.active();
+        let connections: serde_json::Map<String, serde_json::Value> = TRANSPORTS
+            .iter()
+            .zip(active)
+            .map(|(transport, n)| ((*transport).to_owned(), n.into()))
+            .collect();
+        Ok(json(
+            StatusCode::OK,
+            json!({
+                "connections": connections,
+                "sessions": stats.sessions,
+                "users": stats.users,
+                "rooms": stats.rooms,
+                "stored_messages": stats.stored_messages,
+                "stored_bytes": stats.stored_bytes,
+                "slow_consumers": stats.slow_consumers,
+            }),
+        ))
+    }
+
+    /// `POST /api/notify`, `/api/broadcast`, `/api/rooms/{room}/publish`.
+    async fn api(&self, request: Request<Incoming>) -> Result<Response<Body>, Refusal> {
+        if request.method() != Method::POST {
+            return Err(not_allowed("POST"));
+        }
+        self.check_key(&request)?;
+        let path = request.uri().path().to_owned();
+        let body = read_body(request, self.max_body).await?;
+        let hub = self.roomcast.hub();
+        let published = match path.as_str() {
+            "/api/notify" => {
+                let body: NotifyBody<'_> = parse(&body)?;
+                let user = UserId::new(&body.user)
+                    .map_err(|e| Refusal::new(400, format!("user {:?} {e}", body.user)))?;
+                let event = event_name(body.event)?;
+                hub.notify(user, event, payload(body.data)?)
+                    .await
+                    .map_err(gone)?
+                    .map_err(limit)?
+            }
+            "/api/broadcast" => {
+                let body: BroadcastBody<'_> = parse(&body)?;
+                let event = event_name(body.event)?;
+                hub.broadcast(event, payload(body.data)?)
+                    .await
+                    .map_err(gone)?
+            }
+            _ => {
+                let room = path
+                    .strip_prefix("/api/rooms/")
+                    .and_then(|rest| rest.strip_suffix("/publish"))
+                    .ok_or_else(|| Refusal::new(404, "no such API endpoint"))?;
+                let room = RoomName::new(room)
+                    .map_err(|e| Refusal::new(400, format!("room {room:?} {e}")))?;
+                let body: PublishBody<'_> = parse(&body)?;
+                hub.publish(room, payload(body.data)?).await.map_err(gone)?
+            }
+        };
+        Ok(json(
+            StatusCode::OK,
+            json!({"id": published.id.to_string(), "sessions": published.sessions}),
+        ))
+    }
+
+    /// With an API key set, `Authorization: Bearer KEY` is required.
+    fn check_key(&self, request: &Request<Incoming>) -> Result<(), Refusal> {
+        let Some(key) = &self.api_key else {
+            return Ok(());
+        };
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        match presented {
+            Some(token) if same_key(token, key) => Ok(()),
+            Some(_) => Err(Refusal::unauthorized("wrong API key")),
+            None => Err(Refusal::unauthorized(
+                "the API needs its key: Authorization: Bearer KEY",
+            )),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifyBody<'a> {
+    user: String,
+    #[serde(default)]
+    event: Option<String>,
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BroadcastBody<'a> {
+    #[serde(default)]
+    event: Option<String>,
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishBody<'a> {
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+/// The whole body, at most `limit` bytes (413 beyond).
+async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Vec<u8>, Refusal> {
+    match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes().to_vec()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(Refusal::new(413, format!("the body is over {limit} bytes")))
+        }
+        Err(_) => Err(Refusal::new(400, "the body could not be read")),
+    }
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Refusal> {
+    serde_json::from_slice(body).map_err(|e| Refusal::new(400, format!("body: {e}")))
+}
+
+fn payload(data: &RawValue) -> Result<Payload, Refusal> {
+    Payload::from_json(data.get()).map_err(|e| Refusal::new(400, format!("data: {e}")))
+}
+
+fn event_name(event: Option<String>) -> Result<Option<SmolStr>, Refusal> {
+    match event {
+        Some(event) if event.is_empty() || event.len() > MAX_EVENT => Err(Refusal::new(
+            400,
+            format!("event must be 1 to {MAX_EVENT} bytes"),
+        )),
+        event => Ok(event.map(SmolStr::from)),
+    }
+}
+
+fn gone(_: HubGone) -> Refusal {
+    Refusal::new(503, "the hub has stopped")
+}
+
+fn limit(error: HubError) -> Refusal {
+    Refusal::new(429, error.to_string())
+}
+
+fn not_allowed(allow: &'static str) -> Refusal {
+    Refusal::new(405, format!("only {allow} is served here"))
+}
+
+fn asset(text: &'static str, content_type: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::full(text));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Body::full(value.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The same JSON error as the roomcast endpoints give.
+fn error(refusal: &Refusal) -> Response<Body> {
+    let code = match refusal.status {
+        413 => "too_large",
+        429 => "limit_reached",
+        _ => refusal.code(),
+    };
+    let mut response = json(
+        StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST),
+        json!({"type": "error", "code": code, "message": refusal.message}),
+    );
+    if refusal.status == 401 {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if refusal.status == 405 {
+        let allow = if refusal.message.contains("POST") {
+            "POST"
+        } else {
+            "GET"
+        };
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    response
+}
+
+impl hyper::service::Service<Request<Incoming>> for AppService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.app.handle(this.peer, request).await) })
+    }
+}

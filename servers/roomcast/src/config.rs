@@ -1,0 +1,301 @@
+//! `roomcast serve`'s settings: flags, environment variables and an optional TOML file, in that
+//! order of precedence, over the defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use roomcast_core::hub::{HistoryLimit, HubConfig};
+use roomcast_core::session::SessionConfig;
+use serde::Deserialize;
+
+/// Every setting is optional here; [`Settings::resolve`] applies the defaults. The same struct
+/// reads the TOML file, whose keys are the flags' names with `_` (`jwt_secret = "..."`).
+#[derive(Args, Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct ServeArgs {
+    /// A TOML file with any of these settings, keyed by their flag names with `_` for `-`
+    /// (`listen = "0.0.0.0:8080"`, `history_age = "10m"`). Flags and environment variables
+    /// override it.
+    #[arg(long, env = "ROOMCAST_CONFIG")]
+    #[serde(skip)]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Address to listen on. [default: 127.0.0.1:8080]
+    #[arg(long, env = "ROOMCAST_LISTEN")]
+    pub(crate) listen: Option<SocketAddr>,
+
+    /// Secret for HS256 JSON Web Tokens: clients connect with `?token=JWT` or
+    /// `Authorization: Bearer JWT`, `sub` is the user id and `exp` is honoured. Without it the
+    /// server runs in development mode, where `?user=NAME` names the user unchecked.
+    #[arg(long, env = "ROOMCAST_JWT_SECRET", hide_env_values = true)]
+    pub(crate) jwt_secret: Option<String>,
+
+    /// Key for the HTTP API (`/api/...`): `Authorization: Bearer KEY`. Without it the API is
+    /// open (logged at start).
+    #[arg(long, env = "ROOMCAST_API_KEY", hide_env_values = true)]
+    pub(crate) api_key: Option<String>,
+
+    /// Origins browsers may connect from, comma-separated (`https://app.example.com`); `*` for
+    /// any. [default: any]
+    #[arg(long, env = "ROOMCAST_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub(crate) allowed_origins: Option<Vec<String>>,
+
+    /// Largest inbound frame, in bytes; a larger one closes the connection with 1009.
+    /// [default: 65536]
+    #[arg(long, env = "ROOMCAST_MAX_FRAME")]
+    pub(crate) max_frame: Option<usize>,
+
+    /// Bytes queued for one connection before it is closed as a slow consumer (4000; it then
+    /// resumes without loss). [default: 1048576]
+    #[arg(long, env = "ROOMCAST_QUEUE_BYTES")]
+    pub(crate) queue_bytes: Option<usize>,
+
+    /// Messages per second one connection may send (then `rate_limited` errors). [default: 100]
+    #[arg(long, env = "ROOMCAST_RATE")]
+    pub(crate) rate: Option<u32>,
+
+    /// Burst above the rate. [default: 200]
+    #[arg(long, env = "ROOMCAST_BURST")]
+    pub(crate) burst: Option<u32>,
+
+    /// Messages kept per room and for the broadcast feed, for resume. [default: 1000]
+    #[arg(long, env = "ROOMCAST_HISTORY")]
+    pub(crate) history: Option<usize>,
+
+    /// How long room and broadcast messages are kept (`90s`, `10m`, `1h`). [default: 10m]
+    #[arg(long, env = "ROOMCAST_HISTORY_AGE", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub(crate) history_age: Option<Duration>,
+
+    /// Messages kept per user outbox (notifications, direct messages). [default: 1000]
+    #[arg(long, env = "ROOMCAST_OUTBOX")]
+    pub(crate) outbox: Option<usize>,
+
+    /// How long outbox messages are kept. [default: 7days]
+    #[arg(long, env = "ROOMCAST_OUTBOX_AGE", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub(crate) outbox_age: Option<Duration>,
+
+    /// Connections (WebSocket, SSE, long-poll) one IP address may hold; more get 429.
+    /// [default: 1024]
+    #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS_PER_IP")]
+    pub(crate) max_connections_per_ip: Option<usize>,
+
+    /// How often the server pings a WebSocket. [default: 25s]
+    #[arg(long, env = "ROOMCAST_PING_INTERVAL", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub(crate) ping_interval: Option<Duration>,
+
+    /// How long a WebSocket may stay silent after a ping before it is closed (4001).
+    /// [default: 10s]
+    #[arg(long, env = "ROOMCAST_PING_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub(crate) ping_timeout: Option<Duration>,
+
+    /// How often an SSE stream gets a keep-alive comment. [default: 15s]
+    #[arg(long, env = "ROOMCAST_KEEP_ALIVE", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub(crate) keep_alive: Option<Duration>,
+
+    /// On SIGINT or SIGTERM: how long clients keep their connection after the `shutdown` notice,
+    /// before it closes with 1001. [default: 5s]
+    #[arg(long, env = "ROOMCAST_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub(crate) shutdown_grace: Option<Duration>,
+
+    /// Log filter: `error`, `warn`, `info`, `debug`, `trace`, or per module
+    /// (`info,roomcast=debug`). [default: info]
+    #[arg(long, env = "ROOMCAST_LOG")]
+    pub(crate) log: Option<String>,
+}
+
+/// Fills every setting `self` leaves unset from `file`.
+macro_rules! merge {
+    ($args:ident, $file:ident, $($field:ident),* $(,)?) => {
+        ServeArgs { config: $args.config, $($field: $args.$field.or($file.$field)),* }
+    };
+}
+
+impl ServeArgs {
+    /// These settings over the TOML file's, if one is named.
+    pub(crate) fn with_file(self) -> Result<Self, String> {
+        let Some(path) = &self.config else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("config file {}: {e}", path.display()))?;
+        let file: ServeArgs =
+            toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+        Ok(merge!(
+            self,
+            file,
+            listen,
+            jwt_secret,
+            api_key,
+            allowed_origins,
+            max_frame,
+            queue_bytes,
+            rate,
+            burst,
+            history,
+            history_age,
+            outbox,
+            outbox_age,
+            max_connections_per_ip,
+            ping_interval,
+            ping_timeout,
+            keep_alive,
+            shutdown_grace,
+            log,
+        ))
+    }
+}
+
+/// Every setting, resolved.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) listen: SocketAddr,
+    pub(crate) jwt_secret: Option<String>,
+    pub(crate) api_key: Option<String>,
+    pub(crate) allowed_origins: Vec<String>,
+    pub(crate) max_connections_per_ip: usize,
+    pub(crate) session: SessionConfig,
+    pub(crate) hub: HubConfig,
+    pub(crate) log: String,
+}
+
+impl Settings {
+    /// The settings, defaults applied and checked.
+    pub(crate) fn resolve(args: ServeArgs) -> Result<Self, String> {
+        let defaults = SessionConfig::default();
+        let session = SessionConfig {
+            max_frame: args.max_frame.unwrap_or(defaults.max_frame),
+            queue_bytes: args.queue_bytes.unwrap_or(defaults.queue_bytes),
+            rate_per_sec: args.rate.unwrap_or(defaults.rate_per_sec),
+            burst: args.burst.unwrap_or(defaults.burst),
+            ping_interval: args.ping_interval.unwrap_or(defaults.ping_interval),
+            ping_timeout: args.ping_timeout.unwrap_or(defaults.ping_timeout),
+            keep_alive: args.keep_alive.unwrap_or(defaults.keep_alive),
+            shutdown_grace: args.shutdown_grace.unwrap_or(defaults.shutdown_grace),
+            ..defaults
+        };
+        let hub_defaults = HubConfig::default();
+        let room = HistoryLimit {
+            max_messages: args
+                .history
+                .unwrap_or(hub_defaults.room_history.max_messages),
+            max_age: args
+                .history_age
+                .unwrap_or(hub_defaults.room_history.max_age),
+        };
+        let hub = HubConfig {
+            room_history: room,
+            broadcast_history: room,
+            outbox_history: HistoryLimit {
+                max_messages: args
+                    .outbox
+                    .unwrap_or(hub_defaults.outbox_history.max_messages),
+                max_age: args
+                    .outbox_age
+                    .unwrap_or(hub_defaults.outbox_history.max_age),
+            },
+            ..hub_defaults
+        };
+        let checks = [
+            (session.max_frame == 0, "max_frame must be at least 1"),
+            (session.queue_bytes == 0, "queue_bytes must be at least 1"),
+            (
+                session.ping_interval.is_zero(),
+                "ping_interval must not be 0",
+            ),
+            (session.ping_timeout.is_zero(), "ping_timeout must not be 0"),
+            (session.keep_alive.is_zero(), "keep_alive must not be 0"),
+        ];
+        if let Some((_, message)) = checks.iter().find(|(bad, _)| *bad) {
+            return Err((*message).to_owned());
+        }
+        if args.jwt_secret.as_deref() == Some("") {
+            return Err("jwt_secret must not be empty".into());
+        }
+        Ok(Self {
+            listen: args
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            jwt_secret: args.jwt_secret,
+            api_key: args.api_key.filter(|key| !key.is_empty()),
+            allowed_origins: args.allowed_origins.unwrap_or_default(),
+            max_connections_per_ip: args.max_connections_per_ip.unwrap_or(1024),
+            session,
+            hub,
+            log: args.log.unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let settings = Settings::resolve(ServeArgs::default()).expect("valid");
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.session.max_frame, 65536);
+        assert_eq!(settings.session.ping_interval, Duration::from_secs(25));
+        assert_eq!(settings.hub.room_history.max_messages, 1000);
+        assert_eq!(
+            settings.hub.outbox_history.max_age,
+            Duration::from_secs(7 * 86400)
+        );
+        assert_eq!(settings.max_connections_per_ip, 1024);
+        assert!(settings.jwt_secret.is_none());
+        assert_eq!(settings.log, "info");
+    }
+
+    #[test]
+    fn the_file_fills_what_flags_leave_unset() {
+        let dir = std::env::temp_dir().join(format!("roomcast-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("roomcast.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\nhistory_age = \"90s\"\nmax_frame = 1024\n\
+             allowed_origins = [\"https://a.example\"]\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            max_frame: Some(2048),
+            ..ServeArgs::default()
+        };
+        let settings = Settings::resolve(args.with_file().expect("readable")).expect("valid");
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:9999");
+        assert_eq!(settings.hub.room_history.max_age, Duration::from_secs(90));
+        assert_eq!(settings.session.max_frame, 2048, "the flag wins");
+        assert_eq!(settings.allowed_origins, ["https://a.example"]);
+
+        std::fs::write(&path, "listen_on = 1\n").expect("write");
+        let error = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        }
+        .with_file()
+        .expect_err("unknown keys are refused");
+        assert!(error.contains("listen_on"), "{error}");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn nonsense_is_refused_with_a_reason() {
+        let args = ServeArgs {
+            keep_alive: Some(Duration::ZERO),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            Settings::resolve(args).expect_err("invalid"),
+            "keep_alive must not be 0"
+        );
+    }
+}
