@@ -35,6 +35,34 @@ pub async fn request(
     target: &str,
     headers: &[(&str, &str)],
 ) -> Response {
+    send(method, addr, target, headers, Bytes::new()).await
+}
+
+/// `POST target` with this body on a connection of its own.
+pub async fn post(
+    addr: SocketAddr,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
+    send(
+        "POST",
+        addr,
+        target,
+        headers,
+        Bytes::copy_from_slice(body.as_bytes()),
+    )
+    .await
+}
+
+/// A request with `body` on a connection of its own.
+pub async fn send(
+    method: &str,
+    addr: SocketAddr,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Response {
     let stream = within("connect", TcpStream::connect(addr))
         .await
         .expect("connect");
@@ -55,7 +83,7 @@ pub async fn request(
         builder = builder.header(*name, *value);
     }
     let request = builder
-        .body(http_body_util::Empty::<Bytes>::new())
+        .body(http_body_util::Full::new(body))
         .expect("a request");
     let response = within("the response head", sender.send_request(request))
         .await

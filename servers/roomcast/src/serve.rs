@@ -1,6 +1,7 @@
 //! `roomcast serve`: the settings, logging, the hub, the service, and the graceful drain on
 //! SIGINT or SIGTERM.
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +28,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     smol::block_on(run(settings)).map_err(|e| e.to_string())
 }
