@@ -59,6 +59,17 @@ macro_rules! on_every_runtime {
     };
 }
 
+/// The entry for `stream` in a `streams` message.
+pub fn stream_entry(streams: &Value, stream: &str) -> Value {
+    streams["streams"]
+        .as_array()
+        .expect("a list of streams")
+        .iter()
+        .find(|entry| entry["stream"] == stream)
+        .unwrap_or_else(|| panic!("no {stream} in {streams}"))
+        .clone()
+}
+
 /// A roomcast server on an ephemeral loopback port, serving until the test process ends.
 pub struct Server {
     pub addr: SocketAddr,

@@ -13,7 +13,7 @@ use roomcast_core::session::SessionConfig;
 use roomcast_hyper::Options;
 use roomcast_io::SessionOptions;
 use roomcast_tests::http::{get, request};
-use roomcast_tests::{Client, Flavor, Server, on_every_runtime, within};
+use roomcast_tests::{Client, Flavor, Server, on_every_runtime, stream_entry, within};
 use serde_json::{Value, json};
 
 fn room(name: &str) -> RoomName {
@@ -32,16 +32,6 @@ async fn publish(server: &Server, n: u64) -> String {
         .await
         .expect("hub");
     published.id.to_string()
-}
-
-fn stream_entry(streams: &Value, stream: &str) -> Value {
-    streams["streams"]
-        .as_array()
-        .expect("a list of streams")
-        .iter()
-        .find(|entry| entry["stream"] == stream)
-        .unwrap_or_else(|| panic!("no {stream} in {streams}"))
-        .clone()
 }
 
 /// The SSE stream opens with `retry:`, then `open` (the welcome) and `streams`; room messages,

@@ -25,7 +25,7 @@ use roomcast_core::names::{RoomName, UserId};
 use roomcast_core::session::SessionConfig;
 use roomcast_hyper::{Options, Refusal, SUBPROTOCOL};
 use roomcast_io::SessionOptions;
-use roomcast_tests::{Client, Flavor, Read, Server, on_every_runtime, within};
+use roomcast_tests::{Client, Flavor, Read, Server, on_every_runtime, stream_entry, within};
 use serde_json::{Value, json};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
@@ -74,17 +74,6 @@ fn position(id: &Value) -> (String, u64) {
         "bad epoch in {text}"
     );
     (epoch.to_owned(), offset.parse().expect("a decimal offset"))
-}
-
-/// The entry for `stream` in a `streams` message.
-fn stream_entry(streams: &Value, stream: &str) -> Value {
-    streams["streams"]
-        .as_array()
-        .expect("a list of streams")
-        .iter()
-        .find(|entry| entry["stream"] == stream)
-        .unwrap_or_else(|| panic!("no {stream} in {streams}"))
-        .clone()
 }
 
 /// Sends `request` (which carries a `ref`) and returns its answer, skipping anything before it.

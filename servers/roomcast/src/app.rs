@@ -243,7 +243,7 @@ fn gone(_: HubGone) -> Refusal {
 }
 
 fn limit(error: HubError) -> Refusal {
-    Refusal::new(429, error.to_string())
+    Refusal::new(429, error.to_string()).with_code("limit_reached")
 }
 
 fn not_allowed(allow: &'static str) -> Refusal {
@@ -259,33 +259,12 @@ fn asset(text: &'static str, content_type: &'static str) -> Response<Body> {
 }
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(Body::full(value.to_string()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    roomcast_hyper::json(status, value.to_string())
 }
 
-/// The same JSON error as the roomcast endpoints give.
+/// The same JSON error as the roomcast endpoints give, with `Allow` for a 405.
 fn error(refusal: &Refusal) -> Response<Body> {
-    let code = match refusal.status {
-        413 => "too_large",
-        429 => "limit_reached",
-        _ => refusal.code(),
-    };
-    let mut response = json(
-        StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST),
-        json!({"type": "error", "code": code, "message": refusal.message}),
-    );
-    if refusal.status == 401 {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
+    let mut response = refusal.response();
     if refusal.status == 405 {
         let allow = if refusal.message.contains("POST") {
             "POST"

@@ -3,8 +3,11 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use http::{HeaderMap, Uri, header};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, Uri, header};
 use roomcast_core::names::UserId;
+
+use crate::body::Body;
+use crate::service::json;
 
 /// What an authentication hook sees of a request (WebSocket upgrade, SSE stream or poll).
 #[derive(Debug)]
@@ -43,6 +46,8 @@ pub struct Refusal {
     pub status: u16,
     /// Why.
     pub message: String,
+    /// The error code, when not the status's own (see [`code`](Self::code)).
+    pub code: Option<&'static str>,
 }
 
 impl Refusal {
@@ -51,7 +56,32 @@ impl Refusal {
         Self {
             status,
             message: message.into(),
+            code: None,
         }
+    }
+
+    /// With this error code instead of the status's own.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// The JSON error reply: `{"type":"error","code":...,"message":...}` with the status, and
+    /// `WWW-Authenticate: Bearer` for a 401.
+    pub fn response(&self) -> Response<Body> {
+        let body = serde_json::json!({
+            "type": "error",
+            "code": self.code(),
+            "message": self.message,
+        });
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut response = json(status, body.to_string());
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 
     /// 401: no credential, or a bad one.
@@ -59,14 +89,18 @@ impl Refusal {
         Self::new(401, message)
     }
 
-    /// The stable error code for the status, as in `docs/protocol.md`.
+    /// The stable error code: the one given, else the status's own (`docs/protocol.md`, 14).
     pub fn code(&self) -> &'static str {
+        if let Some(code) = self.code {
+            return code;
+        }
         match self.status {
             400 => "bad_request",
             401 => "unauthorized",
             403 => "forbidden",
             404 => "not_found",
             405 => "method_not_allowed",
+            413 => "too_large",
             426 => "upgrade_required",
             429 => "too_many_connections",
             503 => "unavailable",

@@ -37,5 +37,5 @@ mod websocket;
 pub use body::Body;
 pub use conn::serve_connection;
 pub use handshake::{Authenticate, Handshake, Refusal, user_from_query};
-pub use service::{Options, PeerService, Roomcast};
+pub use service::{Options, PeerService, Roomcast, json};
 pub use websocket::SUBPROTOCOL;

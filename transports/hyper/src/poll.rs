@@ -12,16 +12,13 @@ use async_trait::async_trait;
 use futures_lite::future;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use roomcast_core::hub::Connect;
 use roomcast_core::long_poll::LongPoll;
 use roomcast_core::session::{SessionKind, Transmit};
 use roomcast_io::{Inbound, Runtime, Shutdown, Transport, run_registered};
 
 use crate::body::Body;
 use crate::handshake::{Refusal, query_param};
-use crate::service::{
-    Inner, allow_origin, broadcast_param, hub_refusal, json, parse_cursor, rooms_param,
-};
+use crate::service::{Inner, allow_origin, json, parse_cursor};
 
 pub(crate) async fn poll<R: Runtime>(
     inner: &Inner<R>,
@@ -38,13 +35,9 @@ pub(crate) async fn poll<R: Runtime>(
             .min(inner.options.poll_wait),
         None => inner.options.poll_wait,
     };
-    let connect = Connect {
-        user: admitted.user,
-        broadcast: broadcast_param(&request),
-        rooms: rooms_param(&request)?,
-        cursor: cursor.clone(),
-    };
-    let registered = inner.hub.register(connect).await.map_err(hub_refusal)?;
+    let registered = inner
+        .register_stream(&admitted, &request, cursor.clone())
+        .await?;
     let mut options = inner.options.session.clone();
     options.kind = SessionKind::Sse;
     options.transport = "poll";

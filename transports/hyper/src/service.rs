@@ -11,8 +11,9 @@ use std::time::Duration;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use roomcast_core::cursor::Cursor;
+use roomcast_core::hub::Connect;
 use roomcast_core::names::{RoomName, UserId};
-use roomcast_io::{ConnectError, HubHandle, Runtime, SessionOptions, Shutdown};
+use roomcast_io::{ConnectError, HubHandle, Registered, Runtime, SessionOptions, Shutdown};
 
 use crate::body::Body;
 use crate::handshake::{Authenticate, Handshake, Refusal, query_param, user_from_query};
@@ -263,8 +264,27 @@ impl<R: Runtime> Inner<R> {
     }
 }
 
+impl<R: Runtime> Inner<R> {
+    /// Registers an SSE or long-poll connection: it follows the user's stream, the broadcast
+    /// feed unless `?broadcast=0`, and the rooms of `?rooms=`, from `cursor`.
+    pub(crate) async fn register_stream(
+        &self,
+        admitted: &Admitted,
+        request: &Request<Incoming>,
+        cursor: Option<Cursor>,
+    ) -> Result<Registered, Refusal> {
+        let connect = Connect {
+            user: admitted.user.clone(),
+            broadcast: broadcast_param(request),
+            rooms: rooms_param(request)?,
+            cursor,
+        };
+        self.hub.register(connect).await.map_err(hub_refusal)
+    }
+}
+
 /// A session endpoint's `?rooms=a,b`, each name checked (400).
-pub(crate) fn rooms_param(request: &Request<Incoming>) -> Result<Vec<RoomName>, Refusal> {
+fn rooms_param(request: &Request<Incoming>) -> Result<Vec<RoomName>, Refusal> {
     let Some(list) = query_param(request.uri(), "rooms") else {
         return Ok(Vec::new());
     };
@@ -287,7 +307,7 @@ pub(crate) fn parse_cursor(text: Option<String>, what: &str) -> Result<Option<Cu
 }
 
 /// `?broadcast=0` (or `false`) opts out of the broadcast feed.
-pub(crate) fn broadcast_param(request: &Request<Incoming>) -> bool {
+fn broadcast_param(request: &Request<Incoming>) -> bool {
     !matches!(
         query_param(request.uri(), "broadcast").as_deref(),
         Some("0" | "false")
@@ -304,23 +324,11 @@ pub(crate) fn hub_refusal(error: ConnectError) -> Refusal {
 
 /// A JSON error reply: `{"type":"error","code":...,"message":...}`.
 pub(crate) fn refuse(refusal: &Refusal) -> Response<Body> {
-    let body = serde_json::json!({
-        "type": "error",
-        "code": refusal.code(),
-        "message": refusal.message,
-    });
-    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut response = json(status, body.to_string());
-    if status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    response
+    refusal.response()
 }
 
-/// A JSON reply.
-pub(crate) fn json(status: StatusCode, body: String) -> Response<Body> {
+/// A JSON reply, not to be cached.
+pub fn json(status: StatusCode, body: String) -> Response<Body> {
     let mut response = Response::new(Body::full(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();

@@ -9,15 +9,12 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use roomcast_core::event_stream::EventStream;
-use roomcast_core::hub::Connect;
 use roomcast_core::session::{SessionKind, Transmit};
 use roomcast_io::{Inbound, Runtime, Transport, run_registered};
 
 use crate::body::{Body, Dropped, drop_signal};
 use crate::handshake::{Refusal, query_param};
-use crate::service::{
-    Inner, allow_origin, broadcast_param, hub_refusal, parse_cursor, rooms_param,
-};
+use crate::service::{Inner, allow_origin, parse_cursor};
 
 /// Chunks waiting for hyper to write them: each is every event of one drain, so two are slack
 /// enough; a client that reads slower than that holds the session's writer, whose write timeout
@@ -45,13 +42,9 @@ pub(crate) async fn stream<R: Runtime>(
         Some(id) => parse_cursor(Some(id), "Last-Event-ID")?,
         None => parse_cursor(query_param(request.uri(), "lastEventId"), "lastEventId")?,
     };
-    let connect = Connect {
-        user: admitted.user,
-        broadcast: broadcast_param(&request),
-        rooms: rooms_param(&request)?,
-        cursor: cursor.clone(),
-    };
-    let registered = inner.hub.register(connect).await.map_err(hub_refusal)?;
+    let registered = inner
+        .register_stream(&admitted, &request, cursor.clone())
+        .await?;
     let (chunks, receiver) = async_channel::bounded(CHUNKS);
     let (signal, dropped) = drop_signal();
     let retry_ms = u64::try_from(inner.options.sse_retry.as_millis()).unwrap_or(u64::MAX);
