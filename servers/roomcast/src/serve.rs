@@ -73,13 +73,14 @@ async fn run(settings: Settings) -> std::io::Result<()> {
         api_key: settings.api_key.clone(),
         max_body: settings.session.max_frame,
     });
+    // Before the port opens: a SIGTERM from the moment anyone can connect drains, never kills.
+    let mut signals = Signals::new([Signal::Int, Signal::Term])?;
     let listener = smol::net::TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
     info!(
         %addr,
         "roomcast serving: demo page http://{addr}/, WebSocket /ws, SSE /events, long-poll /poll, echo /ws/echo, API /api/, /metrics, /healthz"
     );
-    let mut signals = Signals::new([Signal::Int, Signal::Term])?;
     let signalled = smol::spawn(async move {
         if let Some(Ok(signal)) = signals.next().await {
             info!(
