@@ -135,6 +135,12 @@ pub async fn run_registered<R: Runtime, T: Transport>(
         .take()
         .expect("a registration runs once");
     let (observer, transport_name) = (options.observe.0.as_ref(), options.transport);
+    // Reports the end however the session ends, even if this future is dropped midway.
+    let mut report = Report {
+        observer,
+        transport: transport_name,
+        ended: None,
+    };
     observer.opened(transport_name);
     let start = runtime.now();
     let mut session = Session::new(options.kind, options.config, options.codec, start);
@@ -227,8 +233,22 @@ pub async fn run_registered<R: Runtime, T: Transport>(
     if !disconnected {
         let _ = hub.disconnect(id).await;
     }
-    observer.closed(transport_name, &ended);
+    report.ended = Some(ended.clone());
     ended
+}
+
+/// Tells the observer how the session ended when dropped: `Lost` if it never got to say.
+struct Report<'a> {
+    observer: &'a dyn crate::observer::Observer,
+    transport: &'static str,
+    ended: Option<Ended>,
+}
+
+impl Drop for Report<'_> {
+    fn drop(&mut self) {
+        let ended = self.ended.take().unwrap_or(Ended::Lost);
+        self.observer.closed(self.transport, &ended);
+    }
 }
 
 enum Input {
