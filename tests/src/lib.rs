@@ -2,6 +2,7 @@
 //! client that speaks JSON, every wait bounded in time.
 #![allow(missing_docs)]
 
+pub mod browser;
 pub mod http;
 
 use std::future::Future;

@@ -5,10 +5,11 @@
 //! Without node, Chromium or `browser/node_modules` the browser test is skipped loudly, unless
 //! `ROOMCAST_REQUIRE_BROWSER=1`, which turns anything missing into a failure (for CI).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use roomcast_core::sse::Decoder;
+use roomcast_tests::browser::chromium_or_skip;
 use serde_json::Value;
 
 /// One dispatched event, as the browser reports it.
@@ -125,44 +126,13 @@ fn parse_browser_line(line: &str) -> (String, Vec<Ev>) {
     (s(&v, "name"), events)
 }
 
-/// What the browser test needs and does not have.
-fn missing_pieces(chromium: &Path) -> Vec<String> {
-    let mut missing = Vec::new();
-    if !Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        missing.push("`node` is not on PATH".to_owned());
-    }
-    if !chromium.exists() {
-        missing.push(format!(
-            "no Chromium at {} (apt-get install chromium, or set CHROMIUM)",
-            chromium.display()
-        ));
-    }
-    if !root().join("browser/node_modules/playwright-core").exists() {
-        missing.push(
-            "tests/browser/node_modules is missing (run `npm ci` in tests/browser)".to_owned(),
-        );
-    }
-    missing
-}
-
 #[test]
 fn decoder_agrees_with_chromium_eventsource() {
-    let chromium =
-        PathBuf::from(std::env::var_os("CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()));
-    let missing = missing_pieces(&chromium);
-    if !missing.is_empty() {
-        let why = missing.join("; ");
-        if std::env::var("ROOMCAST_REQUIRE_BROWSER").as_deref() == Ok("1") {
-            panic!("ROOMCAST_REQUIRE_BROWSER=1 but the browser check cannot run: {why}");
-        }
-        eprintln!("\n!!!! SKIPPING the SSE browser check (decoder vs Chromium EventSource): {why}");
-        eprintln!("!!!! set ROOMCAST_REQUIRE_BROWSER=1 to make this a failure\n");
+    let Some(chromium) =
+        chromium_or_skip("the SSE browser check (decoder vs Chromium EventSource)")
+    else {
         return;
-    }
+    };
 
     let vectors = load_vectors();
     let output = Command::new("node")

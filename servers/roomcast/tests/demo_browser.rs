@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use roomcast_tests::browser::{browser_dir, chromium_or_skip};
+
 /// The whole browser run, whatever hangs.
 const RUN_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long the server may take to start answering, and to exit after SIGTERM.
@@ -30,34 +32,6 @@ const SHUTDOWN_GRACE: &str = "1s";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn browser_dir() -> PathBuf {
-    workspace_root().join("tests/browser")
-}
-
-/// What the browser test needs and does not have.
-fn missing_pieces(chromium: &Path) -> Vec<String> {
-    let mut missing = Vec::new();
-    if !Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        missing.push("`node` is not on PATH".to_owned());
-    }
-    if !chromium.exists() {
-        missing.push(format!(
-            "no Chromium at {} (apt-get install chromium, or set CHROMIUM)",
-            chromium.display()
-        ));
-    }
-    if !browser_dir().join("node_modules/playwright-core").exists() {
-        missing.push(
-            "tests/browser/node_modules is missing (run `npm ci` in tests/browser)".to_owned(),
-        );
-    }
-    missing
 }
 
 fn free_port() -> u16 {
@@ -180,18 +154,9 @@ impl Drop for Script {
 
 #[test]
 fn demo_page_chats_resumes_and_survives_a_restart() {
-    let chromium =
-        PathBuf::from(std::env::var_os("CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()));
-    let missing = missing_pieces(&chromium);
-    if !missing.is_empty() {
-        let why = missing.join("; ");
-        if std::env::var("ROOMCAST_REQUIRE_BROWSER").as_deref() == Ok("1") {
-            panic!("ROOMCAST_REQUIRE_BROWSER=1 but the demo browser test cannot run: {why}");
-        }
-        eprintln!("\n!!!! SKIPPING the demo page browser test: {why}");
-        eprintln!("!!!! set ROOMCAST_REQUIRE_BROWSER=1 to make this a failure\n");
+    let Some(chromium) = chromium_or_skip("the demo page browser test") else {
         return;
-    }
+    };
 
     let port = free_port();
     let mut generation = 1;

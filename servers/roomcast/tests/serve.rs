@@ -274,6 +274,11 @@ fn bad_input_gets_a_clear_json_error_and_status() {
     let server = Running::start(&["--max-frame", "1024"]);
     smol::block_on(async {
         let big = format!(r#"{{"data":"{}"}}"#, "x".repeat(2000));
+        // Event names: 64 bytes is the limit.
+        let longest = format!(r#"{{"event":"{}","data":1}}"#, "e".repeat(64));
+        let too_long = format!(r#"{{"event":"{}","data":1}}"#, "e".repeat(65));
+        let response = post(server.addr, "/api/broadcast", &[], &longest).await;
+        assert_eq!(response.status, 200, "a 64-byte event name is allowed");
         for (target, body, status, code) in [
             ("/api/notify", "not json", 400, "bad_request"),
             ("/api/notify", r#"{"user":"bob"}"#, 400, "bad_request"),
@@ -297,6 +302,7 @@ fn bad_input_gets_a_clear_json_error_and_status() {
                 "bad_request",
             ),
             ("/api/rooms/lobby/publish", big.as_str(), 413, "too_large"),
+            ("/api/broadcast", too_long.as_str(), 400, "bad_request"),
             ("/api/rooms/lobby", r#"{"data":1}"#, 404, "not_found"),
             ("/api/nowhere", "{}", 404, "not_found"),
         ] {
