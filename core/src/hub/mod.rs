@@ -62,8 +62,9 @@ pub struct HubConfig {
     /// Most users without a session the hub remembers: 100,000. It remembers an offline user
     /// while their outbox holds messages, and for the outbox's history age after their last
     /// session left, so a reconnecting client's cursor still finds their stream. A message to an
-    /// unknown offline user past the limit gets `limit_reached`; a user leaving with an empty
-    /// outbox past it is forgotten at once (their next cursor gets `recovered: false`).
+    /// unknown offline user past the limit gets `limit_reached`; a user leaving past it is forgotten
+    /// at once, unless their outbox holds a message no session has received (their next cursor
+    /// gets `recovered: false`), so the limit bounds the offline users held.
     pub max_offline_users: usize,
 }
 
@@ -97,6 +98,7 @@ pub struct Connect {
     /// Whether it follows the broadcast feed.
     pub broadcast: bool,
     /// Rooms it joins at once (an SSE stream's `?rooms=`); WebSocket clients `join` instead.
+    /// A room named twice is joined and resumed once.
     pub rooms: Vec<RoomName>,
     /// Where it resumes from: the cursor of its previous connection, if any.
     pub cursor: Option<Cursor>,
@@ -221,7 +223,10 @@ impl Hub {
     /// Registers a connection. It receives a `streams` message saying where each stream it
     /// follows resumes, then the messages after each position: missed ones when its cursor is
     /// still covered by history, else a user's outbox messages no session has received yet.
-    pub fn connect(&mut self, now: Instant, connect: Connect) -> Result<SessionId, HubError> {
+    pub fn connect(&mut self, now: Instant, mut connect: Connect) -> Result<SessionId, HubError> {
+        // A room named twice is joined once (and resumed once).
+        let mut named = BTreeSet::new();
+        connect.rooms.retain(|room| named.insert(room.clone()));
         if connect.rooms.len() > self.config.max_rooms_per_session {
             return Err(HubError::LimitReached(format!(
                 "at most {} rooms per session",
@@ -276,17 +281,14 @@ impl Hub {
             Arc::make_mut(&mut user.sessions).retain(|s| *s != session);
             if user.sessions.is_empty() {
                 self.offline_users += 1;
-                if user.outbox.is_empty() {
-                    if self.offline_users > self.config.max_offline_users {
-                        self.users.remove(&slot.user);
-                        self.offline_users -= 1;
-                    } else {
-                        // Remembered, so the next connection's cursor finds the same stream.
-                        let at = now + self.config.outbox_history.max_age;
-                        user.forget_at = Some(at);
-                        self.expiries
-                            .insert((at, StreamKey::User(slot.user.clone())));
-                    }
+                let undelivered = user.delivered < user.outbox.head().offset;
+                if self.offline_users > self.config.max_offline_users && !undelivered {
+                    // Past the limit, and every message of the outbox reached a session: the
+                    // user is forgotten, and their next cursor gets `recovered: false`.
+                    self.users.remove(&slot.user);
+                    self.offline_users -= 1;
+                } else if user.outbox.is_empty() {
+                    self.forget_later(now, &slot.user);
                 }
             }
         }
@@ -417,6 +419,16 @@ impl Hub {
     fn next_epoch(&mut self) -> u64 {
         self.epochs = self.epochs.wrapping_add(1);
         u64::from(mix32(self.seed.wrapping_add(self.epochs)))
+    }
+
+    /// An offline user with an empty outbox is remembered for the outbox's history age, so the
+    /// next connection's cursor finds the same stream, then forgotten.
+    fn forget_later(&mut self, now: Instant, user: &UserId) {
+        let at = now + self.config.outbox_history.max_age;
+        if let Some(entry) = self.users.get_mut(user) {
+            entry.forget_at = Some(at);
+            self.expiries.insert((at, StreamKey::User(user.clone())));
+        }
     }
 
     fn user_entry(&mut self, _now: Instant, user: &UserId) -> &mut User {

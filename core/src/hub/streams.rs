@@ -74,7 +74,12 @@ impl Hub {
             entry.delivered = id.offset;
         }
         let sessions = Arc::clone(&entry.sessions);
-        if was_empty {
+        let kept = !entry.outbox.is_empty();
+        if !online && !kept {
+            // An outbox that keeps nothing (a history of 0 messages): the user is forgotten
+            // like one that left with an empty outbox.
+            self.forget_later(now, &user);
+        } else if was_empty {
             self.schedule_expiry(now, StreamKey::User(user));
         }
         let queued = self.fan_out(&sessions, None, delivery);

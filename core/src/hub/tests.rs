@@ -613,6 +613,69 @@ fn past_the_offline_limit_a_user_leaving_empty_is_forgotten_at_once() {
 }
 
 #[test]
+fn past_the_offline_limit_a_user_whose_outbox_was_delivered_is_forgotten_too() {
+    let mut w = World::with(HubConfig {
+        max_offline_users: 1,
+        ..HubConfig::default()
+    });
+    let (a, b) = (w.connect("a"), w.connect("b"));
+    w.hub.disconnect(w.now, a);
+    assert!(w.hub.notify(w.now, user("b"), None, data("1")).is_ok());
+    w.check();
+    assert_eq!(
+        w.take(b).last().expect("the notification")["type"],
+        "notify"
+    );
+    w.hub.disconnect(w.now, b);
+    w.check();
+    assert_eq!(
+        w.hub.user_count(),
+        1,
+        "b's outbox reached b: the limit holds"
+    );
+    assert_eq!(w.hub.stored().0, 0, "b's outbox went with b");
+    let b = w.connect_with("b", false, &[], Some("user=1.1"));
+    assert_eq!(w.take(b)[0]["streams"][0]["recovered"], json!(false));
+}
+
+#[test]
+fn an_outbox_that_keeps_nothing_forgets_its_offline_user() {
+    let mut w = World::with(HubConfig {
+        outbox_history: HistoryLimit {
+            max_messages: 0,
+            max_age: Duration::from_secs(60),
+        },
+        ..HubConfig::default()
+    });
+    assert!(w.hub.notify(w.now, user("a"), None, data("1")).is_ok());
+    w.check();
+    assert_eq!(w.hub.user_count(), 1, "remembered for the history age");
+    w.advance(Duration::from_secs(60));
+    assert_eq!(
+        w.hub.user_count(),
+        0,
+        "then forgotten: no entry lives forever"
+    );
+}
+
+#[test]
+fn a_room_named_twice_at_connect_is_joined_and_resumed_once() {
+    let mut w = World::new();
+    let alice = w.connect_with("alice", false, &["lobby"], None);
+    w.hub.publish(w.now, room("lobby"), data("1"));
+    w.check();
+    let first = w.take(alice).last().expect("a message")["id"].clone();
+    w.hub.publish(w.now, room("lobby"), data("2"));
+    w.check();
+    let cursor = format!("room:lobby={}", first.as_str().expect("an id"));
+    let bob = w.connect_with("bob", false, &["lobby", "lobby"], Some(&cursor));
+    let frames = w.take(bob);
+    assert_eq!(frames[0]["streams"].as_array().expect("streams").len(), 2);
+    let messages: Vec<_> = frames.iter().filter(|f| f["type"] == "message").collect();
+    assert_eq!(messages.len(), 1, "message 2, once: {frames:?}");
+}
+
+#[test]
 fn offline_users_are_limited() {
     let mut w = World::with(HubConfig {
         max_offline_users: 1,
