@@ -504,8 +504,19 @@ impl Session {
     }
 
     /// The timer at [`poll_timeout`](Self::poll_timeout) fired (an early or late `now` is fine:
-    /// exactly what is due at `now` happens).
+    /// exactly what is due at `now` happens, including a deadline that a close armed at `now`,
+    /// so afterwards the next timer is later than `now`).
     pub fn handle_timeout(&mut self, now: Instant) {
+        loop {
+            let state = self.state;
+            self.handle_timeout_once(now);
+            if self.state == state {
+                break;
+            }
+        }
+    }
+
+    fn handle_timeout_once(&mut self, now: Instant) {
         match self.state {
             SessionState::Handshake => {
                 if self.handshake_deadline.is_some_and(|at| at <= now) {

@@ -156,6 +156,26 @@ fn handshake_timeout_closes_4008() {
     );
 }
 
+/// Found by the `session_ops` fuzz target: a close at a timer armed a close deadline at that
+/// same instant, so a run loop had to come back at once for it.
+#[test]
+fn after_handle_timeout_the_next_timer_is_later_even_with_a_zero_close_timeout() {
+    let t0 = start();
+    let config = SessionConfig {
+        close_timeout: Duration::ZERO,
+        ..SessionConfig::default()
+    };
+    let mut session = Session::new(SessionKind::WebSocket, config, codec(), t0);
+    session.handle_timeout(ms(t0, 10_000));
+    assert_eq!(
+        session.state(),
+        SessionState::Closed,
+        "no wait for the peer"
+    );
+    assert_eq!(session.poll_timeout(), None);
+    assert_eq!(closes(&drain(&mut session, ms(t0, 10_000))), [4008]);
+}
+
 #[test]
 fn inputs_before_accept_are_ignored() {
     let t0 = start();
