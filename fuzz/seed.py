@@ -13,6 +13,11 @@ envelope_decode: frames from core/src/envelope/codec/tests.rs (the client-side t
                  refused, one per shape, sampled evenly to fit what the SSE seeds leave of
                  MAX_SEEDS, plus a few made here (refs at and over MAX_REF_LEN, non-UTF-8 bytes).
 
+session_ops,     programs that replay the session and hub unit tests' scenarios (welcome, every
+hub_ops:         request kind, heartbeat, slow consumer, rate limit, shutdown, SSE; chat,
+                 resume inside and outside history, outbox, presence grace, broadcast, limits),
+                 written in the byte format that fuzzing's `Input` reads (see `Program`).
+
 Only files named seed-* are written or removed: libFuzzer's own finds in the same folders (kept
 out of git by .gitignore) stay. Stdlib only.
 """
@@ -26,7 +31,7 @@ FUZZ = Path(__file__).resolve().parent
 REPO = FUZZ.parent
 CORPUS = FUZZ / "corpus"
 
-# All seeds together, both targets: the corpora stay small enough to commit and to read.
+# The SSE and envelope seeds together: the corpora stay small enough to commit and to read.
 MAX_SEEDS = 200
 
 # name -> "at" (limits exactly what the stream needs) or "under" (the longest line one byte over).
@@ -63,13 +68,18 @@ def sse_seeds() -> dict[str, bytes]:
     for vector in vectors:
         name, chunks = vector["name"], vector["chunks"]
         stream = "".join(chunks).encode("latin-1")  # U+0000..U+00FF are the bytes themselves
-        if stream in seen:  # the same bytes split differently: the header's chunk size covers that
+        if stream in seen:  # the same bytes split differently: the fuzzer varies the splits
             continue
         seen.add(stream)
-        chunk = min(255, max(1, len(chunks[0]))) if len(chunks) > 1 else 7
+        # The vector's own chunk boundaries (up to 15) are the split points.
+        points, at = [], 0
+        for chunk in chunks[:-1][:15]:
+            at += len(chunk)
+            points.append(at)
         mode = SMALL_LIMITS.get(name)
         head = sse_header_small(stream, mode) if mode else b"\0\0"
-        seeds[f"seed-{name}"] = head + bytes([chunk]) + stream
+        splits = bytes([len(points)]) + b"".join(p.to_bytes(2, "little") for p in points)
+        seeds[f"seed-{name}"] = head + splits + stream
     return seeds
 
 
@@ -131,6 +141,259 @@ def envelope_seeds(budget: int) -> dict[str, bytes]:
     return seeds
 
 
+class Program:
+    """Writes the bytes that roomcast_core::fuzzing's `Input` reads back as choices:
+    `byte` is one byte, `below` (a number under some bound) and `millis` two, little-endian."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+
+    def byte(self, value: int) -> "Program":
+        self.out.append(value)
+        return self
+
+    def below(self, *values: int) -> "Program":
+        for value in values:
+            self.out += value.to_bytes(2, "little")
+        return self
+
+    def raw(self, data: bytes) -> "Program":
+        self.out += data
+        return self
+
+
+# Session programs (core/src/fuzzing/session_ops.rs). The config, in order: max_frame - 16,
+# queue_bytes, queue_frames, rate, burst, abuse rate, abuse burst, then in ms: ping interval,
+# ping timeout, keep-alive, handshake, close timeout, shutdown grace.
+ROOMY = (496, 4000, 31, 0, 19, 9, 9, 1000, 500, 1000, 4000, 1000, 1000)
+
+
+def session(kind: int, config=ROOMY) -> Program:
+    return Program().byte(kind).below(*config)
+
+
+def accept(p):
+    return p.byte(0)
+
+
+def text(p, template, pad=0):
+    p.byte(1).below(template)
+    return p.below(pad) if template == 8 else p
+
+
+def later(p, ms):
+    return p.byte(8).byte(1).below(ms)
+
+
+def drain(p, n=7):
+    return p.byte(7).below(n)
+
+
+def deliver(p, size):
+    return p.byte(5).below(size)
+
+
+def session_seeds() -> dict[str, bytes]:
+    ws, sse = 0, 1
+    seeds = {}
+
+    p = accept(session(ws))
+    for template in range(8):
+        text(p, template)
+    seeds["every-kind-of-request"] = drain(drain(p))
+
+    p = accept(session(ws))
+    later(p, 1000)
+    drain(p).byte(4)  # the ping, then a pong
+    later(p, 1000)
+    later(p, 600)  # a ping unanswered past its timeout: 4001
+    seeds["heartbeat"] = drain(p)
+
+    p = accept(session(ws, (496, 300, 4) + ROOMY[3:]))
+    for _ in range(6):
+        deliver(p, 80)
+    seeds["slow-consumer"] = drain(p)
+
+    p = accept(session(ws, (496, 300, 4) + ROOMY[3:]))
+    p.byte(6).below(5).below(100, 100, 100, 100, 100)
+    deliver(p, 10)
+    seeds["batch-over-budget"] = drain(p)
+
+    p = accept(session(ws, ROOMY[:3] + (1, 1, 1, 1) + ROOMY[7:]))
+    for _ in range(5):
+        text(p, 0)
+    seeds["rate-limit-then-abuse"] = drain(p)
+
+    p = accept(session(ws, (48,) + ROOMY[1:]))
+    text(p, 8, 100)
+    p.byte(3).below(5).raw(b"\x00\x01\x02\x03\x04")
+    seeds["oversized-text"] = drain(p)
+
+    p = accept(session(ws))
+    p.byte(2).below(9).raw(b'{"type":')
+    p.byte(3).below(3).raw(b"bin")
+    seeds["malformed-and-binary"] = drain(p)
+
+    p = accept(session(ws))
+    deliver(p, 20)
+    p.byte(11).below(1000)
+    text(p, 0)
+    later(p, 1000)
+    seeds["shutdown"] = drain(p)
+
+    p = accept(session(sse))
+    text(p, 0)
+    deliver(p, 20)
+    drain(p)
+    later(p, 1000)
+    seeds["sse-keep-alive"] = drain(p)
+
+    p = accept(session(ws))
+    p.byte(10)
+    drain(p)
+    p.byte(9).byte(1)
+    seeds["close-handshake"] = drain(p)
+
+    p = session(ws)
+    later(p, 4000)
+    accept(p)
+    seeds["handshake-timeout"] = drain(p)
+    return {f"seed-{name}": bytes(p.out) for name, p in seeds.items()}
+
+
+# Hub programs (core/src/fuzzing/hub_ops.rs). Each step names a slot (0..8), then an op.
+def hub(room=(6, 60_000), outbox=(6, 60_000), broadcast=(6, 60_000), grace=5000, rooms=3,
+        offline=4) -> Program:
+    return Program().below(*room, *outbox, *broadcast, grace, rooms, offline).byte(7)
+
+
+def connect(p, slot, user, rooms=(), cursor=(), broadcast=False):
+    """cursor: (stream, seen) with stream 0 = user, 1 = all, 2 + r = room r. A `seen` index
+    needs a streamed message received before, or the bytes read differently."""
+    p.below(slot).byte(0).below(user, len(rooms), *rooms).below(len(cursor))
+    for stream, seen in cursor:
+        p.below(min(stream, 2))
+        if stream >= 2:
+            p.below(stream - 2)
+        p.below(1, seen)  # the `seen`-th position received so far in the run
+    return p.byte(0 if broadcast else 1)
+
+
+def op(p, slot, code, *args):
+    return p.below(slot).byte(code).below(*args)
+
+
+def join(p, slot, room):
+    return op(p, slot, 2, room, 0)
+
+
+def join_since(p, slot, room, seen):
+    """Joins from the `seen`-th position received so far in the run."""
+    return op(p, slot, 2, room, 1, seen)
+
+
+def publish(p, slot, room):
+    return op(p, slot, 4, room)
+
+
+def hub_later(p, ms):
+    return p.below(0).byte(10).byte(1).below(ms)
+
+
+def hub_seeds() -> dict[str, bytes]:
+    seeds = {}
+
+    p = hub()
+    connect(p, 0, 0)
+    connect(p, 1, 1)
+    join(p, 0, 0)
+    join(p, 1, 0)
+    publish(p, 0, 0)
+    op(p, 1, 5, 0, 0)  # typing
+    op(p, 1, 3, 0)  # leave
+    op(p, 0, 11, 1)  # a join without a ref
+    seeds["chat-presence-typing"] = p
+
+    p = hub()
+    connect(p, 0, 0)
+    connect(p, 1, 1)
+    join(p, 0, 0)
+    join(p, 1, 0)
+    publish(p, 0, 0)
+    op(p, 1, 1)  # disconnect
+    for _ in range(3):
+        publish(p, 0, 0)
+    connect(p, 1, 1)
+    join_since(p, 1, 0, 0)
+    seeds["resume"] = p
+
+    p = hub(room=(2, 60_000))
+    connect(p, 0, 0, rooms=(0,))
+    for _ in range(5):
+        op(p, 0, 7, 0)  # server publish
+    connect(p, 1, 1, rooms=(0,), cursor=((2, 0),))
+    hub_later(p, 60_000)
+    seeds["resume-outside-history"] = p
+
+    p = hub()
+    connect(p, 0, 0)
+    connect(p, 1, 1)
+    op(p, 0, 6, 1)  # a direct message, delivered live
+    op(p, 1, 1)
+    op(p, 0, 6, 1)  # to an offline user
+    op(p, 0, 8, 1)  # a notification
+    connect(p, 1, 1, cursor=((0, 0),))
+    seeds["outbox"] = p
+
+    p = hub(grace=2000)
+    connect(p, 0, 0, rooms=(0,))
+    connect(p, 1, 1, rooms=(0,))
+    op(p, 0, 1)
+    hub_later(p, 1000)
+    connect(p, 0, 0, rooms=(0,))
+    op(p, 0, 1)
+    hub_later(p, 2000)
+    seeds["presence-grace"] = p
+
+    p = hub()
+    connect(p, 0, 0, broadcast=True)
+    connect(p, 1, 1)
+    op(p, 0, 9)
+    op(p, 0, 1)
+    op(p, 0, 9)
+    connect(p, 0, 0, cursor=((1, 0),), broadcast=True)
+    seeds["broadcast"] = p
+
+    p = hub(offline=1)
+    for user in range(3):
+        op(p, 0, 8, user)
+    connect(p, 1, 3)
+    op(p, 1, 1)
+    seeds["offline-limit"] = p
+
+    p = hub(rooms=1)
+    connect(p, 0, 0, rooms=(0, 1))
+    connect(p, 0, 0, rooms=(0,))
+    join(p, 0, 1)
+    seeds["rooms-per-session"] = p
+
+    p = hub()
+    connect(p, 0, 0, rooms=(0,))
+    connect(p, 2, 2, rooms=(0,))
+    publish(p, 0, 0)
+    publish(p, 0, 0)
+    connect(p, 1, 1, rooms=(0, 0), cursor=((2, 0),))
+    seeds["room-named-twice"] = p
+
+    p = hub(outbox=(0, 1000), room=(0, 0), broadcast=(0, 0))
+    op(p, 0, 8, 2)
+    op(p, 0, 7, 1)
+    op(p, 0, 9)
+    hub_later(p, 1000)
+    seeds["no-history"] = p
+    return {f"seed-{name}": bytes(p.out) for name, p in seeds.items()}
+
+
 def write(target: str, seeds: dict[str, bytes]) -> None:
     folder = CORPUS / target
     folder.mkdir(parents=True, exist_ok=True)
@@ -152,6 +415,8 @@ def main() -> None:
         )
     write("sse_decode", sse)
     write("envelope_decode", envelope)
+    write("session_ops", session_seeds())
+    write("hub_ops", hub_seeds())
 
 
 if __name__ == "__main__":

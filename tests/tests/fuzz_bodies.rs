@@ -41,3 +41,42 @@ proptest! {
         fuzzing::envelope_decode(&bytes);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn session_ops_body_holds(program in proptest::collection::vec(any::<u8>(), 0..1500)) {
+        fuzzing::session_ops(&program);
+    }
+
+    #[test]
+    fn hub_ops_body_holds(program in proptest::collection::vec(any::<u8>(), 0..1500)) {
+        fuzzing::hub_ops(&program);
+    }
+}
+
+/// Every committed seed (`fuzz/corpus/<target>/seed-*`) through its target's body: the seeds
+/// are the unit tests' scenarios, so this replays them on stable in every `cargo test`.
+#[test]
+fn every_seed_passes_its_target() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let targets: [(&str, fn(&[u8])); 4] = [
+        ("sse_decode", fuzzing::sse_decode),
+        ("envelope_decode", fuzzing::envelope_decode),
+        ("session_ops", fuzzing::session_ops),
+        ("hub_ops", fuzzing::hub_ops),
+    ];
+    for (target, body) in targets {
+        let mut seeds = 0;
+        for entry in std::fs::read_dir(corpus.join(target)).expect("the corpus folder") {
+            let path = entry.expect("an entry").path();
+            let name = path.file_name().expect("a name").to_string_lossy();
+            if name.starts_with("seed-") {
+                body(&std::fs::read(&path).expect("a seed"));
+                seeds += 1;
+            }
+        }
+        assert!(seeds >= 10, "{target}: only {seeds} seeds");
+    }
+}

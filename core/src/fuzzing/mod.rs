@@ -2,15 +2,23 @@
 //! run these same functions, so a crash found by one replays in the others. Each panics only
 //! when a promise of the crate is broken.
 
+mod hub_ops;
+mod input;
+mod session_ops;
+
+pub use hub_ops::hub_ops;
+pub use session_ops::session_ops;
+
 use crate::envelope::{ClientMessage, Codec, ServerMessage};
 use crate::sse::{Decoder, DecoderLimits, OwnedEvent};
 
-/// The SSE decoder: the input's first two bytes pick small limits (or the defaults), the next
-/// one a chunk size; the rest is the stream. Decoding it whole, in chunks and byte by byte must
-/// give the same events, last event id, reconnection time and error, and the decoder must never
-/// hold more than its limits allow.
+/// The SSE decoder: the input's first two bytes pick small limits (or the defaults), the third
+/// a count of split points (up to 15), then two bytes per split point; the rest is the stream.
+/// Decoding it whole, split at those points and byte by byte must give the same events, last
+/// event id, reconnection time and error, and the decoder must never hold more than its limits
+/// allow.
 pub fn sse_decode(input: &[u8]) {
-    let [a, b, c, stream @ ..] = input else {
+    let [a, b, c, rest @ ..] = input else {
         return;
     };
     let limits = if a & 1 == 0 {
@@ -21,10 +29,26 @@ pub fn sse_decode(input: &[u8]) {
             max_event: usize::from(*b) + 1,
         }
     };
-    let chunk = usize::from(*c).max(1);
-    let whole = decode_in(limits, stream, stream.len().max(1));
-    assert_eq!(decode_in(limits, stream, chunk), whole, "chunks of {chunk}");
-    assert_eq!(decode_in(limits, stream, 1), whole, "one byte at a time");
+    let (points, stream) = rest.split_at((usize::from(*c % 16) * 2).min(rest.len()));
+    let mut splits: Vec<usize> = points
+        .chunks_exact(2)
+        .map(|p| usize::from(u16::from_le_bytes([p[0], p[1]])) % (stream.len() + 1))
+        .collect();
+    splits.sort_unstable();
+    let whole = decode_in(limits, [stream]);
+    let pieces = splits
+        .iter()
+        .copied()
+        .chain([stream.len()])
+        .scan(0, |start, end| {
+            Some(&stream[std::mem::replace(start, end)..end])
+        });
+    assert_eq!(decode_in(limits, pieces), whole, "split at {splits:?}");
+    assert_eq!(
+        decode_in(limits, stream.chunks(1)),
+        whole,
+        "one byte at a time"
+    );
 }
 
 type Outcome = (
@@ -34,10 +58,10 @@ type Outcome = (
     Option<crate::sse::DecodeError>,
 );
 
-fn decode_in(limits: DecoderLimits, stream: &[u8], chunk: usize) -> Outcome {
+fn decode_in<'a>(limits: DecoderLimits, pieces: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
     let mut decoder = Decoder::with_limits(limits);
     let mut events = Vec::new();
-    for piece in stream.chunks(chunk) {
+    for piece in pieces {
         let mut piece = piece;
         loop {
             match decoder.decode(&mut piece) {

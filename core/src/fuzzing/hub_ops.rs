@@ -1,0 +1,314 @@
+//! The hub under any sequence of connects, requests, server publishes and time, with small
+//! limits and histories so that every limit and expiry is reached, and cursors that are old,
+//! made up or from another epoch.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use super::input::Input;
+use crate::cursor::{Cursor, Position, Stream};
+use crate::delivery::{SessionId, Shared};
+use crate::envelope::{ClientEnvelope, ClientMessage, Codec, Payload, Ref, ServerMessage};
+use crate::hub::{Connect, HistoryLimit, Hub, HubConfig, Transmit, recipients};
+use crate::names::{RoomName, UserId};
+
+const SLOTS: usize = 8;
+const USERS: usize = 4;
+const ROOMS: usize = 3;
+
+/// Drives a [`Hub`] with the program the input spells; after every step and drain:
+/// - `check_invariants()` holds;
+/// - every transmit goes to live sessions only;
+/// - every request with a `ref` is answered exactly once, to the session that sent it;
+/// - within one epoch, each session receives a stream's positions in increasing order, each
+///   at most once;
+/// - stored messages stay within the history budgets (rooms, outboxes and broadcast), and
+///   remembered users within the live ones plus `max_offline_users`.
+pub fn hub_ops(input: &[u8]) {
+    let mut input = Input::new(input);
+    let mut run = Run::new(&mut input);
+    while !input.is_empty() {
+        run.step(&mut input);
+        run.drain();
+        run.check();
+    }
+}
+
+struct Run {
+    hub: Hub,
+    codec: Codec,
+    now: Instant,
+    /// The session in each slot, and its user.
+    slots: [Option<(SessionId, usize)>; SLOTS],
+    /// Positions seen in any stream, to resume from (old ones included).
+    seen: Vec<Position>,
+    /// Per session and stream: the last position received.
+    last: BTreeMap<(SessionId, Stream), Position>,
+    /// Refs awaiting their answer: ref -> the session that sent it.
+    pending: BTreeMap<u64, SessionId>,
+    answered: BTreeSet<u64>,
+    next_ref: u64,
+}
+
+impl Run {
+    #[allow(clippy::disallowed_methods)] // one real instant to offset from; only offsets matter
+    fn new(input: &mut Input<'_>) -> Self {
+        let mut history = || HistoryLimit {
+            max_messages: input.below(8),
+            max_age: input.millis(60_000),
+        };
+        let config = HubConfig {
+            room_history: history(),
+            outbox_history: history(),
+            broadcast_history: history(),
+            presence_grace: input.millis(10_000),
+            max_rooms_per_session: input.below(ROOMS + 1),
+            max_offline_users: input.below(USERS + 1),
+        };
+        Self {
+            hub: Hub::new(config, u64::from(input.byte())),
+            codec: Codec::new(),
+            now: Instant::now(),
+            slots: [None; SLOTS],
+            seen: Vec::new(),
+            last: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            answered: BTreeSet::new(),
+            next_ref: 0,
+        }
+    }
+
+    fn step(&mut self, input: &mut Input<'_>) {
+        let now = self.now;
+        let slot = input.below(SLOTS);
+        match input.byte() % 12 {
+            0 => self.connect(input, slot),
+            1 => {
+                if let Some((session, _)) = self.slots[slot].take() {
+                    self.hub.disconnect(now, session);
+                }
+            }
+            2 => {
+                let (room, since) = (room(input), self.position(input));
+                if let Some((session, _)) = self.slots[slot] {
+                    // A join restarts the room's stream at the client's choice of position.
+                    self.last.remove(&(session, Stream::Room(room.clone())));
+                }
+                self.request(slot, ClientMessage::Join { room, since });
+            }
+            3 => self.request(slot, ClientMessage::Leave { room: room(input) }),
+            4 => self.request(slot, publish(input)),
+            5 => {
+                let typing = input.byte() & 1 == 0;
+                self.request(
+                    slot,
+                    ClientMessage::Typing {
+                        room: room(input),
+                        typing,
+                    },
+                );
+            }
+            6 => {
+                let to = user(input.below(USERS));
+                self.request(slot, ClientMessage::Direct { to, data: data() });
+            }
+            7 => drop(self.hub.publish(now, room(input), data())),
+            8 => drop(self.hub.notify(now, user(input.below(USERS)), None, data())),
+            9 => drop(self.hub.broadcast(now, None, data())),
+            10 => {
+                // Time passes: by a random step, or exactly to the next timer.
+                self.now = match (input.byte() & 1, self.hub.poll_timeout()) {
+                    (0, Some(at)) if at > now => at,
+                    _ => now + input.millis(20_000),
+                };
+                self.hub.handle_timeout(self.now);
+                if let Some(at) = self.hub.poll_timeout() {
+                    assert!(
+                        at > self.now,
+                        "a timer at or before now after handle_timeout"
+                    );
+                }
+            }
+            _ => {
+                // A request without a ref: acted on, never answered with a reply.
+                if let Some((session, _)) = self.slots[slot] {
+                    let message = ClientMessage::Join {
+                        room: room(input),
+                        since: None,
+                    };
+                    let request = ClientEnvelope {
+                        reference: None,
+                        message,
+                    };
+                    self.hub.handle_request(now, session, request);
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, input: &mut Input<'_>, slot: usize) {
+        if self.slots[slot].is_some() {
+            return;
+        }
+        let u = input.below(USERS);
+        let rooms = (0..input.below(ROOMS + 1)).map(|_| room(input)).collect();
+        let mut cursor = Cursor::new();
+        for _ in 0..input.below(4) {
+            let stream = match input.below(3) {
+                0 => Stream::User,
+                1 => Stream::All,
+                _ => Stream::Room(room(input)),
+            };
+            if let Some(position) = self.position(input) {
+                cursor.set(stream, position).expect("a few streams");
+            }
+        }
+        let connect = Connect {
+            user: user(u),
+            broadcast: input.byte() & 1 == 0,
+            rooms,
+            cursor: (!cursor.is_empty()).then_some(cursor),
+        };
+        if let Ok(session) = self.hub.connect(self.now, connect) {
+            assert!(
+                !self.slots.iter().flatten().any(|(s, _)| *s == session),
+                "a live session's id reused"
+            );
+            self.slots[slot] = Some((session, u));
+        }
+    }
+
+    /// None, a position seen before (maybe long gone), or one made up.
+    fn position(&self, input: &mut Input<'_>) -> Option<Position> {
+        match input.below(3) {
+            0 => None,
+            1 if !self.seen.is_empty() => Some(self.seen[input.below(self.seen.len())]),
+            _ => Some(Position {
+                epoch: input.below(4) as u64,
+                offset: input.below(20) as u64,
+            }),
+        }
+    }
+
+    fn request(&mut self, slot: usize, message: ClientMessage) {
+        let Some((session, _)) = self.slots[slot] else {
+            return;
+        };
+        self.next_ref += 1;
+        self.pending.insert(self.next_ref, session);
+        let request = ClientEnvelope {
+            reference: Some(Ref::Number(self.next_ref)),
+            message,
+        };
+        self.hub.handle_request(self.now, session, request);
+    }
+
+    fn drain(&mut self) {
+        while let Some(transmit) = self.hub.poll_transmit() {
+            match transmit {
+                Transmit::To {
+                    session,
+                    deliveries,
+                } => {
+                    for delivery in deliveries {
+                        self.receive(session, &delivery);
+                    }
+                }
+                Transmit::Fanout {
+                    sessions,
+                    except,
+                    delivery,
+                } => {
+                    for session in recipients(&sessions, except) {
+                        self.receive(session, &delivery);
+                    }
+                }
+            }
+        }
+    }
+
+    fn receive(&mut self, session: SessionId, delivery: &Shared) {
+        assert!(
+            self.slots.iter().flatten().any(|(s, _)| *s == session),
+            "a delivery to {session}, which is not live"
+        );
+        if let Some((stream, position)) = &delivery.stream {
+            self.seen.push(*position);
+            let key = (session, stream.clone());
+            if let Some(last) = self.last.insert(key, *position) {
+                assert!(
+                    last.epoch != position.epoch || last.offset < position.offset,
+                    "{session} got {stream:?} {position} after {last}"
+                );
+            }
+        }
+        let message = self
+            .codec
+            .decode_server(delivery.frame.as_str())
+            .expect("the hub sends valid frames");
+        let reference = match message {
+            ServerMessage::Reply(reply) => Some(reply.reference),
+            ServerMessage::Error { reference, .. } => reference,
+            _ => None,
+        };
+        match reference {
+            Some(Ref::Number(n)) => {
+                assert_eq!(
+                    self.pending.remove(&n),
+                    Some(session),
+                    "ref {n}: a stray answer"
+                );
+                assert!(self.answered.insert(n), "ref {n} answered twice");
+            }
+            Some(other) => panic!("an answer to {other:?}, never sent"),
+            None => {}
+        }
+    }
+
+    fn check(&mut self) {
+        if let Err(broken) = self.hub.check_invariants() {
+            panic!("hub invariant: {broken}");
+        }
+        assert!(
+            self.pending.is_empty(),
+            "refs without an answer: {:?}",
+            self.pending
+        );
+        let live: Vec<_> = self.slots.iter().flatten().collect();
+        assert_eq!(self.hub.session_count(), live.len());
+        let config = self.hub.config();
+        let budget = ROOMS * config.room_history.max_messages
+            + USERS * config.outbox_history.max_messages
+            + config.broadcast_history.max_messages;
+        let (messages, _) = self.hub.stored();
+        assert!(messages <= budget, "{messages} stored, over {budget}");
+        let online: BTreeSet<_> = live.iter().map(|(_, u)| u).collect();
+        assert!(self.hub.user_count() <= online.len() + config.max_offline_users);
+        assert!(self.hub.room_count() <= ROOMS);
+        // Bounded bookkeeping of this run: forget what old sessions received.
+        self.last
+            .retain(|(s, _), _| live.iter().any(|(l, _)| l == s));
+        if self.seen.len() > 64 {
+            self.seen.drain(..32);
+        }
+    }
+}
+
+fn user(u: usize) -> UserId {
+    UserId::new(&format!("u{u}")).expect("valid")
+}
+
+fn room(input: &mut Input<'_>) -> RoomName {
+    RoomName::new(&format!("r{}", input.below(ROOMS))).expect("valid")
+}
+
+fn data() -> Payload {
+    Payload::from_json("1").expect("JSON")
+}
+
+fn publish(input: &mut Input<'_>) -> ClientMessage {
+    ClientMessage::Publish {
+        room: room(input),
+        data: data(),
+    }
+}
