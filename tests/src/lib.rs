@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod http;
+pub mod sim;
 
 use std::future::Future;
 use std::net::SocketAddr;

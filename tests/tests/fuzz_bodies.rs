@@ -61,7 +61,8 @@ proptest! {
 #[test]
 fn every_seed_passes_its_target() {
     let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
-    let targets: [(&str, fn(&[u8])); 4] = [
+    type Body = fn(&[u8]);
+    let targets: [(&str, Body); 4] = [
         ("sse_decode", fuzzing::sse_decode),
         ("envelope_decode", fuzzing::envelope_decode),
         ("session_ops", fuzzing::session_ops),

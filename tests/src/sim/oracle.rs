@@ -1,0 +1,108 @@
+//! What the hub should answer a resume, worked out apart from the hub: every message stored in
+//! each room (its offset and time), and the rules of the history window (count and age).
+
+use std::time::Instant;
+
+use roomcast_core::cursor::Position;
+use roomcast_core::hub::HistoryLimit;
+
+pub(crate) struct Oracle {
+    limit: HistoryLimit,
+    rooms: Vec<RoomLog>,
+}
+
+#[derive(Default)]
+struct RoomLog {
+    epoch: Option<u64>,
+    /// (offset, stored at) of every message of the current epoch.
+    stored: Vec<(u64, Instant)>,
+}
+
+impl Oracle {
+    pub(crate) fn new(limit: HistoryLimit, rooms: usize) -> Self {
+        Self {
+            limit,
+            rooms: (0..rooms).map(|_| RoomLog::default()).collect(),
+        }
+    }
+
+    /// A message was stored in room `r` at `now`; its position must follow the last one (or
+    /// start a new epoch at 1, once the room was forgotten).
+    pub(crate) fn stored(&mut self, r: usize, id: Position, now: Instant) -> Result<(), String> {
+        let log = &mut self.rooms[r];
+        let expected = match log.epoch {
+            Some(epoch) => (epoch, log.stored.len() as u64 + 1),
+            None => (id.epoch, 1),
+        };
+        if (id.epoch, id.offset) != expected {
+            return Err(format!(
+                "room{r}: stored {id}, expected {:x}.{}",
+                expected.0, expected.1
+            ));
+        }
+        log.epoch = Some(id.epoch);
+        log.stored.push((id.offset, now));
+        Ok(())
+    }
+
+    /// The room's current epoch, once a message or answer named it.
+    pub(crate) fn saw_epoch(&mut self, r: usize, epoch: u64) -> Result<(), String> {
+        let log = &mut self.rooms[r];
+        match log.epoch {
+            None => log.epoch = Some(epoch),
+            Some(known) if known != epoch => {
+                return Err(format!("room{r}: epoch {epoch:x}, expected {known:x}"));
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Whether history at `now` holds every message of room `r` after `since`.
+    pub(crate) fn covers(&self, r: usize, since: Position, now: Instant) -> bool {
+        let log = &self.rooms[r];
+        if log.epoch != Some(since.epoch) {
+            return false;
+        }
+        let head = log.stored.len() as u64;
+        let first_kept = log
+            .stored
+            .iter()
+            .rev()
+            .take(self.limit.max_messages)
+            .rfind(|(_, at)| now.saturating_duration_since(*at) < self.limit.max_age)
+            .map_or(head + 1, |(offset, _)| *offset);
+        since.offset <= head && since.offset + 1 >= first_kept
+    }
+
+    /// A room nobody is present in, whose history has aged out, is forgotten: its next message
+    /// starts a new epoch.
+    pub(crate) fn settle(&mut self, r: usize, present: bool, now: Instant) {
+        let log = &mut self.rooms[r];
+        let kept = log
+            .stored
+            .iter()
+            .any(|(_, at)| now.saturating_duration_since(*at) < self.limit.max_age);
+        if !present && !kept {
+            *log = RoomLog::default();
+        }
+    }
+
+    /// The position of room `r`'s last message, if it has one.
+    pub(crate) fn head(&self, r: usize) -> Option<Position> {
+        let log = &self.rooms[r];
+        let offset = log.stored.len() as u64;
+        log.epoch
+            .filter(|_| offset > 0)
+            .map(|epoch| Position { epoch, offset })
+    }
+
+    /// A position in room `r` that history no longer covers, if there is one.
+    pub(crate) fn lost_position(&self, r: usize, now: Instant) -> Option<Position> {
+        let log = &self.rooms[r];
+        let epoch = log.epoch?;
+        (0..log.stored.len() as u64)
+            .map(|offset| Position { epoch, offset })
+            .find(|&p| !self.covers(r, p, now))
+    }
+}

@@ -1,0 +1,80 @@
+//! Bugs planted on purpose between the hub and its sessions, to prove that the simulation's
+//! invariants catch them. Never used outside the tests that say so.
+
+use std::collections::BTreeSet;
+
+use roomcast_core::delivery::{SessionId, Shared};
+use roomcast_core::envelope::{Codec, ServerMessage};
+use roomcast_core::hub::Transmit;
+
+/// A deliberately broken hub: the real one, with its output altered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Planted {
+    /// A resume inside the history window loses one replayed message (the second).
+    SkipOnResume,
+    /// Every 20th answer to a `ref` is sent twice.
+    DoubleAnswer,
+}
+
+#[derive(Default)]
+pub(crate) struct Breaker {
+    /// Sessions whose next replay loses a message.
+    skip_next_replay: BTreeSet<SessionId>,
+    answers: u64,
+}
+
+impl Breaker {
+    pub(crate) fn apply(&mut self, bug: Planted, codec: &Codec, transmit: &mut Transmit) {
+        let Transmit::To {
+            session,
+            deliveries,
+        } = transmit
+        else {
+            return;
+        };
+        match bug {
+            Planted::SkipOnResume => {
+                // The replay follows the reply, in the same batch or the next one.
+                let reply = deliveries.iter().position(|d| replays_many(codec, d));
+                let pending = self.skip_next_replay.remove(session);
+                let from = match reply {
+                    Some(at) => at + 1,
+                    None if pending => 0,
+                    None => return,
+                };
+                let streamed: Vec<usize> = (from..deliveries.len())
+                    .filter(|&i| deliveries[i].stream.is_some())
+                    .collect();
+                match streamed.get(1) {
+                    Some(&second) => drop(deliveries.remove(second)),
+                    None if reply.is_some() => drop(self.skip_next_replay.insert(*session)),
+                    None => {}
+                }
+            }
+            Planted::DoubleAnswer => {
+                let mut doubled = Vec::with_capacity(deliveries.len() + 1);
+                for delivery in deliveries.drain(..) {
+                    let answer = matches!(
+                        codec.decode_server(delivery.frame.as_str()),
+                        Ok(ServerMessage::Reply(_))
+                    );
+                    if answer {
+                        self.answers += 1;
+                        if self.answers % 20 == 0 {
+                            doubled.push(delivery.clone());
+                        }
+                    }
+                    doubled.push(delivery);
+                }
+                *deliveries = doubled;
+            }
+        }
+    }
+}
+
+fn replays_many(codec: &Codec, delivery: &Shared) -> bool {
+    matches!(
+        codec.decode_server(delivery.frame.as_str()),
+        Ok(ServerMessage::Reply(reply)) if reply.recovered == Some(true) && reply.replayed >= Some(2)
+    )
+}
