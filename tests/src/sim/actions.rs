@@ -1,0 +1,223 @@
+//! What clients do, and the faults that happen to them.
+
+use super::*;
+
+impl World {
+    /// One random action of one random client, or a fault.
+    pub(super) fn act(&mut self) -> Result<(), String> {
+        let c = self.rng.index(self.clients.len());
+        let connected = self.clients[c].conn.is_some();
+        match self.rng.below(100) {
+            0..30 if connected => {
+                let joined: Vec<usize> = self.in_rooms(c);
+                if !joined.is_empty() {
+                    let r = joined[self.rng.index(joined.len())];
+                    let data = Payload::from_json("1").expect("JSON");
+                    let room = room(r);
+                    self.send(
+                        c,
+                        Request::Publish(r),
+                        ClientMessage::Publish { room, data },
+                    );
+                }
+            }
+            30..40 if connected => {
+                // A room it is still leaving is joined again once the leave is answered.
+                let r = self.rng.index(ROOMS);
+                if !self.clients[c].views.contains_key(&r) && self.clients[c].rooms.insert(r) {
+                    self.join(c, r);
+                }
+            }
+            40..46 if connected => {
+                let joined = self.in_rooms(c);
+                if !joined.is_empty() {
+                    let r = joined[self.rng.index(joined.len())];
+                    self.clients[c].rooms.remove(&r);
+                    self.clients[c].views.insert(r, View::Leaving);
+                    let message = ClientMessage::Leave { room: room(r) };
+                    self.send(c, Request::Leave(r), message);
+                }
+            }
+            46..52 if connected => {
+                let to = user(self.rng.index(USERS));
+                let data = Payload::from_json("2").expect("JSON");
+                self.send(c, Request::Direct, ClientMessage::Direct { to, data });
+            }
+            52..62 => {
+                // The server publishes (the HTTP API), now and then a burst.
+                let r = self.rng.index(ROOMS);
+                let count = if self.rng.chance(20) { 40 } else { 1 };
+                for _ in 0..count {
+                    let data = Payload::from_json("3").expect("JSON");
+                    let id = self.hub.publish(self.now, room(r), data).id;
+                    self.oracle.stored(r, id, self.now)?;
+                    self.summary.published += 1;
+                }
+            }
+            62..66 => {
+                let data = Payload::from_json("4").expect("JSON");
+                let to = user(self.rng.index(USERS));
+                self.hub
+                    .notify(self.now, to, None, data)
+                    .map_err(|e| e.to_string())?;
+            }
+            66..70 if connected => self.reset(c),
+            70..73 if connected => {
+                let conn = self.clients[c].conn.expect("connected");
+                if let Some(link) = self.conns.get_mut(&conn) {
+                    link.black_hole = true;
+                }
+                self.summary.black_holes += 1;
+                self.log(format!("c{c}: its link becomes a black hole"));
+            }
+            73..77 if connected && self.clients[c].is_reading() => {
+                let until = self.now + Duration::from_millis(self.rng.between(500, 6000));
+                self.clients[c].stalled_until = Some(until);
+                self.clients[c].silent_deadline = None;
+                self.summary.stalls += 1;
+                self.log(format!("c{c}: stops reading for a while"));
+            }
+            77 => {
+                self.summary.storms += 1;
+                self.log("a reconnect storm".into());
+                for c in 0..self.clients.len() {
+                    if self.clients[c].conn.is_some() {
+                        self.reset(c);
+                        let at = self.now + Duration::from_millis(self.rng.below(300));
+                        self.clients[c].reconnect_at = Some(at);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub(super) fn in_rooms(&self, c: usize) -> Vec<usize> {
+        let client = &self.clients[c];
+        client
+            .views
+            .iter()
+            .filter(|(_, view)| matches!(view, View::In(_)))
+            .map(|(r, _)| *r)
+            .collect()
+    }
+
+    /// Joins room `r`, resuming from what the client saw there: its real position mostly, now
+    /// and then an older one, one history no longer covers, or one of a made-up epoch.
+    pub(super) fn join(&mut self, c: usize, r: usize) {
+        let mut since = self.clients[c].seen.get(&r).copied();
+        if let Some(real) = since {
+            since = match self.rng.below(20) {
+                0 => Some(Position {
+                    offset: real.offset.saturating_sub(self.rng.between(1, 5)),
+                    ..real
+                }),
+                1 => self.oracle.lost_position(r, self.now).or(since),
+                2 => Some(Position {
+                    epoch: self.rng.next(),
+                    ..real
+                }),
+                _ => since,
+            };
+        }
+        match since {
+            Some(p) => self.clients[c].seen.insert(r, p),
+            None => self.clients[c].seen.remove(&r),
+        };
+        self.clients[c].views.insert(r, View::Joining);
+        let message = ClientMessage::Join {
+            room: room(r),
+            since,
+        };
+        self.send(c, Request::Join { room: r, since }, message);
+    }
+
+    /// A request from client `c` on its connection, with a fresh ref.
+    pub(super) fn send(&mut self, c: usize, request: Request, message: ClientMessage) {
+        let Some(conn) = self.clients[c].conn else {
+            return;
+        };
+        self.next_ref += 1;
+        let n = self.next_ref;
+        let envelope = roomcast_core::envelope::ClientEnvelope {
+            reference: Some(n.into()),
+            message,
+        };
+        self.clients[c].pending.insert(n, request);
+        self.post(conn, Packet::Up(Up::Text(envelope.encode())));
+    }
+
+    /// The client drops its connection; the server sees it after the link's latency.
+    pub(super) fn reset(&mut self, c: usize) {
+        let Some(conn) = self.clients[c].conn else {
+            return;
+        };
+        self.post(conn, Packet::Up(Up::Reset));
+        self.lost(c, "resets its connection");
+        self.summary.resets += 1;
+    }
+
+    /// Client `c` is without a connection: it comes back after a backoff.
+    pub(super) fn lost(&mut self, c: usize, why: &str) {
+        self.clients[c].lost();
+        self.inbox.remove(&c);
+        let backoff = Duration::from_millis(self.rng.between(50, 1000));
+        self.clients[c].reconnect_at = Some(self.now + backoff);
+        self.log(format!("c{c}: {why}"));
+    }
+
+    pub(super) fn connect(&mut self, c: usize) -> Result<(), String> {
+        let client = &mut self.clients[c];
+        client.reconnect_at = None;
+        let mut cursor = Cursor::new();
+        if let Some(position) = client.seen_user {
+            cursor
+                .set(Stream::User, position)
+                .map_err(|e| e.to_string())?;
+        }
+        let connect = Connect {
+            user: user(client.user),
+            broadcast: false,
+            rooms: Vec::new(),
+            cursor: Some(cursor),
+        };
+        let hub_id = self
+            .hub
+            .connect(self.now, connect)
+            .map_err(|e| e.to_string())?;
+        let mut session = Session::new(
+            SessionKind::WebSocket,
+            self.config.clone(),
+            self.codec.clone(),
+            self.now,
+        );
+        session.accept(self.now, hub_id, user(client.user));
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let latency = Duration::from_millis(self.rng.between(1, 80));
+        self.conns.insert(
+            conn,
+            Conn {
+                client: c,
+                session,
+                hub_id,
+                latency,
+                black_hole: false,
+                last_up: self.now,
+                last_down: self.now,
+            },
+        );
+        self.by_session.insert(hub_id, conn);
+        let client = &mut self.clients[c];
+        client.conn = Some(conn);
+        client.silent_deadline = Some(self.now + SILENCE);
+        self.summary.connections += 1;
+        self.log(format!("c{c}: connects as {hub_id} ({latency:?} away)"));
+        let rooms: Vec<usize> = self.clients[c].rooms.iter().copied().collect();
+        for r in rooms {
+            self.join(c, r);
+        }
+        Ok(())
+    }
+}

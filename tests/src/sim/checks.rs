@@ -1,0 +1,95 @@
+//! The promises checked after every step, and at quiet points.
+
+use super::*;
+
+impl World {
+    /// After every step: the hub's invariants and the memory budgets.
+    pub(super) fn check(&self) -> Result<(), String> {
+        self.hub.check_invariants()?;
+        let budget = ROOMS * HISTORY.max_messages
+            + USERS * self.hub.config().outbox_history.max_messages
+            + self.hub.config().broadcast_history.max_messages;
+        let (stored, _) = self.hub.stored();
+        if stored > budget {
+            return Err(format!(
+                "{stored} messages stored, over the budget of {budget}"
+            ));
+        }
+        // A replay batch is taken whole: at most a history's worth over the queue budget.
+        let queue_budget = QUEUE_BYTES + HISTORY.max_messages * 256;
+        for conn in self.conns.values() {
+            if conn.session.queued_bytes() > queue_budget {
+                return Err(format!(
+                    "{}: a queue of {} bytes",
+                    conn.hub_id,
+                    conn.session.queued_bytes()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Faults healed and time run on: everything has converged.
+    pub(super) fn quiet(&mut self) -> Result<(), String> {
+        for client in &mut self.clients {
+            client.stalled_until = client.stalled_until.map(|_| self.now);
+        }
+        let until = self.now + SETTLE;
+        self.run_until(until)?;
+        let mut truth: Vec<BTreeSet<String>> = vec![BTreeSet::new(); ROOMS];
+        for (c, client) in self.clients.iter().enumerate() {
+            if client.conn.is_none() {
+                return Err(format!("quiet: c{c} is not connected"));
+            }
+            if !client.pending.is_empty() {
+                return Err(format!(
+                    "quiet: c{c} waits for refs {:?}",
+                    client.pending.keys()
+                ));
+            }
+            for r in &client.rooms {
+                if !matches!(client.views.get(r), Some(View::In(_))) {
+                    return Err(format!("quiet: c{c} is not back in room{r}"));
+                }
+                truth[*r].insert(format!("user{}", client.user));
+            }
+        }
+        for (r, present) in truth.iter().enumerate() {
+            let hub: BTreeSet<String> = self
+                .hub
+                .members(&room(r))
+                .iter()
+                .map(|u| u.as_str().to_owned())
+                .collect();
+            if &hub != present {
+                return Err(format!(
+                    "quiet: room{r} presence {hub:?}, connected {present:?}"
+                ));
+            }
+            let head = self.oracle.head(r);
+            for (c, client) in self.clients.iter().enumerate() {
+                if let Some(View::In(seen)) = client.views.get(&r) {
+                    if seen != present {
+                        return Err(format!(
+                            "quiet: c{c} sees {seen:?} in room{r}, not {present:?}"
+                        ));
+                    }
+                    let last = client.seen.get(&r).copied();
+                    if head.is_some() && last != head {
+                        return Err(format!(
+                            "quiet: c{c} saw {last:?} in room{r}, the last is {head:?}"
+                        ));
+                    }
+                }
+            }
+        }
+        if self.hub.session_count() != self.clients.len() {
+            return Err(format!(
+                "quiet: {} sessions for {} clients",
+                self.hub.session_count(),
+                self.clients.len()
+            ));
+        }
+        Ok(())
+    }
+}

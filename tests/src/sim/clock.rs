@@ -1,0 +1,73 @@
+//! The virtual clock: every timer and arrival, in order.
+
+use super::*;
+
+impl World {
+    /// Runs every timer and arrival up to `until`, checking after each.
+    pub(super) fn run_until(&mut self, until: Instant) -> Result<(), String> {
+        loop {
+            self.pump()?;
+            self.check()?;
+            match self.next_due() {
+                Some(at) if at <= until => {
+                    self.now = self.now.max(at);
+                    self.fire()?;
+                }
+                _ => {
+                    self.now = until;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        let packets = self.net.keys().next().map(|(at, _)| *at);
+        let sessions = self.conns.values().filter_map(|c| c.session.poll_timeout());
+        let clients = self.clients.iter().flat_map(|c| {
+            [c.stalled_until, c.reconnect_at, c.silent_deadline]
+                .into_iter()
+                .flatten()
+        });
+        packets
+            .into_iter()
+            .chain(self.hub.poll_timeout())
+            .chain(sessions)
+            .chain(clients)
+            .min()
+    }
+
+    /// Everything due at `now`: hub timers first, so history is pruned before requests read it.
+    pub(super) fn fire(&mut self) -> Result<(), String> {
+        let now = self.now;
+        if self.hub.poll_timeout().is_some_and(|at| at <= now) {
+            self.hub.handle_timeout(now);
+        }
+        for conn in self.conns.values_mut() {
+            if conn.session.poll_timeout().is_some_and(|at| at <= now) {
+                conn.session.handle_timeout(now);
+            }
+        }
+        for c in 0..self.clients.len() {
+            if self.clients[c].stalled_until.is_some_and(|at| at <= now) {
+                self.clients[c].stalled_until = None;
+                self.clients[c].silent_deadline = Some(now + SILENCE);
+                self.read(c)?;
+            }
+            if self.clients[c].silent_deadline.is_some_and(|at| at <= now) {
+                self.lost(c, "gives up on a silent connection");
+            }
+            if self.clients[c].reconnect_at.is_some_and(|at| at <= now) {
+                self.connect(c)?;
+            }
+        }
+        while let Some(entry) = self.net.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (conn, packet) = entry.remove();
+            self.arrive(conn, packet)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! The fake network: links with a latency, in order, that can turn into black holes.
+
+use super::*;
+
+/// Client to server.
+#[derive(Debug)]
+pub(super) enum Up {
+    Text(String),
+    Pong,
+    CloseEcho,
+    /// The client dropped the connection (a FIN or RST the server sees).
+    Reset,
+}
+
+/// Server to client.
+#[derive(Debug)]
+pub(super) enum Down {
+    Frame(Shared),
+    Ping,
+    Close(Close),
+}
+
+#[derive(Debug)]
+pub(super) enum Packet {
+    Up(Up),
+    Down(Down),
+}
+
+/// The server's side of one connection, and its link.
+pub(super) struct Conn {
+    pub(super) client: usize,
+    pub(super) session: Session,
+    pub(super) hub_id: SessionId,
+    pub(super) latency: Duration,
+    /// Packets vanish both ways, and neither end is told.
+    pub(super) black_hole: bool,
+    /// The latest arrival scheduled each way: a link delivers in order.
+    pub(super) last_up: Instant,
+    pub(super) last_down: Instant,
+}
+
+impl World {
+    pub(super) fn post(&mut self, conn: u64, packet: Packet) {
+        let Some(link) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if link.black_hole {
+            return;
+        }
+        let last = match packet {
+            Packet::Up(_) => &mut link.last_up,
+            Packet::Down(_) => &mut link.last_down,
+        };
+        let at = (self.now + link.latency).max(*last);
+        *last = at;
+        self.seq += 1;
+        self.net.insert((at, self.seq), (conn, packet));
+    }
+
+    pub(super) fn arrive(&mut self, conn: u64, packet: Packet) -> Result<(), String> {
+        let Some(link) = self.conns.get_mut(&conn) else {
+            return Ok(()); // the server is done with it
+        };
+        if link.black_hole {
+            return Ok(());
+        }
+        let now = self.now;
+        match packet {
+            Packet::Up(up) => {
+                let session = &mut link.session;
+                match up {
+                    Up::Text(text) => session.handle_text(now, &text).map_err(|e| e.to_string())?,
+                    Up::Pong => session.handle_pong(now).map_err(|e| e.to_string())?,
+                    Up::CloseEcho | Up::Reset => session.handle_close(now, None),
+                }
+            }
+            Packet::Down(down) => {
+                let c = link.client;
+                if self.clients[c].conn != Some(conn) {
+                    return Ok(()); // the client gave up on this connection
+                }
+                self.inbox.entry(c).or_default().push_back(down);
+                self.read(c)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Client `c` reads what arrived, unless it is stalled.
+    pub(super) fn read(&mut self, c: usize) -> Result<(), String> {
+        while self.clients[c].is_reading() {
+            let Some(down) = self.inbox.get_mut(&c).and_then(VecDeque::pop_front) else {
+                break;
+            };
+            let conn = self.clients[c].conn.expect("a reading client is connected");
+            self.clients[c].silent_deadline = Some(self.now + SILENCE);
+            match down {
+                Down::Ping => self.post(conn, Packet::Up(Up::Pong)),
+                Down::Close(close) => {
+                    self.post(conn, Packet::Up(Up::CloseEcho));
+                    let why = format!(
+                        "closed by the server: {} {}",
+                        close.code.as_u16(),
+                        close.reason
+                    );
+                    self.lost(c, &why);
+                }
+                Down::Frame(delivery) => {
+                    let message = self
+                        .codec
+                        .decode_server(delivery.frame.as_str())
+                        .map_err(|e| format!("an invalid frame: {e:?}"))?;
+                    match &message {
+                        ServerMessage::Reply(_) => self.summary.answered += 1,
+                        ServerMessage::Message { .. } => self.summary.received += 1,
+                        _ => {}
+                    }
+                    if let ServerMessage::Reply(reply) = &message {
+                        if reply.recovered.is_some() {
+                            self.summary.resumed += 1;
+                            self.summary.not_recovered += u64::from(reply.recovered == Some(false));
+                        }
+                    }
+                    self.clients[c]
+                        .receive(message, &mut self.expected)
+                        .map_err(|broken| format!("c{c}: {broken}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
