@@ -84,7 +84,7 @@ impl Client {
     pub(crate) fn receive(
         &mut self,
         message: ServerMessage,
-        expected: &mut BTreeMap<u64, bool>,
+        expected: &mut BTreeMap<u64, (bool, String)>,
     ) -> Result<(), String> {
         match message {
             ServerMessage::Message { room, id, .. } => {
@@ -105,10 +105,10 @@ impl Client {
                         let id = reply.id.ok_or("a join reply without id")?;
                         let members = reply.members.ok_or("a join reply without members")?;
                         if let Some(since) = since {
-                            let expect = expected.remove(&n).ok_or("no expectation")?;
+                            let (expect, history) = expected.remove(&n).ok_or("no expectation")?;
                             if reply.recovered != Some(expect) {
                                 return Err(format!(
-                                    "room{room} from {since}: recovered {:?}, history says {expect}",
+                                    "room{room} from {since}: recovered {:?}, history says {expect} ({history})",
                                     reply.recovered
                                 ));
                             }

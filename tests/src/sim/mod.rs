@@ -198,7 +198,7 @@ struct World {
     inbox: BTreeMap<usize, VecDeque<Down>>,
     oracle: Oracle,
     /// A join's expected `recovered`, by ref, from when the hub handled it.
-    expected: BTreeMap<u64, bool>,
+    expected: BTreeMap<u64, (bool, String)>,
     next_ref: u64,
     summary: Summary,
     trace: VecDeque<String>,

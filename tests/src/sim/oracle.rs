@@ -88,6 +88,23 @@ impl Oracle {
         }
     }
 
+    /// What history holds of room `r` at `now`, for a failure's message.
+    pub(crate) fn describe(&self, r: usize, now: Instant) -> String {
+        let log = &self.rooms[r];
+        let ages: Vec<String> = log
+            .stored
+            .iter()
+            .rev()
+            .take(self.limit.max_messages + 1)
+            .map(|(offset, at)| format!("{offset}: {:?} old", now.saturating_duration_since(*at)))
+            .collect();
+        format!(
+            "epoch {:?}, newest first: {}",
+            log.epoch.map(|e| format!("{e:x}")),
+            ages.join(", ")
+        )
+    }
+
     /// The position of room `r`'s last message, if it has one.
     pub(crate) fn head(&self, r: usize) -> Option<Position> {
         let log = &self.rooms[r];

@@ -11,14 +11,7 @@ impl World {
             for id in ids {
                 progress |= self.pump_conn(id)?;
             }
-            while let Some(mut transmit) = self.hub.poll_transmit() {
-                progress = true;
-                self.observe(&transmit)?;
-                if let Some((bug, breaker)) = &mut self.planted {
-                    breaker.apply(*bug, &self.codec, &mut transmit);
-                }
-                self.route(transmit);
-            }
+            progress |= self.drain_hub()?;
             if !progress {
                 break;
             }
@@ -28,6 +21,21 @@ impl World {
             self.oracle.settle(r, present, self.now);
         }
         Ok(())
+    }
+
+    /// The hub's outputs, after each of its inputs as the hub task does, so the oracle has
+    /// seen every stored message before the next request is weighed.
+    fn drain_hub(&mut self) -> Result<bool, String> {
+        let mut progress = false;
+        while let Some(mut transmit) = self.hub.poll_transmit() {
+            progress = true;
+            self.observe(&transmit)?;
+            if let Some((bug, breaker)) = &mut self.planted {
+                breaker.apply(*bug, &self.codec, &mut transmit);
+            }
+            self.route(transmit);
+        }
+        Ok(progress)
     }
 
     /// One connection's session: its events to the hub, its transmits to the link.
@@ -56,10 +64,13 @@ impl World {
                             roomcast_core::envelope::Ref::Number(n) => *n,
                             _ => unreachable!("the simulation sends numbers"),
                         };
-                        let covered = self.oracle.covers(index(room.as_str()), *since, now);
-                        self.expected.insert(n, covered);
+                        let r = index(room.as_str());
+                        let covered = self.oracle.covers(r, *since, now);
+                        self.expected
+                            .insert(n, (covered, self.oracle.describe(r, now)));
                     }
                     self.hub.handle_request(now, hub_id, request);
+                    self.drain_hub()?;
                 }
                 SessionEvent::Closed(close) => {
                     match close.code {
