@@ -38,6 +38,13 @@ fn fixed_seeds_keep_every_promise() {
             Ok(summary) => total.add(&summary),
             Err(failure) => panic!("{failure}"),
         }
+        if (seed - first + 1) % 100 == 0 {
+            println!(
+                "{} seeds passed, {:.1?}",
+                seed - first + 1,
+                started.elapsed()
+            );
+        }
     }
     println!(
         "{seeds} seeds x {} steps in {:.1?}: {total:?}",

@@ -7,8 +7,19 @@ impl World {
     pub(super) fn act(&mut self) -> Result<(), String> {
         let c = self.rng.index(self.clients.len());
         let connected = self.clients[c].conn.is_some();
+        let sse = self.clients[c].kind == SessionKind::Sse;
+        // An SSE client sends nothing: it changes rooms by connecting again.
+        let talks = connected && !sse;
         match self.rng.below(100) {
-            0..30 if connected => {
+            30..40 if connected && sse => {
+                let r = self.rng.index(ROOMS);
+                if !self.clients[c].rooms.remove(&r) {
+                    self.clients[c].rooms.insert(r);
+                }
+                self.reset(c);
+                self.clients[c].reconnect_at = Some(self.now);
+            }
+            0..30 if talks => {
                 let joined: Vec<usize> = self.in_rooms(c);
                 if !joined.is_empty() {
                     let r = joined[self.rng.index(joined.len())];
@@ -21,14 +32,14 @@ impl World {
                     );
                 }
             }
-            30..40 if connected => {
+            30..40 if talks => {
                 // A room it is still leaving is joined again once the leave is answered.
                 let r = self.rng.index(ROOMS);
                 if !self.clients[c].views.contains_key(&r) && self.clients[c].rooms.insert(r) {
                     self.join(c, r);
                 }
             }
-            40..46 if connected => {
+            40..46 if talks => {
                 let joined = self.in_rooms(c);
                 if !joined.is_empty() {
                     let r = joined[self.rng.index(joined.len())];
@@ -38,7 +49,7 @@ impl World {
                     self.send(c, Request::Leave(r), message);
                 }
             }
-            46..52 if connected => {
+            46..52 if talks => {
                 let to = user(self.rng.index(USERS));
                 let data = Payload::from_json("2").expect("JSON");
                 self.send(c, Request::Direct, ClientMessage::Direct { to, data });
@@ -65,7 +76,7 @@ impl World {
             70..73 if connected => {
                 let conn = self.clients[c].conn.expect("connected");
                 if let Some(link) = self.conns.get_mut(&conn) {
-                    link.black_hole = true;
+                    link.black_hole = Some(self.now);
                 }
                 self.summary.black_holes += 1;
                 self.log(format!("c{c}: its link becomes a black hole"));
@@ -103,9 +114,21 @@ impl World {
             .collect()
     }
 
-    /// Joins room `r`, resuming from what the client saw there: its real position mostly, now
-    /// and then an older one, one history no longer covers, or one of a made-up epoch.
+    /// Joins room `r`, resuming from a [resume point](Self::resume_point).
     pub(super) fn join(&mut self, c: usize, r: usize) {
+        let since = self.resume_point(c, r);
+        self.clients[c].views.insert(r, View::Joining);
+        let message = ClientMessage::Join {
+            room: room(r),
+            since,
+        };
+        self.send(c, Request::Join { room: r, since }, message);
+    }
+
+    /// Where client `c` resumes room `r` from: what it saw there mostly, now and then an older
+    /// position, one history no longer covers, or one of a made-up epoch. It forgets what it
+    /// saw after that point: the replay brings it again.
+    fn resume_point(&mut self, c: usize, r: usize) -> Option<Position> {
         let mut since = self.clients[c].seen.get(&r).copied();
         if let Some(real) = since {
             since = match self.rng.below(20) {
@@ -125,12 +148,7 @@ impl World {
             Some(p) => self.clients[c].seen.insert(r, p),
             None => self.clients[c].seen.remove(&r),
         };
-        self.clients[c].views.insert(r, View::Joining);
-        let message = ClientMessage::Join {
-            room: room(r),
-            since,
-        };
-        self.send(c, Request::Join { room: r, since }, message);
+        since
     }
 
     /// A request from client `c` on its connection, with a fresh ref.
@@ -168,31 +186,43 @@ impl World {
     }
 
     pub(super) fn connect(&mut self, c: usize) -> Result<(), String> {
-        let client = &mut self.clients[c];
-        client.reconnect_at = None;
+        self.clients[c].reconnect_at = None;
+        let (kind, u) = (self.clients[c].kind, self.clients[c].user);
         let mut cursor = Cursor::new();
-        if let Some(position) = client.seen_user {
+        if let Some(position) = self.clients[c].seen_user {
             cursor
                 .set(Stream::User, position)
                 .map_err(|e| e.to_string())?;
         }
+        // SSE: its rooms and where it resumes them are in the connect (`?rooms=`, and
+        // `Last-Event-ID`), weighed by the oracle as the hub takes them.
+        let mut rooms = Vec::new();
+        if kind == SessionKind::Sse {
+            for r in self.clients[c].rooms.clone() {
+                let since = self.resume_point(c, r);
+                let expect = since.is_some_and(|since| self.oracle.covers(r, since, self.now));
+                if let Some(since) = since {
+                    let stream = Stream::Room(room(r));
+                    cursor.set(stream, since).map_err(|e| e.to_string())?;
+                }
+                let history = self.oracle.describe(r, self.now);
+                self.clients[c].resuming.insert(r, (since, expect, history));
+                self.clients[c].views.insert(r, View::In(BTreeSet::new()));
+                rooms.push(room(r));
+            }
+        }
         let connect = Connect {
-            user: user(client.user),
+            user: user(u),
             broadcast: false,
-            rooms: Vec::new(),
+            rooms,
             cursor: Some(cursor),
         };
         let hub_id = self
             .hub
             .connect(self.now, connect)
             .map_err(|e| e.to_string())?;
-        let mut session = Session::new(
-            SessionKind::WebSocket,
-            self.config.clone(),
-            self.codec.clone(),
-            self.now,
-        );
-        session.accept(self.now, hub_id, user(client.user));
+        let mut session = Session::new(kind, self.config.clone(), self.codec.clone(), self.now);
+        session.accept(self.now, hub_id, user(u));
         let conn = self.next_conn;
         self.next_conn += 1;
         let latency = Duration::from_millis(self.rng.between(1, 80));
@@ -203,7 +233,7 @@ impl World {
                 session,
                 hub_id,
                 latency,
-                black_hole: false,
+                black_hole: None,
                 last_up: self.now,
                 last_down: self.now,
             },
@@ -214,9 +244,10 @@ impl World {
         client.silent_deadline = Some(self.now + SILENCE);
         self.summary.connections += 1;
         self.log(format!("c{c}: connects as {hub_id} ({latency:?} away)"));
-        let rooms: Vec<usize> = self.clients[c].rooms.iter().copied().collect();
-        for r in rooms {
-            self.join(c, r);
+        if kind == SessionKind::WebSocket {
+            for r in self.clients[c].rooms.clone() {
+                self.join(c, r);
+            }
         }
         Ok(())
     }

@@ -69,7 +69,8 @@ impl World {
             let head = self.oracle.head(r);
             for (c, client) in self.clients.iter().enumerate() {
                 if let Some(View::In(seen)) = client.views.get(&r) {
-                    if seen != present {
+                    // An SSE client is not told the members at connect: it cannot know them.
+                    if client.kind == SessionKind::WebSocket && seen != present {
                         return Err(format!(
                             "quiet: c{c} sees {seen:?} in room{r}, not {present:?}"
                         ));

@@ -7,9 +7,11 @@ use std::time::Instant;
 
 use roomcast_core::cursor::{Position, Stream};
 use roomcast_core::envelope::{Ref, ServerMessage};
+use roomcast_core::session::SessionKind;
 
 pub(crate) struct Client {
     pub(crate) user: usize,
+    pub(crate) kind: SessionKind,
     /// The current connection, if any.
     pub(crate) conn: Option<u64>,
     /// Rooms it wants to be in, across connections.
@@ -28,6 +30,9 @@ pub(crate) struct Client {
     pub(crate) silent_deadline: Option<Instant>,
     /// The last user-stream message of the current connection.
     pub(crate) user_on_conn: Option<Position>,
+    /// SSE: each room's resume point in the connect cursor, what history said of it then,
+    /// until `streams` answers.
+    pub(crate) resuming: BTreeMap<usize, (Option<Position>, bool, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,11 +54,16 @@ pub(crate) enum Request {
 }
 
 impl Client {
-    pub(crate) fn new(user: usize) -> Self {
+    pub(crate) fn new(
+        user: usize,
+        kind: SessionKind,
+        rooms: impl IntoIterator<Item = usize>,
+    ) -> Self {
         Self {
             user,
+            kind,
             conn: None,
-            rooms: BTreeSet::new(),
+            rooms: rooms.into_iter().collect(),
             seen: BTreeMap::new(),
             seen_user: None,
             views: BTreeMap::new(),
@@ -62,6 +72,7 @@ impl Client {
             reconnect_at: None,
             silent_deadline: None,
             user_on_conn: None,
+            resuming: BTreeMap::new(),
         }
     }
 
@@ -73,6 +84,7 @@ impl Client {
         self.stalled_until = None;
         self.silent_deadline = None;
         self.user_on_conn = None;
+        self.resuming.clear();
     }
 
     pub(crate) fn is_reading(&self) -> bool {
@@ -165,8 +177,31 @@ impl Client {
             }
             ServerMessage::Streams { streams } => {
                 for start in streams {
-                    if start.stream == Stream::User {
-                        self.user_on_conn = Some(start.id);
+                    match &start.stream {
+                        Stream::User => self.user_on_conn = Some(start.id),
+                        Stream::Room(room) => {
+                            let r = index(room.as_str());
+                            let (since, expect, history) = self
+                                .resuming
+                                .remove(&r)
+                                .ok_or("streams for a room not asked")?;
+                            if let Some(since) = since {
+                                if start.recovered != Some(expect) {
+                                    return Err(format!(
+                                        "SSE room{r} from {since}: recovered {:?}, history says {expect} ({history})",
+                                        start.recovered
+                                    ));
+                                }
+                                if expect && start.id != since {
+                                    return Err(format!(
+                                        "SSE room{r}: resumed at {}, not {since}",
+                                        start.id
+                                    ));
+                                }
+                            }
+                            self.seen.insert(r, start.id);
+                        }
+                        Stream::All => {}
                     }
                 }
             }

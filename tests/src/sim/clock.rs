@@ -24,6 +24,11 @@ impl World {
     pub(super) fn next_due(&self) -> Option<Instant> {
         let packets = self.net.keys().next().map(|(at, _)| *at);
         let sessions = self.conns.values().filter_map(|c| c.session.poll_timeout());
+        let kernels = self
+            .conns
+            .values()
+            .filter_map(|c| c.black_hole)
+            .map(|at| at + KERNEL_GIVES_UP);
         let clients = self.clients.iter().flat_map(|c| {
             [c.stalled_until, c.reconnect_at, c.silent_deadline]
                 .into_iter()
@@ -33,6 +38,7 @@ impl World {
             .into_iter()
             .chain(self.hub.poll_timeout())
             .chain(sessions)
+            .chain(kernels)
             .chain(clients)
             .min()
     }
@@ -46,6 +52,13 @@ impl World {
         for conn in self.conns.values_mut() {
             if conn.session.poll_timeout().is_some_and(|at| at <= now) {
                 conn.session.handle_timeout(now);
+            }
+            if conn
+                .black_hole
+                .is_some_and(|at| at + KERNEL_GIVES_UP <= now)
+            {
+                conn.black_hole = Some(now); // once: the session is done after this
+                conn.session.handle_close(now, None);
             }
         }
         for c in 0..self.clients.len() {
@@ -65,8 +78,8 @@ impl World {
             if entry.key().0 > now {
                 break;
             }
-            let (conn, packet) = entry.remove();
-            self.arrive(conn, packet)?;
+            let (conn, c, packet) = entry.remove();
+            self.arrive(conn, c, packet)?;
         }
         Ok(())
     }

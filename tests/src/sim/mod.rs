@@ -1,7 +1,7 @@
 //! Deterministic simulation: the real hub and real sessions (roomcast-core), many clients, and
 //! a fake network on a virtual clock, all driven by one seed.
 //!
-//! Each client is a tab that survives its connections (see [`client`]). Links have a latency
+//! Each client is a tab that survives its connections (see [`client`]), over WebSocket or SSE. Links have a latency
 //! per connection and fail in the ways real ones do: a reset both ends see, a black hole (no
 //! FIN: the server finds out by its heartbeat, the client by silence), a reader that stops
 //! reading (the server closes it as a slow consumer), and reconnect storms. Clients resume from
@@ -56,6 +56,10 @@ const GRACE: Duration = Duration::from_secs(2);
 const PING_INTERVAL: Duration = Duration::from_secs(2);
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
 const QUEUE_BYTES: usize = 2048;
+const KEEP_ALIVE: Duration = Duration::from_secs(2);
+/// A black-holed link with data in flight is reset by the kernel after its retransmissions:
+/// how an SSE server, which hears nothing from its client, learns of it.
+const KERNEL_GIVES_UP: Duration = Duration::from_secs(10);
 /// A client gives up on a connection silent for the announced interval + timeout, and a bit.
 const SILENCE: Duration = Duration::from_millis(3500);
 /// Time run on at a quiet point: long enough for every detection, reconnect and grace.
@@ -153,7 +157,13 @@ pub fn run(seed: u64, options: &Options) -> Result<Summary, Failure> {
     let outcome = (|| {
         for _ in 0..options.clients {
             let c = world.clients.len();
-            world.clients.push(Client::new(c % USERS));
+            // Every fourth client reads SSE: one-way, its rooms fixed per connection.
+            let client = if c % 4 == 3 {
+                Client::new(c % USERS, SessionKind::Sse, [c % ROOMS])
+            } else {
+                Client::new(c % USERS, SessionKind::WebSocket, [])
+            };
+            world.clients.push(client);
             world.connect(c)?;
         }
         let quiet_every = (options.steps / 4).max(1);
@@ -192,7 +202,7 @@ struct World {
     by_session: BTreeMap<SessionId, u64>,
     next_conn: u64,
     /// In flight: (arrival, sequence) -> (connection, packet).
-    net: BTreeMap<(Instant, u64), (u64, Packet)>,
+    net: BTreeMap<(Instant, u64), (u64, usize, Packet)>,
     seq: u64,
     /// What arrived for a client that is not reading, in order.
     inbox: BTreeMap<usize, VecDeque<Down>>,
@@ -216,6 +226,7 @@ impl World {
             queue_bytes: QUEUE_BYTES,
             ping_interval: PING_INTERVAL,
             ping_timeout: PING_TIMEOUT,
+            keep_alive: KEEP_ALIVE,
             close_timeout: Duration::from_secs(1),
             ..SessionConfig::default()
         };

@@ -17,6 +17,7 @@ pub(super) enum Up {
 pub(super) enum Down {
     Frame(Shared),
     Ping,
+    KeepAlive,
     Close(Close),
 }
 
@@ -32,8 +33,8 @@ pub(super) struct Conn {
     pub(super) session: Session,
     pub(super) hub_id: SessionId,
     pub(super) latency: Duration,
-    /// Packets vanish both ways, and neither end is told.
-    pub(super) black_hole: bool,
+    /// Since when packets vanish both ways, neither end told.
+    pub(super) black_hole: Option<Instant>,
     /// The latest arrival scheduled each way: a link delivers in order.
     pub(super) last_up: Instant,
     pub(super) last_down: Instant,
@@ -44,9 +45,10 @@ impl World {
         let Some(link) = self.conns.get_mut(&conn) else {
             return;
         };
-        if link.black_hole {
+        if link.black_hole.is_some() {
             return;
         }
+        let client = link.client;
         let last = match packet {
             Packet::Up(_) => &mut link.last_up,
             Packet::Down(_) => &mut link.last_down,
@@ -54,19 +56,20 @@ impl World {
         let at = (self.now + link.latency).max(*last);
         *last = at;
         self.seq += 1;
-        self.net.insert((at, self.seq), (conn, packet));
+        self.net.insert((at, self.seq), (conn, client, packet));
     }
 
-    pub(super) fn arrive(&mut self, conn: u64, packet: Packet) -> Result<(), String> {
-        let Some(link) = self.conns.get_mut(&conn) else {
-            return Ok(()); // the server is done with it
-        };
-        if link.black_hole {
+    pub(super) fn arrive(&mut self, conn: u64, c: usize, packet: Packet) -> Result<(), String> {
+        let link = self.conns.get_mut(&conn);
+        if link.as_ref().is_some_and(|link| link.black_hole.is_some()) {
             return Ok(());
         }
         let now = self.now;
         match packet {
             Packet::Up(up) => {
+                let Some(link) = link else {
+                    return Ok(()); // the server is done with it
+                };
                 let session = &mut link.session;
                 match up {
                     Up::Text(text) => session.handle_text(now, &text).map_err(|e| e.to_string())?,
@@ -75,7 +78,7 @@ impl World {
                 }
             }
             Packet::Down(down) => {
-                let c = link.client;
+                // What the server sent before it let go still arrives.
                 if self.clients[c].conn != Some(conn) {
                     return Ok(()); // the client gave up on this connection
                 }
@@ -96,6 +99,7 @@ impl World {
             self.clients[c].silent_deadline = Some(self.now + SILENCE);
             match down {
                 Down::Ping => self.post(conn, Packet::Up(Up::Pong)),
+                Down::KeepAlive => {}
                 Down::Close(close) => {
                     self.post(conn, Packet::Up(Up::CloseEcho));
                     let why = format!(
@@ -114,6 +118,15 @@ impl World {
                         ServerMessage::Reply(_) => self.summary.answered += 1,
                         ServerMessage::Message { .. } => self.summary.received += 1,
                         _ => {}
+                    }
+                    if let ServerMessage::Streams { streams } = &message {
+                        for start in streams
+                            .iter()
+                            .filter(|s| matches!(s.stream, Stream::Room(_)))
+                        {
+                            self.summary.resumed += u64::from(start.recovered.is_some());
+                            self.summary.not_recovered += u64::from(start.recovered == Some(false));
+                        }
                     }
                     if let ServerMessage::Reply(reply) = &message {
                         if reply.recovered.is_some() {

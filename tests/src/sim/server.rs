@@ -90,7 +90,7 @@ impl World {
         let reading = self.clients[c].is_reading();
         let conn = self.conns.get_mut(&id).expect("listed");
         let mut out = Vec::new();
-        if reading || conn.black_hole {
+        if reading || conn.black_hole.is_some() {
             while let Some(transmit) = conn.session.poll_transmit(now) {
                 out.push(transmit);
             }
@@ -101,6 +101,7 @@ impl World {
             let down = match transmit {
                 session::Transmit::Frame(delivery) => Down::Frame(delivery),
                 session::Transmit::Ping => Down::Ping,
+                session::Transmit::KeepAlive => Down::KeepAlive,
                 session::Transmit::Close(close) => Down::Close(close),
                 _ => continue,
             };
@@ -121,9 +122,18 @@ impl World {
             return Ok(());
         };
         for delivery in deliveries {
-            let Ok(ServerMessage::Reply(reply)) = self.codec.decode_server(delivery.frame.as_str())
-            else {
-                continue;
+            let reply = match self.codec.decode_server(delivery.frame.as_str()) {
+                Ok(ServerMessage::Reply(reply)) => reply,
+                Ok(ServerMessage::Streams { streams }) => {
+                    for start in streams {
+                        if let Stream::Room(room) = start.stream {
+                            self.oracle
+                                .saw_epoch(index(room.as_str()), start.id.epoch)?;
+                        }
+                    }
+                    continue;
+                }
+                _ => continue,
             };
             if let (Some(room), Some(id)) = (&reply.room, reply.id) {
                 let r = index(room.as_str());
