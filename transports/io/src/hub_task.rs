@@ -2,6 +2,8 @@
 //! [`HubHandle`]. It never waits on a session: deliveries go into each session's bounded channel
 //! with `try_send`, and a session whose channel is full is dropped as a slow consumer.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use async_channel::{Receiver, Sender, TrySendError};
@@ -48,6 +50,8 @@ enum Command {
     Request {
         session: SessionId,
         request: ClientEnvelope,
+        /// Held until the hub has handled the request: see [`InFlight`].
+        ticket: Option<Ticket>,
     },
     Disconnect {
         session: SessionId,
@@ -133,7 +137,33 @@ impl HubHandle {
         session: SessionId,
         request: ClientEnvelope,
     ) -> Result<(), HubGone> {
-        self.send(Command::Request { session, request }).await
+        self.send(Command::Request {
+            session,
+            request,
+            ticket: None,
+        })
+        .await
+    }
+
+    /// Forwards a session's request, holding `ticket` until the hub has handled it.
+    pub(crate) async fn request_with(
+        &self,
+        session: SessionId,
+        request: ClientEnvelope,
+        ticket: Ticket,
+    ) -> Result<(), HubGone> {
+        self.send(Command::Request {
+            session,
+            request,
+            ticket: Some(ticket),
+        })
+        .await
+    }
+
+    /// How many of one session's requests may wait for the hub at once: a quarter of its
+    /// delivery channel, so their answers always fit in it (see [`InFlight`]).
+    pub(crate) fn requests_in_flight(&self) -> usize {
+        (self.session_capacity / 4).max(1)
     }
 
     /// Removes a session (its connection ended).
@@ -227,6 +257,48 @@ impl std::fmt::Display for ConnectError {
 
 impl std::error::Error for ConnectError {}
 
+/// One session's requests that the hub has not handled yet.
+///
+/// The hub answers each request into the session's bounded delivery channel, and never waits:
+/// a client that pipelines more requests than the channel holds would be dropped as a slow
+/// consumer although it reads every answer. So a session forwards a request only with a
+/// [`Ticket`], and stops reading its client while [`HubHandle::requests_in_flight`] are out:
+/// the client's own TCP window then holds the rest.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    count: AtomicUsize,
+    handled: event_listener::Event,
+}
+
+impl InFlight {
+    /// A ticket, once fewer than `limit` requests are in flight. Only the session's own task
+    /// takes tickets, so the count cannot rise between the check and the take.
+    pub(crate) async fn ticket(self: &Arc<Self>, limit: usize) -> Ticket {
+        loop {
+            if self.count.load(Ordering::Acquire) < limit {
+                self.count.fetch_add(1, Ordering::AcqRel);
+                return Ticket(Arc::clone(self));
+            }
+            let listener = self.handled.listen();
+            if self.count.load(Ordering::Acquire) < limit {
+                continue;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// A request in flight; dropped by the hub once handled.
+#[derive(Debug)]
+pub(crate) struct Ticket(Arc<InFlight>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.handled.notify(usize::MAX);
+    }
+}
+
 /// The sessions' delivery channels, indexed by `SessionId::index`.
 struct Channels {
     slots: Vec<Option<(SessionId, Sender<Deliveries>)>>,
@@ -271,7 +343,11 @@ impl Channels {
     }
 }
 
+/// Inputs a task handles in a row before it lets others run.
+pub(crate) const YIELD_EVERY: u64 = 32;
+
 async fn run_hub<R: Runtime>(runtime: R, mut hub: Hub, commands: Receiver<Command>) {
+    let mut handled: u64 = 0;
     let mut channels = Channels {
         slots: Vec::new(),
         full: Vec::new(),
@@ -326,6 +402,12 @@ async fn run_hub<R: Runtime>(runtime: R, mut hub: Hub, commands: Receiver<Comman
             None => Some(commands.recv().await),
         };
         let now = runtime.now();
+        handled += 1;
+        if handled % YIELD_EVERY == 0 {
+            // An executor without a budget (smol's) would otherwise run this task for as long
+            // as commands keep coming, and every session on its thread would wait.
+            futures_lite::future::yield_now().await;
+        }
         match command {
             None => hub.handle_timeout(now),
             Some(Ok(command)) => handle(&mut hub, &mut channels, now, command),
@@ -348,7 +430,14 @@ fn handle(hub: &mut Hub, channels: &mut Channels, now: Instant, command: Command
             }
             let _ = reply.try_send(result);
         }
-        Command::Request { session, request } => hub.handle_request(now, session, request),
+        Command::Request {
+            session,
+            request,
+            ticket,
+        } => {
+            hub.handle_request(now, session, request);
+            drop(ticket); // handled: its answers are queued
+        }
         Command::Disconnect { session } => {
             channels.remove(session);
             hub.disconnect(now, session);

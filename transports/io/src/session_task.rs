@@ -1,6 +1,7 @@
 //! The session run loop: one task per connection drives a [`Session`] between its transport, its
 //! hub channel and its timer.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_channel::Receiver;
@@ -14,7 +15,7 @@ use roomcast_core::session::{
     Session, SessionConfig, SessionEvent, SessionKind, SessionState, Transmit,
 };
 
-use crate::hub_task::{ConnectError, Deliveries, HubHandle};
+use crate::hub_task::{ConnectError, Deliveries, HubHandle, InFlight, YIELD_EVERY};
 use crate::observer::Observe;
 use crate::runtime::Runtime;
 use crate::shutdown::Shutdown;
@@ -146,13 +147,17 @@ pub async fn run_registered<R: Runtime, T: Transport>(
     let mut session = Session::new(options.kind, options.config, options.codec, start);
     session.accept(runtime.now(), id, registered.user.clone());
     let mut disconnected = false;
+    let (in_flight, limit) = (Arc::new(InFlight::default()), hub.requests_in_flight());
+    let mut inputs: u64 = 0;
     let ended = loop {
         // Outputs: events first (a request's answer comes back through the hub), then transmits.
         while let Some(event) = session.poll_event() {
             match event {
                 SessionEvent::Request(request) | SessionEvent::App(request) => {
                     observer.inbound(transport_name, request.message.kind());
-                    let forwarded = hub.request(id, request).await;
+                    // At the limit, wait: the client is not read meanwhile.
+                    let ticket = in_flight.ticket(limit).await;
+                    let forwarded = hub.request_with(id, request, ticket).await;
                     if forwarded.is_err() {
                         session.close(
                             runtime.now(),
@@ -183,7 +188,12 @@ pub async fn run_registered<R: Runtime, T: Transport>(
                 .cloned()
                 .map_or(Ended::Lost, Ended::Closed);
         }
-        // One input.
+        // One input; now and then a yield, for a client that never stops sending would keep
+        // an executor without a budget (smol's) on this task.
+        inputs += 1;
+        if inputs % YIELD_EVERY == 0 {
+            future::yield_now().await;
+        }
         match next_input(
             runtime,
             &session,
