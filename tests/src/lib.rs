@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod http;
+pub mod proxy;
 pub mod sim;
 
 use std::future::Future;
@@ -72,6 +73,21 @@ pub fn stream_entry(streams: &Value, stream: &str) -> Value {
         .clone()
 }
 
+/// A listener on 127.0.0.1:`port`, for a server that takes over the port of one that stopped:
+/// retried every 20 ms, within `WAIT`, while the old server's accept loop lets go of it.
+pub async fn listen_on(port: u16) -> std::net::TcpListener {
+    let tries = WAIT.as_millis() / 20;
+    let mut last = None;
+    for _ in 0..tries {
+        match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(listener) => return listener,
+            Err(error) => last = Some(error),
+        }
+        smol::Timer::after(Duration::from_millis(20)).await;
+    }
+    panic!("127.0.0.1:{port} still taken after {WAIT:?}: {last:?}");
+}
+
 /// A roomcast server on an ephemeral loopback port, serving until the test process ends.
 pub struct Server {
     pub addr: SocketAddr,
@@ -87,10 +103,24 @@ impl Server {
         session_capacity: usize,
     ) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        Self::start_on(flavor, listener, config, options, session_capacity, 7).await
+    }
+
+    /// As [`start`](Self::start), on this listener (see [`listen_on`]), with this hub seed: a
+    /// server restarted on the same port gets a fresh hub whose stream epochs differ, as
+    /// `roomcast serve` seeds each process anew.
+    pub async fn start_on(
+        flavor: Flavor,
+        listener: std::net::TcpListener,
+        config: HubConfig,
+        options: Options,
+        session_capacity: usize,
+        seed: u64,
+    ) -> Self {
         let addr = listener.local_addr().expect("local address");
         listener.set_nonblocking(true).expect("non-blocking");
         let shutdown = options.session.shutdown.clone();
-        let hub = Hub::new(config, 7);
+        let hub = Hub::new(config, seed);
         let hub = match flavor {
             Flavor::Smol => {
                 let hub = spawn_hub(&SmolRuntime, hub, 1024, session_capacity);
