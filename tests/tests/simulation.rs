@@ -95,6 +95,7 @@ fn caught(bug: Planted, what: &str) {
                 failure.message.contains(what),
                 "{bug:?} caught as: {failure}"
             );
+            println!("{bug:?} caught: seed {seed}, step {}", failure.step);
             return;
         }
     }
