@@ -1,0 +1,405 @@
+//! `fanout-ws` and `fanout-sse`: C receivers in one room, one publisher sending K stamped
+//! messages, paced and then as bursts. Every receiver checks it gets all K in order.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::client::{AbortOnDrop, Setup, gate, stamp};
+use super::http::roomcast_counters;
+use super::peers::{Publisher, receive, receiver_open};
+use super::procs::{ServerProc, own_cpu_time};
+use super::report::Report;
+use super::scenarios::KINDS;
+use super::scenarios::{finish, name, pair, secs, start};
+use super::stats::{Histogram, now_ns, per_sec, quantile_exact_ms};
+use super::{Ctx, Kind, wait_quiet};
+
+/// No delivery for this long after the last publish: the rest are not coming.
+const STALL: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Ws,
+    Sse,
+}
+
+/// One publishing run, as measured.
+pub(crate) struct RunResult {
+    pub(crate) name: &'static str,
+    pub(crate) deliveries_per_s: Option<f64>,
+    pub(crate) last_p50_ms: Option<f64>,
+    pub(crate) last_p99_ms: Option<f64>,
+    pub(crate) delivery_p99_ms: Option<f64>,
+    pub(crate) lost: u64,
+    pub(crate) out_of_order: u64,
+    /// The server's CPU time, and the load clients' (this process), over the run.
+    pub(crate) cpu: Duration,
+    pub(crate) client_cpu: Duration,
+}
+
+pub(crate) struct FanoutResult {
+    pub(crate) runs: Vec<RunResult>,
+    /// Receivers whose connection ended, by reason.
+    pub(crate) closes: BTreeMap<String, u64>,
+    pub(crate) publish_errors: u64,
+    pub(crate) errors: Vec<String>,
+    /// roomcast's own counters before each run and at the end.
+    pub(crate) counters: Vec<String>,
+}
+
+impl FanoutResult {
+    /// The run named `name`; of several (the bursts), the one with the median deliveries/s.
+    pub(crate) fn pick(&self, name: &str) -> Option<&RunResult> {
+        let mut runs: Vec<&RunResult> = self.runs.iter().filter(|r| r.name == name).collect();
+        runs.sort_by(|a, b| {
+            a.deliveries_per_s
+                .partial_cmp(&b.deliveries_per_s)
+                .expect("no NaN")
+        });
+        runs.get(runs.len() / 2).copied()
+    }
+
+    /// Messages lost over every run named `name`.
+    pub(crate) fn lost(&self, name: &str) -> u64 {
+        self.runs
+            .iter()
+            .filter(|r| r.name == name)
+            .map(|r| r.lost)
+            .sum()
+    }
+}
+
+struct RunStats {
+    expected: u64,
+    delivered: AtomicU64,
+    out_of_order: AtomicU64,
+    last_receipt: Vec<AtomicU64>,
+    latency: Histogram,
+}
+
+/// What every receiver records into.
+pub(crate) struct Shared {
+    runs: Vec<RunStats>,
+    closes: Mutex<BTreeMap<String, u64>>,
+    pub(crate) publish_errors: AtomicU64,
+}
+
+/// Where one receiver is: the run it is in and the sequence number it expects next.
+pub(crate) struct Cursor {
+    run: usize,
+    next: u64,
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Self {
+            run: usize::MAX,
+            next: 0,
+        }
+    }
+}
+
+impl Shared {
+    pub(crate) fn on_text(&self, cursor: &mut Cursor, text: &str) {
+        let Some((run, seq, sent)) = stamp(text) else {
+            return;
+        };
+        let now = now_ns();
+        let Some(stats) = self.runs.get(run) else {
+            return;
+        };
+        if cursor.run != run {
+            *cursor = Cursor { run, next: 0 };
+        }
+        if seq < cursor.next {
+            stats.out_of_order.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // A gap (seq > next) is counted as lost at the end: expected minus delivered.
+        cursor.next = seq + 1;
+        stats.delivered.fetch_add(1, Ordering::Relaxed);
+        stats.latency.record_ns(now.saturating_sub(sent));
+        if let Some(slot) = stats.last_receipt.get(seq as usize) {
+            slot.fetch_max(now, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn closed(&self, reason: String) {
+        *self
+            .closes
+            .lock()
+            .expect("not poisoned")
+            .entry(reason)
+            .or_default() += 1;
+    }
+}
+
+/// The runs: (name, messages, rate per second or `None` for a burst). Bursts are repeated and
+/// the median reported: one burst of a few thousand deliveries is over in milliseconds.
+pub(crate) fn plan(ctx: &Ctx) -> Vec<(&'static str, u64, Option<f64>)> {
+    let mut plan = vec![("paced", ctx.paced_messages, Some(ctx.paced_rate))];
+    plan.extend((0..ctx.repeats).map(|_| ("burst", ctx.messages, None)));
+    plan
+}
+
+pub(crate) async fn run(
+    ctx: &Ctx,
+    server: &ServerProc,
+    kind: Kind,
+    transport: Transport,
+    deadline: Instant,
+) -> Result<FanoutResult, String> {
+    let plan = plan(ctx);
+    let c = ctx.connections as u64;
+    let shared = Arc::new(Shared {
+        runs: plan
+            .iter()
+            .map(|&(_, k, _)| RunStats {
+                expected: c * k,
+                delivered: AtomicU64::new(0),
+                out_of_order: AtomicU64::new(0),
+                last_receipt: (0..k).map(|_| AtomicU64::new(0)).collect(),
+                latency: Histogram::new(),
+            })
+            .collect(),
+        closes: Mutex::default(),
+        publish_errors: AtomicU64::new(0),
+    });
+    let addr = server.addr;
+    let setup = Arc::new(Setup::default());
+    let gate = gate(ctx.concurrency);
+    let mut tasks = Vec::with_capacity(ctx.connections + 1);
+    for i in 0..ctx.connections {
+        let (setup, gate, shared) = (setup.clone(), gate.clone(), shared.clone());
+        tasks.push(AbortOnDrop(tokio::spawn(async move {
+            let permit = gate.acquire_owned().await;
+            let opened = receiver_open(addr, kind, transport, i).await;
+            drop(permit);
+            match opened {
+                Ok(receiver) => {
+                    setup.ready.fetch_add(1, Ordering::Relaxed);
+                    receive(receiver, &shared).await;
+                }
+                Err(error) => setup.fail(error),
+            }
+        })));
+    }
+    let bar = ctx.bar(c, "receivers connected");
+    setup.wait(ctx.connections, deadline, &bar).await?;
+    bar.finish_and_clear();
+
+    let mut publisher = Publisher::open(addr, kind, transport, &shared, &mut tasks).await?;
+    let mut runs = Vec::new();
+    let mut errors = Vec::new();
+    let mut counters = Vec::new();
+    for (index, &(name, k, rate)) in plan.iter().enumerate() {
+        // Let set-up traffic (roomcast's presence diffs, the previous run) finish first.
+        wait_quiet(server, deadline).await;
+        if kind == Kind::Roomcast {
+            counters.push(format!(
+                "before {name} {index}: {}",
+                roomcast_counters(addr).await
+            ));
+        }
+        let (cpu_before, client_before) = (server.cpu_time(), own_cpu_time());
+        let stats = &shared.runs[index];
+        let bar = ctx.bar(stats.expected, &format!("{name}: deliveries"));
+        let sent = match publisher.publish(ctx, index, k, rate, deadline, &bar).await {
+            Ok(sent) => sent,
+            Err(error) => {
+                errors.push(format!("{name}: {error}"));
+                break;
+            }
+        };
+        // Wait for the stragglers: until 2 s pass without a delivery (a receiver that was
+        // closed never catches up), 10 s after the last publish, or the deadline.
+        let drain = deadline.min(Instant::now() + Duration::from_secs(10));
+        let (mut seen, mut progress) = (0, Instant::now());
+        loop {
+            let delivered = stats.delivered.load(Ordering::Relaxed);
+            if delivered != seen {
+                (seen, progress) = (delivered, Instant::now());
+            }
+            let now = Instant::now();
+            if delivered >= stats.expected || now >= drain || now - progress > STALL {
+                break;
+            }
+            bar.set_position(delivered);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        bar.finish_and_clear();
+        let cpu = server.cpu_time().saturating_sub(cpu_before);
+        let client_cpu = own_cpu_time().saturating_sub(client_before);
+        runs.push(summarize(name, stats, &sent, cpu, client_cpu));
+        if Instant::now() >= deadline {
+            errors.push(format!("{name}: the deadline passed"));
+            break;
+        }
+    }
+    if kind == Kind::Roomcast {
+        counters.push(format!("at the end: {}", roomcast_counters(addr).await));
+    }
+    let closes = shared.closes.lock().expect("not poisoned").clone();
+    Ok(FanoutResult {
+        runs,
+        closes,
+        publish_errors: shared.publish_errors.load(Ordering::Relaxed),
+        errors,
+        counters,
+    })
+}
+
+fn summarize(
+    name: &'static str,
+    stats: &RunStats,
+    sent: &[u64],
+    cpu: Duration,
+    client_cpu: Duration,
+) -> RunResult {
+    let delivered = stats.delivered.load(Ordering::Relaxed);
+    let receipts: Vec<u64> = stats
+        .last_receipt
+        .iter()
+        .map(|t| t.load(Ordering::Relaxed))
+        .collect();
+    let last = receipts.iter().copied().max().unwrap_or(0);
+    let first = sent.first().copied().unwrap_or(0);
+    let mut per_message: Vec<u64> = receipts
+        .iter()
+        .zip(sent)
+        .filter(|(receipt, _)| **receipt > 0)
+        .map(|(receipt, sent)| receipt.saturating_sub(*sent))
+        .collect();
+    RunResult {
+        name,
+        deliveries_per_s: per_sec(delivered, Duration::from_nanos(last.saturating_sub(first))),
+        last_p50_ms: quantile_exact_ms(&mut per_message, 0.5),
+        last_p99_ms: quantile_exact_ms(&mut per_message, 0.99),
+        delivery_p99_ms: stats.latency.quantile_ms(0.99),
+        lost: stats.expected.saturating_sub(delivered),
+        out_of_order: stats.out_of_order.load(Ordering::Relaxed),
+        cpu,
+        client_cpu,
+    }
+}
+
+/// The `fanout-ws` or `fanout-sse` scenario: roomcast, then the baseline.
+pub(super) async fn report(ctx: &Ctx, transport: Transport) -> Report {
+    let (scenario, baseline) = match transport {
+        Transport::Ws => ("fanout-ws", "ws"),
+        Transport::Sse => ("fanout-sse", "sse"),
+    };
+    let mut report = Report::new(scenario);
+    report.param("connections", ctx.connections);
+    report.param("burst_messages", ctx.messages);
+    report.param("paced_messages", ctx.paced_messages);
+    report.param("paced_per_s", ctx.paced_rate);
+    report.param("size", ctx.size);
+    let mut results = [None, None];
+    for (i, kind) in KINDS.into_iter().enumerate() {
+        let mark = report.mark();
+        let server = match start(ctx, &mut report, kind, baseline).await {
+            Ok(server) => server,
+            Err(error) => {
+                report.errors.push(format!("{}: {error}", name(kind)));
+                continue;
+            }
+        };
+        match run(ctx, &server, kind, transport, ctx.deadline()).await {
+            Ok(result) => {
+                let expected = plan(ctx).len();
+                if result.runs.len() < expected {
+                    report.errors.push(format!(
+                        "{}: {} of {expected} runs completed",
+                        name(kind),
+                        result.runs.len()
+                    ));
+                }
+                for error in &result.errors {
+                    report.errors.push(format!("{}: {error}", name(kind)));
+                }
+                for run in &result.runs {
+                    report.lost += run.lost;
+                    if run.out_of_order > 0 {
+                        report.errors.push(format!(
+                            "{}: {} {} messages out of order",
+                            name(kind),
+                            run.out_of_order,
+                            run.name
+                        ));
+                    }
+                }
+                if result.publish_errors > 0 {
+                    report.errors.push(format!(
+                        "{}: {} publish errors",
+                        name(kind),
+                        result.publish_errors
+                    ));
+                }
+                if !result.closes.is_empty() || report.lost > 0 {
+                    for counters in &result.counters {
+                        report
+                            .notes
+                            .push(format!("{} /metrics {counters}", name(kind)));
+                    }
+                }
+                if !result.closes.is_empty() {
+                    let closed: u64 = result.closes.values().sum();
+                    report.notes.push(format!(
+                        "{0}: {closed} of {1} receivers closed (set-up or runs): {2:?}; {0}'s \
+                         figures cover only the receivers still connected",
+                        name(kind),
+                        ctx.connections,
+                        result.closes
+                    ));
+                }
+                results[i] = Some(result);
+            }
+            Err(error) => report.errors.push(format!("{}: {error}", name(kind))),
+        }
+        finish(server, &mut report, mark);
+    }
+    fanout_rows(ctx, &mut report, &results);
+    report
+}
+
+/// The paced run and the median burst, for both servers.
+fn fanout_rows(ctx: &Ctx, report: &mut Report, results: &[Option<FanoutResult>; 2]) {
+    type Figure = fn(&RunResult) -> Option<f64>;
+    let figures: [(&str, &str, Figure); 6] = [
+        ("deliveries/s", "deliveries_per_s", |r| r.deliveries_per_s),
+        ("publish to last receipt p50 (ms)", "last_p50_ms", |r| {
+            r.last_p50_ms
+        }),
+        ("publish to last receipt p99 (ms)", "last_p99_ms", |r| {
+            r.last_p99_ms
+        }),
+        ("delivery p99 (ms)", "delivery_p99_ms", |r| {
+            r.delivery_p99_ms
+        }),
+        ("server CPU (s)", "cpu_s", |r| secs(r.cpu)),
+        ("client CPU (s)", "client_cpu_s", |r| secs(r.client_cpu)),
+    ];
+    for run in ["paced", "burst"] {
+        let label = match run {
+            "paced" => format!("paced {}/s", ctx.paced_rate),
+            _ => format!("burst (median of {})", ctx.repeats),
+        };
+        for (text, key, figure) in figures {
+            // Paced deliveries/s only says how fast the publisher was told to go.
+            if run == "paced" && key == "deliveries_per_s" {
+                continue;
+            }
+            let values = pair(results, |r| r.pick(run).and_then(figure));
+            report.row(format!("{label}: {text}"), format!("{run}_{key}"), values);
+        }
+        let lost = pair(results, |r| Some(r.lost(run) as f64));
+        report.row(
+            format!("{run}: lost (all runs)"),
+            format!("{run}_lost"),
+            lost,
+        );
+    }
+}

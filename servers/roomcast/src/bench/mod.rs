@@ -1,0 +1,267 @@
+//! `roomcast bench`: a bounded load generator on 127.0.0.1 that measures roomcast against two
+//! minimal baselines in the same run. The servers run in child processes of their own (their
+//! memory and CPU are read from `/proc`); the load clients share one small tokio runtime here.
+
+pub(crate) mod baseline;
+mod churn;
+mod client;
+mod echo;
+mod fanout;
+mod http;
+mod idle;
+mod peers;
+mod procs;
+mod report;
+mod scenarios;
+mod stats;
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use procs::ServerProc;
+
+/// The one room of the fan-out scenarios.
+const ROOM: &str = "bench";
+
+/// `roomcast bench`'s flags. Those marked "short" take a smaller default under `--short`.
+#[derive(Args, Debug)]
+pub(crate) struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum)]
+    scenario: Scenario,
+    /// Connections (receivers, echo sockets, idle connections). [default: 1000; short: 200]
+    #[arg(long, short = 'c', value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    connections: Option<u32>,
+    /// Messages the fan-out publisher sends in each burst run. [default: 100; short: 50]
+    #[arg(long, short = 'k')]
+    messages: Option<u64>,
+    /// Repeats of each timed run (each fan-out burst, each echo size); the median is reported,
+    /// so one run disturbed by another process on the machine does not decide.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Messages per second of the paced fan-out run. [default: 2; short: 20]
+    #[arg(long)]
+    paced: Option<f64>,
+    /// Messages of the paced fan-out run. [default: 20; short: 10]
+    #[arg(long)]
+    paced_messages: Option<u64>,
+    /// Payload bytes of a fan-out message (the JSON `data`, stamp included; at least 48).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Round trips per echo socket, for each payload size and repeat. [default: 50; short: 50]
+    #[arg(long)]
+    echo_messages: Option<u64>,
+    /// Echo payload sizes in bytes.
+    #[arg(long, value_delimiter = ',', default_values_t = [64, 1024])]
+    echo_sizes: Vec<usize>,
+    /// How long each server is churned. [default: 5s; short: 1s]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    churn_time: Option<Duration>,
+    /// Concurrent connect-disconnect loops in `churn`.
+    #[arg(long, default_value_t = 50)]
+    churn_workers: usize,
+    /// Cap on one server's part of a scenario; past it the run reports what completed and
+    /// fails. [default: 120s; short: 30s]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Connections opened (and, for roomcast, joined) at once while setting up, so the listen
+    /// backlog is never overrun. [default: 200; short: 4, under which roomcast's hub does not
+    /// drop joining members as slow consumers, so the check measures throughput]
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Worker threads of each server under test: SMOL_THREADS for roomcast, tokio workers for
+    /// the baselines, the same for both.
+    #[arg(long, default_value_t = 1)]
+    server_threads: usize,
+    /// Worker threads of the load clients' tokio runtime.
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Another argument for `roomcast serve` (repeat for more): `--serve-arg=--queue-bytes=65536`.
+    #[arg(long = "serve-arg", allow_hyphen_values = true)]
+    serve_args: Vec<String>,
+    /// A small, fast configuration, for CI.
+    #[arg(long)]
+    short: bool,
+    /// Also fail when roomcast's throughput ratio to the baseline falls below the floors that
+    /// `docs/performance.md` gives (about half the ratios measured in short mode).
+    #[arg(long)]
+    check: bool,
+    /// Print only the JSON lines, one per scenario, on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// WebSocket echo: messages/s and round trip, 64 B and 1 KiB.
+    Echo,
+    /// One room over WebSocket: paced and burst fan-out.
+    FanoutWs,
+    /// One room over SSE, published by HTTP POST.
+    FanoutSse,
+    /// Server memory per idle WebSocket and SSE connection.
+    Idle,
+    /// Connect, join, leave, disconnect cycles per second.
+    Churn,
+    /// Every scenario, in that order.
+    All,
+}
+
+/// Which server a run is against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Roomcast,
+    Baseline,
+}
+
+/// The resolved settings every scenario reads.
+pub(crate) struct Ctx {
+    connections: usize,
+    messages: u64,
+    repeats: usize,
+    paced_rate: f64,
+    paced_messages: u64,
+    size: usize,
+    echo_messages: u64,
+    echo_sizes: Vec<usize>,
+    churn_time: Duration,
+    churn_workers: usize,
+    duration: Duration,
+    concurrency: usize,
+    server_threads: usize,
+    serve_args: Vec<String>,
+    json: bool,
+    progress: bool,
+}
+
+impl Ctx {
+    /// A progress bar on a terminal; hidden with `--json` or when stderr is not a terminal.
+    fn bar(&self, len: u64, message: &str) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let style = ProgressStyle::with_template("  {msg:32} {bar:30} {pos}/{len} {elapsed}")
+            .expect("a valid template");
+        ProgressBar::new(len)
+            .with_style(style)
+            .with_message(message.to_owned())
+    }
+
+    /// A line for people, on stderr; quiet with `--json`.
+    fn say(&self, line: &str) {
+        if !self.json {
+            eprintln!("{line}");
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.duration
+    }
+}
+
+pub(crate) fn run(args: BenchArgs) -> Result<(), String> {
+    let short = args.short;
+    let mut ctx = Ctx {
+        connections: args.connections.unwrap_or(pick(short, 1000, 200)) as usize,
+        messages: args.messages.unwrap_or(pick(short, 100, 50)).max(1),
+        repeats: args.repeats.max(1),
+        paced_rate: args.paced.unwrap_or(pick(short, 2.0, 20.0)),
+        paced_messages: args.paced_messages.unwrap_or(pick(short, 20, 10)).max(1),
+        size: args.size.max(48),
+        echo_messages: args.echo_messages.unwrap_or(50).max(1),
+        echo_sizes: args.echo_sizes,
+        churn_time: args.churn_time.unwrap_or(pick(
+            short,
+            Duration::from_secs(5),
+            Duration::from_secs(1),
+        )),
+        churn_workers: args.churn_workers,
+        duration: args.duration.unwrap_or(pick(
+            short,
+            Duration::from_secs(120),
+            Duration::from_secs(30),
+        )),
+        concurrency: args.concurrency.unwrap_or(pick(short, 200, 4)).max(1),
+        server_threads: args.server_threads.max(1),
+        serve_args: args.serve_args,
+        json: args.json,
+        progress: !args.json && std::io::stderr().is_terminal(),
+    };
+    if !ctx.paced_rate.is_finite() || ctx.paced_rate <= 0.0 {
+        return Err("--paced must be a positive rate".into());
+    }
+    let limit = procs::raise_fd_limit();
+    match &limit.refused {
+        None => ctx.say(&format!(
+            "open files: soft limit {} -> {} (hard {})",
+            limit.before, limit.soft, limit.hard
+        )),
+        Some(error) => eprintln!(
+            "open files: the kernel refused to raise the soft limit from {} to {}: {error}",
+            limit.before, limit.hard
+        ),
+    }
+    // Each side holds C sockets plus a margin (publisher, listeners, logs, the runtime).
+    let fit = (limit.soft as usize).saturating_sub(256).max(1);
+    if ctx.connections > fit {
+        eprintln!(
+            "open files: capping --connections at {fit} (asked for {}): the limit is {}",
+            ctx.connections, limit.soft
+        );
+        ctx.connections = fit;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let started = Instant::now();
+    let reports = runtime.block_on(scenarios::run_all(&ctx, args.scenario));
+    let mut failures: Vec<String> = reports
+        .iter()
+        .filter(|report| !report.ok())
+        .map(|report| format!("{} failed", report.scenario))
+        .collect();
+    if args.check {
+        failures.extend(scenarios::check(&reports));
+    }
+    ctx.say(&format!(
+        "bench took {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    if failures.is_empty() {
+        if args.check {
+            ctx.say("check: ok");
+        }
+        Ok(())
+    } else {
+        Err(format!("bench: {}", failures.join("; ")))
+    }
+}
+
+/// The full default, or the small one under `--short`.
+fn pick<T>(short: bool, full: T, small: T) -> T {
+    if short { small } else { full }
+}
+
+/// Waits until the server's CPU use falls under about 10 % for 200 ms: set-up traffic (such as
+/// roomcast's presence diffs to every member) is written before anything is timed. Bounded by
+/// `deadline` and 30 s.
+async fn wait_quiet(server: &ServerProc, deadline: Instant) {
+    let until = deadline.min(Instant::now() + Duration::from_secs(30));
+    let mut quiet = 0;
+    let mut last = server.cpu_time();
+    while quiet < 2 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = server.cpu_time();
+        quiet = if now.saturating_sub(last) <= Duration::from_millis(10) {
+            quiet + 1
+        } else {
+            0
+        };
+        last = now;
+    }
+}

@@ -1,0 +1,192 @@
+//! The servers under test as child processes of the bench tool (so their memory and CPU are
+//! their own), free ports, `/proc` readings and the open-file limit.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a server process is started with, printed so every run can be repeated by hand.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerSpec {
+    /// `roomcast` or `baseline`.
+    pub(crate) label: &'static str,
+    pub(crate) args: Vec<String>,
+    pub(crate) env: Vec<(String, String)>,
+}
+
+impl ServerSpec {
+    /// The command line, as a person would type it.
+    pub(crate) fn command_line(&self) -> String {
+        let env = self.env.iter().map(|(k, v)| format!("{k}={v} "));
+        format!(
+            "{}roomcast {}",
+            env.collect::<String>(),
+            self.args.join(" ")
+        )
+    }
+}
+
+/// A running server; killed when dropped, so an error or a panic never leaves one behind.
+pub(crate) struct ServerProc {
+    child: Child,
+    pub(crate) addr: SocketAddr,
+    pub(crate) spec: ServerSpec,
+    log: PathBuf,
+    keep_log: bool,
+}
+
+impl ServerProc {
+    /// Starts `spec` (this same executable) and waits until it accepts TCP on `addr`.
+    pub(crate) async fn start(spec: ServerSpec, addr: SocketAddr) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("current executable: {e}"))?;
+        let log = std::env::temp_dir().join(format!(
+            "roomcast-bench-{}-{}-{}.log",
+            std::process::id(),
+            spec.label,
+            addr.port()
+        ));
+        let stderr = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let child = Command::new(exe)
+            .args(&spec.args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", spec.command_line()))?;
+        let mut server = Self {
+            child,
+            addr,
+            spec,
+            log,
+            keep_log: false,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!(
+                    "{} exited at start ({status}): {}",
+                    server.spec.label,
+                    server.log_tail()
+                ));
+            }
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} did not accept on {addr} within 15 s",
+                    server.spec.label
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory in KiB (`VmRSS` of `/proc/PID/status`).
+    pub(crate) fn rss_kib(&self) -> Result<u64, String> {
+        let path = format!("/proc/{}/status", self.pid());
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        text.lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or_else(|| format!("{path}: no VmRSS"))
+    }
+
+    /// User plus system CPU time so far (`/proc/PID/stat`, in USER_HZ = 100 ticks per second,
+    /// which Linux fixes for that interface).
+    pub(crate) fn cpu_time(&self) -> Duration {
+        cpu_time(&format!("/proc/{}/stat", self.pid()))
+    }
+
+    /// The end of the server's log, for an error message.
+    pub(crate) fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(5)..].join("\n");
+        format!("log {}:\n{tail}", self.log.display())
+    }
+
+    /// Keeps the log file after the server is stopped, for a run that went wrong; its path.
+    pub(crate) fn keep_log(&mut self) -> PathBuf {
+        self.keep_log = true;
+        self.log.clone()
+    }
+
+    /// Warnings and errors the server logged, counted by a short key (the log's message), so a
+    /// run can report slow-consumer closes and the like.
+    pub(crate) fn log_warnings(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter(|line| line.contains("WARN") || line.contains("ERROR"))
+            .filter(|line| !line.contains("development mode") && !line.contains("is open"))
+            .map(|line| line.chars().take(200).collect())
+            .collect()
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !self.keep_log {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
+/// The load clients' own CPU time: this process's.
+pub(crate) fn own_cpu_time() -> Duration {
+    cpu_time("/proc/self/stat")
+}
+
+fn cpu_time(path: &str) -> Duration {
+    let ticks = std::fs::read_to_string(path).ok().and_then(|text| {
+        // The command name may hold spaces: the fields start after its closing parenthesis.
+        let fields: Vec<&str> = text.rsplit_once(") ")?.1.split(' ').collect();
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        Some(utime + stime)
+    });
+    Duration::from_millis(ticks.unwrap_or(0) * 10)
+}
+
+/// A port that was free a moment ago: bind port 0, read the port, let it go.
+pub(crate) fn free_addr() -> Result<SocketAddr, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    listener.local_addr().map_err(|e| format!("bind: {e}"))
+}
+
+/// The open-file limit after raising the soft limit to the hard one.
+pub(crate) struct FdLimit {
+    pub(crate) before: u64,
+    pub(crate) soft: u64,
+    pub(crate) hard: u64,
+    pub(crate) refused: Option<String>,
+}
+
+/// Raises this process's soft RLIMIT_NOFILE to the hard limit. Children inherit it, so the
+/// servers under test get it too.
+pub(crate) fn raise_fd_limit() -> FdLimit {
+    let (before, hard) = rlimit::Resource::NOFILE.get().unwrap_or((1024, 1024));
+    match rlimit::Resource::NOFILE.set(hard, hard) {
+        Ok(()) => FdLimit {
+            before,
+            soft: hard,
+            hard,
+            refused: None,
+        },
+        Err(e) => FdLimit {
+            before,
+            soft: before,
+            hard,
+            refused: Some(e.to_string()),
+        },
+    }
+}
