@@ -18,7 +18,7 @@ use async_tungstenite::tungstenite::{Error as WsError, Message};
 use futures_util::StreamExt;
 use roomcast_core::hub::{Hub, HubConfig};
 use roomcast_hyper::{Options, Roomcast};
-use roomcast_io::{HubHandle, HubStats, Shutdown, spawn_hub};
+use roomcast_io::{Budget, HubHandle, HubStats, Shutdown, spawn_hub};
 use roomcast_smol::SmolRuntime;
 use roomcast_tokio::TokioRuntime;
 use serde_json::Value;
@@ -123,7 +123,7 @@ impl Server {
         let hub = Hub::new(config, seed);
         let hub = match flavor {
             Flavor::Smol => {
-                let hub = spawn_hub(&SmolRuntime, hub, 1024, session_capacity);
+                let hub = spawn_hub(&SmolRuntime, hub, 1024, Budget::frames(session_capacity));
                 let roomcast = Roomcast::new(SmolRuntime, hub.clone(), options);
                 let listener = smol::net::TcpListener::try_from(listener).expect("async listener");
                 smol::spawn(roomcast_smol::serve(listener, roomcast)).detach();
@@ -139,7 +139,7 @@ impl Server {
                         .expect("a tokio runtime"),
                 ));
                 let tokio = TokioRuntime::new(runtime.handle().clone());
-                let hub = spawn_hub(&tokio, hub, 1024, session_capacity);
+                let hub = spawn_hub(&tokio, hub, 1024, Budget::frames(session_capacity));
                 let roomcast = Roomcast::new(tokio, hub.clone(), options);
                 let listener = {
                     let _entered = runtime.enter();

@@ -10,7 +10,9 @@ use roomcast_core::close::CloseCode;
 use roomcast_core::hub::{Connect, Hub, HubConfig};
 use roomcast_core::names::UserId;
 use roomcast_core::session::Transmit;
-use roomcast_io::{Ended, Inbound, ManualClock, SessionOptions, Transport, run_session, spawn_hub};
+use roomcast_io::{
+    Budget, Ended, Inbound, ManualClock, SessionOptions, Transport, run_session, spawn_hub,
+};
 use roomcast_smol::SmolRuntime;
 use roomcast_tests::WAIT;
 
@@ -49,7 +51,12 @@ async fn next(transmits: &Receiver<Transmit>) -> Transmit {
 fn a_silent_session_is_pinged_then_closed_on_a_manual_clock() {
     smol::block_on(async {
         let clock = ManualClock::new(SmolRuntime);
-        let hub = spawn_hub(&clock, Hub::new(HubConfig::default(), 1), 16, 16);
+        let hub = spawn_hub(
+            &clock,
+            Hub::new(HubConfig::default(), 1),
+            16,
+            Budget::frames(16),
+        );
         let (_client, inbound) = async_channel::bounded(16);
         let (outbound, transmits) = async_channel::bounded(16);
         let user = UserId::new("alice").expect("valid");

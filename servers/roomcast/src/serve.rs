@@ -9,7 +9,7 @@ use async_signal::{Signal, Signals};
 use futures_lite::StreamExt;
 use roomcast_core::hub::Hub;
 use roomcast_hyper::{Options, Roomcast, user_from_query};
-use roomcast_io::{Observe, SessionOptions, spawn_hub};
+use roomcast_io::{Budget, Observe, SessionOptions, spawn_hub};
 use roomcast_smol::SmolRuntime;
 use tracing::{info, warn};
 
@@ -40,7 +40,17 @@ async fn run(settings: Settings) -> std::io::Result<()> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |t| t.as_nanos() as u64)
         ^ u64::from(std::process::id());
-    let hub = spawn_hub(&SmolRuntime, Hub::new(settings.hub.clone(), seed), 4096, 64);
+    // What may wait for a session in the hub's hands: the same budget as its own queue.
+    let mailbox = Budget {
+        bytes: settings.session.queue_bytes,
+        frames: settings.session.queue_frames,
+    };
+    let hub = spawn_hub(
+        &SmolRuntime,
+        Hub::new(settings.hub.clone(), seed),
+        4096,
+        mailbox,
+    );
     let metrics = Metrics::new();
     let authenticate = match &settings.jwt_secret {
         Some(secret) => jwt(secret),

@@ -6,23 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use async_channel::{Receiver, Sender, TrySendError};
-use roomcast_core::delivery::{SessionId, Shared};
+use async_channel::{Receiver, Sender};
+use roomcast_core::delivery::SessionId;
 use roomcast_core::envelope::{ClientEnvelope, Payload};
 use roomcast_core::hub::{Connect, Hub, HubError, Published, Transmit, recipients};
 use roomcast_core::names::{RoomName, UserId};
 use smol_str::SmolStr;
 
+use crate::mailbox::{Budget, Mailbox, Pushed};
 use crate::runtime::Runtime;
-
-/// What the hub task sends a session: one delivery of a fan-out, or a batch for it alone.
-#[derive(Debug)]
-pub enum Deliveries {
-    /// One delivery (a room message, presence, a broadcast...).
-    One(Shared),
-    /// Deliveries for this session alone, in order: answers, a resume's replay.
-    Many(Vec<Shared>),
-}
 
 /// Figures of the hub, for status pages and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,7 +36,7 @@ pub struct HubStats {
 enum Command {
     Connect {
         connect: Connect,
-        deliveries: Sender<Deliveries>,
+        mailbox: Arc<Mailbox>,
         reply: Sender<Result<SessionId, HubError>>,
     },
     Request {
@@ -93,42 +85,46 @@ impl std::error::Error for HubGone {}
 #[derive(Clone, Debug)]
 pub struct HubHandle {
     commands: Sender<Command>,
-    session_capacity: usize,
+    budget: Budget,
 }
 
 /// Starts the hub task on `runtime`. `command_capacity` bounds the commands waiting for it (a
-/// full queue makes senders wait: back-pressure, not loss); `session_capacity` bounds each
-/// session's delivery channel, the slack a session has before it counts as a slow consumer.
+/// full queue makes senders wait: back-pressure, not loss); `mailbox` bounds what waits for
+/// each session, the slack it has before it counts as a slow consumer (use the sessions' own
+/// queue budget, [`Budget::default`] for the defaults).
 pub fn spawn_hub<R: Runtime>(
     runtime: &R,
     hub: Hub,
     command_capacity: usize,
-    session_capacity: usize,
+    mailbox: Budget,
 ) -> HubHandle {
     let (commands, receiver) = async_channel::bounded(command_capacity.max(1));
     runtime.spawn(run_hub(runtime.clone(), hub, receiver));
     HubHandle {
         commands,
-        session_capacity: session_capacity.max(1),
+        budget: Budget {
+            bytes: mailbox.bytes.max(1),
+            frames: mailbox.frames.max(1),
+        },
     }
 }
 
 impl HubHandle {
-    /// Registers a connection; returns its session id and the channel of its deliveries.
-    pub async fn connect(
+    /// Registers a connection; returns its session id and its mailbox.
+    pub(crate) async fn connect(
         &self,
         connect: Connect,
-    ) -> Result<(SessionId, Receiver<Deliveries>), ConnectError> {
-        let (deliveries, receiver) = async_channel::bounded(self.session_capacity);
+    ) -> Result<(SessionId, Arc<Mailbox>), ConnectError> {
+        let mailbox = Arc::new(Mailbox::new(self.budget));
         let (reply, answer) = async_channel::bounded(1);
         self.send(Command::Connect {
             connect,
-            deliveries,
+            mailbox: Arc::clone(&mailbox),
             reply,
         })
         .await?;
         let session = answer.recv().await.map_err(|_| HubGone)??;
-        Ok((session, receiver))
+        Ok((session, mailbox))
     }
 
     /// Forwards a client's request from its session.
@@ -160,10 +156,10 @@ impl HubHandle {
         .await
     }
 
-    /// How many of one session's requests may wait for the hub at once: a quarter of its
-    /// delivery channel, so their answers always fit in it (see [`InFlight`]).
+    /// How many of one session's requests may wait for the hub at once: at most a quarter of
+    /// its mailbox, so their answers always fit in it (see [`InFlight`]).
     pub(crate) fn requests_in_flight(&self) -> usize {
-        (self.session_capacity / 4).max(1)
+        (self.budget.frames / 4).clamp(1, 256)
     }
 
     /// Removes a session (its connection ended).
@@ -259,9 +255,9 @@ impl std::error::Error for ConnectError {}
 
 /// One session's requests that the hub has not handled yet.
 ///
-/// The hub answers each request into the session's bounded delivery channel, and never waits:
-/// a client that pipelines more requests than the channel holds would be dropped as a slow
-/// consumer although it reads every answer. So a session forwards a request only with a
+/// The hub answers each request into the session's bounded mailbox, and never waits: a client
+/// that pipelines more requests than the mailbox holds would be dropped as a slow consumer
+/// although it reads every answer. So a session forwards a request only with a
 /// [`Ticket`], and stops reading its client while [`HubHandle::requests_in_flight`] are out:
 /// the client's own TCP window then holds the rest.
 #[derive(Debug, Default)]
@@ -299,46 +295,48 @@ impl Drop for Ticket {
     }
 }
 
-/// The sessions' delivery channels, indexed by `SessionId::index`.
+/// The sessions' mailboxes, indexed by `SessionId::index`.
 struct Channels {
-    slots: Vec<Option<(SessionId, Sender<Deliveries>)>>,
-    /// Sessions whose channel was full during the last drain: slow consumers.
+    slots: Vec<Option<(SessionId, Arc<Mailbox>)>>,
+    /// Sessions whose mailbox was full during the last drain: slow consumers.
     full: Vec<SessionId>,
-    /// Sessions whose channel was closed during the last drain: their task ended.
+    /// Sessions whose task ended, seen during the last drain.
     gone: Vec<SessionId>,
     slow_consumers: u64,
 }
 
 impl Channels {
-    fn insert(&mut self, session: SessionId, sender: Sender<Deliveries>) {
+    fn insert(&mut self, session: SessionId, mailbox: Arc<Mailbox>) {
         let index = session.index();
         if index >= self.slots.len() {
             self.slots.resize_with(index + 1, || None);
         }
-        self.slots[index] = Some((session, sender));
+        self.slots[index] = Some((session, mailbox));
     }
 
     fn remove(&mut self, session: SessionId) {
         if let Some(slot) = self.slots.get_mut(session.index()) {
             if slot.as_ref().is_some_and(|(id, _)| *id == session) {
-                *slot = None; // dropping the sender: the session sees its channel close
+                if let Some((_, mailbox)) = slot.take() {
+                    mailbox.drop_session(); // its task stops waiting for deliveries
+                }
             }
         }
     }
 
-    /// Never waits: a full channel marks the session as a slow consumer.
-    fn deliver(&mut self, session: SessionId, deliveries: Deliveries) {
-        let Some(Some((id, sender))) = self.slots.get(session.index()) else {
+    /// Never waits: a full mailbox marks the session as a slow consumer.
+    fn deliver(&mut self, session: SessionId, push: impl FnOnce(&Mailbox) -> Pushed) {
+        let Some(Some((id, mailbox))) = self.slots.get(session.index()) else {
             return; // gone since the fan-out was made
         };
         if *id != session {
             return;
         }
-        match sender.try_send(deliveries) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.full.push(session),
+        match push(mailbox) {
+            Pushed::Ok => {}
+            Pushed::Full => self.full.push(session),
             // The session's task ended; its disconnect is on its way, or this makes it.
-            Err(TrySendError::Closed(_)) => self.gone.push(session),
+            Pushed::Gone => self.gone.push(session),
         }
     }
 }
@@ -363,14 +361,15 @@ async fn run_hub<R: Runtime>(runtime: R, mut hub: Hub, commands: Receiver<Comman
                     Transmit::To {
                         session,
                         deliveries,
-                    } => channels.deliver(session, Deliveries::Many(deliveries)),
+                    } => channels.deliver(session, |mailbox| mailbox.push_batch(deliveries)),
                     Transmit::Fanout {
                         sessions,
                         except,
                         delivery,
                     } => {
                         for session in recipients(&sessions, except) {
-                            channels.deliver(session, Deliveries::One(delivery.clone()));
+                            let delivery = delivery.clone();
+                            channels.deliver(session, |mailbox| mailbox.push_one(delivery));
                         }
                     }
                     _ => {}
@@ -421,12 +420,12 @@ fn handle(hub: &mut Hub, channels: &mut Channels, now: Instant, command: Command
     match command {
         Command::Connect {
             connect,
-            deliveries,
+            mailbox,
             reply,
         } => {
             let result = hub.connect(now, connect);
             if let Ok(session) = result {
-                channels.insert(session, deliveries);
+                channels.insert(session, mailbox);
             }
             let _ = reply.try_send(result);
         }

@@ -3,13 +3,13 @@
 //! Two run loops move everything between sockets and the core's state machines:
 //!
 //! - [`spawn_hub`] starts the **hub task**, which owns the [`Hub`](roomcast_core::hub::Hub). It
-//!   takes commands through a [`HubHandle`] and hands each session its deliveries through a small
-//!   bounded channel, with `try_send` only: it never waits for a session, and a session whose
-//!   channel is full is dropped from the hub as a slow consumer (it then closes with 4000, and
-//!   its client resumes from its cursor, losing nothing).
+//!   takes commands through a [`HubHandle`] and leaves each session's deliveries in its mailbox,
+//!   bounded by a [`Budget`] of bytes and frames: it never waits for a session, and a session
+//!   whose mailbox is over budget is dropped from the hub as a slow consumer (it then closes with
+//!   4000, and its client resumes from its cursor, losing nothing).
 //! - [`run_session`] runs one **session task** per connection: it drains every output of its
 //!   [`Session`](roomcast_core::session::Session), writes all pending frames in one flush, then
-//!   waits for exactly one input (a frame, a hub delivery, or the timer).
+//!   waits for exactly one input (a frame, everything waiting in its mailbox, or the timer).
 //!
 //! A runtime adapter supplies a [`Runtime`] (clock, timers, spawn) and a [`Transport`] per
 //! connection. [`WsTransport`] is WebSocket over any futures-io byte stream (async-tungstenite);
@@ -20,9 +20,9 @@
 //! # async fn example<R: roomcast_io::Runtime, T: roomcast_io::Transport>(runtime: R, transport: T) {
 //! use roomcast_core::hub::{Connect, Hub, HubConfig};
 //! use roomcast_core::names::UserId;
-//! use roomcast_io::{SessionOptions, run_session, spawn_hub};
+//! use roomcast_io::{Budget, SessionOptions, run_session, spawn_hub};
 //!
-//! let hub = spawn_hub(&runtime, Hub::new(HubConfig::default(), 42), 1024, 64);
+//! let hub = spawn_hub(&runtime, Hub::new(HubConfig::default(), 42), 1024, Budget::default());
 //! // For each accepted and authenticated connection, in its own task:
 //! let user = UserId::new("alice").expect("valid");
 //! let connect = Connect { user, broadcast: true, rooms: vec![], cursor: None };
@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 
 mod hub_task;
+mod mailbox;
 mod observer;
 mod runtime;
 mod session_task;
@@ -40,7 +41,8 @@ mod shutdown;
 mod transport;
 mod websocket;
 
-pub use hub_task::{ConnectError, Deliveries, HubGone, HubHandle, HubStats, spawn_hub};
+pub use hub_task::{ConnectError, HubGone, HubHandle, HubStats, spawn_hub};
+pub use mailbox::Budget;
 pub use observer::{Observe, Observer, Unobserved};
 pub use runtime::{ManualClock, Runtime};
 pub use session_task::{Ended, Registered, SessionOptions, run_registered, run_session};

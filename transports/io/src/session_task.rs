@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_channel::Receiver;
 use futures_lite::future;
 use roomcast_core::close::{Close, CloseCode};
-use roomcast_core::delivery::SessionId;
+use roomcast_core::delivery::{SessionId, Shared};
 use roomcast_core::envelope::Codec;
 use roomcast_core::hub::Connect;
 use roomcast_core::names::UserId;
@@ -15,7 +14,8 @@ use roomcast_core::session::{
     Session, SessionConfig, SessionEvent, SessionKind, SessionState, Transmit,
 };
 
-use crate::hub_task::{ConnectError, Deliveries, HubHandle, InFlight, YIELD_EVERY};
+use crate::hub_task::{ConnectError, HubHandle, InFlight, YIELD_EVERY};
+use crate::mailbox::Mailbox;
 use crate::observer::Observe;
 use crate::runtime::Runtime;
 use crate::shutdown::Shutdown;
@@ -71,7 +71,7 @@ pub struct Registered {
     hub: HubHandle,
     id: SessionId,
     user: UserId,
-    deliveries: Option<Receiver<Deliveries>>,
+    mailbox: Option<Arc<Mailbox>>,
 }
 
 impl Registered {
@@ -83,7 +83,7 @@ impl Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        if self.deliveries.is_some() {
+        if self.mailbox.is_some() {
             // Never run: the hub would otherwise keep it until its next delivery failed.
             self.hub.disconnect_now(self.id);
         }
@@ -94,12 +94,12 @@ impl HubHandle {
     /// Registers a connection with the hub, for [`run_registered`].
     pub async fn register(&self, connect: Connect) -> Result<Registered, ConnectError> {
         let user = connect.user.clone();
-        let (id, deliveries) = self.connect(connect).await?;
+        let (id, mailbox) = self.connect(connect).await?;
         Ok(Registered {
             hub: self.clone(),
             id,
             user,
-            deliveries: Some(deliveries),
+            mailbox: Some(mailbox),
         })
     }
 }
@@ -131,10 +131,9 @@ pub async fn run_registered<R: Runtime, T: Transport>(
     let hub = registered.hub.clone();
     let hub = &hub;
     let id = registered.id;
-    let deliveries = registered
-        .deliveries
-        .take()
-        .expect("a registration runs once");
+    let mailbox = registered.mailbox.take().expect("a registration runs once");
+    // However this ends, the hub's next delivery learns the session is gone.
+    let _gone = Gone(&mailbox);
     let (observer, transport_name) = (options.observe.0.as_ref(), options.transport);
     // Reports the end however the session ends, even if this future is dropped midway.
     let mut report = Report {
@@ -198,7 +197,7 @@ pub async fn run_registered<R: Runtime, T: Transport>(
             runtime,
             &session,
             &mut transport,
-            &deliveries,
+            &mailbox,
             &options.shutdown,
         )
         .await
@@ -221,14 +220,10 @@ pub async fn run_registered<R: Runtime, T: Transport>(
                 };
             }
             Input::Frame(None) => break Ended::Lost,
-            Input::Deliveries(Ok(Deliveries::One(delivery))) => {
-                session.deliver_batch(runtime.now(), [delivery])
-            }
-            Input::Deliveries(Ok(Deliveries::Many(batch))) => {
-                session.deliver_batch(runtime.now(), batch)
-            }
-            Input::Deliveries(Err(_)) => {
-                // The hub dropped this session: its channel was full.
+            // Everything that waited: its frames go out in the next write, together.
+            Input::Deliveries(Some(batch)) => session.deliver_batch(runtime.now(), batch),
+            Input::Deliveries(None) => {
+                // The hub dropped this session: its mailbox was full.
                 disconnected = true;
                 let close = Close::new(
                     CloseCode::SlowConsumer,
@@ -247,6 +242,15 @@ pub async fn run_registered<R: Runtime, T: Transport>(
     ended
 }
 
+/// Marks the mailbox closed when the session task ends, however it ends.
+struct Gone<'a>(&'a Mailbox);
+
+impl Drop for Gone<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// Tells the observer how the session ended when dropped: `Lost` if it never got to say.
 struct Report<'a> {
     observer: &'a dyn crate::observer::Observer,
@@ -263,7 +267,7 @@ impl Drop for Report<'_> {
 
 enum Input {
     Frame(Option<Inbound>),
-    Deliveries(Result<Deliveries, async_channel::RecvError>),
+    Deliveries(Option<Vec<Shared>>),
     Timer,
     Shutdown(u64),
 }
@@ -273,14 +277,14 @@ async fn next_input<R: Runtime, T: Transport>(
     runtime: &R,
     session: &Session,
     transport: &mut T,
-    deliveries: &Receiver<Deliveries>,
+    mailbox: &Mailbox,
     shutdown: &Shutdown,
 ) -> Input {
     let frame = async { Input::Frame(transport.recv().await) };
     // Once the session is closing, hub deliveries no longer matter.
     let delivery = async {
         if session.is_open() {
-            Input::Deliveries(deliveries.recv().await)
+            Input::Deliveries(mailbox.take().await)
         } else {
             future::pending().await
         }

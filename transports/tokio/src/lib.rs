@@ -10,7 +10,7 @@
 //! #[tokio::main]
 //! async fn main() -> std::io::Result<()> {
 //!     let runtime = TokioRuntime::current();
-//!     let hub = roomcast_io::spawn_hub(&runtime, Hub::new(HubConfig::default(), 42), 1024, 64);
+//!     let hub = roomcast_io::spawn_hub(&runtime, Hub::new(HubConfig::default(), 42), 1024, roomcast_io::Budget::default());
 //!     let roomcast = Roomcast::new(runtime, hub, Options::default()); // `?user=NAME`
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //!     serve(listener, roomcast).await // ws://127.0.0.1:8080/ws, http://127.0.0.1:8080/events

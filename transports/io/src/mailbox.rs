@@ -1,0 +1,165 @@
+//! Where the hub task leaves one session's deliveries.
+//!
+//! The hub never waits: it puts each delivery in the session's mailbox, and a mailbox over its
+//! budget (bytes and frames, the session's own queue budget by default) means a slow consumer.
+//! The session task takes everything waiting at once, so every frame that piled up while it
+//! was busy goes out in one write, and it is woken once per batch, not once per message. The
+//! lock is held only to push or to swap the queue out, never across an await.
+
+use std::mem;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use event_listener::Event;
+use roomcast_core::delivery::Shared;
+use roomcast_core::limits::{DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_FRAMES};
+
+/// How much may wait in one session's mailbox before the session counts as a slow consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Bytes of frames waiting (1 MiB by default, as the session's queue).
+    pub bytes: usize,
+    /// Frames waiting (4,096 by default, as the session's queue).
+    pub frames: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            bytes: DEFAULT_QUEUE_BYTES,
+            frames: DEFAULT_QUEUE_FRAMES,
+        }
+    }
+}
+
+impl Budget {
+    /// A budget of `frames` frames and the default bytes.
+    pub fn frames(frames: usize) -> Self {
+        Self {
+            frames,
+            ..Self::default()
+        }
+    }
+}
+
+/// What [`Mailbox::push`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    Ok,
+    /// Over the budget: the session is a slow consumer.
+    Full,
+    /// The session task has ended.
+    Gone,
+}
+
+#[derive(Debug)]
+pub(crate) struct Mailbox {
+    budget: Budget,
+    inner: Mutex<Inner>,
+    ready: Event,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    queue: Vec<Shared>,
+    bytes: usize,
+    /// The hub let go of the session (slow consumer, or disconnected).
+    dropped: bool,
+    /// The session task ended.
+    gone: bool,
+}
+
+impl Mailbox {
+    pub(crate) fn new(budget: Budget) -> Self {
+        Self {
+            budget,
+            inner: Mutex::new(Inner::default()),
+            ready: Event::new(),
+        }
+    }
+
+    /// The hub's side, never waiting: one delivery of a fan-out, which must fit the budget.
+    pub(crate) fn push_one(&self, delivery: Shared) -> Pushed {
+        let mut inner = self.lock();
+        let over = inner.queue.len() >= self.budget.frames
+            || inner.bytes.saturating_add(delivery.frame.len()) > self.budget.bytes;
+        self.push(&mut inner, over, [delivery])
+    }
+
+    /// The hub's side: a batch for this session alone (answers, a resume's replay, bounded by
+    /// history), taken whole when the mailbox is within budget as it arrives, so a replay
+    /// larger than the budget still completes.
+    pub(crate) fn push_batch(&self, batch: Vec<Shared>) -> Pushed {
+        let mut inner = self.lock();
+        let over = inner.queue.len() > self.budget.frames || inner.bytes > self.budget.bytes;
+        self.push(&mut inner, over, batch)
+    }
+
+    fn push(
+        &self,
+        inner: &mut Inner,
+        over: bool,
+        deliveries: impl IntoIterator<Item = Shared>,
+    ) -> Pushed {
+        if inner.gone {
+            return Pushed::Gone;
+        }
+        if over {
+            return Pushed::Full;
+        }
+        let was_empty = inner.queue.is_empty();
+        for delivery in deliveries {
+            inner.bytes += delivery.frame.len();
+            inner.queue.push(delivery);
+        }
+        if was_empty {
+            // The session waits for the first delivery of a batch only.
+            self.ready.notify(1);
+        }
+        Pushed::Ok
+    }
+
+    /// The hub let go of the session: its task stops waiting for deliveries.
+    pub(crate) fn drop_session(&self) {
+        self.lock().dropped = true;
+        self.ready.notify(1);
+    }
+
+    /// The session task ended: the hub's next push says so.
+    pub(crate) fn close(&self) {
+        let mut inner = self.lock();
+        inner.gone = true;
+        inner.queue = Vec::new();
+        inner.bytes = 0;
+    }
+
+    /// The session's side: everything waiting, once something is; `None` once the hub let go.
+    pub(crate) async fn take(&self) -> Option<Vec<Shared>> {
+        loop {
+            if let Some(taken) = self.try_take() {
+                return taken;
+            }
+            let listener = self.ready.listen();
+            if let Some(taken) = self.try_take() {
+                return taken;
+            }
+            listener.await;
+        }
+    }
+
+    fn try_take(&self) -> Option<Option<Vec<Shared>>> {
+        let mut inner = self.lock();
+        if inner.dropped {
+            return Some(None);
+        }
+        if inner.queue.is_empty() {
+            return None;
+        }
+        inner.bytes = 0;
+        Some(Some(mem::take(&mut inner.queue)))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock leaves only plain data behind: carry on with it.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
