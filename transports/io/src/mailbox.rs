@@ -163,3 +163,111 @@ impl Mailbox {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_lite::future::{block_on, zip};
+    use roomcast_core::cursor::Position;
+    use roomcast_core::delivery::Delivery;
+    use roomcast_core::envelope::{Payload, ServerMessage};
+
+    use super::*;
+
+    /// A delivery carrying `n`, in a frame of a fixed size.
+    fn frame(n: u64) -> Shared {
+        let data = Payload::from_json(&format!("\"{n:03}\"")).expect("JSON");
+        let id = Position {
+            epoch: 1,
+            offset: n,
+        };
+        Delivery::unstreamed(
+            ServerMessage::Broadcast {
+                id,
+                event: None,
+                data,
+            }
+            .encode(),
+        )
+    }
+
+    fn offsets(batch: &[Shared]) -> Vec<String> {
+        batch
+            .iter()
+            .map(|d| d.frame.as_str()[..40].to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn everything_waiting_is_taken_at_once_in_order() {
+        let mailbox = Mailbox::new(Budget::default());
+        for n in 1..=3 {
+            assert_eq!(mailbox.push_one(frame(n)), Pushed::Ok);
+        }
+        let taken = block_on(mailbox.take()).expect("not dropped");
+        assert_eq!(offsets(&taken), offsets(&[frame(1), frame(2), frame(3)]));
+        assert_eq!(
+            mailbox.push_one(frame(4)),
+            Pushed::Ok,
+            "the budget is free again"
+        );
+    }
+
+    #[test]
+    fn one_delivery_past_the_frames_or_the_bytes_is_a_slow_consumer() {
+        let mailbox = Mailbox::new(Budget {
+            bytes: 1 << 20,
+            frames: 2,
+        });
+        assert_eq!(mailbox.push_one(frame(1)), Pushed::Ok);
+        assert_eq!(mailbox.push_one(frame(2)), Pushed::Ok);
+        assert_eq!(mailbox.push_one(frame(3)), Pushed::Full);
+        let len = frame(1).frame.len();
+        let mailbox = Mailbox::new(Budget {
+            bytes: 2 * len,
+            frames: 100,
+        });
+        assert_eq!(mailbox.push_one(frame(1)), Pushed::Ok);
+        assert_eq!(
+            mailbox.push_one(frame(2)),
+            Pushed::Ok,
+            "exactly at the budget"
+        );
+        assert_eq!(mailbox.push_one(frame(3)), Pushed::Full);
+    }
+
+    #[test]
+    fn a_batch_is_taken_whole_while_the_mailbox_is_within_budget() {
+        let mailbox = Mailbox::new(Budget {
+            bytes: 1 << 20,
+            frames: 2,
+        });
+        let replay: Vec<Shared> = (1..=5).map(frame).collect();
+        assert_eq!(mailbox.push_batch(replay), Pushed::Ok, "a replay completes");
+        assert_eq!(mailbox.push_one(frame(6)), Pushed::Full);
+        assert_eq!(mailbox.push_batch(vec![frame(6)]), Pushed::Full);
+        assert_eq!(block_on(mailbox.take()).map(|b| b.len()), Some(5));
+    }
+
+    #[test]
+    fn the_session_waits_for_a_push_and_learns_when_the_hub_lets_go() {
+        let mailbox = Mailbox::new(Budget::default());
+        let (taken, pushed) = block_on(zip(mailbox.take(), async { mailbox.push_one(frame(1)) }));
+        assert_eq!((taken.map(|b| b.len()), pushed), (Some(1), Pushed::Ok));
+        mailbox.push_one(frame(2));
+        mailbox.drop_session();
+        assert_eq!(
+            block_on(mailbox.take()),
+            None,
+            "dropped: what waits no longer matters"
+        );
+    }
+
+    #[test]
+    fn after_the_session_ends_the_hub_is_told() {
+        let mailbox = Mailbox::new(Budget::default());
+        mailbox.push_one(frame(1));
+        mailbox.close();
+        assert_eq!(mailbox.push_one(frame(2)), Pushed::Gone);
+        assert_eq!(mailbox.push_batch(vec![frame(3)]), Pushed::Gone);
+    }
+}
