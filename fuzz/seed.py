@@ -4,11 +4,12 @@
     python3 fuzz/seed.py
 
 sse_decode:      one seed per distinct stream in tests/vectors/sse.json (a vector's chunks
-                 concatenated; chunk chars U+0000..U+00FF are bytes), behind the 3 header bytes
-                 that roomcast_core::fuzzing::sse_decode reads: [0, 0, chunk] for the default
-                 limits, chunk = the vector's first chunk length when it is split, else 7. A few
-                 vectors (SMALL_LIMITS) get small limits instead, set at or one byte under what
-                 the stream needs, so the limit checks start from an edge.
+                 concatenated; chunk chars U+0000..U+00FF are bytes), behind the header that
+                 roomcast_core::fuzzing::sse_decode reads: [0, 0] for the default limits, then
+                 the count of split points and each as 2 bytes (the vector's own chunk
+                 boundaries, up to 15). A few vectors (SMALL_LIMITS) get small limits instead,
+                 set at or one byte under what the stream needs, so the limit checks start from
+                 an edge.
 envelope_decode: frames from core/src/envelope/codec/tests.rs (the client-side tests), valid and
                  refused, one per shape, sampled evenly to fit what the SSE seeds leave of
                  MAX_SEEDS, plus a few made here (refs at and over MAX_REF_LEN, non-UTF-8 bytes).
