@@ -68,8 +68,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
     /// Connections opened (and, for roomcast, joined) at once while setting up, so the listen
-    /// backlog is never overrun. [default: 200; short: 4, under which roomcast's hub does not
-    /// drop joining members as slow consumers, so the check measures throughput]
+    /// backlog is never overrun. [default: 200]
     #[arg(long)]
     concurrency: Option<usize>,
     /// Worker threads of each server under test: SMOL_THREADS for roomcast, tokio workers for
@@ -184,7 +183,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), String> {
             Duration::from_secs(120),
             Duration::from_secs(30),
         )),
-        concurrency: args.concurrency.unwrap_or(pick(short, 200, 4)).max(1),
+        concurrency: args.concurrency.unwrap_or(200).max(1),
         server_threads: args.server_threads.max(1),
         serve_args: args.serve_args,
         json: args.json,
