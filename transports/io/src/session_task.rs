@@ -2,7 +2,7 @@
 //! hub channel and its timer.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_lite::future;
 use roomcast_core::close::{Close, CloseCode};
@@ -323,10 +323,11 @@ async fn write_all<R: Runtime, T: Transport>(
     timeout: Duration,
     mut sent: impl FnMut(&str),
 ) -> bool {
-    let deadline: Instant = runtime.now() + timeout;
+    // One clock read per drain: every frame of it goes out at the same moment.
+    let now = runtime.now();
     let written = async {
         let mut any = false;
-        while let Some(transmit) = session.poll_transmit(runtime.now()) {
+        while let Some(transmit) = session.poll_transmit(now) {
             if let Transmit::Frame(delivery) = &transmit {
                 sent(delivery.frame.as_str());
             }
@@ -338,8 +339,13 @@ async fn write_all<R: Runtime, T: Transport>(
         }
         Ok::<bool, std::io::Error>(true)
     };
+    let mut written = std::pin::pin!(written);
+    // Most drains complete at once; only a write that has to wait gets a timer.
+    if let Some(done) = future::poll_once(written.as_mut()).await {
+        return matches!(done, Ok(true));
+    }
     let stalled = async {
-        runtime.sleep_until(deadline).await;
+        runtime.sleep_until(now + timeout).await;
         Ok(false)
     };
     matches!(future::or(written, stalled).await, Ok(true))
