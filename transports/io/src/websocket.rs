@@ -1,6 +1,9 @@
 //! WebSocket as a roomcast [`Transport`]: async-tungstenite over any async byte stream.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 
 use async_trait::async_trait;
 use async_tungstenite::WebSocketStream;
@@ -70,12 +73,77 @@ where
 /// A WebSocket connection.
 pub struct WsTransport<S> {
     ws: WebSocketStream<S>,
+    gate: Arc<ReadGate>,
+    /// The last read found nothing: the socket is not read again until it wakes the gate.
+    armed: bool,
 }
 
 impl<S> WsTransport<S> {
     /// Wraps an accepted (or connected) WebSocket.
     pub fn new(ws: WebSocketStream<S>) -> Self {
-        Self { ws }
+        Self {
+            ws,
+            gate: Arc::default(),
+            armed: false,
+        }
+    }
+}
+
+/// The waker the socket's reads see. A session task wakes for many reasons, mostly deliveries,
+/// and polls its socket each time; smol's sockets try a read before waiting for readiness, so
+/// each of those polls cost a `recvfrom` that failed with EAGAIN, an epoll re-arm and
+/// tungstenite's zero-fill of its read buffer. The gate records that the socket itself woke the
+/// task, and the socket is read again only then.
+#[derive(Debug, Default)]
+struct ReadGate {
+    woken: AtomicBool,
+    task: Mutex<Option<Waker>>,
+}
+
+impl ReadGate {
+    fn register(&self, waker: &Waker) {
+        let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
+        if !task.as_ref().is_some_and(|t| t.will_wake(waker)) {
+            *task = Some(waker.clone());
+        }
+    }
+}
+
+impl Wake for ReadGate {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        let task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(task) = task.as_ref() {
+            task.wake_by_ref();
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
+    /// The next message, reading the socket only on the first poll after a message or after
+    /// the socket woke the gate.
+    fn poll_gated(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, WsError>>> {
+        self.gate.register(cx.waker());
+        let woken = self.gate.woken.swap(false, Ordering::AcqRel);
+        if self.armed && !woken {
+            return Poll::Pending;
+        }
+        let waker = Waker::from(Arc::clone(&self.gate));
+        match self.ws.poll_next_unpin(&mut Context::from_waker(&waker)) {
+            Poll::Pending => {
+                self.armed = true;
+                Poll::Pending
+            }
+            // tungstenite may hold more frames of the same read: poll again next time.
+            ready => {
+                self.armed = false;
+                ready
+            }
+        }
     }
 }
 
@@ -86,7 +154,7 @@ where
 {
     async fn recv(&mut self) -> Option<Inbound> {
         loop {
-            let message = match self.ws.next().await? {
+            let message = match futures_lite::future::poll_fn(|cx| self.poll_gated(cx)).await? {
                 Ok(message) => message,
                 Err(error) => return failed(error),
             };
@@ -150,5 +218,88 @@ fn io_error(error: WsError) -> io::Error {
     match error {
         WsError::Io(error) => error,
         other => io::Error::other(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::atomic::AtomicUsize;
+
+    use async_tungstenite::tungstenite::protocol::Role;
+    use futures_lite::future::{block_on, poll_once};
+
+    use super::*;
+
+    /// A socket whose reads are counted: it has `data` to give, else it is not ready.
+    #[derive(Default)]
+    struct Counted {
+        reads: Arc<AtomicUsize>,
+        data: Arc<Mutex<(Vec<u8>, Option<Waker>)>>,
+    }
+
+    impl AsyncRead for Counted {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            let mut data = self.data.lock().expect("not poisoned");
+            if data.0.is_empty() {
+                data.1 = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let n = buf.len().min(data.0.len());
+            buf[..n].copy_from_slice(&data.0[..n]);
+            data.0.drain(..n);
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    impl AsyncWrite for Counted {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn the_socket_is_read_again_only_once_it_woke_the_reader() {
+        let socket = Counted::default();
+        let (reads, data) = (Arc::clone(&socket.reads), Arc::clone(&socket.data));
+        let ws = block_on(WebSocketStream::from_raw_socket(socket, Role::Server, None));
+        let mut transport = WsTransport::new(ws);
+        assert!(
+            block_on(poll_once(transport.recv())).is_none(),
+            "nothing to read"
+        );
+        let after_first = reads.load(Ordering::SeqCst);
+        // The session wakes for other reasons (deliveries, timers) and polls again: no read.
+        for _ in 0..5 {
+            assert!(block_on(poll_once(transport.recv())).is_none());
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), after_first);
+        // A masked client text frame "hi" arrives, and the socket wakes its reader.
+        let mask = [1u8, 2, 3, 4];
+        let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ mask[0], b'i' ^ mask[1]];
+        let waker = {
+            let mut data = data.lock().expect("not poisoned");
+            data.0.extend_from_slice(&frame);
+            data.1.take().expect("the socket kept a waker")
+        };
+        waker.wake();
+        let received = block_on(poll_once(transport.recv())).flatten();
+        assert_eq!(received, Some(Inbound::Text("hi".to_owned())));
+        assert!(reads.load(Ordering::SeqCst) > after_first);
     }
 }
