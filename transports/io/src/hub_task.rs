@@ -1,6 +1,6 @@
 //! The hub task: one task owns the [`Hub`]; sessions and the application talk to it through a
-//! [`HubHandle`]. It never waits on a session: deliveries go into each session's bounded channel
-//! with `try_send`, and a session whose channel is full is dropped as a slow consumer.
+//! [`HubHandle`]. It never waits on a session: deliveries go into each session's mailbox, bounded
+//! by a [`Budget`], and a session whose mailbox is over budget is dropped as a slow consumer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -168,7 +168,7 @@ impl HubHandle {
     }
 
     /// Removes a session without waiting: for destructors. If the command queue is full, the
-    /// hub removes the session at its next delivery instead (its channel is closed by then).
+    /// hub removes the session at its next delivery instead (its mailbox is closed by then).
     pub fn disconnect_now(&self, session: SessionId) {
         let _ = self.commands.try_send(Command::Disconnect { session });
     }
@@ -296,7 +296,7 @@ impl Drop for Ticket {
 }
 
 /// The sessions' mailboxes, indexed by `SessionId::index`.
-struct Channels {
+struct Mailboxes {
     slots: Vec<Option<(SessionId, Arc<Mailbox>)>>,
     /// Sessions whose mailbox was full during the last drain: slow consumers.
     full: Vec<SessionId>,
@@ -305,7 +305,7 @@ struct Channels {
     slow_consumers: u64,
 }
 
-impl Channels {
+impl Mailboxes {
     fn insert(&mut self, session: SessionId, mailbox: Arc<Mailbox>) {
         let index = session.index();
         if index >= self.slots.len() {
@@ -346,7 +346,7 @@ pub(crate) const YIELD_EVERY: u64 = 32;
 
 async fn run_hub<R: Runtime>(runtime: R, mut hub: Hub, commands: Receiver<Command>) {
     let mut handled: u64 = 0;
-    let mut channels = Channels {
+    let mut mailboxes = Mailboxes {
         slots: Vec::new(),
         full: Vec::new(),
         gone: Vec::new(),
@@ -361,7 +361,7 @@ async fn run_hub<R: Runtime>(runtime: R, mut hub: Hub, commands: Receiver<Comman
                     Transmit::To {
                         session,
                         deliveries,
-                    } => channels.deliver(session, |mailbox| mailbox.push_batch(deliveries)),
+                    } => mailboxes.deliver(session, |mailbox| mailbox.push_batch(deliveries)),
                     Transmit::Fanout {
                         sessions,
                         except,
@@ -369,22 +369,22 @@ async fn run_hub<R: Runtime>(runtime: R, mut hub: Hub, commands: Receiver<Comman
                     } => {
                         for session in recipients(&sessions, except) {
                             let delivery = delivery.clone();
-                            channels.deliver(session, |mailbox| mailbox.push_one(delivery));
+                            mailboxes.deliver(session, |mailbox| mailbox.push_one(delivery));
                         }
                     }
                     _ => {}
                 }
             }
-            if channels.full.is_empty() && channels.gone.is_empty() {
+            if mailboxes.full.is_empty() && mailboxes.gone.is_empty() {
                 break;
             }
             let now = runtime.now();
-            channels.slow_consumers += channels.full.len() as u64;
-            for session in std::mem::take(&mut channels.full)
+            mailboxes.slow_consumers += mailboxes.full.len() as u64;
+            for session in std::mem::take(&mut mailboxes.full)
                 .into_iter()
-                .chain(std::mem::take(&mut channels.gone))
+                .chain(std::mem::take(&mut mailboxes.gone))
             {
-                channels.remove(session);
+                mailboxes.remove(session);
                 hub.disconnect(now, session);
             }
         }
@@ -409,13 +409,13 @@ async fn run_hub<R: Runtime>(runtime: R, mut hub: Hub, commands: Receiver<Comman
         }
         match command {
             None => hub.handle_timeout(now),
-            Some(Ok(command)) => handle(&mut hub, &mut channels, now, command),
+            Some(Ok(command)) => handle(&mut hub, &mut mailboxes, now, command),
             Some(Err(_)) => return, // every handle is gone
         }
     }
 }
 
-fn handle(hub: &mut Hub, channels: &mut Channels, now: Instant, command: Command) {
+fn handle(hub: &mut Hub, mailboxes: &mut Mailboxes, now: Instant, command: Command) {
     // A reply nobody waits for any more is not an error: its sender gave up.
     match command {
         Command::Connect {
@@ -425,7 +425,7 @@ fn handle(hub: &mut Hub, channels: &mut Channels, now: Instant, command: Command
         } => {
             let result = hub.connect(now, connect);
             if let Ok(session) = result {
-                channels.insert(session, mailbox);
+                mailboxes.insert(session, mailbox);
             }
             let _ = reply.try_send(result);
         }
@@ -438,7 +438,7 @@ fn handle(hub: &mut Hub, channels: &mut Channels, now: Instant, command: Command
             drop(ticket); // handled: its answers are queued
         }
         Command::Disconnect { session } => {
-            channels.remove(session);
+            mailboxes.remove(session);
             hub.disconnect(now, session);
         }
         Command::Publish { room, data, reply } => {
@@ -463,7 +463,7 @@ fn handle(hub: &mut Hub, channels: &mut Channels, now: Instant, command: Command
                 users: hub.user_count(),
                 stored_messages,
                 stored_bytes,
-                slow_consumers: channels.slow_consumers,
+                slow_consumers: mailboxes.slow_consumers,
             });
         }
     }

@@ -1,5 +1,5 @@
 //! The session run loop: one task per connection drives a [`Session`] between its transport, its
-//! hub channel and its timer.
+//! mailbox (what the hub left for it) and its timer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,8 +83,9 @@ impl Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        if self.mailbox.is_some() {
-            // Never run: the hub would otherwise keep it until its next delivery failed.
+        if let Some(mailbox) = &self.mailbox {
+            // Never run: the hub's next delivery learns it is gone, if this command cannot go.
+            mailbox.close();
             self.hub.disconnect_now(self.id);
         }
     }
