@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod gate;
 mod hub_task;
 mod mailbox;
 mod observer;
@@ -41,6 +42,7 @@ mod shutdown;
 mod transport;
 mod websocket;
 
+pub use gate::GatedIo;
 pub use hub_task::{ConnectError, HubGone, HubHandle, HubStats, spawn_hub};
 pub use mailbox::Budget;
 pub use observer::{Observe, Observer, Unobserved};

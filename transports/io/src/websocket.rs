@@ -1,9 +1,8 @@
 //! WebSocket as a roomcast [`Transport`]: async-tungstenite over any async byte stream.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use async_tungstenite::WebSocketStream;
@@ -18,6 +17,7 @@ use futures_util::{SinkExt, StreamExt};
 use roomcast_core::close::{Close, CloseCode};
 use roomcast_core::session::{SessionConfig, Transmit};
 
+use crate::gate::ReadGate;
 use crate::transport::{Inbound, Transport};
 
 /// tungstenite's settings for a session's limits: a small read buffer (tungstenite zero-fills
@@ -89,50 +89,14 @@ impl<S> WsTransport<S> {
     }
 }
 
-/// The waker the socket's reads see. A session task wakes for many reasons, mostly deliveries,
-/// and polls its socket each time; smol's sockets try a read before waiting for readiness, so
-/// each of those polls cost a `recvfrom` that failed with EAGAIN, an epoll re-arm and
-/// tungstenite's zero-fill of its read buffer. The gate records that the socket itself woke the
-/// task, and the socket is read again only then.
-#[derive(Debug, Default)]
-struct ReadGate {
-    woken: AtomicBool,
-    task: Mutex<Option<Waker>>,
-}
-
-impl ReadGate {
-    fn register(&self, waker: &Waker) {
-        let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
-        if !task.as_ref().is_some_and(|t| t.will_wake(waker)) {
-            *task = Some(waker.clone());
-        }
-    }
-}
-
-impl Wake for ReadGate {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        let task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(task) = task.as_ref() {
-            task.wake_by_ref();
-        }
-    }
-}
-
 impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
     /// The next message, reading the socket only on the first poll after a message or after
-    /// the socket woke the gate.
+    /// the socket woke the gate: tungstenite zero-fills its read buffer before each read, and
+    /// smol's sockets try a `recvfrom` before waiting (see [`ReadGate`]).
     fn poll_gated(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, WsError>>> {
-        self.gate.register(cx.waker());
-        let woken = self.gate.woken.swap(false, Ordering::AcqRel);
-        if self.armed && !woken {
+        let Some(waker) = self.gate.open(cx, self.armed) else {
             return Poll::Pending;
-        }
-        let waker = Waker::from(Arc::clone(&self.gate));
+        };
         match self.ws.poll_next_unpin(&mut Context::from_waker(&waker)) {
             Poll::Pending => {
                 self.armed = true;
@@ -223,55 +187,13 @@ fn io_error(error: WsError) -> io::Error {
 
 #[cfg(test)]
 mod tests {
-    use std::pin::Pin;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::Ordering;
 
     use async_tungstenite::tungstenite::protocol::Role;
     use futures_lite::future::{block_on, poll_once};
 
     use super::*;
-
-    /// A socket whose reads are counted: it has `data` to give, else it is not ready.
-    #[derive(Default)]
-    struct Counted {
-        reads: Arc<AtomicUsize>,
-        data: Arc<Mutex<(Vec<u8>, Option<Waker>)>>,
-    }
-
-    impl AsyncRead for Counted {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut [u8],
-        ) -> Poll<io::Result<usize>> {
-            self.reads.fetch_add(1, Ordering::SeqCst);
-            let mut data = self.data.lock().expect("not poisoned");
-            if data.0.is_empty() {
-                data.1 = Some(cx.waker().clone());
-                return Poll::Pending;
-            }
-            let n = buf.len().min(data.0.len());
-            buf[..n].copy_from_slice(&data.0[..n]);
-            data.0.drain(..n);
-            Poll::Ready(Ok(n))
-        }
-    }
-
-    impl AsyncWrite for Counted {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            Poll::Ready(Ok(buf.len()))
-        }
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-    }
+    use crate::gate::tests::Counted;
 
     #[test]
     fn the_socket_is_read_again_only_once_it_woke_the_reader() {

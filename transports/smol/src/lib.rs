@@ -86,7 +86,9 @@ where
             let roomcast = roomcast.clone();
             smol::spawn(async move {
                 let (options, shutdown) = (roomcast.options(), roomcast.shutdown());
-                let io = FuturesIo::new(stream);
+                // Read only when the socket woke the connection: hyper polls reads on every
+                // wake-up, and smol's sockets try a read before they wait.
+                let io = FuturesIo::new(roomcast_io::GatedIo::new(stream));
                 serve_connection(io, service, SmolTimer::new(), options, shutdown).await;
             })
             .detach();
