@@ -9,7 +9,7 @@ use super::input::Input;
 use crate::cursor::{Cursor, Position, Stream};
 use crate::delivery::{SessionId, Shared};
 use crate::envelope::{ClientEnvelope, ClientMessage, Codec, Payload, Ref, ServerMessage};
-use crate::hub::{Connect, HistoryLimit, Hub, HubConfig, Transmit, recipients};
+use crate::hub::{Connect, HistoryLimit, Hub, HubConfig};
 use crate::names::{RoomName, UserId};
 
 const SLOTS: usize = 8;
@@ -205,25 +205,7 @@ impl Run {
 
     fn drain(&mut self) {
         while let Some(transmit) = self.hub.poll_transmit() {
-            match transmit {
-                Transmit::To {
-                    session,
-                    deliveries,
-                } => {
-                    for delivery in deliveries {
-                        self.receive(session, &delivery);
-                    }
-                }
-                Transmit::Fanout {
-                    sessions,
-                    except,
-                    delivery,
-                } => {
-                    for session in recipients(&sessions, except) {
-                        self.receive(session, &delivery);
-                    }
-                }
-            }
+            transmit.for_each_delivery(|session, delivery| self.receive(session, delivery));
         }
     }
 

@@ -99,24 +99,9 @@ impl World {
 
 /// What a driver does with a transmit: one delivery into each recipient's queue.
 fn deliver(inbox: &mut BTreeMap<SessionId, Vec<Shared>>, transmit: Transmit) {
-    match transmit {
-        Transmit::To {
-            session,
-            mut deliveries,
-        } => inbox.entry(session).or_default().append(&mut deliveries),
-        Transmit::Fanout {
-            sessions,
-            except,
-            delivery,
-        } => {
-            for session in recipients(&sessions, except) {
-                inbox
-                    .entry(session)
-                    .or_default()
-                    .push(Arc::clone(&delivery));
-            }
-        }
-    }
+    transmit.for_each_delivery(|session, delivery| {
+        inbox.entry(session).or_default().push(Arc::clone(delivery));
+    });
 }
 
 fn room(name: &str) -> RoomName {
