@@ -123,7 +123,7 @@ impl Server {
         let hub = Hub::new(config, seed);
         let hub = match flavor {
             Flavor::Smol => {
-                let hub = spawn_hub(&SmolRuntime, hub, 1024, Budget::frames(session_capacity));
+                let hub = spawn_hub(&SmolRuntime, hub, Budget::frames(session_capacity));
                 let roomcast = Roomcast::new(SmolRuntime, hub.clone(), options);
                 let listener = smol::net::TcpListener::try_from(listener).expect("async listener");
                 smol::spawn(roomcast_smol::serve(listener, roomcast)).detach();
@@ -139,7 +139,7 @@ impl Server {
                         .expect("a tokio runtime"),
                 ));
                 let tokio = TokioRuntime::new(runtime.handle().clone());
-                let hub = spawn_hub(&tokio, hub, 1024, Budget::frames(session_capacity));
+                let hub = spawn_hub(&tokio, hub, Budget::frames(session_capacity));
                 let roomcast = Roomcast::new(tokio, hub.clone(), options);
                 let listener = {
                     let _entered = runtime.enter();

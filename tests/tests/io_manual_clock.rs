@@ -54,7 +54,6 @@ fn a_silent_session_is_pinged_then_closed_on_a_manual_clock() {
         let hub = spawn_hub(
             &clock,
             Hub::new(HubConfig::default(), 1),
-            16,
             Budget::frames(16),
         );
         let (_client, inbound) = async_channel::bounded(16);

@@ -14,8 +14,7 @@ use roomcast_core::envelope::Payload;
 use roomcast_core::hub::HubError;
 use roomcast_core::names::{RoomName, UserId};
 use roomcast_hyper::{Body, Refusal, Roomcast};
-use roomcast_io::HubGone;
-use roomcast_smol::SmolRuntime;
+use roomcast_io::{HubGone, Runtime};
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -31,8 +30,8 @@ const ROOMCAST_JS: &str = include_str!("../assets/roomcast.js");
 const MAX_EVENT: usize = 64;
 
 /// Everything a request may need, shared by every connection.
-pub(crate) struct App {
-    pub(crate) roomcast: Roomcast<SmolRuntime>,
+pub(crate) struct App<R: Runtime> {
+    pub(crate) roomcast: Roomcast<R>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) api_key: Option<String>,
     /// Largest API request body: the frame limit, as for a WebSocket message.
@@ -40,14 +39,23 @@ pub(crate) struct App {
 }
 
 /// [`App`] for one connection, as hyper wants a service.
-#[derive(Clone)]
-pub(crate) struct AppService {
-    app: Arc<App>,
+pub(crate) struct AppService<R: Runtime> {
+    app: Arc<App<R>>,
     peer: IpAddr,
 }
 
-impl App {
-    pub(crate) fn service(self: &Arc<Self>, peer: SocketAddr) -> AppService {
+// Not derived: that would ask for `R: Clone` on the struct's own terms.
+impl<R: Runtime> Clone for AppService<R> {
+    fn clone(&self) -> Self {
+        Self {
+            app: Arc::clone(&self.app),
+            peer: self.peer,
+        }
+    }
+}
+
+impl<R: Runtime> App<R> {
+    pub(crate) fn service(self: &Arc<Self>, peer: SocketAddr) -> AppService<R> {
         AppService {
             app: self.clone(),
             peer: peer.ip(),
@@ -278,7 +286,7 @@ fn error(refusal: &Refusal) -> Response<Body> {
     response
 }
 
-impl hyper::service::Service<Request<Incoming>> for AppService {
+impl<R: Runtime> hyper::service::Service<Request<Incoming>> for AppService<R> {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;

@@ -105,6 +105,17 @@ pub(crate) struct ServeArgs {
     #[serde(with = "humantime_serde")]
     pub(crate) shutdown_grace: Option<Duration>,
 
+    /// The async runtime: `tokio` or `smol`. Both serve the same protocol and pass the same
+    /// tests; tokio's scheduler runs a freshly woken task (a publisher) first, so fan-outs
+    /// overlap and their frames coalesce (docs/performance.md). [default: tokio]
+    #[arg(long, env = "ROOMCAST_RUNTIME")]
+    pub(crate) runtime: Option<RuntimeKind>,
+
+    /// Worker threads (tokio). smol's are set by its `SMOL_THREADS` environment variable.
+    /// [default: one per CPU]
+    #[arg(long, env = "ROOMCAST_THREADS")]
+    pub(crate) threads: Option<usize>,
+
     /// Log filter: `error`, `warn`, `info`, `debug`, `trace`, or per module
     /// (`info,roomcast=debug`). [default: info]
     #[arg(long, env = "ROOMCAST_LOG")]
@@ -148,6 +159,8 @@ impl ServeArgs {
             ping_timeout,
             keep_alive,
             shutdown_grace,
+            runtime,
+            threads,
             log,
         ))
     }
@@ -163,7 +176,21 @@ pub(crate) struct Settings {
     pub(crate) max_connections_per_ip: usize,
     pub(crate) session: SessionConfig,
     pub(crate) hub: HubConfig,
+    pub(crate) runtime: RuntimeKind,
+    /// `None`: one per CPU.
+    pub(crate) threads: Option<usize>,
     pub(crate) log: String,
+}
+
+/// Which async runtime serves.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RuntimeKind {
+    /// tokio, multi-threaded.
+    #[default]
+    Tokio,
+    /// smol's global executor.
+    Smol,
 }
 
 impl Settings {
@@ -212,6 +239,7 @@ impl Settings {
             ),
             (session.ping_timeout.is_zero(), "ping_timeout must not be 0"),
             (session.keep_alive.is_zero(), "keep_alive must not be 0"),
+            (args.threads == Some(0), "threads must be at least 1"),
         ];
         if let Some((_, message)) = checks.iter().find(|(bad, _)| *bad) {
             return Err((*message).to_owned());
@@ -229,6 +257,8 @@ impl Settings {
             max_connections_per_ip: args.max_connections_per_ip.unwrap_or(1024),
             session,
             hub,
+            runtime: args.runtime.unwrap_or_default(),
+            threads: args.threads,
             log: args.log.unwrap_or_else(|| "info".into()),
         })
     }

@@ -1,7 +1,9 @@
 //! `roomcast serve`: the settings, logging, the hub, the service, and the graceful drain on
 //! SIGINT or SIGTERM.
 
+use std::future::Future;
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -9,13 +11,14 @@ use async_signal::{Signal, Signals};
 use futures_lite::StreamExt;
 use roomcast_core::hub::Hub;
 use roomcast_hyper::{Options, Roomcast, user_from_query};
-use roomcast_io::{Budget, Observe, SessionOptions, spawn_hub};
+use roomcast_io::{Budget, Observe, Runtime, SessionOptions, spawn_hub};
 use roomcast_smol::SmolRuntime;
+use roomcast_tokio::TokioRuntime;
 use tracing::{info, warn};
 
 use crate::app::App;
 use crate::auth::jwt;
-use crate::config::{ServeArgs, Settings};
+use crate::config::{RuntimeKind, ServeArgs, Settings};
 use crate::metrics::Metrics;
 
 /// The reconnect hint a shutdown gives clients: come back soon, with jitter of their own.
@@ -30,10 +33,57 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), String> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    smol::block_on(run(settings)).map_err(|e| e.to_string())
+    // Before the port opens: a SIGTERM from the moment anyone can connect drains, never kills.
+    let signals = Signals::new([Signal::Int, Signal::Term]).map_err(|e| e.to_string())?;
+    let served = match settings.runtime {
+        RuntimeKind::Tokio => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(threads) = settings.threads {
+                builder.worker_threads(threads);
+            }
+            let runtime = builder.enable_all().build().map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+                let addr = listener.local_addr()?;
+                run(
+                    settings,
+                    TokioRuntime::current(),
+                    addr,
+                    signals,
+                    |roomcast, app| {
+                        roomcast_tokio::serve_with(listener, roomcast, move |peer| {
+                            app.service(peer)
+                        })
+                    },
+                )
+                .await
+            })
+        }
+        RuntimeKind::Smol => smol::block_on(async {
+            let listener = smol::net::TcpListener::bind(settings.listen).await?;
+            let addr = listener.local_addr()?;
+            run(settings, SmolRuntime, addr, signals, |roomcast, app| {
+                roomcast_smol::serve_with(listener, roomcast, move |peer| app.service(peer))
+            })
+            .await
+        }),
+    };
+    served.map_err(|e| e.to_string())
 }
 
-async fn run(settings: Settings) -> std::io::Result<()> {
+/// Runs the server on `runtime`, whose `serve` accepts on its listener (bound to `addr`) until
+/// a signal triggers the shutdown, then drains.
+async fn run<R, F>(
+    settings: Settings,
+    runtime: R,
+    addr: SocketAddr,
+    mut signals: Signals,
+    serve: impl FnOnce(Roomcast<R>, Arc<App<R>>) -> F,
+) -> std::io::Result<()>
+where
+    R: Runtime,
+    F: Future<Output = std::io::Result<()>>,
+{
     // A new seed per process: stream epochs differ across restarts, so a client resuming with a
     // cursor of the previous process is told `recovered: false`, never given wrong messages.
     let seed = SystemTime::now()
@@ -45,12 +95,7 @@ async fn run(settings: Settings) -> std::io::Result<()> {
         bytes: settings.session.queue_bytes,
         frames: settings.session.queue_frames,
     };
-    let hub = spawn_hub(
-        &SmolRuntime,
-        Hub::new(settings.hub.clone(), seed),
-        4096,
-        mailbox,
-    );
+    let hub = spawn_hub(&runtime, Hub::new(settings.hub.clone(), seed), mailbox);
     let metrics = Metrics::new();
     let authenticate = match &settings.jwt_secret {
         Some(secret) => jwt(secret),
@@ -75,7 +120,7 @@ async fn run(settings: Settings) -> std::io::Result<()> {
         max_sessions_per_ip: settings.max_connections_per_ip,
         ..Options::default()
     };
-    let roomcast = Roomcast::new(SmolRuntime, hub, options);
+    let roomcast = Roomcast::new(runtime.clone(), hub, options);
     let shutdown = roomcast.shutdown().clone();
     let app = Arc::new(App {
         roomcast: roomcast.clone(),
@@ -83,15 +128,11 @@ async fn run(settings: Settings) -> std::io::Result<()> {
         api_key: settings.api_key.clone(),
         max_body: settings.session.max_frame,
     });
-    // Before the port opens: a SIGTERM from the moment anyone can connect drains, never kills.
-    let mut signals = Signals::new([Signal::Int, Signal::Term])?;
-    let listener = smol::net::TcpListener::bind(settings.listen).await?;
-    let addr = listener.local_addr()?;
     info!(
         %addr,
         "roomcast serving: demo page http://{addr}/, WebSocket /ws, SSE /events, long-poll /poll, echo /ws/echo, API /api/, /metrics, /healthz"
     );
-    let signalled = smol::spawn(async move {
+    runtime.spawn(async move {
         if let Some(Ok(signal)) = signals.next().await {
             info!(
                 ?signal,
@@ -108,7 +149,7 @@ async fn run(settings: Settings) -> std::io::Result<()> {
             std::process::exit(1);
         }
     });
-    roomcast_smol::serve_with(listener, roomcast.clone(), move |peer| app.service(peer)).await?;
+    serve(roomcast.clone(), app).await?;
     // No new connections; the sessions close after their grace period.
     let grace = settings.session.shutdown_grace + settings.session.close_timeout;
     let drained = futures_lite::future::or(
@@ -117,12 +158,13 @@ async fn run(settings: Settings) -> std::io::Result<()> {
             true
         },
         async {
-            smol::Timer::after(grace + Duration::from_secs(1)).await;
+            runtime
+                .sleep_until(runtime.now() + grace + Duration::from_secs(1))
+                .await;
             false
         },
     )
     .await;
-    drop(signalled);
     if drained {
         info!("drained: every session closed");
     } else {

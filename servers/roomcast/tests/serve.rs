@@ -325,9 +325,18 @@ fn bad_input_gets_a_clear_json_error_and_status() {
     });
 }
 
+/// Both runtimes `roomcast serve` runs on; tests of the whole server run on each.
+const RUNTIMES: [&str; 2] = ["tokio", "smol"];
+
 #[test]
 fn status_metrics_health_and_the_page_are_served() {
-    let server = Running::start(&[]);
+    for runtime in RUNTIMES {
+        status_metrics_health_and_the_page_are_served_on(runtime);
+    }
+}
+
+fn status_metrics_health_and_the_page_are_served_on(runtime: &str) {
+    let server = Running::start(&["--runtime", runtime]);
     smol::block_on(async {
         let page = get(server.addr, "/", &[]).await;
         assert_eq!(page.status, 200);
@@ -349,7 +358,7 @@ fn status_metrics_health_and_the_page_are_served() {
         assert_eq!(
             status["connections"],
             json!({"websocket": 1, "sse": 1, "poll": 0}),
-            "{status}"
+            "{runtime}: {status}"
         );
         assert_eq!(status["rooms"], 1);
         assert_eq!(status["sessions"], 2);
@@ -379,7 +388,13 @@ fn status_metrics_health_and_the_page_are_served() {
 
 #[test]
 fn sigterm_drains_clients_and_exits_0() {
-    let server = Running::start(&["--shutdown-grace", "300ms"]);
+    for runtime in RUNTIMES {
+        sigterm_drains_clients_and_exits_0_on(runtime);
+    }
+}
+
+fn sigterm_drains_clients_and_exits_0_on(runtime: &str) {
+    let server = Running::start(&["--shutdown-grace", "300ms", "--runtime", runtime]);
     let mut ws = smol::block_on(async {
         let (ws, _, _) = connect(&server, "user=erin").await;
         ws
@@ -393,12 +408,12 @@ fn sigterm_drains_clients_and_exits_0() {
         assert_eq!(ws.close_code().await, Some(1001));
     });
     let (status, log) = terminated.join().expect("terminate");
-    assert!(status.success(), "exit {status}\n{log}");
-    assert!(log.contains("drained"), "{log}");
+    assert!(status.success(), "{runtime}: exit {status}\n{log}");
+    assert!(log.contains("drained"), "{runtime}: {log}");
     let took = started.elapsed();
     assert!(
         took < Duration::from_secs(3),
-        "the drain took {took:?} with a 300 ms grace"
+        "{runtime}: the drain took {took:?} with a 300 ms grace"
     );
 }
 

@@ -6,12 +6,13 @@
 //! the socket always held another frame every await completed at once, and the task never
 //! yielded. smol's IO (async-io) has no cooperative budget, so the flooded session held its
 //! executor thread until its close timeout ended it; in `roomcast serve` (smol's global
-//! executor: one thread unless `SMOL_THREADS` says otherwise) every other session, the hub task
-//! and every timer waited that long. Measured: a ping waited 4.6 to 4.9 s on smol; on tokio,
+//! executor: one thread unless `SMOL_THREADS` says otherwise) every other session, the hub's
+//! task of the time and every timer waited that long. Measured: a ping waited 4.6 to 4.9 s on smol; on tokio,
 //! whose IO charges a cooperative budget and forces a yield, it passed.
 //!
-//! The fix (transports/io): the session and hub tasks yield every 32 inputs (`YIELD_EVERY`), so
-//! a client that never stops sending no longer stalls the whole server.
+//! The fix (transports/io): a session yields every 32 inputs (`YIELD_EVERY`), so a client that
+//! never stops sending no longer stalls the whole server. (The hub has no task of its own any
+//! more: each caller runs its operation inline.)
 
 use std::time::{Duration, Instant};
 

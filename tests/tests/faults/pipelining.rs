@@ -7,12 +7,13 @@
 //! hub's command channel before the hub task ran; the hub then answered them back to back,
 //! `try_send`ing each reply into the session's delivery channel of `session_capacity` (64 in
 //! `roomcast serve`) before the session could take any, and marked the session a slow consumer
-//! on the 65th (`hub_task.rs`, `Channels::deliver`).
+//! on the 65th (`hub_task.rs`, `Channels::deliver`, since replaced).
 //!
-//! The fix (transports/io): a per-session cap on requests in flight, a quarter of the delivery
-//! channel (`HubHandle::requests_in_flight`, `InFlight`). At the cap the session stops reading
-//! its client until the hub has handled one, so the answers always fit in the channel, and the
-//! client's own TCP window holds the rest.
+//! The first fix capped each session's requests in flight at a quarter of its mailbox. Since the
+//! hub became a shared one that each caller drives inline (`transports/io/src/hub.rs`), there is
+//! no queue to pile up in: the session hands each request to the hub in its own task, takes the
+//! answers from its mailbox at once and writes them with the same flush, so it reads its client
+//! no further ahead than one write, and the client's own TCP window holds the rest.
 
 use std::collections::BTreeSet;
 

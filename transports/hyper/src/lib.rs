@@ -12,7 +12,7 @@
 //! use roomcast_core::hub::{Hub, HubConfig};
 //! use roomcast_hyper::{Options, Roomcast, serve_connection};
 //!
-//! let hub = roomcast_io::spawn_hub(&runtime, Hub::new(HubConfig::default(), 42), 1024, roomcast_io::Budget::default());
+//! let hub = roomcast_io::spawn_hub(&runtime, Hub::new(HubConfig::default(), 42), roomcast_io::Budget::default());
 //! let roomcast = Roomcast::new(runtime, hub, Options::default()); // `?user=NAME` names users
 //! // For each accepted connection, in its own task:
 //! let peer = "127.0.0.1:50000".parse().unwrap();

@@ -1,12 +1,15 @@
 //! roomcast-io: the runtime-agnostic driver of roomcast's sans-IO core.
 //!
-//! Two run loops move everything between sockets and the core's state machines:
+//! The hub and one run loop per connection move everything between sockets and the core's
+//! state machines:
 //!
-//! - [`spawn_hub`] starts the **hub task**, which owns the [`Hub`](roomcast_core::hub::Hub). It
-//!   takes commands through a [`HubHandle`] and leaves each session's deliveries in its mailbox,
-//!   bounded by a [`Budget`] of bytes and frames: it never waits for a session, and a session
-//!   whose mailbox is over budget is dropped from the hub as a slow consumer (it then closes with
-//!   4000, and its client resumes from its cursor, losing nothing).
+//! - [`spawn_hub`] shares the [`Hub`](roomcast_core::hub::Hub) behind a [`HubHandle`]: each
+//!   caller (a session with a request, an HTTP handler with a publish) runs its operation inline,
+//!   under a lock never held across an await, and a timer task runs the hub's deadlines. Each
+//!   session's deliveries go into its mailbox, bounded by a [`Budget`] of bytes and frames: the
+//!   hub never waits for a session, and a session whose mailbox is over budget is dropped from
+//!   the hub as a slow consumer (it then closes with 4000, and its client resumes from its
+//!   cursor, losing nothing).
 //! - [`run_session`] runs one **session task** per connection: it drains every output of its
 //!   [`Session`](roomcast_core::session::Session), writes all pending frames in one flush, then
 //!   waits for exactly one input (a frame, everything waiting in its mailbox, or the timer).
@@ -22,7 +25,7 @@
 //! use roomcast_core::names::UserId;
 //! use roomcast_io::{Budget, SessionOptions, run_session, spawn_hub};
 //!
-//! let hub = spawn_hub(&runtime, Hub::new(HubConfig::default(), 42), 1024, Budget::default());
+//! let hub = spawn_hub(&runtime, Hub::new(HubConfig::default(), 42), Budget::default());
 //! // For each accepted and authenticated connection, in its own task:
 //! let user = UserId::new("alice").expect("valid");
 //! let connect = Connect { user, broadcast: true, rooms: vec![], cursor: None };
@@ -33,7 +36,7 @@
 #![deny(missing_docs)]
 
 mod gate;
-mod hub_task;
+mod hub;
 mod mailbox;
 mod observer;
 mod runtime;
@@ -43,7 +46,7 @@ mod transport;
 mod websocket;
 
 pub use gate::GatedIo;
-pub use hub_task::{ConnectError, HubGone, HubHandle, HubStats, spawn_hub};
+pub use hub::{ConnectError, HubGone, HubHandle, HubStats, spawn_hub};
 pub use mailbox::Budget;
 pub use observer::{Observe, Observer, Unobserved};
 pub use runtime::{ManualClock, Runtime};

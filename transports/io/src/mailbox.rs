@@ -1,8 +1,8 @@
-//! Where the hub task leaves one session's deliveries.
+//! Where the hub leaves one session's deliveries.
 //!
 //! The hub never waits: it puts each delivery in the session's mailbox, and a mailbox over its
 //! budget (bytes and frames, the session's own queue budget by default) means a slow consumer.
-//! The session task takes everything waiting at once, so every frame that piled up while it
+//! The session's task takes everything waiting at once, so every frame that piled up while it
 //! was busy goes out in one write, and it is woken once per batch, not once per message. The
 //! lock is held only to push or to swap the queue out, never across an await.
 
@@ -146,7 +146,8 @@ impl Mailbox {
         }
     }
 
-    fn try_take(&self) -> Option<Option<Vec<Shared>>> {
+    /// As [`take`](Self::take), without waiting: `None` if nothing waits.
+    pub(crate) fn try_take(&self) -> Option<Option<Vec<Shared>>> {
         let mut inner = self.lock();
         if inner.dropped {
             return Some(None);

@@ -14,12 +14,16 @@ use roomcast_core::session::{
     Session, SessionConfig, SessionEvent, SessionKind, SessionState, Transmit,
 };
 
-use crate::hub_task::{ConnectError, HubHandle, InFlight, YIELD_EVERY};
+use crate::hub::{ConnectError, HubHandle};
 use crate::mailbox::Mailbox;
 use crate::observer::Observe;
 use crate::runtime::Runtime;
 use crate::shutdown::Shutdown;
 use crate::transport::{Inbound, Transport};
+
+/// Inputs a session handles in a row before it lets other tasks run: an executor without a
+/// budget (smol's) would otherwise run a client that never stops sending for as long as it sends.
+const YIELD_EVERY: u64 = 32;
 
 /// How a session runs.
 #[derive(Clone, Debug)]
@@ -147,18 +151,17 @@ pub async fn run_registered<R: Runtime, T: Transport>(
     let mut session = Session::new(options.kind, options.config, options.codec, start);
     session.accept(runtime.now(), id, registered.user.clone());
     let mut disconnected = false;
-    let (in_flight, limit) = (Arc::new(InFlight::default()), hub.requests_in_flight());
     let mut inputs: u64 = 0;
     let ended = loop {
-        // Outputs: events first (a request's answer comes back through the hub), then transmits.
+        // Outputs: events first (a request's answers come back through the mailbox), then
+        // transmits.
+        let mut asked = false;
         while let Some(event) = session.poll_event() {
             match event {
                 SessionEvent::Request(request) | SessionEvent::App(request) => {
                     observer.inbound(transport_name, request.message.kind());
-                    // At the limit, wait: the client is not read meanwhile.
-                    let ticket = in_flight.ticket(limit).await;
-                    let forwarded = hub.request_with(id, request, ticket).await;
-                    if forwarded.is_err() {
+                    asked = true;
+                    if hub.request(id, request).await.is_err() {
                         session.close(
                             runtime.now(),
                             Close::new(CloseCode::Internal, "the hub has stopped"),
@@ -170,6 +173,19 @@ pub async fn run_registered<R: Runtime, T: Transport>(
                     let _ = hub.disconnect(id).await;
                 }
                 _ => {}
+            }
+        }
+        // The answers are in the mailbox already: they go out in this write, so a client that
+        // pipelines requests gets its answers as fast as it sends, and is never read further
+        // ahead than one write.
+        if asked && session.is_open() {
+            match mailbox.try_take() {
+                Some(Some(batch)) => session.deliver_batch(runtime.now(), batch),
+                Some(None) => {
+                    disconnected = true;
+                    slow_consumer(runtime, &mut session);
+                }
+                None => {}
             }
         }
         let written = write_all(
@@ -224,13 +240,8 @@ pub async fn run_registered<R: Runtime, T: Transport>(
             // Everything that waited: its frames go out in the next write, together.
             Input::Deliveries(Some(batch)) => session.deliver_batch(runtime.now(), batch),
             Input::Deliveries(None) => {
-                // The hub dropped this session: its mailbox was full.
                 disconnected = true;
-                let close = Close::new(
-                    CloseCode::SlowConsumer,
-                    roomcast_core::session::SLOW_CONSUMER_REASON,
-                );
-                session.close(runtime.now(), close);
+                slow_consumer(runtime, &mut session);
             }
             Input::Timer => session.handle_timeout(runtime.now()),
             Input::Shutdown(reconnect_ms) => session.shutdown(runtime.now(), reconnect_ms),
@@ -241,6 +252,15 @@ pub async fn run_registered<R: Runtime, T: Transport>(
     }
     report.ended = Some(ended.clone());
     ended
+}
+
+/// The hub dropped this session: its mailbox was full.
+fn slow_consumer<R: Runtime>(runtime: &R, session: &mut Session) {
+    let close = Close::new(
+        CloseCode::SlowConsumer,
+        roomcast_core::session::SLOW_CONSUMER_REASON,
+    );
+    session.close(runtime.now(), close);
 }
 
 /// Marks the mailbox closed when the session task ends, however it ends.

@@ -8,7 +8,7 @@
 //! use roomcast_smol::{SmolRuntime, serve};
 //!
 //! smol::block_on(async {
-//!     let hub = roomcast_io::spawn_hub(&SmolRuntime, Hub::new(HubConfig::default(), 42), 1024, roomcast_io::Budget::default());
+//!     let hub = roomcast_io::spawn_hub(&SmolRuntime, Hub::new(HubConfig::default(), 42), roomcast_io::Budget::default());
 //!     let roomcast = Roomcast::new(SmolRuntime, hub, Options::default()); // `?user=NAME`
 //!     let listener = smol::net::TcpListener::bind("127.0.0.1:8080").await?;
 //!     serve(listener, roomcast).await // ws://127.0.0.1:8080/ws, http://127.0.0.1:8080/events

@@ -10,7 +10,7 @@
 //! #[tokio::main]
 //! async fn main() -> std::io::Result<()> {
 //!     let runtime = TokioRuntime::current();
-//!     let hub = roomcast_io::spawn_hub(&runtime, Hub::new(HubConfig::default(), 42), 1024, roomcast_io::Budget::default());
+//!     let hub = roomcast_io::spawn_hub(&runtime, Hub::new(HubConfig::default(), 42), roomcast_io::Budget::default());
 //!     let roomcast = Roomcast::new(runtime, hub, Options::default()); // `?user=NAME`
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //!     serve(listener, roomcast).await // ws://127.0.0.1:8080/ws, http://127.0.0.1:8080/events
@@ -21,9 +21,12 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use roomcast_hyper::{Roomcast, serve_connection};
 use roomcast_io::Runtime;
@@ -73,13 +76,34 @@ impl Runtime for TokioRuntime {
 /// service's shutdown is triggered: nothing new is accepted, and the sessions finish their
 /// shutdown (`Shutdown::drained` tells when they are all gone).
 pub async fn serve<R: Runtime>(listener: TcpListener, roomcast: Roomcast<R>) -> io::Result<()> {
+    let service = roomcast.clone();
+    serve_with(listener, roomcast, move |peer| service.service(peer)).await
+}
+
+/// As [`serve`], with an application's own service per connection (`service(peer)`), for an
+/// application that serves routes of its own and hands roomcast's paths to
+/// [`Roomcast::handle`]. `roomcast` gives the shutdown switch and the connection limits.
+pub async fn serve_with<R, S, B>(
+    listener: TcpListener,
+    roomcast: Roomcast<R>,
+    service: impl Fn(SocketAddr) -> S,
+) -> io::Result<()>
+where
+    R: Runtime,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let accept = || listener.accept();
     roomcast
         .accept_loop(accept, |stream, peer| {
             let _ = stream.set_nodelay(true);
+            let service = service(peer);
             let roomcast = roomcast.clone();
             let _task = tokio::spawn(async move {
-                let service = roomcast.service(peer);
                 let (options, shutdown) = (roomcast.options(), roomcast.shutdown());
                 serve_connection(
                     TokioIo::new(stream),

@@ -71,8 +71,8 @@ pub(crate) struct BenchArgs {
     /// backlog is never overrun. [default: 200]
     #[arg(long)]
     concurrency: Option<usize>,
-    /// Worker threads of each server under test: SMOL_THREADS for roomcast, tokio workers for
-    /// the baselines, the same for both.
+    /// Worker threads of each server under test (roomcast's `--threads`, and `SMOL_THREADS` for
+    /// `--runtime smol`; the baselines' tokio workers), the same for both.
     #[arg(long, default_value_t = 1)]
     server_threads: usize,
     /// Worker threads of the load clients' tokio runtime.

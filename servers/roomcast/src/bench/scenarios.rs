@@ -96,6 +96,7 @@ pub(super) async fn start(
                 // Every client is 127.0.0.1.
                 ("--max-connections-per-ip", per_ip.as_str()),
                 ("--log", "warn"),
+                ("--threads", threads.as_str()),
             ];
             let mut args = vec!["serve".into(), "--listen".into(), addr.to_string()];
             // A --serve-arg replaces the default of the same flag.
@@ -108,7 +109,8 @@ pub(super) async fn start(
             ServerSpec {
                 label: "roomcast",
                 args,
-                env: vec![("SMOL_THREADS".into(), threads)],
+                // For `--serve-arg=--runtime=smol`, whose threads only this sets.
+                env: vec![("SMOL_THREADS".into(), threads.clone())],
             }
         }
         Kind::Baseline => ServerSpec {
