@@ -1,5 +1,6 @@
 //! roomcast under faults, over real sockets on 127.0.0.1, on smol and on tokio: clients killed
-//! mid-stream, a half-open connection, a reader that stops reading, a flood of malformed frames,
+//! mid-stream, a half-open connection, a reader that stops reading (WebSocket and SSE), a flood
+//! of malformed frames,
 //! invalid UTF-8 and frames at the size limit, slowloris, a connection flood past the per-IP
 //! limit, a server restart during traffic, a burst of pipelined requests, and a client that
 //! never stops sending.
@@ -31,3 +32,4 @@ mod pipelining;
 mod restart;
 mod slowloris;
 mod stalled_reader;
+mod stalled_sse;

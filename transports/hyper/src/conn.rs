@@ -1,17 +1,23 @@
 //! One HTTP connection: hyper's HTTP/1.1 server with upgrades, a deadline on request headers,
 //! and graceful shutdown.
 
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::Poll;
+
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use roomcast_io::Shutdown;
 
+use crate::abort::Abort;
 use crate::service::Options;
 
 /// Serves one connection until it ends. Request headers must arrive within
 /// `options.session.config.handshake_timeout` (a client that trickles them, slowloris, is cut
 /// off). Once `shutdown` is triggered, an idle keep-alive connection closes at once and a busy
-/// one after its response (an SSE stream ends with its session's shutdown).
+/// one after its response (an SSE stream ends with its session's shutdown). A stream whose
+/// client stopped reading is dropped once its session has ended (see `abort.rs`).
 pub async fn serve_connection<I, S, B, T>(
     io: I,
     service: S,
@@ -28,19 +34,53 @@ pub async fn serve_connection<I, S, B, T>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     T: hyper::rt::Timer + Send + Sync + 'static,
 {
+    let abort = Abort::default();
+    let service = WithAbort {
+        service,
+        abort: abort.clone(),
+    };
     let connection = http1::Builder::new()
         .timer(timer)
         .header_read_timeout(options.session.config.handshake_timeout)
         .serve_connection(io, service)
         .with_upgrades();
-    let mut connection = std::pin::pin!(connection);
-    let served = futures_lite::future::or(async { Some((&mut connection).await) }, async {
-        shutdown.triggered().await;
-        None
+    let mut connection = pin!(connection);
+    let mut triggered = pin!(shutdown.triggered());
+    let mut draining = false;
+    poll_fn(|cx| {
+        if abort.poll(cx).is_ready() {
+            return Poll::Ready(()); // a stream's client stopped reading
+        }
+        if connection.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        if !draining && triggered.as_mut().poll(cx).is_ready() {
+            draining = true;
+            connection.as_mut().graceful_shutdown();
+            if connection.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
     })
     .await;
-    if served.is_none() {
-        connection.as_mut().graceful_shutdown();
-        let _ = connection.await;
+}
+
+/// The application's service, with the connection's [`Abort`] in every request's extensions.
+struct WithAbort<S> {
+    service: S,
+    abort: Abort,
+}
+
+impl<S: hyper::service::Service<Request<Incoming>>> hyper::service::Service<Request<Incoming>>
+    for WithAbort<S>
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        request.extensions_mut().insert(self.abort.clone());
+        self.service.call(request)
     }
 }

@@ -6,12 +6,14 @@ use std::net::IpAddr;
 use async_channel::Sender;
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_lite::future;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use roomcast_core::event_stream::EventStream;
 use roomcast_core::session::{SessionKind, Transmit};
 use roomcast_io::{Inbound, Runtime, Transport, run_registered};
 
+use crate::abort::{Abort, AfterStream};
 use crate::body::{Body, Dropped, drop_signal};
 use crate::handshake::{Refusal, query_param};
 use crate::service::{Inner, allow_origin, parse_cursor};
@@ -52,15 +54,34 @@ pub(crate) async fn stream<R: Runtime>(
         stream: EventStream::new(retry_ms, cursor),
         buffer: Vec::new(),
         chunks,
-        dropped,
+        dropped: dropped.clone(),
     };
     let (runtime, slot) = (inner.runtime.clone(), admitted.slot);
     let mut options = inner.options.session.clone();
     options.kind = SessionKind::Sse;
     options.transport = "sse";
+    let write_timeout = options.write_timeout;
+    // Pulled if the response cannot be finished; absent under a connection loop of the
+    // application's own, which then keeps such a connection until TCP gives up.
+    let abort = request.extensions().get::<Abort>().cloned();
     inner.runtime.spawn(async move {
         let _slot = slot;
         run_registered(&runtime, transport, registered, options).await;
+        // The body ends with the session; hyper then has the write timeout to send what is
+        // left, or the connection goes (a client that stopped reading holds nothing longer).
+        let finished = async {
+            dropped.wait().await;
+            AfterStream::KeepServing
+        };
+        let stuck = async {
+            runtime.sleep_until(runtime.now() + write_timeout).await;
+            AfterStream::Drop
+        };
+        if future::or(finished, stuck).await == AfterStream::Drop {
+            if let Some(abort) = abort {
+                abort.pull();
+            }
+        }
     });
     let mut response = Response::new(Body::stream(receiver, signal));
     *response.status_mut() = StatusCode::OK;

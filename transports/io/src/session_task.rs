@@ -88,7 +88,7 @@ impl Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         if let Some(mailbox) = &self.mailbox {
-            // Never run: the hub's next delivery learns it is gone, if this command cannot go.
+            // Never run: it leaves the hub now.
             mailbox.close();
             self.hub.disconnect_now(self.id);
         }
@@ -137,8 +137,14 @@ pub async fn run_registered<R: Runtime, T: Transport>(
     let hub = &hub;
     let id = registered.id;
     let mailbox = registered.mailbox.take().expect("a registration runs once");
-    // However this ends, the hub's next delivery learns the session is gone.
-    let _gone = Gone(&mailbox);
+    // However this ends, even if this future is dropped midway (its connection went), the
+    // session leaves the hub.
+    let mut leave = Leave {
+        hub,
+        id,
+        mailbox: &mailbox,
+        left: false,
+    };
     let (observer, transport_name) = (options.observe.0.as_ref(), options.transport);
     // Reports the end however the session ends, even if this future is dropped midway.
     let mut report = Report {
@@ -150,7 +156,6 @@ pub async fn run_registered<R: Runtime, T: Transport>(
     let start = runtime.now();
     let mut session = Session::new(options.kind, options.config, options.codec, start);
     session.accept(runtime.now(), id, registered.user.clone());
-    let mut disconnected = false;
     let mut inputs: u64 = 0;
     let ended = loop {
         // Outputs: events first (a request's answers come back through the mailbox), then
@@ -169,7 +174,7 @@ pub async fn run_registered<R: Runtime, T: Transport>(
                     }
                 }
                 SessionEvent::Closed(_) => {
-                    disconnected = true;
+                    leave.left = true;
                     let _ = hub.disconnect(id).await;
                 }
                 _ => {}
@@ -182,7 +187,7 @@ pub async fn run_registered<R: Runtime, T: Transport>(
             match mailbox.try_take() {
                 Some(Some(batch)) => session.deliver_batch(runtime.now(), batch),
                 Some(None) => {
-                    disconnected = true;
+                    leave.left = true; // the hub let go
                     slow_consumer(runtime, &mut session);
                 }
                 None => {}
@@ -240,14 +245,15 @@ pub async fn run_registered<R: Runtime, T: Transport>(
             // Everything that waited: its frames go out in the next write, together.
             Input::Deliveries(Some(batch)) => session.deliver_batch(runtime.now(), batch),
             Input::Deliveries(None) => {
-                disconnected = true;
+                leave.left = true; // the hub let go
                 slow_consumer(runtime, &mut session);
             }
             Input::Timer => session.handle_timeout(runtime.now()),
             Input::Shutdown(reconnect_ms) => session.shutdown(runtime.now(), reconnect_ms),
         }
     };
-    if !disconnected {
+    if !leave.left {
+        leave.left = true;
         let _ = hub.disconnect(id).await;
     }
     report.ended = Some(ended.clone());
@@ -263,12 +269,21 @@ fn slow_consumer<R: Runtime>(runtime: &R, session: &mut Session) {
     session.close(runtime.now(), close);
 }
 
-/// Marks the mailbox closed when the session task ends, however it ends.
-struct Gone<'a>(&'a Mailbox);
+/// Marks the mailbox closed and removes the session from the hub, however the session ends.
+struct Leave<'a> {
+    hub: &'a HubHandle,
+    id: SessionId,
+    mailbox: &'a Mailbox,
+    /// The hub has let go of the session already.
+    left: bool,
+}
 
-impl Drop for Gone<'_> {
+impl Drop for Leave<'_> {
     fn drop(&mut self) {
-        self.0.close();
+        self.mailbox.close();
+        if !self.left {
+            self.hub.disconnect_now(self.id);
+        }
     }
 }
 
