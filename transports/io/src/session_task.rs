@@ -1,8 +1,10 @@
 //! The session run loop: one task per connection drives a [`Session`] between its transport, its
 //! mailbox (what the hub left for it) and its timer.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use roomcast_core::close::{Close, CloseCode};
@@ -157,6 +159,10 @@ pub async fn run_registered<R: Runtime, T: Transport>(
     let mut session = Session::new(options.kind, options.config, options.codec, start);
     session.accept(runtime.now(), id, registered.user.clone());
     let mut inputs: u64 = 0;
+    let mut waits = Waits {
+        timer: None,
+        shutdown: Some(Box::pin(options.shutdown.triggered())),
+    };
     let ended = loop {
         // Outputs: events first (a request's answers come back through the mailbox), then
         // transmits.
@@ -215,15 +221,7 @@ pub async fn run_registered<R: Runtime, T: Transport>(
         if inputs % YIELD_EVERY == 0 {
             future::yield_now().await;
         }
-        match next_input(
-            runtime,
-            &session,
-            &mut transport,
-            &mailbox,
-            &options.shutdown,
-        )
-        .await
-        {
+        match next_input(runtime, &session, &mut transport, &mailbox, &mut waits).await {
             Input::Frame(Some(frame)) => {
                 let now = runtime.now();
                 // SSE sessions have no inbound frames; a transport that yields one is ignored.
@@ -308,13 +306,25 @@ enum Input {
     Shutdown(u64),
 }
 
+/// The waits a session keeps from one input to the next: made anew on every wake-up, a timer
+/// is one allocation and a timer-wheel entry, a shutdown listener one entry in a list every
+/// session shares, and a busy room wakes each session once per batch.
+struct Waits<'a> {
+    /// The session's timer, for this deadline.
+    timer: Option<(Instant, BoxFuture<'a>)>,
+    /// Until the server shuts down; `None` once it has said so.
+    shutdown: Option<Pin<Box<dyn Future<Output = u64> + Send + 'a>>>,
+}
+
+type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
 /// Waits for the first of: a frame, a delivery, the session's timer, the server shutting down.
-async fn next_input<R: Runtime, T: Transport>(
-    runtime: &R,
+async fn next_input<'a, R: Runtime, T: Transport>(
+    runtime: &'a R,
     session: &Session,
     transport: &mut T,
     mailbox: &Mailbox,
-    shutdown: &Shutdown,
+    waits: &mut Waits<'a>,
 ) -> Input {
     let frame = async { Input::Frame(transport.recv().await) };
     // Once the session is closing, hub deliveries no longer matter.
@@ -325,10 +335,15 @@ async fn next_input<R: Runtime, T: Transport>(
             future::pending().await
         }
     };
+    match (session.poll_timeout(), &waits.timer) {
+        (Some(deadline), Some((armed, _))) if *armed == deadline => {}
+        (Some(deadline), _) => waits.timer = Some((deadline, runtime.sleep_until(deadline))),
+        (None, _) => waits.timer = None,
+    }
     let timer = async {
-        match session.poll_timeout() {
-            Some(deadline) => {
-                runtime.sleep_until(deadline).await;
+        match &mut waits.timer {
+            Some((_, sleep)) => {
+                sleep.await;
                 Input::Timer
             }
             None => future::pending().await,
@@ -336,18 +351,26 @@ async fn next_input<R: Runtime, T: Transport>(
     };
     // Told once: after that the session's own grace timer does the rest.
     let shutting_down = async {
-        if session.is_open() && !session.is_shutting_down() {
-            Input::Shutdown(shutdown.triggered().await)
-        } else {
-            future::pending().await
+        match &mut waits.shutdown {
+            Some(triggered) if session.is_open() && !session.is_shutting_down() => {
+                Input::Shutdown(triggered.await)
+            }
+            _ => future::pending().await,
         }
     };
     // Fair, not biased: a busy room must not starve reading (pongs), nor a chatty client the hub.
-    future::race(
+    let input = future::race(
         future::race(frame, shutting_down),
         future::race(delivery, timer),
     )
-    .await
+    .await;
+    // A finished future must not be polled again.
+    match input {
+        Input::Timer => waits.timer = None,
+        Input::Shutdown(_) => waits.shutdown = None,
+        _ => {}
+    }
+    input
 }
 
 /// Sends every transmit, then flushes once, within the write timeout. False if the connection is

@@ -16,8 +16,8 @@ pub(super) const KINDS: [Kind; 2] = [Kind::Roomcast, Kind::Baseline];
 /// (docs/performance.md), so a change that halves throughput fails and the drift does not.
 const FLOORS: &[(&str, &str, f64)] = &[
     ("echo", "echo_64_per_s", 0.4),
-    ("fanout-ws", "burst_deliveries_per_s", 0.15),
-    ("fanout-sse", "burst_deliveries_per_s", 0.3),
+    ("fanout-ws", "burst_deliveries_per_s", 0.3),
+    ("fanout-sse", "burst_deliveries_per_s", 0.25),
     ("churn", "cycles_per_s", 0.18),
 ];
 
