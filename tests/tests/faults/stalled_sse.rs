@@ -1,10 +1,14 @@
 //! An SSE client that stops reading.
 //!
 //! Its session is dropped as a slow consumer once its mailbox is over budget, like a WebSocket's
-//! (`stalled_reader`). What is left is the HTTP connection: hyper still holds the response's
-//! unsent bytes and would wait for the client for as long as TCP keeps the connection. Once the
-//! session has ended, hyper has the write timeout to finish the response, and then the
-//! connection goes (`transports/hyper/src/abort.rs`).
+//! (`stalled_reader`). What is left is the HTTP connection, which must go too:
+//! - a stream that is its connection's first request is served directly (`sse.rs`): the
+//!   connection closes when the session ends, its last chunk written within the write timeout
+//!   or not at all;
+//! - a stream that comes after another request on a keep-alive connection goes through hyper,
+//!   which still holds the response's unsent bytes and would wait for the client for as long as
+//!   TCP keeps the connection. Once the session has ended, hyper has the write timeout to finish
+//!   the response, and then the connection goes (`transports/hyper/src/abort.rs`).
 
 use roomcast_core::envelope::Payload;
 use roomcast_core::hub::HubConfig;
@@ -22,6 +26,18 @@ use crate::common::{ms, sleep};
 const MAX_BROADCASTS: usize = 20_000;
 
 fn a_stalled_sse_stream_is_dropped_then_its_connection_closed(flavor: Flavor) {
+    stall(flavor, "");
+}
+
+fn a_stalled_sse_stream_after_another_request_is_dropped_then_its_connection_closed(
+    flavor: Flavor,
+) {
+    // Pipelined behind a 404 on the same connection: the stream goes through hyper.
+    stall(flavor, "GET /nowhere HTTP/1.1\r\nHost: roomcast\r\n\r\n");
+}
+
+/// A client sends `before` then a stream request, and never reads.
+fn stall(flavor: Flavor, before: &str) {
     smol::block_on(async {
         let write_timeout = ms(300);
         let options = Options {
@@ -35,7 +51,8 @@ fn a_stalled_sse_stream_is_dropped_then_its_connection_closed(flavor: Flavor) {
         // The default mailbox (1 MiB), so the session is dropped for its bytes, not for frames.
         let server = Server::start(flavor, HubConfig::default(), options, 4096).await;
         let mut stream = stalling_client(server.addr);
-        let request = "GET /events?user=stalled HTTP/1.1\r\nHost: roomcast\r\n\r\n";
+        let request =
+            format!("{before}GET /events?user=stalled HTTP/1.1\r\nHost: roomcast\r\n\r\n");
         within("request", stream.write_all(request.as_bytes()))
             .await
             .expect("write");
@@ -61,9 +78,8 @@ fn a_stalled_sse_stream_is_dropped_then_its_connection_closed(flavor: Flavor) {
         let stats = server.hub.stats().await.expect("hub");
         assert_eq!(stats.slow_consumers, 1, "{stats:?}");
 
-        // Past the write timeout the client reads again: the response was cut, the connection
-        // closed. A connection kept open would instead end the response with its last chunk
-        // and wait for the next request, and this read would not end.
+        // Past the write timeout the client reads again: the connection is closed. Kept open,
+        // it would wait for the next request, and this read would not end.
         sleep(write_timeout * 3).await;
         let mut received = Vec::new();
         let mut buffer = vec![0u8; 64 * 1024];
@@ -73,16 +89,24 @@ fn a_stalled_sse_stream_is_dropped_then_its_connection_closed(flavor: Flavor) {
                 Ok(n) => received.extend_from_slice(&buffer[..n]),
             }
         }
+        let first = if before.is_empty() {
+            "HTTP/1.1 200 OK\r\n"
+        } else {
+            "HTTP/1.1 404"
+        };
         assert!(
-            received.starts_with(b"HTTP/1.1 200 OK\r\n"),
+            received.starts_with(first.as_bytes()),
             "{:?}",
             String::from_utf8_lossy(&received[..received.len().min(200)])
         );
-        assert!(
-            !received.ends_with(b"\r\n0\r\n\r\n"),
-            "the response was finished ({} bytes read): the connection was kept",
-            received.len()
-        );
+        if !before.is_empty() {
+            // hyper could not finish the response: the switch dropped the connection.
+            assert!(
+                !received.ends_with(b"\r\n0\r\n\r\n"),
+                "the response was finished ({} bytes read)",
+                received.len()
+            );
+        }
     });
 }
 
@@ -97,4 +121,7 @@ fn stalling_client(addr: std::net::SocketAddr) -> TcpStream {
     TcpStream::try_from(stream).expect("async stream")
 }
 
-on_every_runtime!(a_stalled_sse_stream_is_dropped_then_its_connection_closed);
+on_every_runtime!(
+    a_stalled_sse_stream_is_dropped_then_its_connection_closed,
+    a_stalled_sse_stream_after_another_request_is_dropped_then_its_connection_closed,
+);

@@ -56,6 +56,16 @@ impl Body {
     }
 }
 
+impl Body {
+    /// A whole body's bytes (empty for none); `None` for a stream.
+    pub(crate) fn into_full(self) -> Option<Bytes> {
+        match self.kind {
+            Kind::Full(bytes) => Some(bytes.unwrap_or_default()),
+            Kind::Stream { .. } => None,
+        }
+    }
+}
+
 impl http_body::Body for Body {
     type Data = Bytes;
     type Error = Infallible;

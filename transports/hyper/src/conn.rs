@@ -1,30 +1,39 @@
-//! One HTTP connection: hyper's HTTP/1.1 server with upgrades, a deadline on request headers,
-//! and graceful shutdown.
+//! One HTTP connection: an SSE stream served directly, or hyper's HTTP/1.1 server with
+//! upgrades; a deadline on request headers, and graceful shutdown.
 
 use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::task::Poll;
 
+use futures_lite::future;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use roomcast_io::Shutdown;
+use roomcast_io::Runtime;
 
 use crate::abort::Abort;
-use crate::service::Options;
+use crate::first_request::{First, read_first};
+use crate::service::Roomcast;
+use crate::sse;
 
-/// Serves one connection until it ends. Request headers must arrive within
+/// Serves one connection from `peer` until it ends. Request headers must arrive within
 /// `options.session.config.handshake_timeout` (a client that trickles them, slowloris, is cut
-/// off). Once `shutdown` is triggered, an idle keep-alive connection closes at once and a busy
-/// one after its response (an SSE stream ends with its session's shutdown). A stream whose
-/// client stopped reading is dropped once its session has ended (see `abort.rs`).
-pub async fn serve_connection<I, S, B, T>(
+/// off). Once the shutdown is triggered, an idle keep-alive connection closes at once and a busy
+/// one after its response (an SSE stream ends with its session's shutdown).
+///
+/// A connection whose first request is `GET /events` (HTTP/1.1, no body) is an SSE stream that
+/// roomcast serves on the connection itself, without hyper (`sse.rs`): `service` never sees it.
+/// Every other request goes to `service` through hyper. A stream whose client stopped reading
+/// is dropped once its session has ended (see `abort.rs`).
+pub async fn serve_connection<R, I, S, B, T>(
+    roomcast: &Roomcast<R>,
+    peer: SocketAddr,
     io: I,
     service: S,
     timer: T,
-    options: &Options,
-    shutdown: &Shutdown,
 ) where
+    R: Runtime,
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -34,6 +43,18 @@ pub async fn serve_connection<I, S, B, T>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     T: hyper::rt::Timer + Send + Sync + 'static,
 {
+    let (options, shutdown) = (roomcast.options(), roomcast.shutdown());
+    let handshake_timeout = options.session.config.handshake_timeout;
+    let deadline = future::or(timer.sleep(handshake_timeout), async {
+        shutdown.triggered().await;
+    });
+    let io = match read_first(io, deadline).await {
+        First::Sse(request, io) => {
+            return sse::serve_direct(roomcast.inner(), peer.ip(), request, io).await;
+        }
+        First::Other(io) => io,
+        First::Gone => return,
+    };
     let abort = Abort::default();
     let service = WithAbort {
         service,
@@ -41,7 +62,7 @@ pub async fn serve_connection<I, S, B, T>(
     };
     let connection = http1::Builder::new()
         .timer(timer)
-        .header_read_timeout(options.session.config.handshake_timeout)
+        .header_read_timeout(handshake_timeout)
         .serve_connection(io, service)
         .with_upgrades();
     let mut connection = pin!(connection);

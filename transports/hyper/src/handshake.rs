@@ -48,6 +48,8 @@ pub struct Refusal {
     pub message: String,
     /// The error code, when not the status's own (see [`code`](Self::code)).
     pub code: Option<&'static str>,
+    /// For a 503: when to come back, sent as `Retry-After` in whole seconds.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl Refusal {
@@ -57,7 +59,14 @@ impl Refusal {
             status,
             message: message.into(),
             code: None,
+            retry_after_ms: None,
         }
+    }
+
+    /// With `Retry-After`, rounded up to whole seconds (at least 1).
+    pub fn retry_after(mut self, ms: u64) -> Self {
+        self.retry_after_ms = Some(ms);
+        self
     }
 
     /// With this error code instead of the status's own.

@@ -16,7 +16,7 @@
 //! let roomcast = Roomcast::new(runtime, hub, Options::default()); // `?user=NAME` names users
 //! // For each accepted connection, in its own task:
 //! let peer = "127.0.0.1:50000".parse().unwrap();
-//! serve_connection(io, roomcast.service(peer), timer, roomcast.options(), roomcast.shutdown()).await;
+//! serve_connection(&roomcast, peer, io, roomcast.service(peer), timer).await;
 //! # }
 //! ```
 //!
@@ -27,10 +27,12 @@
 mod abort;
 mod body;
 mod conn;
+mod first_request;
 mod handshake;
 mod io;
 mod per_ip;
 mod poll;
+mod rewind;
 mod service;
 mod sse;
 mod websocket;

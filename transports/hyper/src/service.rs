@@ -178,13 +178,8 @@ impl<R: Runtime> Roomcast<R> {
                 .insert(header::ALLOW, HeaderValue::from_static("GET"));
             return response;
         }
-        if let Some(ms) = self.shutdown().reconnect_ms() {
-            let mut response = refuse(&Refusal::new(503, "the server is shutting down"));
-            let seconds = ms.div_ceil(1000).max(1);
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            return response;
+        if let Some(refusal) = inner.unavailable() {
+            return inner.refusal_response(&refusal);
         }
         let result = match endpoint {
             Endpoint::WebSocket => websocket::protocol(inner, peer, request).await,
@@ -192,17 +187,11 @@ impl<R: Runtime> Roomcast<R> {
             Endpoint::Sse => sse::stream(inner, peer, request).await,
             Endpoint::Poll => poll::poll(inner, peer, request).await,
         };
-        result.unwrap_or_else(|refusal| {
-            let mut response = refuse(&refusal);
-            if refusal.status == 426 {
-                // RFC 6455, section 4.2.2: name the version this server speaks.
-                response.headers_mut().insert(
-                    header::SEC_WEBSOCKET_VERSION,
-                    HeaderValue::from_static("13"),
-                );
-            }
-            response
-        })
+        result.unwrap_or_else(|refusal| inner.refusal_response(&refusal))
+    }
+
+    pub(crate) fn inner(&self) -> &Inner<R> {
+        &self.inner
     }
 }
 
@@ -215,13 +204,36 @@ enum Endpoint {
 }
 
 impl<R: Runtime> Inner<R> {
+    /// 503 while the server shuts down: no new session.
+    pub(crate) fn unavailable(&self) -> Option<Refusal> {
+        self.options
+            .session
+            .shutdown
+            .reconnect_ms()
+            .map(|ms| Refusal::new(503, "the server is shutting down").retry_after(ms))
+    }
+
+    /// A refusal's reply, with the headers its status calls for.
+    pub(crate) fn refusal_response(&self, refusal: &Refusal) -> Response<Body> {
+        let mut response = refuse(refusal);
+        let headers = response.headers_mut();
+        if refusal.status == 426 {
+            // RFC 6455, section 4.2.2: name the version this server speaks.
+            headers.insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+        }
+        if let Some(ms) = refusal.retry_after_ms {
+            let seconds = ms.div_ceil(1000).max(1);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+
     /// The checks of a session endpoint, in order: origin (403), authentication (401), the
     /// per-IP limit (429).
-    pub(crate) fn admit(
-        &self,
-        peer: IpAddr,
-        request: &Request<Incoming>,
-    ) -> Result<Admitted, Refusal> {
+    pub(crate) fn admit<B>(&self, peer: IpAddr, request: &Request<B>) -> Result<Admitted, Refusal> {
         let origin = self.check_origin(request)?;
         let handshake = Handshake {
             uri: request.uri(),
@@ -247,9 +259,9 @@ impl<R: Runtime> Inner<R> {
     }
 
     /// The request's `Origin` if it is allowed (`None` if it has none), or 403.
-    pub(crate) fn check_origin(
+    pub(crate) fn check_origin<B>(
         &self,
-        request: &Request<Incoming>,
+        request: &Request<B>,
     ) -> Result<Option<HeaderValue>, Refusal> {
         let Some(origin) = request.headers().get(header::ORIGIN) else {
             return Ok(None);
@@ -267,10 +279,10 @@ impl<R: Runtime> Inner<R> {
 impl<R: Runtime> Inner<R> {
     /// Registers an SSE or long-poll connection: it follows the user's stream, the broadcast
     /// feed unless `?broadcast=0`, and the rooms of `?rooms=`, from `cursor`.
-    pub(crate) async fn register_stream(
+    pub(crate) async fn register_stream<B>(
         &self,
         admitted: &Admitted,
-        request: &Request<Incoming>,
+        request: &Request<B>,
         cursor: Option<Cursor>,
     ) -> Result<Registered, Refusal> {
         let connect = Connect {
@@ -284,7 +296,7 @@ impl<R: Runtime> Inner<R> {
 }
 
 /// A session endpoint's `?rooms=a,b`, each name checked (400).
-fn rooms_param(request: &Request<Incoming>) -> Result<Vec<RoomName>, Refusal> {
+fn rooms_param<B>(request: &Request<B>) -> Result<Vec<RoomName>, Refusal> {
     let Some(list) = query_param(request.uri(), "rooms") else {
         return Ok(Vec::new());
     };
@@ -307,7 +319,7 @@ pub(crate) fn parse_cursor(text: Option<String>, what: &str) -> Result<Option<Cu
 }
 
 /// `?broadcast=0` (or `false`) opts out of the broadcast feed.
-fn broadcast_param(request: &Request<Incoming>) -> bool {
+fn broadcast_param<B>(request: &Request<B>) -> bool {
     !matches!(
         query_param(request.uri(), "broadcast").as_deref(),
         Some("0" | "false")
@@ -341,7 +353,7 @@ pub fn json(status: StatusCode, body: String) -> Response<Body> {
 }
 
 /// Lets the allowed `origin` read a cross-origin response (SSE, long-poll).
-pub(crate) fn allow_origin(response: &mut Response<Body>, origin: Option<HeaderValue>) {
+pub(crate) fn allow_origin<B>(response: &mut Response<B>, origin: Option<HeaderValue>) {
     if let Some(origin) = origin {
         let headers = response.headers_mut();
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);

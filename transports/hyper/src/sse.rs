@@ -1,21 +1,35 @@
-//! `GET /events`: an SSE session as a `text/event-stream` streaming body.
+//! `GET /events`: an SSE session as `text/event-stream`, written one of two ways.
+//!
+//! - **Direct** ([`serve_direct`]): when the stream is the first request of a connection that
+//!   roomcast's own loop accepted (`serve_connection`), the session's task owns the socket and
+//!   writes each drain as one HTTP/1.1 chunk, as a WebSocket session does. No hyper connection
+//!   stays behind it: hyper keeps an 8 KiB read buffer and its connection state for the life of a
+//!   response, and an SSE response lives as long as its client.
+//! - **Through hyper** ([`stream`]): under [`Roomcast::handle`](crate::Roomcast::handle) (an
+//!   application's own connection loop, or a later request on a keep-alive connection), as a
+//!   streaming body fed by the session's task.
+//!
+//! Both run the same checks and registration ([`open`]) and send the same headers and bytes.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::net::IpAddr;
+use std::time::SystemTime;
 
 use async_channel::Sender;
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_lite::future;
+use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use roomcast_core::event_stream::EventStream;
 use roomcast_core::session::{SessionKind, Transmit};
-use roomcast_io::{Inbound, Runtime, Transport, run_registered};
+use roomcast_io::{Ended, Inbound, Registered, Runtime, SessionOptions, Transport, run_registered};
 
 use crate::abort::{Abort, AfterStream};
 use crate::body::{Body, Dropped, drop_signal};
 use crate::handshake::{Refusal, query_param};
+use crate::io::HyperIo;
+use crate::per_ip::Slot;
 use crate::service::{Inner, allow_origin, parse_cursor};
 
 /// Chunks waiting for hyper to write them: each is every event of one drain, so two are slack
@@ -23,12 +37,29 @@ use crate::service::{Inner, allow_origin, parse_cursor};
 /// and queue budget then decide.
 const CHUNKS: usize = 2;
 
-pub(crate) async fn stream<R: Runtime>(
+/// A direct stream's write buffers keep at most this much capacity between writes, so a burst
+/// does not leave every connection holding its peak.
+const KEEP_CAPACITY: usize = 16 * 1024;
+
+/// A stream admitted and registered: what either way of writing it needs.
+struct Opened<R> {
+    runtime: R,
+    registered: Registered,
+    slot: Slot,
+    stream: EventStream,
+    /// The response without its body: status and headers.
+    head: Response<()>,
+    options: SessionOptions,
+}
+
+/// The checks (origin, authentication, per-IP limit), the cursor from `Last-Event-ID` or
+/// `?lastEventId=`, and the registration with the hub.
+async fn open<R: Runtime, B>(
     inner: &Inner<R>,
     peer: IpAddr,
-    request: Request<Incoming>,
-) -> Result<Response<Body>, Refusal> {
-    let admitted = inner.admit(peer, &request)?;
+    request: &Request<B>,
+) -> Result<Opened<R>, Refusal> {
+    let admitted = inner.admit(peer, request)?;
     // The browser's automatic `Last-Event-ID` is newer than any `lastEventId` the page chose.
     let header = request
         .headers()
@@ -45,21 +76,58 @@ pub(crate) async fn stream<R: Runtime>(
         None => parse_cursor(query_param(request.uri(), "lastEventId"), "lastEventId")?,
     };
     let registered = inner
-        .register_stream(&admitted, &request, cursor.clone())
+        .register_stream(&admitted, request, cursor.clone())
         .await?;
+    let retry_ms = u64::try_from(inner.options.sse_retry.as_millis()).unwrap_or(u64::MAX);
+    let mut head = Response::new(());
+    *head.status_mut() = StatusCode::OK;
+    let headers = head.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
+    // Proxies such as nginx would otherwise hold events back to fill a buffer.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    allow_origin(&mut head, admitted.origin);
+    let mut options = inner.options.session.clone();
+    options.kind = SessionKind::Sse;
+    options.transport = "sse";
+    Ok(Opened {
+        runtime: inner.runtime.clone(),
+        registered,
+        slot: admitted.slot,
+        stream: EventStream::new(retry_ms, cursor),
+        head,
+        options,
+    })
+}
+
+/// The stream as a hyper streaming body, fed by the session's task.
+pub(crate) async fn stream<R: Runtime>(
+    inner: &Inner<R>,
+    peer: IpAddr,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Refusal> {
+    let Opened {
+        runtime,
+        registered,
+        slot,
+        stream,
+        head,
+        options,
+    } = open(inner, peer, &request).await?;
     let (chunks, receiver) = async_channel::bounded(CHUNKS);
     let (signal, dropped) = drop_signal();
-    let retry_ms = u64::try_from(inner.options.sse_retry.as_millis()).unwrap_or(u64::MAX);
     let transport = SseTransport {
-        stream: EventStream::new(retry_ms, cursor),
+        stream,
         buffer: Vec::new(),
         chunks,
         dropped: dropped.clone(),
     };
-    let (runtime, slot) = (inner.runtime.clone(), admitted.slot);
-    let mut options = inner.options.session.clone();
-    options.kind = SessionKind::Sse;
-    options.transport = "sse";
     let write_timeout = options.write_timeout;
     // Pulled if the response cannot be finished; absent under a connection loop of the
     // application's own, which then keeps such a connection until TCP gives up.
@@ -83,24 +151,12 @@ pub(crate) async fn stream<R: Runtime>(
             }
         }
     });
-    let mut response = Response::new(Body::stream(receiver, signal));
-    *response.status_mut() = StatusCode::OK;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-transform"),
-    );
-    // Proxies such as nginx would otherwise hold events back to fill a buffer.
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    allow_origin(&mut response, admitted.origin);
-    Ok(response)
+    let (parts, ()) = head.into_parts();
+    Ok(Response::from_parts(parts, Body::stream(receiver, signal)))
 }
 
-/// An SSE connection: transmits become event-stream bytes, each drain one chunk of the body.
+/// An SSE connection under hyper: transmits become event-stream bytes, each drain one chunk of
+/// the body.
 struct SseTransport {
     stream: EventStream,
     buffer: Vec<u8>,
@@ -132,5 +188,161 @@ impl Transport for SseTransport {
             .send(chunk)
             .await
             .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
+    }
+}
+
+/// Serves the stream `request` asks for on `io`, the connection it came on, until the session
+/// ends; then ends the response and the connection. A refusal is answered, and the connection
+/// closed.
+pub(crate) async fn serve_direct<R, I>(
+    inner: &Inner<R>,
+    peer: IpAddr,
+    request: Request<()>,
+    mut io: HyperIo<I>,
+) where
+    R: Runtime,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send,
+{
+    let write_timeout = inner.options.session.write_timeout;
+    let opened = match inner.unavailable() {
+        Some(refusal) => Err(refusal),
+        None => open(inner, peer, &request).await,
+    };
+    let opened = match opened {
+        Ok(opened) => opened,
+        Err(refusal) => {
+            let response = inner.refusal_response(&refusal);
+            let (parts, body) = response.into_parts();
+            let mut bytes = head_bytes(&Response::from_parts(parts, ()), Framing::Close);
+            bytes.extend_from_slice(&body.into_full().unwrap_or_default());
+            let written = async {
+                let _ = io.write_all(&bytes).await;
+                let _ = io.close().await;
+            };
+            let _ = future::or(
+                written,
+                inner
+                    .runtime
+                    .sleep_until(inner.runtime.now() + write_timeout),
+            )
+            .await;
+            return;
+        }
+    };
+    let Opened {
+        runtime,
+        registered,
+        slot,
+        stream,
+        head,
+        options,
+    } = opened;
+    let _slot = slot;
+    let mut transport = DirectTransport {
+        io,
+        stream,
+        head: Some(head_bytes(&head, Framing::Chunked)),
+        events: Vec::new(),
+        chunk: Vec::new(),
+    };
+    let ended = run_registered(&runtime, &mut transport, registered, options).await;
+    if ended != Ended::Lost {
+        // The last chunk, within the write timeout; the connection closes either way.
+        let last = async {
+            let _ = transport.io.write_all(b"0\r\n\r\n").await;
+            let _ = transport.io.close().await;
+        };
+        let _ = future::or(last, runtime.sleep_until(runtime.now() + write_timeout)).await;
+    }
+}
+
+/// How a response head delimits its body.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// A stream: chunked.
+    Chunked,
+    /// A whole body, then the connection closes.
+    Close,
+}
+
+/// The response head as HTTP/1.1 bytes, with the `date` (RFC 9110, 6.6.1) and framing headers
+/// hyper would add.
+fn head_bytes(head: &Response<()>, framing: Framing) -> Vec<u8> {
+    let status = head.status();
+    let mut bytes = Vec::with_capacity(256);
+    let _ = write!(
+        bytes,
+        "HTTP/1.1 {} {}\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or("")
+    );
+    for (name, value) in head.headers() {
+        bytes.extend_from_slice(name.as_str().as_bytes());
+        bytes.extend_from_slice(b": ");
+        bytes.extend_from_slice(value.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+    }
+    let _ = write!(
+        bytes,
+        "date: {}\r\n",
+        httpdate::fmt_http_date(SystemTime::now())
+    );
+    match framing {
+        Framing::Chunked => bytes.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n"),
+        Framing::Close => bytes.extend_from_slice(b"connection: close\r\n\r\n"),
+    }
+    bytes
+}
+
+/// An SSE connection that owns its socket: each drain's events go out as one chunk, in one
+/// write (the response head with the first).
+struct DirectTransport<I> {
+    io: HyperIo<I>,
+    stream: EventStream,
+    /// The response head, until it is written.
+    head: Option<Vec<u8>>,
+    /// This drain's events.
+    events: Vec<u8>,
+    /// What one write sends: the head if still due, then the size line, the events, CRLF.
+    chunk: Vec<u8>,
+}
+
+#[async_trait]
+impl<I: hyper::rt::Read + hyper::rt::Write + Unpin + Send> Transport for &mut DirectTransport<I> {
+    /// A client sends nothing once its stream is open: EOF, an error or any byte (a pipelined
+    /// request, which a stream never answers) ends the stream.
+    async fn recv(&mut self) -> Option<Inbound> {
+        let mut byte = [0u8; 1];
+        let _ = self.io.read(&mut byte).await;
+        None
+    }
+
+    async fn send(&mut self, transmit: Transmit) -> io::Result<()> {
+        self.stream.encode(&transmit, &mut self.events);
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        self.chunk.clear();
+        if let Some(head) = self.head.take() {
+            self.chunk = head;
+        }
+        if !self.events.is_empty() {
+            let _ = write!(self.chunk, "{:x}\r\n", self.events.len());
+            self.chunk.extend_from_slice(&self.events);
+            self.chunk.extend_from_slice(b"\r\n");
+            self.events.clear();
+        }
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        self.io.write_all(&self.chunk).await?;
+        self.io.flush().await?;
+        for buffer in [&mut self.events, &mut self.chunk] {
+            if buffer.capacity() > KEEP_CAPACITY {
+                *buffer = Vec::new();
+            }
+        }
+        Ok(())
     }
 }

@@ -85,11 +85,10 @@ where
             let service = service(peer);
             let roomcast = roomcast.clone();
             smol::spawn(async move {
-                let (options, shutdown) = (roomcast.options(), roomcast.shutdown());
                 // Read only when the socket woke the connection: hyper polls reads on every
                 // wake-up, and smol's sockets try a read before they wait.
                 let io = FuturesIo::new(roomcast_io::GatedIo::new(stream));
-                serve_connection(io, service, SmolTimer::new(), options, shutdown).await;
+                serve_connection(&roomcast, peer, io, service, SmolTimer::new()).await;
             })
             .detach();
         })

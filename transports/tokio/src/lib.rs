@@ -104,15 +104,8 @@ where
             let service = service(peer);
             let roomcast = roomcast.clone();
             let _task = tokio::spawn(async move {
-                let (options, shutdown) = (roomcast.options(), roomcast.shutdown());
-                serve_connection(
-                    TokioIo::new(stream),
-                    service,
-                    TokioTimer::new(),
-                    options,
-                    shutdown,
-                )
-                .await;
+                let io = TokioIo::new(stream);
+                serve_connection(&roomcast, peer, io, service, TokioTimer::new()).await;
             });
         })
         .await;

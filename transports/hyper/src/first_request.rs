@@ -1,0 +1,138 @@
+//! The first request of a connection, read before hyper sees it: an SSE stream is served on
+//! the connection directly (see `sse.rs`), anything else goes to hyper with the bytes read put
+//! back in front (`rewind.rs`).
+
+use std::future::Future;
+
+use bytes::Bytes;
+use futures_lite::{AsyncReadExt, future};
+use http::{HeaderName, HeaderValue, Method, Request, Uri, Version};
+
+use crate::io::HyperIo;
+use crate::rewind::Rewind;
+
+/// The path whose first-request `GET` is served directly.
+pub(crate) const SSE_PATH: &str = "/events";
+
+/// Longest head read here: a longer one goes to hyper, which applies its own limit.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Most headers parsed here: more go to hyper, which applies its own limit.
+const MAX_HEADERS: usize = 64;
+
+/// Bytes asked of the socket per read.
+const READ: usize = 1024;
+
+/// What the first request is.
+pub(crate) enum First<I> {
+    /// A `GET` of the SSE path, HTTP/1.1, without a body or an upgrade.
+    Sse(Request<()>, HyperIo<I>),
+    /// Anything else: for hyper, with what was read in front.
+    Other(Rewind<I>),
+    /// Nothing complete came before `deadline`, or the client went away.
+    Gone,
+}
+
+/// Reads the first request head from `io`, at most until `deadline` completes.
+pub(crate) async fn read_first<I: hyper::rt::Read + Unpin>(
+    io: I,
+    deadline: impl Future<Output = ()>,
+) -> First<I> {
+    let mut io = HyperIo(io);
+    let mut head: Vec<u8> = Vec::new();
+    let read = async {
+        loop {
+            let start = head.len();
+            head.resize(start + READ, 0);
+            let n = match io.read(&mut head[start..]).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => n,
+            };
+            head.truncate(start + n);
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut request = httparse::Request::new(&mut headers);
+            match request.parse(&head) {
+                Ok(httparse::Status::Partial) if head.len() < MAX_HEAD => {}
+                // Complete, too long, or not HTTP as httparse reads it: hyper decides.
+                _ => return true,
+            }
+        }
+    };
+    let complete = future::or(read, async {
+        deadline.await;
+        false
+    })
+    .await;
+    if !complete {
+        // Nothing, or half a head, by the deadline or before the client left: nothing to serve.
+        return First::Gone;
+    }
+    match sse_request(&head) {
+        Some(request) => First::Sse(request, io),
+        None => First::Other(Rewind::new(Bytes::from(head), io.0)),
+    }
+}
+
+/// The request in `head` if it is one this connection serves directly.
+fn sse_request(head: &[u8]) -> Option<Request<()>> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    if !matches!(parsed.parse(head), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    if parsed.method != Some("GET") || parsed.version != Some(1) {
+        return None;
+    }
+    let target = parsed.path?;
+    if target.split('?').next() != Some(SSE_PATH) {
+        return None;
+    }
+    let mut request = Request::new(());
+    *request.method_mut() = Method::GET;
+    *request.version_mut() = Version::HTTP_11;
+    *request.uri_mut() = target.parse::<Uri>().ok()?;
+    for header in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(header.name.as_bytes()).ok()?;
+        let value = HeaderValue::from_bytes(header.value).ok()?;
+        request.headers_mut().append(name, value);
+    }
+    // A body or an upgrade is not a stream request: hyper answers it.
+    let headers = request.headers();
+    let body = headers
+        .get(http::header::CONTENT_LENGTH)
+        .is_some_and(|length| length != "0")
+        || headers.contains_key(http::header::TRANSFER_ENCODING);
+    if body || headers.contains_key(http::header::UPGRADE) {
+        return None;
+    }
+    Some(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_plain_get_of_the_stream_path_is_served_directly() {
+        let get = |rest: &str| format!("GET {rest}\r\nHost: x\r\n\r\n");
+        let request = sse_request(get("/events?user=a&rooms=r HTTP/1.1").as_bytes())
+            .expect("a stream request");
+        assert_eq!(request.uri().query(), Some("user=a&rooms=r"));
+        assert_eq!(request.headers()["host"], "x");
+        for other in [
+            get("/events HTTP/1.0"),
+            get("/ws HTTP/1.1"),
+            get("/events/more HTTP/1.1"),
+            "POST /events HTTP/1.1\r\n\r\n".to_owned(),
+            "GET /events HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc".to_owned(),
+            "GET /events HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_owned(),
+            "GET /events HTTP/1.1\r\nUpgrade: websocket\r\n\r\n".to_owned(),
+            "GET /events HTTP/1.1\r\n".to_owned(),
+            "not http\r\n\r\n".to_owned(),
+        ] {
+            assert!(sse_request(other.as_bytes()).is_none(), "{other:?}");
+        }
+        let empty_body = "GET /events HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+        assert!(sse_request(empty_body.as_bytes()).is_some());
+    }
+}
