@@ -43,6 +43,10 @@ pub(crate) struct BaselineArgs {
     /// a slow consumer, as roomcast closes one past its 4,096-frame queue.
     #[arg(long, default_value_t = 4096)]
     capacity: usize,
+    /// WebSocket: write each message with its own `send` (a flush per message), as most
+    /// broadcast examples do, instead of feeding every waiting message before one flush.
+    #[arg(long)]
+    plain: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -62,7 +66,7 @@ pub(crate) fn run(args: BaselineArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("bind {}: {e}", args.listen))?;
         match args.kind {
-            Kind::Ws => ws_server(listener, args.capacity).await,
+            Kind::Ws => ws_server(listener, args.capacity, args.plain).await,
             Kind::Sse => sse_server(listener, args.capacity).await,
         }
         Ok(())
@@ -72,18 +76,18 @@ pub(crate) fn run(args: BaselineArgs) -> Result<(), String> {
 type Ws = WebSocketStream<TokioAdapter<TcpStream>>;
 
 /// Every text frame any client sends goes to every connection, through one bounded channel.
-async fn ws_server(listener: TcpListener, capacity: usize) {
+async fn ws_server(listener: TcpListener, capacity: usize, plain: bool) {
     let (tx, _) = broadcast::channel::<Utf8Bytes>(capacity);
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        tokio::spawn(ws_connection(tcp, tx.clone()));
+        tokio::spawn(ws_connection(tcp, tx.clone(), plain));
     }
 }
 
-async fn ws_connection(tcp: TcpStream, tx: broadcast::Sender<Utf8Bytes>) {
+async fn ws_connection(tcp: TcpStream, tx: broadcast::Sender<Utf8Bytes>, plain: bool) {
     let mut path = String::new();
     // The error type is tungstenite's `Callback` contract, not ours to shrink.
     #[allow(clippy::result_large_err)]
@@ -99,7 +103,7 @@ async fn ws_connection(tcp: TcpStream, tx: broadcast::Sender<Utf8Bytes>) {
     if path == "/echo" {
         echo(ws).await;
     } else {
-        broadcast_connection(ws, tx).await;
+        broadcast_connection(ws, tx, plain).await;
     }
 }
 
@@ -111,7 +115,7 @@ async fn echo(mut ws: Ws) {
     }
 }
 
-async fn broadcast_connection(ws: Ws, tx: broadcast::Sender<Utf8Bytes>) {
+async fn broadcast_connection(ws: Ws, tx: broadcast::Sender<Utf8Bytes>, plain: bool) {
     let mut rx = tx.subscribe();
     let (mut sink, mut source) = ws.split();
     let reader = async move {
@@ -128,6 +132,12 @@ async fn broadcast_connection(ws: Ws, tx: broadcast::Sender<Utf8Bytes>) {
                 Err(RecvError::Lagged(_)) => return lagged(&mut sink).await,
                 Err(RecvError::Closed) => return,
             };
+            if plain {
+                if sink.send(Message::Text(first)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             if sink.feed(Message::Text(first)).await.is_err() {
                 return;
             }
@@ -249,18 +259,24 @@ mod tests {
     fn the_baselines_broadcast_and_echo() {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         runtime.block_on(async {
-            let ws = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let ws_addr = ws.local_addr().expect("addr");
-            tokio::spawn(ws_server(ws, 16));
-            let mut a = ws_connect(ws_addr, "/").await.expect("a");
-            let mut b = ws_connect(ws_addr, "/").await.expect("b");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            a.send(Message::text("hi")).await.expect("send");
-            assert_eq!(text(&mut b).await, "hi");
-            assert_eq!(text(&mut a).await, "hi", "the sender gets it too");
-            let mut echo = ws_connect(ws_addr, "/echo").await.expect("echo");
-            echo.send(Message::text("back")).await.expect("send");
-            assert_eq!(text(&mut echo).await, "back");
+            for plain in [false, true] {
+                let ws = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let ws_addr = ws.local_addr().expect("addr");
+                tokio::spawn(ws_server(ws, 16, plain));
+                let mut a = ws_connect(ws_addr, "/").await.expect("a");
+                let mut b = ws_connect(ws_addr, "/").await.expect("b");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                for message in ["hi", "there"] {
+                    a.send(Message::text(message)).await.expect("send");
+                }
+                for message in ["hi", "there"] {
+                    assert_eq!(text(&mut b).await, message, "plain: {plain}");
+                    assert_eq!(text(&mut a).await, message, "the sender gets it too");
+                }
+                let mut echo = ws_connect(ws_addr, "/echo").await.expect("echo");
+                echo.send(Message::text("back")).await.expect("send");
+                assert_eq!(text(&mut echo).await, "back");
+            }
 
             let sse = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let sse_addr = sse.local_addr().expect("addr");

@@ -81,6 +81,11 @@ pub(crate) struct BenchArgs {
     /// Another argument for `roomcast serve` (repeat for more): `--serve-arg=--queue-bytes=65536`.
     #[arg(long = "serve-arg", allow_hyphen_values = true)]
     serve_args: Vec<String>,
+    /// Measure against the plain WebSocket baseline: one `send` (a flush) per message per
+    /// connection, as most broadcast examples write it, instead of the tuned one that writes
+    /// every waiting message with one flush.
+    #[arg(long)]
+    plain_baseline: bool,
     /// A small, fast configuration, for CI.
     #[arg(long)]
     short: bool,
@@ -132,6 +137,7 @@ pub(crate) struct Ctx {
     concurrency: usize,
     server_threads: usize,
     serve_args: Vec<String>,
+    plain_baseline: bool,
     json: bool,
     progress: bool,
 }
@@ -186,6 +192,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), String> {
         concurrency: args.concurrency.unwrap_or(200).max(1),
         server_threads: args.server_threads.max(1),
         serve_args: args.serve_args,
+        plain_baseline: args.plain_baseline,
         json: args.json,
         progress: !args.json && std::io::stderr().is_terminal(),
     };

@@ -113,9 +113,8 @@ pub(super) async fn start(
                 env: vec![("SMOL_THREADS".into(), threads.clone())],
             }
         }
-        Kind::Baseline => ServerSpec {
-            label: "baseline",
-            args: [
+        Kind::Baseline => {
+            let mut args: Vec<String> = [
                 "bench-baseline",
                 baseline,
                 "--listen",
@@ -124,9 +123,16 @@ pub(super) async fn start(
                 &threads,
             ]
             .map(String::from)
-            .into(),
-            env: Vec::new(),
-        },
+            .into();
+            if ctx.plain_baseline {
+                args.push("--plain".into());
+            }
+            ServerSpec {
+                label: "baseline",
+                args,
+                env: Vec::new(),
+            }
+        }
     };
     let line = spec.command_line().replace(&addr.to_string(), "ADDR");
     report.param(&format!("{}_command", name(kind)), line);
