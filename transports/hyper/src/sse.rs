@@ -229,23 +229,15 @@ pub(crate) async fn serve_direct<R, I>(
             return;
         }
     };
-    let Opened {
-        runtime,
-        registered,
-        slot,
-        stream,
-        head,
-        options,
-    } = opened;
-    let _slot = slot;
+    let (runtime, _slot) = (opened.runtime, opened.slot);
     let mut transport = DirectTransport {
         io,
-        stream,
-        head: Some(head_bytes(&head, Framing::Chunked)),
+        stream: opened.stream,
+        head: Some(head_bytes(&opened.head, Framing::Chunked)),
         events: Vec::new(),
         chunk: Vec::new(),
     };
-    let ended = run_registered(&runtime, &mut transport, registered, options).await;
+    let ended = run_registered(&runtime, &mut transport, opened.registered, opened.options).await;
     if ended != Ended::Lost {
         // The last chunk, within the write timeout; the connection closes either way.
         let last = async {
