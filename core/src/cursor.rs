@@ -59,9 +59,43 @@ fn error(what: impl Into<String>) -> CursorError {
     CursorError(what.into())
 }
 
+impl Position {
+    /// Appends `<epoch hex>.<offset>` to `out`, as `Display` writes it.
+    pub fn write_to(&self, out: &mut String) {
+        push_digits(out, self.epoch, 16);
+        out.push('.');
+        push_digits(out, self.offset, 10);
+    }
+}
+
+/// Appends `n` in `radix` (10 or 16, lower-case), without `core::fmt`: an SSE stream writes a
+/// cursor as every event's `id:`, once per event per connection.
+fn push_digits(out: &mut String, mut n: u64, radix: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        let digit = (n % radix) as u8;
+        digits[start] = if digit < 10 {
+            b'0' + digit
+        } else {
+            b'a' + digit - 10
+        };
+        n /= radix;
+        if n == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        out.push(char::from(digit));
+    }
+}
+
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:x}.{}", self.epoch, self.offset)
+        let mut text = String::with_capacity(24);
+        self.write_to(&mut text);
+        f.write_str(&text)
     }
 }
 
@@ -91,13 +125,25 @@ impl std::str::FromStr for Position {
     }
 }
 
+impl Stream {
+    /// Appends the stream's name to `out`, as `Display` writes it.
+    pub fn write_to(&self, out: &mut String) {
+        match self {
+            Self::Room(room) => {
+                out.push_str("room:");
+                out.push_str(room.as_str());
+            }
+            Self::User => out.push_str("user"),
+            Self::All => out.push_str("all"),
+        }
+    }
+}
+
 impl fmt::Display for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Room(room) => write!(f, "room:{room}"),
-            Self::User => f.write_str("user"),
-            Self::All => f.write_str("all"),
-        }
+        let mut text = String::new();
+        self.write_to(&mut text);
+        f.write_str(&text)
     }
 }
 
@@ -171,15 +217,26 @@ impl Cursor {
     }
 }
 
-impl fmt::Display for Cursor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Cursor {
+    /// Appends the cursor's text to `out`, as `Display` writes it, without `core::fmt` or an
+    /// allocation of its own.
+    pub fn write_to(&self, out: &mut String) {
         for (i, (stream, position)) in self.positions.iter().enumerate() {
             if i > 0 {
-                f.write_str(",")?;
+                out.push(',');
             }
-            write!(f, "{stream}={position}")?;
+            stream.write_to(out);
+            out.push('=');
+            position.write_to(out);
         }
-        Ok(())
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = String::new();
+        self.write_to(&mut text);
+        f.write_str(&text)
     }
 }
 
@@ -232,6 +289,17 @@ mod tests {
             offset: u64::MAX,
         };
         assert_eq!(max.to_string().parse::<Position>(), Ok(max));
+        // The hand-written digits are `{:x}.{}`'s, at the edges and in between.
+        for (epoch, offset) in [
+            (0, 0),
+            (9, 10),
+            (0xa, 99),
+            (0xdead_beef, 1 << 40),
+            (u64::MAX, u64::MAX),
+        ] {
+            let position = Position { epoch, offset };
+            assert_eq!(position.to_string(), format!("{epoch:x}.{offset}"));
+        }
         for bad in [
             "",
             "1f",

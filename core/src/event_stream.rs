@@ -21,6 +21,8 @@ pub struct EventStream {
     cursor: Cursor,
     retry_ms: u64,
     started: bool,
+    /// The cursor's text, rewritten for each event into the same buffer.
+    id: String,
 }
 
 impl EventStream {
@@ -31,6 +33,7 @@ impl EventStream {
             cursor: cursor.unwrap_or_default(),
             retry_ms,
             started: false,
+            id: String::new(),
         }
     }
 
@@ -54,10 +57,11 @@ impl EventStream {
                 let kind = message_type(frame);
                 track(&mut self.cursor, delivery);
                 let event = if kind == "welcome" { "open" } else { kind };
-                let id = self.cursor.to_string();
+                self.id.clear();
+                self.cursor.write_to(&mut self.id);
                 Fields::data(frame)
                     .event(event)
-                    .id(&id)
+                    .id(&self.id)
                     .encode(out)
                     .expect("cursors and message types hold no line breaks");
                 true
