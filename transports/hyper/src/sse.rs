@@ -213,8 +213,10 @@ pub(crate) async fn serve_direct<R, I>(
         Err(refusal) => {
             let response = inner.refusal_response(&refusal);
             let (parts, body) = response.into_parts();
-            let mut bytes = head_bytes(&Response::from_parts(parts, ()), Framing::Close);
-            bytes.extend_from_slice(&body.into_full().unwrap_or_default());
+            let body = body.into_full().unwrap_or_default();
+            let head = Response::from_parts(parts, ());
+            let mut bytes = head_bytes(&head, Framing::Whole(body.len()));
+            bytes.extend_from_slice(&body);
             let written = async {
                 let _ = io.write_all(&bytes).await;
                 let _ = io.close().await;
@@ -253,8 +255,8 @@ pub(crate) async fn serve_direct<R, I>(
 enum Framing {
     /// A stream: chunked.
     Chunked,
-    /// A whole body, then the connection closes.
-    Close,
+    /// A whole body of this length, then the connection closes.
+    Whole(usize),
 }
 
 /// The response head as HTTP/1.1 bytes, with the `date` (RFC 9110, 6.6.1) and framing headers
@@ -281,7 +283,12 @@ fn head_bytes(head: &Response<()>, framing: Framing) -> Vec<u8> {
     );
     match framing {
         Framing::Chunked => bytes.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n"),
-        Framing::Close => bytes.extend_from_slice(b"connection: close\r\n\r\n"),
+        Framing::Whole(length) => {
+            let _ = write!(
+                bytes,
+                "content-length: {length}\r\nconnection: close\r\n\r\n"
+            );
+        }
     }
     bytes
 }
@@ -336,5 +343,27 @@ impl<I: hyper::rt::Read + hyper::rt::Write + Unpin + Send> Transport for &mut Di
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_names_its_status_headers_date_and_framing() {
+        let mut head = Response::new(());
+        *head.status_mut() = StatusCode::UNAUTHORIZED;
+        head.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        let text = String::from_utf8(head_bytes(&head, Framing::Whole(5))).expect("ASCII");
+        assert!(text.starts_with("HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer\r\n"));
+        assert!(text.contains("\r\ndate: "), "{text}");
+        assert!(text.ends_with("\r\ncontent-length: 5\r\nconnection: close\r\n\r\n"));
+        let mut head = Response::new(());
+        *head.status_mut() = StatusCode::OK;
+        let text = String::from_utf8(head_bytes(&head, Framing::Chunked)).expect("ASCII");
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\ndate: "), "{text}");
+        assert!(text.ends_with("\r\ntransfer-encoding: chunked\r\n\r\n"));
     }
 }
