@@ -165,18 +165,19 @@ impl HubHandle {
 
     /// Removes a session (its connection ended).
     pub async fn disconnect(&self, session: SessionId) -> Result<(), HubGone> {
-        self.with(|hub, mailboxes, now| {
-            mailboxes.remove(session);
-            hub.disconnect(now, session);
-        })
+        self.leave(session)
     }
 
     /// Removes a session without waiting: for destructors.
     pub fn disconnect_now(&self, session: SessionId) {
-        let _ = self.with(|hub, mailboxes, now| {
+        let _ = self.leave(session);
+    }
+
+    fn leave(&self, session: SessionId) -> Result<(), HubGone> {
+        self.with(|hub, mailboxes, now| {
             mailboxes.remove(session);
             hub.disconnect(now, session);
-        });
+        })
     }
 
     /// Publishes to a room from the server.
