@@ -51,6 +51,6 @@ pub use mailbox::Budget;
 pub use observer::{Observe, Observer, Unobserved};
 pub use runtime::{ManualClock, Runtime};
 pub use session_task::{Ended, Registered, SessionOptions, run_registered, run_session};
-pub use shutdown::Shutdown;
+pub use shutdown::{Shutdown, Triggered};
 pub use transport::{Inbound, Transport};
 pub use websocket::{WsTransport, echo, echo_config, websocket_config};

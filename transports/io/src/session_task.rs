@@ -20,7 +20,7 @@ use crate::hub::{ConnectError, HubHandle};
 use crate::mailbox::Mailbox;
 use crate::observer::Observe;
 use crate::runtime::Runtime;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, Triggered};
 use crate::transport::{Inbound, Transport};
 
 /// Inputs a session handles in a row before it lets other tasks run: an executor without a
@@ -161,7 +161,7 @@ pub async fn run_registered<R: Runtime, T: Transport>(
     let mut inputs: u64 = 0;
     let mut waits = Waits {
         timer: None,
-        shutdown: Some(Box::pin(options.shutdown.triggered())),
+        shutdown: Some(options.shutdown.triggered()),
     };
     let ended = loop {
         // Outputs: events first (a request's answers come back through the mailbox), then
@@ -313,7 +313,7 @@ struct Waits<'a> {
     /// The session's timer, for this deadline.
     timer: Option<(Instant, BoxFuture<'a>)>,
     /// Until the server shuts down; `None` once it has said so.
-    shutdown: Option<Pin<Box<dyn Future<Output = u64> + Send + 'a>>>,
+    shutdown: Option<Triggered<'a>>,
 }
 
 type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;

@@ -1,9 +1,12 @@
 //! Graceful shutdown: one signal for every session of a server, and a count of the live ones.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
 
-use event_listener::Event;
+use event_listener::{Event, EventListener};
 
 /// A server's shutdown switch, shared by its accept loops and sessions (clones share it).
 ///
@@ -53,13 +56,11 @@ impl Shutdown {
     }
 
     /// Completes once triggered, with the reconnect hint.
-    pub async fn triggered(&self) -> u64 {
-        loop {
-            let listener = self.inner.triggered.listen();
-            if let Some(ms) = self.reconnect_ms() {
-                return ms;
-            }
-            listener.await;
+    pub fn triggered(&self) -> Triggered<'_> {
+        Triggered {
+            shutdown: self,
+            listener: None,
+            registered: None,
         }
     }
 
@@ -84,6 +85,50 @@ impl Shutdown {
         self.inner.sessions.fetch_add(1, Ordering::SeqCst);
         SessionGuard {
             shutdown: self.clone(),
+        }
+    }
+}
+
+/// [`Shutdown::triggered`]'s future. A session keeps one across its wake-ups and polls it on
+/// each, mostly for deliveries: once its waker is registered, a poll with the same waker only
+/// reads the hint, instead of locking the listener list every session shares.
+#[derive(Debug)]
+pub struct Triggered<'a> {
+    shutdown: &'a Shutdown,
+    listener: Option<EventListener>,
+    /// The waker the listener was last polled with.
+    registered: Option<Waker>,
+}
+
+impl Future for Triggered<'_> {
+    type Output = u64;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+        let this = &mut *self;
+        loop {
+            // The hint is set before the listeners are told, so it is read after listening.
+            if let Some(ms) = this.shutdown.reconnect_ms() {
+                return Poll::Ready(ms);
+            }
+            let Some(listener) = &mut this.listener else {
+                this.listener = Some(this.shutdown.inner.triggered.listen());
+                this.registered = None;
+                continue;
+            };
+            if this
+                .registered
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                return Poll::Pending;
+            }
+            match Pin::new(listener).poll(cx) {
+                Poll::Ready(()) => this.listener = None,
+                Poll::Pending => {
+                    this.registered = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            }
         }
     }
 }
@@ -119,5 +164,54 @@ mod tests {
             assert_eq!(shutdown.triggered().await, 0);
             shutdown.drained().await;
         });
+    }
+
+    #[test]
+    fn a_waiting_trigger_wakes_its_task_once_told() {
+        let shutdown = Shutdown::new();
+        let mut triggered = Box::pin(shutdown.triggered());
+        let waker = Arc::new(Woken::default());
+        let as_waker = Waker::from(Arc::clone(&waker));
+        let mut cx = Context::from_waker(&as_waker);
+        assert!(triggered.as_mut().poll(&mut cx).is_pending());
+        assert!(
+            triggered.as_mut().poll(&mut cx).is_pending(),
+            "polled again"
+        );
+        assert_eq!(waker.0.load(Ordering::SeqCst), 0);
+        shutdown.trigger(250);
+        assert_eq!(
+            waker.0.load(Ordering::SeqCst),
+            1,
+            "the registered waker is woken"
+        );
+        assert_eq!(triggered.as_mut().poll(&mut cx), Poll::Ready(250));
+        // A new waker (the future moved to another task) is registered anew.
+        let other = Shutdown::new();
+        let mut triggered = Box::pin(other.triggered());
+        assert!(triggered.as_mut().poll(&mut cx).is_pending());
+        let second = Arc::new(Woken::default());
+        let second_waker = Waker::from(Arc::clone(&second));
+        assert!(
+            triggered
+                .as_mut()
+                .poll(&mut Context::from_waker(&second_waker))
+                .is_pending()
+        );
+        other.trigger(0);
+        assert_eq!(
+            second.0.load(Ordering::SeqCst),
+            1,
+            "the latest waker is woken"
+        );
+    }
+
+    #[derive(Default)]
+    struct Woken(AtomicUsize);
+
+    impl std::task::Wake for Woken {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
