@@ -5,7 +5,6 @@ use std::io;
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
-use async_trait::async_trait;
 use roomcast_core::close::CloseCode;
 use roomcast_core::hub::{Connect, Hub, HubConfig};
 use roomcast_core::names::UserId;
@@ -22,7 +21,6 @@ struct Pipe {
     outbound: Sender<Transmit>,
 }
 
-#[async_trait]
 impl Transport for Pipe {
     async fn recv(&mut self) -> Option<Inbound> {
         self.inbound.recv().await.ok()

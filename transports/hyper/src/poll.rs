@@ -8,7 +8,6 @@ use std::io;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use futures_lite::future;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -67,7 +66,6 @@ struct PollTransport<R> {
     shutdown: Shutdown,
 }
 
-#[async_trait]
 impl<R: Runtime> Transport for &mut PollTransport<R> {
     async fn recv(&mut self) -> Option<Inbound> {
         if !self.answer.is_started() {

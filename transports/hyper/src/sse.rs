@@ -16,7 +16,6 @@ use std::net::IpAddr;
 use std::time::SystemTime;
 
 use async_channel::Sender;
-use async_trait::async_trait;
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -164,7 +163,6 @@ struct SseTransport {
     dropped: Dropped,
 }
 
-#[async_trait]
 impl Transport for SseTransport {
     /// Nothing comes in on an SSE stream; it ends when hyper drops the body (the client left).
     async fn recv(&mut self) -> Option<Inbound> {
@@ -306,7 +304,6 @@ struct DirectTransport<I> {
     chunk: Vec<u8>,
 }
 
-#[async_trait]
 impl<I: hyper::rt::Read + hyper::rt::Write + Unpin + Send> Transport for &mut DirectTransport<I> {
     /// A client sends nothing once its stream is open: EOF, an error or any byte (a pipelined
     /// request, which a stream never answers) ends the stream.

@@ -4,7 +4,6 @@ use std::io;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use async_trait::async_trait;
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use async_tungstenite::tungstenite::protocol::frame::coding::{
@@ -111,7 +110,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
     }
 }
 
-#[async_trait]
 impl<S> Transport for WsTransport<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
