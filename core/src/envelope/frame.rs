@@ -1,7 +1,7 @@
 //! The pieces every envelope shares: refs, payloads, error codes and encoded frames.
 
+use bytestring::ByteString;
 use std::fmt;
-use std::sync::Arc;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -122,9 +122,10 @@ impl Serialize for Payload {
 }
 
 /// An encoded message: JSON text, shared. Cloning it clones a pointer, so a message sent to many
-/// sessions is serialized once.
+/// sessions is serialized once. The text is kept as [`bytes::Bytes`] (through `bytestring`), so
+/// IO layers built on `bytes` take it per recipient without an allocation.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Frame(Arc<str>);
+pub struct Frame(ByteString);
 
 /// The `type` of a frame this crate encoded (`{"type":"...` comes first), or `message` for text
 /// that does not start so.
@@ -138,7 +139,7 @@ pub fn message_type(frame: &str) -> &str {
 impl Frame {
     /// Wraps already encoded JSON text.
     pub(crate) fn from_json(json: String) -> Self {
-        Self(Arc::from(json))
+        Self(ByteString::from(json))
     }
 
     /// The JSON text.
@@ -168,15 +169,7 @@ impl Frame {
 
     /// The frame as [`bytes::Bytes`] sharing the same memory, for IO layers built on `bytes`.
     pub fn to_bytes(&self) -> bytes::Bytes {
-        bytes::Bytes::from_owner(SharedText(self.0.clone()))
-    }
-}
-
-struct SharedText(Arc<str>);
-
-impl AsRef<[u8]> for SharedText {
-    fn as_ref(&self) -> &[u8] {
-        self.0.as_bytes()
+        self.0.as_bytes().clone()
     }
 }
 
