@@ -146,14 +146,16 @@ impl Mailbox {
         inner.waiter = None;
     }
 
-    /// The session's side: everything waiting, once something is; `None` once the hub let go.
-    pub(crate) async fn take(&self) -> Option<Vec<Shared>> {
-        poll_fn(|cx| self.poll_take(cx)).await
+    /// The session's side: once something waits, swaps it all into `batch` (which must be
+    /// empty) and says true; false once the hub let go. The mailbox keeps `batch`'s old buffer
+    /// for the next deliveries, so the two buffers take turns and a delivery allocates nothing.
+    pub(crate) async fn take(&self, batch: &mut Vec<Shared>) -> bool {
+        poll_fn(|cx| self.poll_take(cx, batch)).await
     }
 
-    fn poll_take(&self, cx: &Context<'_>) -> Poll<Option<Vec<Shared>>> {
+    fn poll_take(&self, cx: &Context<'_>, batch: &mut Vec<Shared>) -> Poll<bool> {
         let mut inner = self.lock();
-        if let Some(taken) = Self::take_locked(&mut inner) {
+        if let Some(taken) = Self::take_locked(&mut inner, batch) {
             return Poll::Ready(taken);
         }
         // The same task waits each time: keep its waker rather than clone it per wait. A waker
@@ -169,19 +171,21 @@ impl Mailbox {
     }
 
     /// As [`take`](Self::take), without waiting: `None` if nothing waits.
-    pub(crate) fn try_take(&self) -> Option<Option<Vec<Shared>>> {
-        Self::take_locked(&mut self.lock())
+    pub(crate) fn try_take(&self, batch: &mut Vec<Shared>) -> Option<bool> {
+        Self::take_locked(&mut self.lock(), batch)
     }
 
-    fn take_locked(inner: &mut Inner) -> Option<Option<Vec<Shared>>> {
+    fn take_locked(inner: &mut Inner, batch: &mut Vec<Shared>) -> Option<bool> {
         if inner.dropped {
-            return Some(None);
+            return Some(false);
         }
         if inner.queue.is_empty() {
             return None;
         }
+        debug_assert!(batch.is_empty(), "the last batch was delivered");
         inner.bytes = 0;
-        Some(Some(mem::take(&mut inner.queue)))
+        mem::swap(&mut inner.queue, batch);
+        Some(true)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -216,6 +220,12 @@ mod tests {
         )
     }
 
+    /// Waits for everything in the mailbox; `None` once the hub let go.
+    fn take(mailbox: &Mailbox) -> Option<Vec<Shared>> {
+        let mut batch = Vec::new();
+        block_on(mailbox.take(&mut batch)).then_some(batch)
+    }
+
     fn offsets(batch: &[Shared]) -> Vec<String> {
         batch
             .iter()
@@ -229,13 +239,32 @@ mod tests {
         for n in 1..=3 {
             assert_eq!(mailbox.push_one(frame(n)), Pushed::Ok);
         }
-        let taken = block_on(mailbox.take()).expect("not dropped");
+        let taken = take(&mailbox).expect("not dropped");
         assert_eq!(offsets(&taken), offsets(&[frame(1), frame(2), frame(3)]));
         assert_eq!(
             mailbox.push_one(frame(4)),
             Pushed::Ok,
             "the budget is free again"
         );
+    }
+
+    #[test]
+    fn the_session_and_the_mailbox_take_turns_with_two_buffers() {
+        let mailbox = Mailbox::new(Budget::default());
+        let mut batch = Vec::new();
+        let mut buffers = Vec::new();
+        for round in 0..4 {
+            for n in 0..3 {
+                mailbox.push_one(frame(round * 3 + n));
+            }
+            assert_eq!(mailbox.try_take(&mut batch), Some(true));
+            assert_eq!(batch.len(), 3);
+            buffers.push(batch.as_ptr());
+            batch.clear(); // delivered
+        }
+        assert_eq!(buffers[2], buffers[0], "the first buffer came back");
+        assert_eq!(buffers[3], buffers[1], "and so did the second");
+        assert_eq!(mailbox.try_take(&mut batch), None, "nothing waits");
     }
 
     #[test]
@@ -271,18 +300,21 @@ mod tests {
         assert_eq!(mailbox.push_batch(replay), Pushed::Ok, "a replay completes");
         assert_eq!(mailbox.push_one(frame(6)), Pushed::Full);
         assert_eq!(mailbox.push_batch(vec![frame(6)]), Pushed::Full);
-        assert_eq!(block_on(mailbox.take()).map(|b| b.len()), Some(5));
+        assert_eq!(take(&mailbox).map(|b| b.len()), Some(5));
     }
 
     #[test]
     fn the_session_waits_for_a_push_and_learns_when_the_hub_lets_go() {
         let mailbox = Mailbox::new(Budget::default());
-        let (taken, pushed) = block_on(zip(mailbox.take(), async { mailbox.push_one(frame(1)) }));
-        assert_eq!((taken.map(|b| b.len()), pushed), (Some(1), Pushed::Ok));
+        let mut batch = Vec::new();
+        let (taken, pushed) = block_on(zip(mailbox.take(&mut batch), async {
+            mailbox.push_one(frame(1))
+        }));
+        assert_eq!((taken, batch.len(), pushed), (true, 1, Pushed::Ok));
         mailbox.push_one(frame(2));
         mailbox.drop_session();
         assert_eq!(
-            block_on(mailbox.take()),
+            take(&mailbox).map(|b| b.len()),
             None,
             "dropped: what waits no longer matters"
         );

@@ -159,6 +159,8 @@ pub async fn run_registered<R: Runtime, T: Transport>(
     let mut session = Session::new(options.kind, options.config, options.codec, start);
     session.accept(runtime.now(), id, registered.user.clone());
     let mut inputs: u64 = 0;
+    // Deliveries taken from the mailbox; it and the mailbox take turns with two buffers.
+    let mut batch = Vec::new();
     let mut waits = Waits {
         timer: None,
         shutdown: Some(options.shutdown.triggered()),
@@ -190,9 +192,9 @@ pub async fn run_registered<R: Runtime, T: Transport>(
         // pipelines requests gets its answers as fast as it sends, and is never read further
         // ahead than one write.
         if asked && session.is_open() {
-            match mailbox.try_take() {
-                Some(Some(batch)) => session.deliver_batch(runtime.now(), batch),
-                Some(None) => {
+            match mailbox.try_take(&mut batch) {
+                Some(true) => deliver(runtime, &mut session, &mut batch),
+                Some(false) => {
                     leave.left = true; // the hub let go
                     slow_consumer(runtime, &mut session);
                 }
@@ -221,7 +223,8 @@ pub async fn run_registered<R: Runtime, T: Transport>(
         if inputs % YIELD_EVERY == 0 {
             future::yield_now().await;
         }
-        match next_input(runtime, &session, &mut transport, &mailbox, &mut waits).await {
+        let deliveries = (&*mailbox, &mut batch);
+        match next_input(runtime, &session, &mut transport, deliveries, &mut waits).await {
             Input::Frame(Some(frame)) => {
                 let now = runtime.now();
                 // SSE sessions have no inbound frames; a transport that yields one is ignored.
@@ -241,8 +244,8 @@ pub async fn run_registered<R: Runtime, T: Transport>(
             }
             Input::Frame(None) => break Ended::Lost,
             // Everything that waited: its frames go out in the next write, together.
-            Input::Deliveries(Some(batch)) => session.deliver_batch(runtime.now(), batch),
-            Input::Deliveries(None) => {
+            Input::Deliveries(true) => deliver(runtime, &mut session, &mut batch),
+            Input::Deliveries(false) => {
                 leave.left = true; // the hub let go
                 slow_consumer(runtime, &mut session);
             }
@@ -257,6 +260,18 @@ pub async fn run_registered<R: Runtime, T: Transport>(
     report.ended = Some(ended.clone());
     ended
 }
+
+/// Hands a batch from the mailbox to the session, keeping the buffer for the next one unless a
+/// burst made it large.
+fn deliver<R: Runtime>(runtime: &R, session: &mut Session, batch: &mut Vec<Shared>) {
+    session.deliver_batch(runtime.now(), batch.drain(..));
+    if batch.capacity() > KEPT_BATCH_CAPACITY {
+        *batch = Vec::new();
+    }
+}
+
+/// Deliveries a session's batch buffer keeps room for between batches (16 bytes each).
+const KEPT_BATCH_CAPACITY: usize = 64;
 
 /// The hub dropped this session: its mailbox was full.
 fn slow_consumer<R: Runtime>(runtime: &R, session: &mut Session) {
@@ -301,7 +316,8 @@ impl Drop for Report<'_> {
 
 enum Input {
     Frame(Option<Inbound>),
-    Deliveries(Option<Vec<Shared>>),
+    /// True: deliveries are in the batch; false: the hub let go.
+    Deliveries(bool),
     Timer,
     Shutdown(u64),
 }
@@ -323,14 +339,14 @@ async fn next_input<'a, R: Runtime, T: Transport>(
     runtime: &'a R,
     session: &Session,
     transport: &mut T,
-    mailbox: &Mailbox,
+    (mailbox, batch): (&Mailbox, &mut Vec<Shared>),
     waits: &mut Waits<'a>,
 ) -> Input {
     let frame = async { Input::Frame(transport.recv().await) };
     // Once the session is closing, hub deliveries no longer matter.
     let delivery = async {
         if session.is_open() {
-            Input::Deliveries(mailbox.take().await)
+            Input::Deliveries(mailbox.take(batch).await)
         } else {
             future::pending().await
         }
