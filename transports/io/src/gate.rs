@@ -5,7 +5,7 @@
 //! such poll cost a syscall that failed with EAGAIN and an epoll re-arm, and the layers above add
 //! their own (tungstenite zero-fills its read buffer before each read). The gate is the waker the
 //! socket's reads see: it records that the socket itself woke the task, and a read that last
-//! found nothing is tried again only then.
+//! found nothing is tried again only then. The session's timer goes through a gate too.
 
 use std::io;
 use std::pin::Pin;
@@ -15,29 +15,78 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 
+/// A future's gate, owned by the one task that polls through it.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    shared: Arc<Shared>,
+    /// The waker the gated future sees, made once.
+    waker: Waker,
+    /// The task waker `shared` holds, compared without its lock.
+    registered: Option<Waker>,
+    /// The last poll was pending: poll again only once the future woke the gate.
+    armed: bool,
+}
+
+/// What the gated future's waker reaches.
 #[derive(Debug, Default)]
-pub(crate) struct ReadGate {
+struct Shared {
     woken: AtomicBool,
     task: Mutex<Option<Waker>>,
 }
 
-impl ReadGate {
-    /// The waker to read with, or `None` (stay pending) when the last read found nothing
-    /// (`armed`) and the socket has not woken the gate since. The task's waker is kept, so the
-    /// socket's wake reaches it either way.
-    pub(crate) fn open(self: &Arc<Self>, cx: &Context<'_>, armed: bool) -> Option<Waker> {
-        {
-            let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
-            if !task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
-                *task = Some(cx.waker().clone());
-            }
+impl Default for Gate {
+    fn default() -> Self {
+        let shared = Arc::<Shared>::default();
+        Self {
+            waker: Waker::from(Arc::clone(&shared)),
+            shared,
+            registered: None,
+            armed: false,
         }
-        let woken = self.woken.swap(false, Ordering::AcqRel);
-        (!armed || woken).then(|| Waker::from(Arc::clone(self)))
     }
 }
 
-impl Wake for ReadGate {
+impl Gate {
+    /// Polls through the gate: `poll` runs with the gate's waker unless its last poll was
+    /// pending and nothing has woken it since. The task's waker is kept either way, so the
+    /// future's wake reaches the task. With the same task polling (the usual case) this takes
+    /// no lock.
+    pub(crate) fn poll<T>(
+        &mut self,
+        cx: &Context<'_>,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        if !self
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            let task = cx.waker().clone();
+            *self
+                .shared
+                .task
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(task.clone());
+            self.registered = Some(task);
+        }
+        // Read before clearing: mostly the flag is clear, and a read leaves the line shared.
+        let woken = self.shared.woken.load(Ordering::Acquire)
+            && self.shared.woken.swap(false, Ordering::AcqRel);
+        if self.armed && !woken {
+            return Poll::Pending;
+        }
+        let polled = poll(&mut Context::from_waker(&self.waker));
+        self.armed = polled.is_pending();
+        polled
+    }
+
+    /// A new future is behind the gate: its first poll goes through.
+    pub(crate) fn reset(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Wake for Shared {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -57,8 +106,7 @@ impl Wake for ReadGate {
 #[derive(Debug)]
 pub struct GatedIo<S> {
     inner: S,
-    gate: Arc<ReadGate>,
-    armed: bool,
+    gate: Gate,
 }
 
 impl<S> GatedIo<S> {
@@ -66,8 +114,7 @@ impl<S> GatedIo<S> {
     pub fn new(inner: S) -> Self {
         Self {
             inner,
-            gate: Arc::default(),
-            armed: false,
+            gate: Gate::default(),
         }
     }
 }
@@ -79,12 +126,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for GatedIo<S> {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        let Some(waker) = this.gate.open(cx, this.armed) else {
-            return Poll::Pending;
-        };
-        let polled = Pin::new(&mut this.inner).poll_read(&mut Context::from_waker(&waker), buf);
-        this.armed = polled.is_pending();
-        polled
+        this.gate
+            .poll(cx, |cx| Pin::new(&mut this.inner).poll_read(cx, buf))
     }
 }
 
@@ -163,6 +206,32 @@ pub(crate) mod tests {
         fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
             Poll::Ready(Ok(()))
         }
+    }
+
+    #[test]
+    fn a_pending_future_is_polled_again_once_woken_or_replaced() {
+        let polls = AtomicUsize::new(0);
+        let stored = Mutex::new(None::<Waker>);
+        let mut gate = Gate::default();
+        let poll = |gate: &mut Gate| {
+            block_on(poll_once(std::future::poll_fn(|cx| {
+                gate.poll(cx, |cx| {
+                    polls.fetch_add(1, Ordering::SeqCst);
+                    *stored.lock().expect("not poisoned") = Some(cx.waker().clone());
+                    Poll::<()>::Pending
+                })
+            })))
+        };
+        poll(&mut gate);
+        poll(&mut gate);
+        assert_eq!(polls.load(Ordering::SeqCst), 1, "not woken: not polled");
+        let waker = stored.lock().expect("not poisoned").take();
+        waker.expect("registered").wake();
+        poll(&mut gate);
+        assert_eq!(polls.load(Ordering::SeqCst), 2, "woken: polled");
+        gate.reset();
+        poll(&mut gate);
+        assert_eq!(polls.load(Ordering::SeqCst), 3, "a new future: polled");
     }
 
     #[test]

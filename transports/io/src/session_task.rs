@@ -16,6 +16,7 @@ use roomcast_core::session::{
     Session, SessionConfig, SessionEvent, SessionKind, SessionState, Transmit,
 };
 
+use crate::gate::Gate;
 use crate::hub::{ConnectError, HubHandle};
 use crate::mailbox::Mailbox;
 use crate::observer::Observe;
@@ -163,6 +164,7 @@ pub async fn run_registered<R: Runtime, T: Transport>(
     let mut batch = Vec::new();
     let mut waits = Waits {
         timer: None,
+        timer_gate: Gate::default(),
         shutdown: Some(options.shutdown.triggered()),
     };
     let ended = loop {
@@ -328,6 +330,8 @@ enum Input {
 struct Waits<'a> {
     /// The session's timer, for this deadline.
     timer: Option<(Instant, BoxFuture<'a>)>,
+    /// The timer is polled only once it has woken its gate: most wake-ups are deliveries.
+    timer_gate: Gate,
     /// Until the server shuts down; `None` once it has said so.
     shutdown: Option<Triggered<'a>>,
 }
@@ -353,13 +357,17 @@ async fn next_input<'a, R: Runtime, T: Transport>(
     };
     match (session.poll_timeout(), &waits.timer) {
         (Some(deadline), Some((armed, _))) if *armed == deadline => {}
-        (Some(deadline), _) => waits.timer = Some((deadline, runtime.sleep_until(deadline))),
+        (Some(deadline), _) => {
+            waits.timer = Some((deadline, runtime.sleep_until(deadline)));
+            waits.timer_gate.reset();
+        }
         (None, _) => waits.timer = None,
     }
     let timer = async {
         match &mut waits.timer {
             Some((_, sleep)) => {
-                sleep.await;
+                let gate = &mut waits.timer_gate;
+                future::poll_fn(|cx| gate.poll(cx, |cx| sleep.as_mut().poll(cx))).await;
                 Input::Timer
             }
             None => future::pending().await,

@@ -1,7 +1,6 @@
 //! WebSocket as a roomcast [`Transport`]: async-tungstenite over any async byte stream.
 
 use std::io;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use async_tungstenite::WebSocketStream;
@@ -16,7 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use roomcast_core::close::{Close, CloseCode};
 use roomcast_core::session::{SessionConfig, Transmit};
 
-use crate::gate::ReadGate;
+use crate::gate::Gate;
 use crate::transport::{Inbound, Transport};
 
 /// tungstenite's settings for a session's limits: a small read buffer (tungstenite zero-fills
@@ -72,9 +71,8 @@ where
 /// A WebSocket connection.
 pub struct WsTransport<S> {
     ws: WebSocketStream<S>,
-    gate: Arc<ReadGate>,
-    /// The last read found nothing: the socket is not read again until it wakes the gate.
-    armed: bool,
+    /// A read that found nothing is not tried again until the socket wakes the gate.
+    gate: Gate,
 }
 
 impl<S> WsTransport<S> {
@@ -82,8 +80,7 @@ impl<S> WsTransport<S> {
     pub fn new(ws: WebSocketStream<S>) -> Self {
         Self {
             ws,
-            gate: Arc::default(),
-            armed: false,
+            gate: Gate::default(),
         }
     }
 }
@@ -91,22 +88,11 @@ impl<S> WsTransport<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
     /// The next message, reading the socket only on the first poll after a message or after
     /// the socket woke the gate: tungstenite zero-fills its read buffer before each read, and
-    /// smol's sockets try a `recvfrom` before waiting (see [`ReadGate`]).
+    /// smol's sockets try a `recvfrom` before waiting (see [`Gate`]). After a message the next
+    /// poll reads: tungstenite may hold more frames of the same read.
     fn poll_gated(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, WsError>>> {
-        let Some(waker) = self.gate.open(cx, self.armed) else {
-            return Poll::Pending;
-        };
-        match self.ws.poll_next_unpin(&mut Context::from_waker(&waker)) {
-            Poll::Pending => {
-                self.armed = true;
-                Poll::Pending
-            }
-            // tungstenite may hold more frames of the same read: poll again next time.
-            ready => {
-                self.armed = false;
-                ready
-            }
-        }
+        let ws = &mut self.ws;
+        self.gate.poll(cx, |cx| ws.poll_next_unpin(cx))
     }
 }
 
@@ -185,6 +171,7 @@ fn io_error(error: WsError) -> io::Error {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::sync::atomic::Ordering;
 
     use async_tungstenite::tungstenite::protocol::Role;
