@@ -37,6 +37,9 @@ pub(crate) struct RunResult {
     /// The server's CPU time, and the load clients' (this process), over the run.
     pub(crate) cpu: Duration,
     pub(crate) client_cpu: Duration,
+    /// The server's user and system CPU time per delivery, in µs.
+    pub(crate) user_us: Option<f64>,
+    pub(crate) system_us: Option<f64>,
 }
 
 pub(crate) struct FanoutResult {
@@ -203,7 +206,7 @@ pub(crate) async fn run(
                 roomcast_counters(addr).await
             ));
         }
-        let (cpu_before, client_before) = (server.cpu_time(), own_cpu_time());
+        let (cpu_before, client_before) = (server.cpu_split(), own_cpu_time());
         let stats = &shared.runs[index];
         let bar = ctx.bar(stats.expected, &format!("{name}: deliveries"));
         let sent = match publisher.publish(ctx, index, k, rate, deadline, &bar).await {
@@ -230,7 +233,11 @@ pub(crate) async fn run(
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         bar.finish_and_clear();
-        let cpu = server.cpu_time().saturating_sub(cpu_before);
+        let cpu_after = server.cpu_split();
+        let cpu = (
+            cpu_after.0.saturating_sub(cpu_before.0),
+            cpu_after.1.saturating_sub(cpu_before.1),
+        );
         let client_cpu = own_cpu_time().saturating_sub(client_before);
         runs.push(summarize(name, stats, &sent, cpu, client_cpu));
         if Instant::now() >= deadline {
@@ -255,10 +262,12 @@ fn summarize(
     name: &'static str,
     stats: &RunStats,
     sent: &[u64],
-    cpu: Duration,
+    (user, system): (Duration, Duration),
     client_cpu: Duration,
 ) -> RunResult {
     let delivered = stats.delivered.load(Ordering::Relaxed);
+    let per_delivery =
+        |cpu: Duration| (delivered > 0).then(|| cpu.as_secs_f64() * 1e6 / delivered as f64);
     let receipts: Vec<u64> = stats
         .last_receipt
         .iter()
@@ -280,8 +289,10 @@ fn summarize(
         delivery_p99_ms: stats.latency.quantile_ms(0.99),
         lost: stats.expected.saturating_sub(delivered),
         out_of_order: stats.out_of_order.load(Ordering::Relaxed),
-        cpu,
+        cpu: user + system,
         client_cpu,
+        user_us: per_delivery(user),
+        system_us: per_delivery(system),
     }
 }
 
@@ -368,7 +379,7 @@ pub(super) async fn report(ctx: &Ctx, transport: Transport) -> Report {
 /// The paced run and the median burst, for both servers.
 fn fanout_rows(ctx: &Ctx, report: &mut Report, results: &[Option<FanoutResult>; 2]) {
     type Figure = fn(&RunResult) -> Option<f64>;
-    let figures: [(&str, &str, Figure); 6] = [
+    let figures: [(&str, &str, Figure); 8] = [
         ("deliveries/s", "deliveries_per_s", |r| r.deliveries_per_s),
         ("publish to last receipt p50 (ms)", "last_p50_ms", |r| {
             r.last_p50_ms
@@ -381,6 +392,12 @@ fn fanout_rows(ctx: &Ctx, report: &mut Report, results: &[Option<FanoutResult>; 
         }),
         ("server CPU (s)", "cpu_s", |r| secs(r.cpu)),
         ("client CPU (s)", "client_cpu_s", |r| secs(r.client_cpu)),
+        ("server user CPU per delivery (µs)", "user_us", |r| {
+            r.user_us
+        }),
+        ("server system CPU per delivery (µs)", "system_us", |r| {
+            r.system_us
+        }),
     ];
     for run in ["paced", "burst"] {
         let label = match run {
