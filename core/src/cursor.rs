@@ -62,26 +62,27 @@ fn error(what: impl Into<String>) -> CursorError {
 impl Position {
     /// Appends `<epoch hex>.<offset>` to `out`, as `Display` writes it.
     pub fn write_to(&self, out: &mut String) {
-        push_digits(out, self.epoch, 16);
+        push_digits::<16>(out, self.epoch);
         out.push('.');
-        push_digits(out, self.offset, 10);
+        push_digits::<10>(out, self.offset);
     }
 }
 
-/// Appends `n` in `radix` (10 or 16, lower-case), without `core::fmt`: an SSE stream writes a
-/// cursor as every event's `id:`, once per event per connection.
-fn push_digits(out: &mut String, mut n: u64, radix: u64) {
+/// Appends `n` in `RADIX` (10 or 16, lower-case), without `core::fmt`: an SSE stream writes a
+/// cursor as every event's `id:`, once per event per connection. The radix is a constant, so
+/// the divisions compile to multiplications and shifts.
+fn push_digits<const RADIX: u64>(out: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();
     loop {
         start -= 1;
-        let digit = (n % radix) as u8;
+        let digit = (n % RADIX) as u8;
         digits[start] = if digit < 10 {
             b'0' + digit
         } else {
             b'a' + digit - 10
         };
-        n /= radix;
+        n /= RADIX;
         if n == 0 {
             break;
         }
