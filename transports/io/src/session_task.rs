@@ -356,7 +356,11 @@ async fn next_input<'a, R: Runtime, T: Transport>(
         }
     };
     match (session.poll_timeout(), &waits.timer) {
-        (Some(deadline), Some((armed, _))) if *armed == deadline => {}
+        // A timer armed for this deadline or an earlier one stays: an early wake-up finds
+        // nothing due and arms the later deadline then. An SSE keep-alive's deadline moves on
+        // with every write, and a new timer per write was an allocation and a timer-wheel entry
+        // per drain.
+        (Some(deadline), Some((armed, _))) if *armed <= deadline => {}
         (Some(deadline), _) => {
             waits.timer = Some((deadline, runtime.sleep_until(deadline)));
             waits.timer_gate.reset();
