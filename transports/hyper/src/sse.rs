@@ -234,7 +234,6 @@ pub(crate) async fn serve_direct<R, I>(
         io,
         stream: opened.stream,
         head: Some(head_bytes(&opened.head, Framing::Chunked)),
-        events: Vec::new(),
         chunk: Vec::new(),
     };
     let ended = run_registered(&runtime, &mut transport, opened.registered, opened.options).await;
@@ -298,10 +297,26 @@ struct DirectTransport<I> {
     stream: EventStream,
     /// The response head, until it is written.
     head: Option<Vec<u8>>,
-    /// This drain's events.
-    events: Vec<u8>,
-    /// What one write sends: the head if still due, then the size line, the events, CRLF.
+    /// This drain's chunk: room for its size line, then the events as they are encoded, so the
+    /// events are written where they were encoded, not copied behind a size line.
     chunk: Vec<u8>,
+}
+
+/// Room for a chunk's size line: at most 16 hex digits and CRLF.
+const SIZE_LINE: usize = 18;
+
+/// Writes `len` in hex and CRLF at the end of `room`; returns where the line starts.
+fn put_size_line(room: &mut [u8; SIZE_LINE], mut len: usize) -> usize {
+    let mut start = SIZE_LINE - 2;
+    room[start..].copy_from_slice(b"\r\n");
+    loop {
+        start -= 1;
+        room[start] = b"0123456789abcdef"[len & 0xf];
+        len >>= 4;
+        if len == 0 {
+            return start;
+        }
+    }
 }
 
 impl<I: hyper::rt::Read + hyper::rt::Write + Unpin + Send> Transport for &mut DirectTransport<I> {
@@ -314,30 +329,34 @@ impl<I: hyper::rt::Read + hyper::rt::Write + Unpin + Send> Transport for &mut Di
     }
 
     async fn send(&mut self, transmit: Transmit) -> io::Result<()> {
-        self.stream.encode(&transmit, &mut self.events);
+        if self.chunk.is_empty() {
+            self.chunk.resize(SIZE_LINE, 0);
+        }
+        self.stream.encode(&transmit, &mut self.chunk);
         Ok(())
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        self.chunk.clear();
-        if let Some(head) = self.head.take() {
-            self.chunk = head;
-        }
-        if !self.events.is_empty() {
-            let _ = write!(self.chunk, "{:x}\r\n", self.events.len());
-            self.chunk.extend_from_slice(&self.events);
+        let mut start = self.chunk.len();
+        if self.chunk.len() > SIZE_LINE {
+            let mut room = [0u8; SIZE_LINE];
+            start = put_size_line(&mut room, self.chunk.len() - SIZE_LINE);
+            self.chunk[start..SIZE_LINE].copy_from_slice(&room[start..]);
             self.chunk.extend_from_slice(b"\r\n");
-            self.events.clear();
         }
-        if self.chunk.is_empty() {
-            return Ok(());
-        }
-        self.io.write_all(&self.chunk).await?;
-        self.io.flush().await?;
-        for buffer in [&mut self.events, &mut self.chunk] {
-            if buffer.capacity() > KEEP_CAPACITY {
-                *buffer = Vec::new();
+        let events = &self.chunk[start..];
+        match self.head.take() {
+            Some(mut head) => {
+                head.extend_from_slice(events);
+                self.io.write_all(&head).await?;
             }
+            None if events.is_empty() => return Ok(()),
+            None => self.io.write_all(events).await?,
+        }
+        self.io.flush().await?;
+        self.chunk.clear();
+        if self.chunk.capacity() > KEEP_CAPACITY {
+            self.chunk = Vec::new();
         }
         Ok(())
     }
@@ -346,6 +365,20 @@ impl<I: hyper::rt::Read + hyper::rt::Write + Unpin + Send> Transport for &mut Di
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_size_line_is_hex_and_crlf() {
+        for (len, line) in [
+            (0, "0\r\n"),
+            (10, "a\r\n"),
+            (0x1f2e, "1f2e\r\n"),
+            (usize::MAX, "ffffffffffffffff\r\n"),
+        ] {
+            let mut room = [0u8; SIZE_LINE];
+            let start = put_size_line(&mut room, len);
+            assert_eq!(&room[start..], line.as_bytes(), "{len}");
+        }
+    }
 
     #[test]
     fn a_head_names_its_status_headers_date_and_framing() {
