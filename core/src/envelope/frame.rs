@@ -1,8 +1,8 @@
 //! The pieces every envelope shares: refs, payloads, error codes and encoded frames.
 
-use bytestring::ByteString;
 use std::fmt;
 
+use bytestring::ByteString;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;

@@ -328,7 +328,8 @@ enum Input {
 /// is one allocation and a timer-wheel entry, a shutdown listener one entry in a list every
 /// session shares, and a busy room wakes each session once per batch.
 struct Waits<'a> {
-    /// The session's timer, for this deadline.
+    /// The session's timer and the deadline it is armed for: the session's next deadline or,
+    /// until it fires, an earlier one.
     timer: Option<(Instant, BoxFuture<'a>)>,
     /// The timer is polled only once it has woken its gate: most wake-ups are deliveries.
     timer_gate: Gate,
