@@ -22,7 +22,9 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use roomcast_core::event_stream::EventStream;
 use roomcast_core::session::{SessionKind, Transmit};
-use roomcast_io::{Ended, Inbound, Registered, Runtime, SessionOptions, Transport, run_registered};
+use roomcast_io::{
+    Ended, Inbound, Registered, Runtime, SessionOptions, Transport, recycle, run_registered,
+};
 
 use crate::abort::{Abort, AfterStream};
 use crate::body::{Body, Dropped, drop_signal};
@@ -36,8 +38,7 @@ use crate::service::{Inner, allow_origin, parse_cursor};
 /// and queue budget then decide.
 const CHUNKS: usize = 2;
 
-/// A direct stream's write buffers keep at most this much capacity between writes, so a burst
-/// does not leave every connection holding its peak.
+/// A direct stream's write buffer keeps at most this much capacity between writes.
 const KEEP_CAPACITY: usize = 16 * 1024;
 
 /// A stream admitted and registered: what either way of writing it needs.
@@ -354,10 +355,7 @@ impl<I: hyper::rt::Read + hyper::rt::Write + Unpin + Send> Transport for &mut Di
             None => self.io.write_all(events).await?,
         }
         self.io.flush().await?;
-        self.chunk.clear();
-        if self.chunk.capacity() > KEEP_CAPACITY {
-            self.chunk = Vec::new();
-        }
+        recycle(&mut self.chunk, KEEP_CAPACITY);
         Ok(())
     }
 }

@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod buffer;
 mod gate;
 mod hub;
 mod mailbox;
@@ -45,6 +46,7 @@ mod shutdown;
 mod transport;
 mod websocket;
 
+pub use buffer::recycle;
 pub use gate::GatedIo;
 pub use hub::{ConnectError, HubGone, HubHandle, HubStats, spawn_hub};
 pub use mailbox::Budget;

@@ -16,6 +16,7 @@ use roomcast_core::session::{
     Session, SessionConfig, SessionEvent, SessionKind, SessionState, Transmit,
 };
 
+use crate::buffer::recycle;
 use crate::gate::Gate;
 use crate::hub::{ConnectError, HubHandle};
 use crate::mailbox::Mailbox;
@@ -225,8 +226,16 @@ pub async fn run_registered<R: Runtime, T: Transport>(
         if inputs % YIELD_EVERY == 0 {
             future::yield_now().await;
         }
-        let deliveries = (&*mailbox, &mut batch);
-        match next_input(runtime, &session, &mut transport, deliveries, &mut waits).await {
+        match next_input(
+            runtime,
+            &session,
+            &mut transport,
+            &mailbox,
+            &mut batch,
+            &mut waits,
+        )
+        .await
+        {
             Input::Frame(Some(frame)) => {
                 let now = runtime.now();
                 // SSE sessions have no inbound frames; a transport that yields one is ignored.
@@ -267,9 +276,7 @@ pub async fn run_registered<R: Runtime, T: Transport>(
 /// burst made it large.
 fn deliver<R: Runtime>(runtime: &R, session: &mut Session, batch: &mut Vec<Shared>) {
     session.deliver_batch(runtime.now(), batch.drain(..));
-    if batch.capacity() > KEPT_BATCH_CAPACITY {
-        *batch = Vec::new();
-    }
+    recycle(batch, KEPT_BATCH_CAPACITY);
 }
 
 /// Deliveries a session's batch buffer keeps room for between batches (16 bytes each).
@@ -344,7 +351,8 @@ async fn next_input<'a, R: Runtime, T: Transport>(
     runtime: &'a R,
     session: &Session,
     transport: &mut T,
-    (mailbox, batch): (&Mailbox, &mut Vec<Shared>),
+    mailbox: &Mailbox,
+    batch: &mut Vec<Shared>,
     waits: &mut Waits<'a>,
 ) -> Input {
     let frame = async { Input::Frame(transport.recv().await) };
