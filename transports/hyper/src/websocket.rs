@@ -48,9 +48,8 @@ pub(crate) async fn protocol<R: Runtime>(
         let _slot = slot;
         // Dropping `registered` unrun (the upgrade failed) removes it from the hub.
         let Ok(upgraded) = upgrade.await else { return };
-        let ws =
-            WebSocketStream::from_raw_socket(HyperIo(upgraded), Role::Server, Some(config)).await;
-        run_registered(&runtime, WsTransport::new(ws), registered, options).await;
+        let transport = WsTransport::server(HyperIo(upgraded), config);
+        run_registered(&runtime, transport, registered, options).await;
     });
     Ok(switching(&accept, offers_v1.then_some(SUBPROTOCOL)))
 }

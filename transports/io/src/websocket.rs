@@ -1,14 +1,16 @@
 //! WebSocket as a roomcast [`Transport`]: async-tungstenite over any async byte stream.
 
-use std::io;
-use std::task::{Context, Poll};
+use std::future::poll_fn;
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker, ready};
 
 use async_tungstenite::WebSocketStream;
-use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use async_tungstenite::tungstenite::protocol::frame::coding::{
     CloseCode as WsCloseCode, Data, OpCode,
 };
 use async_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
+use async_tungstenite::tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
 use async_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use futures_lite::{AsyncRead, AsyncWrite};
 use futures_util::{SinkExt, StreamExt};
@@ -68,31 +70,104 @@ where
     let _ = ws.flush().await;
 }
 
-/// A WebSocket connection.
+/// A WebSocket connection: tungstenite's protocol state over an async byte stream, driven by
+/// the session's task itself. async-tungstenite's stream, used before, gives every socket two
+/// shared waker proxies and registers the task's waker in both on every write; a session's
+/// socket has one task, so the waker of the poll at hand is all the socket needs, and each
+/// delivery touches two allocations fewer.
 pub struct WsTransport<S> {
-    ws: WebSocketStream<S>,
+    ws: WebSocket<Bridge<S>>,
     /// A read that found nothing is not tried again until the socket wakes the gate.
     gate: Gate,
+    /// The last write left frames in tungstenite's buffer that the socket did not take: the
+    /// next frame waits for a flush (async-tungstenite's `Sink::poll_ready`).
+    blocked: bool,
+    /// A read ended the connection (closed, or an error already reported): no more reads.
+    ended: bool,
 }
 
 impl<S> WsTransport<S> {
-    /// Wraps an accepted (or connected) WebSocket.
-    pub fn new(ws: WebSocketStream<S>) -> Self {
+    /// The server's side of an accepted WebSocket (the handshake done).
+    pub fn server(io: S, config: WebSocketConfig) -> Self {
+        Self::new(io, Role::Server, config)
+    }
+
+    /// Either side of a WebSocket whose handshake is done.
+    pub fn new(io: S, role: Role, config: WebSocketConfig) -> Self {
+        let bridge = Bridge { io, waker: None };
         Self {
-            ws,
+            ws: WebSocket::from_raw_socket(bridge, role, Some(config)),
             gate: Gate::default(),
+            blocked: false,
+            ended: false,
         }
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
+    /// Runs one tungstenite call with `cx`'s waker for the socket: a socket that would block
+    /// makes it `Pending`.
+    fn drive<T>(
+        ws: &mut WebSocket<Bridge<S>>,
+        cx: &Context<'_>,
+        call: impl FnOnce(&mut WebSocket<Bridge<S>>) -> Result<T, WsError>,
+    ) -> Poll<Result<T, WsError>> {
+        ws.get_mut().use_waker(cx.waker());
+        match call(ws) {
+            Err(WsError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+            done => Poll::Ready(done),
+        }
+    }
+
     /// The next message, reading the socket only on the first poll after a message or after
     /// the socket woke the gate: tungstenite zero-fills its read buffer before each read, and
     /// smol's sockets try a `recvfrom` before waiting (see [`Gate`]). After a message the next
     /// poll reads: tungstenite may hold more frames of the same read.
     fn poll_gated(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, WsError>>> {
-        let ws = &mut self.ws;
-        self.gate.poll(cx, |cx| ws.poll_next_unpin(cx))
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let (ws, ended) = (&mut self.ws, &mut self.ended);
+        self.gate.poll(cx, |cx| {
+            Self::drive(ws, cx, WebSocket::read).map(|read| match read {
+                Ok(message) => Some(Ok(message)),
+                Err(error) => {
+                    *ended = true;
+                    match error {
+                        WsError::AlreadyClosed | WsError::ConnectionClosed => None,
+                        error => Some(Err(error)),
+                    }
+                }
+            })
+        })
+    }
+
+    /// Writes out what tungstenite holds.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        let flushed = ready!(Self::drive(&mut self.ws, cx, WebSocket::flush));
+        self.blocked = false;
+        // Flushing what is left after the close handshake ended the connection is no error.
+        Poll::Ready(match flushed {
+            Err(WsError::ConnectionClosed) => Ok(()),
+            other => other,
+        })
+    }
+
+    /// Queues a message in tungstenite's buffer; a buffer the socket did not take is flushed
+    /// first, so what waits is bounded by tungstenite's `max_write_buffer_size`.
+    async fn feed(&mut self, message: Message) -> Result<(), WsError> {
+        if self.blocked {
+            poll_fn(|cx| self.poll_flush(cx)).await?;
+        }
+        match self.ws.write(message) {
+            Ok(()) => Ok(()),
+            // Queued; the socket took only part of the buffer.
+            Err(WsError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
+                self.blocked = true;
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
     }
 }
 
@@ -102,7 +177,7 @@ where
 {
     async fn recv(&mut self) -> Option<Inbound> {
         loop {
-            let message = match futures_lite::future::poll_fn(|cx| self.poll_gated(cx)).await? {
+            let message = match poll_fn(|cx| self.poll_gated(cx)).await? {
                 Ok(message) => message,
                 Err(error) => return failed(error),
             };
@@ -112,7 +187,7 @@ where
                 // tungstenite queues the pong itself; send it now, not at the next write, or a
                 // client with a pong timeout (Python websockets: 20 s) gives up on us.
                 Message::Ping(_) => {
-                    let _ = self.ws.flush().await;
+                    let _ = poll_fn(|cx| self.poll_flush(cx)).await;
                     Inbound::Pong
                 }
                 Message::Pong(_) => Inbound::Pong,
@@ -143,11 +218,59 @@ where
             // Keep-alive comments are for SSE; a WebSocket session pings instead.
             _ => return Ok(()),
         };
-        self.ws.feed(message).await.map_err(io_error)
+        self.feed(message).await.map_err(io_error)
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        self.ws.flush().await.map_err(io_error)
+        poll_fn(|cx| self.poll_flush(cx)).await.map_err(io_error)
+    }
+}
+
+/// An async byte stream as the blocking `Read` and `Write` tungstenite calls: a poll that is
+/// pending is `WouldBlock`, and it registers the waker of the poll driving the socket.
+struct Bridge<S> {
+    io: S,
+    /// The waker of the current poll, kept between polls: a task's waker stays the same, so it
+    /// is cloned only when it changes.
+    waker: Option<Waker>,
+}
+
+impl<S> Bridge<S> {
+    fn use_waker(&mut self, waker: &Waker) {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.waker = Some(waker.clone());
+        }
+    }
+
+    /// Polls the stream with the current waker (none before the first poll: nothing waits).
+    fn poll<T>(
+        &mut self,
+        poll: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> io::Result<T>
+    where
+        S: Unpin,
+    {
+        let waker = self.waker.as_ref().unwrap_or(Waker::noop());
+        match poll(Pin::new(&mut self.io), &mut Context::from_waker(waker)) {
+            Poll::Ready(done) => done,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> Read for Bridge<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.poll(|io, cx| io.poll_read(cx, buf))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> Write for Bridge<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.poll(|io, cx| io.poll_write(cx, buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.poll(|io, cx| io.poll_flush(cx))
     }
 }
 
@@ -171,10 +294,9 @@ fn io_error(error: WsError) -> io::Error {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::atomic::Ordering;
+    use std::sync::{Arc, Mutex};
 
-    use async_tungstenite::tungstenite::protocol::Role;
     use futures_lite::future::{block_on, poll_once};
 
     use super::*;
@@ -184,8 +306,7 @@ mod tests {
     fn the_socket_is_read_again_only_once_it_woke_the_reader() {
         let socket = Counted::default();
         let (reads, data) = (Arc::clone(&socket.reads), Arc::clone(&socket.data));
-        let ws = block_on(WebSocketStream::from_raw_socket(socket, Role::Server, None));
-        let mut transport = WsTransport::new(ws);
+        let mut transport = WsTransport::server(socket, WebSocketConfig::default());
         assert!(
             block_on(poll_once(transport.recv())).is_none(),
             "nothing to read"
@@ -208,5 +329,120 @@ mod tests {
         let received = block_on(poll_once(transport.recv())).flatten();
         assert_eq!(received, Some(Inbound::Text("hi".to_owned())));
         assert!(reads.load(Ordering::SeqCst) > after_first);
+    }
+
+    /// A socket that takes only as many bytes as it was given room for, then waits.
+    #[derive(Clone, Default)]
+    struct Narrow(Arc<Mutex<NarrowState>>);
+
+    #[derive(Default)]
+    struct NarrowState {
+        room: usize,
+        written: Vec<u8>,
+        waker: Option<Waker>,
+    }
+
+    impl Narrow {
+        /// Gives the socket `room` more bytes and wakes the writer that waits, if any.
+        fn make_room(&self, room: usize) -> bool {
+            let waker = {
+                let mut state = self.0.lock().expect("not poisoned");
+                state.room += room;
+                state.waker.take()
+            };
+            waker.map(Waker::wake).is_some()
+        }
+
+        fn written(&self) -> Vec<u8> {
+            self.0.lock().expect("not poisoned").written.clone()
+        }
+    }
+
+    impl AsyncRead for Narrow {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for Narrow {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let mut state = self.0.lock().expect("not poisoned");
+            let n = buf.len().min(state.room);
+            if n == 0 {
+                state.waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            state.room -= n;
+            state.written.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn text(body: &str) -> Transmit {
+        let frame = roomcast_core::envelope::Payload::from_json(body).expect("JSON");
+        let message = roomcast_core::envelope::ServerMessage::Broadcast {
+            id: roomcast_core::cursor::Position {
+                epoch: 1,
+                offset: 1,
+            },
+            event: None,
+            data: frame,
+        };
+        Transmit::Frame(roomcast_core::delivery::Delivery::unstreamed(
+            message.encode(),
+        ))
+    }
+
+    #[test]
+    fn frames_the_socket_did_not_take_go_out_first_and_whole_once_it_wakes_the_writer() {
+        let socket = Narrow::default();
+        // Every frame is written out as it is queued, so a full socket shows at once.
+        let config = WebSocketConfig::default().write_buffer_size(0);
+        let mut transport = WsTransport::server(socket.clone(), config);
+        let (first, second) = (text("1"), text("2"));
+        let expected: Vec<u8> = [&first, &second]
+            .into_iter()
+            .flat_map(|transmit| {
+                let Transmit::Frame(delivery) = transmit else {
+                    unreachable!()
+                };
+                let body = delivery.frame.as_bytes();
+                let mut bytes = vec![0x81, body.len() as u8];
+                bytes.extend_from_slice(body);
+                bytes
+            })
+            .collect();
+        // The socket takes three bytes of the first frame; the rest waits in the buffer.
+        socket.make_room(3);
+        let sent = block_on(poll_once(transport.send(first)));
+        assert!(matches!(sent, Some(Ok(()))), "queued: {sent:?}");
+        // The second frame waits for the first to go out: the socket is full.
+        {
+            let mut second = std::pin::pin!(transport.send(second));
+            assert!(block_on(poll_once(second.as_mut())).is_none());
+            assert_eq!(socket.written(), expected[..3]);
+            // Room, and the waiting writer is woken: the first frame's rest, then the second.
+            assert!(socket.make_room(expected.len()), "the writer left a waker");
+            assert!(matches!(block_on(poll_once(second)), Some(Ok(()))));
+        }
+        assert!(matches!(
+            block_on(poll_once(transport.flush())),
+            Some(Ok(()))
+        ));
+        assert_eq!(socket.written(), expected);
     }
 }
