@@ -14,7 +14,7 @@ use super::report::Report;
 use super::scenarios::KINDS;
 use super::scenarios::{finish, name, pair, secs, start};
 use super::stats::{Histogram, now_ns, per_sec, quantile_exact_ms};
-use super::{Ctx, Kind, wait_quiet};
+use super::{Ctx, Kind, before_run, wait_quiet};
 
 /// No delivery for this long after the last publish: the rest are not coming.
 const STALL: Duration = Duration::from_secs(2);
@@ -200,6 +200,10 @@ pub(crate) async fn run(
     for (index, &(name, k, rate)) in plan.iter().enumerate() {
         // Let set-up traffic (roomcast's presence diffs, the previous run) finish first.
         wait_quiet(server, deadline).await;
+        if let Err(error) = before_run(ctx, server) {
+            errors.push(format!("{name}: {error}"));
+            break;
+        }
         if kind == Kind::Roomcast {
             counters.push(format!(
                 "before {name} {index}: {}",

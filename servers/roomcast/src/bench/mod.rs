@@ -81,6 +81,15 @@ pub(crate) struct BenchArgs {
     /// Another argument for `roomcast serve` (repeat for more): `--serve-arg=--queue-bytes=65536`.
     #[arg(long = "serve-arg", allow_hyphen_values = true)]
     serve_args: Vec<String>,
+    /// Run each server (roomcast and the baseline) under this command, split at spaces:
+    /// `--server-wrapper="taskset -c 1"`, or `valgrind --tool=callgrind` with `--before-run`.
+    #[arg(long, allow_hyphen_values = true)]
+    server_wrapper: Option<String>,
+    /// A shell command run before each timed fan-out run, once the server is quiet, with the
+    /// server's process id in `ROOMCAST_BENCH_PID`: `--before-run='callgrind_control -d
+    /// $ROOMCAST_BENCH_PID'` makes callgrind write the counts of each run apart.
+    #[arg(long)]
+    before_run: Option<String>,
     /// Measure against the plain WebSocket baseline: one `send` (a flush) per message per
     /// connection, as most broadcast examples write it, instead of the tuned one that writes
     /// every waiting message with one flush.
@@ -137,6 +146,8 @@ pub(crate) struct Ctx {
     concurrency: usize,
     server_threads: usize,
     serve_args: Vec<String>,
+    server_wrapper: Vec<String>,
+    before_run: Option<String>,
     plain_baseline: bool,
     json: bool,
     progress: bool,
@@ -192,6 +203,13 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), String> {
         concurrency: args.concurrency.unwrap_or(200).max(1),
         server_threads: args.server_threads.max(1),
         serve_args: args.serve_args,
+        server_wrapper: args
+            .server_wrapper
+            .iter()
+            .flat_map(|command| command.split_whitespace())
+            .map(str::to_owned)
+            .collect(),
+        before_run: args.before_run,
         plain_baseline: args.plain_baseline,
         json: args.json,
         progress: !args.json && std::io::stderr().is_terminal(),
@@ -256,6 +274,25 @@ fn pick<T>(short: bool, full: T, small: T) -> T {
 /// Waits until the server's CPU use falls under about 10 % for 200 ms: set-up traffic (such as
 /// roomcast's presence diffs to every member) is written before anything is timed. Bounded by
 /// `deadline` and 30 s.
+/// Runs `--before-run`, if given, for `server`; a failure is the run's error.
+fn before_run(ctx: &Ctx, server: &ServerProc) -> Result<(), String> {
+    let Some(command) = &ctx.before_run else {
+        return Ok(());
+    };
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .env("ROOMCAST_BENCH_PID", server.pid().to_string())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("--before-run: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("--before-run `{command}` failed: {status}"))
+    }
+}
+
 async fn wait_quiet(server: &ServerProc, deadline: Instant) {
     let until = deadline.min(Instant::now() + Duration::from_secs(30));
     let mut quiet = 0;

@@ -14,15 +14,19 @@ pub(crate) struct ServerSpec {
     pub(crate) label: &'static str,
     pub(crate) args: Vec<String>,
     pub(crate) env: Vec<(String, String)>,
+    /// A command the server runs under (`--server-wrapper`), or empty.
+    pub(crate) wrapper: Vec<String>,
 }
 
 impl ServerSpec {
     /// The command line, as a person would type it.
     pub(crate) fn command_line(&self) -> String {
         let env = self.env.iter().map(|(k, v)| format!("{k}={v} "));
+        let wrapper = self.wrapper.iter().map(|word| format!("{word} "));
         format!(
-            "{}roomcast {}",
+            "{}{}roomcast {}",
             env.collect::<String>(),
+            wrapper.collect::<String>(),
             self.args.join(" ")
         )
     }
@@ -48,7 +52,15 @@ impl ServerProc {
             addr.port()
         ));
         let stderr = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let child = Command::new(exe)
+        let mut command = match spec.wrapper.split_first() {
+            Some((wrapper, args)) => {
+                let mut command = Command::new(wrapper);
+                command.args(args).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
+        let child = command
             .args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

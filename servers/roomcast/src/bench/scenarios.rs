@@ -111,6 +111,7 @@ pub(super) async fn start(
                 args,
                 // For `--serve-arg=--runtime=smol`, whose threads only this sets.
                 env: vec![("SMOL_THREADS".into(), threads.clone())],
+                wrapper: ctx.server_wrapper.clone(),
             }
         }
         Kind::Baseline => {
@@ -131,6 +132,7 @@ pub(super) async fn start(
                 label: "baseline",
                 args,
                 env: Vec::new(),
+                wrapper: ctx.server_wrapper.clone(),
             }
         }
     };
