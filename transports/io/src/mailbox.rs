@@ -11,7 +11,6 @@
 //! no allocation per wait, where a general event (many listeners, each allocated) cost two
 //! locks and a listener per wake-up at 10,000 sessions.
 
-use std::future::poll_fn;
 use std::mem;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -146,14 +145,17 @@ impl Mailbox {
         inner.waiter = None;
     }
 
-    /// The session's side: once something waits, swaps it all into `batch` (which must be
-    /// empty) and says true; false once the hub let go. The mailbox keeps `batch`'s old buffer
-    /// for the next deliveries, so the two buffers take turns and a delivery allocates nothing.
+    /// The session's side, as a future: see [`poll_take`](Self::poll_take).
+    #[cfg(test)]
     pub(crate) async fn take(&self, batch: &mut Vec<Shared>) -> bool {
-        poll_fn(|cx| self.poll_take(cx, batch)).await
+        std::future::poll_fn(|cx| self.poll_take(cx, batch)).await
     }
 
-    fn poll_take(&self, cx: &Context<'_>, batch: &mut Vec<Shared>) -> Poll<bool> {
+    /// The session's side: once something waits, swaps it all into `batch` (which must be
+    /// empty) and is ready with true; false once the hub let go. The mailbox keeps `batch`'s
+    /// old buffer for the next deliveries, so the two buffers take turns and a delivery
+    /// allocates nothing. The session polls this among its other waits (`next_input`).
+    pub(crate) fn poll_take(&self, cx: &Context<'_>, batch: &mut Vec<Shared>) -> Poll<bool> {
         let mut inner = self.lock();
         if let Some(taken) = Self::take_locked(&mut inner, batch) {
             return Poll::Ready(taken);

@@ -1,9 +1,10 @@
 //! The session run loop: one task per connection drives a [`Session`] between its transport, its
 //! mailbox (what the hub left for it) and its timer.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -167,6 +168,7 @@ pub async fn run_registered<R: Runtime, T: Transport>(
         timer: None,
         timer_gate: Gate::default(),
         shutdown: Some(options.shutdown.triggered()),
+        turn: 0,
     };
     let ended = loop {
         // Outputs: events first (a request's answers come back through the mailbox), then
@@ -342,11 +344,32 @@ struct Waits<'a> {
     timer_gate: Gate,
     /// Until the server shuts down; `None` once it has said so.
     shutdown: Option<Triggered<'a>>,
+    /// Which of [`ORDER`] the next wait polls its sources in.
+    turn: u8,
 }
+
+/// The sources of an input, in the orders four waits in a row poll them: each of the frames
+/// and the deliveries goes first in two, and the timer and the shutdown in one. The first one
+/// ready is the input, so a delivery (most wake-ups) usually costs no poll of the others.
+const ORDER: [[u8; 4]; 4] = [
+    [DELIVERIES, FRAME, TIMER, SHUTDOWN],
+    [FRAME, DELIVERIES, TIMER, SHUTDOWN],
+    [DELIVERIES, FRAME, TIMER, SHUTDOWN],
+    [TIMER, SHUTDOWN, FRAME, DELIVERIES],
+];
+const FRAME: u8 = 0;
+const DELIVERIES: u8 = 1;
+const TIMER: u8 = 2;
+const SHUTDOWN: u8 = 3;
 
 type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// Waits for the first of: a frame, a delivery, the session's timer, the server shutting down.
+///
+/// One `poll` over the four in a fixed rotation of orders, not four `async` blocks raced in
+/// pairs in a random order: a delivery, most wake-ups, is usually found first without polling
+/// the rest, and there is no nesting of futures to build on every input (7.6 % fewer
+/// instructions per delivery, docs/performance.md, "cache lines per delivery").
 async fn next_input<'a, R: Runtime, T: Transport>(
     runtime: &'a R,
     session: &Session,
@@ -355,15 +378,6 @@ async fn next_input<'a, R: Runtime, T: Transport>(
     batch: &mut Vec<Shared>,
     waits: &mut Waits<'a>,
 ) -> Input {
-    let frame = async { Input::Frame(transport.recv().await) };
-    // Once the session is closing, hub deliveries no longer matter.
-    let delivery = async {
-        if session.is_open() {
-            Input::Deliveries(mailbox.take(batch).await)
-        } else {
-            future::pending().await
-        }
-    };
     match (session.poll_timeout(), &waits.timer) {
         // A timer armed for this deadline or an earlier one stays: an early wake-up finds
         // nothing due and arms the later deadline then. An SSE keep-alive's deadline moves on
@@ -376,30 +390,47 @@ async fn next_input<'a, R: Runtime, T: Transport>(
         }
         (None, _) => waits.timer = None,
     }
-    let timer = async {
-        match &mut waits.timer {
-            Some((_, sleep)) => {
-                let gate = &mut waits.timer_gate;
-                future::poll_fn(|cx| gate.poll(cx, |cx| sleep.as_mut().poll(cx))).await;
-                Input::Timer
+    // Once the session is closing, hub deliveries no longer matter; the shutdown is told once,
+    // after that the session's own grace timer does the rest.
+    let open = session.is_open();
+    let told = !open || session.is_shutting_down();
+    // Fair, not biased: the order of the sources changes from one wait to the next (`ORDER`),
+    // so a busy room does not starve reading (pongs), nor a chatty client the hub, nor either
+    // of them the timer.
+    let order = ORDER[usize::from(waits.turn)];
+    waits.turn = (waits.turn + 1) % 4;
+    let Waits {
+        timer,
+        timer_gate,
+        shutdown,
+        ..
+    } = waits;
+    let mut frame = pin!(transport.recv());
+    let input = poll_fn(|cx| {
+        for source in order {
+            let polled = match source {
+                FRAME => frame.as_mut().poll(cx).map(Input::Frame),
+                DELIVERIES if open => mailbox.poll_take(cx, batch).map(Input::Deliveries),
+                // The timer is polled only once it has woken its gate: most wake-ups are
+                // deliveries.
+                TIMER => match timer {
+                    Some((_, sleep)) => timer_gate
+                        .poll(cx, |cx| sleep.as_mut().poll(cx))
+                        .map(|()| Input::Timer),
+                    None => Poll::Pending,
+                },
+                SHUTDOWN if !told => match shutdown {
+                    Some(triggered) => Pin::new(triggered).poll(cx).map(Input::Shutdown),
+                    None => Poll::Pending,
+                },
+                _ => Poll::Pending,
+            };
+            if polled.is_ready() {
+                return polled;
             }
-            None => future::pending().await,
         }
-    };
-    // Told once: after that the session's own grace timer does the rest.
-    let shutting_down = async {
-        match &mut waits.shutdown {
-            Some(triggered) if session.is_open() && !session.is_shutting_down() => {
-                Input::Shutdown(triggered.await)
-            }
-            _ => future::pending().await,
-        }
-    };
-    // Fair, not biased: a busy room must not starve reading (pongs), nor a chatty client the hub.
-    let input = future::race(
-        future::race(frame, shutting_down),
-        future::race(delivery, timer),
-    )
+        Poll::Pending
+    })
     .await;
     // A finished future must not be polled again.
     match input {
@@ -445,4 +476,100 @@ async fn write_all<R: Runtime, T: Transport>(
         Ok(false)
     };
     matches!(future::or(written, stalled).await, Ok(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use futures_lite::future::block_on;
+    use roomcast_core::cursor::Position;
+    use roomcast_core::delivery::Delivery;
+    use roomcast_core::envelope::{Payload, ServerMessage};
+
+    use super::*;
+    use crate::mailbox::Budget;
+
+    /// A clock whose timers never fire, or (`Due(true)`) are due at once.
+    #[derive(Clone)]
+    struct Due(bool);
+
+    #[async_trait]
+    impl Runtime for Due {
+        fn now(&self) -> Instant {
+            Instant::now()
+        }
+        async fn sleep_until(&self, _: Instant) {
+            if !self.0 {
+                future::pending().await
+            }
+        }
+        fn spawn<F: Future<Output = ()> + Send + 'static>(&self, _: F) {
+            unreachable!("nothing is spawned")
+        }
+    }
+
+    /// A client that always has another frame ready.
+    struct Chatty;
+
+    impl Transport for Chatty {
+        async fn recv(&mut self) -> Option<Inbound> {
+            Some(Inbound::Pong)
+        }
+        async fn send(&mut self, _: Transmit) -> std::io::Result<()> {
+            Ok(())
+        }
+        async fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The inputs of eight waits in a row while the client always has a frame ready and the
+    /// room always has a delivery waiting: `f`rames, `d`eliveries and `t`imers.
+    fn inputs(runtime: &Due) -> String {
+        let now = Instant::now();
+        let options = SessionOptions::default();
+        let mut session = Session::new(options.kind, options.config, options.codec, now);
+        session.accept(now, SessionId(1), UserId::new("u").expect("a user id"));
+        let mailbox = Mailbox::new(Budget::default());
+        let mut waits = Waits {
+            timer: None,
+            timer_gate: Gate::default(),
+            shutdown: None,
+            turn: 0,
+        };
+        let mut batch = Vec::new();
+        let mut seen = String::new();
+        for offset in 0..8 {
+            let data = Payload::from_json("1").expect("JSON");
+            let id = Position { epoch: 1, offset };
+            let frame = ServerMessage::Broadcast {
+                id,
+                event: None,
+                data,
+            };
+            mailbox.push_one(Delivery::unstreamed(frame.encode()));
+            let input = block_on(next_input(
+                runtime,
+                &session,
+                &mut Chatty,
+                &mailbox,
+                &mut batch,
+                &mut waits,
+            ));
+            seen.push(match input {
+                Input::Frame(_) => 'f',
+                Input::Deliveries(_) => 'd',
+                Input::Timer => 't',
+                Input::Shutdown(_) => 's',
+            });
+            batch.clear();
+        }
+        seen
+    }
+
+    #[test]
+    fn a_busy_room_a_chatty_client_and_the_timer_take_turns() {
+        assert_eq!(inputs(&Due(false)), "dfdfdfdf");
+        assert_eq!(inputs(&Due(true)), "dfdtdfdt");
+    }
 }
