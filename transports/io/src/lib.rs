@@ -15,7 +15,7 @@
 //!   waits for exactly one input (a frame, everything waiting in its mailbox, or the timer).
 //!
 //! A runtime adapter supplies a [`Runtime`] (clock, timers, spawn) and a [`Transport`] per
-//! connection. [`WsTransport`] is WebSocket over any futures-io byte stream (async-tungstenite);
+//! connection. [`WsTransport`] is WebSocket over any futures-io byte stream (tungstenite);
 //! `roomcast-hyper` adds SSE and long-poll. No lock is held across an
 //! await, and every queue is bounded. Tests can replace the clock with [`ManualClock`].
 //!
