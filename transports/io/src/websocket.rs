@@ -1,4 +1,5 @@
-//! WebSocket as a roomcast [`Transport`]: async-tungstenite over any async byte stream.
+//! WebSocket as a roomcast [`Transport`]: tungstenite over any async byte stream, driven by the
+//! session's task; and the plain echo socket, on async-tungstenite.
 
 use std::future::poll_fn;
 use std::io::{self, Read, Write};
@@ -159,6 +160,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         if self.blocked {
             poll_fn(|cx| self.poll_flush(cx)).await?;
         }
+        // With the waker of the last poll: a write the socket does not take whole only leaves
+        // the rest in the buffer, and whatever waits for it next (a flush) polls with its own.
         match self.ws.write(message) {
             Ok(()) => Ok(()),
             // Queued; the socket took only part of the buffer.
