@@ -18,6 +18,8 @@ use std::task::{Context, Poll, Waker};
 use roomcast_core::delivery::Shared;
 use roomcast_core::limits::{DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_FRAMES};
 
+use crate::buffer::recycle;
+
 /// How much may wait in one session's mailbox before the session counts as a slow consumer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
@@ -62,9 +64,47 @@ pub(crate) struct Mailbox {
     inner: Mutex<Inner>,
 }
 
+/// Deliveries in order: the first one in the mailbox itself, the rest in a buffer. In a paced
+/// room a session mostly has one delivery waiting at a time, and at 10,000 sessions a separate
+/// buffer is a cache line missed when the hub writes it and again when the session reads it.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    first: Option<Shared>,
+    /// Empty while `first` is.
+    rest: Vec<Shared>,
+}
+
+impl Batch {
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn push(&mut self, delivery: Shared) {
+        if self.first.is_none() {
+            self.first = Some(delivery);
+        } else {
+            self.rest.push(delivery);
+        }
+    }
+
+    /// Takes the deliveries out, in order; the buffer stays for the next ones.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Shared> + '_ {
+        self.first.take().into_iter().chain(self.rest.drain(..))
+    }
+
+    /// Lets the buffer go if a burst grew it past `keep` deliveries.
+    pub(crate) fn recycle(&mut self, keep: usize) {
+        recycle(&mut self.rest, keep);
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    queue: Vec<Shared>,
+    queue: Batch,
     bytes: usize,
     /// The hub let go of the session (slow consumer, or disconnected).
     dropped: bool,
@@ -140,14 +180,14 @@ impl Mailbox {
     pub(crate) fn close(&self) {
         let mut inner = self.lock();
         inner.gone = true;
-        inner.queue = Vec::new();
+        inner.queue = Batch::default();
         inner.bytes = 0;
         inner.waiter = None;
     }
 
     /// The session's side, as a future: see [`poll_take`](Self::poll_take).
     #[cfg(test)]
-    pub(crate) async fn take(&self, batch: &mut Vec<Shared>) -> bool {
+    pub(crate) async fn take(&self, batch: &mut Batch) -> bool {
         std::future::poll_fn(|cx| self.poll_take(cx, batch)).await
     }
 
@@ -155,7 +195,7 @@ impl Mailbox {
     /// empty) and is ready with true; false once the hub let go. The mailbox keeps `batch`'s
     /// old buffer for the next deliveries, so the two buffers take turns and a delivery
     /// allocates nothing. The session polls this among its other waits (`next_input`).
-    pub(crate) fn poll_take(&self, cx: &Context<'_>, batch: &mut Vec<Shared>) -> Poll<bool> {
+    pub(crate) fn poll_take(&self, cx: &Context<'_>, batch: &mut Batch) -> Poll<bool> {
         let mut inner = self.lock();
         if let Some(taken) = Self::take_locked(&mut inner, batch) {
             return Poll::Ready(taken);
@@ -173,11 +213,11 @@ impl Mailbox {
     }
 
     /// As [`take`](Self::take), without waiting: `None` if nothing waits.
-    pub(crate) fn try_take(&self, batch: &mut Vec<Shared>) -> Option<bool> {
+    pub(crate) fn try_take(&self, batch: &mut Batch) -> Option<bool> {
         Self::take_locked(&mut self.lock(), batch)
     }
 
-    fn take_locked(inner: &mut Inner, batch: &mut Vec<Shared>) -> Option<bool> {
+    fn take_locked(inner: &mut Inner, batch: &mut Batch) -> Option<bool> {
         if inner.dropped {
             return Some(false);
         }
@@ -224,8 +264,8 @@ mod tests {
 
     /// Waits for everything in the mailbox; `None` once the hub let go.
     fn take(mailbox: &Mailbox) -> Option<Vec<Shared>> {
-        let mut batch = Vec::new();
-        block_on(mailbox.take(&mut batch)).then_some(batch)
+        let mut batch = Batch::default();
+        block_on(mailbox.take(&mut batch)).then(|| batch.drain().collect())
     }
 
     fn offsets(batch: &[Shared]) -> Vec<String> {
@@ -253,7 +293,7 @@ mod tests {
     #[test]
     fn the_session_and_the_mailbox_take_turns_with_two_buffers() {
         let mailbox = Mailbox::new(Budget::default());
-        let mut batch = Vec::new();
+        let mut batch = Batch::default();
         let mut buffers = Vec::new();
         for round in 0..4 {
             for n in 0..3 {
@@ -261,12 +301,30 @@ mod tests {
             }
             assert_eq!(mailbox.try_take(&mut batch), Some(true));
             assert_eq!(batch.len(), 3);
-            buffers.push(batch.as_ptr());
-            batch.clear(); // delivered
+            buffers.push(batch.rest.as_ptr());
+            batch.drain().for_each(drop); // delivered
         }
         assert_eq!(buffers[2], buffers[0], "the first buffer came back");
         assert_eq!(buffers[3], buffers[1], "and so did the second");
         assert_eq!(mailbox.try_take(&mut batch), None, "nothing waits");
+    }
+
+    #[test]
+    fn a_lone_delivery_waits_in_the_mailbox_itself() {
+        let mailbox = Mailbox::new(Budget::default());
+        let mut batch = Batch::default();
+        for n in 0..3 {
+            mailbox.push_one(frame(n));
+            assert_eq!(mailbox.try_take(&mut batch), Some(true));
+            let taken: Vec<Shared> = batch.drain().collect();
+            assert_eq!(offsets(&taken), offsets(&[frame(n)]));
+        }
+        let spare = mailbox.lock().queue.rest.capacity();
+        assert_eq!(
+            (batch.rest.capacity(), spare),
+            (0, 0),
+            "no buffer was needed"
+        );
     }
 
     #[test]
@@ -308,7 +366,7 @@ mod tests {
     #[test]
     fn the_session_waits_for_a_push_and_learns_when_the_hub_lets_go() {
         let mailbox = Mailbox::new(Budget::default());
-        let mut batch = Vec::new();
+        let mut batch = Batch::default();
         let (taken, pushed) = block_on(zip(mailbox.take(&mut batch), async {
             mailbox.push_one(frame(1))
         }));

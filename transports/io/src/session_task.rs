@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use roomcast_core::close::{Close, CloseCode};
-use roomcast_core::delivery::{SessionId, Shared};
+use roomcast_core::delivery::SessionId;
 use roomcast_core::envelope::Codec;
 use roomcast_core::hub::Connect;
 use roomcast_core::names::UserId;
@@ -17,10 +17,9 @@ use roomcast_core::session::{
     Session, SessionConfig, SessionEvent, SessionKind, SessionState, Transmit,
 };
 
-use crate::buffer::recycle;
 use crate::gate::Gate;
 use crate::hub::{ConnectError, HubHandle};
-use crate::mailbox::Mailbox;
+use crate::mailbox::{Batch, Mailbox};
 use crate::observer::Observe;
 use crate::runtime::Runtime;
 use crate::shutdown::{Shutdown, Triggered};
@@ -163,7 +162,7 @@ pub async fn run_registered<R: Runtime, T: Transport>(
     session.accept(runtime.now(), id, registered.user.clone());
     let mut inputs: u64 = 0;
     // Deliveries taken from the mailbox; it and the mailbox take turns with two buffers.
-    let mut batch = Vec::new();
+    let mut batch = Batch::default();
     let mut waits = Waits {
         timer: None,
         timer_gate: Gate::default(),
@@ -276,12 +275,12 @@ pub async fn run_registered<R: Runtime, T: Transport>(
 
 /// Hands a batch from the mailbox to the session, keeping the buffer for the next one unless a
 /// burst made it large.
-fn deliver<R: Runtime>(runtime: &R, session: &mut Session, batch: &mut Vec<Shared>) {
-    session.deliver_batch(runtime.now(), batch.drain(..));
-    recycle(batch, KEPT_BATCH_CAPACITY);
+fn deliver<R: Runtime>(runtime: &R, session: &mut Session, batch: &mut Batch) {
+    session.deliver_batch(runtime.now(), batch.drain());
+    batch.recycle(KEPT_BATCH_CAPACITY);
 }
 
-/// Deliveries a session's batch buffer keeps room for between batches (16 bytes each).
+/// Deliveries a session's batch buffer keeps room for between batches (a pointer each).
 const KEPT_BATCH_CAPACITY: usize = 64;
 
 /// The hub dropped this session: its mailbox was full.
@@ -375,7 +374,7 @@ async fn next_input<'a, R: Runtime, T: Transport>(
     session: &Session,
     transport: &mut T,
     mailbox: &Mailbox,
-    batch: &mut Vec<Shared>,
+    batch: &mut Batch,
     waits: &mut Waits<'a>,
 ) -> Input {
     match (session.poll_timeout(), &waits.timer) {
@@ -537,7 +536,7 @@ mod tests {
             shutdown: None,
             turn: 0,
         };
-        let mut batch = Vec::new();
+        let mut batch = Batch::default();
         let mut seen = String::new();
         for offset in 0..8 {
             let data = Payload::from_json("1").expect("JSON");
@@ -562,7 +561,7 @@ mod tests {
                 Input::Timer => 't',
                 Input::Shutdown(_) => 's',
             });
-            batch.clear();
+            batch.drain().for_each(drop);
         }
         seen
     }
