@@ -67,3 +67,36 @@ fn every_server_runs_under_the_wrapper_and_each_timed_run_is_announced_with_its_
     assert_eq!(runs.len(), 2, "two servers: {runs:?}");
     assert!(runs.values().all(|&n| n == 3), "three runs each: {runs:?}");
 }
+
+#[test]
+fn a_hook_that_fails_or_outlasts_its_limit_fails_the_run() {
+    for (hook, says) in [
+        ("--before-run=exit 3", "failed"),
+        ("--before-run=sleep 30", "still ran after 300ms"),
+    ] {
+        let started = std::time::Instant::now();
+        let output = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+            .args([
+                "bench",
+                "fanout-ws",
+                "--short",
+                "--json",
+                "-c",
+                "5",
+                "--before-run-limit=300ms",
+                hook,
+            ])
+            .output()
+            .expect("roomcast bench runs");
+        assert!(!output.status.success(), "{hook}: the run must fail");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let report: Value = serde_json::from_str(stdout.lines().last().expect("a JSON line"))
+            .expect("the JSON line");
+        let errors = report["errors"].to_string();
+        assert!(errors.contains(says), "{hook}: {errors}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{hook}: the hook was not cut off"
+        );
+    }
+}

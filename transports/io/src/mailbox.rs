@@ -75,11 +75,11 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         usize::from(self.first.is_some()) + self.rest.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.first.is_none()
     }
 

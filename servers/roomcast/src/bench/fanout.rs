@@ -200,7 +200,7 @@ pub(crate) async fn run(
     for (index, &(name, k, rate)) in plan.iter().enumerate() {
         // Let set-up traffic (roomcast's presence diffs, the previous run) finish first.
         wait_quiet(server, deadline).await;
-        if let Err(error) = before_run(ctx, server) {
+        if let Err(error) = before_run(ctx, server).await {
             errors.push(format!("{name}: {error}"));
             break;
         }

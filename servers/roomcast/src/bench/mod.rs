@@ -16,6 +16,7 @@ mod scenarios;
 mod stats;
 
 use std::io::IsTerminal;
+use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
@@ -90,6 +91,9 @@ pub(crate) struct BenchArgs {
     /// $ROOMCAST_BENCH_PID'` makes callgrind write the counts of each run apart.
     #[arg(long)]
     before_run: Option<String>,
+    /// Longest a `--before-run` command may take; past it, it is killed and the run fails.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    before_run_limit: Duration,
     /// Measure against the plain WebSocket baseline: one `send` (a flush) per message per
     /// connection, as most broadcast examples write it, instead of the tuned one that writes
     /// every waiting message with one flush.
@@ -148,6 +152,7 @@ pub(crate) struct Ctx {
     serve_args: Vec<String>,
     server_wrapper: Vec<String>,
     before_run: Option<String>,
+    before_run_limit: Duration,
     plain_baseline: bool,
     json: bool,
     progress: bool,
@@ -210,6 +215,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), String> {
             .map(str::to_owned)
             .collect(),
         before_run: args.before_run,
+        before_run_limit: args.before_run_limit,
         plain_baseline: args.plain_baseline,
         json: args.json,
         progress: !args.json && std::io::stderr().is_terminal(),
@@ -274,22 +280,42 @@ fn pick<T>(short: bool, full: T, small: T) -> T {
 /// Waits until the server's CPU use falls under about 10 % for 200 ms: set-up traffic (such as
 /// roomcast's presence diffs to every member) is written before anything is timed. Bounded by
 /// `deadline` and 30 s.
-/// Runs `--before-run`, if given, for `server`; a failure is the run's error.
-fn before_run(ctx: &Ctx, server: &ServerProc) -> Result<(), String> {
+/// Runs `--before-run`, if given, for `server`; a failure is the run's error, and so is a
+/// command still running after `--before-run-limit` (it is killed).
+async fn before_run(ctx: &Ctx, server: &ServerProc) -> Result<(), String> {
     let Some(command) = &ctx.before_run else {
         return Ok(());
     };
-    let status = std::process::Command::new("sh")
+    // In a process group of its own, so that a limit kills what the shell started too.
+    let mut child = std::process::Command::new("sh")
         .arg("-c")
         .arg(command)
         .env("ROOMCAST_BENCH_PID", server.pid().to_string())
         .stdout(std::process::Stdio::null())
-        .status()
+        .process_group(0)
+        .spawn()
         .map_err(|e| format!("--before-run: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("--before-run `{command}` failed: {status}"))
+    let limit = ctx.before_run_limit;
+    let until = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(format!("--before-run `{command}` failed: {status}")),
+            Ok(None) if Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(None) => {
+                let group = format!("-{}", child.id());
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", "--", &group])
+                    .status();
+                let _ = child.wait();
+                return Err(format!(
+                    "--before-run `{command}` still ran after {limit:?}"
+                ));
+            }
+            Err(error) => return Err(format!("--before-run: {error}")),
+        }
     }
 }
 
