@@ -7,45 +7,50 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// Runs `roomcast bench fanout-ws --short --json` with `args`: whether it succeeded, its report,
+/// and its standard error.
+fn bench(args: &[&str]) -> (bool, Value, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["bench", "fanout-ws", "--short", "--json"])
+        .args(args)
+        .output()
+        .expect("roomcast bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let last = stdout
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no JSON line: {stderr}"));
+    let report = serde_json::from_str(last).expect("the JSON line");
+    (output.status.success(), report, stderr)
+}
+
 #[test]
 fn every_server_runs_under_the_wrapper_and_each_timed_run_is_announced_with_its_pid() {
     let dir = std::env::temp_dir().join(format!("roomcast-bench-hooks-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary directory");
     let pids = dir.join("pids");
-    let output = Command::new(env!("CARGO_BIN_EXE_roomcast"))
-        .args([
-            "bench",
-            "fanout-ws",
-            "--short",
-            "--json",
-            "-c",
-            "20",
-            "-k",
-            "5",
-            "--repeats",
-            "2",
-            "--paced-messages",
-            "2",
-            // `env` runs the server in its own process, as valgrind and taskset do.
-            "--server-wrapper=env ROOMCAST_WRAPPED=1",
-        ])
-        // The pid, and whether that process has the wrapper's variable: it ran under `env`.
-        .arg(format!(
-            "--before-run=echo $ROOMCAST_BENCH_PID \
-             $(tr '\\0' '\\n' < /proc/$ROOMCAST_BENCH_PID/environ | grep -c ROOMCAST_WRAPPED=1) \
-             >> {}",
-            pids.display()
-        ))
-        .output()
-        .expect("roomcast bench runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "bench failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    // The pid, and whether that process has the wrapper's variable: it ran under `env`.
+    let hook = format!(
+        "--before-run=echo $ROOMCAST_BENCH_PID \
+         $(tr '\\0' '\\n' < /proc/$ROOMCAST_BENCH_PID/environ | grep -c ROOMCAST_WRAPPED=1) \
+         >> {}",
+        pids.display()
     );
-    let report: Value =
-        serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("the JSON line");
+    let (ok, report, stderr) = bench(&[
+        "-c",
+        "20",
+        "-k",
+        "5",
+        "--repeats",
+        "2",
+        "--paced-messages",
+        "2",
+        // `env` runs the server in its own process, as valgrind and taskset do.
+        "--server-wrapper=env ROOMCAST_WRAPPED=1",
+        &hook,
+    ]);
+    assert!(ok, "bench failed: {report}\n{stderr}");
     for server in ["roomcast_command", "baseline_command"] {
         let command = report["params"][server].as_str().expect("the command");
         assert!(
@@ -75,23 +80,8 @@ fn a_hook_that_fails_or_outlasts_its_limit_fails_the_run() {
         ("--before-run=sleep 30", "still ran after 300ms"),
     ] {
         let started = std::time::Instant::now();
-        let output = Command::new(env!("CARGO_BIN_EXE_roomcast"))
-            .args([
-                "bench",
-                "fanout-ws",
-                "--short",
-                "--json",
-                "-c",
-                "5",
-                "--before-run-limit=300ms",
-                hook,
-            ])
-            .output()
-            .expect("roomcast bench runs");
-        assert!(!output.status.success(), "{hook}: the run must fail");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let report: Value = serde_json::from_str(stdout.lines().last().expect("a JSON line"))
-            .expect("the JSON line");
+        let (ok, report, _) = bench(&["-c", "5", "--before-run-limit=300ms", hook]);
+        assert!(!ok, "{hook}: the run must fail");
         let errors = report["errors"].to_string();
         assert!(errors.contains(says), "{hook}: {errors}");
         assert!(
