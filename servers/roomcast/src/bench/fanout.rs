@@ -31,6 +31,8 @@ pub(crate) struct RunResult {
     pub(crate) deliveries_per_s: Option<f64>,
     pub(crate) last_p50_ms: Option<f64>,
     pub(crate) last_p99_ms: Option<f64>,
+    /// Publish to last receipt of each message, in the order published (`None`: nobody got it).
+    pub(crate) last_ms: Vec<Option<f64>>,
     pub(crate) delivery_p99_ms: Option<f64>,
     pub(crate) lost: u64,
     pub(crate) out_of_order: u64,
@@ -279,17 +281,21 @@ fn summarize(
         .collect();
     let last = receipts.iter().copied().max().unwrap_or(0);
     let first = sent.first().copied().unwrap_or(0);
-    let mut per_message: Vec<u64> = receipts
+    let last_ns: Vec<Option<u64>> = receipts
         .iter()
         .zip(sent)
-        .filter(|(receipt, _)| **receipt > 0)
-        .map(|(receipt, sent)| receipt.saturating_sub(*sent))
+        .map(|(receipt, sent)| (*receipt > 0).then(|| receipt.saturating_sub(*sent)))
         .collect();
+    let mut per_message: Vec<u64> = last_ns.iter().flatten().copied().collect();
     RunResult {
         name,
         deliveries_per_s: per_sec(delivered, Duration::from_nanos(last.saturating_sub(first))),
         last_p50_ms: quantile_exact_ms(&mut per_message, 0.5),
         last_p99_ms: quantile_exact_ms(&mut per_message, 0.99),
+        last_ms: last_ns
+            .iter()
+            .map(|ns| ns.map(|ns| ns as f64 / 1e6))
+            .collect(),
         delivery_p99_ms: stats.latency.quantile_ms(0.99),
         lost: stats.expected.saturating_sub(delivered),
         out_of_order: stats.out_of_order.load(Ordering::Relaxed),
@@ -415,6 +421,19 @@ fn fanout_rows(ctx: &Ctx, report: &mut Report, results: &[Option<FanoutResult>; 
             }
             let values = pair(results, |r| r.pick(run).and_then(figure));
             report.row(format!("{label}: {text}"), format!("{run}_{key}"), values);
+        }
+        if run == "paced" {
+            let series = [0, 1].map(|i| {
+                results[i]
+                    .as_ref()
+                    .and_then(|r| r.pick(run))
+                    .map(|r| r.last_ms.clone())
+            });
+            report.series(
+                format!("{label}: publish to last receipt of each message (ms)"),
+                "paced_last_ms",
+                series,
+            );
         }
         let lost = pair(results, |r| Some(r.lost(run) as f64));
         report.row(

@@ -2,6 +2,13 @@
 
 use serde_json::{Map, Value, json};
 
+/// A list of figures for both servers, in order (one per message, say): shown, not compared.
+pub(crate) struct Series {
+    pub(crate) label: String,
+    pub(crate) key: String,
+    pub(crate) values: [Option<Vec<Option<f64>>>; 2],
+}
+
 /// One figure for both servers.
 pub(crate) struct Row {
     pub(crate) label: String,
@@ -16,6 +23,7 @@ pub(crate) struct Report {
     pub(crate) scenario: &'static str,
     pub(crate) params: Map<String, Value>,
     pub(crate) rows: Vec<Row>,
+    pub(crate) series: Vec<Series>,
     /// Things worth knowing that are not failures (a server's warnings, closes).
     pub(crate) notes: Vec<String>,
     /// Failures: the run is not OK.
@@ -48,6 +56,19 @@ impl Report {
             key: key.into(),
             roomcast: values[0],
             baseline: values[1],
+        });
+    }
+
+    pub(crate) fn series(
+        &mut self,
+        label: impl Into<String>,
+        key: impl Into<String>,
+        values: [Option<Vec<Option<f64>>>; 2],
+    ) {
+        self.series.push(Series {
+            label: label.into(),
+            key: key.into(),
+            values,
         });
     }
 
@@ -99,6 +120,17 @@ impl Report {
                 ratio
             );
         }
+        for series in &self.series {
+            out += &format!("  {}:\n", series.label);
+            for (name, values) in ["roomcast", "baseline"].iter().zip(&series.values) {
+                let Some(values) = values else { continue };
+                let values: Vec<String> = values
+                    .iter()
+                    .map(|v| v.map_or("-".into(), |v| format!("{v:.0}")))
+                    .collect();
+                out += &format!("    {name:<9} {}\n", values.join(" "));
+            }
+        }
         for note in &self.notes {
             out += &format!("  note: {note}\n");
         }
@@ -125,10 +157,20 @@ impl Report {
                 (row.key.clone(), value)
             })
             .collect();
+        let series: Map<String, Value> = self
+            .series
+            .iter()
+            .map(|series| {
+                let [roomcast, baseline] = &series.values;
+                let value = json!({ "roomcast": roomcast, "baseline": baseline });
+                (series.key.clone(), value)
+            })
+            .collect();
         json!({
             "scenario": self.scenario,
             "params": self.params,
             "figures": figures,
+            "series": series,
             "lost": self.lost,
             "notes": self.notes,
             "errors": self.errors,
@@ -175,6 +217,7 @@ mod tests {
         report.param("connections", 10);
         report.row("messages/s", "per_s", [Some(150_000.0), Some(100_000.0)]);
         report.row("p99 (ms)", "p99_ms", [Some(1.5), None]);
+        report.series("each (ms)", "each_ms", [Some(vec![Some(12.4), None]), None]);
         assert_eq!(report.ratio("per_s"), Some(1.5));
         let table = report.table();
         assert!(
@@ -185,6 +228,10 @@ mod tests {
         assert_eq!(line["figures"]["per_s"]["ratio"], 1.5);
         assert_eq!(line["figures"]["p99_ms"]["baseline"], Value::Null);
         assert_eq!(line["ok"], true);
+        assert_eq!(line["series"]["each_ms"]["roomcast"][0], 12.4);
+        assert_eq!(line["series"]["each_ms"]["roomcast"][1], Value::Null);
+        assert_eq!(line["series"]["each_ms"]["baseline"], Value::Null);
+        assert!(table.contains("roomcast  12 -"), "{table}");
         assert_eq!(number(Some(1234567.0)), "1,234,567");
         assert_eq!(number(Some(0.123)), "0.12");
         assert_eq!(number(Some(3.0)), "3");
