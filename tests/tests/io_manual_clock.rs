@@ -47,6 +47,18 @@ async fn next(transmits: &Receiver<Transmit>) -> Transmit {
 
 #[test]
 fn a_silent_session_is_pinged_then_closed_on_a_manual_clock() {
+    heartbeat_life(Duration::ZERO);
+}
+
+/// With the default timer slack, the same life: each timer fires at most 250 ms late.
+#[test]
+fn timers_on_the_shared_grid_fire_within_the_slack() {
+    heartbeat_life(roomcast_io::DEFAULT_TIMER_SLACK);
+}
+
+/// A silent session's life on a manual clock with `slack`: a ping at 25 s, a close at 35 s, the
+/// end 5 s later; each step `slack` late at most.
+fn heartbeat_life(slack: Duration) {
     smol::block_on(async {
         let clock = ManualClock::new(SmolRuntime);
         let hub = spawn_hub(
@@ -71,7 +83,10 @@ fn a_silent_session_is_pinged_then_closed_on_a_manual_clock() {
                     &hub,
                     Pipe { inbound, outbound },
                     connect,
-                    SessionOptions::default(),
+                    SessionOptions {
+                        timer_slack: slack,
+                        ..SessionOptions::default()
+                    },
                 )
                 .await
             })
@@ -87,18 +102,18 @@ fn a_silent_session_is_pinged_then_closed_on_a_manual_clock() {
                     .starts_with(&format!(r#"{{"type":"{kind}""#))
             );
         }
-        clock.advance(Duration::from_secs(25));
+        clock.advance(Duration::from_secs(25) + slack);
         assert!(
             matches!(next(&transmits).await, Transmit::Ping),
             "a ping after 25 s"
         );
-        clock.advance(Duration::from_secs(10));
+        clock.advance(Duration::from_secs(10) + slack);
         let Transmit::Close(close) = next(&transmits).await else {
             panic!("a close after 35 s")
         };
         assert_eq!(close.code, CloseCode::HeartbeatTimeout);
         // It waits for the peer's close, then gives up after the close timeout.
-        clock.advance(Duration::from_secs(5));
+        clock.advance(Duration::from_secs(5) + slack);
         let ended = session.await.expect("registered with the hub");
         assert!(matches!(ended, Ended::Closed(close) if close.code == CloseCode::HeartbeatTimeout));
         assert_eq!(hub.stats().await.expect("hub").sessions, 0);

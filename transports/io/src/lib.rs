@@ -52,7 +52,9 @@ pub use hub::{ConnectError, HubGone, HubHandle, HubStats, spawn_hub};
 pub use mailbox::Budget;
 pub use observer::{Observe, Observer, Unobserved};
 pub use runtime::{ManualClock, Runtime};
-pub use session_task::{Ended, Registered, SessionOptions, run_registered, run_session};
+pub use session_task::{
+    DEFAULT_TIMER_SLACK, Ended, Registered, SessionOptions, run_registered, run_session,
+};
 pub use shutdown::{Shutdown, Triggered};
 pub use transport::{Inbound, Transport};
 pub use websocket::{WsTransport, echo, echo_config, websocket_config};

@@ -3,7 +3,7 @@
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,11 @@ pub struct SessionOptions {
     pub observe: Observe,
     /// The transport's name in those reports: `"websocket"` by default.
     pub transport: &'static str,
+    /// How late the session's timer may fire, at most: 250 ms by default, zero for exact
+    /// timers. A deadline is put off to a point of a grid every session shares, at most 1/16
+    /// of the time left to it, so the heartbeats of 10,000 sessions wake the server a few times
+    /// a second, not 400 times (see [`wake_at`]).
+    pub timer_slack: Duration,
 }
 
 impl Default for SessionOptions {
@@ -58,9 +63,13 @@ impl Default for SessionOptions {
             shutdown: Shutdown::new(),
             observe: Observe::default(),
             transport: "websocket",
+            timer_slack: DEFAULT_TIMER_SLACK,
         }
     }
 }
+
+/// The default [`SessionOptions::timer_slack`].
+pub const DEFAULT_TIMER_SLACK: Duration = Duration::from_millis(250);
 
 /// How a session ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,6 +177,7 @@ pub async fn run_registered<R: Runtime, T: Transport>(
         timer_gate: Gate::default(),
         shutdown: Some(options.shutdown.triggered()),
         turn: 0,
+        slack: options.timer_slack,
     };
     let ended = loop {
         // Outputs: events first (a request's answers come back through the mailbox), then
@@ -345,6 +355,8 @@ struct Waits<'a> {
     shutdown: Option<Triggered<'a>>,
     /// Which of [`ORDER`] the next wait polls its sources in.
     turn: u8,
+    /// [`SessionOptions::timer_slack`].
+    slack: Duration,
 }
 
 /// The sources of an input, in the orders four waits in a row poll them: each of the frames
@@ -384,7 +396,8 @@ async fn next_input<'a, R: Runtime, T: Transport>(
         // per drain.
         (Some(deadline), Some((armed, _))) if *armed <= deadline => {}
         (Some(deadline), _) => {
-            waits.timer = Some((deadline, runtime.sleep_until(deadline)));
+            let wake = wake_at(deadline, runtime.now(), waits.slack);
+            waits.timer = Some((deadline, runtime.sleep_until(wake)));
             waits.timer_gate.reset();
         }
         (None, _) => waits.timer = None,
@@ -438,6 +451,32 @@ async fn next_input<'a, R: Runtime, T: Transport>(
         _ => {}
     }
     input
+}
+
+/// When a timer for `deadline` wakes: put off to the next point of a grid every session shares,
+/// whose spacing is the largest power of two milliseconds within `slack` and within 1/16 of the
+/// time left, so it is never early and at most 6.25 % late. Heartbeats are due at a phase of
+/// their own in each session: 10,000 WebSockets pinged every 25 s woke a server 400 times a
+/// second, each time to send one ping and again to read one pong, and the sleeps in between
+/// let the scheduler put the load clients' thread on the server's CPU
+/// (docs/performance.md, "The fifth session"). On the grid they wake it a few times a second.
+/// Grids of different spacing nest, so sessions with different time left still share points.
+fn wake_at(deadline: Instant, now: Instant, slack: Duration) -> Instant {
+    static ANCHOR: OnceLock<Instant> = OnceLock::new();
+    let anchor = *ANCHOR.get_or_init(|| now);
+    let room = slack.min(deadline.saturating_duration_since(now) / 16);
+    let room_ms = u64::try_from(room.as_millis()).unwrap_or(u64::MAX);
+    let Some(since) = deadline
+        .checked_duration_since(anchor)
+        .filter(|_| room_ms > 0)
+    else {
+        return deadline;
+    };
+    let grid = u128::from(1_000_000u64 << room_ms.ilog2().min(20));
+    let points = since.as_nanos().div_ceil(grid);
+    u64::try_from(points * grid)
+        .map(|nanos| anchor + Duration::from_nanos(nanos))
+        .unwrap_or(deadline)
 }
 
 /// Sends every transmit, then flushes once, within the write timeout. False if the connection is
@@ -535,6 +574,7 @@ mod tests {
             timer_gate: Gate::default(),
             shutdown: None,
             turn: 0,
+            slack: Duration::ZERO,
         };
         let mut batch = Batch::default();
         let mut seen = String::new();
@@ -564,6 +604,44 @@ mod tests {
             batch.drain().for_each(drop);
         }
         seen
+    }
+
+    #[test]
+    fn timers_wake_on_a_shared_grid_never_early_and_within_the_slack() {
+        let slack = DEFAULT_TIMER_SLACK;
+        let start = Instant::now();
+        // Sessions a few milliseconds apart, each due 25 s from its own start.
+        let wakes: Vec<Instant> = (0..200u64)
+            .map(|i| {
+                let now = start + Duration::from_millis(i * 3);
+                let deadline = now + Duration::from_secs(25);
+                let wake = wake_at(deadline, now, slack);
+                assert!(wake >= deadline, "never early");
+                assert!(
+                    wake - deadline < Duration::from_millis(128),
+                    "within the grid"
+                );
+                wake
+            })
+            .collect();
+        let mut points = wakes.clone();
+        points.dedup();
+        assert!(
+            points.len() <= 6,
+            "600 ms of deadlines fall on {} points",
+            points.len()
+        );
+        // A near deadline moves by at most 1/16 of the time left; zero slack moves nothing.
+        let near = start + Duration::from_millis(40);
+        assert!(wake_at(near, start, slack) - near < Duration::from_millis(3));
+        let exact = start + Duration::from_millis(12_345);
+        assert_eq!(wake_at(exact, start, Duration::ZERO), exact);
+        // A deadline already passed is not put off.
+        assert_eq!(wake_at(start, start + Duration::from_secs(1), slack), start);
+        // A far deadline with a huge slack stays within 1/16 and never overflows.
+        let far = start + Duration::from_secs(3600);
+        let late = wake_at(far, start, Duration::MAX) - far;
+        assert!(late <= Duration::from_secs(3600) / 16);
     }
 
     #[test]
