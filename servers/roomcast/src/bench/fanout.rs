@@ -42,6 +42,8 @@ pub(crate) struct RunResult {
     /// The server's user and system CPU time per delivery, in µs.
     pub(crate) user_us: Option<f64>,
     pub(crate) system_us: Option<f64>,
+    /// The server's voluntary and involuntary context switches over the run.
+    pub(crate) switches: (u64, u64),
 }
 
 pub(crate) struct FanoutResult {
@@ -213,6 +215,7 @@ pub(crate) async fn run(
             ));
         }
         let (cpu_before, client_before) = (server.cpu_split(), own_cpu_time());
+        let switches_before = server.context_switches();
         let stats = &shared.runs[index];
         let bar = ctx.bar(stats.expected, &format!("{name}: deliveries"));
         let sent = match publisher.publish(ctx, index, k, rate, deadline, &bar).await {
@@ -245,7 +248,14 @@ pub(crate) async fn run(
             cpu_after.1.saturating_sub(cpu_before.1),
         );
         let client_cpu = own_cpu_time().saturating_sub(client_before);
-        runs.push(summarize(name, stats, &sent, cpu, client_cpu));
+        let switches_after = server.context_switches();
+        let switches = (
+            switches_after.0.saturating_sub(switches_before.0),
+            switches_after.1.saturating_sub(switches_before.1),
+        );
+        let mut result = summarize(name, stats, &sent, cpu, client_cpu);
+        result.switches = switches;
+        runs.push(result);
         if Instant::now() >= deadline {
             errors.push(format!("{name}: the deadline passed"));
             break;
@@ -303,6 +313,7 @@ fn summarize(
         client_cpu,
         user_us: per_delivery(user),
         system_us: per_delivery(system),
+        switches: (0, 0),
     }
 }
 
@@ -389,7 +400,7 @@ pub(super) async fn report(ctx: &Ctx, transport: Transport) -> Report {
 /// The paced run and the median burst, for both servers.
 fn fanout_rows(ctx: &Ctx, report: &mut Report, results: &[Option<FanoutResult>; 2]) {
     type Figure = fn(&RunResult) -> Option<f64>;
-    let figures: [(&str, &str, Figure); 8] = [
+    let figures: [(&str, &str, Figure); 10] = [
         ("deliveries/s", "deliveries_per_s", |r| r.deliveries_per_s),
         ("publish to last receipt p50 (ms)", "last_p50_ms", |r| {
             r.last_p50_ms
@@ -408,6 +419,16 @@ fn fanout_rows(ctx: &Ctx, report: &mut Report, results: &[Option<FanoutResult>; 
         ("server system CPU per delivery (µs)", "system_us", |r| {
             r.system_us
         }),
+        (
+            "server voluntary context switches",
+            "voluntary_switches",
+            |r| Some(r.switches.0 as f64),
+        ),
+        (
+            "server involuntary context switches",
+            "involuntary_switches",
+            |r| Some(r.switches.1 as f64),
+        ),
     ];
     for run in ["paced", "burst"] {
         let label = match run {

@@ -124,6 +124,20 @@ impl ServerProc {
         cpu_times(&format!("/proc/{}/stat", self.pid()))
     }
 
+    /// Context switches of all the server's threads so far: voluntary (it slept: nothing to do)
+    /// and involuntary (another thread took its CPU). Each sleep is a wake-up later, and each
+    /// wake-up lets the scheduler move a thread, the load clients' onto the server's CPU too.
+    pub(crate) fn context_switches(&self) -> (u64, u64) {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid()));
+        let mut total = (0, 0);
+        for task in tasks.into_iter().flatten().flatten() {
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            let (voluntary, involuntary) = switches(&status);
+            total = (total.0 + voluntary, total.1 + involuntary);
+        }
+        total
+    }
+
     /// The end of the server's log, for an error message.
     pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -182,6 +196,20 @@ fn cpu_times(path: &str) -> (Duration, Duration) {
     )
 }
 
+/// The `voluntary_ctxt_switches` and `nonvoluntary_ctxt_switches` of a `/proc` status file.
+fn switches(status: &str) -> (u64, u64) {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        field("voluntary_ctxt_switches:"),
+        field("nonvoluntary_ctxt_switches:"),
+    )
+}
+
 /// A port that was free a moment ago: bind port 0, read the port, let it go.
 pub(crate) fn free_addr() -> Result<SocketAddr, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
@@ -213,5 +241,21 @@ pub(crate) fn raise_fd_limit() -> FdLimit {
             hard,
             refused: Some(e.to_string()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_switches_are_read_from_a_status_file() {
+        let status = "Name:\tx\nvoluntary_ctxt_switches:\t1777\nnonvoluntary_ctxt_switches:\t61\n";
+        assert_eq!(switches(status), (1777, 61));
+        assert_eq!(switches("Name:\tx\n"), (0, 0));
+        // This thread sleeps, so the kernel's own file counts a voluntary switch.
+        std::thread::sleep(Duration::from_millis(2));
+        let own = std::fs::read_to_string("/proc/thread-self/status").expect("/proc");
+        assert!(switches(&own).0 > 0, "{own}");
     }
 }
