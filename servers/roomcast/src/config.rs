@@ -105,6 +105,14 @@ pub(crate) struct ServeArgs {
     #[serde(with = "humantime_serde")]
     pub(crate) shutdown_grace: Option<Duration>,
 
+    /// How late a session's timer (heartbeat, keep-alive, close deadlines) may fire, at most:
+    /// deadlines move to a grid every session shares, so the heartbeats of many connections
+    /// wake the server together. At most 1/16 of the time left; 0s for exact timers.
+    /// [default: 250ms]
+    #[arg(long, env = "ROOMCAST_TIMER_SLACK", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub(crate) timer_slack: Option<Duration>,
+
     /// The async runtime: `tokio` or `smol`. Both serve the same protocol and pass the same
     /// tests; tokio's scheduler runs a freshly woken task (a publisher) first, so fan-outs
     /// overlap and their frames coalesce (docs/performance.md). [default: tokio]
@@ -159,6 +167,7 @@ impl ServeArgs {
             ping_timeout,
             keep_alive,
             shutdown_grace,
+            timer_slack,
             runtime,
             threads,
             log,
@@ -176,6 +185,8 @@ pub(crate) struct Settings {
     pub(crate) max_connections_per_ip: usize,
     pub(crate) session: SessionConfig,
     pub(crate) hub: HubConfig,
+    /// [`roomcast_io::SessionOptions::timer_slack`].
+    pub(crate) timer_slack: Duration,
     pub(crate) runtime: RuntimeKind,
     /// `None`: one per CPU.
     pub(crate) threads: Option<usize>,
@@ -257,6 +268,7 @@ impl Settings {
             max_connections_per_ip: args.max_connections_per_ip.unwrap_or(1024),
             session,
             hub,
+            timer_slack: args.timer_slack.unwrap_or(roomcast_io::DEFAULT_TIMER_SLACK),
             runtime: args.runtime.unwrap_or_default(),
             threads: args.threads,
             log: args.log.unwrap_or_else(|| "info".into()),
@@ -282,6 +294,7 @@ mod tests {
         assert_eq!(settings.max_connections_per_ip, 1024);
         assert!(settings.jwt_secret.is_none());
         assert_eq!(settings.log, "info");
+        assert_eq!(settings.timer_slack, Duration::from_millis(250));
     }
 
     #[test]
@@ -292,7 +305,7 @@ mod tests {
         std::fs::write(
             &path,
             "listen = \"127.0.0.1:9999\"\nhistory_age = \"90s\"\nmax_frame = 1024\n\
-             allowed_origins = [\"https://a.example\"]\n",
+             allowed_origins = [\"https://a.example\"]\ntimer_slack = \"0s\"\n",
         )
         .expect("write");
         let args = ServeArgs {
@@ -305,6 +318,7 @@ mod tests {
         assert_eq!(settings.hub.room_history.max_age, Duration::from_secs(90));
         assert_eq!(settings.session.max_frame, 2048, "the flag wins");
         assert_eq!(settings.allowed_origins, ["https://a.example"]);
+        assert_eq!(settings.timer_slack, Duration::ZERO);
 
         std::fs::write(&path, "listen_on = 1\n").expect("write");
         let error = ServeArgs {

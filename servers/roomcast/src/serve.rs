@@ -113,6 +113,7 @@ where
         session: SessionOptions {
             config: settings.session.clone(),
             observe: Observe(metrics.clone()),
+            timer_slack: settings.timer_slack,
             ..SessionOptions::default()
         },
         authenticate,
