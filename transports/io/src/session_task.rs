@@ -177,7 +177,6 @@ pub async fn run_registered<R: Runtime, T: Transport>(
         timer_gate: Gate::default(),
         shutdown: Some(options.shutdown.triggered()),
         turn: 0,
-        slack: options.timer_slack,
     };
     let ended = loop {
         // Outputs: events first (a request's answers come back through the mailbox), then
@@ -244,6 +243,7 @@ pub async fn run_registered<R: Runtime, T: Transport>(
             &mailbox,
             &mut batch,
             &mut waits,
+            options.timer_slack,
         )
         .await
         {
@@ -355,8 +355,6 @@ struct Waits<'a> {
     shutdown: Option<Triggered<'a>>,
     /// Which of [`ORDER`] the next wait polls its sources in.
     turn: u8,
-    /// [`SessionOptions::timer_slack`].
-    slack: Duration,
 }
 
 /// The sources of an input, in the orders four waits in a row poll them: each of the frames
@@ -388,6 +386,7 @@ async fn next_input<'a, R: Runtime, T: Transport>(
     mailbox: &Mailbox,
     batch: &mut Batch,
     waits: &mut Waits<'a>,
+    slack: Duration,
 ) -> Input {
     match (session.poll_timeout(), &waits.timer) {
         // A timer armed for this deadline or an earlier one stays: an early wake-up finds
@@ -396,7 +395,7 @@ async fn next_input<'a, R: Runtime, T: Transport>(
         // per drain.
         (Some(deadline), Some((armed, _))) if *armed <= deadline => {}
         (Some(deadline), _) => {
-            let wake = wake_at(deadline, runtime.now(), waits.slack);
+            let wake = wake_at(deadline, runtime.now(), slack);
             waits.timer = Some((deadline, runtime.sleep_until(wake)));
             waits.timer_gate.reset();
         }
@@ -574,7 +573,6 @@ mod tests {
             timer_gate: Gate::default(),
             shutdown: None,
             turn: 0,
-            slack: Duration::ZERO,
         };
         let mut batch = Batch::default();
         let mut seen = String::new();
@@ -594,6 +592,7 @@ mod tests {
                 &mailbox,
                 &mut batch,
                 &mut waits,
+                Duration::ZERO,
             ));
             seen.push(match input {
                 Input::Frame(_) => 'f',
