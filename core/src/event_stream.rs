@@ -288,5 +288,8 @@ mod tests {
             "presence"
         );
         assert_eq!(message_type("not ours"), "message");
+        assert_eq!(message_type(r#"{"type":"unterminated"#), "message");
+        assert_eq!(message_type(r#"{"type":"","x":1}"#), "");
+        assert_eq!(message_type(r#"{"type":"ünï","x":1}"#), "ünï");
     }
 }
