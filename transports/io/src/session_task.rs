@@ -456,10 +456,9 @@ async fn next_input<'a, R: Runtime, T: Transport>(
 /// whose spacing is the largest power of two milliseconds within `slack` and within 1/16 of the
 /// time left, so it is never early and at most 6.25 % late. Heartbeats are due at a phase of
 /// their own in each session: 10,000 WebSockets pinged every 25 s woke a server 400 times a
-/// second, each time to send one ping and again to read one pong, and the sleeps in between
-/// let the scheduler put the load clients' thread on the server's CPU
-/// (docs/performance.md, "The fifth session"). On the grid they wake it a few times a second.
-/// Grids of different spacing nest, so sessions with different time left still share points.
+/// second, each time to send one ping and again to read one pong (docs/performance.md, "The
+/// fifth session"). On the grid they wake it a few times a second. Grids of different spacing
+/// nest, so sessions with different time left still share points.
 fn wake_at(deadline: Instant, now: Instant, slack: Duration) -> Instant {
     static ANCHOR: OnceLock<Instant> = OnceLock::new();
     let anchor = *ANCHOR.get_or_init(|| now);

@@ -253,9 +253,7 @@ pub(crate) async fn run(
             switches_after.0.saturating_sub(switches_before.0),
             switches_after.1.saturating_sub(switches_before.1),
         );
-        let mut result = summarize(name, stats, &sent, cpu, client_cpu);
-        result.switches = switches;
-        runs.push(result);
+        runs.push(summarize(name, stats, &sent, (cpu, client_cpu), switches));
         if Instant::now() >= deadline {
             errors.push(format!("{name}: the deadline passed"));
             break;
@@ -278,8 +276,8 @@ fn summarize(
     name: &'static str,
     stats: &RunStats,
     sent: &[u64],
-    (user, system): (Duration, Duration),
-    client_cpu: Duration,
+    ((user, system), client_cpu): ((Duration, Duration), Duration),
+    switches: (u64, u64),
 ) -> RunResult {
     let delivered = stats.delivered.load(Ordering::Relaxed);
     let per_delivery =
@@ -313,7 +311,7 @@ fn summarize(
         client_cpu,
         user_us: per_delivery(user),
         system_us: per_delivery(system),
-        switches: (0, 0),
+        switches,
     }
 }
 

@@ -125,8 +125,7 @@ impl ServerProc {
     }
 
     /// Context switches of all the server's threads so far: voluntary (it slept: nothing to do)
-    /// and involuntary (another thread took its CPU). Each sleep is a wake-up later, and each
-    /// wake-up lets the scheduler move a thread, the load clients' onto the server's CPU too.
+    /// and involuntary (another thread took its CPU). Each sleep is a wake-up later.
     pub(crate) fn context_switches(&self) -> (u64, u64) {
         let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid()));
         let mut total = (0, 0);
