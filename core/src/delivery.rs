@@ -37,6 +37,10 @@ pub struct Delivery {
     pub frame: Frame,
     /// The stream and position of a stored message; `None` for replies, presence, typing.
     pub stream: Option<(Stream, Position)>,
+    /// The frame holds no CR or LF (JSON this crate encodes never does; an application's raw
+    /// payload may): an SSE event carries it as one `data:` line. Checked once per message
+    /// here, not once per SSE recipient.
+    one_line: bool,
 }
 
 /// A shared [`Delivery`].
@@ -45,17 +49,25 @@ pub type Shared = Arc<Delivery>;
 impl Delivery {
     /// A delivery of a frame that belongs to no stream.
     pub fn unstreamed(frame: Frame) -> Shared {
-        Arc::new(Self {
-            frame,
-            stream: None,
-        })
+        Arc::new(Self::new(frame, None))
     }
 
     /// A delivery of a stored message.
     pub fn streamed(frame: Frame, stream: Stream, position: Position) -> Shared {
-        Arc::new(Self {
+        Arc::new(Self::new(frame, Some((stream, position))))
+    }
+
+    fn new(frame: Frame, stream: Option<(Stream, Position)>) -> Self {
+        let one_line = memchr::memchr2(b'\n', b'\r', frame.as_bytes()).is_none();
+        Self {
             frame,
-            stream: Some((stream, position)),
-        })
+            stream,
+            one_line,
+        }
+    }
+
+    /// The frame holds no CR or LF.
+    pub fn is_one_line(&self) -> bool {
+        self.one_line
     }
 }

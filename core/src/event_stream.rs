@@ -6,7 +6,7 @@ use crate::cursor::{Cursor, Stream};
 use crate::delivery::Delivery;
 use crate::envelope::{Codec, ServerMessage, message_type};
 use crate::session::Transmit;
-use crate::sse::{Fields, encode_comment};
+use crate::sse::{Fields, encode_clean_event, encode_comment};
 
 /// Turns one SSE session's transmits into bytes, keeping its cursor.
 ///
@@ -59,11 +59,17 @@ impl EventStream {
                 let event = if kind == "welcome" { "open" } else { kind };
                 self.id.clear();
                 self.cursor.write_to(&mut self.id);
-                Fields::data(frame)
-                    .event(event)
-                    .id(&self.id)
-                    .encode(out)
-                    .expect("cursors and message types hold no line breaks");
+                // A cursor's text holds no line break or NUL (its names' alphabet), and a frame
+                // of one line holds none in its type either.
+                if delivery.is_one_line() {
+                    encode_clean_event(out, &self.id, event, frame);
+                } else {
+                    Fields::data(frame)
+                        .event(event)
+                        .id(&self.id)
+                        .encode(out)
+                        .expect("cursors and message types hold no line breaks");
+                }
                 true
             }
             Transmit::KeepAlive => {
@@ -166,6 +172,44 @@ mod tests {
             ));
         }
         (events, decoder.retry())
+    }
+
+    #[test]
+    fn a_frame_with_line_breaks_goes_out_as_data_lines() {
+        // An application's raw JSON keeps its whitespace, line breaks included.
+        let id = Position {
+            epoch: 0xa,
+            offset: 1,
+        };
+        let data = Payload::from_json("{\"a\":\r\n1}").expect("JSON");
+        let message = ServerMessage::Message {
+            room: room("r"),
+            id,
+            from: None,
+            data,
+        };
+        let frame = message.encode();
+        let delivery = Delivery::streamed(frame.clone(), Stream::Room(room("r")), id);
+        assert!(!delivery.is_one_line(), "{}", frame.as_str());
+        let mut out = Vec::new();
+        EventStream::new(1000, None).encode(&Transmit::Frame(delivery), &mut out);
+        let (events, _) = browser(&out);
+        // A reader sees each line break as one LF.
+        let text = frame.as_str().replace("\r\n", "\n");
+        assert_eq!(
+            events,
+            [("message".to_owned(), text, "room:r=a.1".to_owned())]
+        );
+        let one_line = Delivery::unstreamed(
+            ServerMessage::Message {
+                room: room("r"),
+                id,
+                from: None,
+                data: Payload::from_json("{\"a\":1}").expect("JSON"),
+            }
+            .encode(),
+        );
+        assert!(one_line.is_one_line());
     }
 
     #[test]

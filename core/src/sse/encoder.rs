@@ -105,6 +105,29 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Appends the event block `Fields::data(data).event(event).id(id).encode(out)` writes, for
+/// fields the caller knows are clean, so nothing is scanned: `id` holds no CR, LF or NUL, and
+/// `event` and `data` no CR or LF. An SSE session writes one block per event per connection,
+/// and its checks hold once per message (`Delivery::is_one_line`) or by construction (a
+/// cursor's text, a message type from the frame).
+pub fn encode_clean_event(out: &mut Vec<u8>, id: &str, event: &str, data: &str) {
+    debug_assert!(!has_line_break(id.as_bytes(), true), "id {id:?}");
+    debug_assert!(!has_line_break(event.as_bytes(), false), "event {event:?}");
+    debug_assert!(find_line_end(data.as_bytes()).is_none(), "data {data:?}");
+    out.reserve(b"id: \nevent: \ndata: \n\n".len() + id.len() + event.len() + data.len());
+    for part in [
+        b"id: ",
+        id.as_bytes(),
+        b"\nevent: ",
+        event.as_bytes(),
+        b"\ndata: ",
+    ] {
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(data.as_bytes());
+    out.extend_from_slice(b"\n\n");
+}
+
 /// Appends a comment, which readers ignore (a keep-alive, say). Each line of `text` becomes a
 /// comment line of its own, so no text can inject a field.
 pub fn encode_comment(out: &mut impl BufMut, text: &str) {
@@ -148,6 +171,22 @@ fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Clean fields give the same bytes through either encoder.
+        #[test]
+        fn clean_events_encode_as_fields_do(
+            id in "[^\r\n\x00]{0,24}",
+            event in "[^\r\n]{0,12}",
+            data in "[^\r\n]{0,64}",
+        ) {
+            let mut fields = Vec::new();
+            Fields::data(&data).event(&event).id(&id).encode(&mut fields).expect("clean");
+            let mut clean = Vec::new();
+            encode_clean_event(&mut clean, &id, &event, &data);
+            proptest::prop_assert_eq!(clean, fields);
+        }
+    }
 
     fn encode(fields: Fields<'_>) -> String {
         let mut out = Vec::new();

@@ -21,7 +21,7 @@ mod encoder;
 mod scan;
 
 pub use decoder::{DecodeError, Decoder, DecoderLimits};
-pub use encoder::{EncodeError, Fields, encode_comment};
+pub use encoder::{EncodeError, Fields, encode_clean_event, encode_comment};
 
 /// An event as a browser's `EventSource` dispatches it, borrowed from the [`Decoder`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
