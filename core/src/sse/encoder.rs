@@ -107,10 +107,11 @@ impl<'a> Fields<'a> {
 
 /// Appends the event block `Fields::data(data).event(event).id(id).encode(out)` writes, for
 /// fields the caller knows are clean, so nothing is scanned: `id` holds no CR, LF or NUL, and
-/// `event` and `data` no CR or LF. An SSE session writes one block per event per connection,
+/// `event` and `data` no CR or LF. Crate-private: given a line break it would write a field the
+/// caller did not mean (checked only in debug builds). An SSE session writes one block per event per connection,
 /// and its checks hold once per message (`Delivery::is_one_line`) or by construction (a
 /// cursor's text, a message type from the frame).
-pub fn encode_clean_event(out: &mut Vec<u8>, id: &str, event: &str, data: &str) {
+pub(crate) fn encode_clean_event(out: &mut Vec<u8>, id: &str, event: &str, data: &str) {
     debug_assert!(!has_line_break(id.as_bytes(), true), "id {id:?}");
     debug_assert!(!has_line_break(event.as_bytes(), false), "event {event:?}");
     debug_assert!(find_line_end(data.as_bytes()).is_none(), "data {data:?}");

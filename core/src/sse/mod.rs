@@ -21,7 +21,8 @@ mod encoder;
 mod scan;
 
 pub use decoder::{DecodeError, Decoder, DecoderLimits};
-pub use encoder::{EncodeError, Fields, encode_clean_event, encode_comment};
+pub(crate) use encoder::encode_clean_event;
+pub use encoder::{EncodeError, Fields, encode_comment};
 
 /// An event as a browser's `EventSource` dispatches it, borrowed from the [`Decoder`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
