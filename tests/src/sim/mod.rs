@@ -1,7 +1,7 @@
 //! Deterministic simulation: the real hub and real sessions (roomcast-core), many clients, and
 //! a fake network on a virtual clock, all driven by one seed.
 //!
-//! Each client is a tab that survives its connections (see [`client`]), over WebSocket or SSE. Links have a latency
+//! Each client is a tab that survives its connections (see `client.rs`), over WebSocket or SSE. Links have a latency
 //! per connection and fail in the ways real ones do: a reset both ends see, a black hole (no
 //! FIN: the server finds out by its heartbeat, the client by silence), a reader that stops
 //! reading (the server closes it as a slow consumer), and reconnect storms. Clients resume from

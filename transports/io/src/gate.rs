@@ -100,7 +100,7 @@ impl Wake for Shared {
     }
 }
 
-/// A byte stream whose reads go through a [`ReadGate`]; writes pass straight through. For a
+/// A byte stream whose reads go through a gate; writes pass straight through. For a
 /// server's accepted sockets on smol: hyper polls a connection's read side whenever its task
 /// wakes, also while it only streams a response (an SSE stream).
 #[derive(Debug)]

@@ -49,7 +49,7 @@ pub struct SessionOptions {
     /// How late the session's timer may fire, at most: 250 ms by default, zero for exact
     /// timers. A deadline is put off to a point of a grid every session shares, at most 1/16
     /// of the time left to it, so the heartbeats of 10,000 sessions wake the server a few times
-    /// a second, not 400 times (see [`wake_at`]).
+    /// a second, not 400 times.
     pub timer_slack: Duration,
 }
 
