@@ -35,7 +35,9 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// `config.burst = 50;`.
 ///
 /// [`Session`]: crate::session::Session
+// `repr(C)`: the queue budget, which every delivery checks, stays in the session's first lines.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub struct SessionConfig {
     /// Largest inbound frame, in bytes (64 KiB); announced in `welcome`. A larger one closes the
     /// session with 1009. It replaces the limit of the session's `Codec`.

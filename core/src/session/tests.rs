@@ -721,3 +721,40 @@ fn an_oversized_binary_frame_closes_with_1009_too() {
         Some(CloseCode::TooBig)
     );
 }
+
+#[test]
+fn what_every_delivery_touches_lies_in_the_first_four_cache_lines() {
+    use std::mem::{offset_of, size_of};
+    let end = |offset: usize, size: usize| offset + size;
+    let hot = [
+        end(offset_of!(Session, state), 1),
+        end(offset_of!(Session, kind), 1),
+        end(offset_of!(Session, ping_due), 1),
+        end(offset_of!(Session, keep_alive_due), 1),
+        end(offset_of!(Session, queued_bytes), 8),
+        end(offset_of!(Session, queue), size_of::<VecDeque<Shared>>()),
+        end(
+            offset_of!(Session, events),
+            size_of::<VecDeque<SessionEvent>>(),
+        ),
+        end(
+            offset_of!(Session, heartbeat),
+            size_of::<Option<Heartbeat>>(),
+        ),
+        end(
+            offset_of!(Session, shutdown_at),
+            size_of::<Option<Option<Instant>>>(),
+        ),
+        end(offset_of!(Session, close_due), size_of::<Option<Close>>()),
+        end(
+            offset_of!(Session, config) + offset_of!(SessionConfig, queue_bytes),
+            8,
+        ),
+        end(
+            offset_of!(Session, config) + offset_of!(SessionConfig, queue_frames),
+            8,
+        ),
+    ];
+    let last = hot.into_iter().max().expect("fields");
+    assert!(last <= 4 * 64, "the hot fields end at byte {last}");
+}
