@@ -27,6 +27,15 @@ struct Inner {
     changed: Event,
 }
 
+impl Inner {
+    fn reconnect_ms(&self) -> Option<u64> {
+        match self.hint.load(Ordering::SeqCst) {
+            0 => None,
+            hint => Some(hint - 1),
+        }
+    }
+}
+
 impl Shutdown {
     /// A switch that is off.
     pub fn new() -> Self {
@@ -49,16 +58,13 @@ impl Shutdown {
 
     /// The reconnect hint, once triggered.
     pub fn reconnect_ms(&self) -> Option<u64> {
-        match self.inner.hint.load(Ordering::SeqCst) {
-            0 => None,
-            hint => Some(hint - 1),
-        }
+        self.inner.reconnect_ms()
     }
 
     /// Completes once triggered, with the reconnect hint.
     pub fn triggered(&self) -> Triggered<'_> {
         Triggered {
-            shutdown: self,
+            inner: &self.inner,
             listener: None,
             registered: None,
         }
@@ -94,7 +100,9 @@ impl Shutdown {
 /// reads the hint, instead of locking the listener list every session shares.
 #[derive(Debug)]
 pub struct Triggered<'a> {
-    shutdown: &'a Shutdown,
+    /// The switch's shared state itself, not the handle: a session's handle sits in its
+    /// options, a cache line of its own that each poll would touch.
+    inner: &'a Inner,
     listener: Option<EventListener>,
     /// The waker the listener was last polled with.
     registered: Option<Waker>,
@@ -107,11 +115,11 @@ impl Future for Triggered<'_> {
         let this = &mut *self;
         loop {
             // The hint is set before the listeners are told, so it is read after listening.
-            if let Some(ms) = this.shutdown.reconnect_ms() {
+            if let Some(ms) = this.inner.reconnect_ms() {
                 return Poll::Ready(ms);
             }
             let Some(listener) = &mut this.listener else {
-                this.listener = Some(this.shutdown.inner.triggered.listen());
+                this.listener = Some(this.inner.triggered.listen());
                 this.registered = None;
                 continue;
             };
