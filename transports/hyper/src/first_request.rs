@@ -1,6 +1,6 @@
-//! The first request of a connection, read before hyper sees it: an SSE stream is served on
-//! the connection directly (see `sse.rs`), anything else goes to hyper with the bytes read put
-//! back in front (`rewind.rs`).
+//! The first request of a connection, read before hyper sees it: an SSE stream or a WebSocket
+//! session is served on the connection directly (see `sse.rs`, `websocket.rs`), anything else
+//! goes to hyper with the bytes read put back in front (`rewind.rs`).
 
 use std::future::Future;
 
@@ -11,8 +11,9 @@ use http::{HeaderName, HeaderValue, Method, Request, Uri, Version};
 use crate::io::HyperIo;
 use crate::rewind::Rewind;
 
-/// The path whose first-request `GET` is served directly.
+/// The paths whose first-request `GET` is served directly.
 pub(crate) const SSE_PATH: &str = "/events";
+pub(crate) const WEBSOCKET_PATH: &str = "/ws";
 
 /// Longest head read here: a longer one goes to hyper, which applies its own limit.
 const MAX_HEAD: usize = 16 * 1024;
@@ -27,6 +28,9 @@ const READ: usize = 1024;
 pub(crate) enum First<I> {
     /// A `GET` of the SSE path, HTTP/1.1, without a body or an upgrade.
     Sse(Request<()>, HyperIo<I>),
+    /// A `GET` of the WebSocket path, HTTP/1.1, without a body, and nothing after its head (a
+    /// client sends no frame before the server's handshake, RFC 6455 section 4.1).
+    WebSocket(Request<()>, HyperIo<I>),
     /// Anything else: for hyper, with what was read in front.
     Other(Rewind<I>),
     /// Nothing complete came before `deadline`, or the client went away.
@@ -67,26 +71,38 @@ pub(crate) async fn read_first<I: hyper::rt::Read + Unpin>(
         // Nothing, or half a head, by the deadline or before the client left: nothing to serve.
         return First::Gone;
     }
-    match sse_request(&head) {
-        Some(request) => First::Sse(request, io),
+    match direct_request(&head) {
+        Some((Direct::Sse, request)) => First::Sse(request, io),
+        Some((Direct::WebSocket, request)) => First::WebSocket(request, io),
         None => First::Other(Rewind::new(Bytes::from(head), io.0)),
     }
 }
 
+/// What a first request served directly is.
+#[derive(Debug, PartialEq, Eq)]
+enum Direct {
+    Sse,
+    WebSocket,
+}
+
 /// The request in `head` if it is one this connection serves directly.
-fn sse_request(head: &[u8]) -> Option<Request<()>> {
+fn direct_request(head: &[u8]) -> Option<(Direct, Request<()>)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
-    if !matches!(parsed.parse(head), Ok(httparse::Status::Complete(_))) {
+    let Ok(httparse::Status::Complete(length)) = parsed.parse(head) else {
         return None;
-    }
+    };
     if parsed.method != Some("GET") || parsed.version != Some(1) {
         return None;
     }
     let target = parsed.path?;
-    if target.split('?').next() != Some(SSE_PATH) {
-        return None;
-    }
+    let direct = match target.split('?').next() {
+        Some(SSE_PATH) => Direct::Sse,
+        // Bytes after the head would be frames sent before the handshake: hyper's upgrade
+        // hands them on.
+        Some(WEBSOCKET_PATH) if length == head.len() => Direct::WebSocket,
+        _ => return None,
+    };
     let mut request = Request::new(());
     *request.method_mut() = Method::GET;
     *request.version_mut() = Version::HTTP_11;
@@ -96,16 +112,16 @@ fn sse_request(head: &[u8]) -> Option<Request<()>> {
         let value = HeaderValue::from_bytes(header.value).ok()?;
         request.headers_mut().append(name, value);
     }
-    // A body or an upgrade is not a stream request: hyper answers it.
+    // A body is for hyper to answer, and so is an upgrade of the stream path.
     let headers = request.headers();
     let body = headers
         .get(http::header::CONTENT_LENGTH)
         .is_some_and(|length| length != "0")
         || headers.contains_key(http::header::TRANSFER_ENCODING);
-    if body || headers.contains_key(http::header::UPGRADE) {
+    if body || (direct == Direct::Sse && headers.contains_key(http::header::UPGRADE)) {
         return None;
     }
-    Some(request)
+    Some((direct, request))
 }
 
 #[cfg(test)]
@@ -114,6 +130,12 @@ mod tests {
 
     #[test]
     fn only_a_plain_get_of_the_stream_path_is_served_directly() {
+        let sse_request = |head: &[u8]| {
+            direct_request(head).map(|(direct, request)| {
+                assert_eq!(direct, Direct::Sse);
+                request
+            })
+        };
         let get = |rest: &str| format!("GET {rest}\r\nHost: x\r\n\r\n");
         let request = sse_request(get("/events?user=a&rooms=r HTTP/1.1").as_bytes())
             .expect("a stream request");
@@ -121,7 +143,6 @@ mod tests {
         assert_eq!(request.headers()["host"], "x");
         for other in [
             get("/events HTTP/1.0"),
-            get("/ws HTTP/1.1"),
             get("/events/more HTTP/1.1"),
             "POST /events HTTP/1.1\r\n\r\n".to_owned(),
             "GET /events HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc".to_owned(),
@@ -134,5 +155,31 @@ mod tests {
         }
         let empty_body = "GET /events HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
         assert!(sse_request(empty_body.as_bytes()).is_some());
+    }
+
+    #[test]
+    fn a_get_of_the_websocket_path_alone_is_served_directly() {
+        let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\n";
+        let head = format!("GET /ws?user=a HTTP/1.1\r\nHost: x\r\n{upgrade}\r\n");
+        let (direct, request) = direct_request(head.as_bytes()).expect("a WebSocket request");
+        assert_eq!(direct, Direct::WebSocket);
+        assert_eq!(request.uri().query(), Some("user=a"));
+        assert_eq!(request.headers()["upgrade"], "websocket");
+        // Without the upgrade headers too: its handshake check answers 400, as under hyper.
+        let plain = "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert!(matches!(
+            direct_request(plain.as_bytes()),
+            Some((Direct::WebSocket, _))
+        ));
+        for other in [
+            format!("GET /ws HTTP/1.0\r\n{upgrade}\r\n"),
+            format!("GET /ws/echo HTTP/1.1\r\n{upgrade}\r\n"),
+            format!("POST /ws HTTP/1.1\r\n{upgrade}\r\n"),
+            format!("GET /ws HTTP/1.1\r\n{upgrade}Content-Length: 3\r\n\r\nabc"),
+            // A frame sent before the handshake's answer: hyper's upgrade hands it on.
+            format!("GET /ws HTTP/1.1\r\n{upgrade}\r\nframe"),
+        ] {
+            assert!(direct_request(other.as_bytes()).is_none(), "{other:?}");
+        }
     }
 }

@@ -27,6 +27,7 @@
 mod abort;
 mod body;
 mod conn;
+mod direct;
 mod first_request;
 mod handshake;
 mod io;

@@ -11,9 +11,8 @@
 //!
 //! Both run the same checks and registration ([`open`]) and send the same headers and bytes.
 
-use std::io::{self, Write as _};
+use std::io;
 use std::net::IpAddr;
-use std::time::SystemTime;
 
 use async_channel::Sender;
 use bytes::Bytes;
@@ -28,6 +27,7 @@ use roomcast_io::{
 
 use crate::abort::{Abort, AfterStream};
 use crate::body::{Body, Dropped, drop_signal};
+use crate::direct::{Framing, head_bytes, refuse};
 use crate::handshake::{Refusal, query_param};
 use crate::io::HyperIo;
 use crate::per_ip::Slot;
@@ -197,7 +197,7 @@ pub(crate) async fn serve_direct<R, I>(
     inner: &Inner<R>,
     peer: IpAddr,
     request: Request<()>,
-    mut io: HyperIo<I>,
+    io: HyperIo<I>,
 ) where
     R: Runtime,
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send,
@@ -209,26 +209,7 @@ pub(crate) async fn serve_direct<R, I>(
     };
     let opened = match opened {
         Ok(opened) => opened,
-        Err(refusal) => {
-            let response = inner.refusal_response(&refusal);
-            let (parts, body) = response.into_parts();
-            let body = body.into_full().unwrap_or_default();
-            let head = Response::from_parts(parts, ());
-            let mut bytes = head_bytes(&head, Framing::Whole(body.len()));
-            bytes.extend_from_slice(&body);
-            let written = async {
-                let _ = io.write_all(&bytes).await;
-                let _ = io.close().await;
-            };
-            let _ = future::or(
-                written,
-                inner
-                    .runtime
-                    .sleep_until(inner.runtime.now() + write_timeout),
-            )
-            .await;
-            return;
-        }
+        Err(refusal) => return refuse(inner, &refusal, io).await,
     };
     let (runtime, _slot) = (opened.runtime, opened.slot);
     let mut transport = DirectTransport {
@@ -246,49 +227,6 @@ pub(crate) async fn serve_direct<R, I>(
         };
         let _ = future::or(last, runtime.sleep_until(runtime.now() + write_timeout)).await;
     }
-}
-
-/// How a response head delimits its body.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    /// A stream: chunked.
-    Chunked,
-    /// A whole body of this length, then the connection closes.
-    Whole(usize),
-}
-
-/// The response head as HTTP/1.1 bytes, with the `date` (RFC 9110, 6.6.1) and framing headers
-/// hyper would add.
-fn head_bytes(head: &Response<()>, framing: Framing) -> Vec<u8> {
-    let status = head.status();
-    let mut bytes = Vec::with_capacity(256);
-    let _ = write!(
-        bytes,
-        "HTTP/1.1 {} {}\r\n",
-        status.as_str(),
-        status.canonical_reason().unwrap_or("")
-    );
-    for (name, value) in head.headers() {
-        bytes.extend_from_slice(name.as_str().as_bytes());
-        bytes.extend_from_slice(b": ");
-        bytes.extend_from_slice(value.as_bytes());
-        bytes.extend_from_slice(b"\r\n");
-    }
-    let _ = write!(
-        bytes,
-        "date: {}\r\n",
-        httpdate::fmt_http_date(SystemTime::now())
-    );
-    match framing {
-        Framing::Chunked => bytes.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n"),
-        Framing::Whole(length) => {
-            let _ = write!(
-                bytes,
-                "content-length: {length}\r\nconnection: close\r\n\r\n"
-            );
-        }
-    }
-    bytes
 }
 
 /// An SSE connection that owns its socket: each drain's events go out as one chunk, in one
@@ -376,22 +314,5 @@ mod tests {
             let start = put_size_line(&mut room, len);
             assert_eq!(&room[start..], line.as_bytes(), "{len}");
         }
-    }
-
-    #[test]
-    fn a_head_names_its_status_headers_date_and_framing() {
-        let mut head = Response::new(());
-        *head.status_mut() = StatusCode::UNAUTHORIZED;
-        head.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        let text = String::from_utf8(head_bytes(&head, Framing::Whole(5))).expect("ASCII");
-        assert!(text.starts_with("HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer\r\n"));
-        assert!(text.contains("\r\ndate: "), "{text}");
-        assert!(text.ends_with("\r\ncontent-length: 5\r\nconnection: close\r\n\r\n"));
-        let mut head = Response::new(());
-        *head.status_mut() = StatusCode::OK;
-        let text = String::from_utf8(head_bytes(&head, Framing::Chunked)).expect("ASCII");
-        assert!(text.starts_with("HTTP/1.1 200 OK\r\ndate: "), "{text}");
-        assert!(text.ends_with("\r\ntransfer-encoding: chunked\r\n\r\n"));
     }
 }
