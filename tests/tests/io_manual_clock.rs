@@ -2,6 +2,7 @@
 //! 35 seconds of it, in a few milliseconds, over an in-memory transport.
 
 use std::io;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
@@ -16,6 +17,7 @@ use roomcast_smol::SmolRuntime;
 use roomcast_tests::WAIT;
 
 /// A connection made of two channels: what the client sends, and what the session transmits.
+/// The second is bounded and this test reads every transmit; a full pipe fails the session.
 struct Pipe {
     inbound: Receiver<Inbound>,
     outbound: Sender<Transmit>,
@@ -26,12 +28,16 @@ impl Transport for Pipe {
         self.inbound.recv().await.ok()
     }
 
-    async fn send(&mut self, transmit: Transmit) -> io::Result<()> {
-        self.outbound.send(transmit).await.map_err(io::Error::other)
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 
-    async fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    fn start_send(&mut self, transmit: Transmit) -> io::Result<()> {
+        self.outbound.try_send(transmit).map_err(io::Error::other)
+    }
+
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 

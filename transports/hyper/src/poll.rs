@@ -6,6 +6,7 @@
 
 use std::io;
 use std::net::IpAddr;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -82,12 +83,16 @@ impl<R: Runtime> Transport for &mut PollTransport<R> {
         None
     }
 
-    async fn send(&mut self, transmit: Transmit) -> io::Result<()> {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(&mut self, transmit: Transmit) -> io::Result<()> {
         self.answer.push(&transmit);
         Ok(())
     }
 
-    async fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }

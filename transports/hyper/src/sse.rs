@@ -11,12 +11,15 @@
 //!
 //! Both run the same checks and registration ([`open`]) and send the same headers and bytes.
 
+use std::future::Future;
 use std::io;
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
-use async_channel::Sender;
+use async_channel::{SendError, Sender, TrySendError};
 use bytes::Bytes;
-use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
+use futures_lite::{AsyncReadExt, AsyncWrite, AsyncWriteExt, future};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use roomcast_core::event_stream::EventStream;
@@ -126,6 +129,7 @@ pub(crate) async fn stream<R: Runtime>(
         stream,
         buffer: Vec::new(),
         chunks,
+        sending: None,
         dropped: dropped.clone(),
     };
     let write_timeout = options.write_timeout;
@@ -161,8 +165,12 @@ struct SseTransport {
     stream: EventStream,
     buffer: Vec<u8>,
     chunks: Sender<Bytes>,
+    /// A chunk waiting for room in `chunks` (the client reads slower than the session writes).
+    sending: Option<Sending>,
     dropped: Dropped,
 }
+
+type Sending = Pin<Box<dyn Future<Output = Result<(), SendError<Bytes>>> + Send>>;
 
 impl Transport for SseTransport {
     /// Nothing comes in on an SSE stream; it ends when hyper drops the body (the client left).
@@ -171,22 +179,42 @@ impl Transport for SseTransport {
         None
     }
 
-    async fn send(&mut self, transmit: Transmit) -> io::Result<()> {
+    /// Ready once the last chunk is in the channel.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.sending.is_some() {
+            ready!(self.poll_flush(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(&mut self, transmit: Transmit) -> io::Result<()> {
         // The close encodes nothing: the session ends, this transport is dropped with it, and so
         // the body ends.
         self.stream.encode(&transmit, &mut self.buffer);
         Ok(())
     }
 
-    async fn flush(&mut self) -> io::Result<()> {
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let gone = || io::Error::from(io::ErrorKind::BrokenPipe);
+        if let Some(sending) = &mut self.sending {
+            let sent = ready!(sending.as_mut().poll(cx));
+            self.sending = None;
+            sent.map_err(|_| gone())?;
+        }
         if self.buffer.is_empty() {
-            return Ok(());
+            return Poll::Ready(Ok(()));
         }
         let chunk = Bytes::from(std::mem::take(&mut self.buffer));
-        self.chunks
-            .send(chunk)
-            .await
-            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
+        match self.chunks.try_send(chunk) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(TrySendError::Closed(_)) => Poll::Ready(Err(gone())),
+            // No room: wait for it (an allocation, only for a client that reads slowly).
+            Err(TrySendError::Full(chunk)) => {
+                let chunks = self.chunks.clone();
+                self.sending = Some(Box::pin(async move { chunks.send(chunk).await }));
+                self.poll_flush(cx)
+            }
+        }
     }
 }
 
@@ -217,6 +245,8 @@ pub(crate) async fn serve_direct<R, I>(
         stream: opened.stream,
         head: Some(head_bytes(&opened.head, Framing::Chunked)),
         chunk: Vec::new(),
+        first: Vec::new(),
+        written: None,
     };
     let ended = run_registered(&runtime, &mut transport, opened.registered, opened.options).await;
     if ended != Ended::Lost {
@@ -239,6 +269,10 @@ struct DirectTransport<I> {
     /// This drain's chunk: room for its size line, then the events as they are encoded, so the
     /// events are written where they were encoded, not copied behind a size line.
     chunk: Vec<u8>,
+    /// The first chunk behind the response head, while it is written.
+    first: Vec<u8>,
+    /// While a flush writes: how far it got, in `first` if that is not empty, else in `chunk`.
+    written: Option<usize>,
 }
 
 /// Room for a chunk's size line: at most 16 hex digits and CRLF.
@@ -267,7 +301,15 @@ impl<I: hyper::rt::Read + hyper::rt::Write + Unpin + Send> Transport for &mut Di
         None
     }
 
-    async fn send(&mut self, transmit: Transmit) -> io::Result<()> {
+    /// Ready once the last chunk is written.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.written.is_some() {
+            ready!(self.poll_flush(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(&mut self, transmit: Transmit) -> io::Result<()> {
         if self.chunk.is_empty() {
             self.chunk.resize(SIZE_LINE, 0);
         }
@@ -275,26 +317,45 @@ impl<I: hyper::rt::Read + hyper::rt::Write + Unpin + Send> Transport for &mut Di
         Ok(())
     }
 
-    async fn flush(&mut self) -> io::Result<()> {
-        let mut start = self.chunk.len();
-        if self.chunk.len() > SIZE_LINE {
-            let mut room = [0u8; SIZE_LINE];
-            start = put_size_line(&mut room, self.chunk.len() - SIZE_LINE);
-            self.chunk[start..SIZE_LINE].copy_from_slice(&room[start..]);
-            self.chunk.extend_from_slice(b"\r\n");
-        }
-        let events = &self.chunk[start..];
-        match self.head.take() {
-            Some(mut head) => {
-                head.extend_from_slice(events);
-                self.io.write_all(&head).await?;
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut **self;
+        if this.written.is_none() {
+            let mut start = this.chunk.len();
+            if this.chunk.len() > SIZE_LINE {
+                let mut room = [0u8; SIZE_LINE];
+                start = put_size_line(&mut room, this.chunk.len() - SIZE_LINE);
+                this.chunk[start..SIZE_LINE].copy_from_slice(&room[start..]);
+                this.chunk.extend_from_slice(b"\r\n");
             }
-            None if events.is_empty() => return Ok(()),
-            None => self.io.write_all(events).await?,
+            match this.head.take() {
+                Some(mut head) => {
+                    head.extend_from_slice(&this.chunk[start..]);
+                    this.first = head;
+                    start = 0;
+                }
+                None if start == this.chunk.len() => return Poll::Ready(Ok(())),
+                None => {}
+            }
+            this.written = Some(start);
         }
-        self.io.flush().await?;
-        recycle(&mut self.chunk, KEEP_CAPACITY);
-        Ok(())
+        let (io, written) = (&mut this.io, this.written.as_mut().expect("set above"));
+        let bytes = if this.first.is_empty() {
+            &this.chunk
+        } else {
+            &this.first
+        };
+        while *written < bytes.len() {
+            let n = ready!(Pin::new(&mut *io).poll_write(cx, &bytes[*written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *written += n;
+        }
+        ready!(Pin::new(io).poll_flush(cx))?;
+        this.written = None;
+        this.first = Vec::new();
+        recycle(&mut this.chunk, KEEP_CAPACITY);
+        Poll::Ready(Ok(()))
     }
 }
 

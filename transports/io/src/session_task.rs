@@ -4,7 +4,7 @@
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::{Arc, OnceLock};
-use std::task::Poll;
+use std::task::{Poll, ready};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -488,34 +488,40 @@ async fn write_all<R: Runtime, T: Transport>(
 ) -> bool {
     // One clock read per drain: every frame of it goes out at the same moment.
     let now = runtime.now();
-    let written = async {
-        let mut any = false;
-        while let Some(transmit) = session.poll_transmit(now) {
+    let mut any = false;
+    // One `poll` drains the session into the transport and flushes: no future per frame.
+    let mut written = poll_fn(|cx| {
+        loop {
+            ready!(transport.poll_ready(cx))?;
+            let Some(transmit) = session.poll_transmit(now) else {
+                break;
+            };
             if let Transmit::Frame(delivery) = &transmit {
                 sent(delivery.frame.as_str());
             }
-            transport.send(transmit).await?;
+            transport.start_send(transmit)?;
             any = true;
         }
         if any {
-            transport.flush().await?;
+            ready!(transport.poll_flush(cx))?;
         }
-        Ok::<bool, std::io::Error>(true)
-    };
-    let mut written = std::pin::pin!(written);
+        Poll::Ready(Ok::<(), std::io::Error>(()))
+    });
     // Most drains complete at once; only a write that has to wait gets a timer.
-    if let Some(done) = future::poll_once(written.as_mut()).await {
-        return matches!(done, Ok(true));
+    if let Some(done) = future::poll_once(&mut written).await {
+        return done.is_ok();
     }
     let stalled = async {
         runtime.sleep_until(now + timeout).await;
-        Ok(false)
+        Err(std::io::ErrorKind::TimedOut.into())
     };
-    matches!(future::or(written, stalled).await, Ok(true))
+    future::or(written, stalled).await.is_ok()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::task::Context;
+
     use async_trait::async_trait;
     use futures_lite::future::block_on;
     use roomcast_core::cursor::Position;
@@ -551,11 +557,14 @@ mod tests {
         async fn recv(&mut self) -> Option<Inbound> {
             Some(Inbound::Pong)
         }
-        async fn send(&mut self, _: Transmit) -> std::io::Result<()> {
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(&mut self, _: Transmit) -> std::io::Result<()> {
             Ok(())
         }
-        async fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
+        fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
         }
     }
 

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::io;
+use std::task::{Context, Poll};
 
 use roomcast_core::close::Close;
 use roomcast_core::session::Transmit;
@@ -26,16 +27,22 @@ pub enum Inbound {
 /// One connection. `recv` must be cancel-safe: the run loop races it against its other inputs
 /// and drops it when another wins, and no frame may be lost then.
 ///
-/// Implement it with `async fn`s. The futures are not boxed: the run loop makes one `recv` per
-/// wake-up and one `send` per frame, and at 10,000 sessions an allocation each showed.
+/// Reading is an `async fn`; writing is three `poll` methods, as a `Sink`'s: the run loop drains
+/// every transmit into the transport and flushes once, in one `poll` of its own, where a future
+/// per `send` and per flush was state written on every delivery (at 10,000 sessions each a cache
+/// line missed; docs/performance.md, "The sixth session").
 pub trait Transport: Send {
     /// The next inbound frame; `None` once the connection is gone.
     fn recv(&mut self) -> impl Future<Output = Option<Inbound>> + Send;
 
-    /// Buffers a transmit; nothing need reach the socket before [`flush`](Self::flush), so many
-    /// frames go out in one write.
-    fn send(&mut self, transmit: Transmit) -> impl Future<Output = io::Result<()>> + Send;
+    /// Ready once another transmit may be buffered. A transport with a bounded buffer writes
+    /// out what the socket did not take first; most are always ready.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Buffers a transmit, after [`poll_ready`](Self::poll_ready) was ready; nothing need reach
+    /// the socket before [`poll_flush`](Self::poll_flush), so many frames go out in one write.
+    fn start_send(&mut self, transmit: Transmit) -> io::Result<()>;
 
     /// Writes everything buffered.
-    fn flush(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }

@@ -144,7 +144,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
     }
 
     /// Writes out what tungstenite holds.
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+    fn poll_flush_ws(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
         let flushed = ready!(Self::drive(&mut self.ws, cx, WebSocket::flush));
         self.blocked = false;
         // Flushing what is left after the close handshake ended the connection is no error.
@@ -152,25 +152,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
             Err(WsError::ConnectionClosed) => Ok(()),
             other => other,
         })
-    }
-
-    /// Queues a message in tungstenite's buffer; a buffer the socket did not take is flushed
-    /// first, so what waits is bounded by tungstenite's `max_write_buffer_size`.
-    async fn feed(&mut self, message: Message) -> Result<(), WsError> {
-        if self.blocked {
-            poll_fn(|cx| self.poll_flush(cx)).await?;
-        }
-        // With the waker of the last poll: a write the socket does not take whole only leaves
-        // the rest in the buffer, and whatever waits for it next (a flush) polls with its own.
-        match self.ws.write(message) {
-            Ok(()) => Ok(()),
-            // Queued; the socket took only part of the buffer.
-            Err(WsError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
-                self.blocked = true;
-                Ok(())
-            }
-            Err(error) => Err(error),
-        }
     }
 }
 
@@ -190,7 +171,7 @@ where
                 // tungstenite queues the pong itself; send it now, not at the next write, or a
                 // client with a pong timeout (Python websockets: 20 s) gives up on us.
                 Message::Ping(_) => {
-                    let _ = poll_fn(|cx| self.poll_flush(cx)).await;
+                    let _ = poll_fn(|cx| self.poll_flush_ws(cx)).await;
                     Inbound::Pong
                 }
                 Message::Pong(_) => Inbound::Pong,
@@ -205,7 +186,19 @@ where
         }
     }
 
-    async fn send(&mut self, transmit: Transmit) -> io::Result<()> {
+    /// A buffer the socket did not take is written out before the next frame, so what waits
+    /// is bounded by tungstenite's `max_write_buffer_size` (async-tungstenite's `poll_ready`).
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.blocked {
+            ready!(self.poll_flush_ws(cx)).map_err(io_error)?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Queues the frame in tungstenite's buffer, with the waker of the last poll: a write the
+    /// socket does not take whole only leaves the rest in the buffer, and whatever waits for it
+    /// next (a flush) polls with its own.
+    fn start_send(&mut self, transmit: Transmit) -> io::Result<()> {
         let message = match transmit {
             // A ready text frame over the shared bytes: no copy, no UTF-8 check per recipient.
             Transmit::Frame(delivery) => Message::Frame(Frame::message(
@@ -221,11 +214,19 @@ where
             // Keep-alive comments are for SSE; a WebSocket session pings instead.
             _ => return Ok(()),
         };
-        self.feed(message).await.map_err(io_error)
+        match self.ws.write(message) {
+            Ok(()) => Ok(()),
+            // Queued; the socket took only part of the buffer.
+            Err(WsError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
+                self.blocked = true;
+                Ok(())
+            }
+            Err(error) => Err(io_error(error)),
+        }
     }
 
-    async fn flush(&mut self) -> io::Result<()> {
-        poll_fn(|cx| self.poll_flush(cx)).await.map_err(io_error)
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush_ws(cx).map_err(io_error)
     }
 }
 
@@ -431,19 +432,20 @@ mod tests {
             .collect();
         // The socket takes three bytes of the first frame; the rest waits in the buffer.
         socket.make_room(3);
-        let sent = block_on(poll_once(transport.send(first)));
-        assert!(matches!(sent, Some(Ok(()))), "queued: {sent:?}");
+        let ready = |transport: &mut WsTransport<Narrow>| {
+            block_on(poll_once(poll_fn(|cx| transport.poll_ready(cx))))
+        };
+        assert!(matches!(ready(&mut transport), Some(Ok(()))));
+        assert!(transport.start_send(first).is_ok(), "queued");
         // The second frame waits for the first to go out: the socket is full.
-        {
-            let mut second = std::pin::pin!(transport.send(second));
-            assert!(block_on(poll_once(second.as_mut())).is_none());
-            assert_eq!(socket.written(), expected[..3]);
-            // Room, and the waiting writer is woken: the first frame's rest, then the second.
-            assert!(socket.make_room(expected.len()), "the writer left a waker");
-            assert!(matches!(block_on(poll_once(second)), Some(Ok(()))));
-        }
+        assert!(ready(&mut transport).is_none());
+        assert_eq!(socket.written(), expected[..3]);
+        // Room, and the waiting writer is woken: the first frame's rest, then the second.
+        assert!(socket.make_room(expected.len()), "the writer left a waker");
+        assert!(matches!(ready(&mut transport), Some(Ok(()))));
+        assert!(transport.start_send(second).is_ok());
         assert!(matches!(
-            block_on(poll_once(transport.flush())),
+            block_on(poll_once(poll_fn(|cx| transport.poll_flush(cx)))),
             Some(Ok(()))
         ));
         assert_eq!(socket.written(), expected);
