@@ -2,10 +2,12 @@
 //! 35 seconds of it, in a few milliseconds, over an in-memory transport.
 
 use std::io;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
+use futures_lite::Stream;
 use roomcast_core::close::CloseCode;
 use roomcast_core::hub::{Connect, Hub, HubConfig};
 use roomcast_core::names::UserId;
@@ -19,13 +21,13 @@ use roomcast_tests::WAIT;
 /// A connection made of two channels: what the client sends, and what the session transmits.
 /// The second is bounded and this test reads every transmit; a full pipe fails the session.
 struct Pipe {
-    inbound: Receiver<Inbound>,
+    inbound: Pin<Box<Receiver<Inbound>>>,
     outbound: Sender<Transmit>,
 }
 
 impl Transport for Pipe {
-    async fn recv(&mut self) -> Option<Inbound> {
-        self.inbound.recv().await.ok()
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
+        self.inbound.as_mut().poll_next(cx)
     }
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -87,7 +89,10 @@ fn heartbeat_life(slack: Duration) {
                 run_session(
                     &clock,
                     &hub,
-                    Pipe { inbound, outbound },
+                    Pipe {
+                        inbound: Box::pin(inbound),
+                        outbound,
+                    },
                     connect,
                     SessionOptions {
                         timer_slack: slack,

@@ -2,13 +2,14 @@
 //! by a session task through a small bounded channel.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use async_channel::Receiver;
 use bytes::Bytes;
-use event_listener::Event;
+use event_listener::{Event, EventListener};
 use futures_lite::Stream;
 use http_body::{Frame, SizeHint};
 
@@ -130,12 +131,28 @@ impl Drop for DropSignal {
 impl Dropped {
     /// Completes once the signal is dropped.
     pub(crate) async fn wait(&self) {
+        let mut listener = None;
+        std::future::poll_fn(|cx| self.poll_wait(&mut listener, cx)).await;
+    }
+
+    /// Ready once the signal is dropped; `listener` is the caller's, kept between polls.
+    pub(crate) fn poll_wait(
+        &self,
+        listener: &mut Option<EventListener>,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
         loop {
-            let listener = self.event.0.listen();
+            // Checked again once listening: a drop between a check and the listening is seen.
             if self.event.1.load(std::sync::atomic::Ordering::SeqCst) {
-                return;
+                return Poll::Ready(());
             }
-            listener.await;
+            match listener {
+                None => *listener = Some(self.event.0.listen()),
+                Some(waiting) => {
+                    ready!(Pin::new(waiting).poll(cx));
+                    *listener = None;
+                }
+            }
         }
     }
 }

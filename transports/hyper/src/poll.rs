@@ -4,9 +4,11 @@
 //! (the hub replays what was missed), waits up to `?timeout=` seconds (at most the configured
 //! wait) when there are none, and answers them with the cursor to poll with next.
 
+use std::future::Future;
 use std::io;
 use std::net::IpAddr;
-use std::task::{Context, Poll};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -47,6 +49,7 @@ pub(crate) async fn poll<R: Runtime>(
         deadline: inner.runtime.now() + wait,
         runtime: inner.runtime.clone(),
         shutdown: options.shutdown.clone(),
+        waiting: None,
     };
     run_registered(&inner.runtime, &mut transport, registered, options).await;
     let mut response = json(StatusCode::OK, transport.answer.encode());
@@ -65,22 +68,56 @@ struct PollTransport<R> {
     deadline: Instant,
     runtime: R,
     shutdown: Shutdown,
+    /// What the poll waits for, while it waits.
+    waiting: Option<(Wait, BoxFuture)>,
 }
 
+/// What a poll with nothing to answer yet waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// The hub's `streams` message, which starts every answer.
+    HubAnswer,
+    /// A message, until the poll's deadline or the server's shutdown.
+    Message,
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 impl<R: Runtime> Transport for &mut PollTransport<R> {
-    async fn recv(&mut self) -> Option<Inbound> {
-        if !self.answer.is_started() {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
+        let wait = if !self.answer.is_started() {
             // The hub answers a connection with `streams` (and any replay) right after it
             // registers it; until then there is nothing to answer, even with `timeout=0`. The
             // bound is only a guard against a hub that never answers.
-            self.runtime.sleep_until(self.deadline + HUB_ANSWER).await;
+            Wait::HubAnswer
         } else if self.answer.is_empty() && !self.answer.is_full() {
-            future::or(self.runtime.sleep_until(self.deadline), async {
-                self.shutdown.triggered().await;
-            })
-            .await;
+            Wait::Message
+        } else {
+            return Poll::Ready(None);
+        };
+        if self.waiting.as_ref().is_none_or(|(kind, _)| *kind != wait) {
+            let runtime = self.runtime.clone();
+            let future: BoxFuture = match wait {
+                Wait::HubAnswer => {
+                    let until = self.deadline + HUB_ANSWER;
+                    Box::pin(async move { runtime.sleep_until(until).await })
+                }
+                Wait::Message => {
+                    let (until, shutdown) = (self.deadline, self.shutdown.clone());
+                    Box::pin(async move {
+                        let triggered = async {
+                            shutdown.triggered().await;
+                        };
+                        future::or(runtime.sleep_until(until), triggered).await;
+                    })
+                }
+            };
+            self.waiting = Some((wait, future));
         }
-        None
+        let (_, future) = self.waiting.as_mut().expect("set above");
+        ready!(future.as_mut().poll(cx));
+        self.waiting = None;
+        Poll::Ready(None)
     }
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -19,7 +19,8 @@ use std::task::{Context, Poll, ready};
 
 use async_channel::{SendError, Sender, TrySendError};
 use bytes::Bytes;
-use futures_lite::{AsyncReadExt, AsyncWrite, AsyncWriteExt, future};
+use event_listener::EventListener;
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, future};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use roomcast_core::event_stream::EventStream;
@@ -131,6 +132,7 @@ pub(crate) async fn stream<R: Runtime>(
         chunks,
         sending: None,
         dropped: dropped.clone(),
+        listener: None,
     };
     let write_timeout = options.write_timeout;
     // Pulled if the response cannot be finished; absent under a connection loop of the
@@ -168,15 +170,17 @@ struct SseTransport {
     /// A chunk waiting for room in `chunks` (the client reads slower than the session writes).
     sending: Option<Sending>,
     dropped: Dropped,
+    /// Listening for `dropped`, between polls.
+    listener: Option<EventListener>,
 }
 
 type Sending = Pin<Box<dyn Future<Output = Result<(), SendError<Bytes>>> + Send>>;
 
 impl Transport for SseTransport {
     /// Nothing comes in on an SSE stream; it ends when hyper drops the body (the client left).
-    async fn recv(&mut self) -> Option<Inbound> {
-        self.dropped.wait().await;
-        None
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
+        ready!(self.dropped.poll_wait(&mut self.listener, cx));
+        Poll::Ready(None)
     }
 
     /// Ready once the last chunk is in the channel.
@@ -295,10 +299,10 @@ fn put_size_line(room: &mut [u8; SIZE_LINE], mut len: usize) -> usize {
 impl<I: hyper::rt::Read + hyper::rt::Write + Unpin + Send> Transport for &mut DirectTransport<I> {
     /// A client sends nothing once its stream is open: EOF, an error or any byte (a pipelined
     /// request, which a stream never answers) ends the stream.
-    async fn recv(&mut self) -> Option<Inbound> {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
         let mut byte = [0u8; 1];
-        let _ = self.io.read(&mut byte).await;
-        None
+        let _ = ready!(Pin::new(&mut self.io).poll_read(cx, &mut byte));
+        Poll::Ready(None)
     }
 
     /// Ready once the last chunk is written.

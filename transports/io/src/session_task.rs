@@ -2,7 +2,7 @@
 //! mailbox (what the hub left for it) and its timer.
 
 use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Poll, ready};
 use std::time::{Duration, Instant};
@@ -416,11 +416,10 @@ async fn next_input<'a, R: Runtime, T: Transport>(
         shutdown,
         ..
     } = waits;
-    let mut frame = pin!(transport.recv());
     let input = poll_fn(|cx| {
         for source in order {
             let polled = match source {
-                FRAME => frame.as_mut().poll(cx).map(Input::Frame),
+                FRAME => transport.poll_recv(cx).map(Input::Frame),
                 DELIVERIES if open => mailbox.poll_take(cx, batch).map(Input::Deliveries),
                 // The timer is polled only once it has woken its gate: most wake-ups are
                 // deliveries.
@@ -554,8 +553,8 @@ mod tests {
     struct Chatty;
 
     impl Transport for Chatty {
-        async fn recv(&mut self) -> Option<Inbound> {
-            Some(Inbound::Pong)
+        fn poll_recv(&mut self, _: &mut Context<'_>) -> Poll<Option<Inbound>> {
+            Poll::Ready(Some(Inbound::Pong))
         }
         fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
             Poll::Ready(Ok(()))

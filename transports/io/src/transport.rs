@@ -1,6 +1,5 @@
 //! A connection as the session run loop sees it: frames in, transmits out.
 
-use std::future::Future;
 use std::io;
 use std::task::{Context, Poll};
 
@@ -24,16 +23,15 @@ pub enum Inbound {
     Failed(Close),
 }
 
-/// One connection. `recv` must be cancel-safe: the run loop races it against its other inputs
-/// and drops it when another wins, and no frame may be lost then.
-///
-/// Reading is an `async fn`; writing is three `poll` methods, as a `Sink`'s: the run loop drains
-/// every transmit into the transport and flushes once, in one `poll` of its own, where a future
-/// per `send` and per flush was state written on every delivery (at 10,000 sessions each a cache
-/// line missed; docs/performance.md, "The sixth session").
+/// One connection, as `poll` methods: a `Stream` of frames in and a `Sink` of transmits out.
+/// The run loop polls reading among its other inputs in one `poll` of its own, and drains every
+/// transmit into the transport and flushes once in another; a future per `recv`, `send` and
+/// flush was state written on every delivery, at 10,000 sessions each a cache line missed
+/// (docs/performance.md, "The sixth session").
 pub trait Transport: Send {
-    /// The next inbound frame; `None` once the connection is gone.
-    fn recv(&mut self) -> impl Future<Output = Option<Inbound>> + Send;
+    /// The next inbound frame; `None` once the connection is gone. The run loop stops polling
+    /// it whenever another input comes first, so no frame may be lost between two polls.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Inbound>>;
 
     /// Ready once another transmit may be buffered. A transport with a bounded buffer writes
     /// out what the socket did not take first; most are always ready.

@@ -1,7 +1,6 @@
 //! WebSocket as a roomcast [`Transport`]: tungstenite over any async byte stream, driven by the
 //! session's task; and the plain echo socket, on async-tungstenite.
 
-use std::future::poll_fn;
 use std::io::{self, Read, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
@@ -85,6 +84,9 @@ pub struct WsTransport<S> {
     blocked: bool,
     /// A read ended the connection (closed, or an error already reported): no more reads.
     ended: bool,
+    /// A ping came: its pong, queued by tungstenite, is flushed before the ping counts as
+    /// input.
+    pong_queued: bool,
 }
 
 impl<S> WsTransport<S> {
@@ -101,6 +103,7 @@ impl<S> WsTransport<S> {
             gate: Gate::default(),
             blocked: false,
             ended: false,
+            pong_queued: false,
         }
     }
 }
@@ -159,20 +162,26 @@ impl<S> Transport for WsTransport<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    async fn recv(&mut self) -> Option<Inbound> {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
         loop {
-            let message = match poll_fn(|cx| self.poll_gated(cx)).await? {
-                Ok(message) => message,
-                Err(error) => return failed(error),
+            // tungstenite queued the pong itself; send it now, not at the next write, or a
+            // client with a pong timeout (Python websockets: 20 s) gives up on us.
+            if self.pong_queued {
+                let _ = ready!(self.poll_flush_ws(cx));
+                self.pong_queued = false;
+                return Poll::Ready(Some(Inbound::Pong));
+            }
+            let message = match ready!(self.poll_gated(cx)) {
+                None => return Poll::Ready(None),
+                Some(Ok(message)) => message,
+                Some(Err(error)) => return Poll::Ready(failed(error)),
             };
-            return Some(match message {
+            return Poll::Ready(Some(match message {
                 Message::Text(text) => Inbound::Text(text.as_str().to_owned()),
                 Message::Binary(bytes) => Inbound::Binary(bytes.to_vec()),
-                // tungstenite queues the pong itself; send it now, not at the next write, or a
-                // client with a pong timeout (Python websockets: 20 s) gives up on us.
                 Message::Ping(_) => {
-                    let _ = poll_fn(|cx| self.poll_flush_ws(cx)).await;
-                    Inbound::Pong
+                    self.pong_queued = true;
+                    continue;
                 }
                 Message::Pong(_) => Inbound::Pong,
                 Message::Close(frame) => Inbound::Close(frame.map(|frame| {
@@ -182,7 +191,7 @@ where
                     )
                 })),
                 Message::Frame(_) => continue,
-            });
+            }));
         }
     }
 
@@ -301,6 +310,8 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::sync::{Arc, Mutex};
 
+    use std::future::poll_fn;
+
     use futures_lite::future::{block_on, poll_once};
 
     use super::*;
@@ -312,13 +323,13 @@ mod tests {
         let (reads, data) = (Arc::clone(&socket.reads), Arc::clone(&socket.data));
         let mut transport = WsTransport::server(socket, WebSocketConfig::default());
         assert!(
-            block_on(poll_once(transport.recv())).is_none(),
+            block_on(poll_once(poll_fn(|cx| transport.poll_recv(cx)))).is_none(),
             "nothing to read"
         );
         let after_first = reads.load(Ordering::SeqCst);
         // The session wakes for other reasons (deliveries, timers) and polls again: no read.
         for _ in 0..5 {
-            assert!(block_on(poll_once(transport.recv())).is_none());
+            assert!(block_on(poll_once(poll_fn(|cx| transport.poll_recv(cx)))).is_none());
         }
         assert_eq!(reads.load(Ordering::SeqCst), after_first);
         // A masked client text frame "hi" arrives, and the socket wakes its reader.
@@ -330,7 +341,7 @@ mod tests {
             data.1.take().expect("the socket kept a waker")
         };
         waker.wake();
-        let received = block_on(poll_once(transport.recv())).flatten();
+        let received = block_on(poll_once(poll_fn(|cx| transport.poll_recv(cx)))).flatten();
         assert_eq!(received, Some(Inbound::Text("hi".to_owned())));
         assert!(reads.load(Ordering::SeqCst) > after_first);
     }
