@@ -4,7 +4,7 @@
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Poll, ready};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -141,7 +141,7 @@ pub async fn run_session<R: Runtime, T: Transport>(
 /// [`run_session`] does.
 pub async fn run_registered<R: Runtime, T: Transport>(
     runtime: &R,
-    mut transport: T,
+    transport: T,
     mut registered: Registered,
     options: SessionOptions,
 ) -> Ended {
@@ -167,28 +167,40 @@ pub async fn run_registered<R: Runtime, T: Transport>(
     };
     observer.opened(transport_name);
     let start = runtime.now();
-    let mut session = Session::new(options.kind, options.config, options.codec, start);
-    session.accept(runtime.now(), id, registered.user.clone());
-    let mut inputs: u64 = 0;
-    // Deliveries taken from the mailbox; it and the mailbox take turns with two buffers.
-    let mut batch = Batch::default();
-    let mut waits = Waits {
-        timer: None,
-        timer_gate: Gate::default(),
-        shutdown: Some(options.shutdown.triggered()),
-        turn: 0,
+    let session = Session::new(options.kind, options.config, options.codec, start);
+    let mut hot = Hot {
+        phase: Phase::Write,
+        unflushed: false,
+        inputs: 0,
+        batch: Batch::default(),
+        mailbox: &mailbox,
+        observer,
+        transport_name,
+        write_timeout: options.write_timeout,
+        timer_slack: options.timer_slack,
+        waits: Waits {
+            timer: None,
+            timer_gate: Gate::default(),
+            shutdown: Some(options.shutdown.triggered()),
+            turn: 0,
+        },
+        session,
+        transport,
     };
+    hot.session
+        .accept(runtime.now(), id, registered.user.clone());
+    // An event the common path came upon, for the events' loop.
+    let mut first_event = None;
     let ended = loop {
-        // Outputs: events first (a request's answers come back through the mailbox), then
-        // transmits.
+        // Events first (a request's answers come back through the mailbox), then transmits.
         let mut asked = false;
-        while let Some(event) = session.poll_event() {
+        while let Some(event) = first_event.take().or_else(|| hot.session.poll_event()) {
             match event {
                 SessionEvent::Request(request) | SessionEvent::App(request) => {
                     observer.inbound(transport_name, request.message.kind());
                     asked = true;
                     if hub.request(id, request).await.is_err() {
-                        session.close(
+                        hot.session.close(
                             runtime.now(),
                             Close::new(CloseCode::Internal, "the hub has stopped"),
                         );
@@ -204,49 +216,52 @@ pub async fn run_registered<R: Runtime, T: Transport>(
         // The answers are in the mailbox already: they go out in this write, so a client that
         // pipelines requests gets its answers as fast as it sends, and is never read further
         // ahead than one write.
-        if asked && session.is_open() {
-            match mailbox.try_take(&mut batch) {
-                Some(true) => deliver(runtime, &mut session, &mut batch),
+        if asked && hot.session.is_open() {
+            match mailbox.try_take(&mut hot.batch) {
+                Some(true) => deliver(runtime, &mut hot.session, &mut hot.batch),
                 Some(false) => {
                     leave.left = true; // the hub let go
-                    slow_consumer(runtime, &mut session);
+                    slow_consumer(runtime, &mut hot.session);
                 }
                 None => {}
             }
         }
-        let written = write_all(
-            runtime,
-            &mut session,
-            &mut transport,
-            options.write_timeout,
-            |frame| observer.outbound(transport_name, frame),
-        );
-        if !written.await {
-            break Ended::Lost;
-        }
-        if session.state() == SessionState::Closed {
-            break session
-                .close_reason()
-                .cloned()
-                .map_or(Ended::Lost, Ended::Closed);
-        }
-        // One input; now and then a yield, for a client that never stops sending would keep
-        // an executor without a budget (smol's) on this task.
-        inputs += 1;
-        if inputs % YIELD_EVERY == 0 {
-            future::yield_now().await;
-        }
-        match next_input(
-            runtime,
-            &session,
-            &mut transport,
-            &mailbox,
-            &mut batch,
-            &mut waits,
-            options.timer_slack,
-        )
-        .await
-        {
+        let input = match poll_fn(|cx| hot.poll_step(cx, runtime)).await {
+            Step::Input(input) => input,
+            Step::Event(event) => {
+                first_event = Some(event);
+                continue;
+            }
+            Step::Stalled(since) => {
+                // Most writes complete at once; only one that has to wait gets a timer.
+                let deadline = since + hot.write_timeout;
+                let rest = poll_fn(|cx| hot.poll_write(cx, runtime.now()));
+                let stalled = async {
+                    runtime.sleep_until(deadline).await;
+                    Err(std::io::ErrorKind::TimedOut.into())
+                };
+                if future::or(rest, stalled).await.is_err() {
+                    break Ended::Lost;
+                }
+                continue;
+            }
+            Step::Lost => break Ended::Lost,
+            Step::Closed => {
+                break hot
+                    .session
+                    .close_reason()
+                    .cloned()
+                    .map_or(Ended::Lost, Ended::Closed);
+            }
+            // A client that never stops sending would keep an executor without a budget
+            // (smol's) on this task.
+            Step::Yield => {
+                future::yield_now().await;
+                continue;
+            }
+        };
+        let session = &mut hot.session;
+        match input {
             Input::Frame(Some(frame)) => {
                 let now = runtime.now();
                 // SSE sessions have no inbound frames; a transport that yields one is ignored.
@@ -265,11 +280,10 @@ pub async fn run_registered<R: Runtime, T: Transport>(
                 };
             }
             Input::Frame(None) => break Ended::Lost,
-            // Everything that waited: its frames go out in the next write, together.
-            Input::Deliveries(true) => deliver(runtime, &mut session, &mut batch),
+            Input::Deliveries(true) => deliver(runtime, session, &mut hot.batch),
             Input::Deliveries(false) => {
                 leave.left = true; // the hub let go
-                slow_consumer(runtime, &mut session);
+                slow_consumer(runtime, session);
             }
             Input::Timer => session.handle_timeout(runtime.now()),
             Input::Shutdown(reconnect_ms) => session.shutdown(runtime.now(), reconnect_ms),
@@ -353,7 +367,7 @@ struct Waits<'a> {
     timer_gate: Gate,
     /// Until the server shuts down; `None` once it has said so.
     shutdown: Option<Triggered<'a>>,
-    /// Which of [`ORDER`] the next wait polls its sources in.
+    /// Which of [`ORDER`] this wait polls its sources in; the next wait takes the next.
     turn: u8,
 }
 
@@ -373,82 +387,197 @@ const SHUTDOWN: u8 = 3;
 
 type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
-/// Waits for the first of: a frame, a delivery, the session's timer, the server shutting down.
-///
-/// One `poll` over the four in a fixed rotation of orders, not four `async` blocks raced in
-/// pairs in a random order: a delivery, most wake-ups, is usually found first without polling
-/// the rest, and there is no nesting of futures to build on every input (7.6 % fewer
-/// instructions per delivery, docs/performance.md, "cache lines per delivery").
-async fn next_input<'a, R: Runtime, T: Transport>(
-    runtime: &'a R,
-    session: &Session,
-    transport: &mut T,
-    mailbox: &Mailbox,
-    batch: &mut Batch,
-    waits: &mut Waits<'a>,
-    slack: Duration,
-) -> Input {
-    match (session.poll_timeout(), &waits.timer) {
-        // A timer armed for this deadline or an earlier one stays: an early wake-up finds
-        // nothing due and arms the later deadline then. An SSE keep-alive's deadline moves on
-        // with every write, and a new timer per write was an allocation and a timer-wheel entry
-        // per drain.
-        (Some(deadline), Some((armed, _))) if *armed <= deadline => {}
-        (Some(deadline), _) => {
-            let wake = wake_at(deadline, runtime.now(), slack);
-            waits.timer = Some((deadline, runtime.sleep_until(wake)));
-            waits.timer_gate.reset();
+/// The run loop's state that its common path reads on every input, in one place: a delivery
+/// is polled, handed to the session and written out in one `poll` ([`Hot::poll_step`]), with no
+/// future made or dropped. At 10,000 sessions a fan-out finds every session's task cold, and
+/// each cache line a delivery touches is a miss: `repr(C)`, in this order, the loop's own fields
+/// come first and the session's hot head after them (docs/performance.md, "The sixth
+/// session").
+#[repr(C)]
+struct Hot<'a, T> {
+    phase: Phase,
+    /// Transmits were buffered that no flush has written yet.
+    unflushed: bool,
+    inputs: u64,
+    /// Deliveries taken from the mailbox; it and the mailbox take turns with two buffers.
+    batch: Batch,
+    mailbox: &'a Mailbox,
+    observer: &'a dyn crate::observer::Observer,
+    transport_name: &'static str,
+    write_timeout: Duration,
+    timer_slack: Duration,
+    waits: Waits<'a>,
+    session: Session,
+    transport: T,
+}
+
+/// Where [`Hot::poll_step`] is between two inputs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Write what the session has, then count the input.
+    Write,
+    /// Arm the timer for this wait.
+    Arm,
+    /// Wait for an input.
+    Wait,
+}
+
+/// What the common path hands to the rest of the loop.
+enum Step {
+    /// An input the loop handles itself (a delivery the common path hands to the session).
+    Input(Input),
+    /// The session has an event for the hub.
+    Event(SessionEvent),
+    /// The socket has not taken a write begun at this moment: the loop finishes it, within the
+    /// write timeout.
+    Stalled(Instant),
+    /// A write failed: the connection is dead.
+    Lost,
+    /// The session is closed.
+    Closed,
+    /// Time to let other tasks run.
+    Yield,
+}
+
+impl<'a, T: Transport> Hot<'a, T> {
+    /// The loop's common path: writes what the session has, then waits for an input; a batch
+    /// of deliveries goes to the session and out at once, and the wait goes on. Anything else
+    /// (a frame, the timer, the shutdown, an event for the hub, a write that has to wait) is
+    /// handed back to the loop.
+    fn poll_step<R: Runtime>(&mut self, cx: &mut Context<'_>, runtime: &'a R) -> Poll<Step> {
+        loop {
+            if self.phase == Phase::Write {
+                let now = runtime.now();
+                match self.poll_write(cx, now) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => return Poll::Ready(Step::Lost),
+                    Poll::Pending => return Poll::Ready(Step::Stalled(now)),
+                }
+                if self.session.state() == SessionState::Closed {
+                    return Poll::Ready(Step::Closed);
+                }
+                self.phase = Phase::Arm;
+                self.inputs += 1;
+                if self.inputs % YIELD_EVERY == 0 {
+                    return Poll::Ready(Step::Yield);
+                }
+            }
+            if self.phase == Phase::Arm {
+                self.waits.arm(&self.session, runtime, self.timer_slack);
+                self.phase = Phase::Wait;
+            }
+            let input = ready!(self.waits.poll_input(
+                cx,
+                &self.session,
+                &mut self.transport,
+                self.mailbox,
+                &mut self.batch,
+            ));
+            self.phase = Phase::Write;
+            match input {
+                // Everything that waited: its frames go out in the next write, together.
+                Input::Deliveries(true) => {
+                    deliver(runtime, &mut self.session, &mut self.batch);
+                    if let Some(event) = self.session.poll_event() {
+                        return Poll::Ready(Step::Event(event));
+                    }
+                }
+                input => return Poll::Ready(Step::Input(input)),
+            }
         }
-        (None, _) => waits.timer = None,
     }
-    // Once the session is closing, hub deliveries no longer matter; the shutdown is told once,
-    // after that the session's own grace timer does the rest.
-    let open = session.is_open();
-    let told = !open || session.is_shutting_down();
-    // Fair, not biased: the order of the sources changes from one wait to the next (`ORDER`),
-    // so a busy room does not starve reading (pongs), nor a chatty client the hub, nor either
-    // of them the timer.
-    let order = ORDER[usize::from(waits.turn)];
-    waits.turn = (waits.turn + 1) % 4;
-    let Waits {
-        timer,
-        timer_gate,
-        shutdown,
-        ..
-    } = waits;
-    let input = poll_fn(|cx| {
-        for source in order {
+
+    /// Drains every transmit into the transport, then flushes once. `now` is the moment every
+    /// frame of the drain goes out at.
+    fn poll_write(&mut self, cx: &mut Context<'_>, now: Instant) -> Poll<std::io::Result<()>> {
+        loop {
+            ready!(self.transport.poll_ready(cx))?;
+            let Some(transmit) = self.session.poll_transmit(now) else {
+                break;
+            };
+            if let Transmit::Frame(delivery) = &transmit {
+                self.observer
+                    .outbound(self.transport_name, delivery.frame.as_str());
+            }
+            self.transport.start_send(transmit)?;
+            self.unflushed = true;
+        }
+        if self.unflushed {
+            ready!(self.transport.poll_flush(cx))?;
+            self.unflushed = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<'a> Waits<'a> {
+    /// Arms the timer for the session's next deadline, as one wait begins.
+    fn arm<R: Runtime>(&mut self, session: &Session, runtime: &'a R, slack: Duration) {
+        match (session.poll_timeout(), &self.timer) {
+            // A timer armed for this deadline or an earlier one stays: an early wake-up finds
+            // nothing due and arms the later deadline then. An SSE keep-alive's deadline moves
+            // on with every write, and a new timer per write was an allocation and a
+            // timer-wheel entry per drain.
+            (Some(deadline), Some((armed, _))) if *armed <= deadline => {}
+            (Some(deadline), _) => {
+                let wake = wake_at(deadline, runtime.now(), slack);
+                self.timer = Some((deadline, runtime.sleep_until(wake)));
+                self.timer_gate.reset();
+            }
+            (None, _) => self.timer = None,
+        }
+    }
+
+    /// The first of: a frame, a delivery, the session's timer, the server shutting down. The
+    /// sources are polled in a fixed rotation of orders, one per wait (see [`ORDER`]): a
+    /// delivery, most wake-ups, is usually found first without polling the rest.
+    fn poll_input<T: Transport>(
+        &mut self,
+        cx: &mut Context<'_>,
+        session: &Session,
+        transport: &mut T,
+        mailbox: &Mailbox,
+        batch: &mut Batch,
+    ) -> Poll<Input> {
+        // Once the session is closing, hub deliveries no longer matter; the shutdown is told
+        // once, after that the session's own grace timer does the rest.
+        let open = session.is_open();
+        let told = !open || session.is_shutting_down();
+        // Fair, not biased: the order of the sources changes from one wait to the next, so a
+        // busy room does not starve reading (pongs), nor a chatty client the hub, nor either
+        // of them the timer.
+        for source in ORDER[usize::from(self.turn)] {
             let polled = match source {
                 FRAME => transport.poll_recv(cx).map(Input::Frame),
                 DELIVERIES if open => mailbox.poll_take(cx, batch).map(Input::Deliveries),
                 // The timer is polled only once it has woken its gate: most wake-ups are
                 // deliveries.
-                TIMER => match timer {
-                    Some((_, sleep)) => timer_gate
+                TIMER => match &mut self.timer {
+                    Some((_, sleep)) => self
+                        .timer_gate
                         .poll(cx, |cx| sleep.as_mut().poll(cx))
                         .map(|()| Input::Timer),
                     None => Poll::Pending,
                 },
-                SHUTDOWN if !told => match shutdown {
+                SHUTDOWN if !told => match &mut self.shutdown {
                     Some(triggered) => Pin::new(triggered).poll(cx).map(Input::Shutdown),
                     None => Poll::Pending,
                 },
                 _ => Poll::Pending,
             };
-            if polled.is_ready() {
-                return polled;
+            if let Poll::Ready(input) = polled {
+                self.turn = (self.turn + 1) % 4;
+                // A finished future must not be polled again.
+                match input {
+                    Input::Timer => self.timer = None,
+                    Input::Shutdown(_) => self.shutdown = None,
+                    _ => {}
+                }
+                return Poll::Ready(input);
             }
         }
         Poll::Pending
-    })
-    .await;
-    // A finished future must not be polled again.
-    match input {
-        Input::Timer => waits.timer = None,
-        Input::Shutdown(_) => waits.shutdown = None,
-        _ => {}
     }
-    input
 }
 
 /// When a timer for `deadline` wakes: put off to the next point of a grid every session shares,
@@ -476,51 +605,8 @@ fn wake_at(deadline: Instant, now: Instant, slack: Duration) -> Instant {
         .unwrap_or(deadline)
 }
 
-/// Sends every transmit, then flushes once, within the write timeout. False if the connection is
-/// dead (a write failed or stalled).
-async fn write_all<R: Runtime, T: Transport>(
-    runtime: &R,
-    session: &mut Session,
-    transport: &mut T,
-    timeout: Duration,
-    mut sent: impl FnMut(&str),
-) -> bool {
-    // One clock read per drain: every frame of it goes out at the same moment.
-    let now = runtime.now();
-    let mut any = false;
-    // One `poll` drains the session into the transport and flushes: no future per frame.
-    let mut written = poll_fn(|cx| {
-        loop {
-            ready!(transport.poll_ready(cx))?;
-            let Some(transmit) = session.poll_transmit(now) else {
-                break;
-            };
-            if let Transmit::Frame(delivery) = &transmit {
-                sent(delivery.frame.as_str());
-            }
-            transport.start_send(transmit)?;
-            any = true;
-        }
-        if any {
-            ready!(transport.poll_flush(cx))?;
-        }
-        Poll::Ready(Ok::<(), std::io::Error>(()))
-    });
-    // Most drains complete at once; only a write that has to wait gets a timer.
-    if let Some(done) = future::poll_once(&mut written).await {
-        return done.is_ok();
-    }
-    let stalled = async {
-        runtime.sleep_until(now + timeout).await;
-        Err(std::io::ErrorKind::TimedOut.into())
-    };
-    future::or(written, stalled).await.is_ok()
-}
-
 #[cfg(test)]
 mod tests {
-    use std::task::Context;
-
     use async_trait::async_trait;
     use futures_lite::future::block_on;
     use roomcast_core::cursor::Position;
@@ -592,15 +678,10 @@ mod tests {
                 data,
             };
             mailbox.push_one(Delivery::unstreamed(frame.encode()));
-            let input = block_on(next_input(
-                runtime,
-                &session,
-                &mut Chatty,
-                &mailbox,
-                &mut batch,
-                &mut waits,
-                Duration::ZERO,
-            ));
+            waits.arm(&session, runtime, Duration::ZERO);
+            let input = block_on(poll_fn(|cx| {
+                waits.poll_input(cx, &session, &mut Chatty, &mailbox, &mut batch)
+            }));
             seen.push(match input {
                 Input::Frame(_) => 'f',
                 Input::Deliveries(_) => 'd',
