@@ -280,6 +280,7 @@ pub async fn run_registered<R: Runtime, T: Transport>(
                 };
             }
             Input::Frame(None) => break Ended::Lost,
+            // The common path hands a batch to the session itself; this is for completeness.
             Input::Deliveries(true) => deliver(runtime, session, &mut hot.batch),
             Input::Deliveries(false) => {
                 leave.left = true; // the hub let go
