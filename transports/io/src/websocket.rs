@@ -1,15 +1,13 @@
 //! WebSocket as a roomcast [`Transport`]: tungstenite over any async byte stream, driven by the
 //! session's task; and the plain echo socket, on async-tungstenite.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
 use async_tungstenite::WebSocketStream;
-use async_tungstenite::tungstenite::protocol::frame::coding::{
-    CloseCode as WsCloseCode, Data, OpCode,
-};
-use async_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
+use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use async_tungstenite::tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
 use async_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use futures_lite::{AsyncRead, AsyncWrite};
@@ -17,6 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use roomcast_core::close::{Close, CloseCode};
 use roomcast_core::session::{SessionConfig, Transmit};
 
+use crate::buffer::recycle;
 use crate::gate::Gate;
 use crate::transport::{Inbound, Transport};
 
@@ -75,13 +74,20 @@ where
 /// shared waker proxies and registers the task's waker in both on every write; a session's
 /// socket has one task, so the waker of the poll at hand is all the socket needs, and each
 /// delivery touches two allocations fewer.
+///
+/// Data frames and pings are framed here and written at the flush in one vectored write: each
+/// frame's header, and the payload every recipient of a fan-out shares, with no copy into a
+/// buffer of the connection's own (tungstenite's). tungstenite reads, and writes the close and
+/// the pongs it owes; every byte goes through one ordered queue ([`Bridge`]), so a frame the
+/// socket took only part of is finished before anything else.
 pub struct WsTransport<S> {
     ws: WebSocket<Bridge<S>>,
     /// A read that found nothing is not tried again until the socket wakes the gate.
     gate: Gate,
-    /// The last write left frames in tungstenite's buffer that the socket did not take: the
-    /// next frame waits for a flush (async-tungstenite's `Sink::poll_ready`).
-    blocked: bool,
+    /// Frames queued since the last flush: (opcode, payload).
+    frames: Frames,
+    /// tungstenite holds bytes to write (a close, a pong): the next flush goes through it.
+    ws_dirty: bool,
     /// A read ended the connection (closed, or an error already reported): no more reads.
     ended: bool,
     /// A ping came: its pong, queued by tungstenite, is flushed before the ping counts as
@@ -97,13 +103,79 @@ impl<S> WsTransport<S> {
 
     /// Either side of a WebSocket whose handshake is done.
     pub fn new(io: S, role: Role, config: WebSocketConfig) -> Self {
-        let bridge = Bridge { io, waker: None };
+        let bridge = Bridge {
+            io,
+            waker: None,
+            queued: Vec::new(),
+            sent: 0,
+            limit: config.max_write_buffer_size,
+        };
         Self {
             ws: WebSocket::from_raw_socket(bridge, role, Some(config)),
             gate: Gate::default(),
-            blocked: false,
+            frames: Frames::default(),
+            ws_dirty: false,
             ended: false,
             pong_queued: false,
+        }
+    }
+}
+
+/// Frames queued for the next flush, in order: the first in place (a paced fan-out queues one
+/// at a time), the rest in a buffer.
+#[derive(Default)]
+struct Frames {
+    first: Option<(u8, Bytes)>,
+    more: Vec<(u8, Bytes)>,
+}
+
+impl Frames {
+    fn push(&mut self, opcode: u8, payload: Bytes) {
+        if self.first.is_none() {
+            self.first = Some((opcode, payload));
+        } else {
+            self.more.push((opcode, payload));
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(u8, Bytes)> {
+        self.first.iter().chain(&self.more)
+    }
+
+    fn clear(&mut self) {
+        self.first = None;
+        recycle(&mut self.more, KEPT_FRAMES);
+    }
+}
+
+/// Frames a transport's frame buffer keeps room for between flushes.
+const KEPT_FRAMES: usize = 64;
+
+/// Slices per vectored write: Linux's `IOV_MAX`.
+const MAX_SLICES: usize = 1024;
+
+/// A text frame's first byte (FIN, opcode 1), and a ping's (FIN, opcode 9): RFC 6455, 5.2.
+const TEXT: u8 = 0x81;
+const PING: u8 = 0x89;
+
+/// Writes the header of an unmasked (server) frame of `len` payload bytes into `head`;
+/// returns its length (RFC 6455, 5.2: 7-bit, 16-bit or 64-bit length).
+fn frame_head(head: &mut [u8; 10], first: u8, len: usize) -> usize {
+    head[0] = first;
+    match len {
+        0..=125 => {
+            head[1] = len as u8;
+            2
+        }
+        126..=0xffff => {
+            head[1] = 126;
+            head[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            4
+        }
+        _ => {
+            head[1] = 127;
+            head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            10
         }
     }
 }
@@ -149,7 +221,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
     /// Writes out what tungstenite holds.
     fn poll_flush_ws(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
         let flushed = ready!(Self::drive(&mut self.ws, cx, WebSocket::flush));
-        self.blocked = false;
+        self.ws_dirty = false;
         // Flushing what is left after the close handshake ended the connection is no error.
         Poll::Ready(match flushed {
             Err(WsError::ConnectionClosed) => Ok(()),
@@ -195,58 +267,124 @@ where
         }
     }
 
-    /// A buffer the socket did not take is written out before the next frame, so what waits
-    /// is bounded by tungstenite's `max_write_buffer_size` (async-tungstenite's `poll_ready`).
+    /// What the socket did not take is written before anything more is queued, so what waits
+    /// stays bounded (async-tungstenite's `poll_ready`).
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.blocked {
-            ready!(self.poll_flush_ws(cx)).map_err(io_error)?;
+        let bridge = self.ws.get_mut();
+        bridge.use_waker(cx.waker());
+        match bridge.drain() {
+            Ok(true) => Poll::Ready(Ok(())),
+            Ok(false) => Poll::Pending,
+            Err(error) => Poll::Ready(Err(error)),
         }
-        Poll::Ready(Ok(()))
     }
 
-    /// Queues the frame in tungstenite's buffer, with the waker of the last poll: a write the
-    /// socket does not take whole only leaves the rest in the buffer, and whatever waits for it
-    /// next (a flush) polls with its own.
     fn start_send(&mut self, transmit: Transmit) -> io::Result<()> {
-        let message = match transmit {
+        match transmit {
             // A ready text frame over the shared bytes: no copy, no UTF-8 check per recipient.
-            Transmit::Frame(delivery) => Message::Frame(Frame::message(
-                delivery.frame.to_bytes(),
-                OpCode::Data(Data::Text),
-                true,
-            )),
-            Transmit::Ping => Message::Ping(Bytes::new()),
-            Transmit::Close(close) => Message::Close(Some(CloseFrame {
-                code: WsCloseCode::from(close.code.as_u16()),
-                reason: close.reason.into(),
-            })),
-            // Keep-alive comments are for SSE; a WebSocket session pings instead.
-            _ => return Ok(()),
-        };
-        match self.ws.write(message) {
-            Ok(()) => Ok(()),
-            // Queued; the socket took only part of the buffer.
-            Err(WsError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
-                self.blocked = true;
-                Ok(())
+            Transmit::Frame(delivery) => self.queue(TEXT, delivery.frame.to_bytes()),
+            Transmit::Ping => self.queue(PING, Bytes::new()),
+            Transmit::Close(close) => {
+                // tungstenite writes the close (and keeps the closing handshake), behind the
+                // frames queued before it.
+                self.write_frames()?;
+                let close = Message::Close(Some(CloseFrame {
+                    code: WsCloseCode::from(close.code.as_u16()),
+                    reason: close.reason.into(),
+                }));
+                self.ws_dirty = true;
+                match self.ws.write(close) {
+                    Ok(()) => Ok(()),
+                    // Queued; the socket took only part of it.
+                    Err(WsError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                    Err(error) => Err(io_error(error)),
+                }
             }
-            Err(error) => Err(io_error(error)),
+            // Keep-alive comments are for SSE; a WebSocket session pings instead.
+            _ => Ok(()),
         }
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_flush_ws(cx).map_err(io_error)
+        self.ws.get_mut().use_waker(cx.waker());
+        self.write_frames()?;
+        if self.ws_dirty {
+            return self.poll_flush_ws(cx).map_err(io_error);
+        }
+        match self.ws.get_mut().flush() {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+            done => Poll::Ready(done),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
+    /// Queues a frame for the next flush; none once tungstenite has sent or answered a close.
+    fn queue(&mut self, first: u8, payload: Bytes) -> io::Result<()> {
+        if !self.ws.can_write() {
+            return Err(io_error(WsError::Protocol(
+                async_tungstenite::tungstenite::error::ProtocolError::SendAfterClosing,
+            )));
+        }
+        self.frames.push(first, payload);
+        Ok(())
+    }
+
+    /// Hands the queued frames to the socket's queue in one vectored write, a header and a
+    /// payload each: what the socket takes goes out now, the rest waits in order. One frame
+    /// (a paced fan-out's) needs no buffer at all; a burst's headers go into one.
+    fn write_frames(&mut self) -> io::Result<()> {
+        let (bridge, frames) = (self.ws.get_mut(), &mut self.frames);
+        let Some((first, payload)) = &frames.first else {
+            return Ok(());
+        };
+        if frames.more.is_empty() {
+            let mut head = [0u8; 10];
+            let len = frame_head(&mut head, *first, payload.len());
+            bridge.write_in_order(&[IoSlice::new(&head[..len]), IoSlice::new(payload)])?;
+        } else {
+            let count = 1 + frames.more.len();
+            let (mut heads, mut ends) = (Vec::with_capacity(4 * count), Vec::with_capacity(count));
+            for (first, payload) in frames.iter() {
+                let mut head = [0u8; 10];
+                let len = frame_head(&mut head, *first, payload.len());
+                heads.extend_from_slice(&head[..len]);
+                ends.push(heads.len());
+            }
+            let mut slices = Vec::with_capacity(2 * count);
+            let mut start = 0;
+            for ((_, payload), end) in frames.iter().zip(ends) {
+                slices.push(IoSlice::new(&heads[start..end]));
+                slices.push(IoSlice::new(payload));
+                start = end;
+            }
+            for some in slices.chunks(MAX_SLICES) {
+                bridge.write_in_order(some)?;
+            }
+        }
+        frames.clear();
+        Ok(())
     }
 }
 
 /// An async byte stream as the blocking `Read` and `Write` tungstenite calls: a poll that is
-/// pending is `WouldBlock`, and it registers the waker of the poll driving the socket.
+/// pending is `WouldBlock`, and it registers the waker of the poll driving the socket. Writes
+/// go through one ordered queue: what the socket does not take waits, and every later byte
+/// goes behind it, so no write ever lands inside a frame the socket took only part of.
 struct Bridge<S> {
     io: S,
     /// The waker of the current poll, kept between polls: a task's waker stays the same, so it
     /// is cloned only when it changes.
     waker: Option<Waker>,
+    /// Bytes written that the socket has not taken yet, from `sent` on.
+    queued: Vec<u8>,
+    sent: usize,
+    /// The most that may wait: past it the peer is not reading, and writing fails.
+    limit: usize,
 }
+
+/// A socket's write queue keeps at most this much capacity once it has drained.
+const KEPT_QUEUE: usize = 16 * 1024;
 
 impl<S> Bridge<S> {
     fn use_waker(&mut self, waker: &Waker) {
@@ -254,36 +392,99 @@ impl<S> Bridge<S> {
             self.waker = Some(waker.clone());
         }
     }
+}
 
+impl<S: AsyncWrite + Unpin> Bridge<S> {
     /// Polls the stream with the current waker (none before the first poll: nothing waits).
-    fn poll<T>(
-        &mut self,
+    fn poll_io<T>(
+        io: &mut S,
+        waker: Option<&Waker>,
         poll: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<io::Result<T>>,
-    ) -> io::Result<T>
-    where
-        S: Unpin,
-    {
+    ) -> io::Result<T> {
+        let waker = waker.unwrap_or(Waker::noop());
+        match poll(Pin::new(io), &mut Context::from_waker(waker)) {
+            Poll::Ready(done) => done,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Writes what waits: true once nothing does, false if the socket would block.
+    fn drain(&mut self) -> io::Result<bool> {
+        while self.sent < self.queued.len() {
+            let rest = &self.queued[self.sent..];
+            match Self::poll_io(&mut self.io, self.waker.as_ref(), |io, cx| {
+                io.poll_write(cx, rest)
+            }) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(error) => return Err(error),
+            }
+        }
+        self.sent = 0;
+        recycle(&mut self.queued, KEPT_QUEUE);
+        Ok(true)
+    }
+
+    /// Writes `slices` behind whatever waits: straight to the socket in one vectored write if
+    /// nothing does, and what the socket does not take waits.
+    fn write_in_order(&mut self, slices: &[IoSlice<'_>]) -> io::Result<()> {
+        let total: usize = slices.iter().map(|slice| slice.len()).sum();
+        let mut taken = 0;
+        if self.queued.is_empty() && total > 0 {
+            match Self::poll_io(&mut self.io, self.waker.as_ref(), |io, cx| {
+                io.poll_write_vectored(cx, slices)
+            }) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => taken = n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) => return Err(error),
+            }
+        }
+        if taken == total {
+            return Ok(());
+        }
+        if self.queued.len() - self.sent + (total - taken) > self.limit {
+            return Err(io::Error::other(
+                "the write queue is full: the peer does not read",
+            ));
+        }
+        for slice in slices {
+            if taken >= slice.len() {
+                taken -= slice.len();
+                continue;
+            }
+            self.queued.extend_from_slice(&slice[taken..]);
+            taken = 0;
+        }
+        Ok(())
+    }
+}
+
+impl<S: AsyncRead + Unpin> Read for Bridge<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let waker = self.waker.as_ref().unwrap_or(Waker::noop());
-        match poll(Pin::new(&mut self.io), &mut Context::from_waker(waker)) {
+        match Pin::new(&mut self.io).poll_read(&mut Context::from_waker(waker), buf) {
             Poll::Ready(done) => done,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 }
 
-impl<S: AsyncRead + Unpin> Read for Bridge<S> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.poll(|io, cx| io.poll_read(cx, buf))
-    }
-}
-
 impl<S: AsyncWrite + Unpin> Write for Bridge<S> {
+    /// Takes every byte: into the socket, or behind what waits.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.poll(|io, cx| io.poll_write(cx, buf))
+        self.write_in_order(&[IoSlice::new(buf)])?;
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.poll(|io, cx| io.poll_flush(cx))
+        if !self.drain()? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Self::poll_io(&mut self.io, self.waker.as_ref(), |io, cx| {
+            io.poll_flush(cx)
+        })
     }
 }
 
@@ -312,6 +513,8 @@ mod tests {
 
     use std::future::poll_fn;
 
+    use async_tungstenite::tungstenite::protocol::frame::Frame;
+    use async_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
     use futures_lite::future::{block_on, poll_once};
 
     use super::*;
@@ -441,24 +644,116 @@ mod tests {
                 bytes
             })
             .collect();
-        // The socket takes three bytes of the first frame; the rest waits in the buffer.
+        // The socket takes three bytes of the first frame; the rest waits in the queue.
         socket.make_room(3);
         let ready = |transport: &mut WsTransport<Narrow>| {
             block_on(poll_once(poll_fn(|cx| transport.poll_ready(cx))))
         };
+        let flush = |transport: &mut WsTransport<Narrow>| {
+            block_on(poll_once(poll_fn(|cx| transport.poll_flush(cx))))
+        };
         assert!(matches!(ready(&mut transport), Some(Ok(()))));
         assert!(transport.start_send(first).is_ok(), "queued");
-        // The second frame waits for the first to go out: the socket is full.
-        assert!(ready(&mut transport).is_none());
+        assert!(flush(&mut transport).is_none(), "the socket is full");
         assert_eq!(socket.written(), expected[..3]);
+        // The second frame waits for the first to go out.
+        assert!(ready(&mut transport).is_none());
         // Room, and the waiting writer is woken: the first frame's rest, then the second.
         assert!(socket.make_room(expected.len()), "the writer left a waker");
         assert!(matches!(ready(&mut transport), Some(Ok(()))));
         assert!(transport.start_send(second).is_ok());
-        assert!(matches!(
-            block_on(poll_once(poll_fn(|cx| transport.poll_flush(cx)))),
-            Some(Ok(()))
-        ));
+        assert!(matches!(flush(&mut transport), Some(Ok(()))));
         assert_eq!(socket.written(), expected);
+    }
+
+    /// One of the transport's `poll` methods, for the proptest's pump.
+    type Step = dyn FnMut(&mut WsTransport<Narrow>, &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// A transmit of a proptest case: a text frame whose data is a string of this many bytes,
+    /// or a ping.
+    #[derive(Clone, Debug)]
+    enum Sent {
+        Text(usize),
+        Ping,
+    }
+
+    fn sent() -> impl proptest::strategy::Strategy<Value = Sent> {
+        use proptest::prelude::*;
+        prop_oneof![
+            // Frames of about 40 – 170 bytes, 65,480 – 65,580 (the 7-, 16- and 64-bit lengths
+            // and their edges) and up to 3 KiB.
+            4 => prop_oneof![0..130usize, 65_440..65_540usize, 0..3_000usize].prop_map(Sent::Text),
+            1 => Just(Sent::Ping),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the transmits (every length encoding, pings among them, a close last or
+        /// not), however they are grouped into flushes and however little the socket takes at a
+        /// time, the bytes on the socket are exactly tungstenite's encoding of those frames, in
+        /// order.
+        #[test]
+        fn frames_written_here_read_back_through_tungstenite(
+            drains in proptest::collection::vec(proptest::collection::vec(sent(), 1..6), 1..6),
+            rooms in proptest::collection::vec(1..5_000usize, 1..40),
+            close in proptest::bool::ANY,
+        ) {
+            let socket = Narrow::default();
+            let mut transport = WsTransport::server(socket.clone(), WebSocketConfig::default());
+            let mut rooms = rooms.into_iter().cycle();
+            let mut expected: Vec<u8> = Vec::new();
+            let mut pump = |transport: &mut WsTransport<Narrow>,
+                            poll: &mut Step| {
+                for _ in 0..2_000_000 {
+                    let waker = Waker::noop();
+                    match poll(transport, &mut Context::from_waker(waker)) {
+                        Poll::Ready(done) => return done,
+                        Poll::Pending => {
+                            socket.make_room(rooms.next().expect("cycled"));
+                        }
+                    }
+                }
+                panic!("the socket never took the writes");
+            };
+            for (n, drain) in drains.iter().enumerate() {
+                for item in drain {
+                    pump(&mut transport, &mut |t, cx| t.poll_ready(cx)).expect("ready");
+                    let transmit = match item {
+                        Sent::Text(len) => {
+                            let transmit = text(&format!("\"{}\"", "x".repeat(*len)));
+                            let Transmit::Frame(delivery) = &transmit else {
+                                unreachable!()
+                            };
+                            let text = OpCode::Data(Data::Text);
+                            Frame::message(delivery.frame.to_bytes(), text, true)
+                                .format(&mut expected)
+                                .expect("encoded");
+                            transmit
+                        }
+                        Sent::Ping => {
+                            Frame::ping(Bytes::new()).format(&mut expected).expect("encoded");
+                            Transmit::Ping
+                        }
+                    };
+                    transport.start_send(transmit).expect("queued");
+                }
+                if close && n + 1 == drains.len() {
+                    pump(&mut transport, &mut |t, cx| t.poll_ready(cx)).expect("ready");
+                    let close = Close::new(CloseCode::GoingAway, "bye");
+                    Frame::close(Some(CloseFrame {
+                        code: WsCloseCode::Away,
+                        reason: "bye".into(),
+                    }))
+                    .format(&mut expected)
+                    .expect("encoded");
+                    transport.start_send(Transmit::Close(close)).expect("queued");
+                }
+                pump(&mut transport, &mut |t, cx| t.poll_flush(cx)).expect("flushed");
+            }
+            let written = socket.written();
+            // Lengths first: a failure prints no 64 KiB payloads.
+            proptest::prop_assert_eq!(written.len(), expected.len());
+            proptest::prop_assert!(written == expected, "the bytes differ");
+        }
     }
 }
