@@ -78,13 +78,13 @@ where
 /// Data frames and pings are framed here and written at the flush in one vectored write: each
 /// frame's header, and the payload every recipient of a fan-out shares, with no copy into a
 /// buffer of the connection's own (tungstenite's). tungstenite reads, and writes the close and
-/// the pongs it owes; every byte goes through one ordered queue ([`Bridge`]), so a frame the
+/// the pongs it owes; every byte goes through one ordered queue (`Bridge`), so a frame the
 /// socket took only part of is finished before anything else.
 pub struct WsTransport<S> {
     ws: WebSocket<Bridge<S>>,
     /// A read that found nothing is not tried again until the socket wakes the gate.
     gate: Gate,
-    /// Frames queued since the last flush: (opcode, payload).
+    /// Frames queued since the last flush: (first byte, payload).
     frames: Frames,
     /// tungstenite holds bytes to write (a close, a pong): the next flush goes through it.
     ws_dirty: bool,
@@ -153,6 +153,10 @@ const KEPT_FRAMES: usize = 64;
 
 /// Slices per vectored write: Linux's `IOV_MAX`.
 const MAX_SLICES: usize = 1024;
+
+/// A lone frame up to this size, header included, is written from a copy on the stack with a
+/// plain write: for a small frame that costs less than a vectored one.
+const SMALL_FRAME: usize = 256;
 
 /// A text frame's first byte (FIN, opcode 1), and a ping's (FIN, opcode 9): RFC 6455, 5.2.
 const TEXT: u8 = 0x81;
@@ -341,7 +345,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         if frames.more.is_empty() {
             let mut head = [0u8; 10];
             let len = frame_head(&mut head, *first, payload.len());
-            bridge.write_in_order(&[IoSlice::new(&head[..len]), IoSlice::new(payload)])?;
+            if len + payload.len() <= SMALL_FRAME {
+                // Small (a typical message): one plain write, from the stack.
+                let mut frame = [0u8; SMALL_FRAME];
+                frame[..len].copy_from_slice(&head[..len]);
+                frame[len..len + payload.len()].copy_from_slice(payload);
+                let frame = &frame[..len + payload.len()];
+                bridge.write_in_order(&[IoSlice::new(frame)])?;
+            } else {
+                bridge.write_in_order(&[IoSlice::new(&head[..len]), IoSlice::new(payload)])?;
+            }
         } else {
             let count = 1 + frames.more.len();
             let (mut heads, mut ends) = (Vec::with_capacity(4 * count), Vec::with_capacity(count));
@@ -432,8 +445,9 @@ impl<S: AsyncWrite + Unpin> Bridge<S> {
         let total: usize = slices.iter().map(|slice| slice.len()).sum();
         let mut taken = 0;
         if self.queued.is_empty() && total > 0 {
-            match Self::poll_io(&mut self.io, self.waker.as_ref(), |io, cx| {
-                io.poll_write_vectored(cx, slices)
+            match Self::poll_io(&mut self.io, self.waker.as_ref(), |io, cx| match slices {
+                [one] => io.poll_write(cx, one),
+                _ => io.poll_write_vectored(cx, slices),
             }) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => taken = n,
