@@ -399,15 +399,13 @@ struct Bridge<S> {
 /// A socket's write queue keeps at most this much capacity once it has drained.
 const KEPT_QUEUE: usize = 16 * 1024;
 
-impl<S> Bridge<S> {
+impl<S: Unpin> Bridge<S> {
     fn use_waker(&mut self, waker: &Waker) {
         if !self.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
             self.waker = Some(waker.clone());
         }
     }
-}
 
-impl<S: AsyncWrite + Unpin> Bridge<S> {
     /// Polls the stream with the current waker (none before the first poll: nothing waits).
     fn poll_io<T>(
         io: &mut S,
@@ -420,7 +418,9 @@ impl<S: AsyncWrite + Unpin> Bridge<S> {
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
+}
 
+impl<S: AsyncWrite + Unpin> Bridge<S> {
     /// Writes what waits: true once nothing does, false if the socket would block.
     fn drain(&mut self) -> io::Result<bool> {
         while self.sent < self.queued.len() {
@@ -477,11 +477,9 @@ impl<S: AsyncWrite + Unpin> Bridge<S> {
 
 impl<S: AsyncRead + Unpin> Read for Bridge<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let waker = self.waker.as_ref().unwrap_or(Waker::noop());
-        match Pin::new(&mut self.io).poll_read(&mut Context::from_waker(waker), buf) {
-            Poll::Ready(done) => done,
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-        }
+        Self::poll_io(&mut self.io, self.waker.as_ref(), |io, cx| {
+            io.poll_read(cx, buf)
+        })
     }
 }
 
