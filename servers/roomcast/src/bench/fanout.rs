@@ -11,7 +11,6 @@ use super::http::roomcast_counters;
 use super::peers::{Publisher, receive, receiver_open};
 use super::procs::{ServerProc, own_cpu_time};
 use super::report::Report;
-use super::scenarios::KINDS;
 use super::scenarios::{finish, name, pair, secs, start};
 use super::stats::{Histogram, now_ns, per_sec, quantile_exact_ms};
 use super::{Ctx, Kind, before_run, wait_quiet};
@@ -328,7 +327,7 @@ pub(super) async fn report(ctx: &Ctx, transport: Transport) -> Report {
     report.param("paced_per_s", ctx.paced_rate);
     report.param("size", ctx.size);
     let mut results = [None, None];
-    for (i, kind) in KINDS.into_iter().enumerate() {
+    for (i, kind) in ctx.order() {
         let mark = report.mark();
         let server = match start(ctx, &mut report, kind, baseline).await {
             Ok(server) => server,

@@ -15,6 +15,7 @@ mod report;
 mod scenarios;
 mod stats;
 
+use std::cell::Cell;
 use std::io::IsTerminal;
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
@@ -43,6 +44,13 @@ pub(crate) struct BenchArgs {
     /// so one run disturbed by another process on the machine does not decide.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
+    /// Runs of each whole scenario, each server freshly started in each; the order of the
+    /// servers alternates (roomcast first in odd rounds). With more than one, a summary follows
+    /// the rounds: the median of each figure over them, every round's ratio, and percentiles
+    /// over all rounds' paced messages. A server process's run-to-run scatter (where its memory
+    /// lands) is larger than one change; rounds average it out.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: u32,
     /// Messages per second of the paced fan-out run. [default: 2; short: 20]
     #[arg(long)]
     paced: Option<f64>,
@@ -139,6 +147,9 @@ pub(crate) struct Ctx {
     connections: usize,
     messages: u64,
     repeats: usize,
+    rounds: usize,
+    /// This round runs the baseline before roomcast.
+    baseline_first: Cell<bool>,
     paced_rate: f64,
     paced_messages: u64,
     size: usize,
@@ -181,6 +192,16 @@ impl Ctx {
     fn deadline(&self) -> Instant {
         Instant::now() + self.duration
     }
+
+    /// The servers in this round's order, each with its place in a report's pair (roomcast 0,
+    /// the baseline 1).
+    fn order(&self) -> [(usize, Kind); 2] {
+        if self.baseline_first.get() {
+            [(1, Kind::Baseline), (0, Kind::Roomcast)]
+        } else {
+            [(0, Kind::Roomcast), (1, Kind::Baseline)]
+        }
+    }
 }
 
 pub(crate) fn run(args: BenchArgs) -> Result<(), String> {
@@ -189,6 +210,8 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), String> {
         connections: args.connections.unwrap_or(pick(short, 1000, 200)) as usize,
         messages: args.messages.unwrap_or(pick(short, 100, 50)).max(1),
         repeats: args.repeats.max(1),
+        rounds: args.rounds as usize,
+        baseline_first: Cell::new(false),
         paced_rate: args.paced.unwrap_or(pick(short, 2.0, 20.0)),
         paced_messages: args.paced_messages.unwrap_or(pick(short, 20, 10)).max(1),
         size: args.size.max(48),

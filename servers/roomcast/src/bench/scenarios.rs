@@ -9,8 +9,6 @@ use super::procs::{ServerProc, ServerSpec, free_addr};
 use super::report::Report;
 use super::{Ctx, Kind, Scenario, churn, echo, fanout, idle};
 
-pub(super) const KINDS: [Kind; 2] = [Kind::Roomcast, Kind::Baseline];
-
 /// The `--check` floors: roomcast's throughput over the baseline's must stay above these,
 /// about half the lowest ratios measured in short mode on a busy 2-vCPU machine
 /// (docs/performance.md), so a change that halves throughput fails and the drift does not.
@@ -34,24 +32,50 @@ pub(super) async fn run_all(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
     };
     let mut reports = Vec::new();
     for scenario in chosen {
-        let started = std::time::Instant::now();
-        let mut report = match scenario {
-            Scenario::Echo => echo_report(ctx).await,
-            Scenario::FanoutWs => fanout::report(ctx, Transport::Ws).await,
-            Scenario::FanoutSse => fanout::report(ctx, Transport::Sse).await,
-            Scenario::Idle => idle_report(ctx).await,
-            Scenario::Churn | Scenario::All => churn_report(ctx).await,
-        };
-        report.seconds = started.elapsed().as_secs_f64();
-        if ctx.json {
-            println!("{}", report.json());
-        } else {
-            println!("{}", report.table());
-            println!("{}", report.json());
+        let mut rounds = Vec::with_capacity(ctx.rounds);
+        for round in 0..ctx.rounds {
+            ctx.baseline_first.set(round % 2 == 1);
+            let started = std::time::Instant::now();
+            let mut report = match scenario {
+                Scenario::Echo => echo_report(ctx).await,
+                Scenario::FanoutWs => fanout::report(ctx, Transport::Ws).await,
+                Scenario::FanoutSse => fanout::report(ctx, Transport::Sse).await,
+                Scenario::Idle => idle_report(ctx).await,
+                Scenario::Churn | Scenario::All => churn_report(ctx).await,
+            };
+            report.seconds = started.elapsed().as_secs_f64();
+            if ctx.rounds > 1 {
+                let first = if round % 2 == 1 {
+                    "baseline"
+                } else {
+                    "roomcast"
+                };
+                report.param(
+                    "round",
+                    format!("{} of {}, {first} first", round + 1, ctx.rounds),
+                );
+            }
+            print(ctx, &report);
+            rounds.push(report);
         }
+        ctx.baseline_first.set(false);
+        let report = if rounds.len() == 1 {
+            rounds.pop().expect("one round")
+        } else {
+            let summary = Report::summary(&rounds);
+            print(ctx, &summary);
+            summary
+        };
         reports.push(report);
     }
     reports
+}
+
+fn print(ctx: &Ctx, report: &Report) {
+    if !ctx.json {
+        println!("{}", report.table());
+    }
+    println!("{}", report.json());
 }
 
 pub(super) fn check(reports: &[Report]) -> Vec<String> {
@@ -177,7 +201,7 @@ async fn echo_report(ctx: &Ctx) -> Report {
     report.param("messages_per_connection", ctx.echo_messages);
     report.param("median_of", ctx.repeats);
     let mut results = [None, None];
-    for (i, kind) in KINDS.into_iter().enumerate() {
+    for (i, kind) in ctx.order() {
         let mark = report.mark();
         let server = match start(ctx, &mut report, kind, "ws").await {
             Ok(server) => server,
@@ -233,7 +257,7 @@ async fn idle_report(ctx: &Ctx) -> Report {
         (Transport::Sse, "SSE", "sse", "sse"),
     ] {
         let mut results = [None, None];
-        for (i, kind) in KINDS.into_iter().enumerate() {
+        for (i, kind) in ctx.order() {
             // A fresh server for each measurement.
             let mark = report.mark();
             let server = match start(ctx, &mut report, kind, baseline).await {
@@ -278,7 +302,7 @@ async fn churn_report(ctx: &Ctx) -> Report {
     report.param("seconds", ctx.churn_time.as_secs_f64());
     report.notes.push("roomcast's cycle is connect, join, leave, disconnect; the baseline's (no rooms) is connect, disconnect".into());
     let mut results = [None, None];
-    for (i, kind) in KINDS.into_iter().enumerate() {
+    for (i, kind) in ctx.order() {
         let mark = report.mark();
         let server = match start(ctx, &mut report, kind, "ws").await {
             Ok(server) => server,
