@@ -6,7 +6,7 @@
 //!
 //! | Mode | Due | Expires |
 //! |---|---|---|
-//! | [`ping`](Heartbeat::ping) (WebSocket) | a ping every `interval`, counted from the last ping | `timeout` after a ping with no inbound frame or pong since |
+//! | [`ping`](Heartbeat::ping) (WebSocket) | a ping every `interval`, counted from the last ping; up to 1/8 of it early with traffic | `timeout` after a ping with no inbound frame or pong since |
 //! | [`keep_alive`](Heartbeat::keep_alive) (SSE) | a keep-alive after `interval` with nothing transmitted | never (the stream is one-way) |
 
 use std::time::{Duration, Instant};
@@ -17,6 +17,9 @@ pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(25);
 pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an SSE stream may stay silent before a keep-alive comment: 15 s.
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// A ping may go this fraction of its interval early, with traffic ([`Heartbeat::ping_early`]).
+pub const EARLY_PING_FRACTION: u32 = 8;
 
 /// What [`Heartbeat::handle_timeout`] says is due.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +110,28 @@ impl Heartbeat {
         if matches!(self.mode, Mode::KeepAlive) && now > self.last {
             self.last = now;
         }
+    }
+
+    /// Frames go out to the peer at `now` anyway: if the next ping is due within the last
+    /// eighth of its interval, it is due now instead, counted as sent at `now`, so it goes in
+    /// the same write. A connection that gets traffic then never needs a wake-up or a write for
+    /// its pings. Returns whether a ping is due now; always false in keep-alive mode and once
+    /// expired.
+    pub fn ping_early(&mut self, now: Instant) -> bool {
+        if self.expired || !matches!(self.mode, Mode::Ping { .. }) {
+            return false;
+        }
+        let Some(due) = self.next_beat() else {
+            return false;
+        };
+        if due.saturating_duration_since(now) > self.interval / EARLY_PING_FRACTION {
+            return false;
+        }
+        if let Mode::Ping { unanswered, .. } = &mut self.mode {
+            unanswered.get_or_insert(now);
+        }
+        self.last = self.last.max(now);
+        true
     }
 
     /// True once [`Beat::Expired`] was reported.
@@ -211,6 +236,46 @@ mod tests {
         );
         hb.on_inbound(ms(t0, 54_000));
         assert_eq!(hb.poll_timeout(), Some(ms(t0, 78_000)));
+    }
+
+    #[test]
+    fn a_ping_due_within_the_last_eighth_goes_early_with_traffic() {
+        let t0 = start();
+        let mut hb = websocket(t0);
+        // 25 s / 8 = 3,125 ms: not before that much is left.
+        assert!(!hb.ping_early(ms(t0, 21_874)));
+        assert_eq!(hb.poll_timeout(), Some(ms(t0, 25_000)), "nothing moved");
+        assert!(hb.ping_early(ms(t0, 21_875)));
+        assert_eq!(
+            hb.poll_timeout(),
+            Some(ms(t0, 31_875)),
+            "sent at 21,875: its pong deadline"
+        );
+        assert!(
+            !hb.ping_early(ms(t0, 21_876)),
+            "one ping, not one per frame"
+        );
+        assert_eq!(
+            hb.handle_timeout(ms(t0, 25_000)),
+            None,
+            "the timer finds it sent"
+        );
+        hb.on_inbound(ms(t0, 22_000));
+        assert_eq!(
+            hb.poll_timeout(),
+            Some(ms(t0, 46_875)),
+            "counted from the early one"
+        );
+        // An overdue ping (its timer late) goes with the traffic too.
+        assert!(hb.ping_early(ms(t0, 50_000)));
+        // Unanswered, it still expires `timeout` after it went.
+        assert_eq!(hb.handle_timeout(ms(t0, 59_999)), None);
+        assert_eq!(hb.handle_timeout(ms(t0, 60_000)), Some(Beat::Expired));
+        assert!(!hb.ping_early(ms(t0, 74_000)), "nothing after the expiry");
+        // Keep-alives are never early: traffic already puts them off.
+        let mut sse = Heartbeat::keep_alive(DEFAULT_KEEP_ALIVE, t0);
+        assert!(!sse.ping_early(ms(t0, 14_999)));
+        assert!(!Heartbeat::ping(Duration::ZERO, DEFAULT_PING_TIMEOUT, t0).ping_early(t0));
     }
 
     #[test]

@@ -363,6 +363,7 @@ impl Session {
         }
         self.queued_bytes += bytes;
         self.queue.push_back(delivery);
+        self.ping_with_traffic(now);
     }
 
     /// Queues a batch of frames from the hub: what one [`Hub::poll_transmit`] returned. The
@@ -384,9 +385,13 @@ impl Session {
             );
             return;
         }
+        let queued = self.queue.len();
         for delivery in batch {
             self.queued_bytes += delivery.frame.len();
             self.queue.push_back(delivery);
+        }
+        if self.queue.len() > queued {
+            self.ping_with_traffic(now);
         }
     }
 
@@ -606,6 +611,14 @@ impl Session {
     }
 
     // Internals.
+
+    /// Deliveries were queued: a ping due soon rides along in their write, instead of a
+    /// wake-up and a write of its own when its timer fires ([`Heartbeat::ping_early`]).
+    fn ping_with_traffic(&mut self, now: Instant) {
+        if !self.ping_due && self.heartbeat.as_mut().is_some_and(|h| h.ping_early(now)) {
+            self.ping_due = true;
+        }
+    }
 
     /// Common to inbound frames: refuses them on SSE, records the sign of life, and says
     /// whether the session is open to read them.

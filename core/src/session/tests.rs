@@ -481,6 +481,50 @@ fn a_ping_passes_queued_frames() {
 }
 
 #[test]
+fn a_ping_due_soon_goes_with_the_deliveries() {
+    let t0 = start();
+    let mut session = open(t0);
+    drain(&mut session, t0); // the welcome
+    // More than 1/8 of the interval (3,125 ms) before the ping: the frame goes alone.
+    session.deliver(ms(t0, 21_000), sized(5));
+    assert_eq!(
+        drain(&mut session, ms(t0, 21_000)),
+        [Transmit::Frame(sized(5))]
+    );
+    // Within it: the ping goes first, in the same drain, and its timer finds nothing due.
+    session.deliver_batch(ms(t0, 22_000), [sized(6), sized(7)]);
+    assert_eq!(
+        drain(&mut session, ms(t0, 22_000)),
+        [
+            Transmit::Ping,
+            Transmit::Frame(sized(6)),
+            Transmit::Frame(sized(7))
+        ]
+    );
+    assert_eq!(
+        session.poll_timeout(),
+        Some(ms(t0, 32_000)),
+        "its pong deadline"
+    );
+    session.handle_timeout(ms(t0, 25_000));
+    assert_eq!(drain(&mut session, ms(t0, 25_000)), []);
+    // An empty batch is no traffic.
+    session.handle_pong(ms(t0, 22_100));
+    session.deliver_batch(ms(t0, 46_000), []);
+    assert_eq!(drain(&mut session, ms(t0, 46_000)), []);
+    session.deliver(ms(t0, 46_000), sized(8));
+    assert_eq!(
+        drain(&mut session, ms(t0, 46_000)),
+        [Transmit::Ping, Transmit::Frame(sized(8))]
+    );
+    // No ping on SSE: a frame there puts the keep-alive off.
+    let mut sse = open_with(SessionKind::Sse, SessionConfig::default(), t0);
+    drain(&mut sse, t0);
+    sse.deliver(ms(t0, 14_000), sized(5));
+    assert_eq!(drain(&mut sse, ms(t0, 14_000)), [Transmit::Frame(sized(5))]);
+}
+
+#[test]
 fn sse_keep_alive_only_when_idle() {
     let t0 = start();
     let mut session = open_with(SessionKind::Sse, SessionConfig::default(), t0);
