@@ -447,8 +447,11 @@ impl<'a, T: Transport> Hot<'a, T> {
     /// handed back to the loop.
     fn poll_step<R: Runtime>(&mut self, cx: &mut Context<'_>, runtime: &'a R) -> Poll<Step> {
         loop {
+            // The clock as this poll's write read it, for the timer's arming right after.
+            let mut written_at = None;
             if self.phase == Phase::Write {
                 let now = runtime.now();
+                written_at = Some(now);
                 match self.poll_write(cx, now) {
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(_)) => return Poll::Ready(Step::Lost),
@@ -464,7 +467,9 @@ impl<'a, T: Transport> Hot<'a, T> {
                 }
             }
             if self.phase == Phase::Arm {
-                self.waits.arm(&self.session, runtime, self.timer_slack);
+                let now = written_at.unwrap_or_else(|| runtime.now());
+                self.waits
+                    .arm(&self.session, runtime, now, self.timer_slack);
                 self.phase = Phase::Wait;
             }
             let input = ready!(self.waits.poll_input(
@@ -513,15 +518,24 @@ impl<'a, T: Transport> Hot<'a, T> {
 
 impl<'a> Waits<'a> {
     /// Arms the timer for the session's next deadline, as one wait begins.
-    fn arm<R: Runtime>(&mut self, session: &Session, runtime: &'a R, slack: Duration) {
+    fn arm<R: Runtime>(
+        &mut self,
+        session: &Session,
+        runtime: &'a R,
+        now: Instant,
+        slack: Duration,
+    ) {
         match (session.poll_timeout(), &self.timer) {
-            // A timer armed for this deadline or an earlier one stays: an early wake-up finds
+            // A timer armed for this deadline or a little earlier stays: an early wake-up finds
             // nothing due and arms the later deadline then. An SSE keep-alive's deadline moves
             // on with every write, and a new timer per write was an allocation and a
-            // timer-wheel entry per drain.
-            (Some(deadline), Some((armed, _))) if *armed <= deadline => {}
+            // timer-wheel entry per drain. One that would fire before half the time left is
+            // replaced: a pong moves the deadline from the pong's to the next ping's, 15 s
+            // later, and the old timer would wake the session for nothing.
+            (Some(deadline), Some((armed, _)))
+                if *armed <= deadline && !stale(*armed, deadline, now) => {}
             (Some(deadline), _) => {
-                let wake = wake_at(deadline, runtime.now(), slack);
+                let wake = wake_at(deadline, now, slack);
                 self.timer = Some((deadline, runtime.sleep_until(wake)));
                 self.timer_gate.reset();
             }
@@ -579,6 +593,12 @@ impl<'a> Waits<'a> {
         }
         Poll::Pending
     }
+}
+
+/// A timer armed for `armed` is not worth keeping for `deadline`: it would fire before half the
+/// time left to the deadline, so it is replaced at the cost of a timer, not of a wake-up.
+fn stale(armed: Instant, deadline: Instant, now: Instant) -> bool {
+    armed < now + deadline.saturating_duration_since(now) / 2
 }
 
 /// When a timer for `deadline` wakes: put off to the next point of a grid every session shares,
@@ -679,7 +699,7 @@ mod tests {
                 data,
             };
             mailbox.push_one(Delivery::unstreamed(frame.encode()));
-            waits.arm(&session, runtime, Duration::ZERO);
+            waits.arm(&session, runtime, runtime.now(), Duration::ZERO);
             let input = block_on(poll_fn(|cx| {
                 waits.poll_input(cx, &session, &mut Chatty, &mailbox, &mut batch)
             }));
@@ -730,6 +750,50 @@ mod tests {
         let far = start + Duration::from_secs(3600);
         let late = wake_at(far, start, Duration::MAX) - far;
         assert!(late <= Duration::from_secs(3600) / 16);
+    }
+
+    #[test]
+    fn a_timer_left_far_behind_its_deadline_is_replaced_not_woken_for() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let options = SessionOptions::default();
+        let mut session = Session::new(options.kind, options.config, options.codec, t0);
+        session.accept(t0, SessionId(1), UserId::new("u").expect("a user id"));
+        let runtime = Due(false);
+        let mut waits = Waits {
+            timer: None,
+            timer_gate: Gate::default(),
+            shutdown: None,
+            turn: 0,
+        };
+        let armed = |waits: &Waits<'_>| waits.timer.as_ref().map(|(deadline, _)| *deadline);
+        waits.arm(&session, &runtime, t0, Duration::ZERO);
+        assert_eq!(armed(&waits), Some(at(25_000)), "the first ping");
+        // A delivery takes the ping along at 22 s: the deadline is its pong's, 32 s. The timer
+        // for 25 s would fire before half of the 10 s left: replaced.
+        let data = Payload::from_json("1").expect("JSON");
+        let id = Position {
+            epoch: 1,
+            offset: 0,
+        };
+        let frame = ServerMessage::Broadcast {
+            id,
+            event: None,
+            data,
+        };
+        session.deliver(at(22_000), Delivery::unstreamed(frame.encode()));
+        while session.poll_transmit(at(22_000)).is_some() {}
+        waits.arm(&session, &runtime, at(22_000), Duration::ZERO);
+        assert_eq!(armed(&waits), Some(at(32_000)));
+        // The pong: the next ping is due at 47 s, and the pong's timer goes.
+        session.handle_pong(at(22_100));
+        waits.arm(&session, &runtime, at(22_100), Duration::ZERO);
+        assert_eq!(armed(&waits), Some(at(47_000)));
+        // A deadline that moves on by less than half the time left keeps its timer (an SSE
+        // keep-alive's, with every write); an earlier deadline replaces it.
+        assert!(!stale(at(15_000), at(15_500), at(500)));
+        assert!(stale(at(15_000), at(22_600), at(7_600)));
+        assert!(!stale(at(15_000), at(15_000), at(14_999)));
     }
 
     #[test]
