@@ -509,7 +509,7 @@ fn a_ping_due_soon_goes_with_the_deliveries() {
     session.handle_timeout(ms(t0, 25_000));
     assert_eq!(drain(&mut session, ms(t0, 25_000)), []);
     // An empty batch is no traffic.
-    session.handle_pong(ms(t0, 22_100));
+    session.handle_pong(ms(t0, 22_100)).expect("open");
     session.deliver_batch(ms(t0, 46_000), []);
     assert_eq!(drain(&mut session, ms(t0, 46_000)), []);
     session.deliver(ms(t0, 46_000), sized(8));

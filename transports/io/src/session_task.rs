@@ -786,7 +786,7 @@ mod tests {
         waits.arm(&session, &runtime, at(22_000), Duration::ZERO);
         assert_eq!(armed(&waits), Some(at(32_000)));
         // The pong: the next ping is due at 47 s, and the pong's timer goes.
-        session.handle_pong(at(22_100));
+        session.handle_pong(at(22_100)).expect("open");
         waits.arm(&session, &runtime, at(22_100), Duration::ZERO);
         assert_eq!(armed(&waits), Some(at(47_000)));
         // A deadline that moves on by less than half the time left keeps its timer (an SSE
