@@ -154,9 +154,10 @@ const KEPT_FRAMES: usize = 64;
 /// Slices per vectored write: Linux's `IOV_MAX`.
 const MAX_SLICES: usize = 1024;
 
-/// A lone frame up to this size, header included, is written from a copy on the stack with a
-/// plain write: for a small frame that costs less than a vectored one.
-const SMALL_FRAME: usize = 256;
+/// Frames up to this size in all, headers included, are written from a copy on the stack with a
+/// plain write: a vectored write takes the kernel's VFS path (`writev`), a plain one the socket's
+/// own (`sendto`), and for a few small frames that costs less.
+const SMALL_FRAMES: usize = 256;
 
 /// A text frame's first byte (FIN, opcode 1), and a ping's (FIN, opcode 9): RFC 6455, 5.2.
 const TEXT: u8 = 0x81;
@@ -334,27 +335,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         Ok(())
     }
 
-    /// Hands the queued frames to the socket's queue in one vectored write, a header and a
-    /// payload each: what the socket takes goes out now, the rest waits in order. One frame
-    /// (a paced fan-out's) needs no buffer at all; a burst's headers go into one.
+    /// Hands the queued frames to the socket's queue in one write: what the socket takes goes
+    /// out now, the rest waits in order. Frames that are small in all (a paced fan-out's
+    /// message, maybe with a ping) are copied to the stack and written plainly; otherwise a
+    /// vectored write takes a header and a payload each, one frame's header from the stack and
+    /// a burst's headers from one buffer.
     fn write_frames(&mut self) -> io::Result<()> {
         let (bridge, frames) = (self.ws.get_mut(), &mut self.frames);
         let Some((first, payload)) = &frames.first else {
             return Ok(());
         };
-        if frames.more.is_empty() {
+        let mut small = [0u8; SMALL_FRAMES];
+        let mut used = 0;
+        let fits = frames.iter().all(|(first, payload)| {
             let mut head = [0u8; 10];
             let len = frame_head(&mut head, *first, payload.len());
-            if len + payload.len() <= SMALL_FRAME {
-                // Small (a typical message): one plain write, from the stack.
-                let mut frame = [0u8; SMALL_FRAME];
-                frame[..len].copy_from_slice(&head[..len]);
-                frame[len..len + payload.len()].copy_from_slice(payload);
-                let frame = &frame[..len + payload.len()];
-                bridge.write_in_order(&[IoSlice::new(frame)])?;
-            } else {
-                bridge.write_in_order(&[IoSlice::new(&head[..len]), IoSlice::new(payload)])?;
+            let end = used + len + payload.len();
+            if end > SMALL_FRAMES {
+                return false;
             }
+            small[used..used + len].copy_from_slice(&head[..len]);
+            small[used + len..end].copy_from_slice(payload);
+            used = end;
+            true
+        });
+        if fits {
+            bridge.write_in_order(&[IoSlice::new(&small[..used])])?;
+        } else if frames.more.is_empty() {
+            let mut head = [0u8; 10];
+            let len = frame_head(&mut head, *first, payload.len());
+            bridge.write_in_order(&[IoSlice::new(&head[..len]), IoSlice::new(payload)])?;
         } else {
             let count = 1 + frames.more.len();
             let (mut heads, mut ends) = (Vec::with_capacity(4 * count), Vec::with_capacity(count));
