@@ -297,6 +297,94 @@ mod tests {
         assert_eq!(&cursor, stream.cursor());
     }
 
+    /// What a proptest case does to a stream: a stored message, a `streams` message, a
+    /// frame that moves nothing, or leaving a stream.
+    #[derive(Clone, Debug)]
+    enum Op {
+        Stored(usize, Position),
+        Started(Vec<(usize, Position)>),
+        Other,
+        Forget(usize),
+    }
+
+    fn streams() -> [Stream; 5] {
+        [
+            Stream::Room(room("a")),
+            Stream::Room(room("lobby/long-name.2")),
+            Stream::Room(room("b:c")),
+            Stream::User,
+            Stream::All,
+        ]
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        // Epochs and offsets of every digit count, so a position's text grows and shrinks.
+        let position = (
+            prop_oneof![0..16u64, any::<u64>()],
+            prop_oneof![0..12u64, any::<u64>()],
+        )
+            .prop_map(|(epoch, offset)| Position { epoch, offset });
+        prop_oneof![
+            6 => (0..5usize, position.clone()).prop_map(|(s, p)| Op::Stored(s, p)),
+            1 => proptest::collection::vec((0..5usize, position), 0..4).prop_map(Op::Started),
+            1 => Just(Op::Other),
+            1 => (0..5usize).prop_map(Op::Forget),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever moves the cursor, in any order, from any resumed cursor: every event's id,
+        /// as a browser reads it, is the whole cursor after the event, and parses back to it.
+        #[test]
+        fn every_id_is_the_cursor_after_its_event(
+            resumed in proptest::collection::vec((0..5usize, 0..100u64), 0..4),
+            ops in proptest::collection::vec(op(), 1..40),
+        ) {
+            let streams = streams();
+            let mut cursor = Cursor::new();
+            for (s, offset) in resumed {
+                cursor.set(streams[s].clone(), Position { epoch: 1, offset }).expect("room");
+            }
+            let mut stream = EventStream::new(1000, Some(cursor));
+            for op in ops {
+                let transmit = match op {
+                    Op::Stored(s, id) => {
+                        let data = Payload::from_json("1").expect("JSON");
+                        let frame = ServerMessage::Broadcast { id, event: None, data }.encode();
+                        Transmit::Frame(Delivery::streamed(frame, streams[s].clone(), id))
+                    }
+                    Op::Started(starts) => frame(ServerMessage::Streams {
+                        streams: starts
+                            .into_iter()
+                            .map(|(s, id)| StreamStart {
+                                stream: streams[s].clone(),
+                                id,
+                                recovered: None,
+                                replayed: 0,
+                            })
+                            .collect(),
+                    }),
+                    Op::Other => frame(ServerMessage::Presence {
+                        room: room("a"),
+                        joins: vec![],
+                        leaves: vec![],
+                    }),
+                    Op::Forget(s) => {
+                        stream.forget(&streams[s]);
+                        continue;
+                    }
+                };
+                let mut out = Vec::new();
+                stream.encode(&transmit, &mut out);
+                let (events, _) = browser(&out);
+                proptest::prop_assert_eq!(&events[0].2, &stream.cursor().to_string());
+                let parsed: Cursor = events[0].2.parse().expect("a cursor");
+                proptest::prop_assert_eq!(&parsed, stream.cursor());
+            }
+        }
+    }
+
     #[test]
     fn a_resumed_stream_starts_from_its_cursor() {
         let cursor: Cursor = "room:a=a.4".parse().expect("valid");
