@@ -222,9 +222,10 @@ impl Transport for SseTransport {
     }
 }
 
-/// Serves the stream `request` asks for on `io`, the connection it came on, until the session
-/// ends; then ends the response and the connection. A refusal is answered, and the connection
-/// closed.
+/// Serves the stream `request` asks for on `io`, the connection it came on: a refusal is
+/// answered and the connection closed; an opened stream gets a task of its own, which runs the
+/// session, then ends the response and the connection. Its own task, not the connection's: each
+/// level of future nesting is another cache line every delivery touches (docs/performance.md).
 pub(crate) async fn serve_direct<R, I>(
     inner: &Inner<R>,
     peer: IpAddr,
@@ -232,35 +233,44 @@ pub(crate) async fn serve_direct<R, I>(
     io: HyperIo<I>,
 ) where
     R: Runtime,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let write_timeout = inner.options.session.write_timeout;
     let opened = match inner.unavailable() {
         Some(refusal) => Err(refusal),
         None => open(inner, peer, &request).await,
     };
-    let opened = match opened {
+    let Opened {
+        runtime,
+        registered,
+        slot,
+        stream,
+        head,
+        options,
+    } = match opened {
         Ok(opened) => opened,
         Err(refusal) => return refuse(inner, &refusal, io).await,
     };
-    let (runtime, _slot) = (opened.runtime, opened.slot);
-    let mut transport = DirectTransport {
-        io,
-        stream: opened.stream,
-        head: Some(head_bytes(&opened.head, Framing::Chunked)),
-        chunk: Vec::new(),
-        first: Vec::new(),
-        written: None,
-    };
-    let ended = run_registered(&runtime, &mut transport, opened.registered, opened.options).await;
-    if ended != Ended::Lost {
-        // The last chunk, within the write timeout; the connection closes either way.
-        let last = async {
-            let _ = transport.io.write_all(b"0\r\n\r\n").await;
-            let _ = transport.io.close().await;
+    inner.runtime.spawn(async move {
+        let _slot = slot;
+        let write_timeout = options.write_timeout;
+        let mut transport = DirectTransport {
+            io,
+            stream,
+            head: Some(head_bytes(&head, Framing::Chunked)),
+            chunk: Vec::new(),
+            first: Vec::new(),
+            written: None,
         };
-        let _ = future::or(last, runtime.sleep_until(runtime.now() + write_timeout)).await;
-    }
+        let ended = run_registered(&runtime, &mut transport, registered, options).await;
+        if ended != Ended::Lost {
+            // The last chunk, within the write timeout; the connection closes either way.
+            let last = async {
+                let _ = transport.io.write_all(b"0\r\n\r\n").await;
+                let _ = transport.io.close().await;
+            };
+            let _ = future::or(last, runtime.sleep_until(runtime.now() + write_timeout)).await;
+        }
+    });
 }
 
 /// An SSE connection that owns its socket: each drain's events go out as one chunk, in one
