@@ -109,7 +109,7 @@ pub(crate) fn track(cursor: &mut Cursor, delivery: &Delivery) -> Tracked {
     if let Some((stream, position)) = &delivery.stream {
         // A full cursor (128 streams) refuses a new one; the stream is then not resumable by
         // cursor, which `streams` on the next connection will say.
-        let _ = cursor.set(stream.clone(), *position);
+        let _ = cursor.advance(stream, *position);
         return Tracked::Stored;
     }
     let frame = delivery.frame.as_str();
