@@ -67,6 +67,9 @@ enum Mode {
         timeout: Duration,
         /// When the oldest ping still waiting for a sign of life was sent.
         unanswered: Option<Instant>,
+        /// From when the next ping may go early, with traffic (`None`: never): worked out once
+        /// per ping, as [`Heartbeat::ping_early`] is asked on every delivery.
+        early_from: Option<Instant>,
     },
     KeepAlive,
 }
@@ -75,15 +78,18 @@ impl Heartbeat {
     /// A WebSocket heartbeat: a ping every `interval`; `timeout` after a ping without any inbound
     /// frame or pong since, it expires. The first ping is due at `now + interval`.
     pub fn ping(interval: Duration, timeout: Duration, now: Instant) -> Self {
-        Self {
+        let mut heartbeat = Self {
             mode: Mode::Ping {
                 timeout,
                 unanswered: None,
+                early_from: None,
             },
             interval,
             last: now,
             expired: false,
-        }
+        };
+        heartbeat.pinged(now, false);
+        heartbeat
     }
 
     /// An SSE heartbeat: a keep-alive whenever nothing was transmitted for `interval`. It never
@@ -118,20 +124,37 @@ impl Heartbeat {
     /// its pings. Returns whether a ping is due now; always false in keep-alive mode and once
     /// expired.
     pub fn ping_early(&mut self, now: Instant) -> bool {
-        if self.expired || !matches!(self.mode, Mode::Ping { .. }) {
-            return false;
-        }
-        let Some(due) = self.next_beat() else {
-            return false;
+        let early = match self.mode {
+            Mode::Ping { early_from, .. } => early_from.is_some_and(|from| from <= now),
+            Mode::KeepAlive => false,
         };
-        if due.saturating_duration_since(now) > self.interval / EARLY_PING_FRACTION {
+        if !early || self.expired {
             return false;
         }
-        if let Mode::Ping { unanswered, .. } = &mut self.mode {
-            unanswered.get_or_insert(now);
-        }
-        self.last = self.last.max(now);
+        self.pinged(self.last.max(now), true);
         true
+    }
+
+    /// Ping mode: a ping went at `at` (`sent`), or the heartbeat started then.
+    fn pinged(&mut self, at: Instant, sent: bool) {
+        self.last = at;
+        let early = self.interval - self.interval / EARLY_PING_FRACTION;
+        if let Mode::Ping {
+            unanswered,
+            early_from,
+            ..
+        } = &mut self.mode
+        {
+            if sent {
+                // A later ping does not forgive an earlier one: the oldest unanswered counts.
+                unanswered.get_or_insert(at);
+            }
+            *early_from = if self.interval.is_zero() {
+                None
+            } else {
+                at.checked_add(early)
+            };
+        }
     }
 
     /// True once [`Beat::Expired`] was reported.
@@ -165,14 +188,15 @@ impl Heartbeat {
         if self.next_beat().is_none_or(|at| at > now) {
             return None;
         }
-        self.last = now;
-        match &mut self.mode {
-            Mode::Ping { unanswered, .. } => {
-                // A later ping does not forgive an earlier one: the oldest unanswered counts.
-                unanswered.get_or_insert(now);
+        match self.mode {
+            Mode::Ping { .. } => {
+                self.pinged(now, true);
                 Some(Beat::Ping)
             }
-            Mode::KeepAlive => Some(Beat::KeepAlive),
+            Mode::KeepAlive => {
+                self.last = now;
+                Some(Beat::KeepAlive)
+            }
         }
     }
 
@@ -188,6 +212,7 @@ impl Heartbeat {
             Mode::Ping {
                 timeout,
                 unanswered: Some(sent),
+                ..
             } => sent.checked_add(timeout),
             _ => None,
         }
