@@ -361,15 +361,23 @@ enum Input {
 /// is one allocation and a timer-wheel entry, a shutdown listener one entry in a list every
 /// session shares, and a busy room wakes each session once per batch.
 struct Waits<'a> {
-    /// The session's timer and the deadline it is armed for: the session's next deadline or,
-    /// until it fires, an earlier one.
-    timer: Option<(Instant, BoxFuture<'a>)>,
+    /// The session's timer: see [`Timer`].
+    timer: Option<Timer<'a>>,
     /// The timer is polled only once it has woken its gate: most wake-ups are deliveries.
     timer_gate: Gate,
     /// Until the server shuts down; `None` once it has said so.
     shutdown: Option<Triggered<'a>>,
     /// Which of [`ORDER`] this wait polls its sources in; the next wait takes the next.
     turn: u8,
+}
+
+/// A session's timer, armed for the session's next deadline or, until it fires, an earlier one.
+struct Timer<'a> {
+    /// The deadline it is armed for.
+    armed: Instant,
+    /// The latest deadline it is kept for: half the time it had when armed, past `armed`.
+    kept_until: Instant,
+    sleep: BoxFuture<'a>,
 }
 
 /// The sources of an input, in the orders four waits in a row poll them: each of the frames
@@ -408,8 +416,8 @@ struct Hot<'a, T> {
     write_timeout: Duration,
     timer_slack: Duration,
     waits: Waits<'a>,
-    session: Session,
     transport: T,
+    session: Session,
 }
 
 /// Where [`Hot::poll_step`] is between two inputs.
@@ -529,14 +537,20 @@ impl<'a> Waits<'a> {
             // A timer armed for this deadline or a little earlier stays: an early wake-up finds
             // nothing due and arms the later deadline then. An SSE keep-alive's deadline moves
             // on with every write, and a new timer per write was an allocation and a
-            // timer-wheel entry per drain. One that would fire before half the time left is
-            // replaced: a pong moves the deadline from the pong's to the next ping's, 15 s
-            // later, and the old timer would wake the session for nothing.
-            (Some(deadline), Some((armed, _)))
-                if *armed <= deadline && !stale(*armed, deadline, now) => {}
+            // timer-wheel entry per drain; its timer is replaced once every half interval. A
+            // deadline that jumps further is a new timer: a pong moves the deadline from the
+            // pong's (10 s away when armed) to the next ping's, 15 s later, and the old timer
+            // would wake the session for nothing. Two comparisons: this runs on every input.
+            (Some(deadline), Some(timer))
+                if timer.armed <= deadline && deadline <= timer.kept_until => {}
             (Some(deadline), _) => {
                 let wake = wake_at(deadline, now, slack);
-                self.timer = Some((deadline, runtime.sleep_until(wake)));
+                let half = deadline.saturating_duration_since(now) / 2;
+                self.timer = Some(Timer {
+                    armed: deadline,
+                    kept_until: deadline.checked_add(half).unwrap_or(deadline),
+                    sleep: runtime.sleep_until(wake),
+                });
                 self.timer_gate.reset();
             }
             (None, _) => self.timer = None,
@@ -568,9 +582,9 @@ impl<'a> Waits<'a> {
                 // The timer is polled only once it has woken its gate: most wake-ups are
                 // deliveries.
                 TIMER => match &mut self.timer {
-                    Some((_, sleep)) => self
+                    Some(timer) => self
                         .timer_gate
-                        .poll(cx, |cx| sleep.as_mut().poll(cx))
+                        .poll(cx, |cx| timer.sleep.as_mut().poll(cx))
                         .map(|()| Input::Timer),
                     None => Poll::Pending,
                 },
@@ -593,12 +607,6 @@ impl<'a> Waits<'a> {
         }
         Poll::Pending
     }
-}
-
-/// A timer armed for `armed` is not worth keeping for `deadline`: it would fire before half the
-/// time left to the deadline, so it is replaced at the cost of a timer, not of a wake-up.
-fn stale(armed: Instant, deadline: Instant, now: Instant) -> bool {
-    armed < now + deadline.saturating_duration_since(now) / 2
 }
 
 /// When a timer for `deadline` wakes: put off to the next point of a grid every session shares,
@@ -766,34 +774,48 @@ mod tests {
             shutdown: None,
             turn: 0,
         };
-        let armed = |waits: &Waits<'_>| waits.timer.as_ref().map(|(deadline, _)| *deadline);
+        let armed = |waits: &Waits<'_>| waits.timer.as_ref().map(|timer| timer.armed);
+        let deliver = |session: &mut Session, now| {
+            let data = Payload::from_json("1").expect("JSON");
+            let id = Position {
+                epoch: 1,
+                offset: 0,
+            };
+            let frame = ServerMessage::Broadcast {
+                id,
+                event: None,
+                data,
+            };
+            session.deliver(now, Delivery::unstreamed(frame.encode()));
+            while session.poll_transmit(now).is_some() {}
+        };
         waits.arm(&session, &runtime, t0, Duration::ZERO);
         assert_eq!(armed(&waits), Some(at(25_000)), "the first ping");
-        // A delivery takes the ping along at 22 s: the deadline is its pong's, 32 s. The timer
-        // for 25 s would fire before half of the 10 s left: replaced.
-        let data = Payload::from_json("1").expect("JSON");
-        let id = Position {
-            epoch: 1,
-            offset: 0,
-        };
-        let frame = ServerMessage::Broadcast {
-            id,
-            event: None,
-            data,
-        };
-        session.deliver(at(22_000), Delivery::unstreamed(frame.encode()));
-        while session.poll_transmit(at(22_000)).is_some() {}
+        // A delivery takes the ping along at 22 s: the deadline is its pong's, 32 s, within
+        // half the 25 s the timer had when armed: it stays.
+        deliver(&mut session, at(22_000));
         waits.arm(&session, &runtime, at(22_000), Duration::ZERO);
-        assert_eq!(armed(&waits), Some(at(32_000)));
-        // The pong: the next ping is due at 47 s, and the pong's timer goes.
+        assert_eq!(armed(&waits), Some(at(25_000)));
+        // The pong: the next ping is due at 47 s, past 37.5 s: a new timer.
         session.handle_pong(at(22_100)).expect("open");
         waits.arm(&session, &runtime, at(22_100), Duration::ZERO);
         assert_eq!(armed(&waits), Some(at(47_000)));
-        // A deadline that moves on by less than half the time left keeps its timer (an SSE
-        // keep-alive's, with every write); an earlier deadline replaces it.
-        assert!(!stale(at(15_000), at(15_500), at(500)));
-        assert!(stale(at(15_000), at(22_600), at(7_600)));
-        assert!(!stale(at(15_000), at(15_000), at(14_999)));
+        // The same after a ping its timer sent: armed for the pong's deadline, 10 s away, and
+        // replaced once the pong moves the deadline 15 s on.
+        waits.timer = None; // it fired
+        assert!(session.poll_timeout() == Some(at(47_000)));
+        session.handle_timeout(at(47_000));
+        while session.poll_transmit(at(47_000)).is_some() {}
+        waits.arm(&session, &runtime, at(47_000), Duration::ZERO);
+        assert_eq!(armed(&waits), Some(at(57_000)));
+        session.handle_pong(at(47_050)).expect("open");
+        waits.arm(&session, &runtime, at(47_050), Duration::ZERO);
+        assert_eq!(armed(&waits), Some(at(72_000)));
+        // An early ping's pong deadline within half the timer's time keeps it: 79 s is within
+        // 72 + 12.475 s.
+        deliver(&mut session, at(69_000));
+        waits.arm(&session, &runtime, at(69_000), Duration::ZERO);
+        assert_eq!(armed(&waits), Some(at(72_000)));
     }
 
     #[test]
