@@ -80,12 +80,11 @@ where
 /// buffer of the connection's own (tungstenite's). tungstenite reads, and writes the close and
 /// the pongs it owes; every byte goes through one ordered queue (`Bridge`), so a frame the
 /// socket took only part of is finished before anything else.
+// `repr(C)`, in this order: what every delivery touches (the flags, the gate, the frame queue)
+// first, together, and tungstenite's state, which a delivery reads only through the socket's
+// queue, after it (docs/performance.md, "The seventh session").
+#[repr(C)]
 pub struct WsTransport<S> {
-    ws: WebSocket<Bridge<S>>,
-    /// A read that found nothing is not tried again until the socket wakes the gate.
-    gate: Gate,
-    /// Frames queued since the last flush: (first byte, payload).
-    frames: Frames,
     /// tungstenite holds bytes to write (a close, a pong): the next flush goes through it.
     ws_dirty: bool,
     /// A read ended the connection (closed, or an error already reported): no more reads.
@@ -93,6 +92,15 @@ pub struct WsTransport<S> {
     /// A ping came: its pong, queued by tungstenite, is flushed before the ping counts as
     /// input.
     pong_queued: bool,
+    /// tungstenite's `can_write` as of its last call: no frame is queued once a close went or
+    /// came. Kept here, as only a tungstenite call changes it, so that queueing a frame does
+    /// not read tungstenite's state.
+    writable: bool,
+    /// A read that found nothing is not tried again until the socket wakes the gate.
+    gate: Gate,
+    /// Frames queued since the last flush: (first byte, payload).
+    frames: Frames,
+    ws: WebSocket<Bridge<S>>,
 }
 
 impl<S> WsTransport<S> {
@@ -110,13 +118,15 @@ impl<S> WsTransport<S> {
             sent: 0,
             limit: config.max_write_buffer_size,
         };
+        let ws = WebSocket::from_raw_socket(bridge, role, Some(config));
         Self {
-            ws: WebSocket::from_raw_socket(bridge, role, Some(config)),
-            gate: Gate::default(),
-            frames: Frames::default(),
             ws_dirty: false,
             ended: false,
             pong_queued: false,
+            writable: ws.can_write(),
+            gate: Gate::default(),
+            frames: Frames::default(),
+            ws,
         }
     }
 }
@@ -208,9 +218,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         if self.ended {
             return Poll::Ready(None);
         }
-        let (ws, ended) = (&mut self.ws, &mut self.ended);
+        let (ws, ended, writable) = (&mut self.ws, &mut self.ended, &mut self.writable);
         self.gate.poll(cx, |cx| {
-            Self::drive(ws, cx, WebSocket::read).map(|read| match read {
+            let read = Self::drive(ws, cx, WebSocket::read);
+            *writable = ws.can_write();
+            read.map(|read| match read {
                 Ok(message) => Some(Ok(message)),
                 Err(error) => {
                     *ended = true;
@@ -225,7 +237,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
 
     /// Writes out what tungstenite holds.
     fn poll_flush_ws(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        let flushed = ready!(Self::drive(&mut self.ws, cx, WebSocket::flush));
+        let flushed = Self::drive(&mut self.ws, cx, WebSocket::flush);
+        self.writable = self.ws.can_write();
+        let flushed = ready!(flushed);
         self.ws_dirty = false;
         // Flushing what is left after the close handshake ended the connection is no error.
         Poll::Ready(match flushed {
@@ -298,7 +312,9 @@ where
                     reason: close.reason.into(),
                 }));
                 self.ws_dirty = true;
-                match self.ws.write(close) {
+                let written = self.ws.write(close);
+                self.writable = self.ws.can_write();
+                match written {
                     Ok(()) => Ok(()),
                     // Queued; the socket took only part of it.
                     Err(WsError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => Ok(()),
@@ -326,7 +342,7 @@ where
 impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
     /// Queues a frame for the next flush; none once tungstenite has sent or answered a close.
     fn queue(&mut self, first: u8, payload: Bytes) -> io::Result<()> {
-        if !self.ws.can_write() {
+        if !self.writable {
             return Err(io_error(WsError::Protocol(
                 async_tungstenite::tungstenite::error::ProtocolError::SendAfterClosing,
             )));
