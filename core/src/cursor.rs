@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use smallvec::SmallVec;
+
 use crate::names::RoomName;
 
 /// Most streams one cursor may name.
@@ -40,10 +42,10 @@ pub enum Stream {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cursor {
     /// Sorted by stream, each stream once. A connection follows a few streams, and an SSE
-    /// stream moves its cursor on with every event: a sorted `Vec` is one allocation whose first
-    /// entries share a cache line, where a `BTreeMap` node spread a lookup over three
-    /// (docs/performance.md).
-    positions: Vec<(Stream, Position)>,
+    /// stream moves its cursor on with every event: the first two entries are held in place,
+    /// where the stream's other state is, and more in one allocation; a `BTreeMap` node spread
+    /// a lookup over three cache lines of its own (docs/performance.md).
+    positions: SmallVec<[(Stream, Position); 2]>,
 }
 
 /// A position or cursor text that does not parse.
