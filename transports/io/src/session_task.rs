@@ -400,8 +400,8 @@ type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 /// is polled, handed to the session and written out in one `poll` ([`Hot::poll_step`]), with no
 /// future made or dropped. At 10,000 sessions a fan-out finds every session's task cold, and
 /// each cache line a delivery touches is a miss: `repr(C)`, in this order, the loop's own fields
-/// come first and the session's hot head after them (docs/performance.md, "The sixth
-/// session").
+/// come first, then the transport (whose hot fields lead it), then the session's hot head
+/// (docs/performance.md, "The sixth session" and "The seventh session").
 #[repr(C)]
 struct Hot<'a, T> {
     phase: Phase,
