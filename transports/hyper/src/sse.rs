@@ -177,6 +177,9 @@ struct SseTransport {
 type Sending = Pin<Box<dyn Future<Output = Result<(), SendError<Bytes>>> + Send>>;
 
 impl Transport for SseTransport {
+    /// A pending poll listens for the body's drop.
+    const RECV_WAKES: bool = true;
+
     /// Nothing comes in on an SSE stream; it ends when hyper drops the body (the client left).
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
         ready!(self.dropped.poll_wait(&mut self.listener, cx));
@@ -307,6 +310,9 @@ fn put_size_line(room: &mut [u8; SIZE_LINE], mut len: usize) -> usize {
 }
 
 impl<I: hyper::rt::Read + hyper::rt::Write + Unpin + Send> Transport for &mut DirectTransport<I> {
+    /// A pending read registered the waker with the socket.
+    const RECV_WAKES: bool = true;
+
     /// A client sends nothing once its stream is open: EOF, an error or any byte (a pipelined
     /// request, which a stream never answers) ends the stream.
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {

@@ -10,10 +10,17 @@
 //! that finds the queue empty takes the waker and wakes it. That is one lock per delivery and
 //! no allocation per wait, where a general event (many listeners, each allocated) cost two
 //! locks and a listener per wake-up at 10,000 sessions.
+//!
+//! The session's other sources, its socket and its timer, wake it through the mailbox too: each
+//! is polled with a [bell](Mailbox::bell) that notes which source rang before it wakes the task.
+//! A delivery (most wake-ups) reads the mailbox anyway, and the note beside its lock tells the
+//! session that neither the socket nor the timer needs a poll: a gate of their own per source was
+//! a cache line more per delivery each (docs/performance.md, "The eighth session").
 
 use std::mem;
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 
 use roomcast_core::delivery::Shared;
 use roomcast_core::limits::{DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_FRAMES};
@@ -58,10 +65,36 @@ pub(crate) enum Pushed {
     Gone,
 }
 
+/// A session's socket, as a source that [rings](Mailbox::bell) its mailbox.
+pub(crate) const RING_SOCKET: u8 = 1;
+/// A session's timer, likewise.
+pub(crate) const RING_TIMER: u8 = 2;
+
 #[derive(Debug)]
 pub(crate) struct Mailbox {
     budget: Budget,
+    /// The sources that rang since they were last [answered](Mailbox::answer): `RING_SOCKET`,
+    /// `RING_TIMER`. Beside the lock, so a delivery reads it with the line it locks.
+    rung: AtomicU8,
     inner: Mutex<Inner>,
+}
+
+/// The waker a source of the session is polled with: it notes the source in the mailbox, then
+/// wakes the session's task as a push does.
+#[derive(Debug)]
+struct Bell {
+    mailbox: Arc<Mailbox>,
+    source: u8,
+}
+
+impl Wake for Bell {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.mailbox.ring(self.source);
+    }
 }
 
 /// Deliveries in order: the first one in the mailbox itself, the rest in a buffer. In a paced
@@ -110,7 +143,8 @@ struct Inner {
     dropped: bool,
     /// The session task ended.
     gone: bool,
-    /// The session task, waiting in [`Mailbox::take`] (or having waited there last).
+    /// The session task, waiting in [`Mailbox::take`] or [`Mailbox::listen`] (or having
+    /// waited there last).
     waiter: Option<Waker>,
 }
 
@@ -118,7 +152,56 @@ impl Mailbox {
     pub(crate) fn new(budget: Budget) -> Self {
         Self {
             budget,
+            rung: AtomicU8::new(0),
             inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// A waker for `source` (`RING_SOCKET` or `RING_TIMER`): made once per session; its wake notes the
+    /// source in [`rung`](Self::rung), then wakes the task waiting on the mailbox.
+    pub(crate) fn bell(self: &Arc<Self>, source: u8) -> Waker {
+        Waker::from(Arc::new(Bell {
+            mailbox: Arc::clone(self),
+            source,
+        }))
+    }
+
+    /// The note first, then the waiter, under the lock the task registers under: a task that
+    /// registered before this takes the lock is woken, and one that registers after it finds
+    /// the note when it reads [`rung`](Self::rung) after registering.
+    fn ring(&self, source: u8) {
+        self.rung.fetch_or(source, Ordering::Release);
+        let waiter = self.lock().waiter.take();
+        if let Some(waiter) = waiter {
+            waiter.wake();
+        }
+    }
+
+    /// The sources that rang and were not answered since.
+    pub(crate) fn rung(&self) -> u8 {
+        self.rung.load(Ordering::Acquire)
+    }
+
+    /// `source` is about to be polled: a ring from now on is a new one.
+    pub(crate) fn answer(&self, source: u8) {
+        self.rung.fetch_and(!source, Ordering::AcqRel);
+    }
+
+    /// Registers the task's waker for the bells alone, without taking deliveries (a session
+    /// that is closing no longer takes them).
+    pub(crate) fn listen(&self, cx: &Context<'_>) {
+        Self::register(&mut self.lock(), cx);
+    }
+
+    fn register(inner: &mut Inner, cx: &Context<'_>) {
+        // The same task waits each time: keep its waker rather than clone it per wait. A waker
+        // left behind by a wait that lost a race costs at most one spurious wake-up.
+        if !inner
+            .waiter
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            inner.waiter = Some(cx.waker().clone());
         }
     }
 
@@ -200,15 +283,7 @@ impl Mailbox {
         if let Some(taken) = Self::take_locked(&mut inner, batch) {
             return Poll::Ready(taken);
         }
-        // The same task waits each time: keep its waker rather than clone it per wait. A waker
-        // left behind by a wait that lost a race costs at most one spurious wake-up.
-        if !inner
-            .waiter
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            inner.waiter = Some(cx.waker().clone());
-        }
+        Self::register(&mut inner, cx);
         Poll::Pending
     }
 

@@ -4,7 +4,7 @@
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -17,9 +17,8 @@ use roomcast_core::session::{
     Session, SessionConfig, SessionEvent, SessionKind, SessionState, Transmit,
 };
 
-use crate::gate::Gate;
 use crate::hub::{ConnectError, HubHandle};
-use crate::mailbox::{Batch, Mailbox};
+use crate::mailbox::{Batch, Mailbox, RING_SOCKET, RING_TIMER};
 use crate::observer::Observe;
 use crate::runtime::Runtime;
 use crate::shutdown::{Shutdown, Triggered};
@@ -178,12 +177,7 @@ pub async fn run_registered<R: Runtime, T: Transport>(
         transport_name,
         write_timeout: options.write_timeout,
         timer_slack: options.timer_slack,
-        waits: Waits {
-            timer: None,
-            timer_gate: Gate::default(),
-            shutdown: Some(options.shutdown.triggered()),
-            turn: 0,
-        },
+        waits: Waits::new(&mailbox, Some(options.shutdown.triggered())),
         session,
         transport,
     };
@@ -363,10 +357,14 @@ enum Input {
 struct Waits<'a> {
     /// The session's timer: see [`Timer`].
     timer: Option<Timer<'a>>,
-    /// The timer is polled only once it has woken its gate: most wake-ups are deliveries.
-    timer_gate: Gate,
     /// Until the server shuts down; `None` once it has said so.
     shutdown: Option<Triggered<'a>>,
+    /// The wakers the socket's reads and the timer are polled with: they ring the mailbox.
+    socket_bell: Waker,
+    timer_bell: Waker,
+    /// The sources (`RING_SOCKET`, `RING_TIMER`) whose last poll was pending: each is polled again only
+    /// once it rang, and most wake-ups are deliveries.
+    waiting: u8,
     /// Which of [`ORDER`] this wait polls its sources in; the next wait takes the next.
     turn: u8,
 }
@@ -525,6 +523,17 @@ impl<'a, T: Transport> Hot<'a, T> {
 }
 
 impl<'a> Waits<'a> {
+    fn new(mailbox: &Arc<Mailbox>, shutdown: Option<Triggered<'a>>) -> Self {
+        Self {
+            timer: None,
+            shutdown,
+            socket_bell: mailbox.bell(RING_SOCKET),
+            timer_bell: mailbox.bell(RING_TIMER),
+            waiting: 0,
+            turn: 0,
+        }
+    }
+
     /// Arms the timer for the session's next deadline, as one wait begins.
     fn arm<R: Runtime>(
         &mut self,
@@ -551,15 +560,21 @@ impl<'a> Waits<'a> {
                     kept_until: deadline.checked_add(half).unwrap_or(deadline),
                     sleep: runtime.sleep_until(wake),
                 });
-                self.timer_gate.reset();
+                // A new future: its first poll goes through.
+                self.waiting &= !RING_TIMER;
             }
-            (None, _) => self.timer = None,
+            (None, _) => {
+                self.timer = None;
+                self.waiting &= !RING_TIMER;
+            }
         }
     }
 
     /// The first of: a frame, a delivery, the session's timer, the server shutting down. The
     /// sources are polled in a fixed rotation of orders, one per wait (see [`ORDER`]): a
-    /// delivery, most wake-ups, is usually found first without polling the rest.
+    /// delivery, most wake-ups, is usually found first without polling the rest. The socket (if
+    /// its transport says its reads wake it, [`Transport::RECV_WAKES`]) and the timer are
+    /// polled only if they rang the mailbox since their last pending poll.
     fn poll_input<T: Transport>(
         &mut self,
         cx: &mut Context<'_>,
@@ -572,20 +587,29 @@ impl<'a> Waits<'a> {
         // once, after that the session's own grace timer does the rest.
         let open = session.is_open();
         let told = !open || session.is_shutting_down();
+        let rung = mailbox.rung();
         // Fair, not biased: the order of the sources changes from one wait to the next, so a
         // busy room does not starve reading (pongs), nor a chatty client the hub, nor either
         // of them the timer.
         for source in ORDER[usize::from(self.turn)] {
             let polled = match source {
+                FRAME if T::RECV_WAKES => {
+                    let bell = &self.socket_bell;
+                    poll_rung(&mut self.waiting, rung, RING_SOCKET, mailbox, || {
+                        transport.poll_recv(&mut Context::from_waker(bell))
+                    })
+                    .map(Input::Frame)
+                }
                 FRAME => transport.poll_recv(cx).map(Input::Frame),
                 DELIVERIES if open => mailbox.poll_take(cx, batch).map(Input::Deliveries),
-                // The timer is polled only once it has woken its gate: most wake-ups are
-                // deliveries.
                 TIMER => match &mut self.timer {
-                    Some(timer) => self
-                        .timer_gate
-                        .poll(cx, |cx| timer.sleep.as_mut().poll(cx))
-                        .map(|()| Input::Timer),
+                    Some(timer) => {
+                        let bell = &self.timer_bell;
+                        poll_rung(&mut self.waiting, rung, RING_TIMER, mailbox, || {
+                            timer.sleep.as_mut().poll(&mut Context::from_waker(bell))
+                        })
+                        .map(|()| Input::Timer)
+                    }
                     None => Poll::Pending,
                 },
                 SHUTDOWN if !told => match &mut self.shutdown {
@@ -605,8 +629,41 @@ impl<'a> Waits<'a> {
                 return Poll::Ready(input);
             }
         }
+        if !open {
+            mailbox.listen(cx);
+        }
+        // The task's waker is in the mailbox now. A source that rang since it was last looked
+        // at, while the waker was out of the mailbox (taken by the push or ring that woke this
+        // poll), woke nobody: poll again soon. A self-wake, not a loop here: a source may ring
+        // from its own poll.
+        if mailbox.rung() & self.waiting != 0 {
+            cx.waker().wake_by_ref();
+        }
         Poll::Pending
     }
+}
+
+/// Polls a source that rings the mailbox as `source`: unless its last poll was pending and it
+/// has not rung since. A ring is answered before the poll, so one during the poll counts.
+fn poll_rung<T>(
+    waiting: &mut u8,
+    rung: u8,
+    source: u8,
+    mailbox: &Mailbox,
+    poll: impl FnOnce() -> Poll<T>,
+) -> Poll<T> {
+    if rung & source != 0 {
+        mailbox.answer(source);
+    } else if *waiting & source != 0 {
+        return Poll::Pending;
+    }
+    let polled = poll();
+    if polled.is_pending() {
+        *waiting |= source;
+    } else {
+        *waiting &= !source;
+    }
+    polled
 }
 
 /// When a timer for `deadline` wakes: put off to the next point of a grid every session shares,
@@ -637,13 +694,18 @@ fn wake_at(deadline: Instant, now: Instant, slack: Duration) -> Instant {
 #[cfg(test)]
 mod tests {
     use async_trait::async_trait;
-    use futures_lite::future::block_on;
+    use std::sync::atomic::Ordering;
+
+    use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+    use futures_lite::future::{block_on, poll_once};
     use roomcast_core::cursor::Position;
     use roomcast_core::delivery::Delivery;
     use roomcast_core::envelope::{Payload, ServerMessage};
 
     use super::*;
+    use crate::gate::tests::Counted;
     use crate::mailbox::Budget;
+    use crate::websocket::WsTransport;
 
     /// A clock whose timers never fire, or (`Due(true)`) are due at once.
     #[derive(Clone)]
@@ -689,13 +751,8 @@ mod tests {
         let options = SessionOptions::default();
         let mut session = Session::new(options.kind, options.config, options.codec, now);
         session.accept(now, SessionId(1), UserId::new("u").expect("a user id"));
-        let mailbox = Mailbox::new(Budget::default());
-        let mut waits = Waits {
-            timer: None,
-            timer_gate: Gate::default(),
-            shutdown: None,
-            turn: 0,
-        };
+        let mailbox = Arc::new(Mailbox::new(Budget::default()));
+        let mut waits = Waits::new(&mailbox, None);
         let mut batch = Batch::default();
         let mut seen = String::new();
         for offset in 0..8 {
@@ -768,12 +825,8 @@ mod tests {
         let mut session = Session::new(options.kind, options.config, options.codec, t0);
         session.accept(t0, SessionId(1), UserId::new("u").expect("a user id"));
         let runtime = Due(false);
-        let mut waits = Waits {
-            timer: None,
-            timer_gate: Gate::default(),
-            shutdown: None,
-            turn: 0,
-        };
+        let mailbox = Arc::new(Mailbox::new(Budget::default()));
+        let mut waits = Waits::new(&mailbox, None);
         let armed = |waits: &Waits<'_>| waits.timer.as_ref().map(|timer| timer.armed);
         let deliver = |session: &mut Session, now| {
             let data = Payload::from_json("1").expect("JSON");
@@ -816,6 +869,133 @@ mod tests {
         deliver(&mut session, at(69_000));
         waits.arm(&session, &runtime, at(69_000), Duration::ZERO);
         assert_eq!(armed(&waits), Some(at(72_000)));
+    }
+
+    /// A delivery for the tests' mailboxes.
+    fn delivery(offset: u64) -> roomcast_core::delivery::Shared {
+        let data = Payload::from_json("1").expect("JSON");
+        let id = Position { epoch: 1, offset };
+        let frame = ServerMessage::Broadcast {
+            id,
+            event: None,
+            data,
+        };
+        Delivery::unstreamed(frame.encode())
+    }
+
+    fn open_session(now: Instant) -> Session {
+        let options = SessionOptions::default();
+        let mut session = Session::new(options.kind, options.config, options.codec, now);
+        session.accept(now, SessionId(1), UserId::new("u").expect("a user id"));
+        session
+    }
+
+    #[test]
+    fn the_socket_is_read_again_only_once_it_rang_the_mailbox() {
+        let socket = Counted::default();
+        let (reads, data) = (Arc::clone(&socket.reads), Arc::clone(&socket.data));
+        let mut transport = WsTransport::server(socket, WebSocketConfig::default());
+        let session = open_session(Instant::now());
+        let mailbox = Arc::new(Mailbox::new(Budget::default()));
+        let mut waits = Waits::new(&mailbox, None);
+        let mut batch = Batch::default();
+        let mut poll = |waits: &mut Waits<'_>, batch: &mut Batch| {
+            block_on(poll_once(poll_fn(|cx| {
+                waits.poll_input(cx, &session, &mut transport, &mailbox, batch)
+            })))
+        };
+        assert!(poll(&mut waits, &mut batch).is_none(), "nothing yet");
+        let first = reads.load(Ordering::SeqCst);
+        assert!(first > 0, "the first poll reads");
+        // Deliveries wake the session in every order of the rotation: no read.
+        for offset in 0..8 {
+            mailbox.push_one(delivery(offset));
+            let input = poll(&mut waits, &mut batch);
+            assert!(matches!(input, Some(Input::Deliveries(true))));
+            batch.drain().for_each(drop);
+            assert!(poll(&mut waits, &mut batch).is_none());
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), first, "not read again");
+        // A masked client text frame "hi" arrives, and the socket wakes its reader: the bell.
+        let mask = [1u8, 2, 3, 4];
+        let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ mask[0], b'i' ^ mask[1]];
+        let waker = {
+            let mut data = data.lock().expect("not poisoned");
+            data.0.extend_from_slice(&frame);
+            data.1.take().expect("the socket kept a waker")
+        };
+        waker.wake();
+        assert_eq!(mailbox.rung(), RING_SOCKET);
+        let input = poll(&mut waits, &mut batch);
+        assert!(
+            matches!(&input, Some(Input::Frame(Some(Inbound::Text(text)))) if text == "hi"),
+            "rang: read"
+        );
+        assert_eq!(mailbox.rung(), 0, "answered");
+    }
+
+    /// A client whose socket wakes its reader from within every read that finds nothing.
+    struct Ringing(u32);
+
+    impl Transport for Ringing {
+        const RECV_WAKES: bool = true;
+        fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
+            self.0 += 1;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(&mut self, _: Transmit) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_ring_that_found_no_task_waiting_wakes_the_task_again() {
+        let session = open_session(Instant::now());
+        let mailbox = Arc::new(Mailbox::new(Budget::default()));
+        let mut waits = Waits::new(&mailbox, None);
+        let mut batch = Batch::default();
+        let mut transport = Ringing(0);
+        let wakes = Arc::new(Wakes::default());
+        let task = Waker::from(Arc::clone(&wakes));
+        let mut cx = Context::from_waker(&task);
+        // The socket rings while it is polled, before the task's waker is in the mailbox (the
+        // second order of the rotation polls the socket first): no one was there to wake, so
+        // the poll wakes its own task.
+        waits.turn = 1;
+        let polled = waits.poll_input(&mut cx, &session, &mut transport, &mailbox, &mut batch);
+        assert!(polled.is_pending());
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "woken again");
+        assert_eq!(mailbox.rung(), RING_SOCKET);
+        // And the next poll reads again.
+        let polled = waits.poll_input(&mut cx, &session, &mut transport, &mailbox, &mut batch);
+        assert!(polled.is_pending());
+        assert_eq!(transport.0, 2);
+        // A ring with the task's waker in the mailbox wakes it through the mailbox.
+        let bell = mailbox.bell(RING_SOCKET);
+        let before = wakes.0.load(Ordering::SeqCst);
+        mailbox.answer(RING_SOCKET);
+        bell.wake_by_ref();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), before + 1);
     }
 
     #[test]

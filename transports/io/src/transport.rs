@@ -29,6 +29,13 @@ pub enum Inbound {
 /// flush was state written on every delivery, at 10,000 sessions each a cache line missed
 /// (docs/performance.md, "The sixth session").
 pub trait Transport: Send {
+    /// True if [`poll_recv`](Self::poll_recv), once pending, can become ready only after it
+    /// woke the waker it was given: that poll registered the waker for everything that can
+    /// make it ready, whatever is sent meanwhile. The run loop then polls it again only once
+    /// it woke, not on every wake-up of the session (mostly deliveries), which spares a read
+    /// attempt per delivery. False by default: polled on every wake-up.
+    const RECV_WAKES: bool = false;
+
     /// The next inbound frame; `None` once the connection is gone. The run loop stops polling
     /// it whenever another input comes first, so no frame may be lost between two polls.
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Inbound>>;

@@ -16,7 +16,6 @@ use roomcast_core::close::{Close, CloseCode};
 use roomcast_core::session::{SessionConfig, Transmit};
 
 use crate::buffer::recycle;
-use crate::gate::Gate;
 use crate::transport::{Inbound, Transport};
 
 /// tungstenite's settings for a session's limits: a small read buffer (tungstenite zero-fills
@@ -80,7 +79,7 @@ where
 /// buffer of the connection's own (tungstenite's). tungstenite reads, and writes the close and
 /// the pongs it owes; every byte goes through one ordered queue (`Bridge`), so a frame the
 /// socket took only part of is finished before anything else.
-// `repr(C)`, in this order: what every delivery touches (the flags, the gate, the frame queue)
+// `repr(C)`, in this order: what every delivery touches (the flags, the frame queue)
 // first, together, and tungstenite's state, which a delivery reads only through the socket's
 // queue, after it (docs/performance.md, "The seventh session").
 #[repr(C)]
@@ -96,8 +95,6 @@ pub struct WsTransport<S> {
     /// came. Kept here, as only a tungstenite call changes it, so that queueing a frame does
     /// not read tungstenite's state.
     writable: bool,
-    /// A read that found nothing is not tried again until the socket wakes the gate.
-    gate: Gate,
     /// Frames queued since the last flush: (first byte, payload).
     frames: Frames,
     ws: WebSocket<Bridge<S>>,
@@ -124,7 +121,6 @@ impl<S> WsTransport<S> {
             ended: false,
             pong_queued: false,
             writable: ws.can_write(),
-            gate: Gate::default(),
             frames: Frames::default(),
             ws,
         }
@@ -210,28 +206,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         }
     }
 
-    /// The next message, reading the socket only on the first poll after a message or after
-    /// the socket woke the gate: tungstenite zero-fills its read buffer before each read, and
-    /// smol's sockets try a `recvfrom` before waiting (see [`Gate`]). After a message the next
-    /// poll reads: tungstenite may hold more frames of the same read.
-    fn poll_gated(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, WsError>>> {
+    /// The next message. Each poll reads (tungstenite zero-fills its read buffer first, and
+    /// smol's sockets try a `recvfrom` before waiting), so the run loop polls this only once
+    /// the socket woke it ([`Transport::RECV_WAKES`]).
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, WsError>>> {
         if self.ended {
             return Poll::Ready(None);
         }
-        let (ws, ended, writable) = (&mut self.ws, &mut self.ended, &mut self.writable);
-        self.gate.poll(cx, |cx| {
-            let read = Self::drive(ws, cx, WebSocket::read);
-            *writable = ws.can_write();
-            read.map(|read| match read {
-                Ok(message) => Some(Ok(message)),
-                Err(error) => {
-                    *ended = true;
-                    match error {
-                        WsError::AlreadyClosed | WsError::ConnectionClosed => None,
-                        error => Some(Err(error)),
-                    }
+        let read = Self::drive(&mut self.ws, cx, WebSocket::read);
+        self.writable = self.ws.can_write();
+        read.map(|read| match read {
+            Ok(message) => Some(Ok(message)),
+            Err(error) => {
+                self.ended = true;
+                match error {
+                    WsError::AlreadyClosed | WsError::ConnectionClosed => None,
+                    error => Some(Err(error)),
                 }
-            })
+            }
         })
     }
 
@@ -253,6 +245,9 @@ impl<S> Transport for WsTransport<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    /// A pending read registered the waker with the socket, and so did a pending pong's flush.
+    const RECV_WAKES: bool = true;
+
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
         loop {
             // tungstenite queued the pong itself; send it now, not at the next write, or a
@@ -262,7 +257,7 @@ where
                 self.pong_queued = false;
                 return Poll::Ready(Some(Inbound::Pong));
             }
-            let message = match ready!(self.poll_gated(cx)) {
+            let message = match ready!(self.poll_message(cx)) {
                 None => return Poll::Ready(None),
                 Some(Ok(message)) => message,
                 Some(Err(error)) => return Poll::Ready(failed(error)),
@@ -546,7 +541,6 @@ fn io_error(error: WsError) -> io::Error {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
     use std::sync::{Arc, Mutex};
 
     use std::future::poll_fn;
@@ -556,36 +550,6 @@ mod tests {
     use futures_lite::future::{block_on, poll_once};
 
     use super::*;
-    use crate::gate::tests::Counted;
-
-    #[test]
-    fn the_socket_is_read_again_only_once_it_woke_the_reader() {
-        let socket = Counted::default();
-        let (reads, data) = (Arc::clone(&socket.reads), Arc::clone(&socket.data));
-        let mut transport = WsTransport::server(socket, WebSocketConfig::default());
-        assert!(
-            block_on(poll_once(poll_fn(|cx| transport.poll_recv(cx)))).is_none(),
-            "nothing to read"
-        );
-        let after_first = reads.load(Ordering::SeqCst);
-        // The session wakes for other reasons (deliveries, timers) and polls again: no read.
-        for _ in 0..5 {
-            assert!(block_on(poll_once(poll_fn(|cx| transport.poll_recv(cx)))).is_none());
-        }
-        assert_eq!(reads.load(Ordering::SeqCst), after_first);
-        // A masked client text frame "hi" arrives, and the socket wakes its reader.
-        let mask = [1u8, 2, 3, 4];
-        let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ mask[0], b'i' ^ mask[1]];
-        let waker = {
-            let mut data = data.lock().expect("not poisoned");
-            data.0.extend_from_slice(&frame);
-            data.1.take().expect("the socket kept a waker")
-        };
-        waker.wake();
-        let received = block_on(poll_once(poll_fn(|cx| transport.poll_recv(cx)))).flatten();
-        assert_eq!(received, Some(Inbound::Text("hi".to_owned())));
-        assert!(reads.load(Ordering::SeqCst) > after_first);
-    }
 
     /// A socket that takes only as many bytes as it was given room for, then waits.
     #[derive(Clone, Default)]
