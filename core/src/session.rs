@@ -23,6 +23,9 @@ pub use crate::limits::SessionConfig;
 use crate::limits::TokenBucket;
 use crate::names::UserId;
 
+mod queue;
+use queue::Queue;
+
 /// The reason of a slow consumer's close (4000).
 pub const SLOW_CONSUMER_REASON: &str = "slow consumer: reconnect and resume";
 /// The reason of a `shutdown` message and of the close (1001) that follows it.
@@ -202,7 +205,7 @@ pub struct Session {
     /// The bytes of the frames in `queue`.
     queued_bytes: usize,
     /// Frames to send, in order.
-    queue: VecDeque<Shared>,
+    queue: Queue,
     /// At most one per input since the last drain (plus one `Closed`).
     events: VecDeque<SessionEvent>,
     /// Present while open.
@@ -243,7 +246,7 @@ impl Session {
             handshake_deadline: now.checked_add(config.handshake_timeout),
             shutdown_at: None,
             closing_deadline: None,
-            queue: VecDeque::new(),
+            queue: Queue::default(),
             queued_bytes: 0,
             ping_due: false,
             keep_alive_due: false,

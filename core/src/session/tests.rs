@@ -776,7 +776,7 @@ fn what_every_delivery_touches_lies_in_the_first_four_cache_lines() {
         end(offset_of!(Session, ping_due), 1),
         end(offset_of!(Session, keep_alive_due), 1),
         end(offset_of!(Session, queued_bytes), 8),
-        end(offset_of!(Session, queue), size_of::<VecDeque<Shared>>()),
+        end(offset_of!(Session, queue), size_of::<super::Queue>()),
         end(
             offset_of!(Session, events),
             size_of::<VecDeque<SessionEvent>>(),
