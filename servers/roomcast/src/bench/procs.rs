@@ -165,10 +165,30 @@ impl ServerProc {
 
 impl Drop for ServerProc {
     fn drop(&mut self) {
+        // A wrapper that forks (strace, perf record) would leave the server itself running.
+        kill_descendants(self.pid());
         let _ = self.child.kill();
         let _ = self.child.wait();
         if !self.keep_log {
             let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
+/// Kills every process below `pid` (`/proc/PID/task/*/children`), the deepest first.
+fn kill_descendants(pid: u32) {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"));
+    for task in tasks.into_iter().flatten().flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in children
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
+            kill_descendants(child);
+            let _ = Command::new("kill")
+                .args(["-KILL", &child.to_string()])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
