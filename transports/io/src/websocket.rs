@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Waker, ready};
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
-use async_tungstenite::tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
+use async_tungstenite::tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use async_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use futures_lite::{AsyncRead, AsyncWrite};
 use futures_util::{SinkExt, StreamExt};
@@ -79,9 +79,10 @@ where
 /// buffer of the connection's own (tungstenite's). tungstenite reads, and writes the close and
 /// the pongs it owes; every byte goes through one ordered queue (`Bridge`), so a frame the
 /// socket took only part of is finished before anything else.
-// `repr(C)`, in this order: what every delivery touches (the flags, the frame queue)
-// first, together, and tungstenite's state, which a delivery reads only through the socket's
-// queue, after it (docs/performance.md, "The seventh session").
+// `repr(C)`, in this order: what every delivery touches (the flags, the frame queue, the
+// socket and its write queue) first, together, and tungstenite's protocol state, which a
+// delivery does not read, after it (docs/performance.md, "The seventh session" and "The eighth
+// session").
 #[repr(C)]
 pub struct WsTransport<S> {
     /// tungstenite holds bytes to write (a close, a pong): the next flush goes through it.
@@ -97,7 +98,9 @@ pub struct WsTransport<S> {
     writable: bool,
     /// Frames queued since the last flush: (first byte, payload).
     frames: Frames,
-    ws: WebSocket<Bridge<S>>,
+    /// The socket, which tungstenite reads and writes through.
+    bridge: Bridge<S>,
+    ws: WebSocketContext,
 }
 
 impl<S> WsTransport<S> {
@@ -115,13 +118,14 @@ impl<S> WsTransport<S> {
             sent: 0,
             limit: config.max_write_buffer_size,
         };
-        let ws = WebSocket::from_raw_socket(bridge, role, Some(config));
+        let ws = WebSocketContext::new(role, Some(config));
         Self {
             ws_dirty: false,
             ended: false,
             pong_queued: false,
             writable: ws.can_write(),
             frames: Frames::default(),
+            bridge,
             ws,
         }
     }
@@ -195,12 +199,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
     /// Runs one tungstenite call with `cx`'s waker for the socket: a socket that would block
     /// makes it `Pending`.
     fn drive<T>(
-        ws: &mut WebSocket<Bridge<S>>,
+        &mut self,
         cx: &Context<'_>,
-        call: impl FnOnce(&mut WebSocket<Bridge<S>>) -> Result<T, WsError>,
+        call: impl FnOnce(&mut WebSocketContext, &mut Bridge<S>) -> Result<T, WsError>,
     ) -> Poll<Result<T, WsError>> {
-        ws.get_mut().use_waker(cx.waker());
-        match call(ws) {
+        self.bridge.use_waker(cx.waker());
+        let called = call(&mut self.ws, &mut self.bridge);
+        self.writable = self.ws.can_write();
+        match called {
             Err(WsError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
             done => Poll::Ready(done),
         }
@@ -213,8 +219,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         if self.ended {
             return Poll::Ready(None);
         }
-        let read = Self::drive(&mut self.ws, cx, WebSocket::read);
-        self.writable = self.ws.can_write();
+        let read = self.drive(cx, WebSocketContext::read);
         read.map(|read| match read {
             Ok(message) => Some(Ok(message)),
             Err(error) => {
@@ -229,9 +234,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
 
     /// Writes out what tungstenite holds.
     fn poll_flush_ws(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        let flushed = Self::drive(&mut self.ws, cx, WebSocket::flush);
-        self.writable = self.ws.can_write();
-        let flushed = ready!(flushed);
+        let flushed = ready!(self.drive(cx, WebSocketContext::flush));
         self.ws_dirty = false;
         // Flushing what is left after the close handshake ended the connection is no error.
         Poll::Ready(match flushed {
@@ -284,7 +287,7 @@ where
     /// What the socket did not take is written before anything more is queued, so what waits
     /// stays bounded (async-tungstenite's `poll_ready`).
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let bridge = self.ws.get_mut();
+        let bridge = &mut self.bridge;
         bridge.use_waker(cx.waker());
         match bridge.drain() {
             Ok(true) => Poll::Ready(Ok(())),
@@ -307,7 +310,7 @@ where
                     reason: close.reason.into(),
                 }));
                 self.ws_dirty = true;
-                let written = self.ws.write(close);
+                let written = self.ws.write(&mut self.bridge, close);
                 self.writable = self.ws.can_write();
                 match written {
                     Ok(()) => Ok(()),
@@ -322,12 +325,12 @@ where
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.ws.get_mut().use_waker(cx.waker());
+        self.bridge.use_waker(cx.waker());
         self.write_frames()?;
         if self.ws_dirty {
             return self.poll_flush_ws(cx).map_err(io_error);
         }
-        match self.ws.get_mut().flush() {
+        match self.bridge.flush() {
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
             done => Poll::Ready(done),
         }
@@ -352,7 +355,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
     /// vectored write takes a header and a payload each, one frame's header from the stack and
     /// a burst's headers from one buffer.
     fn write_frames(&mut self) -> io::Result<()> {
-        let (bridge, frames) = (self.ws.get_mut(), &mut self.frames);
+        let (bridge, frames) = (&mut self.bridge, &mut self.frames);
         let Some((first, payload)) = &frames.first else {
             return Ok(());
         };
