@@ -212,7 +212,7 @@ pub async fn run_registered<R: Runtime, T: Transport>(
         // ahead than one write.
         if asked && hot.session.is_open() {
             match mailbox.try_take(&mut hot.batch) {
-                Some(true) => deliver(runtime, &mut hot.session, &mut hot.batch),
+                Some(true) => deliver(runtime.now(), &mut hot.session, &mut hot.batch),
                 Some(false) => {
                     leave.left = true; // the hub let go
                     slow_consumer(runtime, &mut hot.session);
@@ -275,7 +275,7 @@ pub async fn run_registered<R: Runtime, T: Transport>(
             }
             Input::Frame(None) => break Ended::Lost,
             // The common path hands a batch to the session itself; this is for completeness.
-            Input::Deliveries(true) => deliver(runtime, session, &mut hot.batch),
+            Input::Deliveries(true) => deliver(runtime.now(), session, &mut hot.batch),
             Input::Deliveries(false) => {
                 leave.left = true; // the hub let go
                 slow_consumer(runtime, session);
@@ -294,8 +294,8 @@ pub async fn run_registered<R: Runtime, T: Transport>(
 
 /// Hands a batch from the mailbox to the session, keeping the buffer for the next one unless a
 /// burst made it large.
-fn deliver<R: Runtime>(runtime: &R, session: &mut Session, batch: &mut Batch) {
-    session.deliver_batch(runtime.now(), batch.drain());
+fn deliver(now: Instant, session: &mut Session, batch: &mut Batch) {
+    session.deliver_batch(now, batch.drain());
     batch.recycle(KEPT_BATCH_CAPACITY);
 }
 
@@ -452,11 +452,14 @@ impl<'a, T: Transport> Hot<'a, T> {
     /// (a frame, the timer, the shutdown, an event for the hub, a write that has to wait) is
     /// handed back to the loop.
     fn poll_step<R: Runtime>(&mut self, cx: &mut Context<'_>, runtime: &'a R) -> Poll<Step> {
+        // The clock as a batch of deliveries read it: their write, right after, goes out at the
+        // same moment, one clock read per delivery rather than two.
+        let mut delivered_at = None;
         loop {
             // The clock as this poll's write read it, for the timer's arming right after.
             let mut written_at = None;
             if self.phase == Phase::Write {
-                let now = runtime.now();
+                let now = delivered_at.take().unwrap_or_else(|| runtime.now());
                 written_at = Some(now);
                 match self.poll_write(cx, now) {
                     Poll::Ready(Ok(())) => {}
@@ -489,7 +492,9 @@ impl<'a, T: Transport> Hot<'a, T> {
             match input {
                 // Everything that waited: its frames go out in the next write, together.
                 Input::Deliveries(true) => {
-                    deliver(runtime, &mut self.session, &mut self.batch);
+                    let now = runtime.now();
+                    deliver(now, &mut self.session, &mut self.batch);
+                    delivered_at = Some(now);
                     if let Some(event) = self.session.poll_event() {
                         return Poll::Ready(Step::Event(event));
                     }
