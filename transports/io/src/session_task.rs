@@ -362,8 +362,8 @@ struct Waits<'a> {
     /// The wakers the socket's reads and the timer are polled with: they ring the mailbox.
     socket_bell: Waker,
     timer_bell: Waker,
-    /// The sources (`RING_SOCKET`, `RING_TIMER`) whose last poll was pending: each is polled again only
-    /// once it rang, and most wake-ups are deliveries.
+    /// The sources (`RING_SOCKET`, `RING_TIMER`) whose last poll was pending: each is polled
+    /// again only once it rang, and most wake-ups are deliveries.
     waiting: u8,
     /// Which of [`ORDER`] this wait polls its sources in; the next wait takes the next.
     turn: u8,
@@ -698,9 +698,9 @@ fn wake_at(deadline: Instant, now: Instant, slack: Duration) -> Instant {
 
 #[cfg(test)]
 mod tests {
-    use async_trait::async_trait;
     use std::sync::atomic::Ordering;
 
+    use async_trait::async_trait;
     use async_tungstenite::tungstenite::protocol::WebSocketConfig;
     use futures_lite::future::{block_on, poll_once};
     use roomcast_core::cursor::Position;
