@@ -267,6 +267,49 @@ pub(crate) fn raise_fd_limit() -> FdLimit {
 mod tests {
     use super::*;
 
+    /// The children of `pid`'s threads, as the kernel lists them.
+    fn children(pid: u32) -> Vec<u32> {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc");
+        tasks
+            .flatten()
+            .flat_map(|task| {
+                let text =
+                    std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+                text.split_whitespace()
+                    .filter_map(|c| c.parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn what_a_wrapper_forked_is_killed_with_it() {
+        // A wrapper that forks its command and waits, as strace and perf record do.
+        let mut wrapper = Command::new("sh")
+            .args(["-c", "sleep 60 & wait"])
+            .spawn()
+            .expect("sh");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let forked = loop {
+            if let Some(&child) = children(wrapper.id()).first() {
+                break child;
+            }
+            assert!(Instant::now() < deadline, "sh never forked");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        kill_descendants(wrapper.id());
+        // The wrapper's `wait` returns once its child is gone, and it exits.
+        let status = loop {
+            if let Some(status) = wrapper.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the forked command still runs");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(status.success(), "only the child was killed: {status}");
+        assert!(!std::path::Path::new(&format!("/proc/{forked}")).exists());
+    }
+
     #[test]
     fn context_switches_are_read_from_a_status_file() {
         let status = "Name:\tx\nvoluntary_ctxt_switches:\t1777\nnonvoluntary_ctxt_switches:\t61\n";
