@@ -87,6 +87,10 @@ struct Sim {
     refs: u64,
     /// Refs of joins sent by a tab already in the room.
     rejoins: BTreeSet<u64>,
+    /// Refs of the other joins, and the `since` each was sent with. A stalled tab reads the
+    /// reply later, when its own position may have moved on: it may read, from before a leave,
+    /// messages the join then replays.
+    joins: BTreeMap<u64, Option<Position>>,
 }
 
 fn user_of(tab: usize) -> usize {
@@ -123,6 +127,7 @@ impl Sim {
             grace: BTreeMap::new(),
             refs: 0,
             rejoins: BTreeSet::new(),
+            joins: BTreeMap::new(),
         }
     }
 
@@ -164,11 +169,13 @@ impl Sim {
                 }
             }
             Op::Join(t, r) if self.tabs[t].session.is_some() => {
-                if !self.tabs[t].rooms.insert(r) {
+                let since = self.tabs[t].seen.get(&r).copied();
+                if self.tabs[t].rooms.insert(r) {
+                    self.joins.insert(self.refs + 1, since);
+                } else {
                     self.rejoins.insert(self.refs + 1);
                 }
                 self.grace.remove(&(r, user_of(t)));
-                let since = self.tabs[t].seen.get(&r).copied();
                 self.request(
                     t,
                     ClientMessage::Join {
@@ -331,23 +338,32 @@ impl Sim {
                                 "re-join in room{}",
                                 r
                             );
-                        } else if let Some(recovered) = reply.recovered {
-                            // A join: check `recovered` against what history covers.
-                            let since = self.tabs[t].seen[&r];
-                            prop_assert_eq!(
-                                recovered,
-                                self.covered(r, since),
-                                "room{} from {}",
-                                r,
-                                since
-                            );
-                            if recovered {
-                                prop_assert_eq!(id, since);
+                        } else {
+                            // A join: `recovered` is what history covers after the `since` it
+                            // was sent with, and a recovered join resumes from there.
+                            let since = match reply.reference {
+                                Ref::Number(n) => self.joins.remove(&n),
+                                _ => None,
+                            }
+                            .expect("a reply to a join the model sent");
+                            // Without `since`, the reply says nothing of recovery.
+                            prop_assert_eq!(reply.recovered.is_some(), since.is_some());
+                            if let (Some(recovered), Some(since)) = (reply.recovered, since) {
+                                prop_assert_eq!(
+                                    recovered,
+                                    self.covered(r, since),
+                                    "room{} from {}",
+                                    r,
+                                    since
+                                );
+                                if recovered {
+                                    prop_assert_eq!(id, since);
+                                }
                             }
                         }
-                        if reply.recovered != Some(true) {
-                            self.tabs[t].seen.insert(r, id);
-                        }
+                        // The protocol: the position in the room is the reply's `id`, then each
+                        // message's as it arrives.
+                        self.tabs[t].seen.insert(r, id);
                     } else {
                         // A publish: the sender's own message, which it does not receive.
                         advance(&mut self.tabs[t].seen, r, id)?;
@@ -455,20 +471,44 @@ fn advance(
     Ok(())
 }
 
+/// Runs `ops` against the model, checking after every step.
+fn run(ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut sim = Sim::new();
+    for op in ops {
+        sim.apply(op);
+        sim.settle();
+        sim.drain()?;
+        sim.check()?;
+    }
+    sim.drain()?;
+    sim.settle();
+    sim.check()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 384, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn the_hub_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..80)) {
-        let mut sim = Sim::new();
-        for op in &ops {
-            sim.apply(op);
-            sim.settle();
-            sim.drain()?;
-            sim.check()?;
-        }
-        sim.drain()?;
-        sim.settle();
-        sim.check()?;
+        run(&ops)?;
+    }
+}
+
+/// Found by the proptest in a CI run: a tab that stops reading, then leaves and joins again,
+/// reads a message from before its leave, and then the same message replayed after the join
+/// (which it sent with the position it had read to). The join resumes from that position.
+#[test]
+fn a_stalled_tab_that_leaves_and_joins_again_resumes_from_what_it_sent() {
+    let ops = [
+        Op::Connect(0),
+        Op::Join(0, 0),
+        Op::Stall(0),
+        Op::ServerPublish(0),
+        Op::Leave(0, 0),
+        Op::Join(0, 0),
+        Op::Stall(0),
+    ];
+    if let Err(error) = run(&ops) {
+        panic!("{error}");
     }
 }
