@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use roomcast_core::long_poll::LongPoll;
 use roomcast_core::session::{SessionKind, Transmit};
 use roomcast_io::{Inbound, Runtime, Shutdown, Transport, run_registered};
@@ -22,10 +21,10 @@ use crate::body::Body;
 use crate::handshake::{Refusal, query_param};
 use crate::service::{Inner, allow_origin, json, parse_cursor};
 
-pub(crate) async fn poll<R: Runtime>(
+pub(crate) async fn poll<R: Runtime, B: Send + 'static>(
     inner: &Inner<R>,
     peer: IpAddr,
-    request: Request<Incoming>,
+    request: Request<B>,
 ) -> Result<Response<Body>, Refusal> {
     let admitted = inner.admit(peer, &request)?;
     let cursor = parse_cursor(query_param(request.uri(), "cursor"), "cursor")?;

@@ -161,8 +161,14 @@ impl<R: Runtime> Roomcast<R> {
         }
     }
 
-    /// Answers one request from `peer`.
-    pub async fn handle(&self, peer: IpAddr, request: Request<Incoming>) -> Response<Body> {
+    /// Answers one request from `peer`. The body type is any (hyper's `Incoming`, or a
+    /// framework's own, such as axum's): no endpoint reads a request body, and a WebSocket
+    /// upgrade needs only hyper's upgrade extension, which frameworks keep.
+    pub async fn handle<B: Send + 'static>(
+        &self,
+        peer: IpAddr,
+        request: Request<B>,
+    ) -> Response<Body> {
         let inner = &self.inner;
         let endpoint = match request.uri().path() {
             "/ws" => Endpoint::WebSocket,

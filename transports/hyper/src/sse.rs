@@ -22,7 +22,6 @@ use bytes::Bytes;
 use event_listener::EventListener;
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, future};
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
 use roomcast_core::event_stream::EventStream;
 use roomcast_core::session::{SessionKind, Transmit};
 use roomcast_io::{
@@ -120,10 +119,10 @@ async fn open<R: Runtime, B>(
 }
 
 /// The stream as a hyper streaming body, fed by the session's task.
-pub(crate) async fn stream<R: Runtime>(
+pub(crate) async fn stream<R: Runtime, B: Send + 'static>(
     inner: &Inner<R>,
     peer: IpAddr,
-    request: Request<Incoming>,
+    request: Request<B>,
 ) -> Result<Response<Body>, Refusal> {
     let Opened {
         runtime,

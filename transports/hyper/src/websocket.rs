@@ -11,7 +11,6 @@ use async_tungstenite::tungstenite::handshake::derive_accept_key;
 use async_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use futures_lite::{AsyncWriteExt, future};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version, header};
-use hyper::body::Incoming;
 use roomcast_core::hub::Connect;
 use roomcast_core::session::SessionKind;
 use roomcast_io::{
@@ -72,10 +71,10 @@ async fn open<R: Runtime, B>(
 
 /// `GET /ws` under hyper: the roomcast protocol on the upgraded connection, in a task of its
 /// own.
-pub(crate) async fn protocol<R: Runtime>(
+pub(crate) async fn protocol<R: Runtime, B: Send + 'static>(
     inner: &Inner<R>,
     peer: IpAddr,
-    mut request: Request<Incoming>,
+    mut request: Request<B>,
 ) -> Result<Response<Body>, Refusal> {
     let Opened {
         registered,
@@ -151,10 +150,10 @@ pub(crate) async fn serve_direct<R, I>(
 }
 
 /// `GET /ws/echo`: every text and binary message comes back unchanged.
-pub(crate) fn echo<R: Runtime>(
+pub(crate) fn echo<R: Runtime, B>(
     inner: &Inner<R>,
     peer: IpAddr,
-    mut request: Request<Incoming>,
+    mut request: Request<B>,
 ) -> Result<Response<Body>, Refusal> {
     let accept = check_upgrade(&request)?;
     inner.check_origin(&request)?;
