@@ -160,6 +160,15 @@ impl HubHandle {
         session: SessionId,
         request: ClientEnvelope,
     ) -> Result<(), HubGone> {
+        self.request_now(session, request)
+    }
+
+    /// As [`request`](Self::request), for the session driver, which cannot await.
+    pub(crate) fn request_now(
+        &self,
+        session: SessionId,
+        request: ClientEnvelope,
+    ) -> Result<(), HubGone> {
         self.with(|hub, _, now| hub.handle_request(now, session, request))
     }
 
@@ -173,7 +182,7 @@ impl HubHandle {
         let _ = self.leave(session);
     }
 
-    fn leave(&self, session: SessionId) -> Result<(), HubGone> {
+    pub(crate) fn leave(&self, session: SessionId) -> Result<(), HubGone> {
         self.with(|hub, mailboxes, now| {
             mailboxes.remove(session);
             hub.disconnect(now, session);

@@ -36,24 +36,27 @@
 #![deny(missing_docs)]
 
 mod buffer;
-mod gate;
 mod hub;
 mod mailbox;
+mod manual_clock;
 mod observer;
+mod readiness;
 mod runtime;
-mod session_task;
+mod session;
 mod shutdown;
 mod transport;
 mod websocket;
 
 pub use buffer::recycle;
-pub use gate::GatedIo;
 pub use hub::{ConnectError, HubGone, HubHandle, HubStats, spawn_hub};
 pub use mailbox::Budget;
+pub use manual_clock::{ManualClock, ManualTimer};
 pub use observer::{Observe, Observer, Unobserved};
-pub use runtime::{ManualClock, Runtime};
-pub use session_task::{
-    DEFAULT_TIMER_SLACK, Ended, Registered, SessionOptions, run_registered, run_session,
+pub use readiness::GatedIo;
+pub use runtime::{AsyncTimer, Runtime};
+pub use session::{
+    DEFAULT_TIMER_SLACK, Ended, Registered, SessionDriver, SessionOptions, run_registered,
+    run_session,
 };
 pub use shutdown::{Shutdown, Triggered};
 pub use transport::{Inbound, Transport};

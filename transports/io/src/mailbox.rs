@@ -11,21 +11,19 @@
 //! no allocation per wait, where a general event (many listeners, each allocated) cost two
 //! locks and a listener per wake-up at 10,000 sessions.
 //!
-//! The session's other sources, its socket and its timer, wake it through the mailbox too: each
-//! is polled with a [bell](Mailbox::bell) that notes which source rang before it wakes the task.
-//! A delivery (most wake-ups) reads the mailbox anyway, and the note in it tells the session
-//! that neither the socket nor the timer needs a poll: a gate of their own per source was
-//! a cache line more per delivery each (docs/performance.md, "The eighth session").
+//! The session's other sources, its socket and its timer, wake it through the mailbox too: the
+//! mailbox is their [belfry](crate::readiness::Belfry), and the memo of which of them rang sits
+//! beside the deliveries (see `readiness.rs`).
 
 use std::mem;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 
 use roomcast_core::delivery::Shared;
 use roomcast_core::limits::{DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_FRAMES};
 
 use crate::buffer::recycle;
+use crate::readiness::{Belfry, Rung};
 
 /// How much may wait in one session's mailbox before the session counts as a slow consumer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +63,7 @@ pub(crate) enum Pushed {
     Gone,
 }
 
-/// A session's socket, as a source that [rings](Mailbox::bell) its mailbox.
+/// A session's socket, as a source that rings its mailbox's memo.
 pub(crate) const RING_SOCKET: u8 = 1;
 /// A session's timer, likewise.
 pub(crate) const RING_TIMER: u8 = 2;
@@ -73,30 +71,12 @@ pub(crate) const RING_TIMER: u8 = 2;
 #[derive(Debug)]
 pub(crate) struct Mailbox {
     budget: Budget,
-    /// The sources that rang since they were last [answered](Mailbox::answer): `RING_SOCKET`,
-    /// `RING_TIMER`. In the allocation a delivery reads anyway; where rustc puts it, it shares a
-    /// line with what the session's take reads (a `repr(C)` order with it before the lock
-    /// counted 0.9 read misses more per delivery).
-    rung: AtomicU8,
+    /// Which of the session's other sources rang: `RING_SOCKET`, `RING_TIMER`. In the
+    /// allocation a delivery reads anyway; where rustc puts it, it shares a line with what the
+    /// session's take reads (a `repr(C)` order with it before the lock counted 0.9 read misses
+    /// more per delivery).
+    rung: Rung,
     inner: Mutex<Inner>,
-}
-
-/// The waker a source of the session is polled with: it notes the source in the mailbox, then
-/// wakes the session's task as a push does.
-#[derive(Debug)]
-struct Bell {
-    mailbox: Arc<Mailbox>,
-    source: u8,
-}
-
-impl Wake for Bell {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.mailbox.ring(self.source);
-    }
 }
 
 /// Deliveries in order: the first one in the mailbox itself, the rest in a buffer. In a paced
@@ -154,39 +134,9 @@ impl Mailbox {
     pub(crate) fn new(budget: Budget) -> Self {
         Self {
             budget,
-            rung: AtomicU8::new(0),
+            rung: Rung::default(),
             inner: Mutex::new(Inner::default()),
         }
-    }
-
-    /// A waker for `source` (`RING_SOCKET` or `RING_TIMER`), made once per session: its wake
-    /// notes the source in [`rung`](Self::rung), then wakes the task waiting on the mailbox.
-    pub(crate) fn bell(self: &Arc<Self>, source: u8) -> Waker {
-        Waker::from(Arc::new(Bell {
-            mailbox: Arc::clone(self),
-            source,
-        }))
-    }
-
-    /// The note first, then the waiter, under the lock the task registers under: a task that
-    /// registered before this takes the lock is woken, and one that registers after it finds
-    /// the note when it reads [`rung`](Self::rung) after registering.
-    fn ring(&self, source: u8) {
-        self.rung.fetch_or(source, Ordering::Release);
-        let waiter = self.lock().waiter.take();
-        if let Some(waiter) = waiter {
-            waiter.wake();
-        }
-    }
-
-    /// The sources that rang and were not answered since.
-    pub(crate) fn rung(&self) -> u8 {
-        self.rung.load(Ordering::Acquire)
-    }
-
-    /// `source` is about to be polled: a ring from now on is a new one.
-    pub(crate) fn answer(&self, source: u8) {
-        self.rung.fetch_and(!source, Ordering::AcqRel);
     }
 
     /// Registers the task's waker for the bells alone, without taking deliveries (a session
@@ -310,6 +260,22 @@ impl Mailbox {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding this lock leaves only plain data behind: carry on with it.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Belfry for Mailbox {
+    fn rung(&self) -> &Rung {
+        &self.rung
+    }
+
+    /// Under the lock the task registers under: a task that registered before this takes the
+    /// lock is woken, and one that registers after it finds the note when it reads the memo
+    /// after registering.
+    fn wake_task(&self) {
+        let waiter = self.lock().waiter.take();
+        if let Some(waiter) = waiter {
+            waiter.wake();
+        }
     }
 }
 

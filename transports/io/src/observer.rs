@@ -5,7 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::session_task::Ended;
+use crate::session::Ended;
 
 /// Receives a session's reports. Every method does nothing by default.
 pub trait Observer: Send + Sync + 'static {

@@ -62,9 +62,9 @@ impl Shutdown {
     }
 
     /// Completes once triggered, with the reconnect hint.
-    pub fn triggered(&self) -> Triggered<'_> {
+    pub fn triggered(&self) -> Triggered {
         Triggered {
-            inner: &self.inner,
+            inner: Arc::clone(&self.inner),
             listener: None,
             registered: None,
         }
@@ -99,16 +99,16 @@ impl Shutdown {
 /// each, mostly for deliveries: once its waker is registered, a poll with the same waker only
 /// reads the hint, instead of locking the listener list every session shares.
 #[derive(Debug)]
-pub struct Triggered<'a> {
-    /// The switch's shared state itself, not the handle: a session's handle sits in its
-    /// options, a cache line of its own that each poll would touch.
-    inner: &'a Inner,
+pub struct Triggered {
+    /// The switch's shared state, held here rather than reached through the session's options,
+    /// a cache line of their own that each poll would touch.
+    inner: Arc<Inner>,
     listener: Option<EventListener>,
     /// The waker the listener was last polled with.
     registered: Option<Waker>,
 }
 
-impl Future for Triggered<'_> {
+impl Future for Triggered {
     type Output = u64;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {

@@ -24,16 +24,23 @@ pub enum Inbound {
 }
 
 /// One connection, as `poll` methods: a `Stream` of frames in and a `Sink` of transmits out.
-/// The run loop polls reading among its other inputs in one `poll` of its own, and drains every
-/// transmit into the transport and flushes once in another; a future per `recv`, `send` and
-/// flush was state written on every delivery, at 10,000 sessions each a cache line missed
-/// (docs/performance.md, "The sixth session").
+/// The session driver polls reading among its other sources, and drains every transmit into the
+/// transport and flushes once per turn; a future per `recv`, `send` and flush was state written
+/// on every delivery, at 10,000 sessions each a cache line missed (docs/performance.md, "One
+/// poll per delivery").
+///
+/// A third-party transport implements the four `poll` methods and nothing else: the driver
+/// polls its reads on every wake-up of the session, which is always correct.
 pub trait Transport: Send {
-    /// True if [`poll_recv`](Self::poll_recv), once pending, can become ready only after it
-    /// woke the waker it was given: that poll registered the waker for everything that can
-    /// make it ready, whatever is sent meanwhile. The run loop then polls it again only once
-    /// it woke, not on every wake-up of the session (mostly deliveries), which spares a read
-    /// attempt per delivery. False by default: polled on every wake-up.
+    /// An optional optimisation; leave it `false` (the default) unless it holds.
+    ///
+    /// `true` promises that [`poll_recv`](Self::poll_recv), once pending, can become ready only
+    /// after it woke the waker it was given: that poll registered the waker for everything that
+    /// can make it ready, whatever is sent meanwhile (a socket read is such a poll; a read
+    /// whose answer depends on what was written, as the long-poll's, is not). The driver then
+    /// polls it again only once it woke, not on every wake-up of the session (mostly
+    /// deliveries), which spares a read attempt (a syscall, on smol) per delivery. A transport
+    /// that says `true` wrongly stops being read.
     const RECV_WAKES: bool = false;
 
     /// The next inbound frame; `None` once the connection is gone. The run loop stops polling

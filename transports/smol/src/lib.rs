@@ -21,13 +21,14 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use async_trait::async_trait;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use roomcast_hyper::{Roomcast, serve_connection};
-use roomcast_io::Runtime;
+use roomcast_io::{AsyncTimer, Runtime};
 use smol::net::TcpListener;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
@@ -35,14 +36,15 @@ use smol_hyper::rt::{FuturesIo, SmolTimer};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SmolRuntime;
 
-#[async_trait]
 impl Runtime for SmolRuntime {
+    type Timer = SmolTimerAt;
+
     fn now(&self) -> Instant {
         Instant::now()
     }
 
-    async fn sleep_until(&self, deadline: Instant) {
-        smol::Timer::at(deadline).await;
+    fn new_timer(&self, deadline: Instant) -> SmolTimerAt {
+        SmolTimerAt(smol::Timer::at(deadline))
     }
 
     fn spawn<F>(&self, task: F)
@@ -50,6 +52,20 @@ impl Runtime for SmolRuntime {
         F: Future<Output = ()> + Send + 'static,
     {
         smol::spawn(task).detach();
+    }
+}
+
+/// smol's timer (async-io's), moved with `Timer::set_at`.
+#[derive(Debug)]
+pub struct SmolTimerAt(smol::Timer);
+
+impl AsyncTimer for SmolTimerAt {
+    fn reset(&mut self, deadline: Instant) {
+        self.0.set_at(deadline);
+    }
+
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(drop)
     }
 }
 

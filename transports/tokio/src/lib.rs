@@ -22,14 +22,15 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use async_trait::async_trait;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use roomcast_hyper::{Roomcast, serve_connection};
-use roomcast_io::Runtime;
+use roomcast_io::{AsyncTimer, Runtime};
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 
@@ -54,14 +55,15 @@ impl TokioRuntime {
     }
 }
 
-#[async_trait]
 impl Runtime for TokioRuntime {
+    type Timer = TokioTimerAt;
+
     fn now(&self) -> Instant {
         Instant::now()
     }
 
-    async fn sleep_until(&self, deadline: Instant) {
-        tokio::time::sleep_until(deadline.into()).await;
+    fn new_timer(&self, deadline: Instant) -> TokioTimerAt {
+        TokioTimerAt(Box::pin(tokio::time::sleep_until(deadline.into())))
     }
 
     fn spawn<F>(&self, task: F)
@@ -69,6 +71,20 @@ impl Runtime for TokioRuntime {
         F: Future<Output = ()> + Send + 'static,
     {
         self.handle.spawn(task);
+    }
+}
+
+/// tokio's timer, moved with `Sleep::reset`. Boxed once per timer: `Sleep` must stay pinned.
+#[derive(Debug)]
+pub struct TokioTimerAt(Pin<Box<tokio::time::Sleep>>);
+
+impl AsyncTimer for TokioTimerAt {
+    fn reset(&mut self, deadline: Instant) {
+        self.0.as_mut().reset(deadline.into());
+    }
+
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
     }
 }
 
