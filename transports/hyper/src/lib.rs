@@ -25,21 +25,25 @@
 #![deny(missing_docs)]
 
 mod abort;
+mod auth;
 mod body;
 mod conn;
-mod direct;
-mod first_request;
-mod handshake;
+mod context;
+mod endpoints;
+mod head;
 mod io;
 mod per_ip;
-mod poll;
-mod rewind;
+mod raw;
+mod refusal;
+mod response;
 mod service;
-mod sse;
-mod websocket;
+mod upgrade;
 
+pub use auth::{Authenticate, Handshake, user_from_query};
 pub use body::Body;
 pub use conn::serve_connection;
-pub use handshake::{Authenticate, Handshake, Refusal, user_from_query};
-pub use service::{Options, PeerService, Roomcast, json};
-pub use websocket::SUBPROTOCOL;
+pub use context::Options;
+pub use endpoints::websocket::SUBPROTOCOL;
+pub use refusal::Refusal;
+pub use response::json;
+pub use service::{PeerService, Roomcast};
