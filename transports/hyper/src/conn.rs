@@ -13,9 +13,9 @@ use hyper::server::conn::http1;
 use roomcast_io::Runtime;
 
 use crate::abort::Abort;
-use crate::first_request::{First, read_first};
+use crate::raw::first_request::{First, read_first};
+use crate::raw::{sse, websocket};
 use crate::service::Roomcast;
-use crate::{sse, websocket};
 
 /// Serves one connection from `peer` until it ends. Request headers must arrive within
 /// `options.session.config.handshake_timeout` (a client that trickles them, slowloris, is cut
@@ -23,8 +23,9 @@ use crate::{sse, websocket};
 /// one after its response (an SSE stream ends with its session's shutdown).
 ///
 /// A connection whose first request is `GET /events` (HTTP/1.1, no body) is an SSE stream that
-/// roomcast serves on the connection itself, without hyper (`sse.rs`), and one whose first
-/// request is `GET /ws` a WebSocket session likewise (`websocket.rs`): `service` never sees them.
+/// roomcast serves on the connection itself, without hyper (`raw/sse.rs`), and one whose first
+/// request is `GET /ws` a WebSocket session likewise (`raw/websocket.rs`): `service` never sees
+/// them.
 /// Every other request goes to `service` through hyper. A stream whose client stopped reading
 /// is dropped once its session has ended (see `abort.rs`).
 pub async fn serve_connection<R, I, S, B, T>(
@@ -51,10 +52,10 @@ pub async fn serve_connection<R, I, S, B, T>(
     });
     let io = match read_first(io, deadline).await {
         First::Sse(request, io) => {
-            return sse::serve_direct(roomcast.inner(), peer.ip(), request, io).await;
+            return sse::serve(roomcast.inner(), peer.ip(), request, io).await;
         }
         First::WebSocket(request, io) => {
-            return websocket::serve_direct(roomcast.inner(), peer.ip(), request, io).await;
+            return websocket::serve(roomcast.inner(), peer.ip(), request, io).await;
         }
         First::Other(io) => io,
         First::Gone => return,

@@ -21,25 +21,51 @@
 //! ```
 //!
 //! HTTP/1.1 only: WebSocket upgrades need it, and an SSE stream is one response either way.
+//!
+//! # Modules
+//!
+//! Each module imports only the ones below it; none imports back up (a test checks the graph).
+//!
+//! - `conn.rs`: one connection: its first request to the raw path or to hyper, shutdown.
+//! - `service.rs`: the router: the table of paths ([`Roomcast`] answers by it, the raw path
+//!   reads it), [`PeerService`].
+//! - `raw/`: the HTTP/1.1 fast path: a connection's first request read before hyper
+//!   (`first_request.rs`, `rewind.rs`), and an SSE stream or a WebSocket session served on the
+//!   socket itself (`sse.rs`, `websocket.rs`, `refuse.rs`).
+//! - `endpoints/`: one file per endpoint (`websocket.rs`, `echo.rs`, `sse.rs`, `poll.rs`),
+//!   dispatched from `mod.rs`; an endpoint never imports the router.
+//! - `upgrade.rs`: the WebSocket opening handshake, checked, and its `101`.
+//! - `context.rs`: the state every endpoint shares ([`Options`]), admission (shutdown, origin,
+//!   authentication, per-IP limit), a session's parameters and its registration.
+//! - `auth.rs`: who a request is ([`Authenticate`], [`Handshake`], [`user_from_query`]) and the
+//!   query parameters.
+//! - `refusal.rs`: [`Refusal`] and the one writer of its answer, as a hyper response and as
+//!   HTTP/1.1 bytes.
+//! - Leaves: `response.rs` ([`json`], CORS headers), `head.rs` (a response head as HTTP/1.1
+//!   bytes), `body.rs` ([`Body`]), `abort.rs`, `io.rs`, `per_ip.rs`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod abort;
+mod auth;
 mod body;
 mod conn;
-mod direct;
-mod first_request;
-mod handshake;
+mod context;
+mod endpoints;
+mod head;
 mod io;
 mod per_ip;
-mod poll;
-mod rewind;
+mod raw;
+mod refusal;
+mod response;
 mod service;
-mod sse;
-mod websocket;
+mod upgrade;
 
+pub use auth::{Authenticate, Handshake, user_from_query};
 pub use body::Body;
 pub use conn::serve_connection;
-pub use handshake::{Authenticate, Handshake, Refusal, user_from_query};
-pub use service::{Options, PeerService, Roomcast, json};
-pub use websocket::SUBPROTOCOL;
+pub use context::Options;
+pub use endpoints::websocket::SUBPROTOCOL;
+pub use refusal::Refusal;
+pub use response::json;
+pub use service::{PeerService, Roomcast};

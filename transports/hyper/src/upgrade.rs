@@ -1,177 +1,14 @@
-//! WebSocket by HTTP upgrade (RFC 6455, section 4.2): the handshake checked to the letter and
-//! answered with an HTTP error when it is wrong, then a session (or the echo) on the upgraded
-//! connection. A session whose handshake is its connection's first request is served on the
-//! connection directly ([`serve_direct`]), others through hyper's upgrade ([`protocol`]); both
-//! run the same checks ([`open`]) and send the same answer.
+//! The WebSocket opening handshake (RFC 6455, section 4.2), shared by the roomcast protocol and
+//! the echo: the client's request checked to the letter, and the server's `101` answer.
 
-use std::net::IpAddr;
-
-use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::handshake::derive_accept_key;
-use async_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use futures_lite::{AsyncWriteExt, future};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version, header};
-use roomcast_core::hub::Connect;
-use roomcast_core::session::SessionKind;
-use roomcast_io::{
-    Registered, Runtime, SessionOptions, WsTransport, echo_config, run_registered, websocket_config,
-};
 
 use crate::body::Body;
-use crate::direct::{Framing, head_bytes, refuse};
-use crate::handshake::{Refusal, query_param};
-use crate::io::HyperIo;
-use crate::per_ip::Slot;
-use crate::service::{Inner, hub_refusal, parse_cursor};
-
-/// The subprotocol of roomcast protocol v1, selected when a client offers it.
-pub const SUBPROTOCOL: &str = "roomcast.v1";
-
-/// A session admitted and registered, and the handshake's answer: what either way of serving
-/// it needs.
-struct Opened {
-    registered: Registered,
-    slot: Slot,
-    /// The `101` answer.
-    switching: Response<Body>,
-    options: SessionOptions,
-    config: WebSocketConfig,
-}
-
-/// The handshake check, the admission checks (origin, authentication, per-IP limit), the
-/// cursor from `?cursor=`, and the registration with the hub.
-async fn open<R: Runtime, B>(
-    inner: &Inner<R>,
-    peer: IpAddr,
-    request: &Request<B>,
-) -> Result<Opened, Refusal> {
-    let accept = check_upgrade(request)?;
-    let admitted = inner.admit(peer, request)?;
-    let cursor = parse_cursor(query_param(request.uri(), "cursor"), "cursor")?;
-    let connect = Connect {
-        user: admitted.user,
-        broadcast: true,
-        rooms: Vec::new(),
-        cursor,
-    };
-    let registered = inner.hub.register(connect).await.map_err(hub_refusal)?;
-    let offers_v1 = offers(request.headers(), SUBPROTOCOL);
-    let mut options = inner.options.session.clone();
-    options.kind = SessionKind::WebSocket;
-    options.transport = "websocket";
-    let config = websocket_config(&options.config);
-    Ok(Opened {
-        registered,
-        slot: admitted.slot,
-        switching: switching(&accept, offers_v1.then_some(SUBPROTOCOL)),
-        options,
-        config,
-    })
-}
-
-/// `GET /ws` under hyper: the roomcast protocol on the upgraded connection, in a task of its
-/// own.
-pub(crate) async fn protocol<R: Runtime, B: Send + 'static>(
-    inner: &Inner<R>,
-    peer: IpAddr,
-    mut request: Request<B>,
-) -> Result<Response<Body>, Refusal> {
-    let Opened {
-        registered,
-        slot,
-        switching,
-        options,
-        config,
-    } = open(inner, peer, &request).await?;
-    let upgrade = hyper::upgrade::on(&mut request);
-    let runtime = inner.runtime.clone();
-    inner.runtime.spawn(async move {
-        let _slot = slot;
-        // Dropping `registered` unrun (the upgrade failed) removes it from the hub.
-        let Ok(upgraded) = upgrade.await else { return };
-        let transport = WsTransport::server(HyperIo(upgraded), config);
-        run_registered(&runtime, transport, registered, options).await;
-    });
-    Ok(switching)
-}
-
-/// `GET /ws` as a connection's first request: the checks and the `101` on `io`, the connection
-/// it came on, then the roomcast protocol on it in a task of its own, as under hyper. No hyper
-/// connection or upgrade comes between the session and its socket, so a delivery follows one
-/// pointer fewer to the socket, and a connection costs less to open. A refusal is answered, and
-/// the connection closed.
-///
-/// The session gets a task of its own rather than running in the connection's: nested in the
-/// connection's future, each level's state is one more cache line per delivery.
-pub(crate) async fn serve_direct<R, I>(
-    inner: &Inner<R>,
-    peer: IpAddr,
-    request: Request<()>,
-    mut io: HyperIo<I>,
-) where
-    R: Runtime,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let opened = match inner.unavailable() {
-        Some(refusal) => Err(refusal),
-        None => open(inner, peer, &request).await,
-    };
-    let Opened {
-        registered,
-        slot,
-        switching,
-        options,
-        config,
-    } = match opened {
-        Ok(opened) => opened,
-        Err(refusal) => return refuse(inner, &refusal, io).await,
-    };
-    let (parts, _) = switching.into_parts();
-    let head = head_bytes(&Response::from_parts(parts, ()), Framing::Switching);
-    let runtime = &inner.runtime;
-    let timeout = runtime.now() + options.write_timeout;
-    let written = async {
-        io.write_all(&head).await?;
-        io.flush().await
-    };
-    let timed_out = async {
-        runtime.sleep_until(timeout).await;
-        Err(std::io::ErrorKind::TimedOut.into())
-    };
-    if future::or(written, timed_out).await.is_err() {
-        return; // `registered`, dropped unrun, leaves the hub
-    }
-    let runtime = runtime.clone();
-    inner.runtime.spawn(async move {
-        let _slot = slot;
-        let transport = WsTransport::server(io, config);
-        run_registered(&runtime, transport, registered, options).await;
-    });
-}
-
-/// `GET /ws/echo`: every text and binary message comes back unchanged.
-pub(crate) fn echo<R: Runtime, B>(
-    inner: &Inner<R>,
-    peer: IpAddr,
-    mut request: Request<B>,
-) -> Result<Response<Body>, Refusal> {
-    let accept = check_upgrade(&request)?;
-    inner.check_origin(&request)?;
-    let slot = inner.acquire(peer)?;
-    let upgrade = hyper::upgrade::on(&mut request);
-    inner.runtime.spawn(async move {
-        let _slot = slot;
-        let Ok(upgraded) = upgrade.await else { return };
-        let ws =
-            WebSocketStream::from_raw_socket(HyperIo(upgraded), Role::Server, Some(echo_config()))
-                .await;
-        roomcast_io::echo(ws).await;
-    });
-    Ok(switching(&accept, None))
-}
+use crate::refusal::Refusal;
 
 /// The `101 Switching Protocols` answer.
-fn switching(accept: &str, protocol: Option<&'static str>) -> Response<Body> {
+pub(crate) fn switching(accept: &str, protocol: Option<&'static str>) -> Response<Body> {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
@@ -239,7 +76,7 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
 }
 
 /// Whether the client offered subprotocol `name` (case-sensitive, as RFC 6455 says).
-fn offers(headers: &HeaderMap, name: &str) -> bool {
+pub(crate) fn offers(headers: &HeaderMap, name: &str) -> bool {
     headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
@@ -261,6 +98,7 @@ fn is_nonce(key: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoints::websocket::SUBPROTOCOL;
 
     fn request(headers: &[(&str, &str)]) -> Request<()> {
         let mut builder = Request::get("/ws");

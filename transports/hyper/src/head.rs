@@ -1,17 +1,11 @@
-//! Response heads written straight to a connection's socket, for the requests a connection's
-//! first request may be served as without hyper (`first_request.rs`): an SSE stream's head, a
-//! WebSocket's `101`, and a refusal of either.
+//! A response head as the HTTP/1.1 bytes hyper would write, for the responses the raw path
+//! (`raw/`) writes straight to a connection's socket: an SSE stream's head, a WebSocket's `101`,
+//! and a refusal of either (`refusal.rs`).
 
 use std::io::Write as _;
 use std::time::SystemTime;
 
-use futures_lite::{AsyncWriteExt, future};
 use http::Response;
-use roomcast_io::Runtime;
-
-use crate::handshake::Refusal;
-use crate::io::HyperIo;
-use crate::service::Inner;
 
 /// How a response head delimits its body.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -57,27 +51,6 @@ pub(crate) fn head_bytes(head: &Response<()>, framing: Framing) -> Vec<u8> {
         Framing::Switching => bytes.extend_from_slice(b"\r\n"),
     }
     bytes
-}
-
-/// Answers `refusal` on `io` and closes it, within the write timeout.
-pub(crate) async fn refuse<R, I>(inner: &Inner<R>, refusal: &Refusal, mut io: HyperIo<I>)
-where
-    R: Runtime,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send,
-{
-    let response = inner.refusal_response(refusal);
-    let (parts, body) = response.into_parts();
-    let body = body.into_full().unwrap_or_default();
-    let head = Response::from_parts(parts, ());
-    let mut bytes = head_bytes(&head, Framing::Whole(body.len()));
-    bytes.extend_from_slice(&body);
-    let written = async {
-        let _ = io.write_all(&bytes).await;
-        let _ = io.close().await;
-    };
-    let timeout = inner.options.session.write_timeout;
-    let runtime = &inner.runtime;
-    let _ = future::or(written, runtime.sleep_until(runtime.now() + timeout)).await;
 }
 
 #[cfg(test)]

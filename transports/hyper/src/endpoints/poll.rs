@@ -17,11 +17,14 @@ use roomcast_core::long_poll::LongPoll;
 use roomcast_core::session::{SessionKind, Transmit};
 use roomcast_io::{Inbound, Runtime, Shutdown, Transport, run_registered};
 
+use crate::auth::query_param;
 use crate::body::Body;
-use crate::handshake::{Refusal, query_param};
-use crate::service::{Inner, allow_origin, json, parse_cursor};
+use crate::context::{Inner, parse_cursor};
+use crate::refusal::Refusal;
+use crate::response::{allow_origin, json};
 
-pub(crate) async fn poll<R: Runtime, B: Send + 'static>(
+/// The admission checks, the cursor and wait, then a short session that fills the answer.
+pub(crate) async fn serve<R: Runtime, B: Send + 'static>(
     inner: &Inner<R>,
     peer: IpAddr,
     request: Request<B>,

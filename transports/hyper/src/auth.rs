@@ -1,13 +1,13 @@
-//! Who a request is: the authentication hook, the development mode, and query parameters.
+//! Who a request is: the authentication hook, what it sees of a request, the development mode,
+//! and the query parameters it and the endpoints read.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderValue, Response, StatusCode, Uri, header};
+use http::{HeaderMap, Uri, header};
 use roomcast_core::names::UserId;
 
-use crate::body::Body;
-use crate::service::json;
+use crate::refusal::Refusal;
 
 /// What an authentication hook sees of a request (WebSocket upgrade, SSE stream or poll).
 #[derive(Debug)]
@@ -39,85 +39,6 @@ impl Handshake<'_> {
     }
 }
 
-/// A refused request: its HTTP status and why, for people.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    /// 400, 401, 403, 429...
-    pub status: u16,
-    /// Why.
-    pub message: String,
-    /// The error code, when not the status's own (see [`code`](Self::code)).
-    pub code: Option<&'static str>,
-    /// For a 503: when to come back, sent as `Retry-After` in whole seconds.
-    pub retry_after_ms: Option<u64>,
-}
-
-impl Refusal {
-    /// A refusal with this status.
-    pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            code: None,
-            retry_after_ms: None,
-        }
-    }
-
-    /// With `Retry-After`, rounded up to whole seconds (at least 1).
-    pub fn retry_after(mut self, ms: u64) -> Self {
-        self.retry_after_ms = Some(ms);
-        self
-    }
-
-    /// With this error code instead of the status's own.
-    pub fn with_code(mut self, code: &'static str) -> Self {
-        self.code = Some(code);
-        self
-    }
-
-    /// The JSON error reply: `{"type":"error","code":...,"message":...}` with the status, and
-    /// `WWW-Authenticate: Bearer` for a 401.
-    pub fn response(&self) -> Response<Body> {
-        let body = serde_json::json!({
-            "type": "error",
-            "code": self.code(),
-            "message": self.message,
-        });
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
-        let mut response = json(status, body.to_string());
-        if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
-    }
-
-    /// 401: no credential, or a bad one.
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(401, message)
-    }
-
-    /// The stable error code: the one given, else the status's own (`docs/protocol.md`, 14).
-    pub fn code(&self) -> &'static str {
-        if let Some(code) = self.code {
-            return code;
-        }
-        match self.status {
-            400 => "bad_request",
-            401 => "unauthorized",
-            403 => "forbidden",
-            404 => "not_found",
-            405 => "method_not_allowed",
-            413 => "too_large",
-            426 => "upgrade_required",
-            429 => "too_many_connections",
-            503 => "unavailable",
-            _ => "error",
-        }
-    }
-}
-
 /// Decides who a request is, or refuses it. It runs before any upgrade or stream starts.
 pub type Authenticate = Arc<dyn Fn(&Handshake<'_>) -> Result<UserId, Refusal> + Send + Sync>;
 
@@ -139,7 +60,7 @@ pub(crate) fn query_param(uri: &Uri, name: &str) -> Option<String> {
 }
 
 /// Decodes `%XX` escapes and `+` of a query value; invalid escapes are kept as they are.
-pub(crate) fn percent_decode(value: &str) -> String {
+fn percent_decode(value: &str) -> String {
     let bytes = value.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -1,19 +1,18 @@
 //! The first request of a connection, read before hyper sees it: an SSE stream or a WebSocket
-//! session is served on the connection directly (see `sse.rs`, `websocket.rs`), anything else
-//! goes to hyper with the bytes read put back in front (`rewind.rs`).
+//! session that the router's table gives to the raw path is served on the connection directly
+//! (`sse.rs`, `websocket.rs`), anything else goes to hyper with the bytes read put back in front
+//! (`rewind.rs`).
 
 use std::future::Future;
 
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, future};
-use http::{HeaderName, HeaderValue, Method, Request, Uri, Version};
+use http::{HeaderName, HeaderValue, Request, Uri, Version};
 
+use crate::endpoints::Endpoint;
 use crate::io::HyperIo;
-use crate::rewind::Rewind;
-
-/// The paths whose first-request `GET` is served directly.
-pub(crate) const SSE_PATH: &str = "/events";
-pub(crate) const WEBSOCKET_PATH: &str = "/ws";
+use crate::raw::rewind::Rewind;
+use crate::service::{FirstRequest, route};
 
 /// Longest head read here: a longer one goes to hyper, which applies its own limit.
 const MAX_HEAD: usize = 16 * 1024;
@@ -26,10 +25,10 @@ const READ: usize = 1024;
 
 /// What the first request is.
 pub(crate) enum First<I> {
-    /// A `GET` of the SSE path, HTTP/1.1, without a body or an upgrade.
+    /// A request for the SSE endpoint, HTTP/1.1, without a body or an upgrade.
     Sse(Request<()>, HyperIo<I>),
-    /// A `GET` of the WebSocket path, HTTP/1.1, without a body, and nothing after its head (a
-    /// client sends no frame before the server's handshake, RFC 6455 section 4.1).
+    /// A request for the WebSocket endpoint, HTTP/1.1, without a body, and nothing after its head
+    /// (a client sends no frame before the server's handshake, RFC 6455 section 4.1).
     WebSocket(Request<()>, HyperIo<I>),
     /// Anything else: for hyper, with what was read in front.
     Other(Rewind<I>),
@@ -85,26 +84,31 @@ enum Direct {
     WebSocket,
 }
 
-/// The request in `head` if it is one this connection serves directly.
+/// The request in `head` if it is one this connection serves directly: its route's, in the
+/// router's table, with its method, and given to the raw path.
 fn direct_request(head: &[u8]) -> Option<(Direct, Request<()>)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     let Ok(httparse::Status::Complete(length)) = parsed.parse(head) else {
         return None;
     };
-    if parsed.method != Some("GET") || parsed.version != Some(1) {
+    let target = parsed.path?;
+    let route = route(target.split('?').next()?)?;
+    if parsed.method != Some(route.method.as_str())
+        || parsed.version != Some(1)
+        || route.first_request != FirstRequest::Raw
+    {
         return None;
     }
-    let target = parsed.path?;
-    let direct = match target.split('?').next() {
-        Some(SSE_PATH) => Direct::Sse,
+    let direct = match route.endpoint {
+        Endpoint::Sse => Direct::Sse,
         // Bytes after the head would be frames sent before the handshake: hyper's upgrade
         // hands them on.
-        Some(WEBSOCKET_PATH) if length == head.len() => Direct::WebSocket,
+        Endpoint::WebSocket if length == head.len() => Direct::WebSocket,
         _ => return None,
     };
     let mut request = Request::new(());
-    *request.method_mut() = Method::GET;
+    *request.method_mut() = route.method.clone();
     *request.version_mut() = Version::HTTP_11;
     *request.uri_mut() = target.parse::<Uri>().ok()?;
     for header in parsed.headers.iter() {
@@ -180,6 +184,31 @@ mod tests {
             format!("GET /ws HTTP/1.1\r\n{upgrade}\r\nframe"),
         ] {
             assert!(direct_request(other.as_bytes()).is_none(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn the_routes_given_to_the_raw_path_are_the_ones_it_serves() {
+        use crate::service::ROUTES;
+        for route in &ROUTES {
+            let head = format!(
+                "{} {}?user=a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\n\r\n",
+                route.method, route.path
+            );
+            let head = match route.endpoint {
+                // A stream with an upgrade is hyper's: ask for it plainly.
+                Endpoint::Sse => head.replace("Upgrade: websocket\r\nConnection: Upgrade\r\n", ""),
+                _ => head,
+            };
+            let served = direct_request(head.as_bytes()).map(|(direct, _)| direct);
+            let expected = match (route.first_request, route.endpoint) {
+                (FirstRequest::Hyper, _) => None,
+                (FirstRequest::Raw, Endpoint::Sse) => Some(Direct::Sse),
+                (FirstRequest::Raw, Endpoint::WebSocket) => Some(Direct::WebSocket),
+                (FirstRequest::Raw, endpoint) => panic!("the raw path cannot serve {endpoint:?}"),
+            };
+            assert_eq!(served, expected, "{}", route.path);
         }
     }
 }

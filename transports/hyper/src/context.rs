@@ -1,0 +1,195 @@
+//! What every endpoint shares: the runtime, the hub, the options and the per-IP count; the
+//! checks that admit a request to a session (shutdown, origin, authentication, per-IP limit);
+//! the parameters of a session (cursor, rooms, broadcast), and its registration with the hub.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderValue, Request, header};
+use roomcast_core::cursor::Cursor;
+use roomcast_core::hub::Connect;
+use roomcast_core::names::{RoomName, UserId};
+use roomcast_io::{ConnectError, HubHandle, Registered, Runtime, SessionOptions};
+
+use crate::auth::{Authenticate, Handshake, query_param, user_from_query};
+use crate::per_ip::{PerIp, Slot};
+use crate::refusal::Refusal;
+
+/// How the service runs.
+#[derive(Clone)]
+pub struct Options {
+    /// The sessions' limits and timings, and the shutdown switch they share. `kind` is set per
+    /// endpoint; `config.handshake_timeout` also bounds reading a request's headers.
+    pub session: SessionOptions,
+    /// Who a request is; it runs before any upgrade or stream. The default is the development
+    /// mode: `?user=NAME` names the user ([`user_from_query`]).
+    pub authenticate: Authenticate,
+    /// The `Origin`s browsers may connect from; empty (the default) allows any, `"*"` too.
+    /// A request without `Origin` (not from a browser) is always allowed.
+    pub allowed_origins: Vec<String>,
+    /// Sessions (WebSocket, SSE, long-poll) one IP address may hold at once: 1,024. More are
+    /// refused with 429.
+    pub max_sessions_per_ip: usize,
+    /// The reconnection delay an SSE stream asks browsers for: 3 s.
+    pub sse_retry: Duration,
+    /// Longest a long-poll waits for a message: 25 s (`?timeout=` may ask for less).
+    pub poll_wait: Duration,
+    /// Most messages in one long-poll answer: 1,000 (and at most `session.config.queue_bytes`
+    /// of them); the rest come with the next poll.
+    pub poll_max_events: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            session: SessionOptions::default(),
+            authenticate: Arc::new(user_from_query),
+            allowed_origins: Vec::new(),
+            max_sessions_per_ip: 1024,
+            sse_retry: Duration::from_secs(3),
+            poll_wait: Duration::from_secs(25),
+            poll_max_events: 1000,
+        }
+    }
+}
+
+/// The state every endpoint shares, behind the service's `Arc`.
+pub(crate) struct Inner<R> {
+    /// Runs the sessions.
+    pub(crate) runtime: R,
+    pub(crate) hub: HubHandle,
+    pub(crate) options: Options,
+    per_ip: PerIp,
+}
+
+/// A request admitted to a session endpoint: who it is, and its per-IP slot.
+pub(crate) struct Admitted {
+    pub(crate) user: UserId,
+    pub(crate) slot: Slot,
+    /// The `Origin`, when allowed and present: echoed for CORS.
+    pub(crate) origin: Option<HeaderValue>,
+}
+
+impl<R: Runtime> Inner<R> {
+    /// The state of a service on `runtime` for the hub behind `hub`.
+    pub(crate) fn new(runtime: R, hub: HubHandle, options: Options) -> Self {
+        let per_ip = PerIp::new(options.max_sessions_per_ip);
+        Self {
+            runtime,
+            hub,
+            options,
+            per_ip,
+        }
+    }
+
+    /// 503 while the server shuts down: no new session.
+    pub(crate) fn unavailable(&self) -> Option<Refusal> {
+        self.options
+            .session
+            .shutdown
+            .reconnect_ms()
+            .map(|ms| Refusal::new(503, "the server is shutting down").retry_after(ms))
+    }
+
+    /// The checks of a session endpoint, in order: origin (403), authentication (401), the
+    /// per-IP limit (429).
+    pub(crate) fn admit<B>(&self, peer: IpAddr, request: &Request<B>) -> Result<Admitted, Refusal> {
+        let origin = self.check_origin(request)?;
+        let handshake = Handshake {
+            uri: request.uri(),
+            headers: request.headers(),
+            peer,
+        };
+        let user = (self.options.authenticate)(&handshake)?;
+        let slot = self.acquire(peer)?;
+        Ok(Admitted { user, slot, origin })
+    }
+
+    /// A per-IP slot, or 429.
+    pub(crate) fn acquire(&self, peer: IpAddr) -> Result<Slot, Refusal> {
+        self.per_ip.acquire(peer).ok_or_else(|| {
+            Refusal::new(
+                429,
+                format!(
+                    "too many connections from this address (at most {})",
+                    self.options.max_sessions_per_ip
+                ),
+            )
+        })
+    }
+
+    /// The request's `Origin` if it is allowed (`None` if it has none), or 403.
+    pub(crate) fn check_origin<B>(
+        &self,
+        request: &Request<B>,
+    ) -> Result<Option<HeaderValue>, Refusal> {
+        let Some(origin) = request.headers().get(header::ORIGIN) else {
+            return Ok(None);
+        };
+        let allowed = &self.options.allowed_origins;
+        let text = origin.to_str().unwrap_or("");
+        if allowed.is_empty() || allowed.iter().any(|a| a == "*" || a == text) {
+            Ok(Some(origin.clone()))
+        } else {
+            Err(Refusal::new(403, format!("origin {text:?} is not allowed")))
+        }
+    }
+
+    /// Registers an SSE or long-poll connection: it follows the user's stream, the broadcast
+    /// feed unless `?broadcast=0`, and the rooms of `?rooms=`, from `cursor`.
+    pub(crate) async fn register_stream<B>(
+        &self,
+        admitted: &Admitted,
+        request: &Request<B>,
+        cursor: Option<Cursor>,
+    ) -> Result<Registered, Refusal> {
+        let connect = Connect {
+            user: admitted.user.clone(),
+            broadcast: broadcast_param(request),
+            rooms: rooms_param(request)?,
+            cursor,
+        };
+        self.hub.register(connect).await.map_err(hub_refusal)
+    }
+}
+
+/// A session endpoint's `?rooms=a,b`, each name checked (400).
+fn rooms_param<B>(request: &Request<B>) -> Result<Vec<RoomName>, Refusal> {
+    let Some(list) = query_param(request.uri(), "rooms") else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            RoomName::new(name).map_err(|error| Refusal::new(400, format!("room {name:?} {error}")))
+        })
+        .collect()
+}
+
+/// A cursor parameter or header value, checked (400).
+pub(crate) fn parse_cursor(text: Option<String>, what: &str) -> Result<Option<Cursor>, Refusal> {
+    text.filter(|text| !text.is_empty())
+        .map(|text| {
+            text.parse::<Cursor>()
+                .map_err(|error| Refusal::new(400, format!("{what}: {error}")))
+        })
+        .transpose()
+}
+
+/// `?broadcast=0` (or `false`) opts out of the broadcast feed.
+fn broadcast_param<B>(request: &Request<B>) -> bool {
+    !matches!(
+        query_param(request.uri(), "broadcast").as_deref(),
+        Some("0" | "false")
+    )
+}
+
+/// What the hub refusing a connection means for HTTP: a refusal of the hub's is a 400, a stopped
+/// hub a 503.
+pub(crate) fn hub_refusal(error: ConnectError) -> Refusal {
+    match error {
+        ConnectError::Refused(error) => Refusal::new(400, error.to_string()),
+        ConnectError::Gone => Refusal::new(503, "the hub has stopped"),
+    }
+}

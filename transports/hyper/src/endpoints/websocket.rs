@@ -1,0 +1,94 @@
+//! `GET /ws`: the roomcast protocol over WebSocket by HTTP upgrade. The handshake is checked
+//! (`upgrade.rs`) and answered with an HTTP error when it is wrong; then a session runs on the
+//! upgraded connection in a task of its own. A session whose handshake is its connection's first
+//! request is served on the connection directly (`raw/websocket.rs`), others through hyper's
+//! upgrade ([`serve`]); both run the same checks ([`open`]) and send the same answer.
+
+use std::net::IpAddr;
+
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use http::{Request, Response};
+use roomcast_core::hub::Connect;
+use roomcast_core::session::SessionKind;
+use roomcast_io::{
+    Registered, Runtime, SessionOptions, WsTransport, run_registered, websocket_config,
+};
+
+use crate::auth::query_param;
+use crate::body::Body;
+use crate::context::{Inner, hub_refusal, parse_cursor};
+use crate::io::HyperIo;
+use crate::per_ip::Slot;
+use crate::refusal::Refusal;
+use crate::upgrade::{check_upgrade, offers, switching};
+
+/// The subprotocol of roomcast protocol v1, selected when a client offers it.
+pub const SUBPROTOCOL: &str = "roomcast.v1";
+
+/// A session admitted and registered, and the handshake's answer: what either way of serving
+/// it needs.
+pub(crate) struct Opened {
+    pub(crate) registered: Registered,
+    pub(crate) slot: Slot,
+    /// The `101` answer.
+    pub(crate) switching: Response<Body>,
+    pub(crate) options: SessionOptions,
+    pub(crate) config: WebSocketConfig,
+}
+
+/// The handshake check, the admission checks (origin, authentication, per-IP limit), the
+/// cursor from `?cursor=`, and the registration with the hub.
+pub(crate) async fn open<R: Runtime, B>(
+    inner: &Inner<R>,
+    peer: IpAddr,
+    request: &Request<B>,
+) -> Result<Opened, Refusal> {
+    let accept = check_upgrade(request)?;
+    let admitted = inner.admit(peer, request)?;
+    let cursor = parse_cursor(query_param(request.uri(), "cursor"), "cursor")?;
+    let connect = Connect {
+        user: admitted.user,
+        broadcast: true,
+        rooms: Vec::new(),
+        cursor,
+    };
+    let registered = inner.hub.register(connect).await.map_err(hub_refusal)?;
+    let offers_v1 = offers(request.headers(), SUBPROTOCOL);
+    let mut options = inner.options.session.clone();
+    options.kind = SessionKind::WebSocket;
+    options.transport = "websocket";
+    let config = websocket_config(&options.config);
+    Ok(Opened {
+        registered,
+        slot: admitted.slot,
+        switching: switching(&accept, offers_v1.then_some(SUBPROTOCOL)),
+        options,
+        config,
+    })
+}
+
+/// `GET /ws` under hyper: the roomcast protocol on the upgraded connection, in a task of its
+/// own.
+pub(crate) async fn serve<R: Runtime, B: Send + 'static>(
+    inner: &Inner<R>,
+    peer: IpAddr,
+    mut request: Request<B>,
+) -> Result<Response<Body>, Refusal> {
+    let Opened {
+        registered,
+        slot,
+        switching,
+        options,
+        config,
+    } = open(inner, peer, &request).await?;
+    let upgrade = hyper::upgrade::on(&mut request);
+    let runtime = inner.runtime.clone();
+    inner.runtime.spawn(async move {
+        let _slot = slot;
+        // Dropping `registered` unrun (the upgrade failed) removes it from the hub.
+        let Ok(upgraded) = upgrade.await else { return };
+        let transport = WsTransport::server(HyperIo(upgraded), config);
+        run_registered(&runtime, transport, registered, options).await;
+    });
+    Ok(switching)
+}
