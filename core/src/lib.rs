@@ -5,6 +5,7 @@
 //! clock, so the same code runs under any runtime, under fuzzers and in property tests.
 //!
 //! - [`sse`]: the Server-Sent Events codec (WHATWG HTML "server-sent events").
+//! - [`ws`]: WebSocket framing (RFC 6455), the frames a server writes.
 //! - [`envelope`]: the typed JSON messages of the roomcast protocol, encoded once into shared
 //!   [`Frame`](envelope::Frame)s.
 //! - [`session`]: one connection's lifecycle: welcome, rate limit, bounded queue, heartbeat, close.
@@ -107,6 +108,7 @@ pub mod long_poll;
 pub mod names;
 pub mod session;
 pub mod sse;
+pub mod ws;
 
 /// Test support: the one place tests may read the clock.
 #[cfg(test)]

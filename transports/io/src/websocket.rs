@@ -14,6 +14,7 @@ use futures_lite::{AsyncRead, AsyncWrite};
 use futures_util::{SinkExt, StreamExt};
 use roomcast_core::close::{Close, CloseCode};
 use roomcast_core::session::{SessionConfig, Transmit};
+use roomcast_core::ws::{self, Frames};
 
 use crate::buffer::recycle;
 use crate::transport::{Inbound, Transport};
@@ -131,34 +132,7 @@ impl<S> WsTransport<S> {
     }
 }
 
-/// Frames queued for the next flush, in order: the first in place (a paced fan-out queues one
-/// at a time), the rest in a buffer.
-#[derive(Default)]
-struct Frames {
-    first: Option<(u8, Bytes)>,
-    more: Vec<(u8, Bytes)>,
-}
-
-impl Frames {
-    fn push(&mut self, opcode: u8, payload: Bytes) {
-        if self.first.is_none() {
-            self.first = Some((opcode, payload));
-        } else {
-            self.more.push((opcode, payload));
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &(u8, Bytes)> {
-        self.first.iter().chain(&self.more)
-    }
-
-    fn clear(&mut self) {
-        self.first = None;
-        recycle(&mut self.more, KEPT_FRAMES);
-    }
-}
-
-/// Frames a transport's frame buffer keeps room for between flushes.
+/// Frames a transport's frame queue keeps room for between flushes.
 const KEPT_FRAMES: usize = 64;
 
 /// Slices per vectored write: Linux's `IOV_MAX`.
@@ -168,32 +142,6 @@ const MAX_SLICES: usize = 1024;
 /// plain write: a vectored write takes the kernel's VFS path (`writev`), a plain one the socket's
 /// own (`sendto`), and for a few small frames that costs less.
 const SMALL_FRAMES: usize = 256;
-
-/// A text frame's first byte (FIN, opcode 1), and a ping's (FIN, opcode 9): RFC 6455, 5.2.
-const TEXT: u8 = 0x81;
-const PING: u8 = 0x89;
-
-/// Writes the header of an unmasked (server) frame of `len` payload bytes into `head`;
-/// returns its length (RFC 6455, 5.2: 7-bit, 16-bit or 64-bit length).
-fn frame_head(head: &mut [u8; 10], first: u8, len: usize) -> usize {
-    head[0] = first;
-    match len {
-        0..=125 => {
-            head[1] = len as u8;
-            2
-        }
-        126..=0xffff => {
-            head[1] = 126;
-            head[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-            4
-        }
-        _ => {
-            head[1] = 127;
-            head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-            10
-        }
-    }
-}
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
     /// Runs one tungstenite call with `cx`'s waker for the socket: a socket that would block
@@ -299,8 +247,8 @@ where
     fn start_send(&mut self, transmit: Transmit) -> io::Result<()> {
         match transmit {
             // A ready text frame over the shared bytes: no copy, no UTF-8 check per recipient.
-            Transmit::Frame(delivery) => self.queue(TEXT, delivery.frame.to_bytes()),
-            Transmit::Ping => self.queue(PING, Bytes::new()),
+            Transmit::Frame(delivery) => self.queue(ws::TEXT, delivery.frame.to_bytes()),
+            Transmit::Ping => self.queue(ws::PING, Bytes::new()),
             Transmit::Close(close) => {
                 // tungstenite writes the close (and keeps the closing handshake), behind the
                 // frames queued before it.
@@ -352,42 +300,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
     /// Hands the queued frames to the socket's queue in one write: what the socket takes goes
     /// out now, the rest waits in order. Frames that are small in all (a paced fan-out's
     /// message, maybe with a ping) are copied to the stack and written plainly; otherwise a
-    /// vectored write takes a header and a payload each, one frame's header from the stack and
-    /// a burst's headers from one buffer.
+    /// vectored write takes a head and a payload each, one frame's head from the stack and a
+    /// burst's heads from one buffer. The bytes are `roomcast_core::ws`'s.
     fn write_frames(&mut self) -> io::Result<()> {
         let (bridge, frames) = (&mut self.bridge, &mut self.frames);
-        let Some((first, payload)) = &frames.first else {
+        if frames.is_empty() {
             return Ok(());
-        };
+        }
         let mut small = [0u8; SMALL_FRAMES];
-        let mut used = 0;
-        let fits = frames.iter().all(|(first, payload)| {
-            let mut head = [0u8; 10];
-            let len = frame_head(&mut head, *first, payload.len());
-            let end = used + len + payload.len();
-            if end > SMALL_FRAMES {
-                return false;
-            }
-            small[used..used + len].copy_from_slice(&head[..len]);
-            small[used + len..end].copy_from_slice(payload);
-            used = end;
-            true
-        });
-        if fits {
+        if let Some(used) = frames.copy_into(&mut small) {
             bridge.write_in_order(&[IoSlice::new(&small[..used])])?;
-        } else if frames.more.is_empty() {
-            let mut head = [0u8; 10];
-            let len = frame_head(&mut head, *first, payload.len());
-            bridge.write_in_order(&[IoSlice::new(&head[..len]), IoSlice::new(payload)])?;
+        } else if frames.len() == 1 {
+            let (head, payload) = frames.iter().next().expect("one frame");
+            bridge.write_in_order(&[IoSlice::new(head.as_bytes()), IoSlice::new(payload)])?;
         } else {
-            let count = 1 + frames.more.len();
+            let count = frames.len();
             let (mut heads, mut ends) = (Vec::with_capacity(4 * count), Vec::with_capacity(count));
-            for (first, payload) in frames.iter() {
-                let mut head = [0u8; 10];
-                let len = frame_head(&mut head, *first, payload.len());
-                heads.extend_from_slice(&head[..len]);
-                ends.push(heads.len());
-            }
+            frames.heads_into(&mut heads, &mut ends);
             let mut slices = Vec::with_capacity(2 * count);
             let mut start = 0;
             for ((_, payload), end) in frames.iter().zip(ends) {
@@ -399,7 +328,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
                 bridge.write_in_order(some)?;
             }
         }
-        frames.clear();
+        frames.clear(KEPT_FRAMES);
         Ok(())
     }
 }
@@ -698,7 +627,7 @@ mod tests {
         /// time, the bytes on the socket are exactly tungstenite's encoding of those frames, in
         /// order.
         #[test]
-        fn frames_written_here_read_back_through_tungstenite(
+        fn what_the_socket_takes_piece_by_piece_is_tungstenites_encoding_in_order(
             drains in proptest::collection::vec(proptest::collection::vec(sent(), 1..6), 1..6),
             rooms in proptest::collection::vec(1..5_000usize, 1..40),
             close in proptest::bool::ANY,
