@@ -11,11 +11,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use futures_lite::future;
 use http::{Request, Response, StatusCode};
 use roomcast_core::long_poll::LongPoll;
 use roomcast_core::session::{SessionKind, Transmit};
-use roomcast_io::{Inbound, Runtime, Shutdown, Transport, run_registered};
+use roomcast_io::{AsyncTimer, Inbound, Runtime, Transport, Triggered, run_registered};
 
 use crate::auth::query_param;
 use crate::body::Body;
@@ -46,12 +45,13 @@ pub(crate) async fn serve<R: Runtime, B: Send + 'static>(
     options.kind = SessionKind::Sse;
     options.transport = "poll";
     let max_bytes = options.config.queue_bytes;
-    let mut transport = PollTransport {
+    let deadline = inner.runtime.now() + wait;
+    let mut transport = PollTransport::<R> {
         answer: LongPoll::new(cursor, inner.options.poll_max_events, max_bytes),
-        deadline: inner.runtime.now() + wait,
-        runtime: inner.runtime.clone(),
-        shutdown: options.shutdown.clone(),
-        waiting: None,
+        deadline,
+        timer: inner.runtime.new_timer(deadline + HUB_ANSWER),
+        waiting: Wait::HubAnswer,
+        shutdown: options.shutdown.triggered(),
     };
     run_registered(&inner.runtime, &mut transport, registered, options).await;
     let mut response = json(StatusCode::OK, transport.answer.encode());
@@ -65,13 +65,13 @@ const HUB_ANSWER: Duration = Duration::from_secs(5);
 
 /// A poll as a connection: its transmits fill the answer, and it "disconnects" once the answer
 /// has a message, is full, its wait is over, or the server shuts down.
-struct PollTransport<R> {
+struct PollTransport<R: Runtime> {
     answer: LongPoll,
     deadline: Instant,
-    runtime: R,
-    shutdown: Shutdown,
-    /// What the poll waits for, while it waits.
-    waiting: Option<(Wait, BoxFuture)>,
+    /// Set for what the poll waits for ([`Wait`]).
+    timer: R::Timer,
+    waiting: Wait,
+    shutdown: Triggered,
 }
 
 /// What a poll with nothing to answer yet waits for.
@@ -82,8 +82,6 @@ enum Wait {
     /// A message, until the poll's deadline or the server's shutdown.
     Message,
 }
-
-type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl<R: Runtime> Transport for &mut PollTransport<R> {
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
@@ -97,28 +95,14 @@ impl<R: Runtime> Transport for &mut PollTransport<R> {
         } else {
             return Poll::Ready(None);
         };
-        if self.waiting.as_ref().is_none_or(|(kind, _)| *kind != wait) {
-            let runtime = self.runtime.clone();
-            let future: BoxFuture = match wait {
-                Wait::HubAnswer => {
-                    let until = self.deadline + HUB_ANSWER;
-                    Box::pin(async move { runtime.sleep_until(until).await })
-                }
-                Wait::Message => {
-                    let (until, shutdown) = (self.deadline, self.shutdown.clone());
-                    Box::pin(async move {
-                        let triggered = async {
-                            shutdown.triggered().await;
-                        };
-                        future::or(runtime.sleep_until(until), triggered).await;
-                    })
-                }
-            };
-            self.waiting = Some((wait, future));
+        if wait != self.waiting {
+            self.waiting = wait;
+            self.timer.reset(self.deadline);
         }
-        let (_, future) = self.waiting.as_mut().expect("set above");
-        ready!(future.as_mut().poll(cx));
-        self.waiting = None;
+        if wait == Wait::Message && Pin::new(&mut self.shutdown).poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        ready!(self.timer.poll_expired(cx));
         Poll::Ready(None)
     }
 
