@@ -12,6 +12,7 @@ mod metrics;
 mod serve;
 mod sse_cli;
 
+use std::fmt;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -47,12 +48,32 @@ enum Command {
     },
 }
 
+/// Why a command failed: printed after `roomcast: `, and the exit status is 1.
+#[derive(Debug)]
+enum CliError {
+    /// `serve` could not start, or stopped on an error; already worded.
+    Serve(String),
+    /// `token` could not mint; already worded.
+    Token(String),
+    /// `sse decode` or `sse encode` failed: its input, a limit, or standard IO.
+    Sse(sse_cli::CliError),
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Serve(message) | Self::Token(message) => f.write_str(message),
+            Self::Sse(error) => error.fmt(f),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Sse { command } => sse_cli::run(command),
-        Command::Serve(args) => serve::serve(*args).map_err(sse_cli::CliError::Usage),
-        Command::Token(args) => auth::token(args).map_err(sse_cli::CliError::Usage),
+        Command::Sse { command } => sse_cli::run(command).map_err(CliError::Sse),
+        Command::Serve(args) => serve::serve(*args).map_err(CliError::Serve),
+        Command::Token(args) => auth::token(args).map_err(CliError::Token),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
