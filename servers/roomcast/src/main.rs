@@ -2,17 +2,17 @@
 //!
 //! `serve` runs everything on the embedded in-memory hub: the demo page, WebSocket, SSE,
 //! long-poll, a plain echo, the HTTP API, status, metrics and health; `token` mints a JWT;
-//! `sse decode|encode` are the SSE conformance tools; `bench` measures roomcast against
-//! minimal baselines on 127.0.0.1.
+//! `sse decode|encode` are the SSE conformance tools. The load tool is a crate of its own,
+//! `roomcast-bench` (tools/bench), which runs this binary as the server under test.
 
 mod app;
 mod auth;
-mod bench;
 mod config;
 mod metrics;
 mod serve;
 mod sse_cli;
 
+use std::fmt;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -46,32 +46,34 @@ enum Command {
         #[command(subcommand)]
         command: sse_cli::SseCommand,
     },
-    /// Load-test roomcast on 127.0.0.1 against minimal baselines measured in the same run.
-    ///
-    /// Each server runs in a child process of its own: `roomcast serve` (with the load
-    /// settings it prints) and, with the same clients, a plain WebSocket broadcast server
-    /// (async-tungstenite) or a plain hyper SSE broadcast server. Scenarios: `echo` (round
-    /// trips), `fanout-ws` and `fanout-sse` (one room, paced and burst: deliveries/s, latency,
-    /// lost messages), `idle` (server memory per connection), `churn` (connection cycles/s),
-    /// `all`. Each prints a table and one JSON line (only JSON lines with --json). Every run is
-    /// bounded in count and time; any lost message or error exits nonzero. The regression
-    /// check for CI is `roomcast bench all --short --check`. See docs/performance.md.
-    Bench(Box<bench::BenchArgs>),
-    /// A baseline server for `roomcast bench`, run by it as a child process.
-    #[command(hide = true)]
-    BenchBaseline(bench::baseline::BaselineArgs),
+}
+
+/// Why a command failed: printed after `roomcast: `, and the exit status is 1.
+#[derive(Debug)]
+enum CliError {
+    /// `serve` could not start, or stopped on an error; already worded.
+    Serve(String),
+    /// `token` could not mint; already worded.
+    Token(String),
+    /// `sse decode` or `sse encode` failed: its input, a limit, or standard IO.
+    Sse(sse_cli::CliError),
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Serve(message) | Self::Token(message) => f.write_str(message),
+            Self::Sse(error) => error.fmt(f),
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Sse { command } => sse_cli::run(command),
-        Command::Serve(args) => serve::serve(*args).map_err(sse_cli::CliError::Usage),
-        Command::Token(args) => auth::token(args).map_err(sse_cli::CliError::Usage),
-        Command::Bench(args) => bench::run(*args).map_err(sse_cli::CliError::Usage),
-        Command::BenchBaseline(args) => {
-            bench::baseline::run(args).map_err(sse_cli::CliError::Usage)
-        }
+        Command::Sse { command } => sse_cli::run(command).map_err(CliError::Sse),
+        Command::Serve(args) => serve::serve(*args).map_err(CliError::Serve),
+        Command::Token(args) => auth::token(args).map_err(CliError::Token),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -67,12 +67,7 @@ pub(crate) fn run(command: SseCommand) -> Result<(), CliError> {
 pub(crate) enum CliError {
     Io(io::Error),
     Limit(DecodeError),
-    Input {
-        line: usize,
-        message: String,
-    },
-    /// A command's own error, already worded.
-    Usage(String),
+    Input { line: usize, message: String },
 }
 
 impl fmt::Display for CliError {
@@ -80,7 +75,6 @@ impl fmt::Display for CliError {
         match self {
             Self::Io(error) => write!(f, "{error}"),
             Self::Limit(error) => write!(f, "{error}"),
-            Self::Usage(message) => f.write_str(message),
             Self::Input { line, message } => write!(f, "line {line}: {message}"),
         }
     }

@@ -132,6 +132,7 @@ pub(super) async fn start(
             args.extend(ctx.serve_args.iter().cloned());
             ServerSpec {
                 label: "roomcast",
+                program: ctx.server.clone(),
                 args,
                 // For `--serve-arg=--runtime=smol`, whose threads only this sets.
                 env: vec![("SMOL_THREADS".into(), threads.clone())],
@@ -140,7 +141,7 @@ pub(super) async fn start(
         }
         Kind::Baseline => {
             let mut args: Vec<String> = [
-                "bench-baseline",
+                "baseline",
                 baseline,
                 "--listen",
                 &addr.to_string(),
@@ -154,6 +155,7 @@ pub(super) async fn start(
             }
             ServerSpec {
                 label: "baseline",
+                program: ctx.own.clone(),
                 args,
                 env: Vec::new(),
                 wrapper: ctx.server_wrapper.clone(),

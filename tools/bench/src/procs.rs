@@ -1,9 +1,9 @@
 //! The servers under test as child processes of the bench tool (so their memory and CPU are
-//! their own), free ports, `/proc` readings and the open-file limit.
+//! their own), the binary they run, free ports, `/proc` readings and the open-file limit.
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub(crate) struct ServerSpec {
     /// `roomcast` or `baseline`.
     pub(crate) label: &'static str,
+    /// The executable: the `roomcast` binary, or this one for a baseline.
+    pub(crate) program: PathBuf,
     pub(crate) args: Vec<String>,
     pub(crate) env: Vec<(String, String)>,
     /// A command the server runs under (`--server-wrapper`), or empty.
@@ -19,14 +21,17 @@ pub(crate) struct ServerSpec {
 }
 
 impl ServerSpec {
-    /// The command line, as a person would type it.
+    /// The command line, as a person would type it (the program by its file name, so that
+    /// the line reads the same on every machine).
     pub(crate) fn command_line(&self) -> String {
         let env = self.env.iter().map(|(k, v)| format!("{k}={v} "));
         let wrapper = self.wrapper.iter().map(|word| format!("{word} "));
+        let program = self.program.file_name().unwrap_or(self.program.as_os_str());
         format!(
-            "{}{}roomcast {}",
+            "{}{}{} {}",
             env.collect::<String>(),
             wrapper.collect::<String>(),
+            program.to_string_lossy(),
             self.args.join(" ")
         )
     }
@@ -42,9 +47,9 @@ pub(crate) struct ServerProc {
 }
 
 impl ServerProc {
-    /// Starts `spec` (this same executable) and waits until it accepts TCP on `addr`.
+    /// Starts `spec` and waits until it accepts TCP on `addr`.
     pub(crate) async fn start(spec: ServerSpec, addr: SocketAddr) -> Result<Self, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("current executable: {e}"))?;
+        let exe = &spec.program;
         let log = std::env::temp_dir().join(format!(
             "roomcast-bench-{}-{}-{}.log",
             std::process::id(),
@@ -229,6 +234,40 @@ fn switches(status: &str) -> (u64, u64) {
     )
 }
 
+/// The `roomcast` binary to measure: `given` (`--server`), else `roomcast` in the directory of
+/// this executable `own`, where cargo puts both when they are built together. Made absolute,
+/// so a `--server-wrapper` that changes directory still finds it. A missing binary is an error
+/// that names the command that builds it.
+pub(crate) fn server_binary(given: Option<PathBuf>, own: &Path) -> Result<PathBuf, String> {
+    let (path, given) = match given {
+        Some(path) => (path, true),
+        None => (own.with_file_name("roomcast"), false),
+    };
+    let path = std::path::absolute(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if path.is_file() {
+        return Ok(path);
+    }
+    if given {
+        return Err(format!("--server {}: no such file", path.display()));
+    }
+    Err(format!(
+        "no server binary at {}: build it with `{}`, or pass --server PATH",
+        path.display(),
+        build_command(own)
+    ))
+}
+
+/// The command that builds `roomcast` beside `own`: cargo's output directory is named after
+/// the profile, `debug` for the default one.
+fn build_command(own: &Path) -> &'static str {
+    let profile = own.parent().and_then(Path::file_name);
+    if profile.is_some_and(|name| name == "debug") {
+        "cargo build -p roomcast"
+    } else {
+        "cargo build --release -p roomcast"
+    }
+}
+
 /// A port that was free a moment ago: bind port 0, read the port, let it go.
 pub(crate) fn free_addr() -> Result<SocketAddr, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
@@ -308,6 +347,49 @@ mod tests {
         };
         assert!(status.success(), "only the child was killed: {status}");
         assert!(!std::path::Path::new(&format!("/proc/{forked}")).exists());
+    }
+
+    #[test]
+    fn the_server_binary_is_found_beside_this_one_or_the_error_says_how_to_build_it() {
+        let dir = std::env::temp_dir().join(format!("roomcast-bench-procs-{}", std::process::id()));
+        for profile in ["release", "debug"] {
+            std::fs::create_dir_all(dir.join(profile)).expect("a temporary directory");
+        }
+        let own = dir.join("release/roomcast-bench");
+        let missing = server_binary(None, &own).expect_err("no roomcast yet");
+        assert!(
+            missing.contains(&format!(
+                "no server binary at {}",
+                dir.join("release/roomcast").display()
+            )) && missing.contains("`cargo build --release -p roomcast`"),
+            "{missing}"
+        );
+        let debug = server_binary(None, &dir.join("debug/roomcast-bench")).expect_err("none");
+        assert!(debug.contains("`cargo build -p roomcast`"), "{debug}");
+
+        std::fs::write(dir.join("release/roomcast"), "").expect("a file");
+        assert_eq!(server_binary(None, &own), Ok(dir.join("release/roomcast")));
+        let given = dir.join("debug/roomcast-old");
+        let error = server_binary(Some(given.clone()), &own).expect_err("not there");
+        assert_eq!(error, format!("--server {}: no such file", given.display()));
+        std::fs::write(&given, "").expect("a file");
+        assert_eq!(server_binary(Some(given.clone()), &own), Ok(given));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_command_line_names_its_program_by_file_name() {
+        let spec = ServerSpec {
+            label: "roomcast",
+            program: PathBuf::from("/somewhere/target/release/roomcast"),
+            args: vec!["serve".into(), "--listen".into(), "ADDR".into()],
+            env: vec![("SMOL_THREADS".into(), "1".into())],
+            wrapper: vec!["taskset".into(), "-c".into(), "1".into()],
+        };
+        assert_eq!(
+            spec.command_line(),
+            "SMOL_THREADS=1 taskset -c 1 roomcast serve --listen ADDR"
+        );
     }
 
     #[test]

@@ -1,8 +1,13 @@
-//! `roomcast bench`: a bounded load generator on 127.0.0.1 that measures roomcast against two
-//! minimal baselines in the same run. The servers run in child processes of their own (their
-//! memory and CPU are read from `/proc`); the load clients share one small tokio runtime here.
+//! `roomcast-bench`: a bounded load generator on 127.0.0.1 that measures a `roomcast serve`
+//! against two minimal baselines in the same run. The servers run in child processes of their
+//! own (their memory and CPU are read from `/proc`): roomcast from the binary given with
+//! `--server`, the baselines from this executable (`roomcast-bench baseline`, hidden). The load
+//! clients share one small tokio runtime here. The method and the figures are in
+//! docs/performance.md.
 
-pub(crate) mod baseline;
+#![forbid(unsafe_code)]
+
+mod baseline;
 mod churn;
 mod client;
 mod echo;
@@ -18,22 +23,78 @@ mod stats;
 use std::cell::Cell;
 use std::io::IsTerminal;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use procs::ServerProc;
 
+/// Load-test roomcast on 127.0.0.1 against minimal baselines measured in the same run.
+///
+/// Each server runs in a child process of its own: `roomcast serve` (the binary of --server,
+/// with the load settings it prints) and, with the same clients, a plain WebSocket broadcast
+/// server (async-tungstenite) or a plain hyper SSE broadcast server, which this executable
+/// serves itself. Scenarios: `echo` (round trips), `fanout-ws` and `fanout-sse` (one room,
+/// paced and burst: deliveries/s, latency, lost messages), `idle` (server memory per
+/// connection), `churn` (connection cycles/s), `all`. Each prints a table and one JSON line
+/// (only JSON lines with --json). Every run is bounded in count and time; any lost message or
+/// error exits nonzero. The regression check for CI is `roomcast-bench all --short --check`.
+/// See docs/performance.md.
+#[derive(Parser)]
+#[command(
+    name = "roomcast-bench",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    baseline: Option<Hidden>,
+    #[command(flatten)]
+    bench: Box<BenchArgs>,
+}
+
+/// What the tool runs itself as; not for people.
+#[derive(Subcommand)]
+enum Hidden {
+    /// A baseline server, run by `roomcast-bench` itself as a child process.
+    #[command(hide = true)]
+    Baseline(baseline::BaselineArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.baseline {
+        Some(Hidden::Baseline(args)) => baseline::run(args),
+        None => run(*cli.bench),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("roomcast-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// The one room of the fan-out scenarios.
 const ROOM: &str = "bench";
 
-/// `roomcast bench`'s flags. Those marked "short" take a smaller default under `--short`.
+/// `roomcast-bench`'s flags. Those marked "short" take a smaller default under `--short`.
 #[derive(Args, Debug)]
-pub(crate) struct BenchArgs {
+struct BenchArgs {
     /// What to measure.
-    #[arg(value_enum)]
-    scenario: Scenario,
+    // An `Option` only so that the hidden `baseline` subcommand parses without it; clap
+    // requires it otherwise.
+    #[arg(value_enum, required = true)]
+    scenario: Option<Scenario>,
+    /// The `roomcast` binary to measure. [default: `roomcast` in the same directory as this
+    /// executable, where `cargo build --release -p roomcast -p roomcast-bench` puts both]
+    #[arg(long, value_name = "PATH")]
+    server: Option<PathBuf>,
     /// Connections (receivers, echo sockets, idle connections). [default: 1000; short: 200]
     #[arg(long, short = 'c', value_parser = clap::value_parser!(u32).range(1..=10_000))]
     connections: Option<u32>,
@@ -144,6 +205,10 @@ pub(crate) enum Kind {
 
 /// The resolved settings every scenario reads.
 pub(crate) struct Ctx {
+    /// The `roomcast` binary under test.
+    server: PathBuf,
+    /// This executable, which serves the baselines.
+    own: PathBuf,
     connections: usize,
     messages: u64,
     repeats: usize,
@@ -204,9 +269,16 @@ impl Ctx {
     }
 }
 
-pub(crate) fn run(args: BenchArgs) -> Result<(), String> {
+fn run(args: BenchArgs) -> Result<(), String> {
+    let Some(scenario) = args.scenario else {
+        return Err("which scenario? (see --help)".into());
+    };
+    let own = std::env::current_exe().map_err(|e| format!("current executable: {e}"))?;
+    let server = procs::server_binary(args.server, &own)?;
     let short = args.short;
     let mut ctx = Ctx {
+        server,
+        own,
         connections: args.connections.unwrap_or(pick(short, 1000, 200)) as usize,
         messages: args.messages.unwrap_or(pick(short, 100, 50)).max(1),
         repeats: args.repeats.max(1),
@@ -272,7 +344,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
     let started = Instant::now();
-    let reports = runtime.block_on(scenarios::run_all(&ctx, args.scenario));
+    let reports = runtime.block_on(scenarios::run_all(&ctx, scenario));
     let mut failures: Vec<String> = reports
         .iter()
         .filter(|report| !report.ok())
@@ -300,9 +372,6 @@ fn pick<T>(short: bool, full: T, small: T) -> T {
     if short { small } else { full }
 }
 
-/// Waits until the server's CPU use falls under about 10 % for 200 ms: set-up traffic (such as
-/// roomcast's presence diffs to every member) is written before anything is timed. Bounded by
-/// `deadline` and 30 s.
 /// Runs `--before-run`, if given, for `server`; a failure is the run's error, and so is a
 /// command still running after `--before-run-limit` (it is killed).
 async fn before_run(ctx: &Ctx, server: &ServerProc) -> Result<(), String> {
@@ -342,6 +411,9 @@ async fn before_run(ctx: &Ctx, server: &ServerProc) -> Result<(), String> {
     }
 }
 
+/// Waits until the server's CPU use falls under about 10 % for 200 ms: set-up traffic (such as
+/// roomcast's presence diffs to every member) is written before anything is timed. Bounded by
+/// `deadline` and 30 s.
 async fn wait_quiet(server: &ServerProc, deadline: Instant) {
     let until = deadline.min(Instant::now() + Duration::from_secs(30));
     let mut quiet = 0;

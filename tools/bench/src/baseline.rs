@@ -1,7 +1,7 @@
 //! The two baselines, each as small as it can be and tuned as their authors would for many
 //! connections: a WebSocket broadcast server (async-tungstenite on tokio) and an SSE broadcast
 //! server (hyper 1.x on tokio). No rooms, no history, no auth: the floor roomcast is measured
-//! against. Both run as `roomcast bench-baseline ws|sse --listen ADDR`, a hidden subcommand,
+//! against. Both run as `roomcast-bench baseline ws|sse --listen ADDR`, a hidden subcommand,
 //! in a process of their own.
 
 use std::convert::Infallible;
@@ -28,7 +28,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
-/// `roomcast bench-baseline`: a baseline server for `roomcast bench`.
+/// `roomcast-bench baseline`: a baseline server for `roomcast-bench`, run by it.
 #[derive(Args, Debug)]
 pub(crate) struct BaselineArgs {
     /// Which baseline: a WebSocket broadcast (and echo at /echo) or an SSE broadcast.
@@ -244,10 +244,10 @@ mod tests {
     use futures_util::StreamExt;
 
     use super::*;
-    use crate::bench::client::ws_connect;
-    use crate::bench::http::{HttpClient, SseClient};
+    use crate::client::ws_connect;
+    use crate::http::{HttpClient, SseClient};
 
-    async fn text(ws: &mut crate::bench::client::WsClient) -> String {
+    async fn text(ws: &mut crate::client::WsClient) -> String {
         let next = tokio::time::timeout(Duration::from_secs(5), ws.next());
         match next.await.expect("in time").expect("open").expect("frame") {
             Message::Text(text) => text.as_str().to_owned(),
