@@ -194,7 +194,7 @@ impl std::error::Error for SessionError {}
 /// ```
 // `repr(C)`, in this order: what every input and drain touches comes first, in four cache
 // lines; the rest after. A server's sessions are cold when a fan-out reaches them, so each line a
-// delivery touches is a miss (docs/performance.md, "The sixth session").
+// delivery touches is a miss (docs/performance.md, "Cache lines per delivery").
 #[derive(Debug)]
 #[repr(C)]
 pub struct Session {

@@ -2,8 +2,8 @@
 //!
 //! A paced room leaves one frame at a time in a session's queue. At 10,000 sessions a ring
 //! buffer of its own was a cache line missed when the frame was queued and again when it went
-//! out; in place, it shares the session's first lines (docs/performance.md, "The eighth
-//! session").
+//! out; in place, it shares the session's first lines (docs/performance.md, "Cache lines per
+//! delivery").
 
 use std::collections::VecDeque;
 

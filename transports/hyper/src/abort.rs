@@ -6,7 +6,7 @@
 //! finish the response, then pulls this switch, and [`serve_connection`] drops the connection.
 //!
 //! The session keeps a task of its own rather than running in the connection's task: measured
-//! with `roomcast bench fanout-sse` (1,000 streams, burst), one task per stream polled both on
+//! with `roomcast-bench fanout-sse` (1,000 streams, burst), one task per stream polled both on
 //! every wake-up, and cost 2.8x to 3.8x the server CPU of two tasks.
 //!
 //! [`serve_connection`]: crate::serve_connection

@@ -82,8 +82,7 @@ where
 /// socket took only part of is finished before anything else.
 // `repr(C)`, in this order: what every delivery touches (the flags, the frame queue, the
 // socket and its write queue) first, together, and tungstenite's protocol state, which a
-// delivery does not read, after it (docs/performance.md, "The seventh session" and "The eighth
-// session").
+// delivery does not read, after it (docs/performance.md, "Cache lines per delivery").
 #[repr(C)]
 pub struct WsTransport<S> {
     /// tungstenite holds bytes to write (a close, a pong): the next flush goes through it.
