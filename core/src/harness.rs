@@ -434,3 +434,132 @@ impl<T: Tap> Harness<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::ClientMessage;
+    use crate::hub::HubConfig;
+    use crate::names::UserId;
+
+    fn server() -> Harness {
+        Harness::new(Hub::new(HubConfig::default(), 1), crate::testing::start())
+    }
+
+    fn connect(server: &mut Harness<impl Tap>, user: &str) -> SessionId {
+        let connect = Connect {
+            user: UserId::new(user).expect("valid"),
+            broadcast: false,
+            rooms: vec![],
+            cursor: None,
+        };
+        let id = server.connect(SessionKind::WebSocket, connect);
+        id.expect("connects")
+    }
+
+    #[test]
+    fn an_application_message_goes_to_the_application_not_the_hub() {
+        let codec = Codec::new().with_app_type("vote").expect("a free type");
+        let mut server = server().with_session_config(SessionConfig::default(), codec);
+        let alice = connect(&mut server, "alice");
+        server
+            .handle_text(alice, r#"{"type":"vote","ref":1,"data":2}"#)
+            .expect("a WebSocket session takes frames");
+        let (from, message) = server.poll_app().expect("the vote");
+        assert_eq!(from, alice);
+        assert!(
+            matches!(message.message, ClientMessage::App(_)),
+            "{message:?}"
+        );
+        assert_eq!(server.poll_app(), None);
+        let types: Vec<Value> = server
+            .take_json(alice)
+            .into_iter()
+            .map(|v| v["type"].clone())
+            .collect();
+        assert_eq!(types, ["welcome", "streams"], "the hub did not answer it");
+    }
+
+    #[test]
+    fn a_delivery_for_a_session_gone_from_the_hub_is_a_stray() {
+        let mut server = server();
+        let alice = connect(&mut server, "alice");
+        // Past the harness: the hub answers, and the session leaves before the answer moves.
+        let request = Codec::new()
+            .decode_client(r#"{"type":"join","ref":1,"room":"lobby"}"#)
+            .expect("valid");
+        let now = server.now();
+        server.hub_mut().handle_request(now, alice, request);
+        assert_eq!(server.strays(), 0);
+        let session = server.remove(alice).expect("alice's session");
+        assert_eq!(server.strays(), 1, "the join's reply");
+        assert_eq!(
+            session.queued_frames(),
+            2,
+            "the welcome and the streams only"
+        );
+    }
+
+    /// Counts the events and transmits it sees, and empties every `To` batch, as a bug planted
+    /// in the hub's output would.
+    #[derive(Default)]
+    struct Counting {
+        events: usize,
+        transmits: usize,
+    }
+
+    impl Tap for Counting {
+        fn session_event(&mut self, _: Instant, _: SessionId, _: &SessionEvent) {
+            self.events += 1;
+        }
+
+        fn hub_transmit(&mut self, _: Instant, transmit: &mut HubTransmit) {
+            self.transmits += 1;
+            if let HubTransmit::To { deliveries, .. } = transmit {
+                deliveries.clear();
+            }
+        }
+    }
+
+    #[test]
+    fn a_tap_sees_what_moves_and_may_change_the_hubs_output() {
+        let mut server = server().with_tap(Counting::default());
+        let alice = connect(&mut server, "alice");
+        assert_eq!(server.tap().transmits, 1, "the streams");
+        server
+            .handle_text(alice, r#"{"type":"join","ref":1,"room":"lobby"}"#)
+            .expect("a WebSocket session takes frames");
+        assert_eq!((server.tap().events, server.tap().transmits), (1, 2));
+        let types: Vec<Value> = server
+            .take_json(alice)
+            .into_iter()
+            .map(|v| v["type"].clone())
+            .collect();
+        assert_eq!(types, ["welcome"], "the tap emptied the hub's batches");
+    }
+
+    #[test]
+    fn time_reaches_every_session_and_the_next_timeout_is_the_earliest() {
+        let mut server = server();
+        let start = server.now();
+        let alice = connect(&mut server, "alice");
+        server.advance(Duration::from_secs(10));
+        let bob = connect(&mut server, "bob");
+        server.take_frames(alice);
+        server.take_frames(bob);
+        let first = server.advance_to_next_timeout();
+        assert_eq!(first, Some(start + Duration::from_secs(25)), "alice's ping");
+        assert_eq!(server.poll_transmit(alice), Some(Transmit::Ping));
+        assert_eq!(server.poll_transmit(bob), None);
+        // A late wake: alice's pong deadline has long passed, bob's first ping is due.
+        server.advance(Duration::from_secs(100));
+        let state = server.session(alice).map(Session::state);
+        assert_eq!(
+            state,
+            Some(crate::session::SessionState::Closing),
+            "no pong"
+        );
+        assert_eq!(server.poll_transmit(bob), Some(Transmit::Ping));
+        assert_eq!(server.hub().session_count(), 1, "alice left the hub");
+    }
+}
