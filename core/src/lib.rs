@@ -17,78 +17,63 @@
 //! - [`long_poll`]: a long-poll answer: the stored messages after a cursor, and the next cursor.
 //! - [`cursor`], [`names`], [`close`], [`delivery`]: positions and cursors, validated names, close
 //!   codes, and the shared deliveries the hub hands to sessions.
+//! - [`harness`]: a hub and its sessions driven together on a virtual clock, the smallest
+//!   correct driver: what the tests, the fuzz bodies and the simulation run the core with.
 //!
 //! # The run loop
 //!
 //! A driver (the `roomcast-io` crate, or your own) owns one [`hub::Hub`] and a
 //! [`session::Session`] per connection, and moves every output to where it belongs: session
-//! events to the hub, hub deliveries to sessions, session transmits to sockets; then it waits for
-//! exactly one input (a frame, or the earliest `poll_timeout`). Here it is by hand:
+//! events to the hub, hub transmits to sessions, session transmits to sockets; then it waits for
+//! exactly one input (a frame, or the earliest `poll_timeout`), feeds it in with the time, and
+//! moves outputs again until nothing moves:
+//!
+//! ```text
+//! loop {
+//!     session events  -> hub.handle_request(now, id, request), or hub.disconnect(now, id)
+//!     hub.poll_transmit() -> To: session.deliver_batch(now, deliveries)
+//!                            Fanout: session.deliver(now, delivery) for each member but `except`
+//!     ... until nothing moves
+//!     session.poll_transmit(now) -> the socket
+//!     wait: a frame (session.handle_text(now, frame)), or the earliest of session.poll_timeout()
+//!           and hub.poll_timeout() (handle_timeout(now))
+//! }
+//! ```
+//!
+//! [`harness::Harness`] is that loop without the sockets and the clock: read
+//! [`Harness::drive`](harness::Harness::drive) in its source for the routing, every line of it.
+//! Here it runs one connection:
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use roomcast_core::envelope::Codec;
-//! use roomcast_core::hub::{Connect, Hub, HubConfig, Transmit as Deliver};
+//! use roomcast_core::harness::Harness;
+//! use roomcast_core::hub::{Connect, Hub, HubConfig};
 //! use roomcast_core::names::UserId;
-//! use roomcast_core::session::{Session, SessionConfig, SessionEvent, SessionKind, Transmit};
+//! use roomcast_core::session::{SessionKind, Transmit};
 //!
 //! let now = Instant::now(); // the driver's clock: the core never reads one
-//! let mut hub = Hub::new(HubConfig::default(), 1);
+//! let mut server = Harness::new(Hub::new(HubConfig::default(), 1), now);
 //!
-//! // A WebSocket connection arrives and authenticates as alice.
-//! let mut session = Session::new(SessionKind::WebSocket, SessionConfig::default(), Codec::new(), now);
+//! // A WebSocket connection arrives and authenticates as alice: her session joins the hub.
 //! let alice = UserId::new("alice")?;
-//! let connect = Connect { user: alice.clone(), broadcast: true, rooms: vec![], cursor: None };
-//! let id = hub.connect(now, connect)?;
-//! session.accept(now, id, alice);
+//! let connect = Connect { user: alice, broadcast: true, rooms: vec![], cursor: None };
+//! let id = server.connect(SessionKind::WebSocket, connect)?;
 //!
-//! // A frame comes in; the driver moves outputs until nothing moves.
-//! session.handle_text(now, r#"{"type":"join","ref":1,"room":"lobby"}"#)?;
-//! loop {
-//!     let mut moved = false;
-//!     while let Some(event) = session.poll_event() {
-//!         moved = true;
-//!         match event {
-//!             SessionEvent::Request(request) => hub.handle_request(now, id, request),
-//!             SessionEvent::Closed(_) => hub.disconnect(now, id),
-//!             _ => {} // application messages go to the application
-//!         }
-//!     }
-//!     while let Some(deliver) = hub.poll_transmit() {
-//!         moved = true;
-//!         // One session here; a driver finds each by `SessionId::index` and pushes into its
-//!         // bounded queue without waiting (a full one: `hub.disconnect`, then close with 4000).
-//!         match deliver {
-//!             Deliver::To { session: to, deliveries } if to == id => session.deliver_batch(now, deliveries),
-//!             Deliver::Fanout { sessions, except, delivery } => {
-//!                 for &to in sessions.iter().filter(|&&to| to == id && Some(to) != except) {
-//!                     session.deliver_batch(now, [delivery.clone()]);
-//!                 }
-//!             }
-//!             _ => {}
-//!         }
-//!     }
-//!     if !moved {
-//!         break;
-//!     }
-//! }
+//! // A frame comes in: the session hands the request to the hub, the hub's reply comes back to
+//! // the session; the harness moves outputs until nothing moves.
+//! server.handle_text(id, r#"{"type":"join","ref":1,"room":"lobby"}"#)?;
 //!
 //! // What goes on the socket: welcome, where each stream resumes, then the join reply.
-//! let mut sent = Vec::new();
-//! while let Some(transmit) = session.poll_transmit(now) {
-//!     if let Transmit::Frame(delivery) = transmit {
-//!         sent.push(delivery.frame.as_str().to_owned());
-//!     }
-//! }
+//! let sent: Vec<String> =
+//!     server.take_frames(id).iter().map(|delivery| delivery.frame.as_str().to_owned()).collect();
 //! assert!(sent[0].starts_with(r#"{"type":"welcome","#));
 //! assert!(sent[1].starts_with(r#"{"type":"streams","#));
 //! assert!(sent[2].starts_with(r#"{"type":"reply","ref":1,"room":"lobby","members":["alice"]"#));
 //!
 //! // Then the driver sleeps until the earliest timer: the session's first ping.
-//! let wake = [session.poll_timeout(), hub.poll_timeout()].into_iter().flatten().min();
-//! assert_eq!(wake, Some(now + Duration::from_secs(25)));
-//! session.handle_timeout(now + Duration::from_secs(25));
-//! assert!(matches!(session.poll_transmit(now + Duration::from_secs(25)), Some(Transmit::Ping)));
+//! assert_eq!(server.poll_timeout(), Some(now + Duration::from_secs(25)));
+//! server.advance_to_next_timeout();
+//! assert_eq!(server.poll_transmit(id), Some(Transmit::Ping));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
@@ -101,6 +86,7 @@ pub mod envelope;
 pub mod event_stream;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod harness;
 pub mod heartbeat;
 pub mod hub;
 pub mod limits;

@@ -3,6 +3,10 @@
 //! direct, time passing, and tabs that stop reading until their driver drops them as slow
 //! consumers.
 //!
+//! The hub runs with its sessions in the core's harness (`roomcast_core::harness`), as a driver
+//! runs it; a tab that stops reading leaves its frames in its session, whose queue holds
+//! `BACKLOG` of them before it closes as a slow consumer.
+//!
 //! Clients are browser tabs that survive their connections: each remembers the last message it
 //! saw in each room and in its user's outbox, and resumes from there. After every step:
 //! `check_invariants()` holds; every message a tab receives in a stream directly follows the one
@@ -17,8 +21,10 @@ use proptest::prelude::*;
 use roomcast_core::cursor::{Cursor, Position, Stream};
 use roomcast_core::delivery::{SessionId, Shared};
 use roomcast_core::envelope::{ClientEnvelope, ClientMessage, Codec, Payload, Ref, ServerMessage};
-use roomcast_core::hub::{Connect, HistoryLimit, Hub, HubConfig, Transmit, recipients};
+use roomcast_core::harness::Harness;
+use roomcast_core::hub::{Connect, HistoryLimit, Hub, HubConfig};
 use roomcast_core::names::{RoomName, UserId};
+use roomcast_core::session::{Session, SessionConfig, SessionKind};
 
 const TABS: usize = 6;
 const USERS: usize = 3;
@@ -39,8 +45,8 @@ enum Op {
     ServerPublish(usize),
     Direct(usize, usize),
     Advance(u64),
-    /// The tab stops reading (or starts again). Past `BACKLOG` unread frames, the driver drops
-    /// its connection as a slow consumer, and the tab must resume.
+    /// The tab stops reading (or starts again). Past `BACKLOG` unread frames, its session closes
+    /// as a slow consumer, the driver drops its connection, and the tab must resume.
     Stall(usize),
 }
 
@@ -70,13 +76,11 @@ struct Tab {
     seen: BTreeMap<usize, Position>,
     seen_user: Option<Position>,
     stalled: bool,
-    backlog: Vec<Shared>,
 }
 
 struct Sim {
-    hub: Hub,
+    server: Harness,
     codec: Codec,
-    now: Instant,
     tabs: Vec<Tab>,
     /// Per room: (offset, time) of every message, to know what history still covers.
     published: Vec<Vec<(u64, Instant)>>,
@@ -117,10 +121,18 @@ impl Sim {
             presence_grace: GRACE,
             ..HubConfig::default()
         };
+        // The hub is under test: sessions that neither limit the rate nor ping; a queue of
+        // `BACKLOG` frames.
+        let sessions = SessionConfig {
+            queue_frames: BACKLOG,
+            rate_per_sec: 0,
+            ping_interval: Duration::ZERO,
+            ..SessionConfig::default()
+        };
         Self {
-            hub: Hub::new(config, 42),
+            server: Harness::new(Hub::new(config, 42), start())
+                .with_session_config(sessions, Codec::new()),
             codec: Codec::new(),
-            now: start(),
             tabs: (0..TABS).map(|_| Tab::default()).collect(),
             published: vec![Vec::new(); ROOMS],
             epochs: vec![None; ROOMS],
@@ -140,7 +152,9 @@ impl Sim {
             reference: Some(Ref::Number(self.refs)),
             message,
         };
-        self.hub.handle_request(self.now, session, request);
+        self.server
+            .handle_text(session, &request.encode())
+            .expect("a WebSocket session takes frames");
     }
 
     fn apply(&mut self, op: &Op) {
@@ -157,14 +171,14 @@ impl Sim {
                     cursor: Some(cursor),
                 };
                 self.tabs[t].session = Some(
-                    self.hub
-                        .connect(self.now, connect)
+                    self.server
+                        .connect(SessionKind::WebSocket, connect)
                         .expect("no rooms, no limit"),
                 );
             }
             Op::Disconnect(t) => {
                 if let Some(session) = self.tabs[t].session {
-                    self.hub.disconnect(self.now, session);
+                    self.server.remove(session);
                     self.lost_session(t);
                 }
             }
@@ -206,7 +220,10 @@ impl Sim {
             Op::ServerPublish(r) => {
                 self.record(r);
                 let data = Payload::from_json("2").expect("JSON");
-                let id = self.hub.publish(self.now, room(r), data).id;
+                let id = self
+                    .server
+                    .feed_hub(|hub, now| hub.publish(now, room(r), data))
+                    .id;
                 self.epochs[r] = Some(id.epoch);
             }
             Op::Direct(t, u) if self.tabs[t].session.is_some() => {
@@ -216,10 +233,7 @@ impl Sim {
             Op::Stall(t) if self.tabs[t].session.is_some() => {
                 self.tabs[t].stalled = !self.tabs[t].stalled;
             }
-            Op::Advance(ms) => {
-                self.now += Duration::from_millis(ms);
-                self.hub.handle_timeout(self.now);
-            }
+            Op::Advance(ms) => self.server.advance(Duration::from_millis(ms)),
             _ => {}
         }
     }
@@ -230,10 +244,10 @@ impl Sim {
         let rooms = std::mem::take(&mut self.tabs[t].rooms);
         self.tabs[t].session = None;
         self.tabs[t].stalled = false;
-        self.tabs[t].backlog.clear();
         for r in rooms {
             if !self.member_sessions(r).contains(&user_of(t)) {
-                self.grace.insert((r, user_of(t)), self.now + GRACE);
+                self.grace
+                    .insert((r, user_of(t)), self.server.now() + GRACE);
             }
         }
     }
@@ -245,60 +259,25 @@ impl Sim {
             .collect()
     }
 
-    /// Does what a driver does with every transmit, then lets tabs that read again catch up.
+    /// Does what a driver does with a session closed as a slow consumer (drops its connection),
+    /// then every tab that reads takes what its session sent.
     fn drain(&mut self) -> Result<(), TestCaseError> {
-        while let Some(transmit) = self.hub.poll_transmit() {
-            match transmit {
-                Transmit::To {
-                    session,
-                    deliveries,
-                } => {
-                    for delivery in deliveries {
-                        self.route(session, delivery)?;
-                    }
+        for t in 0..TABS {
+            if let Some(session) = self.tabs[t].session {
+                if !self.server.session(session).is_some_and(Session::is_open) {
+                    self.server.remove(session);
+                    self.lost_session(t);
                 }
-                Transmit::Fanout {
-                    sessions,
-                    except,
-                    delivery,
-                } => {
-                    for session in recipients(&sessions, except) {
-                        self.route(session, delivery.clone())?;
-                    }
-                }
-                _ => {}
             }
         }
         for t in 0..TABS {
-            if !self.tabs[t].stalled {
-                for delivery in std::mem::take(&mut self.tabs[t].backlog) {
+            if let (Some(session), false) = (self.tabs[t].session, self.tabs[t].stalled) {
+                for delivery in self.server.take_frames(session) {
                     self.receive(t, &delivery)?;
                 }
             }
         }
         Ok(())
-    }
-
-    /// One delivery into a tab's queue; a full queue gets its connection dropped.
-    fn route(&mut self, session: SessionId, delivery: Shared) -> Result<(), TestCaseError> {
-        let Some(t) = self.tab_of(session) else {
-            return Ok(()); // dropped earlier in this drain: a driver skips it
-        };
-        if !self.tabs[t].stalled {
-            return self.receive(t, &delivery);
-        }
-        self.tabs[t].backlog.push(delivery);
-        if self.tabs[t].backlog.len() > BACKLOG {
-            self.hub.disconnect(self.now, session);
-            self.lost_session(t);
-        }
-        Ok(())
-    }
-
-    fn tab_of(&self, session: SessionId) -> Option<usize> {
-        self.tabs
-            .iter()
-            .position(|tab| tab.session == Some(session))
     }
 
     /// A tab reads one frame.
@@ -393,7 +372,7 @@ impl Sim {
             .iter()
             .rev()
             .take(HISTORY.max_messages)
-            .filter(|(_, at)| self.now.saturating_duration_since(*at) < HISTORY.max_age);
+            .filter(|(_, at)| self.server.now().saturating_duration_since(*at) < HISTORY.max_age);
         let first = kept.next_back().map_or(head + 1, |(offset, _)| *offset);
         since.offset <= head && since.offset + 1 >= first.min(head + 1)
     }
@@ -401,17 +380,17 @@ impl Sim {
     /// A message is about to be stored in room `r`.
     fn record(&mut self, r: usize) {
         let offset = self.published[r].len() as u64 + 1;
-        self.published[r].push((offset, self.now));
+        self.published[r].push((offset, self.server.now()));
     }
 
     /// After every step: grace periods end, and a room nobody is in whose history has aged out
     /// is forgotten, so its next message starts a new epoch at offset 1.
     fn settle(&mut self) {
-        self.grace.retain(|_, end| *end > self.now);
+        let now = self.server.now();
+        self.grace.retain(|_, end| *end > now);
         for r in 0..ROOMS {
             let absent =
                 self.member_sessions(r).is_empty() && !self.grace.keys().any(|(gr, _)| *gr == r);
-            let now = self.now;
             let kept = self.published[r]
                 .iter()
                 .any(|(_, at)| now.saturating_duration_since(*at) < HISTORY.max_age);
@@ -423,9 +402,14 @@ impl Sim {
     }
 
     fn check(&mut self) -> Result<(), TestCaseError> {
-        if let Err(broken) = self.hub.check_invariants() {
+        if let Err(broken) = self.server.hub().check_invariants() {
             return Err(TestCaseError::fail(broken));
         }
+        prop_assert_eq!(
+            self.server.strays(),
+            0,
+            "deliveries to sessions not in the hub"
+        );
         for r in 0..ROOMS {
             // Presence: member sessions' users, plus those in their grace period.
             let mut expected: BTreeSet<usize> = self.member_sessions(r);
@@ -436,7 +420,8 @@ impl Sim {
                     .map(|(_, u)| *u),
             );
             let actual: BTreeSet<usize> = self
-                .hub
+                .server
+                .hub()
                 .members(&room(r))
                 .iter()
                 .map(|u| u.as_str()[4..].parse().expect("userN"))

@@ -10,9 +10,10 @@ use proptest::prelude::*;
 use roomcast_core::cursor::Cursor;
 use roomcast_core::envelope::{Codec, Payload, ServerMessage};
 use roomcast_core::event_stream::EventStream;
-use roomcast_core::hub::{Connect, Hub, HubConfig, Transmit as Deliver};
+use roomcast_core::harness::Harness;
+use roomcast_core::hub::{Connect, Hub, HubConfig};
 use roomcast_core::names::{RoomName, UserId};
-use roomcast_core::session::{Session, SessionConfig, SessionKind};
+use roomcast_core::session::SessionKind;
 use roomcast_core::sse::Decoder;
 
 #[allow(clippy::disallowed_methods)] // a test needs one real instant to offset from
@@ -33,10 +34,9 @@ enum Publish {
 }
 
 /// Connects an SSE session with `cursor`, then publishes `publish` (numbered from `first`);
-/// returns the bytes the connection would carry.
+/// returns the bytes the connection would carry, and lets the connection go.
 fn connection(
-    hub: &mut Hub,
-    now: Instant,
+    server: &mut Harness,
     cursor: Option<Cursor>,
     publish: &[Publish],
     first: u64,
@@ -48,17 +48,12 @@ fn connection(
         rooms: vec![room("a"), room("b")],
         cursor: cursor.clone(),
     };
-    let id = hub.connect(now, connect).expect("within limits");
-    let mut session = Session::new(
-        SessionKind::Sse,
-        SessionConfig::default(),
-        Codec::new(),
-        now,
-    );
-    session.accept(now, id, user.clone());
+    let id = server
+        .connect(SessionKind::Sse, connect)
+        .expect("within limits");
     for (n, publish) in publish.iter().enumerate() {
         let data = Payload::from_json(&(first + n as u64).to_string()).expect("JSON");
-        match publish {
+        server.feed_hub(|hub, now| match publish {
             Publish::Room(a) => {
                 hub.publish(now, room(if *a { "a" } else { "b" }), data);
             }
@@ -69,27 +64,14 @@ fn connection(
             Publish::All => {
                 hub.broadcast(now, None, data);
             }
-        }
-    }
-    while let Some(deliver) = hub.poll_transmit() {
-        match deliver {
-            Deliver::To { deliveries, .. } => session.deliver_batch(now, deliveries),
-            Deliver::Fanout {
-                sessions,
-                except,
-                delivery,
-            } if sessions.contains(&id) && except != Some(id) => {
-                session.deliver_batch(now, [delivery]);
-            }
-            _ => {}
-        }
+        });
     }
     let mut stream = EventStream::new(1000, cursor);
     let mut bytes = Vec::new();
-    while let Some(transmit) = session.poll_transmit(now) {
+    for transmit in server.take_transmits(id) {
         stream.encode(&transmit, &mut bytes);
     }
-    hub.disconnect(now, id);
+    server.remove(id);
     bytes
 }
 
@@ -140,9 +122,8 @@ proptest! {
         after in proptest::collection::vec(publish(), 0..12),
         cut in 0.0f64..=1.0,
     ) {
-        let now = start();
-        let mut hub = Hub::new(HubConfig::default(), 3);
-        let first = connection(&mut hub, now, None, &before, 0);
+        let mut server = Harness::new(Hub::new(HubConfig::default(), 3), start());
+        let first = connection(&mut server, None, &before, 0);
         // The connection drops after some byte; the browser keeps what it parsed.
         let cut = (first.len() as f64 * cut) as usize;
         let mut seen = BTreeMap::new();
@@ -150,7 +131,7 @@ proptest! {
         // Reconnect with Last-Event-ID (empty if the first event never arrived); more messages come.
         let cursor = (!last_event_id.is_empty()).then(|| last_event_id.parse::<Cursor>().expect("ids are cursors"));
         let resumed_with_cursor = cursor.is_some();
-        let second = connection(&mut hub, now, cursor, &after, before.len() as u64);
+        let second = connection(&mut server, cursor, &after, before.len() as u64);
         let (recovered, _) = browser(&second, &mut seen);
         if resumed_with_cursor {
             prop_assert!(recovered.iter().all(|r| *r == Some(true)), "{recovered:?}");

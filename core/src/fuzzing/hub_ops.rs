@@ -3,22 +3,25 @@
 //! made up or from another epoch.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::input::Input;
 use crate::cursor::{Cursor, Position, Stream};
 use crate::delivery::{SessionId, Shared};
 use crate::envelope::{ClientEnvelope, ClientMessage, Codec, Payload, Ref, ServerMessage};
+use crate::harness::Harness;
 use crate::hub::{Connect, HistoryLimit, Hub, HubConfig};
 use crate::names::{RoomName, UserId};
+use crate::session::{Session, SessionConfig, SessionKind};
 
 const SLOTS: usize = 8;
 const USERS: usize = 4;
 const ROOMS: usize = 3;
 
-/// Drives a [`Hub`] with the program the input spells; after every step and drain:
+/// Drives a [`Hub`] and its sessions ([`Harness`]) with the program the input spells; after
+/// every step, with every session's frames read:
 /// - `check_invariants()` holds;
-/// - every transmit goes to live sessions only;
+/// - every transmit goes to live sessions only, and every session stays open;
 /// - every request with a `ref` is answered exactly once, to the session that sent it;
 /// - within one epoch, each session receives a stream's positions in increasing order, each
 ///   at most once;
@@ -29,15 +32,14 @@ pub fn hub_ops(input: &[u8]) {
     let mut run = Run::new(&mut input);
     while !input.is_empty() {
         run.step(&mut input);
-        run.drain();
+        run.read();
         run.check();
     }
 }
 
 struct Run {
-    hub: Hub,
+    server: Harness,
     codec: Codec,
-    now: Instant,
     /// The session in each slot, and its user.
     slots: [Option<(SessionId, usize)>; SLOTS],
     /// Positions seen in any stream, to resume from (old ones included).
@@ -65,10 +67,17 @@ impl Run {
             max_rooms_per_session: input.below(ROOMS + 1),
             max_offline_users: input.below(USERS + 1),
         };
+        let hub = Hub::new(config, u64::from(input.byte()));
+        // The hub is under test: sessions that neither limit the rate nor ping, read after every
+        // step, so each stays open and every request reaches the hub.
+        let sessions = SessionConfig {
+            rate_per_sec: 0,
+            ping_interval: Duration::ZERO,
+            ..SessionConfig::default()
+        };
         Self {
-            hub: Hub::new(config, u64::from(input.byte())),
+            server: Harness::new(hub, Instant::now()).with_session_config(sessions, Codec::new()),
             codec: Codec::new(),
-            now: Instant::now(),
             slots: [None; SLOTS],
             seen: Vec::new(),
             last: BTreeMap::new(),
@@ -79,13 +88,12 @@ impl Run {
     }
 
     fn step(&mut self, input: &mut Input<'_>) {
-        let now = self.now;
         let slot = input.below(SLOTS);
         match input.byte() % 12 {
             0 => self.connect(input, slot),
             1 => {
                 if let Some((session, _)) = self.slots[slot].take() {
-                    self.hub.disconnect(now, session);
+                    self.server.remove(session);
                 }
             }
             2 => {
@@ -112,19 +120,31 @@ impl Run {
                 let to = user(input.below(USERS));
                 self.request(slot, ClientMessage::Direct { to, data: data() });
             }
-            7 => drop(self.hub.publish(now, room(input), data())),
-            8 => drop(self.hub.notify(now, user(input.below(USERS)), None, data())),
-            9 => drop(self.hub.broadcast(now, None, data())),
+            7 => {
+                let room = room(input);
+                self.server
+                    .feed_hub(|hub, now| hub.publish(now, room, data()));
+            }
+            8 => {
+                let user = user(input.below(USERS));
+                self.server
+                    .feed_hub(|hub, now| drop(hub.notify(now, user, None, data())));
+            }
+            9 => {
+                self.server
+                    .feed_hub(|hub, now| hub.broadcast(now, None, data()));
+            }
             10 => {
-                // Time passes: by a random step, or exactly to the next timer.
-                self.now = match (input.byte() & 1, self.hub.poll_timeout()) {
+                // Time passes: by a random step, or exactly to the next timer of the hub.
+                let now = self.server.now();
+                let at = match (input.byte() & 1, self.server.hub().poll_timeout()) {
                     (0, Some(at)) if at > now => at,
                     _ => now + input.millis(20_000),
                 };
-                self.hub.handle_timeout(self.now);
-                if let Some(at) = self.hub.poll_timeout() {
+                self.server.advance_to(at);
+                if let Some(next) = self.server.hub().poll_timeout() {
                     assert!(
-                        at > self.now,
+                        next > self.server.now(),
                         "a timer at or before now after handle_timeout"
                     );
                 }
@@ -136,11 +156,7 @@ impl Run {
                         room: room(input),
                         since: None,
                     };
-                    let request = ClientEnvelope {
-                        reference: None,
-                        message,
-                    };
-                    self.hub.handle_request(now, session, request);
+                    self.send(session, None, message);
                 }
             }
         }
@@ -169,7 +185,7 @@ impl Run {
             rooms,
             cursor: (!cursor.is_empty()).then_some(cursor),
         };
-        if let Ok(session) = self.hub.connect(self.now, connect) {
+        if let Ok(session) = self.server.connect(SessionKind::WebSocket, connect) {
             assert!(
                 !self.slots.iter().flatten().any(|(s, _)| *s == session),
                 "a live session's id reused"
@@ -196,24 +212,28 @@ impl Run {
         };
         self.next_ref += 1;
         self.pending.insert(self.next_ref, session);
-        let request = ClientEnvelope {
-            reference: Some(Ref::Number(self.next_ref)),
-            message,
-        };
-        self.hub.handle_request(self.now, session, request);
+        self.send(session, Some(Ref::Number(self.next_ref)), message);
     }
 
-    fn drain(&mut self) {
-        while let Some(transmit) = self.hub.poll_transmit() {
-            transmit.for_each_delivery(|session, delivery| self.receive(session, delivery));
+    /// A request from the client of `session`, as the frame it sends.
+    fn send(&mut self, session: SessionId, reference: Option<Ref>, message: ClientMessage) {
+        let frame = ClientEnvelope { reference, message }.encode();
+        self.server
+            .handle_text(session, &frame)
+            .expect("a WebSocket session takes frames");
+    }
+
+    /// Every live session's client reads what its session sent.
+    fn read(&mut self) {
+        let live: Vec<SessionId> = self.slots.iter().flatten().map(|(s, _)| *s).collect();
+        for session in live {
+            for delivery in self.server.take_frames(session) {
+                self.receive(session, &delivery);
+            }
         }
     }
 
     fn receive(&mut self, session: SessionId, delivery: &Shared) {
-        assert!(
-            self.slots.iter().flatten().any(|(s, _)| *s == session),
-            "a delivery to {session}, which is not live"
-        );
         if let Some((stream, position)) = &delivery.stream {
             self.seen.push(*position);
             let key = (session, stream.clone());
@@ -248,25 +268,34 @@ impl Run {
     }
 
     fn check(&mut self) {
-        if let Err(broken) = self.hub.check_invariants() {
+        if let Err(broken) = self.server.hub().check_invariants() {
             panic!("hub invariant: {broken}");
         }
+        assert_eq!(
+            self.server.strays(),
+            0,
+            "deliveries to sessions not in the hub"
+        );
         assert!(
             self.pending.is_empty(),
             "refs without an answer: {:?}",
             self.pending
         );
         let live: Vec<_> = self.slots.iter().flatten().collect();
-        assert_eq!(self.hub.session_count(), live.len());
-        let config = self.hub.config();
+        for (session, _) in &live {
+            let open = self.server.session(*session).is_some_and(Session::is_open);
+            assert!(open, "{session} closed behind the program's back");
+        }
+        assert_eq!(self.server.hub().session_count(), live.len());
+        let config = self.server.hub().config();
         let budget = ROOMS * config.room_history.max_messages
             + USERS * config.outbox_history.max_messages
             + config.broadcast_history.max_messages;
-        let (messages, _) = self.hub.stored();
+        let (messages, _) = self.server.hub().stored();
         assert!(messages <= budget, "{messages} stored, over {budget}");
         let online: BTreeSet<_> = live.iter().map(|(_, u)| u).collect();
-        assert!(self.hub.user_count() <= online.len() + config.max_offline_users);
-        assert!(self.hub.room_count() <= ROOMS);
+        assert!(self.server.hub().user_count() <= online.len() + config.max_offline_users);
+        assert!(self.server.hub().room_count() <= ROOMS);
         // Bounded bookkeeping of this run: forget what old sessions received.
         self.last
             .retain(|(s, _), _| live.iter().any(|(l, _)| l == s));

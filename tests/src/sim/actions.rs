@@ -60,16 +60,20 @@ impl World {
                 let count = if self.rng.chance(20) { 40 } else { 1 };
                 for _ in 0..count {
                     let data = Payload::from_json("3").expect("JSON");
-                    let id = self.hub.publish(self.now, room(r), data).id;
-                    self.oracle.stored(r, id, self.now)?;
-                    self.summary.published += 1;
+                    let id = self
+                        .house
+                        .feed_hub(|hub, now| hub.publish(now, room(r), data))
+                        .id;
+                    let wire = self.house.tap_mut();
+                    wire.oracle.stored(r, id, self.now)?;
+                    wire.summary.published += 1;
                 }
             }
             62..66 => {
                 let data = Payload::from_json("4").expect("JSON");
                 let to = user(self.rng.index(USERS));
-                self.hub
-                    .notify(self.now, to, None, data)
+                self.house
+                    .feed_hub(|hub, now| hub.notify(now, to, None, data))
                     .map_err(|e| e.to_string())?;
             }
             66..70 if connected => self.reset(c),
@@ -78,18 +82,18 @@ impl World {
                 if let Some(link) = self.conns.get_mut(&conn) {
                     link.black_hole = Some(self.now);
                 }
-                self.summary.black_holes += 1;
+                self.house.tap_mut().summary.black_holes += 1;
                 self.log(format!("c{c}: its link becomes a black hole"));
             }
             73..77 if connected && self.clients[c].is_reading() => {
                 let until = self.now + Duration::from_millis(self.rng.between(500, 6000));
                 self.clients[c].stalled_until = Some(until);
                 self.clients[c].silent_deadline = None;
-                self.summary.stalls += 1;
+                self.house.tap_mut().summary.stalls += 1;
                 self.log(format!("c{c}: stops reading for a while"));
             }
             77 => {
-                self.summary.storms += 1;
+                self.house.tap_mut().summary.storms += 1;
                 self.log("a reconnect storm".into());
                 for c in 0..self.clients.len() {
                     if self.clients[c].conn.is_some() {
@@ -136,7 +140,7 @@ impl World {
                     offset: real.offset.saturating_sub(self.rng.between(1, 5)),
                     ..real
                 }),
-                1 => self.oracle.lost_position(r, self.now).or(since),
+                1 => self.house.tap().oracle.lost_position(r, self.now).or(since),
                 2 => Some(Position {
                     epoch: self.rng.next(),
                     ..real
@@ -173,7 +177,7 @@ impl World {
         };
         self.post(conn, Packet::Up(Up::Reset));
         self.lost(c, "resets its connection");
-        self.summary.resets += 1;
+        self.house.tap_mut().summary.resets += 1;
     }
 
     /// Client `c` is without a connection: it comes back after a backoff.
@@ -200,12 +204,13 @@ impl World {
         if kind == SessionKind::Sse {
             for r in self.clients[c].rooms.clone() {
                 let since = self.resume_point(c, r);
-                let expect = since.is_some_and(|since| self.oracle.covers(r, since, self.now));
+                let oracle = &self.house.tap().oracle;
+                let expect = since.is_some_and(|since| oracle.covers(r, since, self.now));
                 if let Some(since) = since {
                     let stream = Stream::Room(room(r));
                     cursor.set(stream, since).map_err(|e| e.to_string())?;
                 }
-                let history = self.oracle.describe(r, self.now);
+                let history = oracle.describe(r, self.now);
                 self.clients[c].resuming.insert(r, (since, expect, history));
                 self.clients[c].views.insert(r, View::In(BTreeSet::new()));
                 rooms.push(room(r));
@@ -218,11 +223,9 @@ impl World {
             cursor: Some(cursor),
         };
         let hub_id = self
-            .hub
-            .connect(self.now, connect)
+            .house
+            .connect(kind, connect)
             .map_err(|e| e.to_string())?;
-        let mut session = Session::new(kind, self.config.clone(), self.codec.clone(), self.now);
-        session.accept(self.now, hub_id, user(u));
         let conn = self.next_conn;
         self.next_conn += 1;
         let latency = Duration::from_millis(self.rng.between(1, 80));
@@ -230,7 +233,6 @@ impl World {
             conn,
             Conn {
                 client: c,
-                session,
                 hub_id,
                 latency,
                 black_hole: None,
@@ -242,7 +244,7 @@ impl World {
         let client = &mut self.clients[c];
         client.conn = Some(conn);
         client.silent_deadline = Some(self.now + SILENCE);
-        self.summary.connections += 1;
+        self.house.tap_mut().summary.connections += 1;
         self.log(format!("c{c}: connects as {hub_id} ({latency:?} away)"));
         if kind == SessionKind::WebSocket {
             for r in self.clients[c].rooms.clone() {

@@ -5,11 +5,18 @@ use super::*;
 impl World {
     /// After every step: the hub's invariants and the memory budgets.
     pub(super) fn check(&self) -> Result<(), String> {
-        self.hub.check_invariants()?;
+        let hub = self.house.hub();
+        hub.check_invariants()?;
+        if self.house.strays() > 0 {
+            return Err(format!(
+                "{} deliveries to sessions not in the hub",
+                self.house.strays()
+            ));
+        }
         let budget = ROOMS * HISTORY.max_messages
-            + USERS * self.hub.config().outbox_history.max_messages
-            + self.hub.config().broadcast_history.max_messages;
-        let (stored, _) = self.hub.stored();
+            + USERS * hub.config().outbox_history.max_messages
+            + hub.config().broadcast_history.max_messages;
+        let (stored, _) = hub.stored();
         if stored > budget {
             return Err(format!(
                 "{stored} messages stored, over the budget of {budget}"
@@ -17,13 +24,9 @@ impl World {
         }
         // A replay batch is taken whole: at most a history's worth over the queue budget.
         let queue_budget = QUEUE_BYTES + HISTORY.max_messages * 256;
-        for conn in self.conns.values() {
-            if conn.session.queued_bytes() > queue_budget {
-                return Err(format!(
-                    "{}: a queue of {} bytes",
-                    conn.hub_id,
-                    conn.session.queued_bytes()
-                ));
+        for (session, queued) in self.house.sessions().map(|(id, s)| (id, s.queued_bytes())) {
+            if queued > queue_budget {
+                return Err(format!("{session}: a queue of {queued} bytes"));
             }
         }
         Ok(())
@@ -56,7 +59,8 @@ impl World {
         }
         for (r, present) in truth.iter().enumerate() {
             let hub: BTreeSet<String> = self
-                .hub
+                .house
+                .hub()
                 .members(&room(r))
                 .iter()
                 .map(|u| u.as_str().to_owned())
@@ -66,7 +70,7 @@ impl World {
                     "quiet: room{r} presence {hub:?}, connected {present:?}"
                 ));
             }
-            let head = self.oracle.head(r);
+            let head = self.house.tap().oracle.head(r);
             for (c, client) in self.clients.iter().enumerate() {
                 if let Some(View::In(seen)) = client.views.get(&r) {
                     // An SSE client is not told the members at connect: it cannot know them.
@@ -84,10 +88,10 @@ impl World {
                 }
             }
         }
-        if self.hub.session_count() != self.clients.len() {
+        if self.house.hub().session_count() != self.clients.len() {
             return Err(format!(
                 "quiet: {} sessions for {} clients",
-                self.hub.session_count(),
+                self.house.hub().session_count(),
                 self.clients.len()
             ));
         }

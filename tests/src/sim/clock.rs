@@ -11,10 +11,14 @@ impl World {
             match self.next_due() {
                 Some(at) if at <= until => {
                     self.now = self.now.max(at);
+                    // The hub's timers first, so history is pruned before requests read it,
+                    // then the sessions'.
+                    self.house.advance_to(self.now);
                     self.fire()?;
                 }
                 _ => {
                     self.now = until;
+                    self.house.advance_to(until);
                     return Ok(());
                 }
             }
@@ -23,7 +27,6 @@ impl World {
 
     pub(super) fn next_due(&self) -> Option<Instant> {
         let packets = self.net.keys().next().map(|(at, _)| *at);
-        let sessions = self.conns.values().filter_map(|c| c.session.poll_timeout());
         let kernels = self
             .conns
             .values()
@@ -36,30 +39,28 @@ impl World {
         });
         packets
             .into_iter()
-            .chain(self.hub.poll_timeout())
-            .chain(sessions)
+            .chain(self.house.poll_timeout())
             .chain(kernels)
             .chain(clients)
             .min()
     }
 
-    /// Everything due at `now`: hub timers first, so history is pruned before requests read it.
+    /// Everything else due at `now` (the harness ran the hub's and the sessions' timers).
     pub(super) fn fire(&mut self) -> Result<(), String> {
         let now = self.now;
-        if self.hub.poll_timeout().is_some_and(|at| at <= now) {
-            self.hub.handle_timeout(now);
-        }
+        let mut given_up = Vec::new();
         for conn in self.conns.values_mut() {
-            if conn.session.poll_timeout().is_some_and(|at| at <= now) {
-                conn.session.handle_timeout(now);
-            }
             if conn
                 .black_hole
                 .is_some_and(|at| at + KERNEL_GIVES_UP <= now)
             {
                 conn.black_hole = Some(now); // once: the session is done after this
-                conn.session.handle_close(now, None);
+                given_up.push(conn.hub_id);
             }
+        }
+        for hub_id in given_up {
+            self.house
+                .feed_session(hub_id, |session, now| session.handle_close(now, None));
         }
         for c in 0..self.clients.len() {
             if self.clients[c].stalled_until.is_some_and(|at| at <= now) {

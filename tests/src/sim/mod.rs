@@ -1,5 +1,6 @@
-//! Deterministic simulation: the real hub and real sessions (roomcast-core), many clients, and
-//! a fake network on a virtual clock, all driven by one seed.
+//! Deterministic simulation: the real hub and real sessions (roomcast-core), driven together by
+//! the core's harness (`roomcast_core::harness`), many clients, and a fake network on a virtual
+//! clock, all driven by one seed.
 //!
 //! Each client is a tab that survives its connections (see `client.rs`), over WebSocket or SSE. Links have a latency
 //! per connection and fail in the ways real ones do: a reset both ends see, a black hole (no
@@ -7,11 +8,11 @@
 //! reading (the server closes it as a slow consumer), and reconnect storms. Clients resume from
 //! their cursor, and sometimes from an old or a made-up one.
 //!
-//! Checked after every step: the hub's `check_invariants()`; every frame a client receives is
-//! what the protocol promises (each `ref` answered at most once and only when asked, room
-//! messages contiguous and in order, a resume `recovered` exactly when the history window
-//! covers it, as an oracle kept apart from the hub works out); stored messages and session
-//! queues within their budgets. At quiet points (faults healed, time run on): every client is
+//! Checked after every step: the hub's `check_invariants()`, and no delivery to a session
+//! outside the hub; every frame a client receives is what the protocol promises (each `ref`
+//! answered at most once and only when asked, room messages contiguous and in order, a resume
+//! `recovered` exactly when the history window covers it, as an oracle kept apart from the hub
+//! works out); stored messages and session queues within their budgets. At quiet points (faults healed, time run on): every client is
 //! connected and in its rooms, every `ref` is answered, every client has seen its rooms' last
 //! message, and presence, as the hub and every client see it, is the set of connected users.
 //!
@@ -35,9 +36,10 @@ use roomcast_core::close::{Close, CloseCode};
 use roomcast_core::cursor::{Cursor, Position, Stream};
 use roomcast_core::delivery::{SessionId, Shared};
 use roomcast_core::envelope::{ClientMessage, Codec, Payload, ServerMessage};
-use roomcast_core::hub::{Connect, HistoryLimit, Hub, HubConfig, Transmit, recipients};
+use roomcast_core::harness::Harness;
+use roomcast_core::hub::{Connect, HistoryLimit, Hub, HubConfig, Transmit};
 use roomcast_core::names::{RoomName, UserId};
-use roomcast_core::session::{self, Session, SessionConfig, SessionEvent, SessionKind};
+use roomcast_core::session::{self, SessionConfig, SessionEvent, SessionKind};
 
 use self::client::{Client, Request, View, index};
 use self::network::{Conn, Down, Packet, Up};
@@ -45,6 +47,7 @@ use self::oracle::Oracle;
 use self::planted::Breaker;
 pub use self::planted::Planted;
 use self::rng::Rng;
+use self::server::Wire;
 
 const USERS: usize = 4;
 const ROOMS: usize = 3;
@@ -179,7 +182,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Summary, Failure> {
         world.quiet()
     })();
     match outcome {
-        Ok(()) => Ok(world.summary),
+        Ok(()) => Ok(world.house.tap().summary.clone()),
         Err(message) => Err(Failure {
             seed,
             steps: options.steps,
@@ -192,11 +195,11 @@ pub fn run(seed: u64, options: &Options) -> Result<Summary, Failure> {
 
 struct World {
     rng: Rng,
+    /// The virtual clock; `run_until` moves the harness's with it.
     now: Instant,
-    hub: Hub,
+    /// The hub and the sessions, and what passes between them.
+    house: Harness<Wire>,
     codec: Codec,
-    config: SessionConfig,
-    planted: Option<(Planted, Breaker)>,
     clients: Vec<Client>,
     conns: BTreeMap<u64, Conn>,
     by_session: BTreeMap<SessionId, u64>,
@@ -206,11 +209,7 @@ struct World {
     seq: u64,
     /// What arrived for a client that is not reading, in order.
     inbox: BTreeMap<usize, VecDeque<Down>>,
-    oracle: Oracle,
-    /// A join's expected `recovered`, by ref, from when the hub handled it.
-    expected: BTreeMap<u64, (bool, String)>,
     next_ref: u64,
-    summary: Summary,
     trace: VecDeque<String>,
 }
 
@@ -230,13 +229,15 @@ impl World {
             close_timeout: Duration::from_secs(1),
             ..SessionConfig::default()
         };
+        let now = Instant::now();
+        let house = Harness::new(Hub::new(hub_config, seed), now)
+            .with_session_config(config, Codec::new())
+            .with_tap(Wire::new(options.planted));
         Self {
             rng: Rng::new(seed),
-            now: Instant::now(),
-            hub: Hub::new(hub_config, seed),
+            now,
+            house,
             codec: Codec::new(),
-            config,
-            planted: options.planted.map(|bug| (bug, Breaker::default())),
             clients: Vec::new(),
             conns: BTreeMap::new(),
             by_session: BTreeMap::new(),
@@ -244,10 +245,7 @@ impl World {
             net: BTreeMap::new(),
             seq: 0,
             inbox: BTreeMap::new(),
-            oracle: Oracle::new(HISTORY, ROOMS),
-            expected: BTreeMap::new(),
             next_ref: 0,
-            summary: Summary::default(),
             trace: VecDeque::new(),
         }
     }

@@ -27,10 +27,9 @@ pub(super) enum Packet {
     Down(Down),
 }
 
-/// The server's side of one connection, and its link.
+/// The server's side of one connection (its session is in the harness), and its link.
 pub(super) struct Conn {
     pub(super) client: usize,
-    pub(super) session: Session,
     pub(super) hub_id: SessionId,
     pub(super) latency: Duration,
     /// Since when packets vanish both ways, neither end told.
@@ -60,21 +59,27 @@ impl World {
     }
 
     pub(super) fn arrive(&mut self, conn: u64, c: usize, packet: Packet) -> Result<(), String> {
-        let link = self.conns.get_mut(&conn);
-        if link.as_ref().is_some_and(|link| link.black_hole.is_some()) {
+        let link = self.conns.get(&conn);
+        if link.is_some_and(|link| link.black_hole.is_some()) {
             return Ok(());
         }
-        let now = self.now;
         match packet {
             Packet::Up(up) => {
                 let Some(link) = link else {
                     return Ok(()); // the server is done with it
                 };
-                let session = &mut link.session;
+                let hub_id = link.hub_id;
+                let house = &mut self.house;
                 match up {
-                    Up::Text(text) => session.handle_text(now, &text).map_err(|e| e.to_string())?,
-                    Up::Pong => session.handle_pong(now).map_err(|e| e.to_string())?,
-                    Up::CloseEcho | Up::Reset => session.handle_close(now, None),
+                    Up::Text(text) => house
+                        .handle_text(hub_id, &text)
+                        .map_err(|e| e.to_string())?,
+                    Up::Pong => house
+                        .feed_session(hub_id, |session, now| session.handle_pong(now))
+                        .map_err(|e| e.to_string())?,
+                    Up::CloseEcho | Up::Reset => {
+                        house.feed_session(hub_id, |session, now| session.handle_close(now, None));
+                    }
                 }
             }
             Packet::Down(down) => {
@@ -115,8 +120,8 @@ impl World {
                         .decode_server(delivery.frame.as_str())
                         .map_err(|e| format!("an invalid frame: {e:?}"))?;
                     match &message {
-                        ServerMessage::Reply(_) => self.summary.answered += 1,
-                        ServerMessage::Message { .. } => self.summary.received += 1,
+                        ServerMessage::Reply(_) => self.house.tap_mut().summary.answered += 1,
+                        ServerMessage::Message { .. } => self.house.tap_mut().summary.received += 1,
                         _ => {}
                     }
                     if let ServerMessage::Streams { streams } = &message {
@@ -124,18 +129,21 @@ impl World {
                             .iter()
                             .filter(|s| matches!(s.stream, Stream::Room(_)))
                         {
-                            self.summary.resumed += u64::from(start.recovered.is_some());
-                            self.summary.not_recovered += u64::from(start.recovered == Some(false));
+                            self.house.tap_mut().summary.resumed +=
+                                u64::from(start.recovered.is_some());
+                            self.house.tap_mut().summary.not_recovered +=
+                                u64::from(start.recovered == Some(false));
                         }
                     }
                     if let ServerMessage::Reply(reply) = &message {
                         if reply.recovered.is_some() {
-                            self.summary.resumed += 1;
-                            self.summary.not_recovered += u64::from(reply.recovered == Some(false));
+                            self.house.tap_mut().summary.resumed += 1;
+                            self.house.tap_mut().summary.not_recovered +=
+                                u64::from(reply.recovered == Some(false));
                         }
                     }
                     self.clients[c]
-                        .receive(message, &mut self.expected)
+                        .receive(message, &mut self.house.tap_mut().expected)
                         .map_err(|broken| format!("c{c}: {broken}"))?;
                 }
             }
