@@ -157,7 +157,7 @@ fn sse_client_leaving_frees_its_session(flavor: Flavor) {
     });
 }
 
-/// A stream request's head is read before hyper sees it, up to 16 KiB (`first_request.rs`): one
+/// A stream request's head is read before hyper sees it, up to 16 KiB (`transports/hyper/src/raw/first_request.rs`): one
 /// just under that is served directly, one over it goes to hyper whole; both get their stream.
 fn sse_requests_with_large_heads_are_served_either_way(flavor: Flavor) {
     smol::block_on(async {

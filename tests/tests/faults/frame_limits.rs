@@ -22,7 +22,7 @@ async fn send_frames(client: &mut Client, frames: Vec<Message>) {
     }
 }
 
-/// ws.rs covers a text frame exactly at `max_frame` (read) and one byte over (1009), and a
+/// tests/ws/ covers a text frame exactly at `max_frame` (read) and one byte over (1009), and a
 /// binary frame one byte over (1009). This covers the rest, with a configured limit of 4 KiB
 /// (announced in `welcome`): a binary frame exactly at the limit is read (answered `bad_frame`,
 /// the session goes on); a message in fragments is measured whole: exactly at the limit it is

@@ -69,7 +69,7 @@ async fn trickle(addr: SocketAddr, request: String, pause: Duration) -> Option<T
 /// one byte every 50 ms. Each is ended by the server once the header read timeout (the
 /// handshake timeout, 1.5 s here) has passed, long before its request is complete, and none is
 /// ever served. Meanwhile a WebSocket client and an SSE client connect and chat as usual, done
-/// before the first slow connection is cut; the hub never sees the slow ones. (ws.rs
+/// before the first slow connection is cut; the hub never sees the slow ones. (tests/ws/
 /// `stalled_handshake_is_dropped` covers one stalled connection, alone.)
 fn slowloris_connections_are_cut_and_others_are_served(flavor: Flavor) {
     smol::block_on(async {

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::common::{join, publish, request, seqs, serve_with};
 
-/// ws.rs `slow_consumer_is_dropped_and_resumes_exactly` proves the drop and the exact resume
+/// tests/ws/ `slow_consumer_is_dropped_and_resumes_exactly` proves the drop and the exact resume
 /// with the server publishing, and accepts the connection ending without a close frame. This
 /// covers what it leaves open: the publisher is a client, another reader of the room is not
 /// held back by the stalled one, and the stalled client, once it reads again, gets a gapless

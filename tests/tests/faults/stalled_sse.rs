@@ -2,7 +2,7 @@
 //!
 //! Its session is dropped as a slow consumer once its mailbox is over budget, like a WebSocket's
 //! (`stalled_reader`). What is left is the HTTP connection, which must go too:
-//! - a stream that is its connection's first request is served directly (`sse.rs`): the
+//! - a stream that is its connection's first request is served directly (`transports/hyper/src/raw/sse.rs`): the
 //!   connection closes when the session ends, its last chunk written within the write timeout
 //!   or not at all;
 //! - a stream that comes after another request on a keep-alive connection goes through hyper,
