@@ -15,9 +15,10 @@
 //! The script gets the `ws://` address and derives the `http://` one from it. Every wait in it is
 //! bounded, the whole within 20 s; this test also gives up on it after [`DEADLINE`].
 //!
-//! The interpreter is `$ROOMCAST_PYTHON`, else `target/py-venv/bin/python` (made by `.ci/run`
-//! from tests/python/requirements.txt). Without it the test is skipped loudly, unless
-//! `ROOMCAST_REQUIRE_PYTHON=1`, which turns a missing interpreter into a failure (for CI).
+//! The interpreter is `$ROOMCAST_PYTHON`, else the venv `tests/python/.venv` (made by `.ci/run`
+//! from tests/python/requirements.txt), as this crate's `build.rs` found it. Without it the test
+//! is ignored, with how to make the venv; `ROOMCAST_REQUIRE_PYTHON=1` runs it anyway, so a
+//! missing interpreter fails it (for CI).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -30,12 +31,19 @@ use roomcast_tests::Server;
 /// How long the script may run before it is killed and the test fails.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-fn python() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("ROOMCAST_PYTHON") {
-        return Some(PathBuf::from(path));
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/py-venv/bin/python");
-    venv.exists().then_some(venv)
+/// The interpreter the build script settled on.
+///
+/// # Panics
+/// If it is not there, naming it.
+fn python() -> PathBuf {
+    let python = PathBuf::from(env!("ROOMCAST_TEST_PYTHON"));
+    assert!(
+        python.exists(),
+        "no Python interpreter at {}: make the venv (python3 -m venv tests/python/.venv && \
+         tests/python/.venv/bin/pip install -r tests/python/requirements.txt) or set ROOMCAST_PYTHON",
+        python.display()
+    );
+    python
 }
 
 /// Reads a child's pipe to the end on a thread of its own, so neither pipe can fill and block it.
@@ -49,18 +57,12 @@ fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(roomcast_python),
+    ignore = "needs the venv tests/python/.venv: python3 -m venv tests/python/.venv && tests/python/.venv/bin/pip install -r tests/python/requirements.txt; .ci/run does it"
+)]
 fn python_websockets_and_httpx_clients_run_the_scenario() {
-    let Some(python) = python() else {
-        let required = std::env::var("ROOMCAST_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "ROOMCAST_REQUIRE_PYTHON=1 but no interpreter: run .ci/run or set ROOMCAST_PYTHON"
-        );
-        eprintln!(
-            "!!!! SKIPPING the Python client test: no target/py-venv (see .ci/run) and no $ROOMCAST_PYTHON"
-        );
-        return;
-    };
+    let python = python();
     let server = smol::block_on(Server::default(roomcast_tests::Flavor::Smol));
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/scenario.py");
     let url = format!("ws://{}", server.addr);
