@@ -158,6 +158,25 @@ pub enum Transmit {
     },
 }
 
+impl Transmit {
+    /// Calls `f` for each (recipient, delivery) this transmit stands for, in order, skipping the
+    /// excluded sender: for a driver that takes deliveries one at a time (the blocking SSE
+    /// server of `examples/`). A driver on a runtime hands a `To` batch over whole instead.
+    pub fn for_each_delivery(&self, mut f: impl FnMut(SessionId, &Shared)) {
+        match self {
+            Self::To {
+                session,
+                deliveries,
+            } => deliveries.iter().for_each(|delivery| f(*session, delivery)),
+            Self::Fanout {
+                sessions,
+                except,
+                delivery,
+            } => recipients(sessions, *except).for_each(|session| f(session, delivery)),
+        }
+    }
+}
+
 /// The routing state machine. See the [module docs](self).
 #[derive(Debug)]
 pub struct Hub {
