@@ -83,10 +83,8 @@ async fn roomcast_endpoint(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    // No roomcast endpoint reads a request body, and the upgrade of `/ws` lives in the
-    // extensions, which `map` keeps. Dropping the body also keeps the handler's future `Send`:
-    // `handle` holds its request across awaits, and axum's body is not `Sync`.
-    let request = request.map(|_body| ());
+    // axum's request, body and all: `handle` drops the body (no endpoint reads one) and keeps
+    // the extensions, where hyper's upgrade of `/ws` lives.
     roomcast.handle(peer.ip(), request).await.into_response()
 }
 

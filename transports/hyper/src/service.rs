@@ -153,13 +153,12 @@ impl<R: Runtime> Roomcast<R> {
     }
 
     /// Answers one request from `peer`. The body type is any (hyper's `Incoming`, or a
-    /// framework's own, such as axum's): no endpoint reads a request body, and a WebSocket
-    /// upgrade needs only hyper's upgrade extension, which frameworks keep.
-    pub async fn handle<B: Send + 'static>(
-        &self,
-        peer: IpAddr,
-        request: Request<B>,
-    ) -> Response<Body> {
+    /// framework's own, such as axum's): no endpoint reads a request body, so it is dropped
+    /// here, and a WebSocket upgrade needs only hyper's upgrade extension, which frameworks
+    /// keep. (Held across the endpoints' awaits, a body that is not `Sync` would make this
+    /// future not `Send`.)
+    pub async fn handle<B>(&self, peer: IpAddr, request: Request<B>) -> Response<Body> {
+        let request = request.map(drop);
         let inner = &self.inner;
         let Some(route) = route(request.uri().path()) else {
             return Refusal::new(404, "no such endpoint").response();

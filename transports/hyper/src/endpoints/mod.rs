@@ -36,11 +36,11 @@ pub(crate) enum Endpoint {
 impl Endpoint {
     /// Answers `request` from `peer`: the endpoint's own response (a `101` whose session runs
     /// in a task of its own, a stream, a poll's answer), or why not.
-    pub(crate) async fn serve<R: Runtime, B: Send + 'static>(
+    pub(crate) async fn serve<R: Runtime>(
         self,
         inner: &Inner<R>,
         peer: IpAddr,
-        request: Request<B>,
+        request: Request<()>,
     ) -> Result<Response<Body>, Refusal> {
         match self {
             Self::WebSocket => websocket::serve(inner, peer, request).await,
