@@ -78,6 +78,27 @@ pub(crate) struct ServeArgs {
     #[serde(with = "humantime_serde")]
     pub(crate) outbox_age: Option<Duration>,
 
+    /// Directory the streams are stored in (room histories, user outboxes, the broadcast
+    /// feed): they survive a restart, a crash included; a message is acknowledged once it is
+    /// on disk. A directory another running server holds is refused. [default: roomcast-data]
+    #[arg(long, env = "ROOMCAST_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// Keep the streams in memory only, without a data directory: a restart loses every outbox
+    /// and history (logged at start).
+    #[arg(long, env = "ROOMCAST_MEMORY", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) memory: Option<bool>,
+
+    /// Bytes of messages stored in all (payload and names); past it a stream's oldest messages
+    /// make room, and a new stream is refused (`limit_reached`, HTTP 507). [default: 1073741824]
+    #[arg(long, env = "ROOMCAST_STORE_MAX_BYTES")]
+    pub(crate) store_max_bytes: Option<u64>,
+
+    /// Users away (no session) with stored messages, at most; a message to another is refused
+    /// (`limit_reached`, HTTP 507). [default: 100000]
+    #[arg(long, env = "ROOMCAST_MAX_OFFLINE_OUTBOXES")]
+    pub(crate) max_offline_outboxes: Option<usize>,
+
     /// Connections (WebSocket, SSE, long-poll) one IP address may hold; more get 429.
     /// [default: 1024]
     #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS_PER_IP")]
@@ -162,6 +183,10 @@ impl ServeArgs {
             history_age,
             outbox,
             outbox_age,
+            data_dir,
+            memory,
+            store_max_bytes,
+            max_offline_outboxes,
             max_connections_per_ip,
             ping_interval,
             ping_timeout,
@@ -185,12 +210,32 @@ pub(crate) struct Settings {
     pub(crate) max_connections_per_ip: usize,
     pub(crate) session: SessionConfig,
     pub(crate) hub: HubConfig,
+    /// Where the streams are kept.
+    pub(crate) storage: Storage,
+    /// What may be stored in all.
+    pub(crate) storage_limits: StorageLimits,
     /// [`roomcast_io::SessionOptions::timer_slack`].
     pub(crate) timer_slack: Duration,
     pub(crate) runtime: RuntimeKind,
     /// `None`: one per CPU.
     pub(crate) threads: Option<usize>,
     pub(crate) log: String,
+}
+
+/// Where the streams are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Storage {
+    /// On disk, in this directory.
+    Dir(PathBuf),
+    /// In memory: lost with the process.
+    Memory,
+}
+
+/// The storage budgets, whichever the storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StorageLimits {
+    pub(crate) max_bytes: u64,
+    pub(crate) max_offline_outboxes: usize,
 }
 
 /// Which async runtime serves.
@@ -227,6 +272,7 @@ impl Settings {
             max_age: args
                 .history_age
                 .unwrap_or(hub_defaults.room_history.max_age),
+            ..hub_defaults.room_history
         };
         let hub = HubConfig {
             room_history: room,
@@ -238,6 +284,7 @@ impl Settings {
                 max_age: args
                     .outbox_age
                     .unwrap_or(hub_defaults.outbox_history.max_age),
+                ..hub_defaults.outbox_history
             },
             ..hub_defaults
         };
@@ -258,6 +305,15 @@ impl Settings {
         if args.jwt_secret.as_deref() == Some("") {
             return Err("jwt_secret must not be empty".into());
         }
+        let storage = match (args.memory.unwrap_or(false), args.data_dir) {
+            (true, Some(_)) => return Err("--memory and --data-dir exclude each other".into()),
+            (true, None) => Storage::Memory,
+            (false, dir) => Storage::Dir(dir.unwrap_or_else(|| PathBuf::from("roomcast-data"))),
+        };
+        let storage_limits = StorageLimits {
+            max_bytes: args.store_max_bytes.unwrap_or(1 << 30),
+            max_offline_outboxes: args.max_offline_outboxes.unwrap_or(100_000),
+        };
         Ok(Self {
             listen: args
                 .listen
@@ -268,6 +324,8 @@ impl Settings {
             max_connections_per_ip: args.max_connections_per_ip.unwrap_or(1024),
             session,
             hub,
+            storage,
+            storage_limits,
             timer_slack: args.timer_slack.unwrap_or(roomcast_io::DEFAULT_TIMER_SLACK),
             runtime: args.runtime.unwrap_or_default(),
             threads: args.threads,

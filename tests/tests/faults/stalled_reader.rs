@@ -20,6 +20,7 @@ fn stalled_reader_gets_4000_and_others_are_not_held_back(flavor: Flavor) {
         let config = HubConfig {
             room_history: HistoryLimit {
                 max_messages: 5000,
+                max_bytes: 1 << 20,
                 max_age: Duration::from_secs(600),
             },
             ..HubConfig::default()

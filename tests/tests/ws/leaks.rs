@@ -65,10 +65,12 @@ async fn leak_cycles(flavor: Flavor) {
         presence_grace: ms(50),
         room_history: HistoryLimit {
             max_messages: 1000,
+            max_bytes: 1 << 20,
             max_age: ms(200),
         },
         outbox_history: HistoryLimit {
             max_messages: 1000,
+            max_bytes: 1 << 20,
             max_age: ms(200),
         },
         ..HubConfig::default()
