@@ -5,7 +5,16 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::session::Ended;
+use roomcast_core::close::Close;
+
+/// How a session ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// It closed with this (sent or received).
+    Closed(Close),
+    /// The connection dropped or a write timed out, without a close.
+    Lost,
+}
 
 /// Receives a session's reports. Every method does nothing by default.
 pub trait Observer: Send + Sync + 'static {

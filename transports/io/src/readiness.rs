@@ -9,7 +9,7 @@
 //! again only once its bell rang ([`Sources::poll`]).
 //!
 //! Two places keep such a memo:
-//! - a session's mailbox ([`Mailbox`](crate::mailbox::Mailbox)): its socket and its timer ring
+//! - a session's mailbox (`mailbox.rs`): its socket and its timer ring
 //!   the memo that sits beside the deliveries, which a delivery reads anyway, so a delivery
 //!   learns that neither needs a poll at no extra cache line (docs/performance.md, "Cache
 //!   lines per delivery");

@@ -13,7 +13,6 @@ mod timing;
 use std::sync::Arc;
 use std::time::Duration;
 
-use roomcast_core::close::Close;
 use roomcast_core::delivery::SessionId;
 use roomcast_core::envelope::Codec;
 use roomcast_core::hub::Connect;
@@ -23,6 +22,7 @@ use roomcast_core::session::{SessionConfig, SessionKind};
 pub use self::driver::SessionDriver;
 use crate::hub::{ConnectError, HubHandle};
 use crate::mailbox::Mailbox;
+pub use crate::observer::Ended;
 use crate::observer::Observe;
 use crate::runtime::Runtime;
 use crate::shutdown::Shutdown;
@@ -69,15 +69,6 @@ impl Default for SessionOptions {
 
 /// The default [`SessionOptions::timer_slack`].
 pub const DEFAULT_TIMER_SLACK: Duration = Duration::from_millis(250);
-
-/// How a session ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Ended {
-    /// It closed with this (sent or received).
-    Closed(Close),
-    /// The connection dropped or a write timed out, without a close.
-    Lost,
-}
 
 /// A connection registered with the hub whose session has not started yet: what
 /// [`HubHandle::register`] returns, so an HTTP handler can refuse a connection the hub refuses
