@@ -173,10 +173,10 @@ fn run_hub(mut hub: Hub, mut engine: MemoryEngine, inbox: Receiver<Command>) {
                 route(&mut hub, &mut mailboxes, now);
             }
             while let Some(event) = hub.poll_event() {
-                if let HubEvent::Done { ticket, result } = event {
-                    if let Some(reply) = publishing.remove(&ticket) {
-                        let _ = reply.send(result);
-                    }
+                if let HubEvent::Done { ticket, result } = event
+                    && let Some(reply) = publishing.remove(&ticket)
+                {
+                    let _ = reply.send(result);
                 }
             }
             if !moved {

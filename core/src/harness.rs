@@ -500,10 +500,10 @@ impl<T: Tap, E: Engine> Harness<T, E> {
     }
 
     fn leave_hub(&mut self, session: SessionId) {
-        if let Some(connection) = self.sessions.get_mut(&session) {
-            if std::mem::replace(&mut connection.in_hub, false) {
-                self.hub.disconnect(self.now, session);
-            }
+        if let Some(connection) = self.sessions.get_mut(&session)
+            && std::mem::replace(&mut connection.in_hub, false)
+        {
+            self.hub.disconnect(self.now, session);
         }
     }
 }

@@ -274,11 +274,11 @@ impl Sim {
     /// then every tab that reads takes what its session sent.
     fn drain(&mut self) -> Result<(), TestCaseError> {
         for t in 0..TABS {
-            if let Some(session) = self.tabs[t].session {
-                if !self.server.session(session).is_some_and(Session::is_open) {
-                    self.server.remove(session);
-                    self.lost_session(t);
-                }
+            if let Some(session) = self.tabs[t].session
+                && !self.server.session(session).is_some_and(Session::is_open)
+            {
+                self.server.remove(session);
+                self.lost_session(t);
             }
         }
         for t in 0..TABS {

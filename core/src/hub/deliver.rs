@@ -49,11 +49,10 @@ impl Hub {
             session: last,
             deliveries: queued,
         }) = self.transmits.back_mut()
+            && *last == session
         {
-            if *last == session {
-                queued.append(&mut deliveries);
-                return;
-            }
+            queued.append(&mut deliveries);
+            return;
         }
         if !deliveries.is_empty() {
             self.transmits.push_back(Transmit::To {

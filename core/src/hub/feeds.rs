@@ -81,7 +81,7 @@ impl Hub {
             return; // no longer followed
         };
         match feed.seen {
-            Some(seen) if seen.epoch == at.epoch && at.offset <= seen.offset => return,
+            Some(seen) if seen.epoch == at.epoch && at.offset <= seen.offset => {}
             Some(seen)
                 if seen.epoch == at.epoch
                     && at.offset == seen.offset + 1

@@ -44,13 +44,13 @@ impl Hub {
                 }
                 receiving += 1;
             }
-            if let Some(position) = slot.all_position {
-                if !slot.broadcast || self.all_followers.get(position as usize) != Some(&slot.id) {
-                    return Err(format!(
-                        "{} is not at position {position} of the broadcast followers",
-                        slot.id
-                    ));
-                }
+            if let Some(position) = slot.all_position
+                && (!slot.broadcast || self.all_followers.get(position as usize) != Some(&slot.id))
+            {
+                return Err(format!(
+                    "{} is not at position {position} of the broadcast followers",
+                    slot.id
+                ));
             }
         }
         let listed: usize = self.rooms.values().map(|room| room.members.len()).sum();
@@ -167,18 +167,18 @@ impl Hub {
                 ));
             }
             for entry in &start.entries {
-                if let Some((op, _)) = entry.reading {
-                    if !self.pending.contains_key(&op) {
-                        return Err(format!("start {id} waits for {op:?}, never sent"));
-                    }
+                if let Some((op, _)) = entry.reading
+                    && !self.pending.contains_key(&op)
+                {
+                    return Err(format!("start {id} waits for {op:?}, never sent"));
                 }
             }
         }
         for (stream, feed) in &self.feeds {
-            if let Some(op) = feed.fill {
-                if !self.pending.contains_key(&op) {
-                    return Err(format!("{stream:?} waits for its fill {op:?}, never sent"));
-                }
+            if let Some(op) = feed.fill
+                && !self.pending.contains_key(&op)
+            {
+                return Err(format!("{stream:?} waits for its fill {op:?}, never sent"));
             }
         }
         Ok(())

@@ -326,13 +326,13 @@ impl Hub {
         for (room, position) in slot.rooms {
             self.exit_room(&slot.user, session, &room, position, Some(grace));
         }
-        if let Some(position) = slot.all_position {
-            if let Some(moved) = swap_remove(&mut self.all_followers, position) {
-                self.slots
-                    .get_mut(moved)
-                    .expect("followers are live")
-                    .all_position = Some(position);
-            }
+        if let Some(position) = slot.all_position
+            && let Some(moved) = swap_remove(&mut self.all_followers, position)
+        {
+            self.slots
+                .get_mut(moved)
+                .expect("followers are live")
+                .all_position = Some(position);
         }
         if slot.broadcast {
             self.lose_interest(&StreamId::Broadcast);

@@ -129,7 +129,12 @@ impl Hub {
     }
 
     /// `read` from a session: its user's outbox is read up to `upto`, on every device.
-    pub(super) fn mark_read(&mut self, session: SessionId, reference: Option<&Ref>, upto: Position) {
+    pub(super) fn mark_read(
+        &mut self,
+        session: SessionId,
+        reference: Option<&Ref>,
+        upto: Position,
+    ) {
         let Some(user) = self.slots.get(session).map(|slot| slot.user.clone()) else {
             return;
         };

@@ -826,10 +826,9 @@ impl crate::harness::Tap for Fanouts {
             except,
             delivery,
         } = transmit
+            && delivery.stream.is_some()
         {
-            if delivery.stream.is_some() {
-                self.0.push((Arc::clone(sessions), *except));
-            }
+            self.0.push((Arc::clone(sessions), *except));
         }
     }
 }

@@ -313,8 +313,11 @@ fn run_until_the_power_goes(
     let disk = Flaky::new(Vec::new(), u64::MAX);
     // Made on a disk that does not fail, then failing from `crash_at` operations on.
     let (store, _) = Store::with_backend(disk.clone(), StoreOptions::default()).expect("made");
-    disk.state.lock().expect("not poisoned").crash_at =
-        disk.state.lock().expect("not poisoned").ops + crash_at;
+    {
+        // One guard: the two sides of an assignment would lock twice in one statement.
+        let mut state = disk.state.lock().expect("not poisoned");
+        state.crash_at = state.ops + crash_at;
+    }
     let mut running = start(store);
     let streams = [
         lobby(),

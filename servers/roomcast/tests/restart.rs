@@ -240,7 +240,9 @@ fn survives(end: End) {
                 "{user}: {streams}"
             );
             let kind = if *user == "bob" { "direct" } else { "notify" };
-            for (id, data) in ours {
+            let mut in_order: Vec<(&String, &Value)> = ours.iter().collect();
+            in_order.sort_by_key(|(id, _)| offset(id));
+            for (id, data) in in_order {
                 let message = client.next_of(kind).await;
                 assert_eq!(
                     (&message["id"], &message["data"]),

@@ -30,7 +30,7 @@ pub(crate) fn slow_consumer_is_dropped_and_resumes_exactly(flavor: Flavor) {
         let config = HubConfig {
             room_history: HistoryLimit {
                 max_messages: 5000,
-                max_bytes: 1 << 20,
+                max_bytes: 1 << 30,
                 max_age: Duration::from_secs(600),
             },
             ..HubConfig::default()
@@ -52,7 +52,9 @@ pub(crate) fn slow_consumer_is_dropped_and_resumes_exactly(flavor: Flavor) {
                 .await
                 .expect("hub")
                 .expect("stored");
-            if published % 8 == 0 && server.hub.stats().await.expect("hub").slow_consumers >= 1 {
+            if published.is_multiple_of(8)
+                && server.hub.stats().await.expect("hub").slow_consumers >= 1
+            {
                 break;
             }
         }

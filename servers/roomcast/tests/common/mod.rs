@@ -26,6 +26,8 @@ pub(crate) struct Running {
     child: Child,
     pub(crate) addr: SocketAddr,
     log: mpsc::Receiver<String>,
+    /// The lines read while waiting for the address.
+    started: Vec<String>,
 }
 
 impl Running {
@@ -62,6 +64,7 @@ impl Running {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log,
+            started: Vec::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -69,6 +72,7 @@ impl Running {
                 .log
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .expect("the server logs its address within 10 s");
+            running.started.push(line.clone());
             if let Some(rest) = line.split("demo page http://").nth(1) {
                 let addr = rest.split('/').next().expect("an address");
                 running.addr = addr.parse().expect("a socket address");
@@ -122,7 +126,9 @@ impl Running {
 
     /// What it logged so far.
     pub(crate) fn log(&self) -> Vec<String> {
-        self.log.try_iter().collect()
+        let mut lines = self.started.clone();
+        lines.extend(self.log.try_iter());
+        lines
     }
 }
 

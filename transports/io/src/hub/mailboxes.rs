@@ -29,12 +29,11 @@ impl Mailboxes {
     }
 
     pub(super) fn remove(&mut self, session: SessionId) {
-        if let Some(slot) = self.slots.get_mut(session.index()) {
-            if slot.as_ref().is_some_and(|(id, _)| *id == session) {
-                if let Some((_, mailbox)) = slot.take() {
-                    mailbox.drop_session(); // its task stops waiting for deliveries
-                }
-            }
+        if let Some(slot) = self.slots.get_mut(session.index())
+            && slot.as_ref().is_some_and(|(id, _)| *id == session)
+            && let Some((_, mailbox)) = slot.take()
+        {
+            mailbox.drop_session(); // its task stops waiting for deliveries
         }
     }
 

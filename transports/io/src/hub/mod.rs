@@ -154,11 +154,11 @@ impl HubHandle {
         let output = operation(&mut state, now);
         let completed = state.settle(now);
         // A grace period or an expiry sooner than the timer task sleeps: wake it to re-arm.
-        if let Some(next) = state.hub.poll_timeout() {
-            if state.armed.is_none_or(|armed| next < armed) {
-                state.armed = Some(next);
-                self.shared.kick.notify(1);
-            }
+        if let Some(next) = state.hub.poll_timeout()
+            && state.armed.is_none_or(|armed| next < armed)
+        {
+            state.armed = Some(next);
+            self.shared.kick.notify(1);
         }
         drop(state);
         if completed {
