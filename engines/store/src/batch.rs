@@ -29,6 +29,10 @@ pub(crate) struct State {
     pub(crate) bytes: u64,
     /// Outboxes nobody follows that hold messages (users who are away).
     pub(crate) outboxes: usize,
+    /// Records kept, in all.
+    pub(crate) messages: u64,
+    /// Rooms holding records.
+    pub(crate) rooms_with_history: usize,
 }
 
 /// What a batch's operations changed, to undo if its commit fails: each stream's meta as it
@@ -44,7 +48,10 @@ impl State {
         let mut reads = Vec::new();
         let written = self.write(&operations, now_ms, &mut events, &mut reads, &mut undo);
         match written.and_then(|()| self.answer_reads(&reads, now_ms, &mut events)) {
-            Ok(()) => events,
+            Ok(()) => {
+                self.count(&undo);
+                events
+            }
             Err(error) => {
                 // Nothing of the batch is stored: its state goes back, and each operation is
                 // answered so (the hub sends reads again).
@@ -58,6 +65,24 @@ impl State {
                 self.outboxes = outboxes;
                 self.followed = followed;
                 failed(&operations, &error)
+            }
+        }
+    }
+
+    /// Moves the figures by what a committed batch changed: exact, and costing the streams the
+    /// batch touched, not every stream.
+    fn count(&mut self, undo: &Undo) {
+        for (stream, before) in undo {
+            let after = self.metas.get(stream);
+            let len = |meta: Option<&Meta>| meta.map_or(0, Meta::len);
+            self.messages = (self.messages + len(after)).saturating_sub(len(before.as_ref()));
+            if stream.kind() == StreamKind::Room {
+                let held = |meta: Option<&Meta>| meta.is_some_and(|meta| !meta.is_empty());
+                match (held(before.as_ref()), held(after)) {
+                    (false, true) => self.rooms_with_history += 1,
+                    (true, false) => self.rooms_with_history -= 1,
+                    _ => {}
+                }
             }
         }
     }

@@ -241,10 +241,13 @@ impl Store {
         }
         restored.streams = metas.len();
         // Nobody follows anything yet: every outbox holding messages is a user away.
-        let outboxes = metas
-            .iter()
-            .filter(|(stream, meta)| stream.kind() == StreamKind::Outbox && !meta.is_empty())
-            .count();
+        let held = |kind: StreamKind| {
+            metas
+                .iter()
+                .filter(|(stream, meta)| stream.kind() == kind && !meta.is_empty())
+                .count()
+        };
+        let (outboxes, rooms_with_history) = (held(StreamKind::Outbox), held(StreamKind::Room));
         restored.took = started.elapsed();
         let state = State {
             db,
@@ -258,6 +261,8 @@ impl Store {
             seed: now_ms() ^ u64::from(std::process::id()).rotate_left(32),
             epochs: 0,
             outboxes,
+            messages: restored.messages,
+            rooms_with_history,
         };
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
@@ -300,14 +305,9 @@ impl Store {
             .name("roomcast-store".into())
             .spawn(move || {
                 let _lock = lock;
-                let mut published = Instant::now();
                 while let Some(batch) = shared.next_batch(max_batch) {
                     let out = state.run(batch, now_ms());
-                    // The figures walk every stream: ten times a second at most.
-                    if published.elapsed() >= Duration::from_millis(100) {
-                        shared.publish(&state);
-                        published = Instant::now();
-                    }
+                    shared.publish(&state);
                     if !out.is_empty() {
                         events(out);
                     }
@@ -391,18 +391,13 @@ impl Shared {
         }
     }
 
-    /// The figures, after a commit.
+    /// The figures, after a commit: the state's counters, kept exact by each batch.
     fn publish(&self, state: &State) {
-        let rooms = state
-            .metas
-            .iter()
-            .filter(|(stream, meta)| stream.kind() == StreamKind::Room && !meta.is_empty())
-            .count();
-        let messages: u64 = state.metas.values().map(Meta::len).sum();
         self.streams.store(state.metas.len(), Ordering::Relaxed);
-        self.rooms_with_history.store(rooms, Ordering::Relaxed);
+        self.rooms_with_history
+            .store(state.rooms_with_history, Ordering::Relaxed);
         self.outboxes.store(state.outboxes, Ordering::Relaxed);
-        self.messages.store(messages, Ordering::Relaxed);
+        self.messages.store(state.messages, Ordering::Relaxed);
         self.bytes.store(state.bytes, Ordering::Relaxed);
     }
 }

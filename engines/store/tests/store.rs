@@ -221,6 +221,72 @@ fn past_the_total_a_new_stream_is_refused_and_an_old_one_makes_room() {
     );
 }
 
+/// The figures a running store reports (kept by each commit) are what a count of the file
+/// finds: rooms holding history, outboxes of users away, messages and bytes, through appends,
+/// trimming by count, follows and unfollows.
+#[test]
+fn the_figures_are_what_is_stored() {
+    let dir = fresh_dir("figures");
+    let (store, _) = Store::open(&dir, StoreOptions::default()).expect("opens");
+    let mut running = start(store);
+    let room = |n: u64| StreamId::Room(RoomName::new(&format!("room{n}")).expect("valid"));
+    let outbox = |n: u64| StreamId::Outbox(UserId::new(&format!("user{n}")).expect("valid"));
+    let short = Retention {
+        max_messages: 3,
+        ..RETENTION
+    };
+    let mut op = 0;
+    let mut next = || {
+        op += 1;
+        op
+    };
+    let mut operations = Vec::new();
+    for n in 1..=4 {
+        operations.push(Operation::Follow {
+            stream: outbox(n),
+            retention: short,
+        });
+    }
+    for n in 1..=20 {
+        operations.push(Operation::Append {
+            op: OpId(next()),
+            stream: room(n % 5),
+            record: record(n),
+            retention: short,
+        });
+        operations.push(Operation::Append {
+            op: OpId(next()),
+            stream: outbox(n % 7),
+            record: record(n),
+            retention: short,
+        });
+    }
+    operations.push(Operation::Unfollow(outbox(1)));
+    operations.push(Operation::Unfollow(outbox(2)));
+    let last = next();
+    operations.push(read(last, &lobby(), None));
+    running.submit(operations);
+    running.until(|e| matches!(e, EngineEvent::Read { op, .. } if *op == OpId(last)));
+    let stats = running.link.stats();
+    // 5 rooms and 7 outboxes, 3 messages each at most; users 0, 5, 6 never followed, 1 and 2
+    // left: 5 outboxes of users away.
+    assert_eq!(stats.rooms_with_history, 5);
+    assert_eq!(stats.messages, 5 * 3 + 6 * 3 + 2, "user0 got 2 (n = 7, 14)");
+    assert_eq!(stats.outboxes, 5);
+    drop(running);
+    let (store, _) = Store::open(&dir, StoreOptions::default()).expect("opens again");
+    let counted = store.link().stats();
+    assert_eq!(
+        (counted.rooms_with_history, counted.messages, counted.bytes),
+        (stats.rooms_with_history, stats.messages, stats.bytes),
+        "reopened, a count of the file agrees"
+    );
+    assert_eq!(
+        counted.outboxes, 7,
+        "reopened, nobody follows: every user is away"
+    );
+}
+
 /// A disk that keeps only what was synced: at the `crash_at`th operation the power goes, every
 /// write since the last sync is lost, and every call fails from then on.
 #[derive(Debug, Clone)]
