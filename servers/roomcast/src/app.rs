@@ -120,6 +120,9 @@ impl<R: Runtime> App<R> {
                 "rooms": stats.rooms,
                 "stored_messages": stats.stored_messages,
                 "stored_bytes": stats.stored_bytes,
+                "rooms_with_history": stats.rooms_with_history,
+                "outboxes": stats.outboxes,
+                "pending_operations": stats.pending_operations,
                 "slow_consumers": stats.slow_consumers,
             }),
         ))

@@ -269,6 +269,18 @@ fn status_metrics_health_and_the_page_are_served_on(runtime: &str) {
         next_of(&mut ws, "error").await;
         let mut sse = get(server.addr, "/events?user=dave", &[]).await.events();
         sse.next_of("open").await;
+        // A room that keeps a message, and a user away with one waiting.
+        ws.send_json(json!({"type": "publish", "ref": 3, "room": "lobby", "data": 1}))
+            .await;
+        next_of(&mut ws, "reply").await;
+        let notified = post(
+            server.addr,
+            "/api/notify",
+            &[],
+            r#"{"user":"frank","data":1}"#,
+        )
+        .await;
+        assert_eq!(notified.status, 200);
 
         let status = get(server.addr, "/api/status", &[]).await.json().await;
         assert_eq!(
@@ -278,6 +290,10 @@ fn status_metrics_health_and_the_page_are_served_on(runtime: &str) {
         );
         assert_eq!(status["rooms"], 1);
         assert_eq!(status["sessions"], 2);
+        assert_eq!(status["rooms_with_history"], 1, "{status}");
+        assert_eq!(status["outboxes"], 1, "{status}");
+        assert_eq!(status["stored_messages"], 2, "{status}");
+        assert_eq!(status["pending_operations"], 0, "{status}");
 
         let metrics = get(server.addr, "/metrics", &[]).await;
         assert_eq!(metrics.status, 200);
@@ -294,6 +310,9 @@ fn status_metrics_health_and_the_page_are_served_on(runtime: &str) {
             r#"roomcast_messages_out_total{transport="sse",type="welcome"} 1"#,
             r#"roomcast_errors_total{code="not_member"} 1"#,
             "roomcast_hub_rooms 1",
+            "roomcast_hub_rooms_with_history 1",
+            "roomcast_hub_offline_outboxes 1",
+            "roomcast_hub_pending_operations 0",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
         }
