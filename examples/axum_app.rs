@@ -32,6 +32,7 @@ use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use roomcast_core::engine::{MemoryEngine, MemoryLimits};
 use roomcast_core::envelope::Payload;
 use roomcast_core::hub::{Hub, HubConfig};
 use roomcast_core::names::RoomName;
@@ -47,7 +48,8 @@ async fn main() -> std::io::Result<()> {
     let runtime = TokioRuntime::current();
     let hub = spawn_hub(
         &runtime,
-        Hub::new(HubConfig::default(), seed()),
+        Hub::new(HubConfig::default()),
+        MemoryEngine::new(MemoryLimits::default(), seed()),
         Budget::default(),
     );
     let roomcast = Roomcast::new(runtime, hub, Options::default());
@@ -116,11 +118,12 @@ async fn announce(
         return (StatusCode::BAD_REQUEST, "the body is not JSON\n").into_response();
     };
     match roomcast.hub().publish(room, data).await {
-        Ok(published) => format!(
+        Ok(Ok(published)) => format!(
             "{{\"id\":\"{}\",\"sessions\":{}}}\n",
             published.id, published.sessions
         )
         .into_response(),
+        Ok(Err(error)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{error}\n")).into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the hub has stopped\n").into_response(),
     }
 }

@@ -42,9 +42,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use roomcast_core::close::{Close, CloseCode};
 use roomcast_core::cursor::Cursor;
 use roomcast_core::delivery::{SessionId, Shared};
+use roomcast_core::engine::{Engine, MemoryEngine, MemoryLimits};
 use roomcast_core::envelope::{Codec, Payload};
 use roomcast_core::event_stream::EventStream;
-use roomcast_core::hub::{Connect, Hub, HubConfig, Published};
+use roomcast_core::hub::{Connect, Hub, HubConfig, HubError, HubEvent, Published, Ticket};
 use roomcast_core::names::{RoomName, UserId};
 use roomcast_core::session::{
     SLOW_CONSUMER_REASON, Session, SessionConfig, SessionEvent, SessionKind, SessionState,
@@ -75,7 +76,7 @@ enum Command {
     Publish {
         room: RoomName,
         data: Payload,
-        reply: Sender<Published>,
+        reply: Sender<Result<Published, HubError>>,
     },
 }
 
@@ -91,8 +92,10 @@ fn main() -> io::Result<()> {
         config.keep_alive = Duration::from_millis(ms);
     }
     let (commands, inbox) = mpsc::channel();
-    let hub = Hub::new(HubConfig::default(), seed());
-    thread::spawn(move || run_hub(hub, inbox));
+    let hub = Hub::new(HubConfig::default());
+    // The streams kept in memory; the engine answers in the same call, on the hub's thread.
+    let engine = MemoryEngine::new(MemoryLimits::default(), seed());
+    thread::spawn(move || run_hub(hub, engine, inbox));
 
     let open = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
@@ -113,8 +116,9 @@ fn main() -> io::Result<()> {
 }
 
 /// The hub thread: one command or one timer at a time, then every output routed.
-fn run_hub(mut hub: Hub, inbox: Receiver<Command>) {
+fn run_hub(mut hub: Hub, mut engine: MemoryEngine, inbox: Receiver<Command>) {
     let mut mailboxes: HashMap<SessionId, SyncSender<Shared>> = HashMap::new();
+    let mut publishing: HashMap<Ticket, Sender<Result<Published, HubError>>> = HashMap::new();
     loop {
         let command = match hub.poll_timeout() {
             Some(at) => match inbox.recv_timeout(at.saturating_duration_since(Instant::now())) {
@@ -147,7 +151,7 @@ fn run_hub(mut hub: Hub, inbox: Receiver<Command>) {
                 hub.disconnect(now, id);
             }
             Some(Command::Publish { room, data, reply }) => {
-                let _ = reply.send(hub.publish(now, room, data));
+                publishing.insert(hub.publish(now, room, data), reply);
             }
             None => {}
         }
@@ -155,7 +159,30 @@ fn run_hub(mut hub: Hub, inbox: Receiver<Command>) {
         if hub.poll_timeout().is_some_and(|at| at <= now) {
             hub.handle_timeout(now);
         }
-        route(&mut hub, &mut mailboxes, now);
+        // Every output, until nothing moves: the engine's answers can make more.
+        loop {
+            route(&mut hub, &mut mailboxes, now);
+            let mut moved = false;
+            while let Some(operation) = hub.poll_engine() {
+                moved = true;
+                engine.handle(now, operation);
+            }
+            while let Some(event) = engine.poll_event() {
+                moved = true;
+                hub.handle_engine(now, event);
+                route(&mut hub, &mut mailboxes, now);
+            }
+            while let Some(event) = hub.poll_event() {
+                if let HubEvent::Done { ticket, result } = event
+                    && let Some(reply) = publishing.remove(&ticket)
+                {
+                    let _ = reply.send(result);
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
     }
 }
 
@@ -346,7 +373,8 @@ fn serve_publish(
     let (reply, published) = mpsc::channel();
     let command = Command::Publish { room, data, reply };
     match hub.send(command).ok().and_then(|()| published.recv().ok()) {
-        Some(published) => respond(
+        Some(Err(error)) => respond(stream, "503 Service Unavailable", &format!("{error}\n")),
+        Some(Ok(published)) => respond(
             stream,
             "200 OK",
             &format!(

@@ -25,6 +25,7 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use roomcast_core::engine::{MemoryEngine, MemoryLimits};
 use roomcast_core::hub::{Hub, HubConfig};
 use roomcast_core::names::UserId;
 use roomcast_hyper::{Authenticate, Handshake, Options, Refusal, Roomcast};
@@ -51,7 +52,8 @@ fn main() -> io::Result<()> {
     smol::block_on(async {
         let hub = spawn_hub(
             &SmolRuntime,
-            Hub::new(HubConfig::default(), seed()),
+            Hub::new(HubConfig::default()),
+            MemoryEngine::new(MemoryLimits::default(), seed()),
             Budget::default(),
         );
         let roomcast = Roomcast::new(SmolRuntime, hub, options);

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{Criterion, Throughput};
 use roomcast_core::delivery::{SessionId, Shared};
+use roomcast_core::engine::{Engine, MemoryEngine, MemoryLimits};
 use roomcast_core::envelope::{ClientEnvelope, ClientMessage, Frame, Payload};
-use roomcast_core::hub::{Connect, Hub, HubConfig, Transmit, recipients};
+use roomcast_core::hub::{Connect, Hub, HubConfig, HubEvent, Published, Transmit, recipients};
 use roomcast_core::names::{RoomName, UserId};
 
 /// Member sessions of the room, per benchmark group.
@@ -58,42 +59,85 @@ fn room() -> RoomName {
     RoomName::new("lobby").expect("valid room name")
 }
 
-/// What a driver does with the hub's output: one pointer into each recipient's queue (a `Vec`
-/// indexed by `SessionId::index`), then the queues are emptied, as a transport writing them out
-/// would. The same shape of work as the `arc_vecdeque` baseline, plus the hub's own.
+/// Moves the hub's engine operations to a memory engine and its events back, until nothing
+/// moves; `transmit` takes each transmit of the hub on the way. Returns the results of the
+/// hub's commands.
+fn settle(
+    hub: &mut Hub,
+    engine: &mut MemoryEngine,
+    now: Instant,
+    mut transmit: impl FnMut(Transmit),
+) -> Vec<HubEvent> {
+    let mut done = Vec::new();
+    loop {
+        while let Some(t) = hub.poll_transmit() {
+            transmit(t);
+        }
+        let mut moved = false;
+        while let Some(operation) = hub.poll_engine() {
+            moved = true;
+            engine.handle(now, operation);
+        }
+        while let Some(event) = engine.poll_event() {
+            moved = true;
+            hub.handle_engine(now, event);
+            while let Some(t) = hub.poll_transmit() {
+                transmit(t);
+            }
+        }
+        done.extend(std::iter::from_fn(|| hub.poll_event()));
+        if !moved {
+            return done;
+        }
+    }
+}
+
+/// What a driver does with the hub's output: the engine's answers back to the hub (a memory
+/// engine's, in the same call), one pointer into each recipient's queue (a `Vec` indexed by
+/// `SessionId::index`), then the queues are emptied, as a transport writing them out would. The
+/// same shape of work as the `arc_vecdeque` baseline, plus the hub's own and the engine's.
 struct Driver {
     queues: Vec<VecDeque<Shared>>,
+    engine: MemoryEngine,
+    now: Instant,
+    /// The last command's result.
+    published: Option<Published>,
 }
 
 impl Driver {
     /// Queues for `n` sessions, allocated up front, before the hub, as a transport that sizes
     /// its per-connection queues when it accepts connections would; the baseline's are made the
     /// same way, so neither is favoured by where its queues sit in memory.
-    fn new(n: usize) -> Self {
+    fn new(n: usize, now: Instant) -> Self {
         Self {
             queues: (0..n).map(|_| VecDeque::with_capacity(4)).collect(),
+            engine: MemoryEngine::new(MemoryLimits::default(), 0x5eed),
+            now,
+            published: None,
         }
     }
 
     /// Takes every transmit, then empties the queues. Returns how many deliveries there were.
     fn drain(&mut self, hub: &mut Hub) -> usize {
-        while let Some(transmit) = hub.poll_transmit() {
-            match transmit {
-                Transmit::To {
-                    session,
-                    deliveries,
-                } => self.queues[session.index()].extend(deliveries),
-                Transmit::Fanout {
-                    sessions,
-                    except,
-                    delivery,
-                } => {
-                    for session in recipients(&sessions, except) {
-                        self.queues[session.index()].push_back(Arc::clone(&delivery));
-                    }
+        let queues = &mut self.queues;
+        let done = settle(hub, &mut self.engine, self.now, |transmit| match transmit {
+            Transmit::To {
+                session,
+                deliveries,
+            } => queues[session.index()].extend(deliveries),
+            Transmit::Fanout {
+                sessions,
+                except,
+                delivery,
+            } => {
+                for session in recipients(&sessions, except) {
+                    queues[session.index()].push_back(Arc::clone(&delivery));
                 }
-                _ => unreachable!("the bench knows every transmit"),
             }
+            _ => unreachable!("the bench knows every transmit"),
+        });
+        if let Some(HubEvent::Done { result, .. }) = done.into_iter().last() {
+            self.published = result.ok();
         }
         black_box(&self.queues);
         let mut deliveries = 0;
@@ -111,7 +155,7 @@ impl Driver {
 /// of a fan-out depends only on the number of member sessions.
 fn hub_with_members(now: Instant, n: usize, driver: &mut Driver) -> Hub {
     let user = UserId::new("bench").expect("valid user id");
-    let mut hub = Hub::new(config(), 0x5eed);
+    let mut hub = Hub::new(config());
     for _ in 0..n {
         let connect = Connect {
             user: user.clone(),
@@ -148,19 +192,28 @@ fn bench_fan_out(c: &mut Criterion, now: Instant, n: usize) {
     let json = payload_json();
     let payload = Payload::from_json(&json).expect("valid JSON");
     let room = room();
-    let mut driver = Driver::new(n);
+    let mut driver = Driver::new(n, now);
     let mut hub = hub_with_members(now, n, &mut driver);
 
     // Once, outside the timed loop: every member session gets exactly one delivery (a server
     // publish has no sender to exclude).
-    let published = hub.publish(now, room.clone(), payload.clone());
-    assert_eq!(published.sessions, n);
-    let Some(Transmit::Fanout { delivery, .. }) = hub.poll_transmit() else {
-        panic!("a room message is one fan-out");
-    };
-    let frame: Frame = delivery.frame.clone();
     hub.publish(now, room.clone(), payload.clone());
     assert_eq!(driver.drain(&mut hub), n, "one delivery per member session");
+    let published = driver.published.expect("stored");
+    assert_eq!(published.sessions, n);
+    let frame: Frame = driver.queues[0]
+        .back()
+        .map(|delivery| delivery.frame.clone())
+        .unwrap_or_else(|| {
+            hub.publish(now, room.clone(), payload.clone());
+            let mut frame = None;
+            settle(&mut hub, &mut driver.engine, now, |transmit| {
+                if let Transmit::Fanout { delivery, .. } = transmit {
+                    frame = Some(delivery.frame.clone());
+                }
+            });
+            frame.expect("a room message is one fan-out")
+        });
 
     let data: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     let id = published.id.to_string();
@@ -259,9 +312,12 @@ fn measure_memory(now: Instant, distinct_users: bool) -> Option<Memory> {
         };
         UserId::new(&id).expect("valid user id")
     };
-    let mut hub = Hub::new(config(), 7);
+    let mut hub = Hub::new(config());
+    let mut engine = MemoryEngine::new(MemoryLimits::default(), 7);
     // Transmits are dropped, not queued: the figures are the hub's memory, not a driver's.
-    let discard = |hub: &mut Hub| while hub.poll_transmit().is_some() {};
+    let mut discard = |hub: &mut Hub| {
+        settle(hub, &mut engine, now, drop);
+    };
     // Filled (so its pages are resident) before the first reading; zeroes would stay untouched.
     let mut ids = vec![SessionId(u64::MAX); 2 * sessions];
     let mut rss = Vec::with_capacity(4);

@@ -251,6 +251,7 @@ mod tests {
                     },
                     recovered: None,
                     replayed: 0,
+                    unread: None,
                 },
                 StreamStart {
                     stream: Stream::Room(room("a")),
@@ -260,6 +261,7 @@ mod tests {
                     },
                     recovered: None,
                     replayed: 0,
+                    unread: None,
                 },
             ],
         };
@@ -362,6 +364,7 @@ mod tests {
                                 id,
                                 recovered: None,
                                 replayed: 0,
+                                unread: None,
                             })
                             .collect(),
                     }),

@@ -11,6 +11,9 @@
 //! - the hub's transmits go to the sessions, drained after each input of the hub: a
 //!   [`To`](HubTransmit::To) batch with [`Session::deliver_batch`], a
 //!   [`Fanout`](HubTransmit::Fanout) to every member but `except` with [`Session::deliver`];
+//! - the hub's engine operations go to the engine (a [`MemoryEngine`] unless another is given),
+//!   and the engine's events back to [`Hub::handle_engine`]; the results of the hub's own
+//!   commands wait in [`Harness::poll_hub_event`];
 //! - the time: [`advance_to`](Harness::advance_to) gives it to the hub and to every session
 //!   (a driver may wake early or late; a state machine does exactly what is due).
 //!
@@ -33,8 +36,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::delivery::{SessionId, Shared};
+use crate::engine::{Engine, EngineEvent, MemoryEngine, MemoryLimits, Operation};
 use crate::envelope::{ClientEnvelope, Codec};
-use crate::hub::{Connect, Hub, HubError, Transmit as HubTransmit, recipients};
+use crate::hub::{Connect, Hub, HubError, HubEvent, Transmit as HubTransmit, recipients};
 use crate::session::{Session, SessionConfig, SessionError, SessionEvent, SessionKind, Transmit};
 
 /// Sees what the harness moves, at the moment it moves, before it arrives. Every hook does
@@ -51,6 +55,16 @@ pub trait Tap {
     fn hub_transmit(&mut self, now: Instant, transmit: &mut HubTransmit) {
         let _ = (now, transmit);
     }
+
+    /// An operation of the hub, before the engine takes it.
+    fn engine_operation(&mut self, now: Instant, operation: &Operation) {
+        let _ = (now, operation);
+    }
+
+    /// An event of the engine, before the hub takes it.
+    fn engine_event(&mut self, now: Instant, event: &EngineEvent) {
+        let _ = (now, event);
+    }
 }
 
 impl Tap for () {}
@@ -66,8 +80,11 @@ impl Tap for () {}
 /// [`session_mut`](Self::session_mut) reach past the harness, for a test that inspects the raw
 /// outputs; [`drive`](Self::drive) then moves what they left.
 #[derive(Debug)]
-pub struct Harness<T = ()> {
+pub struct Harness<T = (), E = MemoryEngine> {
     hub: Hub,
+    engine: E,
+    /// The results of the hub's commands, not yet taken.
+    hub_events: VecDeque<HubEvent>,
     /// Ordered by id, so every run moves things in the same order.
     sessions: BTreeMap<SessionId, Connection>,
     now: Instant,
@@ -86,11 +103,21 @@ struct Connection {
 }
 
 impl Harness {
-    /// A harness around `hub`, its clock at `now`. Sessions get the default configuration and
-    /// codec; see [`with_session_config`](Self::with_session_config).
+    /// A harness around `hub` and a [`MemoryEngine`] of the default budgets, its clock at
+    /// `now`. Sessions get the default configuration and codec; see
+    /// [`with_session_config`](Self::with_session_config).
     pub fn new(hub: Hub, now: Instant) -> Self {
+        Harness::with_engine(hub, MemoryEngine::new(MemoryLimits::default(), 1), now)
+    }
+}
+
+impl<E: Engine> Harness<(), E> {
+    /// A harness around `hub` and `engine`, its clock at `now`.
+    pub fn with_engine(hub: Hub, engine: E, now: Instant) -> Self {
         Self {
             hub,
+            engine,
+            hub_events: VecDeque::new(),
             sessions: BTreeMap::new(),
             now,
             config: SessionConfig::default(),
@@ -102,11 +129,13 @@ impl Harness {
     }
 }
 
-impl<T: Tap> Harness<T> {
+impl<T: Tap, E: Engine> Harness<T, E> {
     /// The same harness, seen by `tap`.
-    pub fn with_tap<U: Tap>(self, tap: U) -> Harness<U> {
+    pub fn with_tap<U: Tap>(self, tap: U) -> Harness<U, E> {
         Harness {
             hub: self.hub,
+            engine: self.engine,
+            hub_events: self.hub_events,
             sessions: self.sessions,
             now: self.now,
             config: self.config,
@@ -139,6 +168,16 @@ impl<T: Tap> Harness<T> {
     /// The hub, past the harness: what a call queues stays queued until [`drive`](Self::drive).
     pub fn hub_mut(&mut self) -> &mut Hub {
         &mut self.hub
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    /// The engine, past the harness.
+    pub fn engine_mut(&mut self) -> &mut E {
+        &mut self.engine
     }
 
     /// A session, until [`remove`](Self::remove)d.
@@ -279,9 +318,12 @@ impl<T: Tap> Harness<T> {
     /// did. Every input of the harness ends with it: call it after reaching past the harness.
     pub fn drive(&mut self) -> bool {
         let mut moved = self.route_transmits();
-        // The engine exchange slots in here as one more step: the hub's engine operations to
-        // the engine, and its events back to the hub, each drained until nothing moves.
-        while self.move_session_events() {
+        loop {
+            let events = self.move_session_events();
+            let engine = self.move_engine();
+            if !events && !engine {
+                break;
+            }
             moved = true;
         }
         moved
@@ -332,6 +374,11 @@ impl<T: Tap> Harness<T> {
             .collect()
     }
 
+    /// The next result of a command given to the hub (`publish`, `notify`, `broadcast`).
+    pub fn poll_hub_event(&mut self) -> Option<HubEvent> {
+        self.hub_events.pop_front()
+    }
+
     /// The next message of an application-registered type, and the session it came from: the
     /// application owes it an answer when it has a `ref`, under the hub's rule.
     pub fn poll_app(&mut self) -> Option<(SessionId, ClientEnvelope)> {
@@ -369,13 +416,39 @@ impl<T: Tap> Harness<T> {
                     SessionEvent::Closed(_) => self.leave_hub(id),
                     SessionEvent::App(message) => self.app.push_back((id, message)),
                 }
+                // As a runtime's driver does: an engine that answers in the same call has
+                // answered before the next event.
                 self.route_transmits();
+                self.move_engine();
             }
             next = self
                 .sessions
                 .range((Bound::Excluded(id), Bound::Unbounded))
                 .next()
                 .map(|(id, _)| *id);
+        }
+        moved
+    }
+
+    /// The hub's operations to the engine, and the engine's events back, each event an input
+    /// of the hub whose transmits are routed before the next; the hub's results kept. Returns
+    /// whether anything moved.
+    fn move_engine(&mut self) -> bool {
+        let mut moved = false;
+        while let Some(operation) = self.hub.poll_engine() {
+            moved = true;
+            self.tap.engine_operation(self.now, &operation);
+            self.engine.handle(self.now, operation);
+        }
+        while let Some(event) = self.engine.poll_event() {
+            moved = true;
+            self.tap.engine_event(self.now, &event);
+            self.hub.handle_engine(self.now, event);
+            self.route_transmits();
+        }
+        while let Some(event) = self.hub.poll_event() {
+            moved = true;
+            self.hub_events.push_back(event);
         }
         moved
     }
@@ -427,10 +500,10 @@ impl<T: Tap> Harness<T> {
     }
 
     fn leave_hub(&mut self, session: SessionId) {
-        if let Some(connection) = self.sessions.get_mut(&session) {
-            if std::mem::replace(&mut connection.in_hub, false) {
-                self.hub.disconnect(self.now, session);
-            }
+        if let Some(connection) = self.sessions.get_mut(&session)
+            && std::mem::replace(&mut connection.in_hub, false)
+        {
+            self.hub.disconnect(self.now, session);
         }
     }
 }
@@ -443,7 +516,7 @@ mod tests {
     use crate::names::UserId;
 
     fn server() -> Harness {
-        Harness::new(Hub::new(HubConfig::default(), 1), crate::testing::start())
+        Harness::new(Hub::new(HubConfig::default()), crate::testing::start())
     }
 
     fn connect(server: &mut Harness<impl Tap>, user: &str) -> SessionId {
@@ -486,13 +559,13 @@ mod tests {
         let alice = connect(&mut server, "alice");
         // Past the harness: the hub answers, and the session leaves before the answer moves.
         let request = Codec::new()
-            .decode_client(r#"{"type":"join","ref":1,"room":"lobby"}"#)
+            .decode_client(r#"{"type":"ping","ref":1}"#)
             .expect("valid");
         let now = server.now();
         server.hub_mut().handle_request(now, alice, request);
         assert_eq!(server.strays(), 0);
         let session = server.remove(alice).expect("alice's session");
-        assert_eq!(server.strays(), 1, "the join's reply");
+        assert_eq!(server.strays(), 1, "the ping's reply");
         assert_eq!(
             session.queued_frames(),
             2,

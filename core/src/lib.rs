@@ -6,6 +6,8 @@
 //!
 //! - [`sse`]: the Server-Sent Events codec (WHATWG HTML "server-sent events").
 //! - [`ws`]: WebSocket framing (RFC 6455), the frames a server writes.
+//! - [`engine`]: the engine exchange (the hub's streams behind an engine, as operations and
+//!   events) and [`MemoryEngine`](engine::MemoryEngine), the streams in memory.
 //! - [`envelope`]: the typed JSON messages of the roomcast protocol, encoded once into shared
 //!   [`Frame`](envelope::Frame)s.
 //! - [`session`]: one connection's lifecycle: welcome, rate limit, bounded queue, heartbeat, close.
@@ -22,15 +24,18 @@
 //!
 //! # The run loop
 //!
-//! A driver (the `roomcast-io` crate, or your own) owns one [`hub::Hub`] and a
-//! [`session::Session`] per connection, and moves every output to where it belongs: session
-//! events to the hub, hub transmits to sessions, session transmits to sockets; then it waits for
+//! A driver (the `roomcast-io` crate, or your own) owns one [`hub::Hub`], an engine that keeps
+//! its streams ([`engine`]), and a [`session::Session`] per connection, and moves every output
+//! to where it belongs: session events to the hub, hub operations to the engine and engine
+//! events back, hub transmits to sessions, session transmits to sockets; then it waits for
 //! exactly one input (a frame, or the earliest `poll_timeout`), feeds it in with the time, and
 //! moves outputs again until nothing moves:
 //!
 //! ```text
 //! loop {
 //!     session events  -> hub.handle_request(now, id, request), or hub.disconnect(now, id)
+//!     hub.poll_engine() -> engine.handle(now, operation)
+//!     engine.poll_event() -> hub.handle_engine(now, event)
 //!     hub.poll_transmit() -> To: session.deliver_batch(now, deliveries)
 //!                            Fanout: session.deliver(now, delivery) for each member but `except`
 //!     ... until nothing moves
@@ -52,7 +57,7 @@
 //! use roomcast_core::session::{SessionKind, Transmit};
 //!
 //! let now = Instant::now(); // the driver's clock: the core never reads one
-//! let mut server = Harness::new(Hub::new(HubConfig::default(), 1), now);
+//! let mut server = Harness::new(Hub::new(HubConfig::default()), now); // a MemoryEngine
 //!
 //! // A WebSocket connection arrives and authenticates as alice: her session joins the hub.
 //! let alice = UserId::new("alice")?;
@@ -82,6 +87,7 @@
 pub mod close;
 pub mod cursor;
 pub mod delivery;
+pub mod engine;
 pub mod envelope;
 pub mod event_stream;
 #[cfg(feature = "fuzzing")]

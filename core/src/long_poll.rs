@@ -169,6 +169,7 @@ mod tests {
                 },
                 recovered,
                 replayed: 0,
+                unread: None,
             }],
         };
         Transmit::Frame(Delivery::unstreamed(message.encode()))

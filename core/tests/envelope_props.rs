@@ -92,6 +92,7 @@ fn client_envelope() -> impl Strategy<Value = ClientEnvelope> {
         (room(), any::<bool>()).prop_map(|(room, typing)| ClientMessage::Typing { room, typing }),
         (user(), payload()).prop_map(|(to, data)| ClientMessage::Direct { to, data }),
         Just(ClientMessage::Ping),
+        position().prop_map(|upto| ClientMessage::Read { upto }),
     ];
     (option::of(reference()), message)
         .prop_map(|(reference, message)| ClientEnvelope { reference, message })
@@ -105,9 +106,11 @@ prop_compose! {
         members in option::of(vec(user(), 0..4)),
         id in option::of(position()),
         (recovered, replayed, delivered) in any::<(Option<bool>, Option<u64>, Option<bool>)>(),
+        unread in any::<Option<u64>>(),
         data in option::of(payload()),
     ) -> ServerMessage {
-        let reply = Reply { reference, room, members, id, recovered, replayed, delivered, data };
+        let reply =
+            Reply { reference, room, members, id, recovered, replayed, delivered, unread, data };
         ServerMessage::Reply(reply)
     }
 }
@@ -137,6 +140,7 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
                 if notify { Notify { id, event, data } } else { Broadcast { id, event, data } }
             }),
         (text(), ms()).prop_map(|(reason, reconnect_ms)| Shutdown { reason, reconnect_ms }),
+        (position(), ms()).prop_map(|(upto, unread)| Read { upto, unread }),
     }
 }
 

@@ -22,7 +22,7 @@ use roomcast_core::cursor::{Cursor, Position, Stream};
 use roomcast_core::delivery::{SessionId, Shared};
 use roomcast_core::envelope::{ClientEnvelope, ClientMessage, Codec, Payload, Ref, ServerMessage};
 use roomcast_core::harness::Harness;
-use roomcast_core::hub::{Connect, HistoryLimit, Hub, HubConfig};
+use roomcast_core::hub::{Connect, HistoryLimit, Hub, HubConfig, HubEvent};
 use roomcast_core::names::{RoomName, UserId};
 use roomcast_core::session::{Session, SessionConfig, SessionKind};
 
@@ -32,6 +32,7 @@ const ROOMS: usize = 2;
 const GRACE: Duration = Duration::from_secs(5);
 const HISTORY: HistoryLimit = HistoryLimit {
     max_messages: 6,
+    max_bytes: 1 << 20,
     max_age: Duration::from_secs(60),
 };
 
@@ -86,6 +87,9 @@ struct Sim {
     published: Vec<Vec<(u64, Instant)>>,
     /// Per room: the epoch of its current history, once seen.
     epochs: Vec<Option<u64>>,
+    /// Per room: since when its stream has been still (made, published to, or left by its last
+    /// member session), to know when the engine forgets it.
+    still_since: Vec<Option<Instant>>,
     /// Users in a presence grace period: (room, user) -> end.
     grace: BTreeMap<(usize, usize), Instant>,
     refs: u64,
@@ -130,12 +134,13 @@ impl Sim {
             ..SessionConfig::default()
         };
         Self {
-            server: Harness::new(Hub::new(config, 42), start())
+            server: Harness::new(Hub::new(config), start())
                 .with_session_config(sessions, Codec::new()),
             codec: Codec::new(),
             tabs: (0..TABS).map(|_| Tab::default()).collect(),
             published: vec![Vec::new(); ROOMS],
             epochs: vec![None; ROOMS],
+            still_since: vec![None; ROOMS],
             grace: BTreeMap::new(),
             refs: 0,
             rejoins: BTreeSet::new(),
@@ -220,10 +225,16 @@ impl Sim {
             Op::ServerPublish(r) => {
                 self.record(r);
                 let data = Payload::from_json("2").expect("JSON");
-                let id = self
+                let ticket = self
                     .server
-                    .feed_hub(|hub, now| hub.publish(now, room(r), data))
-                    .id;
+                    .feed_hub(|hub, now| hub.publish(now, room(r), data));
+                let id = match self.server.poll_hub_event() {
+                    Some(HubEvent::Done {
+                        ticket: done,
+                        result,
+                    }) if done == ticket => result.expect("stored").id,
+                    other => panic!("no result for {ticket:?}: {other:?}"),
+                };
                 self.epochs[r] = Some(id.epoch);
             }
             Op::Direct(t, u) if self.tabs[t].session.is_some() => {
@@ -263,11 +274,11 @@ impl Sim {
     /// then every tab that reads takes what its session sent.
     fn drain(&mut self) -> Result<(), TestCaseError> {
         for t in 0..TABS {
-            if let Some(session) = self.tabs[t].session {
-                if !self.server.session(session).is_some_and(Session::is_open) {
-                    self.server.remove(session);
-                    self.lost_session(t);
-                }
+            if let Some(session) = self.tabs[t].session
+                && !self.server.session(session).is_some_and(Session::is_open)
+            {
+                self.server.remove(session);
+                self.lost_session(t);
             }
         }
         for t in 0..TABS {
@@ -381,20 +392,27 @@ impl Sim {
     fn record(&mut self, r: usize) {
         let offset = self.published[r].len() as u64 + 1;
         self.published[r].push((offset, self.server.now()));
+        self.still_since[r] = Some(self.server.now());
     }
 
-    /// After every step: grace periods end, and a room nobody is in whose history has aged out
-    /// is forgotten, so its next message starts a new epoch at offset 1.
+    /// After every step: grace periods end, and a room no session is in whose stream holds
+    /// nothing and has been still for the history's age is forgotten by the engine, so its
+    /// next message starts a new epoch at offset 1. (Still: since it was made, published to,
+    /// left by its last member session, or emptied, its last message's age reached.)
     fn settle(&mut self) {
         let now = self.server.now();
         self.grace.retain(|_, end| *end > now);
         for r in 0..ROOMS {
-            let absent =
-                self.member_sessions(r).is_empty() && !self.grace.keys().any(|(gr, _)| *gr == r);
-            let kept = self.published[r]
-                .iter()
-                .any(|(_, at)| now.saturating_duration_since(*at) < HISTORY.max_age);
-            if absent && !kept {
+            if !self.member_sessions(r).is_empty() {
+                self.still_since[r] = None;
+                continue;
+            }
+            let since = *self.still_since[r].get_or_insert(now);
+            let emptied = self.published[r]
+                .last()
+                .map(|(_, at)| *at + HISTORY.max_age);
+            let still = emptied.map_or(since, |emptied| since.max(emptied));
+            if now.saturating_duration_since(still) >= HISTORY.max_age {
                 self.published[r].clear();
                 self.epochs[r] = None;
             }

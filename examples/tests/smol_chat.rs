@@ -86,10 +86,10 @@ impl Chat {
     fn until(&mut self, prefix: &str) -> String {
         loop {
             // Each read is bounded by the socket's read timeout.
-            if let Message::Text(text) = self.socket.read().expect("a frame") {
-                if text.as_str().starts_with(prefix) {
-                    return text.as_str().to_owned();
-                }
+            if let Message::Text(text) = self.socket.read().expect("a frame")
+                && text.as_str().starts_with(prefix)
+            {
+                return text.as_str().to_owned();
             }
         }
     }

@@ -16,6 +16,7 @@ use async_tungstenite::tungstenite::handshake::client::{Request, Response};
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use futures_util::StreamExt;
+use roomcast_core::engine::{MemoryEngine, MemoryLimits};
 use roomcast_core::hub::{Hub, HubConfig};
 use roomcast_hyper::{Options, Roomcast};
 use roomcast_io::{Budget, HubHandle, HubStats, Shutdown, spawn_hub};
@@ -120,10 +121,16 @@ impl Server {
         let addr = listener.local_addr().expect("local address");
         listener.set_nonblocking(true).expect("non-blocking");
         let shutdown = options.session.shutdown.clone();
-        let hub = Hub::new(config, seed);
+        let hub = Hub::new(config);
+        let engine = || MemoryEngine::new(MemoryLimits::default(), seed);
         let hub = match flavor {
             Flavor::Smol => {
-                let hub = spawn_hub(&SmolRuntime, hub, Budget::frames(session_capacity));
+                let hub = spawn_hub(
+                    &SmolRuntime,
+                    hub,
+                    engine(),
+                    Budget::frames(session_capacity),
+                );
                 let roomcast = Roomcast::new(SmolRuntime, hub.clone(), options);
                 let listener = smol::net::TcpListener::try_from(listener).expect("async listener");
                 smol::spawn(roomcast_smol::serve(listener, roomcast)).detach();
@@ -139,7 +146,7 @@ impl Server {
                         .expect("a tokio runtime"),
                 ));
                 let tokio = TokioRuntime::new(runtime.handle().clone());
-                let hub = spawn_hub(&tokio, hub, Budget::frames(session_capacity));
+                let hub = spawn_hub(&tokio, hub, engine(), Budget::frames(session_capacity));
                 let roomcast = Roomcast::new(tokio, hub.clone(), options);
                 let listener = {
                     let _entered = runtime.enter();

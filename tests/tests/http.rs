@@ -30,7 +30,8 @@ async fn publish(server: &Server, n: u64) -> String {
         .hub
         .publish(room("lobby"), data(n))
         .await
-        .expect("hub");
+        .expect("hub")
+        .expect("stored");
     published.id.to_string()
 }
 
@@ -74,7 +75,8 @@ fn sse_stream_opens_then_delivers_every_stream(flavor: Flavor) {
             "{cursor}"
         );
 
-        server.hub.broadcast(None, data(3)).await.expect("hub");
+        let stored = server.hub.broadcast(None, data(3)).await.expect("hub");
+        stored.expect("stored");
         let (broadcast, _) = events.next_of("broadcast").await;
         assert_eq!(broadcast["data"], 3);
     });

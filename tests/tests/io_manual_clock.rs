@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender};
 use futures_lite::Stream;
 use roomcast_core::close::CloseCode;
+use roomcast_core::engine::{MemoryEngine, MemoryLimits};
 use roomcast_core::envelope::Payload;
 use roomcast_core::hub::{Connect, Hub, HubConfig};
 use roomcast_core::names::UserId;
@@ -74,7 +75,8 @@ fn heartbeat_life(slack: Duration) {
         let clock = ManualClock::new(SmolRuntime);
         let hub = spawn_hub(
             &clock,
-            Hub::new(HubConfig::default(), 1),
+            Hub::new(HubConfig::default()),
+            MemoryEngine::new(MemoryLimits::default(), 1),
             Budget::frames(16),
         );
         let (_client, inbound) = async_channel::bounded(16);
@@ -247,7 +249,8 @@ fn a_late_write_goes_out_in_order_and_a_stalled_one_ends_the_session() {
         let clock = ManualClock::new(SmolRuntime);
         let hub = spawn_hub(
             &clock,
-            Hub::new(HubConfig::default(), 1),
+            Hub::new(HubConfig::default()),
+            MemoryEngine::new(MemoryLimits::default(), 1),
             Budget::frames(16),
         );
         let alice = UserId::new("alice").expect("valid");

@@ -38,7 +38,7 @@ fn fixed_seeds_keep_every_promise() {
             Ok(summary) => total.add(&summary),
             Err(failure) => panic!("{failure}"),
         }
-        if (seed - first + 1) % 100 == 0 {
+        if (seed - first + 1).is_multiple_of(100) {
             println!(
                 "{} seeds passed, {:.1?}",
                 seed - first + 1,

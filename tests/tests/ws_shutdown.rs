@@ -50,7 +50,8 @@ fn shutdown_warns_clients_then_closes_with_1001_and_stops_accepting(flavor: Flav
                 roomcast_core::envelope::Payload::from_json("1").expect("JSON"),
             )
             .await
-            .expect("hub");
+            .expect("hub")
+            .expect("stored");
         assert_eq!(alice.next_of("message").await["data"], 1);
         for client in [&mut alice, &mut bob] {
             assert_eq!(client.close_code().await, Some(1001));

@@ -57,6 +57,12 @@ pub enum ClientMessage {
     },
     /// `ping`: an application-level liveness check (browsers cannot send WebSocket pings).
     Ping,
+    /// `read`: the user has read their outbox (directs, notifications) up to this position,
+    /// on every device.
+    Read {
+        /// The position read up to.
+        upto: Position,
+    },
     /// A message of a type the application registered with [`Codec::with_app_type`](super::Codec::with_app_type).
     App(AppMessage),
 }
@@ -87,6 +93,7 @@ impl ClientMessage {
             Self::Typing { .. } => "typing",
             Self::Direct { .. } => "direct",
             Self::Ping => "ping",
+            Self::Read { .. } => "read",
             Self::App(app) => &app.kind,
         }
     }
@@ -129,6 +136,7 @@ impl serde::Serialize for ClientEnvelope {
                 map.serialize_entry("to", to)?;
                 map.serialize_entry("data", data)?;
             }
+            ClientMessage::Read { upto } => map.serialize_entry("upto", upto)?,
             ClientMessage::Ping | ClientMessage::App(_) => {}
         }
         map.end()

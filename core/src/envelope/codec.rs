@@ -14,7 +14,9 @@ use super::{EnvelopeError, ErrorCode, Ref};
 /// The default largest frame, in bytes: 64 KiB.
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
 
-const CLIENT_TYPES: [&str; 6] = ["join", "leave", "publish", "typing", "direct", "ping"];
+const CLIENT_TYPES: [&str; 7] = [
+    "join", "leave", "publish", "typing", "direct", "ping", "read",
+];
 
 /// Decodes frames: knows the size limit and the application's own message types.
 #[derive(Clone, Debug)]
@@ -117,6 +119,9 @@ impl Codec {
                 data: wire.data()?,
             },
             "ping" => ClientMessage::Ping,
+            "read" => ClientMessage::Read {
+                upto: wire.position(wire.upto.as_deref(), "upto")?,
+            },
             kind if self.app_types.contains(kind) => app_message(kind, text),
             kind => return Err(unknown_type(kind, wire.reference)),
         };
@@ -184,6 +189,7 @@ impl Codec {
                 recovered: wire.recovered,
                 replayed: wire.replayed,
                 delivered: wire.delivered,
+                unread: wire.unread,
                 data: wire.data.map(super::Payload::from_raw),
             }),
             "error" => {
@@ -231,6 +237,10 @@ impl Codec {
             }
             "streams" => ServerMessage::Streams {
                 streams: wire.streams()?,
+            },
+            "read" => ServerMessage::Read {
+                upto: wire.position(wire.upto.as_deref(), "upto")?,
+                unread: wire.need(wire.unread, "unread")?,
             },
             "shutdown" => ServerMessage::Shutdown {
                 reason: wire.need(wire.reason.as_deref(), "reason")?.to_owned(),

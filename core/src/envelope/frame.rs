@@ -96,6 +96,10 @@ impl Payload {
         Self(raw.to_owned())
     }
 
+    pub(crate) fn as_raw(&self) -> &RawValue {
+        &self.0
+    }
+
     /// The JSON text.
     pub fn as_json(&self) -> &str {
         self.0.get()
@@ -201,15 +205,17 @@ pub enum ErrorCode {
     Unauthorized,
     /// The session sends faster than its rate limit; the message was dropped.
     RateLimited,
-    /// A per-session limit (such as the number of rooms joined) is reached.
+    /// A limit (such as the number of rooms joined, or a storage budget) is reached.
     LimitReached,
+    /// The server cannot store it now (its engine is unreachable or behind): retry later.
+    Unavailable,
     /// The server failed; the message may be retried.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in wire order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::BadFrame,
         Self::UnknownType,
         Self::TooLarge,
@@ -217,6 +223,7 @@ impl ErrorCode {
         Self::Unauthorized,
         Self::RateLimited,
         Self::LimitReached,
+        Self::Unavailable,
         Self::Internal,
     ];
 
@@ -230,6 +237,7 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::RateLimited => "rate_limited",
             Self::LimitReached => "limit_reached",
+            Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
     }

@@ -100,6 +100,14 @@ pub enum ServerMessage {
         /// One entry per stream followed.
         streams: Vec<StreamStart>,
     },
+    /// `read`: the user marked their outbox read (on this device or another): up to `upto`,
+    /// `unread` messages left.
+    Read {
+        /// The position read up to.
+        upto: Position,
+        /// Messages of the outbox after it.
+        unread: u64,
+    },
     /// `shutdown`: the server is going away; reconnect after `reconnect_ms` and resume.
     Shutdown {
         /// Why.
@@ -122,6 +130,9 @@ pub struct StreamStart {
     pub recovered: Option<bool>,
     /// How many messages follow.
     pub replayed: u64,
+    /// The user's outbox of a connection without a position for it: how many messages its
+    /// user has not marked read (they follow, as far as history keeps them).
+    pub unread: Option<u64>,
 }
 
 impl serde::Serialize for StreamStart {
@@ -131,6 +142,7 @@ impl serde::Serialize for StreamStart {
         map.serialize_entry("id", &self.id)?;
         entry(&mut map, "recovered", &self.recovered)?;
         map.serialize_entry("replayed", &self.replayed)?;
+        entry(&mut map, "unread", &self.unread)?;
         map.end()
     }
 }
@@ -153,6 +165,8 @@ pub struct Reply {
     pub replayed: Option<u64>,
     /// `direct`: whether a live session of the recipient got it (else it waits in the outbox).
     pub delivered: Option<bool>,
+    /// `read`: messages of the outbox after the read mark.
+    pub unread: Option<u64>,
     /// An application's own reply data.
     pub data: Option<Payload>,
 }
@@ -168,6 +182,7 @@ impl Reply {
             recovered: None,
             replayed: None,
             delivered: None,
+            unread: None,
             data: None,
         }
     }
@@ -187,6 +202,7 @@ impl ServerMessage {
             Self::Notify { .. } => "notify",
             Self::Broadcast { .. } => "broadcast",
             Self::Streams { .. } => "streams",
+            Self::Read { .. } => "read",
             Self::Shutdown { .. } => "shutdown",
         }
     }
@@ -226,6 +242,7 @@ impl serde::Serialize for ServerMessage {
                 entry(&mut map, "recovered", &reply.recovered)?;
                 entry(&mut map, "replayed", &reply.replayed)?;
                 entry(&mut map, "delivered", &reply.delivered)?;
+                entry(&mut map, "unread", &reply.unread)?;
                 entry(&mut map, "data", &reply.data)?;
             }
             Self::Error {
@@ -273,6 +290,10 @@ impl serde::Serialize for ServerMessage {
                 map.serialize_entry("data", data)?;
             }
             Self::Streams { streams } => map.serialize_entry("streams", streams)?,
+            Self::Read { upto, unread } => {
+                map.serialize_entry("upto", upto)?;
+                map.serialize_entry("unread", unread)?;
+            }
             Self::Shutdown {
                 reason,
                 reconnect_ms,

@@ -56,6 +56,9 @@ pub(super) struct Wire<'a> {
     pub(super) recovered: Option<bool>,
     pub(super) replayed: Option<u64>,
     pub(super) delivered: Option<bool>,
+    #[serde(borrow)]
+    pub(super) upto: Option<Cow<'a, str>>,
+    pub(super) unread: Option<u64>,
     pub(super) ping_interval_ms: Option<u64>,
     pub(super) ping_timeout_ms: Option<u64>,
     pub(super) max_frame: Option<u64>,
@@ -75,6 +78,8 @@ pub(super) struct WireStream<'a> {
     #[serde(default)]
     pub(super) recovered: Option<bool>,
     pub(super) replayed: u64,
+    #[serde(default)]
+    pub(super) unread: Option<u64>,
 }
 
 /// `data` is kept whenever present, `null` included (plain `Option` would read `null` as absent).
@@ -176,6 +181,7 @@ impl<'a> Wire<'a> {
                     id: self.position(Some(&entry.id), "id")?,
                     recovered: entry.recovered,
                     replayed: entry.replayed,
+                    unread: entry.unread,
                 })
             })
             .collect()

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::input::Input;
 use crate::cursor::{Cursor, Position, Stream};
 use crate::delivery::{SessionId, Shared};
+use crate::engine::{MemoryEngine, MemoryLimits};
 use crate::envelope::{ClientEnvelope, ClientMessage, Codec, Payload, Ref, ServerMessage};
 use crate::harness::Harness;
 use crate::hub::{Connect, HistoryLimit, Hub, HubConfig};
@@ -57,6 +58,7 @@ impl Run {
     fn new(input: &mut Input<'_>) -> Self {
         let mut history = || HistoryLimit {
             max_messages: input.below(8),
+            max_bytes: 1 << 20,
             max_age: input.millis(60_000),
         };
         let config = HubConfig {
@@ -65,9 +67,14 @@ impl Run {
             broadcast_history: history(),
             presence_grace: input.millis(10_000),
             max_rooms_per_session: input.below(ROOMS + 1),
-            max_offline_users: input.below(USERS + 1),
+            ..HubConfig::default()
         };
-        let hub = Hub::new(config, u64::from(input.byte()));
+        let limits = MemoryLimits {
+            max_outboxes: input.below(USERS + 1),
+            ..MemoryLimits::default()
+        };
+        let engine = MemoryEngine::new(limits, u64::from(input.byte()));
+        let hub = Hub::new(config);
         // The hub is under test: sessions that neither limit the rate nor ping, read after every
         // step, so each stays open and every request reaches the hub.
         let sessions = SessionConfig {
@@ -76,7 +83,8 @@ impl Run {
             ..SessionConfig::default()
         };
         Self {
-            server: Harness::new(hub, Instant::now()).with_session_config(sessions, Codec::new()),
+            server: Harness::with_engine(hub, engine, Instant::now())
+                .with_session_config(sessions, Codec::new()),
             codec: Codec::new(),
             slots: [None; SLOTS],
             seen: Vec::new(),
@@ -128,7 +136,7 @@ impl Run {
             8 => {
                 let user = user(input.below(USERS));
                 self.server
-                    .feed_hub(|hub, now| drop(hub.notify(now, user, None, data())));
+                    .feed_hub(|hub, now| hub.notify(now, user, None, data()));
             }
             9 => {
                 self.server
@@ -291,10 +299,14 @@ impl Run {
         let budget = ROOMS * config.room_history.max_messages
             + USERS * config.outbox_history.max_messages
             + config.broadcast_history.max_messages;
-        let (messages, _) = self.server.hub().stored();
-        assert!(messages <= budget, "{messages} stored, over {budget}");
+        let stored = self.server.engine().stats();
+        assert!(
+            stored.records <= budget,
+            "{} stored, over {budget}",
+            stored.records
+        );
         let online: BTreeSet<_> = live.iter().map(|(_, u)| u).collect();
-        assert!(self.server.hub().user_count() <= online.len() + config.max_offline_users);
+        assert!(self.server.hub().user_count() <= online.len());
         assert!(self.server.hub().room_count() <= ROOMS);
         // Bounded bookkeeping of this run: forget what old sessions received.
         self.last

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use super::{Hub, Members, Refusal, Transmit};
+use crate::cursor::{Position, Stream};
 use crate::delivery::{Delivery, SessionId, Shared};
+use crate::engine::{Message, Record, StreamId};
 use crate::envelope::{ErrorCode, Ref, Reply, ServerMessage};
 
 impl Hub {
@@ -47,11 +49,10 @@ impl Hub {
             session: last,
             deliveries: queued,
         }) = self.transmits.back_mut()
+            && *last == session
         {
-            if *last == session {
-                queued.append(&mut deliveries);
-                return;
-            }
+            queued.append(&mut deliveries);
+            return;
         }
         if !deliveries.is_empty() {
             self.transmits.push_back(Transmit::To {
@@ -79,6 +80,57 @@ impl Hub {
         }
         count
     }
+}
+
+impl Hub {
+    /// A record's delivery at `at` of `stream`: encoded the first time it is asked for, then
+    /// kept with the record for every fan-out and replay.
+    pub(super) fn delivery_of(&self, stream: &StreamId, at: Position, record: &Record) -> Shared {
+        record.delivery(|message| encode(stream, at, message))
+    }
+}
+
+/// A record's frame: what it says, where it is.
+fn encode(stream: &StreamId, id: Position, message: &Message) -> Shared {
+    let (frame, stream) = match (stream, message.clone()) {
+        (StreamId::Room(room), Message::Room { from, data }) => {
+            let room = room.clone();
+            let message = ServerMessage::Message {
+                room: room.clone(),
+                id,
+                from,
+                data,
+            };
+            (message, Stream::Room(room))
+        }
+        (_, Message::Direct { from, data }) => {
+            (ServerMessage::Direct { id, from, data }, Stream::User)
+        }
+        (_, Message::Notify { event, data }) => {
+            (ServerMessage::Notify { id, event, data }, Stream::User)
+        }
+        (_, Message::Broadcast { event, data }) => {
+            (ServerMessage::Broadcast { id, event, data }, Stream::All)
+        }
+        // A room message on another stream: never appended so, but said as the stream's.
+        (StreamId::Outbox(_), Message::Room { data, .. }) => (
+            ServerMessage::Notify {
+                id,
+                event: None,
+                data,
+            },
+            Stream::User,
+        ),
+        (StreamId::Broadcast, Message::Room { data, .. }) => (
+            ServerMessage::Broadcast {
+                id,
+                event: None,
+                data,
+            },
+            Stream::All,
+        ),
+    };
+    Delivery::streamed(frame.encode(), stream, id)
 }
 
 /// The refusal for a room the session is not in.

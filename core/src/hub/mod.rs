@@ -1,32 +1,42 @@
-//! The hub: routes messages between rooms, users and sessions, with presence, history and resume.
+//! The hub: routes messages between rooms, users and sessions, with presence; its streams live
+//! in an engine.
 //!
 //! It is to a [`Session`](crate::session::Session) what quinn's `Endpoint` is to a `Connection`:
 //! one pure state machine for all sessions. Inputs are commands (`connect`, `disconnect`,
-//! `publish`, `notify`, `broadcast`) and `handle_request` / `handle_timeout`; outputs are drained
-//! with `poll_transmit` ([`Transmit`]s: what to deliver to whom) and `poll_timeout`.
+//! `publish`, `notify`, `broadcast`) and `handle_request`, `handle_engine`, `handle_timeout`;
+//! outputs are drained with `poll_transmit` ([`Transmit`]s: what to deliver to whom),
+//! `poll_engine` ([`Operation`]s for the engine), `poll_event` ([`HubEvent`]s: the results of
+//! the commands) and `poll_timeout`.
 //!
 //! - **Rooms**: membership per session, presence per user. A user with several sessions is one
 //!   member; they come online with their first session and go offline a grace period after the
 //!   last one disconnects (an explicit `leave` is announced at once), so reloads do not flap.
-//! - **Streams**: every room, every user's outbox and the broadcast feed is a stream with an epoch,
-//!   offsets that grow by one, and a bounded history. A client resumes from a position and gets
-//!   exactly the messages after it, or `recovered: false`: never a silent gap.
-//! - **Encode once**: a message is encoded into one [`Shared`] delivery, and handed out once as a
-//!   [`Transmit::Fanout`] with the member list at that moment (shared, not copied); the driver
-//!   pushes one pointer per recipient. Exclude-sender applies when deliveries leave, so every
-//!   reader's history is the same.
+//! - **Streams**: every room, every user's outbox and the broadcast feed is a stream with an
+//!   epoch, offsets that grow by one, and a bounded history, kept by an engine
+//!   ([`crate::engine`]). The hub appends, reads and follows; it delivers only what comes back
+//!   [`Live`](crate::engine::EngineEvent::Live) (or from a read that fills a gap), in offset
+//!   order, each offset once. A client resumes from a position and gets exactly the messages
+//!   after it, or `recovered: false`: never a silent gap.
+//! - **Encode once**: a record is encoded once into one [`Shared`] delivery, kept with the
+//!   record for every replay, and handed out once as a [`Transmit::Fanout`] with the member list
+//!   at that moment (shared, not copied); the driver pushes one pointer per recipient.
+//!   Exclude-sender applies when deliveries leave, so every reader's history is the same.
+//! - **Never waiting**: an engine answers when it answers. What waits for it (a publish's reply,
+//!   a join's replay, a connection's start) waits in the hub, bounded: past
+//!   [`HubConfig::max_pending`] operations in flight, an append is answered `unavailable`.
 //! - **Slow consumers** are the driver's to catch, where the bytes pile up: it pushes into each
 //!   session's bounded queue without waiting, and when one is full it calls [`Hub::disconnect`]
 //!   and closes that connection with 4000; the client resumes from its cursor and loses nothing.
-//! - **Bounded**: histories, outboxes, rooms per session and offline outboxes.
 
 mod deliver;
+mod feeds;
 mod invariants;
-mod log;
+mod ops;
+mod outbox;
 mod room;
 mod rooms;
 mod slots;
-mod streams;
+mod starts;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -36,56 +46,77 @@ use smol_str::SmolStr;
 
 use crate::cursor::{Cursor, Position};
 use crate::delivery::{SessionId, Shared};
+use crate::engine::{EngineEvent, OpId, Operation, Retention, StreamId};
 use crate::envelope::{ClientEnvelope, ClientMessage, ErrorCode, Payload, Reply};
 use crate::names::{RoomName, UserId};
 
-pub use log::HistoryLimit;
-
-use self::log::Log;
+use self::feeds::Feed;
+use self::ops::Pending;
 use self::room::Room;
 use self::slots::Slots;
-use self::streams::StreamKey;
+use self::starts::Start;
+
+/// How much of a stream is kept: whichever bound is reached first drops the oldest message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryLimit {
+    /// Most messages kept.
+    pub max_messages: usize,
+    /// Most bytes of messages kept (payload and names, [`Record::size`](crate::engine::Record::size)).
+    pub max_bytes: usize,
+    /// Oldest message kept.
+    pub max_age: Duration,
+}
+
+impl HistoryLimit {
+    fn retention(self) -> Retention {
+        Retention {
+            max_messages: self.max_messages,
+            max_bytes: self.max_bytes,
+            max_age: self.max_age,
+        }
+    }
+}
 
 /// The hub's limits and timings. `Default` gives the protocol's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HubConfig {
-    /// History kept per room: 1,000 messages or 10 minutes.
+    /// This hub's node number: the origin of what its sessions append, so that it does not
+    /// deliver a session's own message back to it. Unique among the hubs sharing an engine.
+    pub node: u64,
+    /// History kept per room: 1,000 messages, 1 MiB or 10 minutes.
     pub room_history: HistoryLimit,
-    /// History kept per user outbox: 1,000 messages or 7 days.
+    /// History kept per user outbox: 1,000 messages, 1 MiB or 7 days.
     pub outbox_history: HistoryLimit,
-    /// History kept of the broadcast feed: 1,000 messages or 10 minutes.
+    /// History kept of the broadcast feed: 1,000 messages, 1 MiB or 10 minutes.
     pub broadcast_history: HistoryLimit,
     /// How long a user whose last session disconnected stays present: 5 s.
     pub presence_grace: Duration,
     /// Most rooms one session may be in: 100. More gets `limit_reached`.
     pub max_rooms_per_session: usize,
-    /// Most users without a session the hub remembers: 100,000. It remembers an offline user
-    /// while their outbox holds messages, and for the outbox's history age after their last
-    /// session left, so a reconnecting client's cursor still finds their stream. A message to an
-    /// unknown offline user past the limit gets `limit_reached`; a user leaving past it is forgotten
-    /// at once, unless their outbox holds a message no session has received (their next cursor
-    /// gets `recovered: false`), so the limit bounds the offline users held.
-    pub max_offline_users: usize,
+    /// Most engine operations in flight (sent, not answered): 10,000. Past it an append is
+    /// answered `unavailable` at once: the engine does not keep up.
+    pub max_pending: usize,
+    /// How often the engine is asked to drop the history past its age: every 10 s (a read
+    /// never returns such a message anyway; this frees the memory).
+    pub expire_every: Duration,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
+        let history = |max_age| HistoryLimit {
+            max_messages: 1000,
+            max_bytes: 1 << 20,
+            max_age,
+        };
         Self {
-            room_history: HistoryLimit {
-                max_messages: 1000,
-                max_age: Duration::from_secs(10 * 60),
-            },
-            outbox_history: HistoryLimit {
-                max_messages: 1000,
-                max_age: Duration::from_secs(7 * 24 * 3600),
-            },
-            broadcast_history: HistoryLimit {
-                max_messages: 1000,
-                max_age: Duration::from_secs(10 * 60),
-            },
+            node: 0,
+            room_history: history(Duration::from_secs(10 * 60)),
+            outbox_history: history(Duration::from_secs(7 * 24 * 3600)),
+            broadcast_history: history(Duration::from_secs(10 * 60)),
             presence_grace: Duration::from_secs(5),
             max_rooms_per_session: 100,
-            max_offline_users: 100_000,
+            max_pending: 10_000,
+            expire_every: Duration::from_secs(10),
         }
     }
 }
@@ -109,27 +140,48 @@ pub struct Connect {
 pub struct Published {
     /// The message's position in its stream.
     pub id: Position,
-    /// How many live sessions it was queued for.
+    /// How many live sessions of this hub it is for.
     pub sessions: usize,
 }
 
-/// A command the hub refused: the caller's to handle (the session's faults are answered instead).
+/// A command the hub refused or could not carry out: the caller's to handle (the session's
+/// faults are answered instead).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HubError {
     /// A configured limit is reached.
     LimitReached(String),
+    /// The engine cannot take it now: try again later.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for HubError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::LimitReached(what) => write!(f, "limit reached: {what}"),
+            Self::Unavailable(why) => write!(f, "unavailable: {why}"),
         }
     }
 }
 
 impl std::error::Error for HubError {}
+
+/// A server-side command's number: its result comes back as [`HubEvent::Done`] with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(pub u64);
+
+/// What the hub tells its driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HubEvent {
+    /// A server-side `publish`, `notify` or `broadcast` is stored (or failed).
+    Done {
+        /// The command.
+        ticket: Ticket,
+        /// Where it is stored.
+        result: Result<Published, HubError>,
+    },
+}
 
 /// Sessions, shared: a snapshot of a member list, copied only when it changes while a fan-out
 /// still holds it.
@@ -149,7 +201,7 @@ pub enum Transmit {
     },
     /// One delivery for every session in `sessions` except `except` (the publishing session).
     Fanout {
-        /// The sessions it was published to, at the moment it was published.
+        /// The sessions it goes to, at the moment it was handed out.
         sessions: Members,
         /// A session of `sessions` that does not get it.
         except: Option<SessionId>,
@@ -183,55 +235,56 @@ pub struct Hub {
     config: HubConfig,
     slots: Slots,
     rooms: BTreeMap<RoomName, Room>,
-    room_logs: BTreeMap<RoomName, Log>,
-    users: BTreeMap<UserId, User>,
-    all: Log,
-    /// Sessions following the broadcast feed; removal swaps the last one in.
+    /// Users with a session here: their receiving sessions.
+    users: BTreeMap<UserId, Members>,
+    /// Sessions receiving the broadcast feed; removal swaps the last one in.
     all_followers: Members,
-    /// Users with no session (remembered for their messages or their stream position).
-    offline_users: usize,
+    /// The streams this hub follows, and where each has got to.
+    feeds: BTreeMap<StreamId, Feed>,
+    /// Sessions starting on streams (a connection, a join), waiting for reads.
+    starts: BTreeMap<u64, Start>,
+    next_start: u64,
     /// Presence grace periods: (end, room, user).
     graces: BTreeSet<(Instant, RoomName, UserId)>,
-    /// When a stream's oldest message ages out: (time, stream).
-    expiries: BTreeSet<(Instant, StreamKey)>,
+    /// When the engine is next asked to expire history.
+    next_expire: Option<Instant>,
     transmits: VecDeque<Transmit>,
-    /// Seeds the epochs: a new stream's epoch comes from this and a counter.
-    seed: u32,
-    epochs: u32,
-}
-
-#[derive(Debug)]
-struct User {
-    sessions: Members,
-    /// When an offline user with an empty outbox is forgotten.
-    forget_at: Option<Instant>,
-    outbox: Log,
-    /// The outbox offset up to which some live session has received every message.
-    delivered: u64,
+    /// Operations for the engine, not yet drained.
+    operations: VecDeque<Operation>,
+    /// Operations sent and not answered, and what waits on each.
+    pending: BTreeMap<OpId, Pending>,
+    next_op: u64,
+    /// Operations to send again once their time comes (an engine was unavailable).
+    retries: BTreeSet<(Instant, ops::Retry)>,
+    events: VecDeque<HubEvent>,
+    next_ticket: u64,
+    /// The engine said its link is down: appends are refused at once until it is back.
+    link_down: bool,
 }
 
 impl Hub {
-    /// A hub with this configuration. `seed` makes stream epochs unique to this hub instance
-    /// (use a random one per process) while runs with the same seed stay reproducible.
-    pub fn new(config: HubConfig, seed: u64) -> Self {
-        let seed = (seed ^ (seed >> 32)) as u32;
-        let mut hub = Self {
-            all: Log::new(0, config.broadcast_history),
+    /// A hub with this configuration.
+    pub fn new(config: HubConfig) -> Self {
+        Self {
             config,
             slots: Slots::default(),
             rooms: BTreeMap::new(),
-            room_logs: BTreeMap::new(),
             users: BTreeMap::new(),
             all_followers: Members::default(),
-            offline_users: 0,
+            feeds: BTreeMap::new(),
+            starts: BTreeMap::new(),
+            next_start: 0,
             graces: BTreeSet::new(),
-            expiries: BTreeSet::new(),
+            next_expire: None,
             transmits: VecDeque::new(),
-            seed,
-            epochs: 0,
-        };
-        hub.all = Log::new(hub.next_epoch(), hub.config.broadcast_history);
-        hub
+            operations: VecDeque::new(),
+            pending: BTreeMap::new(),
+            next_op: 0,
+            retries: BTreeSet::new(),
+            events: VecDeque::new(),
+            next_ticket: 0,
+            link_down: false,
+        }
     }
 
     /// The configuration.
@@ -240,8 +293,9 @@ impl Hub {
     }
 
     /// Registers a connection. It receives a `streams` message saying where each stream it
-    /// follows resumes, then the messages after each position: missed ones when its cursor is
-    /// still covered by history, else a user's outbox messages no session has received yet.
+    /// follows resumes, then the messages after each position, once the engine has answered:
+    /// missed ones when its cursor is still covered by history, else (for the user's outbox)
+    /// the messages after what the user has read.
     pub fn connect(&mut self, now: Instant, mut connect: Connect) -> Result<SessionId, HubError> {
         // A room named twice is joined once (and resumed once).
         let mut named = BTreeSet::new();
@@ -253,27 +307,11 @@ impl Hub {
             )));
         }
         let session = self.slots.insert(connect.user.clone());
-        if self
-            .users
-            .get(&connect.user)
-            .is_some_and(|user| user.sessions.is_empty())
-        {
-            self.offline_users -= 1;
-        }
-        let user = self.user_entry(now, &connect.user);
-        user.forget_at = None;
-        push(&mut user.sessions, session);
-        if connect.broadcast {
-            let position = push(&mut self.all_followers, session);
-            self.slots
-                .get_mut(session)
-                .expect("just inserted")
-                .all_position = Some(position);
-        }
+        self.users.entry(connect.user.clone()).or_default();
         for room in &connect.rooms {
-            self.enter_room(session, room);
+            self.enter_room(now, session, room);
         }
-        self.start_streams(session, &connect);
+        self.start_connection(session, &connect);
         Ok(session)
     }
 
@@ -288,34 +326,30 @@ impl Hub {
         for (room, position) in slot.rooms {
             self.exit_room(&slot.user, session, &room, position, Some(grace));
         }
-        if let Some(position) = slot.all_position {
-            if let Some(moved) = swap_remove(&mut self.all_followers, position) {
-                self.slots
-                    .get_mut(moved)
-                    .expect("followers are live")
-                    .all_position = Some(position);
+        if let Some(position) = slot.all_position
+            && let Some(moved) = swap_remove(&mut self.all_followers, position)
+        {
+            self.slots
+                .get_mut(moved)
+                .expect("followers are live")
+                .all_position = Some(position);
+        }
+        if slot.broadcast {
+            self.lose_interest(&StreamId::Broadcast);
+        }
+        if let Some(sessions) = self.users.get_mut(&slot.user) {
+            Arc::make_mut(sessions).retain(|s| *s != session);
+            if !self.slots.iter().any(|other| other.user == slot.user) {
+                self.users.remove(&slot.user);
             }
         }
-        if let Some(user) = self.users.get_mut(&slot.user) {
-            Arc::make_mut(&mut user.sessions).retain(|s| *s != session);
-            if user.sessions.is_empty() {
-                self.offline_users += 1;
-                let undelivered = user.delivered < user.outbox.head().offset;
-                if self.offline_users > self.config.max_offline_users && !undelivered {
-                    // Past the limit, and every message of the outbox reached a session: the
-                    // user is forgotten, and their next cursor gets `recovered: false`.
-                    self.users.remove(&slot.user);
-                    self.offline_users -= 1;
-                } else if user.outbox.is_empty() {
-                    self.forget_later(now, &slot.user);
-                }
-            }
-        }
+        self.lose_interest(&StreamId::Outbox(slot.user.clone()));
+        self.cancel_starts(session);
     }
 
     /// Handles a client's request, forwarded by its session. The answer (a `reply` when the
-    /// envelope has a `ref`, or an `error`) is queued for that session; unknown sessions are
-    /// ignored.
+    /// envelope has a `ref`, or an `error`) is queued for that session, at once or once the
+    /// engine has answered; unknown sessions are ignored.
     pub fn handle_request(&mut self, now: Instant, session: SessionId, request: ClientEnvelope) {
         if self.slots.get(session).is_none() {
             return;
@@ -323,7 +357,7 @@ impl Hub {
         let ClientEnvelope { reference, message } = request;
         let reference = reference.as_ref();
         let result = match message {
-            ClientMessage::Join { room, since } => self.join(session, reference, room, since),
+            ClientMessage::Join { room, since } => self.join(now, session, reference, room, since),
             ClientMessage::Leave { room } => self.leave(session, reference, room),
             ClientMessage::Publish { room, data } => {
                 self.publish_from(now, session, reference, room, data)
@@ -332,6 +366,10 @@ impl Hub {
             ClientMessage::Direct { to, data } => self.direct(now, session, reference, to, data),
             ClientMessage::Ping => {
                 self.answer(session, reference, Reply::to);
+                Ok(())
+            }
+            ClientMessage::Read { upto } => {
+                self.mark_read(session, reference, upto);
                 Ok(())
             }
             ClientMessage::App(app) => Err((
@@ -344,37 +382,54 @@ impl Hub {
         }
     }
 
-    /// Publishes `data` to a room from the server: stored in the room's history and queued for
-    /// every member session.
-    pub fn publish(&mut self, now: Instant, room: RoomName, data: Payload) -> Published {
-        self.publish_to_room(now, None, room, data)
+    /// Publishes `data` to a room from the server: stored in the room's history, then queued
+    /// for every member session. The result comes back as [`HubEvent::Done`].
+    pub fn publish(&mut self, now: Instant, room: RoomName, data: Payload) -> Ticket {
+        let ticket = self.ticket();
+        let waiter = ops::Waiter::Api(ticket, StreamId::Room(room.clone()));
+        self.publish_to_room(now, waiter, None, room, data);
+        ticket
     }
 
     /// Notifies a user: stored in their outbox and queued for every live session of theirs;
-    /// delivered when they next connect if they have none.
+    /// delivered when they next connect if they have none. The result comes back as
+    /// [`HubEvent::Done`].
     pub fn notify(
         &mut self,
         now: Instant,
         user: UserId,
         event: Option<SmolStr>,
         data: Payload,
-    ) -> Result<Published, HubError> {
-        self.store_in_outbox(now, user, |id| crate::envelope::ServerMessage::Notify {
-            id,
-            event,
-            data,
-        })
+    ) -> Ticket {
+        let ticket = self.ticket();
+        let message = crate::engine::Message::Notify { event, data };
+        let waiter = ops::Waiter::Api(ticket, StreamId::Outbox(user.clone()));
+        self.store_in_outbox(now, waiter, None, user, message);
+        ticket
     }
 
-    /// Broadcasts to every session following the broadcast feed; stored in its history.
-    pub fn broadcast(&mut self, now: Instant, event: Option<SmolStr>, data: Payload) -> Published {
-        self.broadcast_message(now, event, data)
+    /// Broadcasts to every session following the broadcast feed; stored in its history. The
+    /// result comes back as [`HubEvent::Done`].
+    pub fn broadcast(&mut self, now: Instant, event: Option<SmolStr>, data: Payload) -> Ticket {
+        let ticket = self.ticket();
+        self.broadcast_message(now, ticket, event, data);
+        ticket
     }
 
-    /// Ends presence grace periods and ages out history, as of `now`.
+    /// Takes an engine's answer or news (see [`crate::engine`]).
+    pub fn handle_engine(&mut self, now: Instant, event: EngineEvent) {
+        self.engine_event(now, event);
+    }
+
+    /// Ends presence grace periods, sends again what an engine could not take, and asks the
+    /// engine to expire history, as of `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.expire_graces(now);
-        self.expire_history(now);
+        self.retry_due(now);
+        if self.next_expire.is_some_and(|at| at <= now) {
+            self.next_expire = Some(now + self.config.expire_every);
+            self.operations.push_back(Operation::Expire);
+        }
     }
 
     /// The next output: deliveries for one session, or one delivery for many. A driver drains
@@ -383,11 +438,23 @@ impl Hub {
         self.transmits.pop_front()
     }
 
+    /// The next operation for the engine. A driver drains them after every input and hands
+    /// each to the engine, in order; the engine's answers come back through
+    /// [`handle_engine`](Self::handle_engine).
+    pub fn poll_engine(&mut self) -> Option<Operation> {
+        self.operations.pop_front()
+    }
+
+    /// The next result of a server-side command.
+    pub fn poll_event(&mut self) -> Option<HubEvent> {
+        self.events.pop_front()
+    }
+
     /// When `handle_timeout` next has work to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let grace = self.graces.first().map(|(at, _, _)| *at);
-        let expiry = self.expiries.first().map(|(at, _)| *at);
-        grace.into_iter().chain(expiry).min()
+        let retry = self.retries.first().map(|(at, _)| *at);
+        [grace, retry, self.next_expire].into_iter().flatten().min()
     }
 
     /// Live sessions.
@@ -400,9 +467,20 @@ impl Hub {
         self.rooms.len()
     }
 
-    /// Users with a session or a stored outbox.
+    /// Users with a session.
     pub fn user_count(&self) -> usize {
         self.users.len()
+    }
+
+    /// Engine operations sent and not yet answered.
+    pub fn pending_operations(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether the hub follows `stream`: a session here follows it (receives it, or is
+    /// starting to).
+    pub fn is_followed(&self, stream: &StreamId) -> bool {
+        self.feeds.contains_key(stream)
     }
 
     /// The user of a live session.
@@ -423,47 +501,19 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    /// Messages and bytes held in all histories and outboxes.
-    pub fn stored(&self) -> (usize, usize) {
-        let logs = self
-            .room_logs
-            .values()
-            .chain(self.users.values().map(|u| &u.outbox))
-            .chain([&self.all]);
-        logs.fold((0, 0), |(n, bytes), log| {
-            (n + log.len(), bytes + log.bytes())
-        })
-    }
-
-    fn next_epoch(&mut self) -> u64 {
-        self.epochs = self.epochs.wrapping_add(1);
-        u64::from(mix32(self.seed.wrapping_add(self.epochs)))
-    }
-
-    /// An offline user with an empty outbox is remembered for the outbox's history age, so the
-    /// next connection's cursor finds the same stream, then forgotten.
-    fn forget_later(&mut self, now: Instant, user: &UserId) {
-        let at = now + self.config.outbox_history.max_age;
-        if let Some(entry) = self.users.get_mut(user) {
-            entry.forget_at = Some(at);
-            self.expiries.insert((at, StreamKey::User(user.clone())));
+    /// The bounds of a stream's history.
+    fn retention(&self, stream: &StreamId) -> Retention {
+        match stream {
+            StreamId::Room(_) => self.config.room_history,
+            StreamId::Outbox(_) => self.config.outbox_history,
+            StreamId::Broadcast => self.config.broadcast_history,
         }
+        .retention()
     }
 
-    fn user_entry(&mut self, _now: Instant, user: &UserId) -> &mut User {
-        if !self.users.contains_key(user) {
-            let outbox = Log::new(self.next_epoch(), self.config.outbox_history);
-            self.users.insert(
-                user.clone(),
-                User {
-                    sessions: Members::default(),
-                    forget_at: None,
-                    outbox,
-                    delivered: 0,
-                },
-            );
-        }
-        self.users.get_mut(user).expect("just made")
+    fn ticket(&mut self) -> Ticket {
+        self.next_ticket += 1;
+        Ticket(self.next_ticket)
     }
 }
 
@@ -494,15 +544,6 @@ fn swap_remove(members: &mut Members, position: u32) -> Option<SessionId> {
     let position = position as usize;
     members.swap_remove(position);
     members.get(position).copied()
-}
-
-/// A bijection on u32 (a finalizer of MurmurHash3): distinct counters give distinct epochs.
-fn mix32(mut x: u32) -> u32 {
-    x ^= x >> 16;
-    x = x.wrapping_mul(0x85eb_ca6b);
-    x ^= x >> 13;
-    x = x.wrapping_mul(0xc2b2_ae35);
-    x ^ (x >> 16)
 }
 
 #[cfg(test)]

@@ -1,66 +1,40 @@
 //! Rooms: join (with exact replay), leave, typing, publish, and presence with its grace period.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use std::sync::Arc;
-
 use super::deliver::not_member;
-use super::log::{Log, Recovery};
+use super::ops::Waiter;
 use super::room::{Left, Room};
-use super::streams::StreamKey;
-use super::{Hub, Published, Refusal};
-use crate::cursor::{Position, Stream};
+use super::{Hub, Refusal};
+use crate::cursor::Position;
 use crate::delivery::{Delivery, SessionId, Shared};
+use crate::engine::{Message, Origin, Record, StreamId};
 use crate::envelope::{ErrorCode, Payload, Ref, Reply, ServerMessage};
 use crate::names::{RoomName, UserId};
 
 impl Hub {
-    /// `join`: enter the room (if not in it already), answer with the members and where the room
-    /// resumes, then queue the missed messages when `since` is still covered by history.
+    /// `join`: enter the room (if not in it already), answer with the members and where the
+    /// room resumes, then the missed messages when `since` is still covered by history.
     pub(super) fn join(
         &mut self,
+        now: Instant,
         session: SessionId,
         reference: Option<&Ref>,
         room: RoomName,
         since: Option<Position>,
     ) -> Result<(), Refusal> {
         let slot = self.slots.get(session).expect("checked by the caller");
-        if !slot.rooms.contains_key(&room) && slot.rooms.len() >= self.config.max_rooms_per_session
-        {
+        let member = slot.rooms.contains_key(&room);
+        if !member && slot.rooms.len() >= self.config.max_rooms_per_session {
             let limit = self.config.max_rooms_per_session;
             return Err((
                 ErrorCode::LimitReached,
                 format!("a session may be in at most {limit} rooms"),
             ));
         }
-        let member = slot.rooms.contains_key(&room);
-        self.enter_room(session, &room);
-        let log = self.room_log(&room);
-        let head = log.head();
-        let since = since.map(|since| (since, log.since(since)));
-        let (id, recovered, replay) = match since {
-            // A member already has every message since it joined queued ahead of this reply:
-            // replaying would repeat them. Its position is the head once it reads the reply.
-            Some(_) if member => (head, Some(true), Vec::new()),
-            None => (head, None, Vec::new()),
-            Some((since, Recovery::Recovered(entries))) => (
-                since,
-                Some(true),
-                entries.into_iter().map(|e| e.delivery.clone()).collect(),
-            ),
-            Some((_, Recovery::Lost)) => (head, Some(false), Vec::new()),
-        };
-        let members = self.members(&room);
-        let replayed = replay.len() as u64;
-        self.answer(session, reference, |reference| Reply {
-            room: Some(room),
-            members: Some(members),
-            id: Some(id),
-            recovered,
-            replayed: recovered.map(|_| replayed),
-            ..Reply::to(reference)
-        });
-        self.replay(session, replay);
+        self.enter_room(now, session, &room);
+        self.start_join(session, reference.cloned(), room, since, member);
         Ok(())
     }
 
@@ -76,6 +50,9 @@ impl Hub {
             return Err(not_member(&room));
         };
         let user = slot.user.clone();
+        if position.is_none() {
+            self.cancel_join(session, &room);
+        }
         self.exit_room(&user, session, &room, position, None);
         self.answer(session, reference, |reference| Reply {
             room: Some(room),
@@ -108,7 +85,8 @@ impl Hub {
         Ok(())
     }
 
-    /// `publish` from a session: stored, and queued for the room's other sessions.
+    /// `publish` from a session: stored, then delivered to the room's other sessions; the
+    /// reply, with the message's id, once it is stored and every message before it delivered.
     pub(super) fn publish_from(
         &mut self,
         now: Instant,
@@ -121,48 +99,37 @@ impl Hub {
         if !slot.rooms.contains_key(&room) {
             return Err(not_member(&room));
         }
-        let sender = (session, slot.user.clone());
-        let published = self.publish_to_room(now, Some(sender), room.clone(), data);
-        self.answer(session, reference, |reference| Reply {
-            room: Some(room),
-            id: Some(published.id),
-            ..Reply::to(reference)
+        let from = Some(slot.user.clone());
+        let origin = Some(Origin {
+            node: self.config.node,
+            session,
         });
+        let waiter = Waiter::Publish {
+            session,
+            reference: reference.cloned(),
+            room: room.clone(),
+        };
+        let record = Record::new(0, origin, Message::Room { from, data });
+        let retention = self.config.room_history.retention();
+        self.append(now, StreamId::Room(room), record, retention, waiter);
         Ok(())
     }
 
-    /// Stores a room message and queues it for every member session but the sender's.
+    /// Stores a server's room message for `waiter`.
     pub(super) fn publish_to_room(
         &mut self,
         now: Instant,
-        sender: Option<(SessionId, UserId)>,
+        waiter: Waiter,
+        origin: Option<Origin>,
         room: RoomName,
         data: Payload,
-    ) -> Published {
-        let log = self.room_log(&room);
-        let id = log.next_position();
-        let (sender_id, exclude, from) = match sender {
-            Some((id, user)) => (Some(id), Some(id), Some(user)),
-            None => (None, None, None),
-        };
-        let frame = ServerMessage::Message {
-            room: room.clone(),
-            id,
-            from,
-            data,
-        }
-        .encode();
-        let delivery = Delivery::streamed(frame, Stream::Room(room.clone()), id);
-        let was_empty = log.is_empty();
-        log.append(now, delivery.clone(), sender_id);
-        if was_empty {
-            self.schedule_expiry(now, StreamKey::Room(room.clone()));
-        }
-        let sessions = self.fan_out_room(&room, delivery, exclude);
-        Published { id, sessions }
+    ) {
+        let record = Record::new(0, origin, Message::Room { from: None, data });
+        let retention = self.config.room_history.retention();
+        self.append(now, StreamId::Room(room), record, retention, waiter);
     }
 
-    /// Hands `delivery` out to the room's member sessions but `except`.
+    /// Hands `delivery` out to the room's receiving sessions but `except`.
     fn fan_out_room(
         &mut self,
         room: &RoomName,
@@ -170,57 +137,56 @@ impl Hub {
         except: Option<SessionId>,
     ) -> usize {
         match self.rooms.get(room).map(|room| Arc::clone(&room.members)) {
-            Some(members) => self.fan_out(&members, except, delivery),
+            Some(members) => {
+                let except = except.filter(|session| members.contains(session));
+                self.fan_out(&members, except, delivery)
+            }
             None => 0,
         }
     }
 
-    /// The room's log, made on first use with a fresh epoch.
-    pub(super) fn room_log(&mut self, room: &RoomName) -> &mut Log {
-        if !self.room_logs.contains_key(room) {
-            let log = Log::new(self.next_epoch(), self.config.room_history);
-            self.room_logs.insert(room.clone(), log);
-        }
-        self.room_logs.get_mut(room).expect("just made")
-    }
-
-    /// Makes the session a member; announces its user if newly present.
-    pub(super) fn enter_room(&mut self, session: SessionId, room: &RoomName) {
+    /// Makes the session a member (present at once; receiving once its start completes);
+    /// announces its user if newly present.
+    pub(super) fn enter_room(&mut self, _now: Instant, session: SessionId, room: &RoomName) {
         let slot = self.slots.get(session).expect("live session");
         if slot.rooms.contains_key(room) {
             return;
         }
         let user = slot.user.clone();
         let entry = self.rooms.entry(room.clone()).or_default();
-        let position = entry.add(session);
         let (joined, cancelled) = entry.enter(&user);
         let slot = self.slots.get_mut(session).expect("live session");
-        slot.rooms.insert(room.clone(), position);
+        slot.rooms.insert(room.clone(), None);
         if let Some(at) = cancelled {
             self.graces.remove(&(at, room.clone(), user.clone()));
         }
+        self.gain_interest(&StreamId::Room(room.clone()));
         if joined {
             self.announce(room, vec![user], Vec::new(), Some(session));
         }
     }
 
-    /// Removes a member session at `position`; the user's presence ends now, after the grace
-    /// period (`grace`), or not at all if another of their sessions is still here.
+    /// Removes a member session (receiving at `position`, if it was); the user's presence
+    /// ends now, after the grace period (`grace`), or not at all if another of their sessions
+    /// is still here.
     pub(super) fn exit_room(
         &mut self,
         user: &UserId,
         session: SessionId,
         room: &RoomName,
-        position: u32,
+        position: Option<u32>,
         grace: Option<Instant>,
     ) {
+        self.lose_interest(&StreamId::Room(room.clone()));
         let Some(entry) = self.rooms.get_mut(room) else {
             return;
         };
-        debug_assert_eq!(entry.members.get(position as usize), Some(&session));
-        if let Some(moved) = entry.remove(position) {
-            let slot = self.slots.get_mut(moved).expect("members are live");
-            slot.rooms.insert(room.clone(), position);
+        if let Some(position) = position {
+            debug_assert_eq!(entry.members.get(position as usize), Some(&session));
+            if let Some(moved) = entry.remove(position) {
+                let slot = self.slots.get_mut(moved).expect("members are live");
+                slot.rooms.insert(room.clone(), Some(position));
+            }
         }
         match entry.exit(user, grace) {
             Left::Stays => {}
@@ -263,7 +229,7 @@ impl Hub {
         }
     }
 
-    /// Sends a `presence` diff to the room's sessions (but `exclude`).
+    /// Sends a `presence` diff to the room's receiving sessions (but `except`).
     fn announce(
         &mut self,
         room: &RoomName,
@@ -283,9 +249,6 @@ impl Hub {
     fn drop_room_if_empty(&mut self, room: &RoomName) {
         if self.rooms.get(room).is_some_and(Room::is_empty) {
             self.rooms.remove(room);
-            if self.room_logs.get(room).is_some_and(Log::is_empty) {
-                self.room_logs.remove(room);
-            }
         }
     }
 }

@@ -10,10 +10,13 @@ use crate::names::{RoomName, UserId};
 pub(super) struct Slot {
     pub(super) id: SessionId,
     pub(super) user: UserId,
-    /// Rooms joined, each with this session's position in the room's member list.
-    pub(super) rooms: BTreeMap<RoomName, u32>,
-    /// Position in the broadcast followers, when following.
+    /// Rooms joined, each with this session's position in the room's member list once it
+    /// receives the room (`None` while its join waits for the engine).
+    pub(super) rooms: BTreeMap<RoomName, Option<u32>>,
+    /// Position in the broadcast followers, when receiving the feed.
     pub(super) all_position: Option<u32>,
+    /// It follows the broadcast feed (receiving it, or starting to).
+    pub(super) broadcast: bool,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +40,7 @@ impl Slots {
             user,
             rooms: BTreeMap::new(),
             all_position: None,
+            broadcast: false,
         });
         self.live += 1;
         id

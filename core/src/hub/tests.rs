@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::engine::{MemoryEngine, MemoryLimits, MemoryStats};
 use crate::envelope::Codec;
 use crate::harness::Harness;
 use crate::session::{self, SessionKind};
@@ -23,9 +24,19 @@ impl World {
     }
 
     fn with(config: HubConfig) -> Self {
+        Self::with_limits(config, MemoryLimits::default())
+    }
+
+    fn with_limits(config: HubConfig, limits: MemoryLimits) -> Self {
+        let engine = MemoryEngine::new(limits, 7);
         Self {
-            h: Harness::new(Hub::new(config, 7), crate::testing::start()),
+            h: Harness::with_engine(Hub::new(config), engine, crate::testing::start()),
         }
+    }
+
+    /// What the engine holds.
+    fn stored(&self) -> MemoryStats {
+        self.h.engine().stats()
     }
 
     fn now(&self) -> Instant {
@@ -78,11 +89,20 @@ impl World {
         self.check();
     }
 
-    /// A command to the hub (a server-side publish, a notification, ...).
-    fn command<R>(&mut self, command: impl FnOnce(&mut Hub, Instant) -> R) -> R {
-        let result = self.h.feed_hub(command);
+    /// A command to the hub (a server-side publish, a notification, ...), and its result.
+    fn command(
+        &mut self,
+        command: impl FnOnce(&mut Hub, Instant) -> Ticket,
+    ) -> Result<Published, HubError> {
+        let ticket = self.h.feed_hub(command);
         self.check();
-        result
+        match self.h.poll_hub_event() {
+            Some(HubEvent::Done {
+                ticket: done,
+                result,
+            }) if done == ticket => result,
+            other => panic!("no result for {ticket:?}: {other:?}"),
+        }
     }
 
     /// The connection of `session` is gone: the hub lets go of it, and what it had not sent is
@@ -300,7 +320,8 @@ fn a_message_is_encoded_once_for_every_recipient() {
     for &s in &sessions {
         w.take(s);
     }
-    w.command(|hub, now| hub.publish(now, room("lobby"), data("1")));
+    w.command(|hub, now| hub.publish(now, room("lobby"), data("1")))
+        .expect("stored");
     let deliveries: Vec<Shared> = sessions.iter().flat_map(|&s| w.take_shared(s)).collect();
     assert_eq!(deliveries.len(), 5);
     assert!(deliveries.windows(2).all(|d| Arc::ptr_eq(&d[0], &d[1])));
@@ -335,11 +356,13 @@ fn resume_inside_the_window_replays_exactly_the_missed_messages() {
     let (alice, bob) = (w.connect("alice"), w.connect("bob"));
     w.send(alice, json!({"type": "join", "room": "lobby"}));
     w.send(bob, json!({"type": "join", "room": "lobby"}));
-    w.command(|hub, now| hub.publish(now, room("lobby"), data("1")));
+    w.command(|hub, now| hub.publish(now, room("lobby"), data("1")))
+        .expect("stored");
     let seen = w.take(bob).last().expect("a message")["id"].clone();
     w.drop_connection(bob);
     for n in 2..=4 {
-        w.command(|hub, now| hub.publish(now, room("lobby"), data(&n.to_string())));
+        w.command(|hub, now| hub.publish(now, room("lobby"), data(&n.to_string())))
+            .expect("stored");
     }
     let bob = w.connect("bob");
     w.take(bob);
@@ -367,7 +390,8 @@ fn resume_outside_the_window_says_not_recovered_and_replays_nothing() {
     w.send(alice, json!({"type": "join", "ref": 1, "room": "lobby"}));
     let start = w.take(alice).last().expect("reply")["id"].clone();
     for n in 1..=3 {
-        w.command(|hub, now| hub.publish(now, room("lobby"), data(&n.to_string())));
+        w.command(|hub, now| hub.publish(now, room("lobby"), data(&n.to_string())))
+            .expect("stored");
     }
     let head = w.take(alice).last().expect("message")["id"].clone();
     let tab = w.connect("alice");
@@ -398,7 +422,8 @@ fn a_member_joining_again_gets_nothing_twice() {
     let alice = w.connect("alice");
     w.send(alice, json!({"type": "join", "ref": 1, "room": "lobby"}));
     let start = w.take(alice).last().expect("reply")["id"].clone();
-    w.command(|hub, now| hub.publish(now, room("lobby"), data("1")));
+    w.command(|hub, now| hub.publish(now, room("lobby"), data("1")))
+        .expect("stored");
     // The client has not read message 1 yet and joins again from where it was.
     w.send(
         alice,
@@ -426,17 +451,30 @@ fn history_ages_out_and_an_unused_stream_is_forgotten() {
     let mut w = World::new();
     let alice = w.connect("alice");
     w.send(alice, json!({"type": "join", "room": "lobby"}));
-    w.command(|hub, now| hub.publish(now, room("lobby"), data("1")));
+    w.command(|hub, now| hub.publish(now, room("lobby"), data("1")))
+        .expect("stored");
     w.send(alice, json!({"type": "leave", "room": "lobby"}));
     assert_eq!(w.hub().room_count(), 0, "an empty room is removed");
-    assert_eq!(w.hub().stored().0, 1, "its history stays for resumes");
+    assert_eq!(w.stored().records, 1, "its history stays for resumes");
+    assert_eq!(w.stored().rooms_with_history, 1);
+    // The engine is asked to expire history every 10 s.
     assert_eq!(
         w.hub().poll_timeout(),
-        Some(w.now() + Duration::from_secs(600))
+        Some(w.now() + Duration::from_secs(10))
     );
     w.advance(Duration::from_secs(600));
-    assert_eq!(w.hub().stored(), (0, 0));
-    assert!(w.hub().room_logs.is_empty());
+    assert_eq!((w.stored().records, w.stored().bytes), (0, 0));
+    assert_eq!(
+        w.stored().streams,
+        2,
+        "the lobby's position is remembered a while longer"
+    );
+    w.advance(Duration::from_secs(610));
+    assert_eq!(
+        w.stored().streams,
+        1,
+        "then forgotten; alice's outbox is followed"
+    );
 }
 
 #[test]
@@ -456,7 +494,7 @@ fn typing_is_relayed_to_the_others_and_not_stored() {
         w.take(bob),
         [json!({"type": "typing", "room": "lobby", "user": "alice", "typing": true})]
     );
-    assert_eq!(w.hub().stored().0, 0);
+    assert_eq!(w.stored().records, 0);
 }
 
 #[test]
@@ -552,8 +590,11 @@ fn a_direct_message_to_an_offline_user_waits_in_the_outbox() {
     let data: Vec<&Value> = frames[1..].iter().map(|f| &f["data"]).collect();
     assert_eq!(data, [&json!(1), &json!(2)]);
     // Delivered now: the next connection does not get them again.
+    // Not read yet: every device of bob's without a cursor gets them, not only the first.
     let bob2 = w.connect("bob");
-    assert_eq!(w.take(bob2).len(), 1, "just `streams`");
+    let frames = w.take(bob2);
+    assert_eq!(frames[0]["streams"][0]["unread"], json!(2));
+    assert_eq!(frames.len(), 3, "`streams` and both messages: {frames:?}");
 }
 
 #[test]
@@ -572,14 +613,14 @@ fn outboxes_are_bounded_by_count_and_age() {
     w.command(|hub, now| hub.notify(now, user("bob"), Some("later".into()), data("6")))
         .expect("stored");
     w.advance(Duration::from_secs(7 * 24 * 3600));
-    assert_eq!(w.hub().stored().0, 0, "aged out");
+    assert_eq!(w.stored().records, 0, "aged out");
     assert_eq!(
-        w.hub().user_count(),
+        w.stored().streams,
         1,
         "bob's stream position is remembered a while longer"
     );
     w.advance(Duration::from_secs(7 * 24 * 3600));
-    assert_eq!(w.hub().user_count(), 0, "then forgotten");
+    assert_eq!(w.stored().streams, 0, "then forgotten");
     let bob = w.connect("bob");
     assert_eq!(w.take(bob).len(), 1, "nothing left to deliver");
 }
@@ -603,49 +644,11 @@ fn a_user_who_comes_back_resumes_their_outbox_even_when_it_was_empty() {
 }
 
 #[test]
-fn past_the_offline_limit_a_user_leaving_empty_is_forgotten_at_once() {
-    let mut w = World::with(HubConfig {
-        max_offline_users: 1,
-        ..HubConfig::default()
-    });
-    let (a, b) = (w.connect("a"), w.connect("b"));
-    w.drop_connection(a);
-    w.drop_connection(b);
-    assert_eq!(w.hub().user_count(), 1, "a is remembered, b is not");
-}
-
-#[test]
-fn past_the_offline_limit_a_user_whose_outbox_was_delivered_is_forgotten_too() {
-    let mut w = World::with(HubConfig {
-        max_offline_users: 1,
-        ..HubConfig::default()
-    });
-    let (a, b) = (w.connect("a"), w.connect("b"));
-    w.drop_connection(a);
-    assert!(
-        w.command(|hub, now| hub.notify(now, user("b"), None, data("1")))
-            .is_ok()
-    );
-    assert_eq!(
-        w.take(b).last().expect("the notification")["type"],
-        "notify"
-    );
-    w.drop_connection(b);
-    assert_eq!(
-        w.hub().user_count(),
-        1,
-        "b's outbox reached b: the limit holds"
-    );
-    assert_eq!(w.hub().stored().0, 0, "b's outbox went with b");
-    let b = w.connect_with("b", false, &[], Some("user=1.1"));
-    assert_eq!(w.take(b)[0]["streams"][0]["recovered"], json!(false));
-}
-
-#[test]
 fn an_outbox_that_keeps_nothing_forgets_its_offline_user() {
     let mut w = World::with(HubConfig {
         outbox_history: HistoryLimit {
             max_messages: 0,
+            max_bytes: 1 << 20,
             max_age: Duration::from_secs(60),
         },
         ..HubConfig::default()
@@ -654,10 +657,14 @@ fn an_outbox_that_keeps_nothing_forgets_its_offline_user() {
         w.command(|hub, now| hub.notify(now, user("a"), None, data("1")))
             .is_ok()
     );
-    assert_eq!(w.hub().user_count(), 1, "remembered for the history age");
+    assert_eq!(
+        (w.stored().streams, w.stored().records),
+        (1, 0),
+        "remembered for the history age"
+    );
     w.advance(Duration::from_secs(60));
     assert_eq!(
-        w.hub().user_count(),
+        w.stored().streams,
         0,
         "then forgotten: no entry lives forever"
     );
@@ -667,9 +674,11 @@ fn an_outbox_that_keeps_nothing_forgets_its_offline_user() {
 fn a_room_named_twice_at_connect_is_joined_and_resumed_once() {
     let mut w = World::new();
     let alice = w.connect_with("alice", false, &["lobby"], None);
-    w.command(|hub, now| hub.publish(now, room("lobby"), data("1")));
+    w.command(|hub, now| hub.publish(now, room("lobby"), data("1")))
+        .expect("stored");
     let first = w.take(alice).last().expect("a message")["id"].clone();
-    w.command(|hub, now| hub.publish(now, room("lobby"), data("2")));
+    w.command(|hub, now| hub.publish(now, room("lobby"), data("2")))
+        .expect("stored");
     let cursor = format!("room:lobby={}", first.as_str().expect("an id"));
     let bob = w.connect_with("bob", false, &["lobby", "lobby"], Some(&cursor));
     let frames = w.take(bob);
@@ -679,11 +688,12 @@ fn a_room_named_twice_at_connect_is_joined_and_resumed_once() {
 }
 
 #[test]
-fn offline_users_are_limited() {
-    let mut w = World::with(HubConfig {
-        max_offline_users: 1,
-        ..HubConfig::default()
-    });
+fn outboxes_of_users_away_are_limited() {
+    let limits = MemoryLimits {
+        max_outboxes: 1,
+        ..MemoryLimits::default()
+    };
+    let mut w = World::with_limits(HubConfig::default(), limits);
     assert!(
         w.command(|hub, now| hub.notify(now, user("a"), None, data("1")))
             .is_ok()
@@ -701,7 +711,7 @@ fn offline_users_are_limited() {
     assert!(
         w.command(|hub, now| hub.notify(now, user("c"), None, data("1")))
             .is_ok(),
-        "online users are not limited"
+        "users here are not limited"
     );
     w.send(c, json!({"type": "direct", "ref": 1, "to": "d", "data": 1}));
     assert_eq!(w.take(c).last().expect("error")["code"], "limit_reached");
@@ -717,7 +727,7 @@ fn broadcast_reaches_followers_only_and_resumes() {
         .to_owned();
     w.take(other);
     let published = w.command(|hub, now| hub.broadcast(now, Some("news".into()), data("{}")));
-    assert_eq!(published.sessions, 1);
+    assert_eq!(published.expect("stored").sessions, 1);
     assert_eq!(w.types(follower), ["broadcast"]);
     assert_eq!(w.types(other), Vec::<String>::new());
     let again = w.connect_with("a", true, &[], Some(&format!("all={start}")));
@@ -759,8 +769,10 @@ fn one_cursor_resumes_every_stream_of_a_connection() {
     let mut cursor = Cursor::new();
     track(&mut cursor, &w.take_shared(first));
     w.drop_connection(first);
-    w.command(|hub, now| hub.publish(now, room("a"), data("\"a1\"")));
-    w.command(|hub, now| hub.broadcast(now, None, data("\"all1\"")));
+    w.command(|hub, now| hub.publish(now, room("a"), data("\"a1\"")))
+        .expect("stored");
+    w.command(|hub, now| hub.broadcast(now, None, data("\"all1\"")))
+        .expect("stored");
     w.command(|hub, now| hub.notify(now, user("alice"), None, data("\"u1\"")))
         .expect("stored");
     let second = w.connect_with("alice", true, &["a", "b"], Some(&cursor.to_string()));
@@ -782,7 +794,8 @@ fn a_slow_consumer_disconnected_by_its_driver_resumes_without_loss() {
     w.send(bob, json!({"type": "join", "ref": 1, "room": "lobby"}));
     let start = w.take(bob).last().expect("reply")["id"].clone();
     for n in 0..6 {
-        w.command(|hub, now| hub.publish(now, room("lobby"), data(&n.to_string())));
+        w.command(|hub, now| hub.publish(now, room("lobby"), data(&n.to_string())))
+            .expect("stored");
     }
     // bob's queue is full in the driver: it drops his connection and what was queued.
     w.drop_connection(bob);
@@ -802,51 +815,63 @@ fn a_slow_consumer_disconnected_by_its_driver_resumes_without_loss() {
     assert_eq!(replayed, (0..6).map(|n| json!(n)).collect::<Vec<_>>());
 }
 
-#[test]
-fn a_fan_out_is_one_transmit_with_the_members_at_publish_time() {
-    let mut w = World::new();
-    let (alice, bob) = (w.connect("alice"), w.connect("bob"));
-    w.send(alice, json!({"type": "join", "room": "lobby"}));
-    w.send(bob, json!({"type": "join", "room": "lobby"}));
-    let publish = Codec::new()
-        .decode_client(r#"{"type":"publish","room":"lobby","data":1}"#)
-        .expect("valid");
-    // Past the harness, to see the hub's own transmits.
-    let now = w.now();
-    w.h.hub_mut().handle_request(now, alice, publish);
-    // Not drained yet: carol joins after the message was published.
-    let carol = w.h.hub_mut().connect(
-        now,
-        Connect {
-            user: user("carol"),
-            broadcast: false,
-            rooms: vec![room("lobby")],
-            cursor: None,
-        },
-    );
-    let carol = carol.expect("connects");
-    let mut fanouts = Vec::new();
-    while let Some(transmit) = w.h.hub_mut().poll_transmit() {
+/// Records the fan-outs of stored messages it sees.
+#[derive(Default)]
+struct Fanouts(Vec<(Members, Option<SessionId>)>);
+
+impl crate::harness::Tap for Fanouts {
+    fn hub_transmit(&mut self, _: Instant, transmit: &mut Transmit) {
         if let Transmit::Fanout {
             sessions,
             except,
             delivery,
         } = transmit
+            && delivery.stream.is_some()
         {
-            if delivery.stream.is_some() {
-                fanouts.push((sessions, except));
-            }
+            self.0.push((Arc::clone(sessions), *except));
         }
     }
+}
+
+#[test]
+fn a_fan_out_is_one_transmit_with_the_receivers_when_the_message_comes_back() {
+    let hub = Hub::new(HubConfig::default());
+    let mut h = Harness::new(hub, crate::testing::start()).with_tap(Fanouts::default());
+    let connect = |h: &mut Harness<Fanouts>, name: &str| {
+        let connect = Connect {
+            user: user(name),
+            broadcast: false,
+            rooms: vec![room("lobby")],
+            cursor: None,
+        };
+        h.connect(SessionKind::WebSocket, connect)
+            .expect("connects")
+    };
+    let (alice, bob) = (connect(&mut h, "alice"), connect(&mut h, "bob"));
+    let publish = Codec::new()
+        .decode_client(r#"{"type":"publish","room":"lobby","data":1}"#)
+        .expect("valid");
+    // Past the harness: nothing moves until `drive`, so carol joins after the message was
+    // published and before the engine has it.
+    let now = h.now();
+    h.hub_mut().handle_request(now, alice, publish);
+    let carol = Connect {
+        user: user("carol"),
+        broadcast: false,
+        rooms: vec![room("lobby")],
+        cursor: None,
+    };
+    let carol = h.hub_mut().connect(now, carol).expect("connects");
+    h.drive();
+    let fanouts = &h.tap().0;
     assert_eq!(fanouts.len(), 1, "one transmit for the whole room");
     let (sessions, except) = &fanouts[0];
-    assert_eq!(
-        (sessions.as_slice(), *except),
-        (&[alice, bob][..], Some(alice))
-    );
+    let mut receivers = sessions.to_vec();
+    receivers.sort();
+    assert_eq!((receivers, *except), (vec![alice, bob], Some(alice)));
     assert!(
         !sessions.contains(&carol),
-        "the snapshot is not changed by a later join"
+        "carol, still starting, gets it in her replay, not live"
     );
 }
 
@@ -856,28 +881,82 @@ fn requests_from_unknown_sessions_are_ignored() {
     let alice = w.connect("alice");
     w.take(alice);
     // The hub forgets alice while her connection stays open.
-    w.command(|hub, now| hub.disconnect(now, alice));
+    w.h.feed_hub(|hub, now| hub.disconnect(now, alice));
     w.send(alice, json!({"type": "join", "ref": 1, "room": "lobby"}));
     assert_eq!(w.take(alice), Vec::<Value>::new());
-    w.command(|hub, now| hub.disconnect(now, alice)); // twice: harmless
+    w.h.feed_hub(|hub, now| hub.disconnect(now, alice)); // twice: harmless
 }
 
 #[test]
 fn epochs_differ_per_stream_and_per_seed() {
-    let mut one = Hub::new(HubConfig::default(), 1);
-    let mut two = Hub::new(HubConfig::default(), 2);
-    let now = crate::testing::start();
-    let a = one.publish(now, room("a"), data("1")).id.epoch;
-    let b = one.publish(now, room("b"), data("1")).id.epoch;
-    let a2 = two.publish(now, room("a"), data("1")).id.epoch;
-    assert_ne!(a, b);
-    assert_ne!(a, a2);
-    assert_eq!(
-        Hub::new(HubConfig::default(), 1)
-            .publish(now, room("a"), data("1"))
-            .id
-            .epoch,
-        a,
-        "same seed, same epochs"
+    let epoch = |seed, name: &str| {
+        let engine = MemoryEngine::new(MemoryLimits::default(), seed);
+        let hub = Hub::new(HubConfig::default());
+        let mut h = Harness::with_engine(hub, engine, crate::testing::start());
+        h.feed_hub(|hub, now| hub.publish(now, room(name), data("1")));
+        match h.poll_hub_event() {
+            Some(HubEvent::Done { result, .. }) => result.expect("stored").id.epoch,
+            other => panic!("{other:?}"),
+        }
+    };
+    let (a, b, a2) = (epoch(1, "a"), epoch(1, "b"), epoch(2, "a"));
+    assert_ne!(a, a2, "per seed");
+    assert_eq!(epoch(1, "a"), a, "same seed, same epochs");
+    let mut w = World::new();
+    let one = w.command(|hub, now| hub.publish(now, room("a"), data("1")));
+    let two = w.command(|hub, now| hub.publish(now, room("b"), data("1")));
+    assert_ne!(
+        one.expect("stored").id.epoch,
+        two.expect("stored").id.epoch,
+        "per stream"
     );
+    let _ = b;
+}
+
+#[test]
+fn every_device_without_a_cursor_gets_what_its_user_has_not_marked_read() {
+    let mut w = World::new();
+    let alice = w.connect("alice");
+    for n in 1..=3 {
+        w.send(
+            alice,
+            json!({"type": "direct", "ref": n, "to": "bob", "data": n}),
+        );
+    }
+    let ids: Vec<Value> = w
+        .take(alice)
+        .iter()
+        .filter(|f| f["type"] == "reply")
+        .map(|f| f["id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    // Two devices: each gets the three, unread.
+    let (phone, laptop) = (w.connect("bob"), w.connect("bob"));
+    for device in [phone, laptop] {
+        let frames = w.take(device);
+        assert_eq!(frames[0]["streams"][0]["unread"], json!(3), "{frames:?}");
+        let data: Vec<&Value> = frames[1..].iter().map(|f| &f["data"]).collect();
+        assert_eq!(data, [&json!(1), &json!(2), &json!(3)]);
+    }
+    // The phone reads up to the second: it is answered, and the laptop is told.
+    w.send(phone, json!({"type": "read", "ref": 9, "upto": ids[1]}));
+    assert_eq!(
+        w.take(phone),
+        [json!({"type": "reply", "ref": 9, "id": ids[1], "unread": 1})]
+    );
+    assert_eq!(
+        w.take(laptop),
+        [json!({"type": "read", "upto": ids[1], "unread": 1})]
+    );
+    // A mark never moves back.
+    w.send(phone, json!({"type": "read", "ref": 10, "upto": ids[0]}));
+    assert_eq!(w.take(phone)[0]["id"], ids[1]);
+    w.take(laptop);
+    // A third device gets only what is left unread.
+    let tablet = w.connect("bob");
+    let frames = w.take(tablet);
+    assert_eq!(frames[0]["streams"][0]["unread"], json!(1));
+    assert_eq!(frames[0]["streams"][0]["id"], ids[1]);
+    let data: Vec<&Value> = frames[1..].iter().map(|f| &f["data"]).collect();
+    assert_eq!(data, [&json!(3)]);
 }

@@ -120,6 +120,9 @@ impl<R: Runtime> App<R> {
                 "rooms": stats.rooms,
                 "stored_messages": stats.stored_messages,
                 "stored_bytes": stats.stored_bytes,
+                "rooms_with_history": stats.rooms_with_history,
+                "outboxes": stats.outboxes,
+                "pending_operations": stats.pending_operations,
                 "slow_consumers": stats.slow_consumers,
             }),
         ))
@@ -143,7 +146,7 @@ impl<R: Runtime> App<R> {
                 hub.notify(user, event, payload(body.data)?)
                     .await
                     .map_err(gone)?
-                    .map_err(limit)?
+                    .map_err(refused)?
             }
             "/api/broadcast" => {
                 let body: BroadcastBody<'_> = parse(&body)?;
@@ -151,6 +154,7 @@ impl<R: Runtime> App<R> {
                 hub.broadcast(event, payload(body.data)?)
                     .await
                     .map_err(gone)?
+                    .map_err(refused)?
             }
             _ => {
                 let room = path
@@ -160,7 +164,10 @@ impl<R: Runtime> App<R> {
                 let room = RoomName::new(room)
                     .map_err(|e| Refusal::new(400, format!("room {room:?} {e}")))?;
                 let body: PublishBody<'_> = parse(&body)?;
-                hub.publish(room, payload(body.data)?).await.map_err(gone)?
+                hub.publish(room, payload(body.data)?)
+                    .await
+                    .map_err(gone)?
+                    .map_err(refused)?
             }
         };
         Ok(json(
@@ -250,8 +257,14 @@ fn gone(_: HubGone) -> Refusal {
     Refusal::new(503, "the hub has stopped")
 }
 
-fn limit(error: HubError) -> Refusal {
-    Refusal::new(429, error.to_string()).with_code("limit_reached")
+/// What a command the hub could not carry out means for HTTP: a storage budget is 507
+/// (Insufficient Storage), an engine that cannot take it now is 503, to retry.
+fn refused(error: HubError) -> Refusal {
+    match error {
+        HubError::LimitReached(what) => Refusal::new(507, what).with_code("limit_reached"),
+        HubError::Unavailable(why) => Refusal::new(503, why).retry_after(1000),
+        other => Refusal::new(503, other.to_string()).retry_after(1000),
+    }
 }
 
 fn not_allowed(allow: &'static str) -> Refusal {

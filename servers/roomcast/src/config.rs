@@ -69,6 +69,11 @@ pub(crate) struct ServeArgs {
     #[serde(with = "humantime_serde")]
     pub(crate) history_age: Option<Duration>,
 
+    /// Bytes of messages (payload and names) kept per room and for the broadcast feed; past
+    /// it the oldest go. [default: 1048576]
+    #[arg(long, env = "ROOMCAST_HISTORY_BYTES")]
+    pub(crate) history_bytes: Option<usize>,
+
     /// Messages kept per user outbox (notifications, direct messages). [default: 1000]
     #[arg(long, env = "ROOMCAST_OUTBOX")]
     pub(crate) outbox: Option<usize>,
@@ -77,6 +82,38 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ROOMCAST_OUTBOX_AGE", value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde")]
     pub(crate) outbox_age: Option<Duration>,
+
+    /// Bytes of messages (payload and names) kept per user outbox; past it the oldest go.
+    /// [default: 1048576]
+    #[arg(long, env = "ROOMCAST_OUTBOX_BYTES")]
+    pub(crate) outbox_bytes: Option<usize>,
+
+    /// Directory the streams are stored in (room histories, user outboxes, the broadcast
+    /// feed): they survive a restart, a crash included; a message is acknowledged once it is
+    /// on disk. A directory another running server holds is refused. [default: roomcast-data]
+    #[arg(long, env = "ROOMCAST_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// Keep the streams in memory only, without a data directory: a restart loses every outbox
+    /// and history (logged at start).
+    #[arg(long, env = "ROOMCAST_MEMORY", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) memory: Option<bool>,
+
+    /// Bytes of messages stored in all (payload and names); past it a stream's oldest messages
+    /// make room, and a new stream is refused (`limit_reached`, HTTP 507). [default: 1073741824]
+    #[arg(long, env = "ROOMCAST_STORE_MAX_BYTES")]
+    pub(crate) store_max_bytes: Option<u64>,
+
+    /// Users away (no session) with stored messages, at most; a message to another is refused
+    /// (`limit_reached`, HTTP 507). [default: 100000]
+    #[arg(long, env = "ROOMCAST_MAX_OFFLINE_OUTBOXES")]
+    pub(crate) max_offline_outboxes: Option<usize>,
+
+    /// Storage operations in flight (sent to the store, not yet committed), at most; past it a
+    /// message is refused at once (`unavailable`, HTTP 503): the disk does not keep up.
+    /// [default: 10000]
+    #[arg(long, env = "ROOMCAST_MAX_PENDING_WRITES")]
+    pub(crate) max_pending_writes: Option<usize>,
 
     /// Connections (WebSocket, SSE, long-poll) one IP address may hold; more get 429.
     /// [default: 1024]
@@ -160,8 +197,15 @@ impl ServeArgs {
             burst,
             history,
             history_age,
+            history_bytes,
             outbox,
             outbox_age,
+            outbox_bytes,
+            data_dir,
+            memory,
+            store_max_bytes,
+            max_offline_outboxes,
+            max_pending_writes,
             max_connections_per_ip,
             ping_interval,
             ping_timeout,
@@ -185,12 +229,32 @@ pub(crate) struct Settings {
     pub(crate) max_connections_per_ip: usize,
     pub(crate) session: SessionConfig,
     pub(crate) hub: HubConfig,
+    /// Where the streams are kept.
+    pub(crate) storage: Storage,
+    /// What may be stored in all.
+    pub(crate) storage_limits: StorageLimits,
     /// [`roomcast_io::SessionOptions::timer_slack`].
     pub(crate) timer_slack: Duration,
     pub(crate) runtime: RuntimeKind,
     /// `None`: one per CPU.
     pub(crate) threads: Option<usize>,
     pub(crate) log: String,
+}
+
+/// Where the streams are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Storage {
+    /// On disk, in this directory.
+    Dir(PathBuf),
+    /// In memory: lost with the process.
+    Memory,
+}
+
+/// The storage budgets, whichever the storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StorageLimits {
+    pub(crate) max_bytes: u64,
+    pub(crate) max_offline_outboxes: usize,
 }
 
 /// Which async runtime serves.
@@ -227,6 +291,9 @@ impl Settings {
             max_age: args
                 .history_age
                 .unwrap_or(hub_defaults.room_history.max_age),
+            max_bytes: args
+                .history_bytes
+                .unwrap_or(hub_defaults.room_history.max_bytes),
         };
         let hub = HubConfig {
             room_history: room,
@@ -238,7 +305,11 @@ impl Settings {
                 max_age: args
                     .outbox_age
                     .unwrap_or(hub_defaults.outbox_history.max_age),
+                max_bytes: args
+                    .outbox_bytes
+                    .unwrap_or(hub_defaults.outbox_history.max_bytes),
             },
+            max_pending: args.max_pending_writes.unwrap_or(hub_defaults.max_pending),
             ..hub_defaults
         };
         let checks = [
@@ -251,6 +322,14 @@ impl Settings {
             (session.ping_timeout.is_zero(), "ping_timeout must not be 0"),
             (session.keep_alive.is_zero(), "keep_alive must not be 0"),
             (args.threads == Some(0), "threads must be at least 1"),
+            (
+                hub.max_pending == 0,
+                "max_pending_writes must be at least 1",
+            ),
+            (
+                hub.room_history.max_bytes == 0 || hub.outbox_history.max_bytes == 0,
+                "history_bytes and outbox_bytes must be at least 1",
+            ),
         ];
         if let Some((_, message)) = checks.iter().find(|(bad, _)| *bad) {
             return Err((*message).to_owned());
@@ -258,6 +337,15 @@ impl Settings {
         if args.jwt_secret.as_deref() == Some("") {
             return Err("jwt_secret must not be empty".into());
         }
+        let storage = match (args.memory.unwrap_or(false), args.data_dir) {
+            (true, Some(_)) => return Err("--memory and --data-dir exclude each other".into()),
+            (true, None) => Storage::Memory,
+            (false, dir) => Storage::Dir(dir.unwrap_or_else(|| PathBuf::from("roomcast-data"))),
+        };
+        let storage_limits = StorageLimits {
+            max_bytes: args.store_max_bytes.unwrap_or(1 << 30),
+            max_offline_outboxes: args.max_offline_outboxes.unwrap_or(100_000),
+        };
         Ok(Self {
             listen: args
                 .listen
@@ -268,6 +356,8 @@ impl Settings {
             max_connections_per_ip: args.max_connections_per_ip.unwrap_or(1024),
             session,
             hub,
+            storage,
+            storage_limits,
             timer_slack: args.timer_slack.unwrap_or(roomcast_io::DEFAULT_TIMER_SLACK),
             runtime: args.runtime.unwrap_or_default(),
             threads: args.threads,
@@ -341,5 +431,86 @@ mod tests {
             Settings::resolve(args).expect_err("invalid"),
             "keep_alive must not be 0"
         );
+    }
+
+    #[test]
+    fn storage_budgets_have_defaults_and_knobs() {
+        let settings = Settings::resolve(ServeArgs::default()).expect("valid");
+        assert_eq!(
+            settings.storage,
+            Storage::Dir(PathBuf::from("roomcast-data"))
+        );
+        assert_eq!(settings.storage_limits.max_bytes, 1 << 30);
+        assert_eq!(settings.storage_limits.max_offline_outboxes, 100_000);
+        assert_eq!(settings.hub.max_pending, 10_000);
+        assert_eq!(settings.hub.room_history.max_bytes, 1 << 20);
+        assert_eq!(settings.hub.outbox_history.max_bytes, 1 << 20);
+
+        let args = ServeArgs {
+            memory: Some(true),
+            store_max_bytes: Some(5_000),
+            max_offline_outboxes: Some(7),
+            max_pending_writes: Some(3),
+            history_bytes: Some(100),
+            outbox_bytes: Some(200),
+            ..ServeArgs::default()
+        };
+        let settings = Settings::resolve(args).expect("valid");
+        assert_eq!(settings.storage, Storage::Memory);
+        assert_eq!(
+            settings.storage_limits,
+            StorageLimits {
+                max_bytes: 5_000,
+                max_offline_outboxes: 7
+            }
+        );
+        assert_eq!(settings.hub.max_pending, 3);
+        assert_eq!(settings.hub.room_history.max_bytes, 100);
+        assert_eq!(settings.hub.broadcast_history.max_bytes, 100);
+        assert_eq!(settings.hub.outbox_history.max_bytes, 200);
+
+        let both = ServeArgs {
+            memory: Some(true),
+            data_dir: Some(PathBuf::from("elsewhere")),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            Settings::resolve(both).expect_err("exclusive"),
+            "--memory and --data-dir exclude each other"
+        );
+        let none_pending = ServeArgs {
+            max_pending_writes: Some(0),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            Settings::resolve(none_pending).expect_err("invalid"),
+            "max_pending_writes must be at least 1"
+        );
+    }
+
+    /// `docs/operations.md` lists every flag of `roomcast serve`, with its environment
+    /// variable: the page and `--help` come from the same code, and this keeps them so.
+    #[test]
+    fn the_operations_page_lists_every_flag() {
+        use clap::{Args as _, Command};
+        let page = include_str!("../../../docs/operations.md");
+        let command = ServeArgs::augment_args(Command::new("serve"));
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if long == "help" {
+                continue;
+            }
+            assert!(
+                page.contains(&format!("`--{long}`")),
+                "docs/operations.md does not list --{long}"
+            );
+            if let Some(env) = arg.get_env() {
+                let env = env.to_string_lossy();
+                assert!(
+                    page.contains(&format!("`{env}`")),
+                    "docs/operations.md does not list {env}"
+                );
+            }
+        }
     }
 }

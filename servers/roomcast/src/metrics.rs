@@ -66,6 +66,9 @@ pub(crate) struct Metrics {
     users: Gauge,
     stored_messages: Gauge,
     stored_bytes: Gauge,
+    rooms_with_history: Gauge,
+    outboxes: Gauge,
+    pending_operations: Gauge,
     hub_slow_consumers: Gauge<u64, AtomicU64>,
 }
 
@@ -139,6 +142,21 @@ impl Metrics {
             "hub_stored_bytes",
             "Bytes of the messages held",
         );
+        let rooms_with_history = gauge(
+            &mut registry,
+            "hub_rooms_with_history",
+            "Rooms with stored messages, with or without members",
+        );
+        let outboxes = gauge(
+            &mut registry,
+            "hub_offline_outboxes",
+            "Outboxes holding messages for users who are away (--max-offline-outboxes)",
+        );
+        let pending_operations = gauge(
+            &mut registry,
+            "hub_pending_operations",
+            "Storage operations sent and not yet committed (--max-pending-writes)",
+        );
         let hub_slow_consumers = Gauge::<u64, AtomicU64>::default();
         registry.register(
             "hub_slow_consumers",
@@ -193,6 +211,9 @@ impl Metrics {
             users,
             stored_messages,
             stored_bytes,
+            rooms_with_history,
+            outboxes,
+            pending_operations,
             hub_slow_consumers,
             registry,
         })
@@ -211,6 +232,9 @@ impl Metrics {
         self.users.set(gauge(stats.users));
         self.stored_messages.set(gauge(stats.stored_messages));
         self.stored_bytes.set(gauge(stats.stored_bytes));
+        self.rooms_with_history.set(gauge(stats.rooms_with_history));
+        self.outboxes.set(gauge(stats.outboxes));
+        self.pending_operations.set(gauge(stats.pending_operations));
         self.hub_slow_consumers.set(stats.slow_consumers);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)

@@ -9,16 +9,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_signal::{Signal, Signals};
 use futures_lite::StreamExt;
+use roomcast_core::engine::{MemoryEngine, MemoryLimits};
 use roomcast_core::hub::Hub;
 use roomcast_hyper::{Options, Roomcast, user_from_query};
 use roomcast_io::{Budget, Observe, Runtime, SessionOptions, spawn_hub};
 use roomcast_smol::SmolRuntime;
+use roomcast_store::{Store, StoreLimits, StoreOptions};
 use roomcast_tokio::TokioRuntime;
 use tracing::{info, warn};
 
 use crate::app::App;
 use crate::auth::jwt;
-use crate::config::{RuntimeKind, ServeArgs, Settings};
+use crate::config::{RuntimeKind, ServeArgs, Settings, Storage};
 use crate::metrics::Metrics;
 
 /// The reconnect hint a shutdown gives clients: come back soon, with jitter of their own.
@@ -35,6 +37,8 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), String> {
         .init();
     // Before the port opens: a SIGTERM from the moment anyone can connect drains, never kills.
     let signals = Signals::new([Signal::Int, Signal::Term]).map_err(|e| e.to_string())?;
+    // Before the port opens too: a data directory another server holds is refused at once.
+    let engine = open_engine(&settings)?;
     let served = match settings.runtime {
         RuntimeKind::Tokio => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -47,6 +51,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), String> {
                 let addr = listener.local_addr()?;
                 run(
                     settings,
+                    engine,
                     TokioRuntime::current(),
                     addr,
                     signals,
@@ -62,19 +67,77 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), String> {
         RuntimeKind::Smol => smol::block_on(async {
             let listener = smol::net::TcpListener::bind(settings.listen).await?;
             let addr = listener.local_addr()?;
-            run(settings, SmolRuntime, addr, signals, |roomcast, app| {
-                roomcast_smol::serve_with(listener, roomcast, move |peer| app.service(peer))
-            })
+            run(
+                settings,
+                engine,
+                SmolRuntime,
+                addr,
+                signals,
+                |roomcast, app| {
+                    roomcast_smol::serve_with(listener, roomcast, move |peer| app.service(peer))
+                },
+            )
             .await
         }),
     };
     served.map_err(|e| e.to_string())
 }
 
+/// The engine that keeps the streams.
+enum Engine {
+    Memory(MemoryEngine),
+    Store(Store),
+}
+
+/// Opens the store in the data directory (logging what it restored), or makes the memory
+/// engine (logging what a restart loses).
+fn open_engine(settings: &Settings) -> Result<Engine, String> {
+    let limits = settings.storage_limits;
+    match &settings.storage {
+        Storage::Memory => {
+            warn!(
+                "--memory: the streams are kept in memory only: a restart loses every outbox and history"
+            );
+            // A new seed per process: stream epochs differ across restarts, so a client
+            // resuming with a cursor of the previous process is told `recovered: false`.
+            let seed = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |t| t.as_nanos() as u64)
+                ^ u64::from(std::process::id());
+            let limits = MemoryLimits {
+                max_bytes: usize::try_from(limits.max_bytes).unwrap_or(usize::MAX),
+                max_outboxes: limits.max_offline_outboxes,
+            };
+            Ok(Engine::Memory(MemoryEngine::new(limits, seed)))
+        }
+        Storage::Dir(dir) => {
+            let options = StoreOptions {
+                limits: StoreLimits {
+                    max_bytes: limits.max_bytes,
+                    max_outboxes: limits.max_offline_outboxes,
+                },
+                ..StoreOptions::default()
+            };
+            let (store, restored) =
+                Store::open(dir, options).map_err(|error| format!("storage: {error}"))?;
+            info!(
+                dir = %dir.display(),
+                streams = restored.streams,
+                messages = restored.messages,
+                bytes = restored.bytes,
+                took_ms = restored.took.as_millis() as u64,
+                "restored the stored streams"
+            );
+            Ok(Engine::Store(store))
+        }
+    }
+}
+
 /// Runs the server on `runtime`, whose `serve` accepts on its listener (bound to `addr`) until
 /// a signal triggers the shutdown, then drains.
 async fn run<R, F>(
     settings: Settings,
+    engine: Engine,
     runtime: R,
     addr: SocketAddr,
     mut signals: Signals,
@@ -84,18 +147,25 @@ where
     R: Runtime,
     F: Future<Output = std::io::Result<()>>,
 {
-    // A new seed per process: stream epochs differ across restarts, so a client resuming with a
-    // cursor of the previous process is told `recovered: false`, never given wrong messages.
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |t| t.as_nanos() as u64)
-        ^ u64::from(std::process::id());
     // What may wait for a session in the hub's hands: the same budget as its own queue.
     let mailbox = Budget {
         bytes: settings.session.queue_bytes,
         frames: settings.session.queue_frames,
     };
-    let hub = spawn_hub(&runtime, Hub::new(settings.hub.clone(), seed), mailbox);
+    let hub = Hub::new(settings.hub.clone());
+    // The store's commit thread runs until this function returns: then what it has queued is
+    // committed before the process exits.
+    let (hub, _store) = match engine {
+        Engine::Memory(engine) => (spawn_hub(&runtime, hub, engine, mailbox), None),
+        Engine::Store(store) => {
+            let hub = spawn_hub(&runtime, hub, store.link(), mailbox);
+            let events = hub.clone();
+            let running = store.start(move |batch| {
+                let _ = events.engine_events(batch);
+            });
+            (hub, Some(running))
+        }
+    };
     let metrics = Metrics::new();
     let authenticate = match &settings.jwt_secret {
         Some(secret) => jwt(secret),

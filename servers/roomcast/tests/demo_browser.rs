@@ -31,6 +31,17 @@ const SERVER_TIMEOUT: Duration = Duration::from_secs(10);
 /// `--shutdown-grace` of the server: how long clients keep the connection after the notice.
 const SHUTDOWN_GRACE: &str = "1s";
 
+/// The data directory of this test run's servers: made empty once, kept across the restart.
+fn data_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("roomcast-demo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    })
+    .clone()
+}
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -57,6 +68,8 @@ impl Server {
         let file = File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
         let child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            // Each test run stores in a directory of its own, kept across the restart.
+            .args(["--data-dir", &data_dir().display().to_string()])
             .args(["--shutdown-grace", SHUTDOWN_GRACE])
             .args(["--log", "info"])
             .env("NO_COLOR", "1")

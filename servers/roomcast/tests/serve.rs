@@ -2,10 +2,9 @@
 //! the HTTP API and its key, bad input on every endpoint, status, metrics, health, and the
 //! graceful drain on SIGTERM (exit 0). Each test starts its own server on an ephemeral port.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::Error as WsError;
@@ -14,92 +13,9 @@ use roomcast_tests::http::{get, post, request};
 use roomcast_tests::{Client, within};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_roomcast");
+use common::{BIN, Running};
 const SECRET: &str = "test-secret";
 const KEY: &str = "test-api-key";
-
-/// A server process, killed when dropped.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    log: mpsc::Receiver<String>,
-}
-
-impl Running {
-    /// Starts `roomcast serve` with these extra arguments and waits for its address.
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("ROOMCAST_JWT_SECRET")
-            .env_remove("ROOMCAST_API_KEY")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start roomcast serve");
-        let stderr = child.stderr.take().expect("piped");
-        let (lines, log) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        // Owned by `Running` from here, so a failure below still kills the process.
-        let mut running = Self {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let line = running
-                .log
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("the server logs its address within 10 s");
-            if let Some(rest) = line.split("demo page http://").nth(1) {
-                let addr = rest.split('/').next().expect("an address");
-                running.addr = addr.parse().expect("a socket address");
-                return running;
-            }
-        }
-    }
-
-    fn ws(&self, query: &str) -> String {
-        format!("ws://{}/ws?{query}", self.addr)
-    }
-
-    /// Sends SIGTERM and waits (10 s at most) for the exit; returns the status and the log.
-    fn terminate(mut self) -> (ExitStatus, String) {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(killed.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running 10 s after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let log: Vec<String> = self.log.try_iter().collect();
-        (status, log.join("\n"))
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A token minted by `roomcast token` with the server's secret.
 fn token(user: &str, ttl: &str) -> String {
@@ -353,6 +269,18 @@ fn status_metrics_health_and_the_page_are_served_on(runtime: &str) {
         next_of(&mut ws, "error").await;
         let mut sse = get(server.addr, "/events?user=dave", &[]).await.events();
         sse.next_of("open").await;
+        // A room that keeps a message, and a user away with one waiting.
+        ws.send_json(json!({"type": "publish", "ref": 3, "room": "lobby", "data": 1}))
+            .await;
+        next_of(&mut ws, "reply").await;
+        let notified = post(
+            server.addr,
+            "/api/notify",
+            &[],
+            r#"{"user":"frank","data":1}"#,
+        )
+        .await;
+        assert_eq!(notified.status, 200);
 
         let status = get(server.addr, "/api/status", &[]).await.json().await;
         assert_eq!(
@@ -362,6 +290,10 @@ fn status_metrics_health_and_the_page_are_served_on(runtime: &str) {
         );
         assert_eq!(status["rooms"], 1);
         assert_eq!(status["sessions"], 2);
+        assert_eq!(status["rooms_with_history"], 1, "{status}");
+        assert_eq!(status["outboxes"], 1, "{status}");
+        assert_eq!(status["stored_messages"], 2, "{status}");
+        assert_eq!(status["pending_operations"], 0, "{status}");
 
         let metrics = get(server.addr, "/metrics", &[]).await;
         assert_eq!(metrics.status, 200);
@@ -378,6 +310,9 @@ fn status_metrics_health_and_the_page_are_served_on(runtime: &str) {
             r#"roomcast_messages_out_total{transport="sse",type="welcome"} 1"#,
             r#"roomcast_errors_total{code="not_member"} 1"#,
             "roomcast_hub_rooms 1",
+            "roomcast_hub_rooms_with_history 1",
+            "roomcast_hub_offline_outboxes 1",
+            "roomcast_hub_pending_operations 0",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
         }

@@ -60,10 +60,16 @@ impl World {
                 let count = if self.rng.chance(20) { 40 } else { 1 };
                 for _ in 0..count {
                     let data = Payload::from_json("3").expect("JSON");
-                    let id = self
+                    let ticket = self
                         .house
-                        .feed_hub(|hub, now| hub.publish(now, room(r), data))
-                        .id;
+                        .feed_hub(|hub, now| hub.publish(now, room(r), data));
+                    let id = match self.house.poll_hub_event() {
+                        Some(HubEvent::Done {
+                            ticket: done,
+                            result,
+                        }) if done == ticket => result.map_err(|e| e.to_string())?.id,
+                        other => return Err(format!("no result for {ticket:?}: {other:?}")),
+                    };
                     let wire = self.house.tap_mut();
                     wire.oracle.stored(r, id, self.now)?;
                     wire.summary.published += 1;
@@ -73,8 +79,11 @@ impl World {
                 let data = Payload::from_json("4").expect("JSON");
                 let to = user(self.rng.index(USERS));
                 self.house
-                    .feed_hub(|hub, now| hub.notify(now, to, None, data))
-                    .map_err(|e| e.to_string())?;
+                    .feed_hub(|hub, now| hub.notify(now, to, None, data));
+                match self.house.poll_hub_event() {
+                    Some(HubEvent::Done { result, .. }) => result.map_err(|e| e.to_string())?,
+                    other => return Err(format!("no result for a notify: {other:?}")),
+                };
             }
             66..70 if connected => self.reset(c),
             70..73 if connected => {

@@ -16,7 +16,7 @@ impl World {
         let budget = ROOMS * HISTORY.max_messages
             + USERS * hub.config().outbox_history.max_messages
             + hub.config().broadcast_history.max_messages;
-        let (stored, _) = hub.stored();
+        let stored = self.house.engine().stats().records;
         if stored > budget {
             return Err(format!(
                 "{stored} messages stored, over the budget of {budget}"

@@ -167,10 +167,11 @@ impl Client {
                 }
             }
             ServerMessage::Direct { id, .. } | ServerMessage::Notify { id, .. } => {
-                if let Some(last) = self.user_on_conn {
-                    if last.epoch == id.epoch && id.offset <= last.offset {
-                        return Err(format!("user stream: {id} after {last}"));
-                    }
+                if let Some(last) = self.user_on_conn
+                    && last.epoch == id.epoch
+                    && id.offset <= last.offset
+                {
+                    return Err(format!("user stream: {id} after {last}"));
                 }
                 self.user_on_conn = Some(id);
                 self.seen_user = Some(id);
@@ -212,10 +213,10 @@ impl Client {
 
     /// A message of room `r` at `id` must directly follow the last one seen there.
     fn advance(&mut self, r: usize, id: Position) -> Result<(), String> {
-        if let Some(last) = self.seen.get(&r) {
-            if last.epoch != id.epoch || last.offset + 1 != id.offset {
-                return Err(format!("room{r}: {id} after {last} (a gap or a repeat)"));
-            }
+        if let Some(last) = self.seen.get(&r)
+            && (last.epoch != id.epoch || last.offset + 1 != id.offset)
+        {
+            return Err(format!("room{r}: {id} after {last} (a gap or a repeat)"));
         }
         self.seen.insert(r, id);
         Ok(())

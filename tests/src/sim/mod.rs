@@ -35,9 +35,10 @@ use std::time::{Duration, Instant};
 use roomcast_core::close::{Close, CloseCode};
 use roomcast_core::cursor::{Cursor, Position, Stream};
 use roomcast_core::delivery::{SessionId, Shared};
+use roomcast_core::engine::{MemoryEngine, MemoryLimits, StreamId};
 use roomcast_core::envelope::{ClientMessage, Codec, Payload, ServerMessage};
 use roomcast_core::harness::Harness;
-use roomcast_core::hub::{Connect, HistoryLimit, Hub, HubConfig, Transmit};
+use roomcast_core::hub::{Connect, HistoryLimit, Hub, HubConfig, HubEvent, Transmit};
 use roomcast_core::names::{RoomName, UserId};
 use roomcast_core::session::{self, SessionConfig, SessionEvent, SessionKind};
 
@@ -53,6 +54,7 @@ const USERS: usize = 4;
 const ROOMS: usize = 3;
 const HISTORY: HistoryLimit = HistoryLimit {
     max_messages: 12,
+    max_bytes: 1 << 20,
     max_age: Duration::from_secs(20),
 };
 const GRACE: Duration = Duration::from_secs(2);
@@ -230,7 +232,8 @@ impl World {
             ..SessionConfig::default()
         };
         let now = Instant::now();
-        let house = Harness::new(Hub::new(hub_config, seed), now)
+        let engine = MemoryEngine::new(MemoryLimits::default(), seed);
+        let house = Harness::with_engine(Hub::new(hub_config), engine, now)
             .with_session_config(config, Codec::new())
             .with_tap(Wire::new(options.planted));
         Self {

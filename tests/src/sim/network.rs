@@ -135,12 +135,12 @@ impl World {
                                 u64::from(start.recovered == Some(false));
                         }
                     }
-                    if let ServerMessage::Reply(reply) = &message {
-                        if reply.recovered.is_some() {
-                            self.house.tap_mut().summary.resumed += 1;
-                            self.house.tap_mut().summary.not_recovered +=
-                                u64::from(reply.recovered == Some(false));
-                        }
+                    if let ServerMessage::Reply(reply) = &message
+                        && reply.recovered.is_some()
+                    {
+                        self.house.tap_mut().summary.resumed += 1;
+                        self.house.tap_mut().summary.not_recovered +=
+                            u64::from(reply.recovered == Some(false));
                     }
                     self.clients[c]
                         .receive(message, &mut self.house.tap_mut().expected)

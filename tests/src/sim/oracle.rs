@@ -16,6 +16,9 @@ struct RoomLog {
     epoch: Option<u64>,
     /// (offset, stored at) of every message of the current epoch.
     stored: Vec<(u64, Instant)>,
+    /// Since when the stream has been still while nobody here follows it: made, stored to, or
+    /// left by its last session.
+    still_since: Option<Instant>,
 }
 
 impl Oracle {
@@ -42,6 +45,7 @@ impl Oracle {
         }
         log.epoch = Some(id.epoch);
         log.stored.push((id.offset, now));
+        log.still_since = Some(now);
         Ok(())
     }
 
@@ -75,15 +79,19 @@ impl Oracle {
         since.offset <= head && since.offset + 1 >= first_kept
     }
 
-    /// A room nobody is present in, whose history has aged out, is forgotten: its next message
-    /// starts a new epoch.
-    pub(crate) fn settle(&mut self, r: usize, present: bool, now: Instant) {
+    /// A room no session here follows, whose stream holds nothing and has been still for the
+    /// history's age (its last message's age reached, and since it was stored to or left), is
+    /// forgotten by the engine: its next message starts a new epoch.
+    pub(crate) fn settle(&mut self, r: usize, followed: bool, now: Instant) {
         let log = &mut self.rooms[r];
-        let kept = log
-            .stored
-            .iter()
-            .any(|(_, at)| now.saturating_duration_since(*at) < self.limit.max_age);
-        if !present && !kept {
+        if followed {
+            log.still_since = None;
+            return;
+        }
+        let since = *log.still_since.get_or_insert(now);
+        let emptied = log.stored.last().map(|(_, at)| *at + self.limit.max_age);
+        let still = emptied.map_or(since, |emptied| since.max(emptied));
+        if now.saturating_duration_since(still) >= self.limit.max_age {
             *log = RoomLog::default();
         }
     }

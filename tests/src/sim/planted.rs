@@ -60,7 +60,7 @@ impl Breaker {
                     );
                     if answer {
                         self.answers += 1;
-                        if self.answers % 20 == 0 {
+                        if self.answers.is_multiple_of(20) {
                             doubled.push(delivery.clone());
                         }
                     }

@@ -126,8 +126,8 @@ impl World {
             self.pump_conn(id);
         }
         for r in 0..ROOMS {
-            let present = !self.house.hub().members(&room(r)).is_empty();
-            self.house.tap_mut().oracle.settle(r, present, self.now);
+            let followed = self.house.hub().is_followed(&StreamId::Room(room(r)));
+            self.house.tap_mut().oracle.settle(r, followed, self.now);
         }
         Ok(())
     }

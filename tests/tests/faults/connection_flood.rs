@@ -50,7 +50,7 @@ impl Attempt {
 
 /// Opens a WebSocket (even `n`) or an SSE stream (odd `n`).
 async fn attempt(addr: SocketAddr, n: usize) -> Attempt {
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         let request = upgrade_request(addr, &format!("/ws?user=f{n}"));
         Attempt::WebSocket(raw_request(addr, &request).await)
     } else {

@@ -207,6 +207,7 @@ fn restart_on_the_same_port_is_never_a_silent_gap(flavor: Flavor) {
                     .publish(lobby.clone(), data)
                     .await
                     .expect("hub")
+                    .expect("stored")
                     .id,
             );
         }

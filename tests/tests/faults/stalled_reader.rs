@@ -20,6 +20,7 @@ fn stalled_reader_gets_4000_and_others_are_not_held_back(flavor: Flavor) {
         let config = HubConfig {
             room_history: HistoryLimit {
                 max_messages: 5000,
+                max_bytes: 1 << 30,
                 max_age: Duration::from_secs(600),
             },
             ..HubConfig::default()
@@ -59,7 +60,9 @@ fn stalled_reader_gets_4000_and_others_are_not_held_back(flavor: Flavor) {
             published += 1;
             let data = json!({"seq": published, "pad": pad});
             publish(&mut publisher, "feed", published, data).await;
-            if published % 8 == 0 && server.hub.stats().await.expect("hub").slow_consumers >= 1 {
+            if published.is_multiple_of(8)
+                && server.hub.stats().await.expect("hub").slow_consumers >= 1
+            {
                 break;
             }
         }

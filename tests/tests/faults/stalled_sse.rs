@@ -69,7 +69,8 @@ fn stall(flavor: Flavor, before: &str) {
                 sent < MAX_BROADCASTS,
                 "still connected after {sent} broadcasts"
             );
-            server.hub.broadcast(None, data.clone()).await.expect("hub");
+            let stored = server.hub.broadcast(None, data.clone()).await.expect("hub");
+            stored.expect("stored");
             sent += 1;
             if sent % 16 == 0 {
                 sleep(ms(1)).await; // let the stream's task write what it can

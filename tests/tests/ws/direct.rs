@@ -55,7 +55,7 @@ pub(crate) fn direct_messages_with_receipts(flavor: Flavor) {
         let user = stream_entry(&streams, "user");
         assert_eq!(
             user,
-            json!({"stream": "user", "id": format!("{epoch}.{}", offset - 1), "replayed": 1})
+            json!({"stream": "user", "id": format!("{epoch}.{}", offset - 1), "replayed": 1, "unread": 1})
         );
         assert_eq!(
             carol.next_json().await,

@@ -65,12 +65,16 @@ async fn leak_cycles(flavor: Flavor) {
         presence_grace: ms(50),
         room_history: HistoryLimit {
             max_messages: 1000,
+            max_bytes: 1 << 20,
             max_age: ms(200),
         },
         outbox_history: HistoryLimit {
             max_messages: 1000,
+            max_bytes: 1 << 20,
             max_age: ms(200),
         },
+        // The engine drops what aged out at its sweep: often, so the hub empties soon.
+        expire_every: ms(100),
         ..HubConfig::default()
     };
     let server = Arc::new(Server::start(flavor, config, Options::default(), 64).await);

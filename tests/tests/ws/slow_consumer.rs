@@ -30,6 +30,7 @@ pub(crate) fn slow_consumer_is_dropped_and_resumes_exactly(flavor: Flavor) {
         let config = HubConfig {
             room_history: HistoryLimit {
                 max_messages: 5000,
+                max_bytes: 1 << 30,
                 max_age: Duration::from_secs(600),
             },
             ..HubConfig::default()
@@ -49,8 +50,11 @@ pub(crate) fn slow_consumer_is_dropped_and_resumes_exactly(flavor: Flavor) {
                 .hub
                 .publish(feed.clone(), numbered(published, &pad))
                 .await
-                .expect("hub");
-            if published % 8 == 0 && server.hub.stats().await.expect("hub").slow_consumers >= 1 {
+                .expect("hub")
+                .expect("stored");
+            if published.is_multiple_of(8)
+                && server.hub.stats().await.expect("hub").slow_consumers >= 1
+            {
                 break;
             }
         }
@@ -62,7 +66,8 @@ pub(crate) fn slow_consumer_is_dropped_and_resumes_exactly(flavor: Flavor) {
                 .hub
                 .publish(feed.clone(), numbered(published, &pad))
                 .await
-                .expect("hub");
+                .expect("hub")
+                .expect("stored");
         }
 
         // The stalled client reads again: a gapless prefix, then the close.
@@ -115,7 +120,8 @@ pub(crate) fn slow_consumer_is_dropped_and_resumes_exactly(flavor: Flavor) {
             .hub
             .publish(feed.clone(), numbered(published + 1, "live"))
             .await
-            .expect("hub");
+            .expect("hub")
+            .expect("stored");
         assert_eq!(resumed.next_json().await["data"]["seq"], published + 1);
     });
 }

@@ -37,7 +37,7 @@ pub(crate) fn connect_gets_welcome_then_streams(flavor: Flavor) {
         assert_eq!(
             streams_text,
             format!(
-                r#"{{"type":"streams","streams":[{{"stream":"user","id":{},"replayed":0}},{{"stream":"all","id":{},"replayed":0}}]}}"#,
+                r#"{{"type":"streams","streams":[{{"stream":"user","id":{},"replayed":0,"unread":0}},{{"stream":"all","id":{},"replayed":0}}]}}"#,
                 entries[0]["id"], entries[1]["id"]
             )
         );

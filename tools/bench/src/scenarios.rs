@@ -121,11 +121,17 @@ pub(super) async fn start(
                 ("--max-connections-per-ip", per_ip.as_str()),
                 ("--log", "warn"),
                 ("--threads", threads.as_str()),
+                // Against baselines that store nothing: the streams in memory. The durable
+                // scenarios store (`--serve-arg=--data-dir=...` replaces this).
+                ("--memory", "true"),
             ];
             let mut args = vec!["serve".into(), "--listen".into(), addr.to_string()];
             // A --serve-arg replaces the default of the same flag.
             for (flag, value) in defaults {
-                if !ctx.serve_args.iter().any(|arg| arg.starts_with(flag)) {
+                let replaced = |arg: &String| {
+                    arg.starts_with(flag) || (flag == "--memory" && arg.starts_with("--data-dir"))
+                };
+                if !ctx.serve_args.iter().any(replaced) {
                     args.extend([flag.to_owned(), value.to_owned()]);
                 }
             }

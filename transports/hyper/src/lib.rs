@@ -9,10 +9,12 @@
 //!
 //! ```no_run
 //! # async fn example<R: roomcast_io::Runtime>(runtime: R, io: impl hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static, timer: impl hyper::rt::Timer + Send + Sync + 'static) {
+//! use roomcast_core::engine::{MemoryEngine, MemoryLimits};
 //! use roomcast_core::hub::{Hub, HubConfig};
 //! use roomcast_hyper::{Options, Roomcast, serve_connection};
 //!
-//! let hub = roomcast_io::spawn_hub(&runtime, Hub::new(HubConfig::default(), 42), roomcast_io::Budget::default());
+//! let engine = MemoryEngine::new(MemoryLimits::default(), 42);
+//! let hub = roomcast_io::spawn_hub(&runtime, Hub::new(HubConfig::default()), engine, roomcast_io::Budget::default());
 //! let roomcast = Roomcast::new(runtime, hub, Options::default()); // `?user=NAME` names users
 //! // For each accepted connection, in its own task:
 //! let peer = "127.0.0.1:50000".parse().unwrap();

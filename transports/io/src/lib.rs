@@ -21,11 +21,13 @@
 //!
 //! ```no_run
 //! # async fn example<R: roomcast_io::Runtime, T: roomcast_io::Transport>(runtime: R, transport: T) {
+//! use roomcast_core::engine::{MemoryEngine, MemoryLimits};
 //! use roomcast_core::hub::{Connect, Hub, HubConfig};
 //! use roomcast_core::names::UserId;
 //! use roomcast_io::{Budget, SessionOptions, run_session, spawn_hub};
 //!
-//! let hub = spawn_hub(&runtime, Hub::new(HubConfig::default(), 42), Budget::default());
+//! let engine = MemoryEngine::new(MemoryLimits::default(), 42); // or the store, on disk
+//! let hub = spawn_hub(&runtime, Hub::new(HubConfig::default()), engine, Budget::default());
 //! // For each accepted and authenticated connection, in its own task:
 //! let user = UserId::new("alice").expect("valid");
 //! let connect = Connect { user, broadcast: true, rooms: vec![], cursor: None };
@@ -48,7 +50,7 @@ mod transport;
 mod websocket;
 
 pub use buffer::recycle;
-pub use hub::{ConnectError, HubGone, HubHandle, HubStats, spawn_hub};
+pub use hub::{ConnectError, EngineLink, EngineStats, HubGone, HubHandle, HubStats, spawn_hub};
 pub use mailbox::Budget;
 pub use manual_clock::{ManualClock, ManualTimer};
 pub use observer::{Observe, Observer, Unobserved};

@@ -3,12 +3,14 @@
 //! [smol-hyper](https://docs.rs/smol-hyper).
 //!
 //! ```no_run
+//! use roomcast_core::engine::{MemoryEngine, MemoryLimits};
 //! use roomcast_core::hub::{Hub, HubConfig};
 //! use roomcast_hyper::{Options, Roomcast};
 //! use roomcast_smol::{SmolRuntime, serve};
 //!
 //! smol::block_on(async {
-//!     let hub = roomcast_io::spawn_hub(&SmolRuntime, Hub::new(HubConfig::default(), 42), roomcast_io::Budget::default());
+//!     let engine = MemoryEngine::new(MemoryLimits::default(), 42);
+//!     let hub = roomcast_io::spawn_hub(&SmolRuntime, Hub::new(HubConfig::default()), engine, roomcast_io::Budget::default());
 //!     let roomcast = Roomcast::new(SmolRuntime, hub, Options::default()); // `?user=NAME`
 //!     let listener = smol::net::TcpListener::bind("127.0.0.1:8080").await?;
 //!     serve(listener, roomcast).await // ws://127.0.0.1:8080/ws, http://127.0.0.1:8080/events

@@ -3,6 +3,7 @@
 //! [hyper-util](https://docs.rs/hyper-util).
 //!
 //! ```no_run
+//! use roomcast_core::engine::{MemoryEngine, MemoryLimits};
 //! use roomcast_core::hub::{Hub, HubConfig};
 //! use roomcast_hyper::{Options, Roomcast};
 //! use roomcast_tokio::{TokioRuntime, serve};
@@ -10,7 +11,8 @@
 //! #[tokio::main]
 //! async fn main() -> std::io::Result<()> {
 //!     let runtime = TokioRuntime::current();
-//!     let hub = roomcast_io::spawn_hub(&runtime, Hub::new(HubConfig::default(), 42), roomcast_io::Budget::default());
+//!     let engine = MemoryEngine::new(MemoryLimits::default(), 42);
+//!     let hub = roomcast_io::spawn_hub(&runtime, Hub::new(HubConfig::default()), engine, roomcast_io::Budget::default());
 //!     let roomcast = Roomcast::new(runtime, hub, Options::default()); // `?user=NAME`
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //!     serve(listener, roomcast).await // ws://127.0.0.1:8080/ws, http://127.0.0.1:8080/events

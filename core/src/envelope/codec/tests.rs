@@ -374,6 +374,7 @@ fn server_messages_have_an_exact_wire_form_and_read_back() {
                         id,
                         recovered: Some(true),
                         replayed: 2,
+                        unread: None,
                     },
                     StreamStart {
                         stream: Stream::User,
@@ -383,6 +384,7 @@ fn server_messages_have_an_exact_wire_form_and_read_back() {
                         },
                         recovered: None,
                         replayed: 0,
+                        unread: None,
                     },
                 ],
             },

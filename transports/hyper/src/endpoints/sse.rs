@@ -145,10 +145,10 @@ pub(crate) async fn serve<R: Runtime, B: Send + 'static>(
             runtime.sleep_until(runtime.now() + write_timeout).await;
             AfterStream::Drop
         };
-        if future::or(finished, stuck).await == AfterStream::Drop {
-            if let Some(abort) = abort {
-                abort.pull();
-            }
+        if future::or(finished, stuck).await == AfterStream::Drop
+            && let Some(abort) = abort
+        {
+            abort.pull();
         }
     });
     let (parts, ()) = head.into_parts();

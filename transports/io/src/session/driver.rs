@@ -336,11 +336,12 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
                 _ => {}
             }
         }
-        if asked && self.session.is_open() {
-            if let Some(taken) = self.mailbox.try_take(&mut self.batch) {
-                let now = self.now(now);
-                self.take_batch(now, taken);
-            }
+        if asked
+            && self.session.is_open()
+            && let Some(taken) = self.mailbox.try_take(&mut self.batch)
+        {
+            let now = self.now(now);
+            self.take_batch(now, taken);
         }
     }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use futures_lite::future::{block_on, poll_once};
+use roomcast_core::engine::{MemoryEngine, MemoryLimits};
 use roomcast_core::envelope::Payload;
 use roomcast_core::hub::{Connect, Hub, HubConfig};
 use roomcast_core::names::UserId;
@@ -65,9 +66,11 @@ impl Runtime for Hand {
 
 /// A session of user `u` that follows the broadcast feed, on `transport`.
 fn start<T: Transport>(runtime: &Hand, transport: T) -> (HubHandle, SessionDriver<Hand, T>) {
+    let engine = MemoryEngine::new(MemoryLimits::default(), 1);
     let hub = spawn_hub(
         runtime,
-        Hub::new(HubConfig::default(), 1),
+        Hub::new(HubConfig::default()),
+        engine,
         Budget::default(),
     );
     let connect = Connect {
@@ -83,7 +86,8 @@ fn start<T: Transport>(runtime: &Hand, transport: T) -> (HubHandle, SessionDrive
 
 fn broadcast(hub: &HubHandle, n: u64) {
     let data = Payload::from_json(&n.to_string()).expect("JSON");
-    block_on(hub.broadcast(None, data)).expect("the hub runs");
+    let stored = block_on(hub.broadcast(None, data)).expect("the hub runs");
+    stored.expect("stored");
 }
 
 fn sessions(hub: &HubHandle) -> usize {

@@ -9,18 +9,25 @@
 //! was written one message at a time; inline, the next publish lands in the mailboxes while the
 //! previous one is still being written, and the frames coalesce.
 
-use std::sync::{Arc, Mutex, Weak};
+mod engine;
+mod mailboxes;
+
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use event_listener::Event;
 use futures_lite::future;
 use roomcast_core::delivery::SessionId;
+use roomcast_core::engine::EngineEvent;
 use roomcast_core::envelope::{ClientEnvelope, Payload};
-use roomcast_core::hub::{Connect, Hub, HubError, Published, Transmit, recipients};
+use roomcast_core::hub::{Connect, Hub, HubError, HubEvent, Published, Ticket};
 use roomcast_core::names::{RoomName, UserId};
 use smol_str::SmolStr;
 
-use crate::mailbox::{Budget, Mailbox, Pushed};
+use self::engine::Results;
+pub use self::engine::{EngineLink, EngineStats};
+use self::mailboxes::Mailboxes;
+use crate::mailbox::{Budget, Mailbox};
 use crate::runtime::Runtime;
 
 /// Figures of the hub, for status pages and tests.
@@ -30,12 +37,18 @@ pub struct HubStats {
     pub sessions: usize,
     /// Rooms with members.
     pub rooms: usize,
-    /// Users with a session or stored messages.
+    /// Users with a session.
     pub users: usize,
     /// Messages held in histories and outboxes.
     pub stored_messages: usize,
     /// Bytes of those messages.
     pub stored_bytes: usize,
+    /// Rooms with stored messages, with or without members.
+    pub rooms_with_history: usize,
+    /// Outboxes holding messages for users who are away.
+    pub outboxes: usize,
+    /// Engine operations sent and not yet answered.
+    pub pending_operations: usize,
     /// Sessions dropped as slow consumers since the start.
     pub slow_consumers: u64,
 }
@@ -73,6 +86,8 @@ impl std::fmt::Debug for HubHandle {
 
 struct Shared {
     state: Mutex<State>,
+    /// Told whenever a command's result comes in ([`Results`]).
+    done: Event,
     /// The runtime's clock, read under the lock so the hub sees time only move forward.
     clock: Box<dyn Fn() -> Instant + Send + Sync>,
     /// Wakes the timer task: the hub's next deadline moved earlier, or the hub was dropped.
@@ -87,23 +102,34 @@ impl Drop for Shared {
 
 struct State {
     hub: Hub,
+    engine: Box<dyn EngineLink>,
+    results: Results,
     mailboxes: Mailboxes,
     /// The deadline the timer task sleeps until (`None`: until it is kicked).
     armed: Option<Instant>,
 }
 
 /// Starts the hub's timer task on `runtime` and returns the handle every caller drives the hub
-/// through. `mailbox` bounds what waits for each session, the slack it has before it counts as
-/// a slow consumer (use the sessions' own queue budget, [`Budget::default`] for the defaults).
-pub fn spawn_hub<R: Runtime>(runtime: &R, hub: Hub, mailbox: Budget) -> HubHandle {
+/// through, with `engine` keeping its streams. `mailbox` bounds what waits for each session,
+/// the slack it has before it counts as a slow consumer (use the sessions' own queue budget,
+/// [`Budget::default`] for the defaults).
+pub fn spawn_hub<R: Runtime>(
+    runtime: &R,
+    hub: Hub,
+    engine: impl EngineLink,
+    mailbox: Budget,
+) -> HubHandle {
     let kick = Arc::new(Event::new());
     let clock = runtime.clone();
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             hub,
+            engine: Box::new(engine),
+            results: Results::default(),
             mailboxes: Mailboxes::default(),
             armed: None,
         }),
+        done: Event::new(),
         clock: Box::new(move || clock.now()),
         kick: Arc::clone(&kick),
     });
@@ -118,25 +144,45 @@ pub fn spawn_hub<R: Runtime>(runtime: &R, hub: Hub, mailbox: Budget) -> HubHandl
 }
 
 impl HubHandle {
-    /// Runs `operation` on the hub, then hands every output to the mailboxes, all under the
-    /// lock: the lock is the order, so every session sees every room's messages in one order.
-    fn with<T>(
-        &self,
-        operation: impl FnOnce(&mut Hub, &mut Mailboxes, Instant) -> T,
-    ) -> Result<T, HubGone> {
-        let mut state = self.shared.state.lock().map_err(|_| HubGone)?;
+    /// Runs `operation` on the hub, then moves everything it caused until nothing moves: the
+    /// hub's operations to the engine and the engine's events back, the hub's transmits to the
+    /// mailboxes, the results of commands to their callers. All under the lock: the lock is the
+    /// order, so every session sees every room's messages in one order.
+    fn with<T>(&self, operation: impl FnOnce(&mut State, Instant) -> T) -> Result<T, HubGone> {
+        let mut state = self.lock()?;
         let now = (self.shared.clock)();
-        let state = &mut *state;
-        let output = operation(&mut state.hub, &mut state.mailboxes, now);
-        state.mailboxes.route(&mut state.hub, now);
+        let output = operation(&mut state, now);
+        let completed = state.settle(now);
         // A grace period or an expiry sooner than the timer task sleeps: wake it to re-arm.
-        if let Some(next) = state.hub.poll_timeout() {
-            if state.armed.is_none_or(|armed| next < armed) {
-                state.armed = Some(next);
-                self.shared.kick.notify(1);
-            }
+        if let Some(next) = state.hub.poll_timeout()
+            && state.armed.is_none_or(|armed| next < armed)
+        {
+            state.armed = Some(next);
+            self.shared.kick.notify(1);
+        }
+        drop(state);
+        if completed {
+            self.shared.done.notify(usize::MAX);
         }
         Ok(output)
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, State>, HubGone> {
+        self.shared.state.lock().map_err(|_| HubGone)
+    }
+
+    /// Events of an engine that answers later (its own thread, a network link): the hub takes
+    /// them in order, and what they cause moves on as after any input.
+    pub fn engine_events(
+        &self,
+        events: impl IntoIterator<Item = EngineEvent>,
+    ) -> Result<(), HubGone> {
+        self.with(|state, now| {
+            for event in events {
+                state.hub.handle_engine(now, event);
+                state.mailboxes.route(&mut state.hub, now);
+            }
+        })
     }
 
     /// Registers a connection; returns its session id and its mailbox.
@@ -145,16 +191,16 @@ impl HubHandle {
         connect: Connect,
     ) -> Result<(SessionId, Arc<Mailbox>), ConnectError> {
         let mailbox = Arc::new(Mailbox::new(self.budget));
-        let session = self.with(|hub, mailboxes, now| {
-            let session = hub.connect(now, connect)?;
-            mailboxes.insert(session, Arc::clone(&mailbox));
+        let session = self.with(|state, now| {
+            let session = state.hub.connect(now, connect)?;
+            state.mailboxes.insert(session, Arc::clone(&mailbox));
             Ok::<_, HubError>(session)
         })??;
         Ok((session, mailbox))
     }
 
     /// Hands a client's request from its session to the hub; its answers are in the session's
-    /// mailbox when this returns.
+    /// mailbox when this returns, or come there once the engine has answered.
     pub async fn request(
         &self,
         session: SessionId,
@@ -169,7 +215,7 @@ impl HubHandle {
         session: SessionId,
         request: ClientEnvelope,
     ) -> Result<(), HubGone> {
-        self.with(|hub, _, now| hub.handle_request(now, session, request))
+        self.with(|state, now| state.hub.handle_request(now, session, request))
     }
 
     /// Removes a session (its connection ended).
@@ -183,49 +229,131 @@ impl HubHandle {
     }
 
     pub(crate) fn leave(&self, session: SessionId) -> Result<(), HubGone> {
-        self.with(|hub, mailboxes, now| {
-            mailboxes.remove(session);
-            hub.disconnect(now, session);
+        self.with(|state, now| {
+            state.mailboxes.remove(session);
+            state.hub.disconnect(now, session);
         })
     }
 
-    /// Publishes to a room from the server.
-    pub async fn publish(&self, room: RoomName, data: Payload) -> Result<Published, HubGone> {
-        self.with(|hub, _, now| hub.publish(now, room, data))
+    /// Publishes to a room from the server, once the engine has stored it.
+    pub async fn publish(
+        &self,
+        room: RoomName,
+        data: Payload,
+    ) -> Result<Result<Published, HubError>, HubGone> {
+        self.command(|hub, now| hub.publish(now, room, data)).await
     }
 
-    /// Notifies a user (stored in their outbox if they are offline).
+    /// Notifies a user (kept in their outbox, and delivered when they are away), once the
+    /// engine has stored it.
     pub async fn notify(
         &self,
         user: UserId,
         event: Option<SmolStr>,
         data: Payload,
     ) -> Result<Result<Published, HubError>, HubGone> {
-        self.with(|hub, _, now| hub.notify(now, user, event, data))
+        self.command(|hub, now| hub.notify(now, user, event, data))
+            .await
     }
 
-    /// Broadcasts to every session following the broadcast feed.
+    /// Broadcasts to every session following the broadcast feed, once the engine has stored
+    /// it.
     pub async fn broadcast(
         &self,
         event: Option<SmolStr>,
         data: Payload,
-    ) -> Result<Published, HubGone> {
-        self.with(|hub, _, now| hub.broadcast(now, event, data))
+    ) -> Result<Result<Published, HubError>, HubGone> {
+        self.command(|hub, now| hub.broadcast(now, event, data))
+            .await
+    }
+
+    /// Runs a command of the hub and waits for its result.
+    async fn command(
+        &self,
+        command: impl FnOnce(&mut Hub, Instant) -> Ticket,
+    ) -> Result<Result<Published, HubError>, HubGone> {
+        let ticket = self.with(|state, now| {
+            let ticket = command(&mut state.hub, now);
+            state.results.expect(ticket);
+            ticket
+        })?;
+        // However this ends, even if this future is dropped (its caller went), the ticket
+        // leaves the results.
+        let waiting = Waiting {
+            handle: self,
+            ticket,
+        };
+        loop {
+            // Listen before looking, so a result that comes in between is not missed.
+            let listener = self.shared.done.listen();
+            if let Some(result) = waiting.handle.lock()?.results.take(ticket) {
+                return Ok(result);
+            }
+            listener.await;
+        }
     }
 
     /// The hub's figures.
     pub async fn stats(&self) -> Result<HubStats, HubGone> {
-        self.with(|hub, mailboxes, _| {
-            let (stored_messages, stored_bytes) = hub.stored();
+        self.with(|state, _| {
+            let stored = state.engine.stats();
+            let hub = &state.hub;
             HubStats {
                 sessions: hub.session_count(),
                 rooms: hub.room_count(),
                 users: hub.user_count(),
-                stored_messages,
-                stored_bytes,
-                slow_consumers: mailboxes.slow_consumers,
+                stored_messages: stored.messages,
+                stored_bytes: stored.bytes,
+                rooms_with_history: stored.rooms_with_history,
+                outboxes: stored.outboxes,
+                pending_operations: hub.pending_operations(),
+                slow_consumers: state.mailboxes.slow_consumers,
             }
         })
+    }
+}
+
+/// A caller waiting for a command's result; dropped, its ticket leaves the results.
+struct Waiting<'a> {
+    handle: &'a HubHandle,
+    ticket: Ticket,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.handle.lock() {
+            state.results.abandon(self.ticket);
+        }
+    }
+}
+
+impl State {
+    /// Moves everything until nothing moves; returns whether a command's result came in.
+    fn settle(&mut self, now: Instant) -> bool {
+        let mut completed = false;
+        loop {
+            self.mailboxes.route(&mut self.hub, now);
+            let mut moved = false;
+            while let Some(operation) = self.hub.poll_engine() {
+                moved = true;
+                self.engine.submit(now, operation);
+            }
+            while let Some(event) = self.engine.poll_event() {
+                moved = true;
+                self.hub.handle_engine(now, event);
+                self.mailboxes.route(&mut self.hub, now);
+            }
+            while let Some(event) = self.hub.poll_event() {
+                let HubEvent::Done { ticket, result } = event else {
+                    continue;
+                };
+                self.results.complete(ticket, result);
+                completed = true;
+            }
+            if !moved {
+                return completed;
+            }
+        }
     }
 }
 
@@ -238,19 +366,23 @@ async fn run_timers<R: Runtime>(runtime: R, shared: Weak<Shared>, kick: Arc<Even
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let deadline = {
+        let (deadline, completed) = {
             let Ok(mut state) = shared.state.lock() else {
                 return; // poisoned: the hub has stopped
             };
             let now = (shared.clock)();
             let state = &mut *state;
+            let mut completed = false;
             if state.hub.poll_timeout().is_some_and(|at| at <= now) {
                 state.hub.handle_timeout(now);
-                state.mailboxes.route(&mut state.hub, now);
+                completed = state.settle(now);
             }
             state.armed = state.hub.poll_timeout();
-            state.armed
+            (state.armed, completed)
         };
+        if completed {
+            shared.done.notify(usize::MAX);
+        }
         drop(shared);
         match deadline {
             Some(deadline) => future::or(runtime.sleep_until(deadline), kicked).await,
@@ -290,87 +422,3 @@ impl std::fmt::Display for ConnectError {
 }
 
 impl std::error::Error for ConnectError {}
-
-/// The sessions' mailboxes, indexed by `SessionId::index`.
-#[derive(Default)]
-struct Mailboxes {
-    slots: Vec<Option<(SessionId, Arc<Mailbox>)>>,
-    /// Sessions whose mailbox was full during the last drain: slow consumers.
-    full: Vec<SessionId>,
-    /// Sessions whose task ended, seen during the last drain.
-    gone: Vec<SessionId>,
-    slow_consumers: u64,
-}
-
-impl Mailboxes {
-    fn insert(&mut self, session: SessionId, mailbox: Arc<Mailbox>) {
-        let index = session.index();
-        if index >= self.slots.len() {
-            self.slots.resize_with(index + 1, || None);
-        }
-        self.slots[index] = Some((session, mailbox));
-    }
-
-    fn remove(&mut self, session: SessionId) {
-        if let Some(slot) = self.slots.get_mut(session.index()) {
-            if slot.as_ref().is_some_and(|(id, _)| *id == session) {
-                if let Some((_, mailbox)) = slot.take() {
-                    mailbox.drop_session(); // its task stops waiting for deliveries
-                }
-            }
-        }
-    }
-
-    /// Never waits: a full mailbox marks the session as a slow consumer.
-    fn deliver(&mut self, session: SessionId, push: impl FnOnce(&Mailbox) -> Pushed) {
-        let Some(Some((id, mailbox))) = self.slots.get(session.index()) else {
-            return; // gone since the fan-out was made
-        };
-        if *id != session {
-            return;
-        }
-        match push(mailbox) {
-            Pushed::Ok => {}
-            Pushed::Full => self.full.push(session),
-            // The session's task ended; its disconnect is on its way, or this makes it.
-            Pushed::Gone => self.gone.push(session),
-        }
-    }
-
-    /// Hands every output of the hub to the mailboxes, then drops the sessions that could not
-    /// keep up; dropping one may produce more outputs, so until nothing is left.
-    fn route(&mut self, hub: &mut Hub, now: Instant) {
-        loop {
-            while let Some(transmit) = hub.poll_transmit() {
-                match transmit {
-                    Transmit::To {
-                        session,
-                        deliveries,
-                    } => self.deliver(session, |mailbox| mailbox.push_batch(deliveries)),
-                    Transmit::Fanout {
-                        sessions,
-                        except,
-                        delivery,
-                    } => {
-                        for session in recipients(&sessions, except) {
-                            let delivery = delivery.clone();
-                            self.deliver(session, |mailbox| mailbox.push_one(delivery));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            if self.full.is_empty() && self.gone.is_empty() {
-                return;
-            }
-            self.slow_consumers += self.full.len() as u64;
-            for session in std::mem::take(&mut self.full)
-                .into_iter()
-                .chain(std::mem::take(&mut self.gone))
-            {
-                self.remove(session);
-                hub.disconnect(now, session);
-            }
-        }
-    }
-}

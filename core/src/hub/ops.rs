@@ -1,0 +1,307 @@
+//! The hub's side of the engine exchange: operations sent, what waits on each, and the
+//! engine's events dispatched to it.
+
+use std::time::{Duration, Instant};
+
+use super::{Hub, HubError, HubEvent, Published, Ticket};
+use crate::cursor::Position;
+use crate::delivery::{Delivery, SessionId};
+use crate::engine::{EngineEvent, Fault, OpId, Operation, Record, Retention, StreamId};
+use crate::envelope::{ErrorCode, Ref, Reply, ServerMessage};
+use crate::names::{RoomName, UserId};
+
+/// How long an operation the engine could not take waits before it is sent again.
+pub(super) const RETRY: Duration = Duration::from_millis(100);
+
+/// What waits on an operation.
+#[derive(Debug)]
+pub(super) enum Pending {
+    /// An append, answered to its waiter once stored (and, when the hub follows its stream,
+    /// once delivered here).
+    Append { stream: StreamId, waiter: Waiter },
+    /// A read for a session starting on a stream: entry `index` of start `start`.
+    Entry { start: u64, index: usize },
+    /// A read that fills a gap of a feed.
+    Fill { stream: StreamId },
+    /// A session's `read`.
+    Mark {
+        session: SessionId,
+        reference: Option<Ref>,
+    },
+}
+
+/// Who waits for an append.
+#[derive(Debug)]
+pub(super) enum Waiter {
+    /// A server-side command, on this stream.
+    Api(Ticket, StreamId),
+    /// A session's `publish`.
+    Publish {
+        session: SessionId,
+        reference: Option<Ref>,
+        room: RoomName,
+    },
+    /// A session's `direct`.
+    Direct {
+        session: SessionId,
+        reference: Option<Ref>,
+        to: UserId,
+    },
+}
+
+/// What is sent again once its time comes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Retry {
+    /// A start's read.
+    Entry { start: u64, index: usize },
+    /// A feed's fill.
+    Fill(StreamId),
+}
+
+impl Hub {
+    fn op(&mut self) -> OpId {
+        self.next_op += 1;
+        OpId(self.next_op)
+    }
+
+    /// Queues an operation for the engine, with what waits on it.
+    fn send_operation(
+        &mut self,
+        now: Option<Instant>,
+        operation: Operation,
+        op: OpId,
+        pending: Pending,
+    ) {
+        self.pending.insert(op, pending);
+        self.operations.push_back(operation);
+        if let (None, Some(now)) = (self.next_expire, now) {
+            self.next_expire = Some(now + self.config.expire_every);
+        }
+    }
+
+    /// Appends a record for `waiter`, or answers it at once that the engine cannot take it.
+    pub(super) fn append(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        record: Record,
+        retention: Retention,
+        waiter: Waiter,
+    ) {
+        if self.link_down {
+            let why = "the engine is unreachable".to_owned();
+            return self.release(waiter, Err(HubError::Unavailable(why)));
+        }
+        if self.pending.len() >= self.config.max_pending {
+            let why = format!(
+                "{} operations wait for the engine already",
+                self.config.max_pending
+            );
+            return self.release(waiter, Err(HubError::Unavailable(why)));
+        }
+        let op = self.op();
+        let operation = Operation::Append {
+            op,
+            stream: stream.clone(),
+            record,
+            retention,
+        };
+        self.send_operation(Some(now), operation, op, Pending::Append { stream, waiter });
+    }
+
+    /// Asks for a stream's view and its records after `after`.
+    pub(super) fn send_read(
+        &mut self,
+        stream: StreamId,
+        after: Option<Position>,
+        max: usize,
+        pending: Pending,
+    ) -> OpId {
+        let op = self.op();
+        let operation = Operation::Read {
+            op,
+            stream,
+            after,
+            max,
+        };
+        self.send_operation(None, operation, op, pending);
+        op
+    }
+
+    /// `read` from a session: its user's outbox is read up to `upto`, on every device.
+    pub(super) fn mark_read(
+        &mut self,
+        session: SessionId,
+        reference: Option<&Ref>,
+        upto: Position,
+    ) {
+        let Some(user) = self.slots.get(session).map(|slot| slot.user.clone()) else {
+            return;
+        };
+        let op = self.op();
+        let operation = Operation::MarkRead { op, user, upto };
+        let reference = reference.cloned();
+        self.send_operation(None, operation, op, Pending::Mark { session, reference });
+    }
+
+    /// A read mark moved (or stayed): the reader is answered, and the user's other sessions
+    /// told, with how many messages are left unread.
+    fn marked(&mut self, session: SessionId, reference: Option<Ref>, user: UserId, read: Position) {
+        let stream = StreamId::Outbox(user);
+        let head = self.feeds.get(&stream).and_then(|feed| feed.seen);
+        let unread = head
+            .filter(|head| head.epoch == read.epoch)
+            .map_or(0, |head| head.offset.saturating_sub(read.offset));
+        self.answer(session, reference.as_ref(), |reference| Reply {
+            id: Some(read),
+            unread: Some(unread),
+            ..Reply::to(reference)
+        });
+        if let Some(sessions) = self.receivers(&stream) {
+            let frame = ServerMessage::Read { upto: read, unread }.encode();
+            let except = Some(session).filter(|s| sessions.contains(s));
+            self.fan_out(&sessions, except, Delivery::unstreamed(frame));
+        }
+    }
+
+    /// An engine's event, to what waits on it.
+    pub(super) fn engine_event(&mut self, now: Instant, event: EngineEvent) {
+        match event {
+            EngineEvent::Live { stream, at, record } => self.live(stream, at, record),
+            EngineEvent::Appended { op, at } => {
+                if let Some(Pending::Append { stream, waiter }) = self.pending.remove(&op) {
+                    self.appended(stream, at, waiter);
+                }
+            }
+            EngineEvent::Read {
+                op,
+                stream,
+                view,
+                records,
+            } => match self.pending.remove(&op) {
+                Some(Pending::Fill { .. }) => self.filled(stream, view, records),
+                Some(Pending::Entry { start, index }) => {
+                    self.entry_read(start, index, stream, view, records);
+                }
+                _ => {}
+            },
+            EngineEvent::Failed { op, fault } => match self.pending.remove(&op) {
+                Some(Pending::Append { waiter, .. }) => {
+                    let error = match fault {
+                        Fault::LimitReached(what) => HubError::LimitReached(what),
+                        Fault::Unavailable(why) => HubError::Unavailable(why),
+                    };
+                    self.release(waiter, Err(error));
+                }
+                // A read the engine could not take: again, a little later.
+                Some(Pending::Fill { stream }) => {
+                    if let Some(feed) = self.feeds.get_mut(&stream) {
+                        feed.fill = None;
+                        self.retries.insert((now + RETRY, Retry::Fill(stream)));
+                    }
+                }
+                Some(Pending::Entry { start, index }) => {
+                    if let Some(entry) = self.entry_mut(start, index) {
+                        entry.reading = None;
+                        self.retries
+                            .insert((now + RETRY, Retry::Entry { start, index }));
+                    }
+                }
+                Some(Pending::Mark { session, reference }) => {
+                    let error = match fault {
+                        Fault::LimitReached(what) => HubError::LimitReached(what),
+                        Fault::Unavailable(why) => HubError::Unavailable(why),
+                    };
+                    self.refuse(session, reference, error);
+                }
+                None => {}
+            },
+            EngineEvent::Marked { op, user, read, .. } => {
+                if let Some(Pending::Mark { session, reference }) = self.pending.remove(&op) {
+                    self.marked(session, reference, user, read);
+                }
+            }
+            EngineEvent::LinkDown => self.link_down = true,
+            EngineEvent::LinkUp => {
+                self.link_down = false;
+                self.link_up();
+            }
+        }
+    }
+
+    /// Sends again what is due.
+    pub(super) fn retry_due(&mut self, now: Instant) {
+        while let Some((at, retry)) = self.retries.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.retries.pop_first();
+            match retry {
+                Retry::Fill(stream) => self.fill(&stream),
+                Retry::Entry { start, index } => self.advance_entry(start, index),
+            }
+        }
+    }
+
+    /// An append is stored at `at`: its waiter is answered once this hub has delivered up to
+    /// it, if it follows the stream (so the appending session reads every message before its
+    /// own message's id), else at once.
+    fn appended(&mut self, stream: StreamId, at: Position, waiter: Waiter) {
+        if let Some(feed) = self.feeds.get_mut(&stream) {
+            let behind = feed
+                .seen
+                .is_none_or(|seen| seen.epoch == at.epoch && seen.offset < at.offset);
+            if behind {
+                feed.replies.push((at, waiter));
+                return;
+            }
+        }
+        self.release(waiter, Ok(at));
+    }
+
+    /// Answers an append's waiter.
+    pub(super) fn release(&mut self, waiter: Waiter, result: Result<Position, HubError>) {
+        match waiter {
+            Waiter::Api(ticket, stream) => {
+                let sessions = self.receivers(&stream).map_or(0, |members| members.len());
+                let result = result.map(|id| Published { id, sessions });
+                self.events.push_back(HubEvent::Done { ticket, result });
+            }
+            Waiter::Publish {
+                session,
+                reference,
+                room,
+            } => match result {
+                Ok(id) => self.answer(session, reference.as_ref(), |reference| Reply {
+                    room: Some(room),
+                    id: Some(id),
+                    ..Reply::to(reference)
+                }),
+                Err(error) => self.refuse(session, reference, error),
+            },
+            Waiter::Direct {
+                session,
+                reference,
+                to,
+            } => match result {
+                Ok(id) => {
+                    let delivered = self.users.get(&to).is_some_and(|s| !s.is_empty());
+                    self.answer(session, reference.as_ref(), |reference| Reply {
+                        id: Some(id),
+                        delivered: Some(delivered),
+                        ..Reply::to(reference)
+                    });
+                }
+                Err(error) => self.refuse(session, reference, error),
+            },
+        }
+    }
+
+    fn refuse(&mut self, session: SessionId, reference: Option<Ref>, error: HubError) {
+        let (code, message) = match error {
+            HubError::LimitReached(what) => (ErrorCode::LimitReached, what),
+            HubError::Unavailable(why) => (ErrorCode::Unavailable, why),
+        };
+        self.queue_error(session, reference, code, message);
+    }
+}
