@@ -516,7 +516,13 @@ mod tests {
     use crate::names::UserId;
 
     fn server() -> Harness {
-        Harness::new(Hub::new(HubConfig::default()), crate::testing::start())
+        // The hub's own timer (its heads check) out of the way: these tests are about the
+        // sessions' timers.
+        let config = HubConfig {
+            check_every: Duration::from_secs(3600),
+            ..HubConfig::default()
+        };
+        Harness::new(Hub::new(config), crate::testing::start())
     }
 
     fn connect(server: &mut Harness<impl Tap>, user: &str) -> SessionId {

@@ -118,6 +118,25 @@ impl MemoryEngine {
         stats
     }
 
+    /// Loses a stream at `now`, as an engine that lost its data does (a failover that lost what
+    /// was not replicated): its records go, and it starts again on a new epoch, keeping its
+    /// bounds. For simulations and tests of what a hub does then; a `Live` of the new epoch
+    /// reaches its followers as usual.
+    pub fn lose(&mut self, now: Instant, stream: &StreamId) {
+        let Some(old) = self.streams.remove(stream) else {
+            return;
+        };
+        self.bytes -= old.bytes;
+        let counted = stream.kind() == StreamKind::Outbox && !self.followed.contains(stream);
+        if counted && !old.entries.is_empty() {
+            self.outboxes -= 1;
+        }
+        let epoch = self.next_epoch();
+        let mut log = Log::new(epoch, now);
+        log.retention = old.retention;
+        self.streams.insert(stream.clone(), log);
+    }
+
     fn next_epoch(&mut self) -> u64 {
         self.epochs = self.epochs.wrapping_add(1);
         u64::from(mix32(self.seed.wrapping_add(self.epochs)))
@@ -320,6 +339,18 @@ impl Engine for MemoryEngine {
             }
             Operation::MarkRead { op, user, upto } => self.mark_read(now, op, user, upto),
             Operation::Expire => self.expire(now),
+            Operation::Tops { op, streams } => {
+                // As a read does, a stream unknown here starts (a new epoch): one the hub
+                // follows was lost, and the hub learns so.
+                let heads = streams
+                    .into_iter()
+                    .map(|stream| {
+                        let head = self.log(now, &stream).view().head;
+                        (stream, head)
+                    })
+                    .collect();
+                self.events.push_back(EngineEvent::Tops { op, heads });
+            }
         }
     }
 

@@ -20,6 +20,12 @@
 //!   stored as durably as the engine stores anything.
 //! - **Reads are whole or say so**: a read gives the stream's [`View`] with its records, and the
 //!   hub decides from the view whether a position is still covered.
+//! - **A loss changes the epoch.** An engine that loses records it acknowledged (a Redis
+//!   failover that lost what was not yet replicated) starts the stream on a new epoch, never
+//!   reuses an offset in the old one: the hub then tells every reader `recovered: false`.
+//! - **Lives may be lost** (an engine over a network): the hub finds a gap at the next `Live`
+//!   of the stream, and a lost last one by asking the heads of what it follows now and then
+//!   ([`Operation::Tops`]), and after [`LinkUp`](EngineEvent::LinkUp).
 //!
 //! Anchor: centrifuge's `Broker` and `PresenceManager` interfaces, as sans-IO operations and
 //! events rather than an async trait.
@@ -87,8 +93,8 @@ pub enum StreamKind {
     Broadcast,
 }
 
-/// An operation's number, unique among a hub's operations: the answer names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// An operation's number, unique among a hub's operations and rising: the answer names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OpId(pub u64);
 
 /// How much of a stream is kept: the oldest records go once any bound is passed. An append
@@ -157,6 +163,15 @@ pub enum Operation {
     /// Drop the records past their stream's age, as of now: a housekeeping sweep (a read never
     /// returns such a record anyway).
     Expire,
+    /// The heads of these streams: answered [`Tops`](EngineEvent::Tops). The hub asks now and
+    /// then for the streams it follows, to find a `Live` the engine lost that no later one
+    /// reveals.
+    Tops {
+        /// Its number.
+        op: OpId,
+        /// The streams.
+        streams: Vec<StreamId>,
+    },
 }
 
 /// Where a stream stands.
@@ -247,6 +262,15 @@ pub enum EngineEvent {
         before: u64,
         /// The mark now, in the outbox's epoch.
         read: Position,
+    },
+    /// The heads asked for: each stream's epoch and last offset (`epoch.0` when it holds
+    /// nothing). A stream the engine does not know may be left out, or started as a read
+    /// starts it.
+    Tops {
+        /// The question.
+        op: OpId,
+        /// The heads.
+        heads: Vec<(StreamId, Position)>,
     },
     /// The engine lost its link (to Redis): appends fail until [`LinkUp`](Self::LinkUp).
     LinkDown,

@@ -7,18 +7,23 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use smol_str::SmolStr;
 
+use super::OpId;
 use crate::delivery::{SessionId, Shared};
 use crate::envelope::Payload;
 use crate::names::UserId;
 
-/// Who appended a record: a session of a hub (a node). The hub that appended it does not
-/// deliver it live to that session (exclude-sender); every reader's history is the same.
+/// Who appended a record: a session of a hub (a node), with the append's number there. The hub
+/// that appended it does not deliver it live to that session (exclude-sender), and answers the
+/// append when its `Live` comes (it may come before `Appended`); every reader's history is the
+/// same.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Origin {
     /// The hub's node number ([`HubConfig::node`](crate::hub::HubConfig::node)).
     pub node: u64,
     /// The session.
     pub session: SessionId,
+    /// The append's number at that hub (set by the hub as it sends the append).
+    pub op: OpId,
 }
 
 /// What a record says; its stream and position make the rest of the frame.
@@ -94,14 +99,14 @@ impl std::fmt::Display for RecordError {
 
 impl std::error::Error for RecordError {}
 
-/// The stored form, JSON: `{"t":"room","f":"alice","d":{...}}` and `"o":[node,session]` when
-/// a session appended it. The offset is the engine's key, not part of the bytes.
+/// The stored form, JSON: `{"t":"room","f":"alice","d":{...}}` and `"o":[node,session,op]`
+/// when a session appended it. The offset is the engine's key, not part of the bytes.
 #[derive(Serialize, Deserialize)]
 struct Stored<'a> {
     #[serde(rename = "t")]
     kind: &'a str,
     #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
-    origin: Option<(u64, u64)>,
+    origin: Option<(u64, u64, u64)>,
     #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
     from: Option<&'a str>,
     #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
@@ -155,7 +160,7 @@ impl Record {
         };
         let stored = Stored {
             kind,
-            origin: self.origin.map(|o| (o.node, o.session.0)),
+            origin: self.origin.map(|o| (o.node, o.session.0, o.op.0)),
             from,
             event,
             data: data.as_raw(),
@@ -191,9 +196,10 @@ impl Record {
             },
             _ => return Err(invalid("an unknown kind of record")),
         };
-        let origin = stored.origin.map(|(node, session)| Origin {
+        let origin = stored.origin.map(|(node, session, op)| Origin {
             node,
             session: SessionId(session),
+            op: OpId(op),
         });
         Ok(Self::new(offset, origin, message))
     }
@@ -213,6 +219,7 @@ mod tests {
         let origin = Some(Origin {
             node: 7,
             session: SessionId(u64::MAX),
+            op: OpId(u64::MAX),
         });
         let records = [
             Record::new(

@@ -44,7 +44,11 @@ impl Hub {
     }
 
     /// Queues deliveries for one session, in order, as one batch with any queued just before.
+    /// A session gone meanwhile (an answer the engine gave after it left) gets nothing.
     pub(super) fn replay(&mut self, session: SessionId, mut deliveries: Vec<Shared>) {
+        if self.slots.get(session).is_none() {
+            return;
+        }
         if let Some(Transmit::To {
             session: last,
             deliveries: queued,

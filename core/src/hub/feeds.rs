@@ -34,6 +34,29 @@ pub(super) struct Feed {
     /// Answers that wait until the feed has delivered up to their message (a publish's reply
     /// goes out after every message before it), by offset.
     pub(super) replies: Vec<(Position, Waiter)>,
+    /// The epochs the feed was reset from, newest last (a few): an answer in one of them is
+    /// late news of a message the reset already told about, and goes at once.
+    pub(super) past_epochs: Vec<u64>,
+    /// The newest read whose view the feed went by (at first, the last operation sent before
+    /// the feed was made). The engine takes operations in order, so an answer to an older one
+    /// can only be staler: its view is not gone by.
+    pub(super) view_op: OpId,
+}
+
+/// Past epochs a feed remembers.
+const PAST_EPOCHS: usize = 4;
+
+impl Feed {
+    /// Whether an answer for the message at `at` may go now: the feed has delivered up to
+    /// it, or it is of an epoch the feed was reset from. One of an epoch the feed has not
+    /// reached yet waits for the reset that brings it there.
+    pub(super) fn answers(&self, at: Position) -> bool {
+        match self.seen {
+            None => false,
+            Some(seen) if seen.epoch == at.epoch => at.offset <= seen.offset,
+            Some(_) => self.past_epochs.contains(&at.epoch),
+        }
+    }
 }
 
 impl Hub {
@@ -45,8 +68,13 @@ impl Hub {
                 stream: stream.clone(),
                 retention,
             });
+            let feed = Feed {
+                view_op: OpId(self.next_op),
+                ..Feed::default()
+            };
+            self.feeds.insert(stream.clone(), feed);
         }
-        self.feeds.entry(stream.clone()).or_default().interest += 1;
+        self.feeds.get_mut(stream).expect("made above").interest += 1;
     }
 
     /// A session stops following `stream`: the last one to stop ends the hub's following.
@@ -61,7 +89,15 @@ impl Hub {
         let feed = self.feeds.remove(stream).expect("just seen");
         self.operations
             .push_back(Operation::Unfollow(stream.clone()));
-        for (at, waiter) in feed.replies {
+        // Answers that waited for the feed go once the input that let it go has had its own
+        // answer (a `leave`'s reply before its publishes' ones: their ids are not positions
+        // the leaver reached).
+        self.owed.extend(feed.replies);
+    }
+
+    /// Sends the answers a feed let go of owed.
+    pub(super) fn release_owed(&mut self) {
+        for (at, waiter) in std::mem::take(&mut self.owed) {
             self.release(waiter, Ok(at));
         }
     }
@@ -123,13 +159,22 @@ impl Hub {
     }
 
     /// A fill's answer.
-    pub(super) fn filled(&mut self, stream: StreamId, view: View, records: Vec<Arc<Record>>) {
+    pub(super) fn filled(
+        &mut self,
+        op: OpId,
+        stream: StreamId,
+        view: View,
+        records: Vec<Arc<Record>>,
+    ) {
         let Some(feed) = self.feeds.get_mut(&stream) else {
             return;
         };
+        if feed.fill != Some(op) {
+            return; // a fill of a feed that was let go and made again
+        }
         feed.fill = None;
         let after = feed.seen;
-        self.feed_from_read(&stream, view, after, &records);
+        self.feed_from_read(&stream, op, view, after, &records);
     }
 
     /// What a read says of the feed: its first view; an epoch that changed or a gap history no
@@ -138,6 +183,7 @@ impl Hub {
     pub(super) fn feed_from_read(
         &mut self,
         stream: &StreamId,
+        op: OpId,
         view: View,
         after: Option<Position>,
         records: &[Arc<Record>],
@@ -145,8 +191,20 @@ impl Hub {
         let Some(feed) = self.feeds.get_mut(stream) else {
             return;
         };
+        let fresh = op > feed.view_op;
+        if fresh {
+            feed.view_op = op;
+        }
         match feed.seen {
-            None => feed.seen = Some(view.head),
+            None if fresh => feed.seen = Some(view.head),
+            // A stale first view: a fresh one is asked for.
+            None => return self.fill(stream),
+            // A view older than what the feed delivered (answered before Lives the feed has
+            // had since, or of an epoch it was reset from): nothing to learn from it.
+            Some(seen)
+                if !fresh
+                    || (view.head.epoch == seen.epoch && view.head.offset < seen.offset)
+                    || feed.past_epochs.contains(&view.head.epoch) => {}
             // History moved on past what was delivered, or the stream started afresh (or lost
             // what it had): what the receivers missed cannot be given them.
             Some(seen) if !view.covers(seen) => self.reset(stream, view.head),
@@ -183,7 +241,7 @@ impl Hub {
             let Some(seen) = feed.seen else { return };
             // Held Lives at or before what was delivered, or of an old epoch, are done with.
             feed.held
-                .retain(|offset, (at, _)| at.epoch != seen.epoch || *offset > seen.offset);
+                .retain(|offset, (at, _)| at.epoch == seen.epoch && *offset > seen.offset);
             let next = feed.held.first_key_value().map(|(_, (at, _))| *at);
             match next {
                 Some(at)
@@ -197,16 +255,11 @@ impl Hub {
                 _ => break,
             }
         }
-        let feed = self.feeds.get_mut(stream).expect("checked in the loop");
-        let seen = feed.seen.expect("checked in the loop");
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut feed.replies)
-            .into_iter()
-            .partition(|(at, _)| at.epoch != seen.epoch || at.offset <= seen.offset);
-        feed.replies = waiting;
-        let gap = !feed.held.is_empty();
-        for (at, waiter) in ready {
-            self.release(waiter, Ok(at));
-        }
+        self.release_replies(stream);
+        let gap = self
+            .feeds
+            .get(stream)
+            .is_some_and(|feed| !feed.held.is_empty());
         self.starts_on(stream);
         if gap {
             self.fill(stream);
@@ -229,6 +282,29 @@ impl Hub {
         if let Some(feed) = self.feeds.get_mut(stream) {
             feed.seen = Some(at);
         }
+        // A publisher's reply goes right after its message has gone to the others, before the
+        // next one: its id is where the publisher then is.
+        if let Some(origin) = record.origin.filter(|o| o.node == self.config.node) {
+            self.appended_live(origin.op, at);
+        }
+        self.release_replies(stream);
+    }
+
+    /// The answers the feed has now reached go.
+    fn release_replies(&mut self, stream: &StreamId) {
+        let Some(feed) = self.feeds.get_mut(stream) else {
+            return;
+        };
+        if feed.replies.is_empty() {
+            return;
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut feed.replies)
+            .into_iter()
+            .partition(|(at, _)| feed.answers(*at));
+        feed.replies = waiting;
+        for (at, waiter) in ready {
+            self.release(waiter, Ok(at));
+        }
     }
 
     /// What the feed delivered can no longer be followed on from: the receivers are told the
@@ -237,8 +313,16 @@ impl Hub {
         let Some(feed) = self.feeds.get_mut(stream) else {
             return;
         };
+        if let Some(old) = feed.seen.map(|seen| seen.epoch)
+            && old != head.epoch
+        {
+            feed.past_epochs.retain(|epoch| *epoch != old);
+            if feed.past_epochs.len() == PAST_EPOCHS {
+                feed.past_epochs.remove(0);
+            }
+            feed.past_epochs.push(old);
+        }
         feed.seen = Some(head);
-        let replies = std::mem::take(&mut feed.replies);
         let start = StreamStart {
             stream: match stream {
                 StreamId::Room(room) => Stream::Room(room.clone()),
@@ -257,9 +341,9 @@ impl Hub {
         if let Some(members) = self.receivers(stream) {
             self.fan_out(&members, None, Delivery::unstreamed(frame));
         }
-        for (at, waiter) in replies {
-            self.release(waiter, Ok(at));
-        }
+        // The caller then advances the feed: answers the reset covers go, with their ids (a
+        // client does not move back to them); one past the new head waits for the messages
+        // before it.
     }
 
     /// The engine's link is back: every feed reads what it may have missed.

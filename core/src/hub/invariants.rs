@@ -174,6 +174,36 @@ impl Hub {
                 }
             }
         }
+        if !self.owed.is_empty() {
+            return Err(format!("{} answers owed after an input", self.owed.len()));
+        }
+        let mut listed = 0;
+        for (session, ids) in &self.session_starts {
+            listed += ids.len();
+            for id in ids {
+                if self
+                    .starts
+                    .get(id)
+                    .is_none_or(|start| start.session != *session)
+                {
+                    return Err(format!("{session} lists start {id}, not its own"));
+                }
+            }
+        }
+        if listed != self.starts.len() {
+            return Err(format!(
+                "{} starts, {listed} listed by their sessions",
+                self.starts.len()
+            ));
+        }
+        for (stream, parked) in &self.parked {
+            for (id, index) in parked {
+                let entry = self.starts.get(id).and_then(|s| s.entries.get(*index));
+                if entry.is_none_or(|entry| entry.stream != *stream || entry.reading.is_some()) {
+                    return Err(format!("entry {id}.{index} parked on {stream:?} wrongly"));
+                }
+            }
+        }
         for (stream, feed) in &self.feeds {
             if let Some(op) = feed.fill
                 && !self.pending.contains_key(&op)

@@ -99,6 +99,10 @@ pub struct HubConfig {
     /// How often the engine is asked to drop the history past its age: every 10 s (a read
     /// never returns such a message anyway; this frees the memory).
     pub expire_every: Duration,
+    /// How often the engine is asked the heads of the streams the hub follows: every 5 s. A
+    /// `Live` an engine lost is found at the stream's next one; this finds a lost last one (and
+    /// a stream that started afresh) when nothing follows it.
+    pub check_every: Duration,
 }
 
 impl Default for HubConfig {
@@ -117,6 +121,7 @@ impl Default for HubConfig {
             max_rooms_per_session: 100,
             max_pending: 10_000,
             expire_every: Duration::from_secs(10),
+            check_every: Duration::from_secs(5),
         }
     }
 }
@@ -243,11 +248,19 @@ pub struct Hub {
     feeds: BTreeMap<StreamId, Feed>,
     /// Sessions starting on streams (a connection, a join), waiting for reads.
     starts: BTreeMap<u64, Start>,
+    /// Each session's starts, oldest first: they are answered in that order.
+    session_starts: BTreeMap<SessionId, VecDeque<u64>>,
+    /// Entries of starts (start, index) with no read in flight, by stream: the feed's next
+    /// move takes them on.
+    parked: BTreeMap<StreamId, BTreeSet<(u64, usize)>>,
     next_start: u64,
     /// Presence grace periods: (end, room, user).
     graces: BTreeSet<(Instant, RoomName, UserId)>,
     /// When the engine is next asked to expire history.
     next_expire: Option<Instant>,
+    /// When the engine is next asked the heads of the followed streams: armed by the first
+    /// connection, disarmed while nothing is followed.
+    next_check: Option<Instant>,
     transmits: VecDeque<Transmit>,
     /// Operations for the engine, not yet drained.
     operations: VecDeque<Operation>,
@@ -260,6 +273,8 @@ pub struct Hub {
     next_ticket: u64,
     /// The engine said its link is down: appends are refused at once until it is back.
     link_down: bool,
+    /// Answers a feed let go of owed, sent at the end of the input (see `lose_interest`).
+    owed: Vec<(Position, ops::Waiter)>,
 }
 
 impl Hub {
@@ -273,9 +288,12 @@ impl Hub {
             all_followers: Members::default(),
             feeds: BTreeMap::new(),
             starts: BTreeMap::new(),
+            session_starts: BTreeMap::new(),
+            parked: BTreeMap::new(),
             next_start: 0,
             graces: BTreeSet::new(),
             next_expire: None,
+            next_check: None,
             transmits: VecDeque::new(),
             operations: VecDeque::new(),
             pending: BTreeMap::new(),
@@ -284,6 +302,7 @@ impl Hub {
             events: VecDeque::new(),
             next_ticket: 0,
             link_down: false,
+            owed: Vec::new(),
         }
     }
 
@@ -307,6 +326,7 @@ impl Hub {
             )));
         }
         let session = self.slots.insert(connect.user.clone());
+        self.next_check.get_or_insert(now + self.config.check_every);
         self.users.entry(connect.user.clone()).or_default();
         for room in &connect.rooms {
             self.enter_room(now, session, room);
@@ -345,6 +365,7 @@ impl Hub {
         }
         self.lose_interest(&StreamId::Outbox(slot.user.clone()));
         self.cancel_starts(session);
+        self.release_owed();
     }
 
     /// Handles a client's request, forwarded by its session. The answer (a `reply` when the
@@ -430,6 +451,9 @@ impl Hub {
             self.next_expire = Some(now + self.config.expire_every);
             self.operations.push_back(Operation::Expire);
         }
+        if self.next_check.is_some_and(|at| at <= now) {
+            self.next_check = self.check_heads().then(|| now + self.config.check_every);
+        }
     }
 
     /// The next output: deliveries for one session, or one delivery for many. A driver drains
@@ -454,7 +478,10 @@ impl Hub {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let grace = self.graces.first().map(|(at, _, _)| *at);
         let retry = self.retries.first().map(|(at, _)| *at);
-        [grace, retry, self.next_expire].into_iter().flatten().min()
+        [grace, retry, self.next_expire, self.next_check]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Live sessions.
@@ -546,5 +573,7 @@ fn swap_remove(members: &mut Members, position: u32) -> Option<SessionId> {
     members.get(position).copied()
 }
 
+#[cfg(test)]
+mod late_news_tests;
 #[cfg(test)]
 mod tests;

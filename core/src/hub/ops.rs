@@ -23,6 +23,8 @@ pub(super) enum Pending {
     Entry { start: u64, index: usize },
     /// A read that fills a gap of a feed.
     Fill { stream: StreamId },
+    /// The heads of the feeds, checked against what they delivered.
+    Tops,
     /// A session's `read`.
     Mark {
         session: SessionId,
@@ -100,6 +102,10 @@ impl Hub {
             return self.release(waiter, Err(HubError::Unavailable(why)));
         }
         let op = self.op();
+        let mut record = record;
+        if let Some(origin) = &mut record.origin {
+            origin.op = op;
+        }
         let operation = Operation::Append {
             op,
             stream: stream.clone(),
@@ -179,9 +185,9 @@ impl Hub {
                 view,
                 records,
             } => match self.pending.remove(&op) {
-                Some(Pending::Fill { .. }) => self.filled(stream, view, records),
+                Some(Pending::Fill { .. }) => self.filled(op, stream, view, records),
                 Some(Pending::Entry { start, index }) => {
-                    self.entry_read(start, index, stream, view, records);
+                    self.entry_read(op, start, index, stream, view, records);
                 }
                 _ => {}
             },
@@ -207,6 +213,8 @@ impl Hub {
                             .insert((now + RETRY, Retry::Entry { start, index }));
                     }
                 }
+                // The next check asks again.
+                Some(Pending::Tops) => {}
                 Some(Pending::Mark { session, reference }) => {
                     let error = match fault {
                         Fault::LimitReached(what) => HubError::LimitReached(what),
@@ -221,10 +229,56 @@ impl Hub {
                     self.marked(session, reference, user, read);
                 }
             }
+            EngineEvent::Tops { op, heads } => {
+                if let Some(Pending::Tops) = self.pending.remove(&op) {
+                    self.tops(heads);
+                }
+            }
             EngineEvent::LinkDown => self.link_down = true,
             EngineEvent::LinkUp => {
                 self.link_down = false;
                 self.link_up();
+            }
+        }
+    }
+
+    /// Asks the engine the heads of the streams followed here and delivered from (a feed
+    /// filling a gap reads already). Returns whether anything is followed: while nothing is,
+    /// the checks stop until the next connection.
+    pub(super) fn check_heads(&mut self) -> bool {
+        if self.feeds.is_empty() {
+            return false;
+        }
+        let asked = self
+            .pending
+            .values()
+            .any(|pending| matches!(pending, Pending::Tops));
+        let streams: Vec<StreamId> = self
+            .feeds
+            .iter()
+            .filter(|(_, feed)| feed.seen.is_some() && feed.fill.is_none())
+            .map(|(stream, _)| stream.clone())
+            .collect();
+        if !asked && !streams.is_empty() {
+            let op = self.op();
+            let operation = Operation::Tops { op, streams };
+            self.send_operation(None, operation, op, Pending::Tops);
+        }
+        true
+    }
+
+    /// The heads the engine holds: a feed behind its stream's head, or on another epoch, has
+    /// missed a `Live` (lost, or still on its way): a read fills it, or tells its receivers.
+    fn tops(&mut self, heads: Vec<(StreamId, Position)>) {
+        for (stream, head) in heads {
+            let behind = self.feeds.get(&stream).is_some_and(|feed| {
+                let stale = feed.past_epochs.contains(&head.epoch);
+                feed.seen.is_some_and(|seen| {
+                    !stale && (seen.epoch != head.epoch || seen.offset < head.offset)
+                })
+            });
+            if behind {
+                self.fill(&stream);
             }
         }
     }
@@ -243,18 +297,24 @@ impl Hub {
         }
     }
 
+    /// An append of this hub came back live at `at`: stored, and delivered here up to it. Its
+    /// waiter is answered now, before the stream's next message, whether `Appended` came yet
+    /// or not (a publisher learns its own message's position from the answer alone).
+    pub(super) fn appended_live(&mut self, op: OpId, at: Position) {
+        if let Some(Pending::Append { waiter, .. }) = self.pending.remove(&op) {
+            self.release(waiter, Ok(at));
+        }
+    }
+
     /// An append is stored at `at`: its waiter is answered once this hub has delivered up to
     /// it, if it follows the stream (so the appending session reads every message before its
     /// own message's id), else at once.
     fn appended(&mut self, stream: StreamId, at: Position, waiter: Waiter) {
-        if let Some(feed) = self.feeds.get_mut(&stream) {
-            let behind = feed
-                .seen
-                .is_none_or(|seen| seen.epoch == at.epoch && seen.offset < at.offset);
-            if behind {
-                feed.replies.push((at, waiter));
-                return;
-            }
+        if let Some(feed) = self.feeds.get_mut(&stream)
+            && !feed.answers(at)
+        {
+            feed.replies.push((at, waiter));
+            return;
         }
         self.release(waiter, Ok(at));
     }

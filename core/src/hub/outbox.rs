@@ -7,7 +7,7 @@ use smol_str::SmolStr;
 use super::ops::Waiter;
 use super::{Hub, Refusal, Ticket};
 use crate::delivery::SessionId;
-use crate::engine::{Message, Origin, Record, StreamId};
+use crate::engine::{Message, OpId, Origin, Record, StreamId};
 use crate::envelope::{Payload, Ref};
 use crate::names::UserId;
 
@@ -28,9 +28,11 @@ impl Hub {
             .expect("checked by the caller")
             .user
             .clone();
+        // The append's number is set as it is sent.
         let origin = Some(Origin {
             node: self.config.node,
             session,
+            op: OpId(0),
         });
         let waiter = Waiter::Direct {
             session,

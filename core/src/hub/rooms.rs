@@ -9,7 +9,7 @@ use super::room::{Left, Room};
 use super::{Hub, Refusal};
 use crate::cursor::Position;
 use crate::delivery::{Delivery, SessionId, Shared};
-use crate::engine::{Message, Origin, Record, StreamId};
+use crate::engine::{Message, OpId, Origin, Record, StreamId};
 use crate::envelope::{ErrorCode, Payload, Ref, Reply, ServerMessage};
 use crate::names::{RoomName, UserId};
 
@@ -58,6 +58,7 @@ impl Hub {
             room: Some(room),
             ..Reply::to(reference)
         });
+        self.release_owed();
         Ok(())
     }
 
@@ -100,9 +101,11 @@ impl Hub {
             return Err(not_member(&room));
         }
         let from = Some(slot.user.clone());
+        // The append's number is set as it is sent.
         let origin = Some(Origin {
             node: self.config.node,
             session,
+            op: OpId(0),
         });
         let waiter = Waiter::Publish {
             session,

@@ -128,6 +128,10 @@ impl Hub {
         self.next_start += 1;
         let id = self.next_start;
         let count = entries.len();
+        self.session_starts
+            .entry(session)
+            .or_default()
+            .push_back(id);
         self.starts.insert(
             id,
             Start {
@@ -156,10 +160,23 @@ impl Hub {
         }
         let stream = entry.stream.clone();
         let seen = self.feeds.get(&stream).and_then(|feed| feed.seen);
+        // Until the entry reads, the feed's next move takes it on.
+        self.parked
+            .entry(stream.clone())
+            .or_default()
+            .insert((start, index));
         let after = match entry.reached {
             // The first step: the read mark, the asked position, or the head.
             None if entry.by_mark => None,
-            None if entry.asked.is_none() && seen.is_some() => {
+            // The head, once the feed knows it: one read for the feed, however many wait.
+            None if entry.asked.is_none() && seen.is_none() => {
+                let reading = self.feeds.get(&stream).is_some_and(|f| f.fill.is_some());
+                if !reading {
+                    self.fill(&stream);
+                }
+                return;
+            }
+            None if entry.asked.is_none() => {
                 let entry = self.entry_mut(start, index).expect("seen above");
                 entry.from = seen;
                 entry.reached = seen;
@@ -184,13 +201,43 @@ impl Hub {
             // it has caught up.
             Some(_) => return,
         };
+        self.unpark(&stream, start, index);
         let op = self.send_read(stream, after, READ_MAX, Pending::Entry { start, index });
         self.entry_mut(start, index).expect("seen above").reading = Some((op, after));
+    }
+
+    fn unpark(&mut self, stream: &StreamId, start: u64, index: usize) {
+        if let Some(parked) = self.parked.get_mut(stream) {
+            parked.remove(&(start, index));
+            if parked.is_empty() {
+                self.parked.remove(stream);
+            }
+        }
+    }
+
+    /// A start leaves (answered, or its session gone): its entries are no longer parked, and
+    /// its session's next start is the oldest.
+    fn forget_start(&mut self, id: u64, start: &Start) {
+        for (index, entry) in start.entries.iter().enumerate() {
+            self.unpark(&entry.stream, id, index);
+        }
+        if let Some(ids) = self.session_starts.get_mut(&start.session) {
+            ids.retain(|other| *other != id);
+            if ids.is_empty() {
+                self.session_starts.remove(&start.session);
+            }
+        }
+    }
+
+    /// The session's oldest start, if it has one.
+    fn oldest_start(&self, session: SessionId) -> Option<u64> {
+        self.session_starts.get(&session)?.front().copied()
     }
 
     /// A read for an entry: its replay grows, then the feed learns from the read too.
     pub(super) fn entry_read(
         &mut self,
+        op: OpId,
         start: u64,
         index: usize,
         stream: StreamId,
@@ -256,24 +303,15 @@ impl Hub {
                 }
             }
         }
-        self.feed_from_read(&stream, view, after, &records);
+        self.feed_from_read(&stream, op, view, after, &records);
         self.advance_entry(start, index);
     }
 
-    /// Every start with an entry on `stream` goes on: the feed moved.
+    /// Every entry parked on `stream` goes on: the feed moved. (Each parks again, or reads.)
     pub(super) fn starts_on(&mut self, stream: &StreamId) {
-        let waiting: Vec<(u64, usize)> = self
-            .starts
-            .iter()
-            .flat_map(|(id, start)| {
-                start
-                    .entries
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, entry)| entry.stream == *stream && entry.reading.is_none())
-                    .map(move |(index, _)| (*id, index))
-            })
-            .collect();
+        let Some(waiting) = self.parked.remove(stream) else {
+            return;
+        };
         for (start, index) in waiting {
             self.advance_entry(start, index);
         }
@@ -286,12 +324,7 @@ impl Hub {
             return;
         };
         let session = start.session;
-        let oldest = self
-            .starts
-            .iter()
-            .find(|(_, s)| s.session == session)
-            .map(|(id, _)| *id);
-        if oldest != Some(id) {
+        if self.oldest_start(session) != Some(id) {
             return;
         }
         let caught_up = start.entries.iter().all(|entry| {
@@ -303,13 +336,9 @@ impl Hub {
             return;
         }
         let start = self.starts.remove(&id).expect("seen above");
+        self.forget_start(id, &start);
         self.complete(start);
-        let next = self
-            .starts
-            .iter()
-            .find(|(_, s)| s.session == session)
-            .map(|(id, _)| *id);
-        if let Some(next) = next {
+        if let Some(next) = self.oldest_start(session) {
             self.try_complete(next);
         }
     }
@@ -405,33 +434,42 @@ impl Hub {
 
     /// The session went: what it was starting on is forgotten.
     pub(super) fn cancel_starts(&mut self, session: SessionId) {
-        self.starts.retain(|_, start| start.session != session);
+        let ids = self
+            .session_starts
+            .get(&session)
+            .cloned()
+            .unwrap_or_default();
+        for id in ids {
+            if let Some(start) = self.starts.remove(&id) {
+                self.forget_start(id, &start);
+            }
+        }
     }
 
     /// The session left `room` before its join completed: the join is answered so.
     pub(super) fn cancel_join(&mut self, session: SessionId, room: &RoomName) {
-        let cancelled: Vec<u64> = self
-            .starts
-            .iter()
-            .filter(|(_, start)| start.session == session)
-            .filter(
-                |(_, start)| matches!(&start.kind, StartKind::Join { room: r, .. } if r == room),
-            )
-            .map(|(id, _)| *id)
+        let ids = self
+            .session_starts
+            .get(&session)
+            .cloned()
+            .unwrap_or_default();
+        let cancelled: Vec<u64> = ids
+            .into_iter()
+            .filter(|id| {
+                self.starts.get(id).is_some_and(
+                    |start| matches!(&start.kind, StartKind::Join { room: r, .. } if r == room),
+                )
+            })
             .collect();
         for id in cancelled {
             let start = self.starts.remove(&id).expect("listed");
+            self.forget_start(id, &start);
             if let StartKind::Join { reference, .. } = start.kind {
                 let message = format!("left room {room:?} before the join completed");
                 self.queue_error(session, reference, ErrorCode::NotMember, message);
             }
         }
-        let next = self
-            .starts
-            .iter()
-            .find(|(_, s)| s.session == session)
-            .map(|(id, _)| *id);
-        if let Some(next) = next {
+        if let Some(next) = self.oldest_start(session) {
             self.try_complete(next);
         }
     }

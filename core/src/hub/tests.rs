@@ -457,10 +457,17 @@ fn history_ages_out_and_an_unused_stream_is_forgotten() {
     assert_eq!(w.hub().room_count(), 0, "an empty room is removed");
     assert_eq!(w.stored().records, 1, "its history stays for resumes");
     assert_eq!(w.stored().rooms_with_history, 1);
-    // The engine is asked to expire history every 10 s.
+    // The engine is asked the heads of the followed streams every 5 s (alice's outbox), and
+    // to expire history every 10 s.
     assert_eq!(
         w.hub().poll_timeout(),
-        Some(w.now() + Duration::from_secs(10))
+        Some(w.now() + Duration::from_secs(5))
+    );
+    w.advance(Duration::from_secs(5));
+    assert_eq!(
+        w.hub().poll_timeout(),
+        Some(w.now() + Duration::from_secs(5)),
+        "both at once"
     );
     w.advance(Duration::from_secs(600));
     assert_eq!((w.stored().records, w.stored().bytes), (0, 0));

@@ -116,7 +116,9 @@ impl State {
                         events,
                         undo,
                     )?,
-                    Operation::Read { .. } => reads.push(operation.clone()),
+                    Operation::Read { .. } | Operation::Tops { .. } => {
+                        reads.push(operation.clone());
+                    }
                     Operation::Follow { stream, retention } => {
                         let meta = self.meta(&mut records, stream, now_ms, undo)?;
                         meta.retention.get_or_insert(*retention);
@@ -360,6 +362,21 @@ impl State {
         let txn = self.db.begin_read()?;
         let records = txn.open_table(RECORDS)?;
         for read in reads {
+            if let Operation::Tops { op, streams } = read {
+                let heads = streams
+                    .iter()
+                    .filter_map(|stream| {
+                        let meta = self.metas.get(stream)?;
+                        let head = Position {
+                            epoch: meta.epoch,
+                            offset: meta.next - 1,
+                        };
+                        Some((stream.clone(), head))
+                    })
+                    .collect();
+                events.push(EngineEvent::Tops { op: *op, heads });
+                continue;
+            }
             let Operation::Read {
                 op,
                 stream,
@@ -458,6 +475,7 @@ fn failed(operations: &[Operation], error: &StoreError) -> Vec<EngineEvent> {
         .filter_map(|operation| match operation {
             Operation::Append { op, .. }
             | Operation::Read { op, .. }
+            | Operation::Tops { op, .. }
             | Operation::MarkRead { op, .. } => Some(EngineEvent::Failed {
                 op: *op,
                 fault: fault(),

@@ -117,6 +117,7 @@ fn an_append_comes_back_live_only_to_a_follower_and_after_its_answer() {
     let origin = Some(Origin {
         node: 1,
         session: crate::delivery::SessionId(9),
+        op,
     });
     let events = bench.events(Operation::Append {
         op,
