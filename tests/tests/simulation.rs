@@ -4,7 +4,7 @@
 //! ```sh
 //! # CI's fixed set: seeds 0..32, 2,000 steps each
 //! cargo test -p roomcast-tests --test simulation
-//! # thousands: seeds 0..1000, 10,000 steps each (release: about N minutes on 2 cores)
+//! # thousands: seeds 0..1000, 10,000 steps each (release: about 5 minutes on one core)
 //! SIM_SEEDS=1000 SIM_STEPS=10000 cargo test --release -p roomcast-tests --test simulation fixed_seeds -- --nocapture
 //! # one seed, as a failure prints it
 //! SIM_SEED=7 SIM_STEPS=2000 cargo test -p roomcast-tests --test simulation replay -- --nocapture

@@ -27,7 +27,10 @@ impl World {
                     let room = room(r);
                     self.send(
                         c,
-                        Request::Publish(r),
+                        Request::Publish {
+                            room: r,
+                            reset: false,
+                        },
                         ClientMessage::Publish { room, data },
                     );
                 }
@@ -63,27 +66,16 @@ impl World {
                     let ticket = self
                         .house
                         .feed_hub(|hub, now| hub.publish(now, room(r), data));
-                    let id = match self.house.poll_hub_event() {
-                        Some(HubEvent::Done {
-                            ticket: done,
-                            result,
-                        }) if done == ticket => result.map_err(|e| e.to_string())?.id,
-                        other => return Err(format!("no result for {ticket:?}: {other:?}")),
-                    };
-                    let wire = self.house.tap_mut();
-                    wire.oracle.stored(r, id, self.now)?;
-                    wire.summary.published += 1;
+                    self.api.insert(ticket);
                 }
             }
             62..66 => {
                 let data = Payload::from_json("4").expect("JSON");
                 let to = user(self.rng.index(USERS));
-                self.house
+                let ticket = self
+                    .house
                     .feed_hub(|hub, now| hub.notify(now, to, None, data));
-                match self.house.poll_hub_event() {
-                    Some(HubEvent::Done { result, .. }) => result.map_err(|e| e.to_string())?,
-                    other => return Err(format!("no result for a notify: {other:?}")),
-                };
+                self.api.insert(ticket);
             }
             66..70 if connected => self.reset(c),
             70..73 if connected => {
@@ -100,6 +92,20 @@ impl World {
                 self.clients[c].silent_deadline = None;
                 self.house.tap_mut().summary.stalls += 1;
                 self.log(format!("c{c}: stops reading for a while"));
+            }
+            78..80 if self.house.engine().faults.outages => {
+                let outage = Duration::from_millis(self.rng.between(100, 3000));
+                self.house.engine_mut().flap(outage);
+                self.house.drive();
+                self.log(format!("the engine's link goes down for {outage:?}"));
+            }
+            80 if self.house.engine().faults.outages => {
+                // What the engine stored so far is the oracle's before the loss.
+                self.learn()?;
+                let r = self.rng.index(ROOMS);
+                self.house.engine_mut().lose(&StreamId::Room(room(r)));
+                self.house.tap_mut().oracle.lost(r);
+                self.log(format!("the engine loses room{r}"));
             }
             77 => {
                 self.house.tap_mut().summary.storms += 1;

@@ -37,8 +37,18 @@ impl World {
         for client in &mut self.clients {
             client.stalled_until = client.stalled_until.map(|_| self.now);
         }
+        self.house.engine_mut().calm(true);
         let until = self.now + SETTLE;
-        self.run_until(until)?;
+        let settled = self.run_until(until).and_then(|()| self.converged());
+        self.house.engine_mut().calm(false);
+        settled
+    }
+
+    /// After a quiet time, every client is where the server is.
+    fn converged(&mut self) -> Result<(), String> {
+        if !self.api.is_empty() {
+            return Err(format!("quiet: commands not answered: {:?}", self.api));
+        }
         let mut truth: Vec<BTreeSet<String>> = vec![BTreeSet::new(); ROOMS];
         for (c, client) in self.clients.iter().enumerate() {
             if client.conn.is_none() {

@@ -6,8 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use roomcast_core::cursor::{Position, Stream};
-use roomcast_core::envelope::{Ref, ServerMessage};
+use roomcast_core::envelope::{ErrorCode, Ref, ServerMessage};
 use roomcast_core::session::SessionKind;
+
+use super::server::Wire;
 
 pub(crate) struct Client {
     pub(crate) user: usize,
@@ -49,7 +51,12 @@ pub(crate) enum Request {
         since: Option<Position>,
     },
     Leave(usize),
-    Publish(usize),
+    /// A publish, and whether its room was reset while it waited (its id may then be one the
+    /// reset already passed).
+    Publish {
+        room: usize,
+        reset: bool,
+    },
     Direct,
 }
 
@@ -91,12 +98,13 @@ impl Client {
         self.stalled_until.is_none()
     }
 
-    /// A frame from the server, on the current connection. `expected` is the oracle's answer
-    /// to a join's resume, worked out when the hub handled it.
+    /// A frame from the server, on the current connection, at `now`. The wire has the
+    /// oracle, and its answer to each join's resume, worked out when the hub took it.
     pub(crate) fn receive(
         &mut self,
         message: ServerMessage,
-        expected: &mut BTreeMap<u64, (bool, String)>,
+        wire: &mut Wire,
+        now: Instant,
     ) -> Result<(), String> {
         match message {
             ServerMessage::Message { room, id, .. } => {
@@ -117,14 +125,10 @@ impl Client {
                         let id = reply.id.ok_or("a join reply without id")?;
                         let members = reply.members.ok_or("a join reply without members")?;
                         if let Some(since) = since {
-                            let (expect, history) = expected.remove(&n).ok_or("no expectation")?;
-                            if reply.recovered != Some(expect) {
-                                return Err(format!(
-                                    "room{room} from {since}: recovered {:?}, history says {expect} ({history})",
-                                    reply.recovered
-                                ));
-                            }
-                            if expect && id != since {
+                            let (covered, history) =
+                                wire.expected.remove(&n).ok_or("no expectation")?;
+                            self.judge(room, since, reply.recovered, covered, &history, wire, now)?;
+                            if reply.recovered == Some(true) && id != since {
                                 return Err(format!("room{room}: resumed at {id}, not {since}"));
                             }
                         }
@@ -135,17 +139,36 @@ impl Client {
                     Request::Leave(room) => {
                         self.views.remove(&room);
                     }
-                    Request::Publish(room) => {
+                    Request::Publish { room, reset } => {
                         let id = reply.id.ok_or("a publish reply without id")?;
-                        self.advance(room, id)?;
+                        let next = self.seen.get(&room).is_some_and(|last| {
+                            last.epoch == id.epoch && last.offset + 1 == id.offset
+                        });
+                        // After a reset of its room, the id may be one the reset passed; after
+                        // it left the room, it is past what it received there.
+                        let joined =
+                            matches!(self.views.get(&room), Some(View::In(_) | View::Leaving));
+                        if joined && (!reset || next) {
+                            self.advance(room, id)?;
+                        }
                     }
                     Request::Direct => {}
                 }
             }
             ServerMessage::Error {
-                reference, message, ..
+                reference,
+                code,
+                message,
             } => {
-                return Err(format!("an error, none expected: {reference:?} {message}"));
+                let request = reference
+                    .as_ref()
+                    .and_then(|reference| number(reference).ok())
+                    .and_then(|n| self.pending.remove(&n));
+                let storing = matches!(request, Some(Request::Publish { .. } | Request::Direct));
+                if !(wire.faulty && storing && code == ErrorCode::Unavailable) {
+                    return Err(format!("an error, none expected: {reference:?} {message}"));
+                }
+                wire.summary.unavailable += 1;
             }
             ServerMessage::Presence {
                 room,
@@ -182,18 +205,21 @@ impl Client {
                         Stream::User => self.user_on_conn = Some(start.id),
                         Stream::Room(room) => {
                             let r = index(room.as_str());
-                            let (since, expect, history) = self
-                                .resuming
-                                .remove(&r)
-                                .ok_or("streams for a room not asked")?;
+                            let Some((since, covered, history)) = self.resuming.remove(&r) else {
+                                self.reset(r, start.id, start.recovered, wire, now)?;
+                                continue;
+                            };
                             if let Some(since) = since {
-                                if start.recovered != Some(expect) {
-                                    return Err(format!(
-                                        "SSE room{r} from {since}: recovered {:?}, history says {expect} ({history})",
-                                        start.recovered
-                                    ));
-                                }
-                                if expect && start.id != since {
+                                self.judge(
+                                    r,
+                                    since,
+                                    start.recovered,
+                                    covered,
+                                    &history,
+                                    wire,
+                                    now,
+                                )?;
+                                if start.recovered == Some(true) && start.id != since {
                                     return Err(format!(
                                         "SSE room{r}: resumed at {}, not {since}",
                                         start.id
@@ -208,6 +234,71 @@ impl Client {
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// A resume of room `r` from `since`, answered `recovered`. False only if history no longer
+    /// covers `since` now, having covered it when the hub took the request (`covered`) or not:
+    /// history only shrinks, so the engine's read in between saw one or the other. True is
+    /// a promise the client's later frames check: every message after `since` follows in order
+    /// (`advance`), or a reset says otherwise; at a quiet point the last message has come. The
+    /// hub may keep it past what the engine's history holds, from its live feed, or learn late
+    /// that it cannot, and reset.
+    #[allow(clippy::too_many_arguments)]
+    fn judge(
+        &mut self,
+        r: usize,
+        since: Position,
+        recovered: Option<bool>,
+        covered: bool,
+        history: &str,
+        wire: &Wire,
+        now: Instant,
+    ) -> Result<(), String> {
+        let covered_now = covered && wire.oracle.covers(r, since, now);
+        match recovered {
+            Some(true) => Ok(()),
+            Some(false) if !covered_now => Ok(()),
+            other => Err(format!(
+                "room{r} from {since}: recovered {other:?}, history says {covered} when asked, \
+                 {covered_now} now ({history})"
+            )),
+        }
+    }
+
+    /// A room the connection is on can no longer be followed on from what it saw: the hub
+    /// says where it goes on from. History must no longer cover what the client saw.
+    fn reset(
+        &mut self,
+        r: usize,
+        head: Position,
+        recovered: Option<bool>,
+        wire: &mut Wire,
+        now: Instant,
+    ) -> Result<(), String> {
+        if !self.views.contains_key(&r) {
+            return Err(format!("a reset of room{r}, not joined"));
+        }
+        if recovered != Some(false) {
+            return Err(format!("a reset of room{r} with recovered {recovered:?}"));
+        }
+        if let Some(seen) = self.seen.get(&r)
+            && wire.oracle.covers(r, *seen, now)
+        {
+            return Err(format!(
+                "room{r}: reset to {head}, though history covers {seen} ({})",
+                wire.oracle.describe(r, now)
+            ));
+        }
+        self.seen.insert(r, head);
+        for request in self.pending.values_mut() {
+            if let Request::Publish { room, reset } = request
+                && *room == r
+            {
+                *reset = true;
+            }
+        }
+        wire.summary.stream_resets += 1;
         Ok(())
     }
 

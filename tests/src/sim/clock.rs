@@ -11,13 +11,15 @@ impl World {
             match self.next_due() {
                 Some(at) if at <= until => {
                     self.now = self.now.max(at);
-                    // The hub's timers first, so history is pruned before requests read it,
-                    // then the sessions'.
+                    // The engine's news due by now, the hub's timers (so history is pruned
+                    // before requests read it), then the sessions'.
+                    self.house.engine_mut().set_now(self.now);
                     self.house.advance_to(self.now);
                     self.fire()?;
                 }
                 _ => {
                     self.now = until;
+                    self.house.engine_mut().set_now(until);
                     self.house.advance_to(until);
                     return Ok(());
                 }
@@ -40,6 +42,7 @@ impl World {
         packets
             .into_iter()
             .chain(self.house.poll_timeout())
+            .chain(self.house.engine().next_due())
             .chain(kernels)
             .chain(clients)
             .min()

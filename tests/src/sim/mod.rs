@@ -8,6 +8,10 @@
 //! reading (the server closes it as a slow consumer), and reconnect storms. Clients resume from
 //! their cursor, and sometimes from an old or a made-up one.
 //!
+//! The engine behind the hub is the memory engine behind the faults of a networked one
+//! (`engine.rs`): late answers, `Live`s late, twice or lost, its link down now and then, a
+//! room's stream lost and started again on a new epoch.
+//!
 //! Checked after every step: the hub's `check_invariants()`, and no delivery to a session
 //! outside the hub; every frame a client receives is what the protocol promises (each `ref`
 //! answered at most once and only when asked, room messages contiguous and in order, a resume
@@ -22,6 +26,7 @@ mod actions;
 mod checks;
 mod client;
 mod clock;
+mod engine;
 mod network;
 mod oracle;
 mod planted;
@@ -35,14 +40,18 @@ use std::time::{Duration, Instant};
 use roomcast_core::close::{Close, CloseCode};
 use roomcast_core::cursor::{Cursor, Position, Stream};
 use roomcast_core::delivery::{SessionId, Shared};
-use roomcast_core::engine::{MemoryEngine, MemoryLimits, StreamId};
+use roomcast_core::engine::{EngineEvent, MemoryEngine, MemoryLimits, StreamId};
 use roomcast_core::envelope::{ClientMessage, Codec, Payload, ServerMessage};
 use roomcast_core::harness::Harness;
-use roomcast_core::hub::{Connect, HistoryLimit, Hub, HubConfig, HubEvent, Transmit};
+use roomcast_core::hub::{
+    Connect, HistoryLimit, Hub, HubConfig, HubError, HubEvent, Ticket, Transmit,
+};
 use roomcast_core::names::{RoomName, UserId};
 use roomcast_core::session::{self, SessionConfig, SessionEvent, SessionKind};
 
 use self::client::{Client, Request, View, index};
+pub use self::engine::EngineFaults;
+use self::engine::FaultyEngine;
 use self::network::{Conn, Down, Packet, Up};
 use self::oracle::Oracle;
 use self::planted::Breaker;
@@ -69,6 +78,8 @@ const KERNEL_GIVES_UP: Duration = Duration::from_secs(10);
 const SILENCE: Duration = Duration::from_millis(3500);
 /// Time run on at a quiet point: long enough for every detection, reconnect and grace.
 const SETTLE: Duration = Duration::from_secs(15);
+/// How often the hub asks the engine its heads: a lost last `Live` is found within it.
+const CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// What to simulate.
 #[derive(Clone, Debug)]
@@ -95,6 +106,11 @@ impl Default for Options {
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
     pub published: u64,
+    /// Answered `unavailable`: the engine's link was down.
+    pub unavailable: u64,
+    /// `streams` resets a client received: a stream it was on could not be followed on from.
+    pub stream_resets: u64,
+    pub engine: EngineFaults,
     pub received: u64,
     pub answered: u64,
     pub connections: u64,
@@ -112,6 +128,12 @@ impl Summary {
     /// Adds another run's figures.
     pub fn add(&mut self, other: &Summary) {
         self.published += other.published;
+        self.unavailable += other.unavailable;
+        self.stream_resets += other.stream_resets;
+        self.engine.lives_dropped += other.engine.lives_dropped;
+        self.engine.lives_duplicated += other.engine.lives_duplicated;
+        self.engine.link_flaps += other.engine.link_flaps;
+        self.engine.streams_lost += other.engine.streams_lost;
         self.received += other.received;
         self.answered += other.answered;
         self.connections += other.connections;
@@ -184,7 +206,11 @@ pub fn run(seed: u64, options: &Options) -> Result<Summary, Failure> {
         world.quiet()
     })();
     match outcome {
-        Ok(()) => Ok(world.house.tap().summary.clone()),
+        Ok(()) => {
+            let mut summary = world.house.tap().summary.clone();
+            summary.engine = world.house.engine().counts;
+            Ok(summary)
+        }
         Err(message) => Err(Failure {
             seed,
             steps: options.steps,
@@ -199,8 +225,10 @@ struct World {
     rng: Rng,
     /// The virtual clock; `run_until` moves the harness's with it.
     now: Instant,
-    /// The hub and the sessions, and what passes between them.
-    house: Harness<Wire>,
+    /// The hub, its engine and the sessions, and what passes between them.
+    house: Harness<Wire, FaultyEngine>,
+    /// The server's commands (the HTTP API) not answered yet.
+    api: BTreeSet<Ticket>,
     codec: Codec,
     clients: Vec<Client>,
     conns: BTreeMap<u64, Conn>,
@@ -212,7 +240,9 @@ struct World {
     /// What arrived for a client that is not reading, in order.
     inbox: BTreeMap<usize, VecDeque<Down>>,
     next_ref: u64,
+    /// The last events, for a failure's message: 40, or `SIM_TRACE`.
     trace: VecDeque<String>,
+    trace_len: usize,
 }
 
 impl World {
@@ -221,6 +251,7 @@ impl World {
         let hub_config = HubConfig {
             room_history: HISTORY,
             presence_grace: GRACE,
+            check_every: CHECK_EVERY,
             ..HubConfig::default()
         };
         let config = SessionConfig {
@@ -232,14 +263,16 @@ impl World {
             ..SessionConfig::default()
         };
         let now = Instant::now();
-        let engine = MemoryEngine::new(MemoryLimits::default(), seed);
+        let engine = FaultyEngine::new(seed, now);
+        let faulty = engine.faults != engine::Faults::default();
         let house = Harness::with_engine(Hub::new(hub_config), engine, now)
             .with_session_config(config, Codec::new())
-            .with_tap(Wire::new(options.planted));
+            .with_tap(Wire::new(options.planted, faulty));
         Self {
             rng: Rng::new(seed),
             now,
             house,
+            api: BTreeSet::new(),
             codec: Codec::new(),
             clients: Vec::new(),
             conns: BTreeMap::new(),
@@ -250,11 +283,15 @@ impl World {
             inbox: BTreeMap::new(),
             next_ref: 0,
             trace: VecDeque::new(),
+            trace_len: std::env::var("SIM_TRACE")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(40),
         }
     }
 
     fn log(&mut self, line: String) {
-        if self.trace.len() == 40 {
+        if self.trace.len() == self.trace_len {
             self.trace.pop_front();
         }
         self.trace.push_back(line);

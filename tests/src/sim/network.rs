@@ -119,6 +119,10 @@ impl World {
                         .codec
                         .decode_server(delivery.frame.as_str())
                         .map_err(|e| format!("an invalid frame: {e:?}"))?;
+                    if self.trace_len > 40 {
+                        let frame = delivery.frame.as_str();
+                        self.log(format!("c{c} <- {}", &frame[..frame.len().min(120)]));
+                    }
                     match &message {
                         ServerMessage::Reply(_) => self.house.tap_mut().summary.answered += 1,
                         ServerMessage::Message { .. } => self.house.tap_mut().summary.received += 1,
@@ -142,8 +146,9 @@ impl World {
                         self.house.tap_mut().summary.not_recovered +=
                             u64::from(reply.recovered == Some(false));
                     }
+                    let now = self.now;
                     self.clients[c]
-                        .receive(message, &mut self.house.tap_mut().expected)
+                        .receive(message, self.house.tap_mut(), now)
                         .map_err(|broken| format!("c{c}: {broken}"))?;
                 }
             }

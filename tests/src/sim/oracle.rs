@@ -1,6 +1,8 @@
 //! What the hub should answer a resume, worked out apart from the hub: every message stored in
-//! each room (its offset and time), and the rules of the history window (count and age).
+//! each room (its offset and time, as the engine stored it), the rules of the history window
+//! (count and age), and the epochs the engine lost.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use roomcast_core::cursor::Position;
@@ -9,6 +11,8 @@ use roomcast_core::hub::HistoryLimit;
 pub(crate) struct Oracle {
     limit: HistoryLimit,
     rooms: Vec<RoomLog>,
+    /// Epochs of rooms the engine lost: news in them may still be on its way.
+    lost: BTreeSet<u64>,
 }
 
 #[derive(Default)]
@@ -26,11 +30,20 @@ impl Oracle {
         Self {
             limit,
             rooms: (0..rooms).map(|_| RoomLog::default()).collect(),
+            lost: BTreeSet::new(),
         }
     }
 
-    /// A message was stored in room `r` at `now`; its position must follow the last one (or
-    /// start a new epoch at 1, once the room was forgotten).
+    /// The engine lost room `r`: it starts again on a new epoch.
+    pub(crate) fn lost(&mut self, r: usize) {
+        if let Some(epoch) = self.rooms[r].epoch {
+            self.lost.insert(epoch);
+        }
+        self.rooms[r] = RoomLog::default();
+    }
+
+    /// The engine stored a message in room `r` at `now`; its position must follow the last one
+    /// (or start a new epoch at 1, once the room was forgotten or lost).
     pub(crate) fn stored(&mut self, r: usize, id: Position, now: Instant) -> Result<(), String> {
         let log = &mut self.rooms[r];
         let expected = match log.epoch {
@@ -49,8 +62,12 @@ impl Oracle {
         Ok(())
     }
 
-    /// The room's current epoch, once a message or answer named it.
+    /// The room's current epoch, once a message or answer named it (late news of a lost one
+    /// aside).
     pub(crate) fn saw_epoch(&mut self, r: usize, epoch: u64) -> Result<(), String> {
+        if self.lost.contains(&epoch) {
+            return Ok(());
+        }
         let log = &mut self.rooms[r];
         match log.epoch {
             None => log.epoch = Some(epoch),

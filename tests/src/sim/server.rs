@@ -7,67 +7,39 @@ use roomcast_core::harness::Tap;
 
 use super::*;
 
-/// What the simulation sees pass between the hub and its sessions, as the harness moves it: the
-/// oracle learns from the hub's output and weighs each resume when the hub takes it, and a
-/// planted bug alters the hub's output before the sessions get it.
+/// What the simulation sees pass between the hub, its engine and its sessions, as the harness
+/// moves it: the oracle weighs each resume when the hub takes it (it learns what is stored from
+/// the engine), the engine's news goes to the trace, and a planted bug alters the hub's output
+/// before the sessions get it.
 pub(super) struct Wire {
     codec: Codec,
     pub(super) oracle: Oracle,
-    /// A join's expected `recovered`, by ref, from when the hub handled it.
+    /// A join's resume, by ref, weighed when the hub took it: whether history covered it
+    /// then, and what history held.
     pub(super) expected: BTreeMap<u64, (bool, String)>,
+    /// The engine fails now and then: `unavailable` is an answer to expect.
+    pub(super) faulty: bool,
     /// The run's figures: kept here, where the closes and stored messages are counted.
     pub(super) summary: Summary,
     planted: Option<(Planted, Breaker)>,
     /// Sessions that closed, and their close codes, for the trace.
     closed: Vec<(SessionId, u16)>,
-    /// The first promise the hub's output broke.
-    broken: Option<String>,
+    /// What passed between the hub and the engine, for the trace.
+    pub(super) notes: Vec<String>,
 }
 
 impl Wire {
-    pub(super) fn new(planted: Option<Planted>) -> Self {
+    pub(super) fn new(planted: Option<Planted>, faulty: bool) -> Self {
         Self {
             codec: Codec::new(),
             oracle: Oracle::new(HISTORY, ROOMS),
             expected: BTreeMap::new(),
+            faulty,
             summary: Summary::default(),
             planted: planted.map(|bug| (bug, Breaker::default())),
             closed: Vec::new(),
-            broken: None,
+            notes: Vec::new(),
         }
-    }
-
-    /// The oracle learns from the hub's output what was stored (a publish's reply) and each
-    /// room's epoch (a join's reply).
-    fn observe(&mut self, now: Instant, transmit: &Transmit) -> Result<(), String> {
-        let Transmit::To { deliveries, .. } = transmit else {
-            return Ok(());
-        };
-        for delivery in deliveries {
-            let reply = match self.codec.decode_server(delivery.frame.as_str()) {
-                Ok(ServerMessage::Reply(reply)) => reply,
-                Ok(ServerMessage::Streams { streams }) => {
-                    for start in streams {
-                        if let Stream::Room(room) = start.stream {
-                            self.oracle
-                                .saw_epoch(index(room.as_str()), start.id.epoch)?;
-                        }
-                    }
-                    continue;
-                }
-                _ => continue,
-            };
-            if let (Some(room), Some(id)) = (&reply.room, reply.id) {
-                let r = index(room.as_str());
-                if reply.members.is_some() {
-                    self.oracle.saw_epoch(r, id.epoch)?;
-                } else {
-                    self.oracle.stored(r, id, now)?;
-                    self.summary.published += 1;
-                }
-            }
-        }
-        Ok(())
     }
 }
 
@@ -107,10 +79,29 @@ impl Tap for Wire {
         }
     }
 
-    fn hub_transmit(&mut self, now: Instant, transmit: &mut Transmit) {
-        if let Err(broken) = self.observe(now, transmit) {
-            self.broken.get_or_insert(broken);
-        }
+    fn engine_event(&mut self, _now: Instant, event: &EngineEvent) {
+        let note = match event {
+            EngineEvent::Live { stream, at, .. } => format!("engine: live {} {at}", stream.key()),
+            EngineEvent::Read {
+                op,
+                stream,
+                view,
+                records,
+            } => format!(
+                "engine: {op:?} read {} head {} first {}: {} records",
+                stream.key(),
+                view.head,
+                view.first,
+                records.len()
+            ),
+            EngineEvent::Appended { op, at } => format!("engine: {op:?} appended at {at}"),
+            EngineEvent::Tops { heads, .. } => format!("engine: tops {}", heads.len()),
+            other => format!("engine: {other:?}"),
+        };
+        self.notes.push(note);
+    }
+
+    fn hub_transmit(&mut self, _now: Instant, transmit: &mut Transmit) {
         if let Some((bug, breaker)) = &mut self.planted {
             breaker.apply(*bug, &self.codec, transmit);
         }
@@ -118,9 +109,12 @@ impl Tap for Wire {
 }
 
 impl World {
-    /// Every connection's transmits to its link, then the oracle forgets what the hub forgot.
+    /// What the engine stored, to the oracle; the results of the server's commands; every
+    /// connection's transmits to its link; then the oracle forgets what the engine forgot.
     pub(super) fn pump(&mut self) -> Result<(), String> {
-        self.heard()?;
+        self.heard();
+        self.learn()?;
+        self.results()?;
         let ids: Vec<u64> = self.conns.keys().copied().collect();
         for id in ids {
             self.pump_conn(id);
@@ -132,14 +126,55 @@ impl World {
         Ok(())
     }
 
-    /// What the tap saw since it was last asked: a broken promise ends the run; closes go to
-    /// the trace.
-    fn heard(&mut self) -> Result<(), String> {
-        let wire = self.house.tap_mut();
-        if let Some(broken) = wire.broken.take() {
-            return Err(broken);
+    /// What the engine stored since last asked, to the oracle: when the engine stored it,
+    /// whatever news of it the hub has had.
+    pub(super) fn learn(&mut self) -> Result<(), String> {
+        for (stream, epoch) in self.house.engine_mut().take_epochs() {
+            if let StreamId::Room(room) = stream {
+                let wire = self.house.tap_mut();
+                wire.oracle.saw_epoch(index(room.as_str()), epoch)?;
+            }
         }
-        for (session, code) in std::mem::take(&mut wire.closed) {
+        for (stream, at, when) in self.house.engine_mut().take_stored() {
+            if let StreamId::Room(room) = stream {
+                let wire = self.house.tap_mut();
+                wire.oracle.stored(index(room.as_str()), at, when)?;
+                wire.summary.published += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The results of the server's commands (the HTTP API's publish and notify): each comes
+    /// once, stored or, from a failing engine, `unavailable`.
+    fn results(&mut self) -> Result<(), String> {
+        while let Some(event) = self.house.poll_hub_event() {
+            let HubEvent::Done { ticket, result } = event else {
+                continue;
+            };
+            if !self.api.remove(&ticket) {
+                return Err(format!("a result for {ticket:?}, twice or never asked"));
+            }
+            match result {
+                Ok(_) => {}
+                Err(HubError::Unavailable(_)) if self.house.tap().faulty => {
+                    self.house.tap_mut().summary.unavailable += 1;
+                }
+                Err(error) => return Err(format!("{ticket:?}: {error}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// What the tap saw since it was last asked, to the trace.
+    fn heard(&mut self) {
+        let wire = self.house.tap_mut();
+        let notes = std::mem::take(&mut wire.notes);
+        let closed = std::mem::take(&mut wire.closed);
+        for note in notes {
+            self.log(note);
+        }
+        for (session, code) in closed {
             let client = self
                 .by_session
                 .get(&session)
@@ -147,7 +182,6 @@ impl World {
             let c = client.map_or_else(|| "?".to_owned(), |c| c.to_string());
             self.log(format!("c{c}: {session} closed with {code}"));
         }
-        Ok(())
     }
 
     /// One connection's transmits to its link, while its client reads (or into its black hole);
