@@ -125,7 +125,7 @@ fn open_engine(settings: &Settings) -> Result<Engine, String> {
                 streams = restored.streams,
                 messages = restored.messages,
                 bytes = restored.bytes,
-                took_ms = restored.took.as_millis() as u64,
+                took_ms = restored.took.as_secs_f64() * 1000.0,
                 "restored the stored streams"
             );
             Ok(Engine::Store(store))

@@ -10,6 +10,7 @@
 mod baseline;
 mod churn;
 mod client;
+mod durable;
 mod echo;
 mod fanout;
 mod http;
@@ -40,7 +41,8 @@ use procs::ServerProc;
 /// serves itself. Scenarios: `echo` (round trips), `fanout-ws` and `fanout-sse` (one room,
 /// paced and burst: deliveries/s, latency, lost messages), `idle` (server memory per
 /// connection), `churn` (connection cycles/s), `all`. Each prints a table and one JSON line
-/// (only JSON lines with --json). Every run is bounded in count and time; any lost message or
+/// (only JSON lines with --json). `durable` compares roomcast storing on disk with roomcast in
+/// memory instead of a baseline. Every run is bounded in count and time; any lost message or
 /// error exits nonzero. The regression check for CI is `roomcast-bench all --short --check`.
 /// See docs/performance.md.
 #[derive(Parser)]
@@ -178,6 +180,23 @@ struct BenchArgs {
     /// Print only the JSON lines, one per scenario, on stdout.
     #[arg(long)]
     json: bool,
+    /// `durable`: publishers of the throughput part, each in a room of its own. [default: 64;
+    /// short: 16]
+    #[arg(long)]
+    durable_publishers: Option<usize>,
+    /// `durable`: how long the throughput part publishes. [default: 5s; short: 1s]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    durable_time: Option<Duration>,
+    /// `durable`: publishes per second of the latency part.
+    #[arg(long, default_value_t = 1000.0)]
+    durable_rate: f64,
+    /// `durable`: publishes of the latency part. [default: 3000; short: 500]
+    #[arg(long)]
+    durable_paced: Option<u64>,
+    /// `durable`: messages the store holds when it is killed and started again, for the
+    /// start-up time. [default: 1000000; short: 20000]
+    #[arg(long)]
+    durable_fill: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -192,6 +211,8 @@ enum Scenario {
     Idle,
     /// Connect, join, leave, disconnect cycles per second.
     Churn,
+    /// Stored on disk against in memory: publishes/s, publish-to-reply latency, start-up.
+    Durable,
     /// Every scenario, in that order.
     All,
 }
@@ -232,6 +253,7 @@ pub(crate) struct Ctx {
     plain_baseline: bool,
     json: bool,
     progress: bool,
+    durable: durable::DurableArgs,
 }
 
 impl Ctx {
@@ -314,7 +336,24 @@ fn run(args: BenchArgs) -> Result<(), String> {
         plain_baseline: args.plain_baseline,
         json: args.json,
         progress: !args.json && std::io::stderr().is_terminal(),
+        durable: durable::DurableArgs {
+            publishers: args
+                .durable_publishers
+                .unwrap_or(pick(short, 64, 16))
+                .max(1),
+            seconds: args.durable_time.unwrap_or(pick(
+                short,
+                Duration::from_secs(5),
+                Duration::from_secs(1),
+            )),
+            rate: args.durable_rate,
+            paced: args.durable_paced.unwrap_or(pick(short, 3000, 500)).max(1),
+            fill: args.durable_fill.unwrap_or(pick(short, 1_000_000, 20_000)),
+        },
     };
+    if !ctx.durable.rate.is_finite() || ctx.durable.rate <= 0.0 {
+        return Err("--durable-rate must be a positive rate".into());
+    }
     if !ctx.paced_rate.is_finite() || ctx.paced_rate <= 0.0 {
         return Err("--paced must be a positive rate".into());
     }

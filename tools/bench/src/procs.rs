@@ -142,6 +142,11 @@ impl ServerProc {
         total
     }
 
+    /// The server's log (its stderr).
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// The end of the server's log, for an error message.
     pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

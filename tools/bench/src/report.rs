@@ -33,12 +33,16 @@ pub(crate) struct Report {
     pub(crate) lost: u64,
     /// Wall time of the whole scenario, both servers.
     pub(crate) seconds: f64,
+    /// The table's names of the two columns (roomcast and the baseline, unless a scenario
+    /// compares something else); the JSON keeps `roomcast` and `baseline`.
+    pub(crate) columns: (&'static str, &'static str),
 }
 
 impl Report {
     pub(crate) fn new(scenario: &'static str) -> Self {
         Self {
             scenario,
+            columns: ("roomcast", "baseline"),
             ..Self::default()
         }
     }
@@ -99,6 +103,7 @@ impl Report {
             return Report::default();
         };
         let mut summary = Report::new(first.scenario);
+        summary.columns = first.columns;
         summary.params = first.params.clone();
         summary.params.remove("round");
         summary.param("rounds", rounds.len());
@@ -187,7 +192,7 @@ impl Report {
             .max(6);
         out += &format!(
             "  {:<width$}  {:>12}  {:>12}  {:>9}\n",
-            "figure", "roomcast", "baseline", "ratio"
+            "figure", self.columns.0, self.columns.1, "ratio"
         );
         for row in &self.rows {
             let ratio =
