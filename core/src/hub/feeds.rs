@@ -32,8 +32,8 @@ pub(super) struct Feed {
     /// Lives past a gap, by offset, held until the gap is filled.
     pub(super) held: BTreeMap<u64, (Position, Arc<Record>)>,
     /// Answers that wait until the feed has delivered up to their message (a publish's reply
-    /// goes out after every message before it), by offset.
-    pub(super) replies: Vec<(Position, Waiter)>,
+    /// goes out after every message before it), with their append's number.
+    pub(super) replies: Vec<(Position, OpId, Waiter)>,
     /// The epochs the feed was reset from, newest last (a few): an answer in one of them is
     /// late news of a message the reset already told about, and goes at once.
     pub(super) past_epochs: Vec<u64>,
@@ -47,14 +47,17 @@ pub(super) struct Feed {
 const PAST_EPOCHS: usize = 4;
 
 impl Feed {
-    /// Whether an answer for the message at `at` may go now: the feed has delivered up to
-    /// it, or it is of an epoch the feed was reset from. One of an epoch the feed has not
-    /// reached yet waits for the reset that brings it there.
-    pub(super) fn answers(&self, at: Position) -> bool {
+    /// Whether an answer for the message appended by `append` at `at` may go now: the feed
+    /// has delivered up to it, or it is of an epoch the feed was reset from, or of one the
+    /// feed went past without ever being in it (the stream started afresh twice): the engine
+    /// took the append before the read whose view of another epoch the feed went by, and an
+    /// epoch never comes back. One of an epoch the feed has not reached yet waits for the
+    /// reset that brings it there.
+    pub(super) fn answers(&self, at: Position, append: OpId) -> bool {
         match self.seen {
             None => false,
             Some(seen) if seen.epoch == at.epoch => at.offset <= seen.offset,
-            Some(_) => self.past_epochs.contains(&at.epoch),
+            Some(_) => self.past_epochs.contains(&at.epoch) || append < self.view_op,
         }
     }
 }
@@ -92,7 +95,8 @@ impl Hub {
         // Answers that waited for the feed go once the input that let it go has had its own
         // answer (a `leave`'s reply before its publishes' ones: their ids are not positions
         // the leaver reached).
-        self.owed.extend(feed.replies);
+        self.owed
+            .extend(feed.replies.into_iter().map(|(at, _, waiter)| (at, waiter)));
     }
 
     /// Sends the answers a feed let go of owed.
@@ -300,9 +304,9 @@ impl Hub {
         }
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut feed.replies)
             .into_iter()
-            .partition(|(at, _)| feed.answers(*at));
+            .partition(|(at, append, _)| feed.answers(*at, *append));
         feed.replies = waiting;
-        for (at, waiter) in ready {
+        for (at, _, waiter) in ready {
             self.release(waiter, Ok(at));
         }
     }

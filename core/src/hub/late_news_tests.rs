@@ -275,3 +275,27 @@ fn a_lost_last_message_is_found_by_the_heads_check() {
     w.settle();
     assert_eq!(w.frames(bob), ["message 1"]);
 }
+
+/// The engine loses the lobby twice (two new epochs) while Alice's publish waits: it was
+/// stored in the first new epoch, whose news never came, and the hub goes from the old epoch
+/// straight to the second. The epoch of her answer was skipped, not one still to come: she is
+/// answered once the hub is reset past it.
+#[test]
+fn an_answer_in_an_epoch_the_feed_skipped_goes() {
+    let mut w = World::new();
+    let alice = w.member("alice");
+    let bob = w.member("bob");
+    w.frames(alice);
+    let lobby = StreamId::Room(RoomName::new("lobby").expect("valid"));
+    let now = w.h.now();
+    w.h.engine_mut().inner.lose(now, &lobby);
+    w.publish(alice, 1);
+    w.engine(|e| e.lose(is_live(1)));
+    w.engine(|e| e.release(is_appended(1)));
+    let now = w.h.now();
+    w.h.engine_mut().inner.lose(now, &lobby);
+    w.h.advance(HubConfig::default().check_every);
+    w.settle();
+    assert_eq!(w.frames(alice), ["streams -", "reply 1 1"]);
+    assert_eq!(w.frames(bob), ["streams -"]);
+}

@@ -176,7 +176,7 @@ impl Hub {
             EngineEvent::Live { stream, at, record } => self.live(stream, at, record),
             EngineEvent::Appended { op, at } => {
                 if let Some(Pending::Append { stream, waiter }) = self.pending.remove(&op) {
-                    self.appended(stream, at, waiter);
+                    self.appended(op, stream, at, waiter);
                 }
             }
             EngineEvent::Read {
@@ -309,11 +309,11 @@ impl Hub {
     /// An append is stored at `at`: its waiter is answered once this hub has delivered up to
     /// it, if it follows the stream (so the appending session reads every message before its
     /// own message's id), else at once.
-    fn appended(&mut self, stream: StreamId, at: Position, waiter: Waiter) {
+    fn appended(&mut self, op: OpId, stream: StreamId, at: Position, waiter: Waiter) {
         if let Some(feed) = self.feeds.get_mut(&stream)
-            && !feed.answers(at)
+            && !feed.answers(at, op)
         {
-            feed.replies.push((at, waiter));
+            feed.replies.push((at, op, waiter));
             return;
         }
         self.release(waiter, Ok(at));
