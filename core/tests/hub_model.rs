@@ -303,7 +303,7 @@ impl Sim {
                 self.epochs[room_index(&room)] = Some(id.epoch);
                 advance(&mut self.tabs[t].seen, room_index(&room), id)?
             }
-            ServerMessage::Direct { id, .. } => {
+            ServerMessage::Direct { id, .. } | ServerMessage::Receipt { id, .. } => {
                 let seen = self.tabs[t].seen_user;
                 prop_assert!(
                     seen.is_none_or(|s| s.epoch != id.epoch || s.offset + 1 == id.offset),

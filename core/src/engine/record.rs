@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 use smol_str::SmolStr;
 
 use super::OpId;
+use crate::cursor::Position;
 use crate::delivery::{SessionId, Shared};
 use crate::envelope::Payload;
 use crate::names::UserId;
@@ -58,6 +59,23 @@ pub enum Message {
         /// Any JSON value.
         data: Payload,
     },
+    /// A read receipt, in the outbox of a user who sent `from` direct messages: `from` has
+    /// read their outbox up to `upto`, so every direct message whose id (its position in
+    /// `from`'s outbox) is at or before it.
+    Receipt {
+        /// The reader.
+        from: UserId,
+        /// The reader's read mark, in the reader's outbox.
+        upto: Position,
+    },
+}
+
+impl Message {
+    /// Whether a person reads it: every message but a receipt, which a client shows as the
+    /// state of messages it sent. The unread counts leave receipts out.
+    pub fn is_readable(&self) -> bool {
+        !matches!(self, Self::Receipt { .. })
+    }
 }
 
 /// A record of a stream.
@@ -141,6 +159,7 @@ impl Record {
             Message::Notify { event, data } | Message::Broadcast { event, data } => {
                 (data, event.as_ref().map_or(0, |e| e.len()))
             }
+            Message::Receipt { from, .. } => return OVERHEAD + 24 + from.as_str().len(),
         };
         OVERHEAD + data.as_json().len() + names
     }
@@ -152,11 +171,17 @@ impl Record {
 
     /// Its bytes, for an engine that stores bytes.
     pub fn encode(&self) -> Vec<u8> {
+        // A receipt's position is its data: a JSON string.
+        let upto;
         let (kind, from, event, data) = match &self.message {
             Message::Room { from, data } => ("room", from.as_ref().map(UserId::as_str), None, data),
             Message::Direct { from, data } => ("direct", Some(from.as_str()), None, data),
             Message::Notify { event, data } => ("notify", None, event.as_deref(), data),
             Message::Broadcast { event, data } => ("broadcast", None, event.as_deref(), data),
+            Message::Receipt { from, upto: at } => {
+                upto = Payload::from_json(&format!("\"{at}\"")).expect("a position is JSON");
+                ("receipt", Some(from.as_str()), None, &upto)
+            }
         };
         let stored = Stored {
             kind,
@@ -193,6 +218,13 @@ impl Record {
             "broadcast" => Message::Broadcast {
                 event: stored.event.map(SmolStr::new),
                 data,
+            },
+            "receipt" => Message::Receipt {
+                from: user(stored.from)?.ok_or_else(|| invalid("a receipt without a reader"))?,
+                upto: serde_json::from_str::<&str>(stored.data.get())
+                    .ok()
+                    .and_then(|text| text.parse().ok())
+                    .ok_or_else(|| invalid("a receipt without a position"))?,
             },
             _ => return Err(invalid("an unknown kind of record")),
         };
@@ -262,6 +294,14 @@ mod tests {
                     data: payload("{}"),
                 },
             ),
+            Record::new(
+                5,
+                None,
+                Message::Receipt {
+                    from: UserId::new("bob").expect("valid"),
+                    upto: "1f.42".parse().expect("valid"),
+                },
+            ),
         ];
         for record in records {
             let bytes = record.encode();
@@ -278,6 +318,9 @@ mod tests {
             br#"{"t":"other","d":1}"#,
             br#"{"t":"direct","d":1}"#,
             br#"{"t":"room","f":"","d":1}"#,
+            br#"{"t":"receipt","d":"1.2"}"#,
+            br#"{"t":"receipt","f":"bob","d":1}"#,
+            br#"{"t":"receipt","f":"bob","d":"1"}"#,
         ] {
             assert!(
                 Record::decode(1, bad).is_err(),

@@ -235,6 +235,11 @@ impl Codec {
                     ServerMessage::Broadcast { id, event, data }
                 }
             }
+            "receipt" => ServerMessage::Receipt {
+                id: wire.position(wire.id.as_deref(), "id")?,
+                from: wire.user(wire.from.as_deref(), "from")?,
+                upto: wire.position(wire.upto.as_deref(), "upto")?,
+            },
             "streams" => ServerMessage::Streams {
                 streams: wire.streams()?,
             },

@@ -94,6 +94,17 @@ pub enum ServerMessage {
         /// Any JSON value.
         data: Payload,
     },
+    /// `receipt`: a user this one sent direct messages read their outbox up to `upto`: every
+    /// direct message of this user to them whose id is at or before it is read. From the
+    /// outbox stream, like a direct message.
+    Receipt {
+        /// Its position in this user's outbox stream.
+        id: Position,
+        /// The reader.
+        from: UserId,
+        /// The reader's read mark: a position in the reader's outbox, as direct ids are.
+        upto: Position,
+    },
     /// `streams`: sent once a connection starts: where each stream it follows resumes. The
     /// messages after each position follow, in order, before any live message of that stream.
     Streams {
@@ -201,6 +212,7 @@ impl ServerMessage {
             Self::Direct { .. } => "direct",
             Self::Notify { .. } => "notify",
             Self::Broadcast { .. } => "broadcast",
+            Self::Receipt { .. } => "receipt",
             Self::Streams { .. } => "streams",
             Self::Read { .. } => "read",
             Self::Shutdown { .. } => "shutdown",
@@ -288,6 +300,11 @@ impl serde::Serialize for ServerMessage {
                 map.serialize_entry("id", id)?;
                 entry(&mut map, "event", event)?;
                 map.serialize_entry("data", data)?;
+            }
+            Self::Receipt { id, from, upto } => {
+                map.serialize_entry("id", id)?;
+                map.serialize_entry("from", from)?;
+                map.serialize_entry("upto", upto)?;
             }
             Self::Streams { streams } => map.serialize_entry("streams", streams)?,
             Self::Read { upto, unread } => {

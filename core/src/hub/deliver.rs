@@ -116,6 +116,9 @@ fn encode(stream: &StreamId, id: Position, message: &Message) -> Shared {
         (_, Message::Broadcast { event, data }) => {
             (ServerMessage::Broadcast { id, event, data }, Stream::All)
         }
+        (_, Message::Receipt { from, upto }) => {
+            (ServerMessage::Receipt { id, from, upto }, Stream::User)
+        }
         // A room message on another stream: never appended so, but said as the stream's.
         (StreamId::Outbox(_), Message::Room { data, .. }) => (
             ServerMessage::Notify {

@@ -31,6 +31,7 @@
 mod deliver;
 mod feeds;
 mod invariants;
+mod marks;
 mod ops;
 mod outbox;
 mod room;
@@ -275,6 +276,8 @@ pub struct Hub {
     link_down: bool,
     /// Answers a feed let go of owed, sent at the end of the input (see `lose_interest`).
     owed: Vec<(Position, ops::Waiter)>,
+    /// Read receipts the engine refused to store (a budget, or unavailable).
+    receipts_lost: u64,
 }
 
 impl Hub {
@@ -303,6 +306,7 @@ impl Hub {
             next_ticket: 0,
             link_down: false,
             owed: Vec::new(),
+            receipts_lost: 0,
         }
     }
 
@@ -502,6 +506,12 @@ impl Hub {
     /// Engine operations sent and not yet answered.
     pub fn pending_operations(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Read receipts the engine refused to store (a storage budget reached, or the engine
+    /// unavailable): their senders never see those messages marked read.
+    pub fn receipts_lost(&self) -> u64 {
+        self.receipts_lost
     }
 
     /// Whether the hub follows `stream`: a session here follows it (receives it, or is

@@ -3,11 +3,12 @@
 
 use std::time::{Duration, Instant};
 
+use super::marks::Moved;
 use super::{Hub, HubError, HubEvent, Published, Ticket};
 use crate::cursor::Position;
-use crate::delivery::{Delivery, SessionId};
+use crate::delivery::SessionId;
 use crate::engine::{EngineEvent, Fault, OpId, Operation, Record, Retention, StreamId};
-use crate::envelope::{ErrorCode, Ref, Reply, ServerMessage};
+use crate::envelope::{ErrorCode, Ref, Reply};
 use crate::names::{RoomName, UserId};
 
 /// How long an operation the engine could not take waits before it is sent again.
@@ -30,6 +31,8 @@ pub(super) enum Pending {
         session: SessionId,
         reference: Option<Ref>,
     },
+    /// The outbox after a mark the engine moved: the unread count and the receipts.
+    Moved(Moved),
 }
 
 /// Who waits for an append.
@@ -49,6 +52,8 @@ pub(super) enum Waiter {
         reference: Option<Ref>,
         to: UserId,
     },
+    /// A read receipt: nobody to answer; one the engine refuses is counted as lost.
+    Receipt,
 }
 
 /// What is sent again once its time comes.
@@ -58,16 +63,22 @@ pub(super) enum Retry {
     Entry { start: u64, index: usize },
     /// A feed's fill.
     Fill(StreamId),
+    /// The read for the receipts of a mark the engine moved.
+    Receipts {
+        user: UserId,
+        before: u64,
+        read: Position,
+    },
 }
 
 impl Hub {
-    fn op(&mut self) -> OpId {
+    pub(super) fn op(&mut self) -> OpId {
         self.next_op += 1;
         OpId(self.next_op)
     }
 
     /// Queues an operation for the engine, with what waits on it.
-    fn send_operation(
+    pub(super) fn send_operation(
         &mut self,
         now: Option<Instant>,
         operation: Operation,
@@ -134,42 +145,6 @@ impl Hub {
         op
     }
 
-    /// `read` from a session: its user's outbox is read up to `upto`, on every device.
-    pub(super) fn mark_read(
-        &mut self,
-        session: SessionId,
-        reference: Option<&Ref>,
-        upto: Position,
-    ) {
-        let Some(user) = self.slots.get(session).map(|slot| slot.user.clone()) else {
-            return;
-        };
-        let op = self.op();
-        let operation = Operation::MarkRead { op, user, upto };
-        let reference = reference.cloned();
-        self.send_operation(None, operation, op, Pending::Mark { session, reference });
-    }
-
-    /// A read mark moved (or stayed): the reader is answered, and the user's other sessions
-    /// told, with how many messages are left unread.
-    fn marked(&mut self, session: SessionId, reference: Option<Ref>, user: UserId, read: Position) {
-        let stream = StreamId::Outbox(user);
-        let head = self.feeds.get(&stream).and_then(|feed| feed.seen);
-        let unread = head
-            .filter(|head| head.epoch == read.epoch)
-            .map_or(0, |head| head.offset.saturating_sub(read.offset));
-        self.answer(session, reference.as_ref(), |reference| Reply {
-            id: Some(read),
-            unread: Some(unread),
-            ..Reply::to(reference)
-        });
-        if let Some(sessions) = self.receivers(&stream) {
-            let frame = ServerMessage::Read { upto: read, unread }.encode();
-            let except = Some(session).filter(|s| sessions.contains(s));
-            self.fan_out(&sessions, except, Delivery::unstreamed(frame));
-        }
-    }
-
     /// An engine's event, to what waits on it.
     pub(super) fn engine_event(&mut self, now: Instant, event: EngineEvent) {
         match event {
@@ -189,6 +164,7 @@ impl Hub {
                 Some(Pending::Entry { start, index }) => {
                     self.entry_read(op, start, index, stream, view, records);
                 }
+                Some(Pending::Moved(moved)) => self.marked_read(now, moved, view, &records),
                 _ => {}
             },
             EngineEvent::Failed { op, fault } => match self.pending.remove(&op) {
@@ -222,11 +198,22 @@ impl Hub {
                     };
                     self.refuse(session, reference, error);
                 }
+                Some(Pending::Moved(moved)) => self.marked_unread(now, moved),
                 None => {}
             },
-            EngineEvent::Marked { op, user, read, .. } => {
+            EngineEvent::Marked {
+                op,
+                user,
+                before,
+                read,
+            } => {
                 if let Some(Pending::Mark { session, reference }) = self.pending.remove(&op) {
-                    self.marked(session, reference, user, read);
+                    self.marked(Moved {
+                        answer: Some((session, reference)),
+                        user,
+                        before,
+                        read,
+                    });
                 }
             }
             EngineEvent::Tops { op, heads } => {
@@ -293,6 +280,12 @@ impl Hub {
             match retry {
                 Retry::Fill(stream) => self.fill(&stream),
                 Retry::Entry { start, index } => self.advance_entry(start, index),
+                Retry::Receipts { user, before, read } => self.marked(Moved {
+                    answer: None,
+                    user,
+                    before,
+                    read,
+                }),
             }
         }
     }
@@ -354,6 +347,11 @@ impl Hub {
                 }
                 Err(error) => self.refuse(session, reference, error),
             },
+            Waiter::Receipt => {
+                if result.is_err() {
+                    self.receipts_lost += 1;
+                }
+            }
         }
     }
 

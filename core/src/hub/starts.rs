@@ -54,6 +54,8 @@ pub(super) struct Entry {
     /// The position the replay follows, once known.
     from: Option<Position>,
     recovered: Option<bool>,
+    /// For an outbox started by the mark: the messages of its replay a person reads (all
+    /// but receipts).
     unread: Option<u64>,
     replay: Vec<Shared>,
     /// How far the replay reaches.
@@ -259,6 +261,7 @@ impl Hub {
                 self.delivery_of(&stream, at, record)
             })
             .collect();
+        let readable = records.iter().filter(|r| r.message.is_readable()).count() as u64;
         if let Some(entry) = self.entry_mut(start, index) {
             match entry.reached {
                 None if entry.by_mark => {
@@ -271,7 +274,8 @@ impl Hub {
                     };
                     entry.by_mark = false;
                     entry.asked = Some(mark);
-                    entry.unread = Some(view.head.offset - mark.offset);
+                    // Counted as the replay is read.
+                    entry.unread = Some(0);
                 }
                 None => {
                     let asked = entry.asked;
@@ -281,6 +285,9 @@ impl Hub {
                             entry.recovered = entry.said.then_some(true);
                             entry.reached = Some(last(asked, &replay));
                             entry.replay = replay;
+                            if let Some(unread) = &mut entry.unread {
+                                *unread = readable;
+                            }
                         }
                         None => {
                             entry.from = Some(view.head);
@@ -292,11 +299,17 @@ impl Hub {
                 Some(reached) if view.covers(reached) => {
                     entry.reached = Some(last(reached, &replay));
                     entry.replay.extend(replay);
+                    if let Some(unread) = &mut entry.unread {
+                        *unread += readable;
+                    }
                 }
                 Some(_) => {
                     // History moved on under a replay in pieces: never a partial replay
                     // presented as whole.
                     entry.replay.clear();
+                    if let Some(unread) = &mut entry.unread {
+                        *unread = 0;
+                    }
                     entry.from = Some(view.head);
                     entry.recovered = entry.said.then_some(false);
                     entry.reached = Some(view.head);

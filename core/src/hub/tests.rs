@@ -967,3 +967,98 @@ fn every_device_without_a_cursor_gets_what_its_user_has_not_marked_read() {
     let data: Vec<&Value> = frames[1..].iter().map(|f| &f["data"]).collect();
     assert_eq!(data, [&json!(3)]);
 }
+
+#[test]
+fn the_senders_of_what_a_user_marks_read_get_a_receipt_on_every_device() {
+    let mut w = World::new();
+    let (alice, alice2, carol) = (w.connect("alice"), w.connect("alice"), w.connect("carol"));
+    let direct = |w: &mut World, from: SessionId, n: u64| {
+        w.send(
+            from,
+            json!({"type": "direct", "ref": n, "to": "bob", "data": n}),
+        );
+        w.take(from).pop().expect("a reply")["id"].clone()
+    };
+    let one = direct(&mut w, alice, 1);
+    let two = direct(&mut w, carol, 2);
+    let three = direct(&mut w, alice, 3);
+    w.h.remove(carol);
+    w.take(alice2);
+    let bob = w.connect("bob");
+    assert_eq!(w.take(bob)[0]["streams"][0]["unread"], json!(3));
+    // Bob reads up to carol's: one receipt each for alice (both devices) and carol (away).
+    w.send(bob, json!({"type": "read", "ref": 9, "upto": two}));
+    assert_eq!(
+        w.take(bob),
+        [json!({"type": "reply", "ref": 9, "id": two, "unread": 1})]
+    );
+    for device in [alice, alice2] {
+        let frames = w.take(device);
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        assert_eq!(frames[0]["type"], "receipt");
+        assert_eq!(frames[0]["from"], "bob");
+        assert_eq!(frames[0]["upto"], two);
+    }
+    // Carol gets hers on return; it is replayed, and not counted as unread.
+    let carol = w.connect("carol");
+    let frames = w.take(carol);
+    assert_eq!(frames[0]["streams"][0]["replayed"], json!(1), "{frames:?}");
+    assert_eq!(frames[0]["streams"][0]["unread"], json!(0), "{frames:?}");
+    assert_eq!(frames[1]["type"], "receipt");
+    assert_eq!(frames[1]["upto"], two);
+    // Marking the same again tells nobody; reading on reaches alice alone.
+    w.send(bob, json!({"type": "read", "ref": 10, "upto": two}));
+    w.take(bob);
+    assert_eq!(w.take(alice), Vec::<Value>::new());
+    w.send(bob, json!({"type": "read", "ref": 11, "upto": three}));
+    assert_eq!(
+        w.take(bob),
+        [json!({"type": "reply", "ref": 11, "id": three, "unread": 0})]
+    );
+    let frames = w.take(alice);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0]["upto"], three);
+    assert_eq!(w.take(carol), Vec::<Value>::new());
+    let _ = one;
+}
+
+#[test]
+fn receipts_are_not_counted_unread_and_nobody_gets_one_for_their_own_messages() {
+    let mut w = World::new();
+    let (alice, bob) = (w.connect("alice"), w.connect("bob"));
+    w.take(alice);
+    w.take(bob);
+    // Bob writes to alice and to himself; alice reads: bob gets a receipt.
+    w.send(
+        bob,
+        json!({"type": "direct", "ref": 1, "to": "alice", "data": "hi"}),
+    );
+    w.send(
+        bob,
+        json!({"type": "direct", "ref": 2, "to": "bob", "data": "note to self"}),
+    );
+    let frames = w.take(bob);
+    let own = frames
+        .iter()
+        .find(|f| f["type"] == "direct")
+        .expect("his own note")["id"]
+        .clone();
+    let to_alice = w.take(alice).pop().expect("the direct")["id"].clone();
+    w.send(alice, json!({"type": "read", "ref": 3, "upto": to_alice}));
+    w.take(alice);
+    let receipt = w.take(bob).pop().expect("a receipt");
+    assert_eq!(receipt["type"], "receipt", "{receipt}");
+    // Bob's outbox: his note and the receipt; one unread.
+    let bob2 = w.connect("bob");
+    let frames = w.take(bob2);
+    assert_eq!(frames[0]["streams"][0]["replayed"], json!(2), "{frames:?}");
+    assert_eq!(frames[0]["streams"][0]["unread"], json!(1), "{frames:?}");
+    // He reads his note: no receipt to himself, and nothing left unread (the receipt after
+    // the note is not counted).
+    w.send(bob, json!({"type": "read", "ref": 4, "upto": own}));
+    assert_eq!(w.take(bob)[0]["unread"], json!(0));
+    assert!(
+        w.take(bob2).iter().all(|f| f["type"] == "read"),
+        "no receipt for his own note"
+    );
+}

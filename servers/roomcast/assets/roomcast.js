@@ -38,11 +38,11 @@
  *   (protocol section 7; the WebSocket joins no room at connect) and re-joins every room it was
  *   in with `since`, so missed messages are replayed. A stream that could not be resumed
  *   (`recovered: false`, e.g. after a server restart) is reported as a `resync` event.
- * - Exactly once: a stored message (`message`, `direct`, `notify`, `broadcast`) is never
+ * - Exactly once: a stored message (`message`, `direct`, `notify`, `receipt`, `broadcast`) is never
  *   delivered twice to the application, whatever replays happen (dedupe by stream and id; ids
  *   are compared within an epoch by offset). The client's own publishes are not delivered back
  *   by a replay either: the application already has them from `publish()`.
- * - Requests: `join`, `leave`, `publish`, `typing`, `direct`, `ping` and `request(frame)` (for
+ * - Requests: `join`, `leave`, `publish`, `typing`, `direct`, `read`, `ping` and `request(frame)` (for
  *   application-defined types) send a `ref` and return a promise settled by the `reply`
  *   (resolved with it) or the `error` (rejected with a {@link RoomcastError} carrying `code`),
  *   or rejected with code `timeout` after `requestTimeoutMs` (10 s), counted from the moment the
@@ -56,7 +56,9 @@
  * - Events (`on(type, fn)` returns an unsubscribe function; `off`, `once`; it is also a real
  *   `EventTarget`, the payload being the `CustomEvent`'s `detail`):
  *   - server messages by type: `welcome`, `streams`, `message`, `presence`, `typing`, `direct`,
- *     `notify`, `broadcast`, `shutdown`, `error` (an `error` without `ref`), and any other type;
+ *     `notify`, `receipt` (a user read the direct messages you sent them up to `upto`: each
+ *     direct whose `id` is at or before it), `read` (your outbox was marked read on another
+ *     device), `broadcast`, `shutdown`, `error` (an `error` without `ref`), and any other type;
  *   - `state` `{state, previous, ...}`: `idle`, `connecting`, `open`, `reconnecting`, `closed`;
  *     `reconnecting` carries `{attempt, delayMs, code, reason, offline}`;
  *   - `open` (the welcome), `close` `{code, reason, wasClean, byApp}`;
@@ -119,7 +121,8 @@ export function streamOf(frame) {
   switch (frame && frame.type) {
     case 'message': return `room:${frame.room}`;
     case 'direct':
-    case 'notify': return 'user';
+    case 'notify':
+    case 'receipt': return 'user';
     case 'broadcast': return 'all';
     default: return null;
   }
@@ -604,6 +607,7 @@ export class RoomcastClient extends EventTarget {
       case 'message':
       case 'direct':
       case 'notify':
+      case 'receipt':
       case 'broadcast': {
         if (!this.positions.accept(streamOf(frame), frame.id)) {
           this.stats.duplicatesDropped += 1;
@@ -825,13 +829,24 @@ export class RoomcastClient extends EventTarget {
     return { id: reply.id, delivered: reply.delivered === true };
   }
 
+  /**
+   * Marks the user's outbox (direct messages and notifications) read up to `upto`, the `id`
+   * of the last one shown, on every device; the senders of the direct messages get a
+   * `receipt`. Queued while offline.
+   * @returns {Promise<{id: string, unread: number}>} the mark now, and what is left unread
+   */
+  async read(upto) {
+    const reply = await this.request({ type: 'read', upto });
+    return { id: reply.id, unread: Number(reply.unread) || 0 };
+  }
+
   /** An application-level ping; resolves when answered. */
   ping() {
     return this.request({ type: 'ping' }, { queue: false });
   }
 }
 
-const SSE_TYPES = ['streams', 'message', 'presence', 'typing', 'direct', 'notify', 'broadcast', 'shutdown', 'error'];
+const SSE_TYPES = ['streams', 'message', 'presence', 'typing', 'direct', 'notify', 'receipt', 'broadcast', 'shutdown', 'error'];
 const SSE_META = new Set(['state', 'resync', 'open']);
 
 /**

@@ -17,10 +17,10 @@ use serde::Deserialize;
 
 /// The transports, as labelled.
 pub(crate) const TRANSPORTS: [&str; 3] = ["websocket", "sse", "poll"];
-const IN_TYPES: [&str; 7] = [
-    "join", "leave", "publish", "typing", "direct", "ping", "app",
+const IN_TYPES: [&str; 8] = [
+    "join", "leave", "publish", "typing", "direct", "read", "ping", "app",
 ];
-const OUT_TYPES: [&str; 12] = [
+const OUT_TYPES: [&str; 14] = [
     "welcome",
     "reply",
     "error",
@@ -29,8 +29,10 @@ const OUT_TYPES: [&str; 12] = [
     "typing",
     "direct",
     "notify",
+    "receipt",
     "broadcast",
     "streams",
+    "read",
     "shutdown",
     "other",
 ];
@@ -70,6 +72,7 @@ pub(crate) struct Metrics {
     outboxes: Gauge,
     pending_operations: Gauge,
     hub_slow_consumers: Gauge<u64, AtomicU64>,
+    receipts_lost: Gauge<u64, AtomicU64>,
 }
 
 impl Metrics {
@@ -163,6 +166,12 @@ impl Metrics {
             "Sessions the hub dropped because their channel was full, since the start",
             hub_slow_consumers.clone(),
         );
+        let receipts_lost = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "hub_receipts_lost",
+            "Read receipts the storage refused (a budget reached, or unavailable), since the start",
+            receipts_lost.clone(),
+        );
         let typed = |family: &Family<TypeLabels, Counter>, types: &[&str]| {
             TRANSPORTS
                 .iter()
@@ -215,6 +224,7 @@ impl Metrics {
             outboxes,
             pending_operations,
             hub_slow_consumers,
+            receipts_lost,
             registry,
         })
     }
@@ -236,6 +246,7 @@ impl Metrics {
         self.outboxes.set(gauge(stats.outboxes));
         self.pending_operations.set(gauge(stats.pending_operations));
         self.hub_slow_consumers.set(stats.slow_consumers);
+        self.receipts_lost.set(stats.receipts_lost);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");

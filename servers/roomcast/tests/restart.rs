@@ -256,3 +256,62 @@ fn survives(end: End) {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = Duration::ZERO;
 }
+
+/// A read receipt is stored like any outbox message: a sender away when the recipient reads
+/// gets it after a SIGKILL and a restart, and it is not counted as unread.
+#[test]
+fn a_read_receipt_for_a_sender_away_survives_sigkill() {
+    let dir = fresh_dir("receipt");
+    let server = Running::start_in(&dir, &[]);
+    let id = smol::block_on(async {
+        let mut alice = within("connect", Client::connect(&server.ws("user=alice")))
+            .await
+            .expect("alice");
+        alice.next_of("welcome").await;
+        alice
+            .send_json(json!({"type": "direct", "ref": 1, "to": "bob", "data": "hi"}))
+            .await;
+        let (reply, _) = alice.answer(&json!(1)).await;
+        let id = reply["id"].as_str().expect("an id").to_owned();
+        alice.close_and_wait().await;
+        let mut bob = within("connect", Client::connect(&server.ws("user=bob")))
+            .await
+            .expect("bob");
+        bob.next_of("welcome").await;
+        let direct = bob.next_of("direct").await;
+        assert_eq!(direct["id"], id.as_str());
+        bob.send_json(json!({"type": "read", "ref": 2, "upto": id}))
+            .await;
+        let (reply, _) = bob.answer(&json!(2)).await;
+        assert_eq!(reply["unread"], 0, "{reply}");
+        id
+    });
+    // The receipt is appended after the read is answered: wait until it is stored.
+    smol::block_on(async {
+        within("the receipt stored", async {
+            loop {
+                let status = get(server.addr, "/api/status", &[]).await.json().await;
+                if status["stored_messages"] == 2 {
+                    return;
+                }
+                smol::Timer::after(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    });
+    server.kill();
+    let server = Running::start_in(&dir, &[]);
+    smol::block_on(async {
+        let mut alice = within("connect", Client::connect(&server.ws("user=alice")))
+            .await
+            .expect("alice");
+        alice.next_of("welcome").await;
+        let streams = alice.next_of("streams").await;
+        let user = stream_entry(&streams, "user");
+        assert_eq!(user["replayed"], 1, "{streams}");
+        assert_eq!(user["unread"], 0, "{streams}");
+        let receipt = alice.next_of("receipt").await;
+        assert_eq!(receipt["from"], "bob", "{receipt}");
+        assert_eq!(receipt["upto"], id.as_str(), "{receipt}");
+    });
+}

@@ -52,10 +52,16 @@ impl World {
                     self.send(c, Request::Leave(r), message);
                 }
             }
-            46..52 if talks => {
+            46..50 if talks => {
                 let to = user(self.rng.index(USERS));
                 let data = Payload::from_json("2").expect("JSON");
                 self.send(c, Request::Direct, ClientMessage::Direct { to, data });
+            }
+            50..52 if talks => {
+                // Its outbox read up to what it has seen: the senders get receipts.
+                if let Some(upto) = self.clients[c].seen_user {
+                    self.send(c, Request::Read, ClientMessage::Read { upto });
+                }
             }
             52..62 => {
                 // The server publishes (the HTTP API), now and then a burst.
@@ -182,6 +188,7 @@ impl World {
             message,
         };
         self.clients[c].pending.insert(n, request);
+        self.log(format!("c{c} -> {}", envelope.encode()));
         self.post(conn, Packet::Up(Up::Text(envelope.encode())));
     }
 

@@ -58,6 +58,7 @@ pub(crate) enum Request {
         reset: bool,
     },
     Direct,
+    Read,
 }
 
 impl Client {
@@ -153,6 +154,11 @@ impl Client {
                         }
                     }
                     Request::Direct => {}
+                    Request::Read => {
+                        if reply.id.is_none() || reply.unread.is_none() {
+                            return Err(format!("a read reply without id or unread: {reply:?}"));
+                        }
+                    }
                 }
             }
             ServerMessage::Error {
@@ -164,7 +170,10 @@ impl Client {
                     .as_ref()
                     .and_then(|reference| number(reference).ok())
                     .and_then(|n| self.pending.remove(&n));
-                let storing = matches!(request, Some(Request::Publish { .. } | Request::Direct));
+                let storing = matches!(
+                    request,
+                    Some(Request::Publish { .. } | Request::Direct | Request::Read)
+                );
                 if !(wire.faulty && storing && code == ErrorCode::Unavailable) {
                     return Err(format!("an error, none expected: {reference:?} {message}"));
                 }
@@ -189,7 +198,9 @@ impl Client {
                     _ => return Err(format!("presence in room{r}, not joined")),
                 }
             }
-            ServerMessage::Direct { id, .. } | ServerMessage::Notify { id, .. } => {
+            ServerMessage::Direct { id, .. }
+            | ServerMessage::Notify { id, .. }
+            | ServerMessage::Receipt { id, .. } => {
                 if let Some(last) = self.user_on_conn
                     && last.epoch == id.epoch
                     && id.offset <= last.offset

@@ -391,6 +391,24 @@ fn server_messages_have_an_exact_wire_form_and_read_back() {
             r#"{"type":"streams","streams":[{"stream":"room:lobby","id":"1f.42","recovered":true,"replayed":2},{"stream":"user","id":"2.0","replayed":0}]}"#,
         ),
         (
+            ServerMessage::Read {
+                upto: id,
+                unread: 3,
+            },
+            r#"{"type":"read","upto":"1f.42","unread":3}"#,
+        ),
+        (
+            ServerMessage::Receipt {
+                id: Position {
+                    epoch: 2,
+                    offset: 7,
+                },
+                from: user("bob"),
+                upto: id,
+            },
+            r#"{"type":"receipt","id":"2.7","from":"bob","upto":"1f.42"}"#,
+        ),
+        (
             ServerMessage::Shutdown {
                 reason: "restart".into(),
                 reconnect_ms: 1500,
@@ -416,6 +434,8 @@ fn server_frames_with_faults_are_refused() {
         r#"{"type":"message","room":"a","data":1}"#,
         r#"{"type":"reply"}"#,
         r#"{"type":"gossip"}"#,
+        r#"{"type":"receipt","id":"2.7","from":"bob"}"#,
+        r#"{"type":"receipt","id":"2.7","upto":"1.1"}"#,
     ] {
         assert!(codec.decode_server(bad).is_err(), "{bad}");
     }

@@ -51,6 +51,8 @@ pub struct HubStats {
     pub pending_operations: usize,
     /// Sessions dropped as slow consumers since the start.
     pub slow_consumers: u64,
+    /// Read receipts the engine refused to store, since the start.
+    pub receipts_lost: u64,
 }
 
 /// The hub has stopped: an operation panicked while it held the hub (a bug), so nothing more
@@ -308,6 +310,7 @@ impl HubHandle {
                 outboxes: stored.outboxes,
                 pending_operations: hub.pending_operations(),
                 slow_consumers: state.mailboxes.slow_consumers,
+                receipts_lost: hub.receipts_lost(),
             }
         })
     }
