@@ -232,6 +232,9 @@ struct World {
     codec: Codec,
     clients: Vec<Client>,
     conns: BTreeMap<u64, Conn>,
+    /// Connections the server let go of while their link was a black hole: what was in
+    /// flight on them vanishes still.
+    holed: BTreeSet<u64>,
     by_session: BTreeMap<SessionId, u64>,
     next_conn: u64,
     /// In flight: (arrival, sequence) -> (connection, packet).
@@ -276,6 +279,7 @@ impl World {
             codec: Codec::new(),
             clients: Vec::new(),
             conns: BTreeMap::new(),
+            holed: BTreeSet::new(),
             by_session: BTreeMap::new(),
             next_conn: 0,
             net: BTreeMap::new(),

@@ -60,7 +60,7 @@ impl World {
 
     pub(super) fn arrive(&mut self, conn: u64, c: usize, packet: Packet) -> Result<(), String> {
         let link = self.conns.get(&conn);
-        if link.is_some_and(|link| link.black_hole.is_some()) {
+        if link.is_some_and(|link| link.black_hole.is_some()) || self.holed.contains(&conn) {
             return Ok(());
         }
         match packet {

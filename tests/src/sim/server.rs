@@ -209,6 +209,9 @@ impl World {
             self.post(id, Packet::Down(down));
         }
         if closed {
+            if black_hole {
+                self.holed.insert(id);
+            }
             self.conns.remove(&id);
             self.by_session.remove(&hub_id);
             self.house.remove(hub_id);
