@@ -26,7 +26,8 @@ pub(super) struct Moved {
     /// The reader's session and request, to answer; `None` once answered.
     pub(super) answer: Option<(SessionId, Option<Ref>)>,
     pub(super) user: UserId,
-    /// The mark before the move (an offset of `read`'s epoch, or of an older one).
+    /// Where the read starts: the mark before the move (an offset of `read`'s epoch, or of
+    /// an older one), or the oldest message kept if the outbox dropped those after it.
     pub(super) before: u64,
     /// The mark now.
     pub(super) read: Position,
@@ -53,12 +54,8 @@ impl Hub {
     pub(super) fn marked(&mut self, moved: Moved) {
         let after = Position {
             epoch: moved.read.epoch,
-            offset: moved.before.min(moved.read.offset),
+            offset: moved.before,
         };
-        self.read_after_mark(moved, after);
-    }
-
-    fn read_after_mark(&mut self, moved: Moved, after: Position) {
         let stream = StreamId::Outbox(moved.user.clone());
         // The whole outbox fits in one read.
         let max = self.config.outbox_history.max_messages.max(1);
@@ -77,17 +74,15 @@ impl Hub {
         let read = moved.read;
         let after = Position {
             epoch: read.epoch,
-            offset: moved.before.min(read.offset),
+            offset: moved.before,
         };
         let same_epoch = view.head.epoch == read.epoch;
-        if same_epoch && !view.covers(after) {
-            // The oldest messages after the mark before are gone (dropped by the outbox's
-            // bounds before anyone read them): from the oldest kept, if the mark reaches it.
-            let oldest = view.first.saturating_sub(1);
-            if oldest > after.offset && oldest <= read.offset {
-                moved.before = oldest;
-                return self.marked(moved);
-            }
+        let oldest = view.first.saturating_sub(1);
+        if same_epoch && !view.covers(after) && oldest > after.offset {
+            // The messages after the mark before are gone (dropped by the outbox's bounds
+            // before anyone read them): read from the oldest kept. It only moves forward.
+            moved.before = oldest;
+            return self.marked(moved);
         }
         let unread = if !same_epoch {
             // The outbox started afresh since: every message it keeps is unread.

@@ -1062,3 +1062,37 @@ fn receipts_are_not_counted_unread_and_nobody_gets_one_for_their_own_messages() 
         "no receipt for his own note"
     );
 }
+
+#[test]
+fn a_mark_past_messages_the_outbox_dropped_sends_receipts_for_those_kept() {
+    let mut config = HubConfig::default();
+    config.outbox_history.max_messages = 3;
+    let mut w = World::with(config);
+    let (alice, carol) = (w.connect("alice"), w.connect("carol"));
+    w.send(
+        carol,
+        json!({"type": "direct", "ref": 1, "to": "bob", "data": 1}),
+    );
+    let mut ids = Vec::new();
+    for n in 2..=5 {
+        w.send(
+            alice,
+            json!({"type": "direct", "ref": n, "to": "bob", "data": n}),
+        );
+        ids.push(w.take(alice).pop().expect("a reply")["id"].clone());
+    }
+    w.take(carol);
+    let bob = w.connect("bob");
+    let frames = w.take(bob);
+    assert_eq!(frames[0]["streams"][0]["unread"], json!(3), "{frames:?}");
+    // Carol's message went before bob read it: no receipt for it.
+    w.send(bob, json!({"type": "read", "ref": 9, "upto": ids[2]}));
+    assert_eq!(
+        w.take(bob),
+        [json!({"type": "reply", "ref": 9, "id": ids[2], "unread": 1})]
+    );
+    let receipts = w.take(alice);
+    assert_eq!(receipts.len(), 1, "{receipts:?}");
+    assert_eq!(receipts[0]["upto"], ids[2]);
+    assert_eq!(w.take(carol), Vec::<Value>::new());
+}
