@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 mod batch;
+mod compact;
 mod meta;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -41,6 +42,7 @@ use roomcast_core::engine::{EngineEvent, Operation, StreamId, StreamKind};
 use roomcast_io::{EngineLink, EngineStats};
 
 use crate::batch::State;
+pub use crate::compact::{Compacted, compact};
 use crate::meta::{Meta, RECORDS, STREAMS};
 
 /// The store's budgets.
@@ -126,6 +128,24 @@ impl std::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// The store's file in its data directory.
+const FILE: &str = "roomcast.redb";
+
+/// Takes the data directory's lock (`LOCK`, an exclusive file lock), held while the file is
+/// open: a second process on the directory is refused.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(dir.to_owned())),
+        Err(std::fs::TryLockError::Error(error)) => Err(error.into()),
+    }
+}
+
 impl From<std::io::Error> for StoreError {
     fn from(error: std::io::Error) -> Self {
         Self::Io(error)
@@ -147,7 +167,8 @@ from_redb!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::CompactionError
 );
 
 /// An open store, not yet running: [`link`](Self::link) it to the hub, then
@@ -182,19 +203,8 @@ impl Store {
     /// reads what it holds.
     pub fn open(dir: &Path, options: StoreOptions) -> Result<(Self, Restored), StoreError> {
         std::fs::create_dir_all(dir)?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("LOCK"))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked(dir.to_owned()));
-            }
-            Err(std::fs::TryLockError::Error(error)) => return Err(error.into()),
-        }
-        let db = Database::create(dir.join("roomcast.redb"))?;
+        let lock = lock_dir(dir)?;
+        let db = Database::create(dir.join(FILE))?;
         let (store, restored) = Self::with_database(db, options)?;
         Ok((
             Self {

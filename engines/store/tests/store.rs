@@ -182,6 +182,66 @@ fn a_directory_another_store_holds_is_refused() {
     );
 }
 
+/// After a purge (here, every record past its age), compaction gives the freed pages back:
+/// the file shrinks, and what is kept is still there. Refused while a store holds the directory.
+#[test]
+fn compaction_shrinks_the_file_after_a_purge_and_keeps_what_is_kept() {
+    let dir = fresh_dir("compact");
+    let (store, _) = Store::open(&dir, StoreOptions::default()).expect("opens");
+    let mut running = start(store);
+    let short = Retention {
+        max_age: Duration::from_millis(300),
+        ..RETENTION
+    };
+    let big = Payload::from_json(&format!("\"{}\"", "x".repeat(4000))).expect("JSON");
+    let other = StreamId::Room(RoomName::new("kept").expect("valid"));
+    let mut op = 0;
+    for n in 0..600 {
+        op += 1;
+        let (stream, retention) = if n % 100 == 0 {
+            (other.clone(), RETENTION)
+        } else {
+            (lobby(), short)
+        };
+        let record = Record::new(
+            0,
+            None,
+            Message::Room {
+                from: None,
+                data: big.clone(),
+            },
+        );
+        running.submit([Operation::Append {
+            op: OpId(op),
+            stream,
+            record,
+            retention,
+        }]);
+    }
+    let last = OpId(op);
+    running.until(|e| matches!(e, EngineEvent::Appended { op, .. } if *op == last));
+    match roomcast_store::compact(&dir) {
+        Err(StoreError::Locked(locked)) => assert_eq!(locked, dir),
+        other => panic!("not refused while open: {other:?}"),
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    running.submit([Operation::Expire]);
+    // A read after the sweep: it is committed by then.
+    running.read(10_000, &other, None);
+    drop(running);
+    let compacted = roomcast_store::compact(&dir).expect("compacts");
+    assert!(
+        compacted.after * 2 < compacted.before,
+        "{compacted:?}: 594 of 600 records of 4 KB were purged"
+    );
+    let (store, restored) = Store::open(&dir, StoreOptions::default()).expect("opens");
+    assert_eq!(restored.messages, 6, "{restored:?}");
+    let mut running = start(store);
+    let (head, _) = running.read(1, &other, None);
+    let (_, records) = running.read(2, &other, Some(Position { offset: 0, ..head }));
+    assert_eq!(records.len(), 6);
+}
+
 #[test]
 fn past_the_total_a_new_stream_is_refused_and_an_old_one_makes_room() {
     let dir = fresh_dir("budget");

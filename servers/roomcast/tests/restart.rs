@@ -315,3 +315,31 @@ fn a_read_receipt_for_a_sender_away_survives_sigkill() {
         assert_eq!(receipt["upto"], id.as_str(), "{receipt}");
     });
 }
+
+/// `roomcast compact` is refused on the directory of a running server, and compacts it once
+/// the server has stopped.
+#[test]
+fn compact_waits_for_the_server_to_stop() {
+    let dir = fresh_dir("compact");
+    let server = Running::start_in(&dir, &[]);
+    let compact = || {
+        std::process::Command::new(common::BIN)
+            .args(["compact", "--data-dir"])
+            .arg(&dir)
+            .output()
+            .expect("runs")
+    };
+    let refused = compact();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("in use by another running server"),
+        "{stderr}"
+    );
+    let (status, _) = server.terminate();
+    assert!(status.success(), "{status}");
+    let done = compact();
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(done.status.success(), "{stdout}");
+    assert!(stdout.starts_with("compacted "), "{stdout}");
+}
