@@ -257,7 +257,7 @@ async function clientUnitChecks() {
   ok(parseCursor('room:a=y.3,user=a.1').get('room:a') === 'y.3', 'parseCursor');
 
   const c = new RoomcastClient({ url: 'ws://fake.invalid/ws', user: 'zoë', WebSocket: FakeWS, backoffInitialMs: 20, backoffMaxMs: 200, requestTimeoutMs: 300, queueLimit: 2, watchOnline: false });
-  const events = { message: [], state: [], resync: [], close: [], notify: [] };
+  const events = { message: [], state: [], resync: [], close: [], notify: [], receipt: [] };
   for (const t of Object.keys(events)) c.on(t, (d) => events[t].push(d));
   await rejects(c.publish('lobby', 1), 'not_connected', 'publish before connect()');
   c.connect();
@@ -298,6 +298,16 @@ async function clientUnitChecks() {
   ws.recv({ type: 'reply', ref: df.ref, id: 'q.1', delivered: false });
   const receipt = await value(dm, 'direct');
   ok(receipt.id === 'q.1' && receipt.delivered === false, `direct resolves with the receipt ${JSON.stringify(receipt)}`);
+  // Bob reads it: a read receipt arrives in the user stream, once, and moves its position.
+  ws.recv({ type: 'receipt', id: 'a.2', from: 'bob', upto: 'q.1' });
+  ws.recv({ type: 'receipt', id: 'a.2', from: 'bob', upto: 'q.1' });
+  ok(events.receipt.length === 1 && events.receipt[0].upto === 'q.1', `a receipt, once: ${JSON.stringify(events.receipt)}`);
+  const rd = c.read('a.2');
+  const rf = ws.sent.at(-1);
+  ok(rf.type === 'read' && rf.upto === 'a.2', `read frame ${JSON.stringify(rf)}`);
+  ws.recv({ type: 'reply', ref: rf.ref, id: 'a.2', unread: 0 });
+  const marked = await value(rd, 'read');
+  ok(marked.id === 'a.2' && marked.unread === 0, `read resolves with the mark and unread ${JSON.stringify(marked)}`);
 
   // A drop (4000): the request in flight fails, sends queue (bounded), the client comes back at
   // once with its cursor, re-joins with since, then sends the queue.
@@ -313,9 +323,9 @@ async function clientUnitChecks() {
   ok(await until(() => FakeWS.last !== ws), 'a new attempt after 4000');
   ws = FakeWS.last;
   url = new URL(ws.url);
-  ok(url.searchParams.get('cursor') === 'user=a.1,all=b.0', `the reconnect presents the cursor: ${ws.url}`);
+  ok(url.searchParams.get('cursor') === 'user=a.2,all=b.0', `the reconnect presents the cursor: ${ws.url}`);
   ws.recv(welcome());
-  ws.recv({ type: 'streams', streams: [{ stream: 'user', id: 'a.1', recovered: true, replayed: 0 }, { stream: 'all', id: 'b.0', recovered: true, replayed: 0 }] });
+  ws.recv({ type: 'streams', streams: [{ stream: 'user', id: 'a.2', recovered: true, replayed: 0 }, { stream: 'all', id: 'b.0', recovered: true, replayed: 0 }] });
   const rj = ws.sent[0];
   ok(rj && rj.type === 'join' && rj.room === 'lobby' && rj.since === 'e.2', `re-join with since = the last message seen: ${JSON.stringify(rj)}`);
   ok(ws.sent[1]?.data === 'q1' && ws.sent[2]?.data === 'q2', `the queue follows the re-join, in order: ${JSON.stringify(ws.sent)}`);
