@@ -145,10 +145,7 @@ fn an_outbox_keeps_its_newest_within_its_count_and_bytes() {
                 let (code, body) = notify(&server, "bob", json!(n)).await;
                 assert_eq!(code, 200, "{body}");
             }
-            let mut bob = within("connect", Client::connect(&server.ws("user=bob")))
-                .await
-                .expect("bob");
-            bob.next_of("welcome").await;
+            let mut bob = client(&server, "bob").await;
             let streams = bob.next_of("streams").await;
             let user = stream_entry(&streams, "user");
             assert_eq!(user["unread"], 3, "{storage:?}: {streams}");
@@ -167,10 +164,7 @@ fn an_outbox_keeps_its_newest_within_its_count_and_bytes() {
             }
             let status = status(&small).await;
             assert_eq!(status["stored_messages"], 2, "{storage:?}: {status}");
-            let mut carol = within("connect", Client::connect(&small.ws("user=carol")))
-                .await
-                .expect("carol");
-            carol.next_of("welcome").await;
+            let mut carol = client(&small, "carol").await;
             let streams = carol.next_of("streams").await;
             assert_eq!(stream_entry(&streams, "user")["unread"], 2, "{streams}");
         });
