@@ -1,0 +1,343 @@
+//! The pure half: engine operations to Redis calls, and Redis replies and pushes to engine
+//! events.
+//!
+//! A driver takes each [`Operation`] to [`Plan::plan`], which gives a [`Step`]: calls to run
+//! (pipelined, in order) and how to read their replies ([`Answer`]), or a channel to subscribe
+//! to or leave. It hands the replies back to [`Plan::answer`], a pub/sub message to
+//! [`Plan::live`], and a link that failed to [`Answer::failed`]: each gives the events for the
+//! hub.
+
+mod decode;
+mod keys;
+
+use std::time::Duration;
+
+use roomcast_core::cursor::Position;
+use roomcast_core::engine::{EngineEvent, Fault, OpId, Operation, StreamId};
+
+pub use self::keys::Keys;
+
+/// What the plan needs to know of the deployment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanConfig {
+    /// The first part of every key and channel: `rc`.
+    pub prefix: String,
+    /// A Redis Cluster: appends publish with `SPUBLISH` (sharded pub/sub), so a message goes
+    /// only to the shard of its stream.
+    pub sharded: bool,
+    /// How long a stream that was read or marked but never appended to is remembered: 1 day.
+    /// A stream appended to is remembered for twice its records' age limit, at least this.
+    pub idle_ttl: Duration,
+}
+
+impl Default for PlanConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "rc".to_owned(),
+            sharded: false,
+            idle_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// One of the scripts, whose source the driver loads (`SCRIPT LOAD`, then `EVALSHA`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Script {
+    /// `append.lua`.
+    Append,
+    /// `read.lua`.
+    Read,
+    /// `mark.lua`.
+    Mark,
+}
+
+impl Script {
+    /// Every script.
+    pub const ALL: [Self; 3] = [Self::Append, Self::Read, Self::Mark];
+
+    /// Its Lua source.
+    pub fn source(self) -> &'static str {
+        match self {
+            Self::Append => include_str!("../lua/append.lua"),
+            Self::Read => include_str!("../lua/read.lua"),
+            Self::Mark => include_str!("../lua/mark.lua"),
+        }
+    }
+}
+
+/// One Redis call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// A script, with its keys and arguments.
+    Script {
+        /// Which.
+        script: Script,
+        /// Its keys (all of one stream: one slot).
+        keys: Vec<String>,
+        /// Its arguments.
+        args: Vec<Vec<u8>>,
+    },
+    /// `HMGET key e o`: a stream's epoch and last offset.
+    Head {
+        /// The stream's meta.
+        key: String,
+    },
+}
+
+/// A reply from Redis, as the plan reads it (a driver converts its client's value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Nil.
+    Nil,
+    /// An integer.
+    Int(i64),
+    /// A bulk or simple string.
+    Data(Vec<u8>),
+    /// An array.
+    Array(Vec<Reply>),
+    /// An error reply.
+    Error(String),
+}
+
+/// How to read the replies of a step's calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// An append's: `Appended`, or `Failed`.
+    Append {
+        /// The operation.
+        op: OpId,
+    },
+    /// A read's: `Read`.
+    Read {
+        /// The operation.
+        op: OpId,
+        /// The stream read.
+        stream: StreamId,
+        /// The position asked for.
+        after: Option<Position>,
+    },
+    /// A mark's: `Marked`.
+    Mark {
+        /// The operation.
+        op: OpId,
+        /// Whose outbox.
+        user: roomcast_core::names::UserId,
+    },
+    /// The heads asked for: `Tops`, one call per stream.
+    Tops {
+        /// The operation.
+        op: OpId,
+        /// The streams, in the order of the calls.
+        streams: Vec<StreamId>,
+    },
+}
+
+impl Answer {
+    /// The event for calls that could not be made or answered (the link failed): the
+    /// operation failed, `unavailable`.
+    pub fn failed(&self, why: &str) -> EngineEvent {
+        let op = match self {
+            Self::Append { op } | Self::Read { op, .. } | Self::Mark { op, .. } => *op,
+            Self::Tops { op, .. } => *op,
+        };
+        EngineEvent::Failed {
+            op,
+            fault: Fault::Unavailable(why.to_owned()),
+        }
+    }
+}
+
+/// What the driver does for an operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Run these calls in order (pipelined: each reply in its place), then read the replies
+    /// with [`Plan::answer`].
+    Run {
+        /// The calls.
+        calls: Vec<Call>,
+        /// How to read their replies.
+        answer: Answer,
+    },
+    /// Subscribe to this channel: the stream's appends come as pushes, for [`Plan::live`].
+    Subscribe(String),
+    /// Leave it.
+    Unsubscribe(String),
+    /// Nothing to do in Redis (the scripts trim by age and keys expire by themselves).
+    Nothing,
+}
+
+/// The plan: key names, calls and the reading of replies. Deterministic: its epochs and nonces
+/// come from its seed.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    config: PlanConfig,
+    keys: Keys,
+    rng: u64,
+}
+
+impl Plan {
+    /// A plan for this deployment; `seed` makes the epochs and nonces it hands out (a driver
+    /// seeds it from the OS, a test with a number).
+    pub fn new(config: PlanConfig, seed: u64) -> Self {
+        let keys = Keys::new(&config.prefix);
+        Self {
+            config,
+            keys,
+            rng: seed,
+        }
+    }
+
+    /// The key names.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// What to do for `operation`, at `now_ms` (milliseconds since the Unix epoch: the
+    /// records' times, for their age).
+    pub fn plan(&mut self, now_ms: u64, operation: Operation) -> Step {
+        match operation {
+            Operation::Append {
+                op,
+                stream,
+                record,
+                retention,
+            } => {
+                let age = millis(retention.max_age);
+                let ttl = (2 * age).max(millis(self.config.idle_ttl));
+                let publish: &[u8] = if self.config.sharded {
+                    b"SPUBLISH"
+                } else {
+                    b"PUBLISH"
+                };
+                let args = vec![
+                    record.encode(),
+                    record.size().to_string().into_bytes(),
+                    self.nonce().into_bytes(),
+                    now_ms.to_string().into_bytes(),
+                    retention.max_messages.to_string().into_bytes(),
+                    retention.max_bytes.to_string().into_bytes(),
+                    age.to_string().into_bytes(),
+                    self.epoch().to_string().into_bytes(),
+                    self.keys.channel(&stream).into_bytes(),
+                    publish.to_vec(),
+                    ttl.to_string().into_bytes(),
+                ];
+                let call = Call::Script {
+                    script: Script::Append,
+                    keys: vec![self.keys.meta(&stream), self.keys.log(&stream)],
+                    args,
+                };
+                Step::Run {
+                    calls: vec![call],
+                    answer: Answer::Append { op },
+                }
+            }
+            Operation::Read {
+                op,
+                stream,
+                after,
+                max,
+            } => {
+                let (epoch, offset) = match after {
+                    Some(after) => (after.epoch.to_string(), after.offset),
+                    None => (String::new(), 0),
+                };
+                let args = vec![
+                    self.epoch().to_string().into_bytes(),
+                    epoch.into_bytes(),
+                    offset.to_string().into_bytes(),
+                    max.max(1).to_string().into_bytes(),
+                    now_ms.to_string().into_bytes(),
+                    millis(self.config.idle_ttl).to_string().into_bytes(),
+                ];
+                let call = Call::Script {
+                    script: Script::Read,
+                    keys: vec![self.keys.meta(&stream), self.keys.log(&stream)],
+                    args,
+                };
+                Step::Run {
+                    calls: vec![call],
+                    answer: Answer::Read { op, stream, after },
+                }
+            }
+            Operation::MarkRead { op, user, upto } => {
+                let stream = StreamId::Outbox(user.clone());
+                let args = vec![
+                    self.epoch().to_string().into_bytes(),
+                    upto.epoch.to_string().into_bytes(),
+                    upto.offset.to_string().into_bytes(),
+                    millis(self.config.idle_ttl).to_string().into_bytes(),
+                ];
+                let call = Call::Script {
+                    script: Script::Mark,
+                    keys: vec![self.keys.meta(&stream)],
+                    args,
+                };
+                Step::Run {
+                    calls: vec![call],
+                    answer: Answer::Mark { op, user },
+                }
+            }
+            Operation::Tops { op, streams } => {
+                let calls = streams
+                    .iter()
+                    .map(|stream| Call::Head {
+                        key: self.keys.meta(stream),
+                    })
+                    .collect();
+                Step::Run {
+                    calls,
+                    answer: Answer::Tops { op, streams },
+                }
+            }
+            Operation::Follow { stream, .. } => Step::Subscribe(self.keys.channel(&stream)),
+            Operation::Unfollow(stream) => Step::Unsubscribe(self.keys.channel(&stream)),
+            // Records past their age go at every append and read of their stream, and the keys
+            // of a stream left alone expire.
+            _ => Step::Nothing,
+        }
+    }
+
+    /// The events the replies of a step's calls mean, one reply per call in order.
+    pub fn answer(&self, answer: Answer, replies: Vec<Reply>) -> Vec<EngineEvent> {
+        decode::answer(answer, replies)
+    }
+
+    /// The `Live` a pub/sub message of `channel` means, if it is one of this plan's (a
+    /// malformed one is dropped: the hub finds the gap at the next one, or by its heads check).
+    pub fn live(&self, channel: &str, payload: &[u8]) -> Option<EngineEvent> {
+        let stream = self.keys.stream_of_channel(channel)?;
+        decode::live(stream, payload)
+    }
+
+    /// A fresh epoch: never 0, so that `0.0` is never a real position.
+    fn epoch(&mut self) -> u64 {
+        loop {
+            let epoch = self.next();
+            if epoch != 0 {
+                return epoch;
+            }
+        }
+    }
+
+    /// A record's nonce: 16 hex digits.
+    fn nonce(&mut self) -> String {
+        format!("{:016x}", self.next())
+    }
+
+    /// SplitMix64.
+    fn next(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,451 @@
+//! The plan's scripts on a real `redis-server` (started here on a loopback port with a fresh
+//! directory, stopped at the end), against the memory engine as the reference: the same
+//! operations give the same events, epochs aside (each engine draws its own), and every append
+//! comes back on its stream's channel, in offset order.
+//!
+//! Without `redis-server` these tests are ignored (`apt-get install redis-server`);
+//! `ROOMCAST_REQUIRE_REDIS=1` runs them anyway, so that a missing server fails them (CI).
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use roomcast_core::cursor::Position;
+use roomcast_core::engine::{
+    Engine, EngineEvent, MemoryEngine, MemoryLimits, Message, OpId, Operation, Record, Retention,
+    StreamId,
+};
+use roomcast_core::envelope::Payload;
+use roomcast_core::names::{RoomName, UserId};
+use roomcast_redis::plan::{Call, Plan, PlanConfig, Reply, Step};
+
+/// A `redis-server` of this test process: no persistence, loopback only; killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Server {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("roomcast-redis-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a fresh directory");
+        let program = env!("ROOMCAST_TEST_REDIS_SERVER");
+        let child = Command::new(program)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program}: {e} (apt-get install redis-server)"));
+        let server = Self { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.connection().is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start in 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn client(&self) -> redis::Client {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).expect("a URL")
+    }
+
+    fn connection(&self) -> redis::RedisResult<redis::Connection> {
+        self.client().get_connection()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn reply(value: redis::Value) -> Reply {
+    match value {
+        redis::Value::Nil => Reply::Nil,
+        redis::Value::Int(n) => Reply::Int(n),
+        redis::Value::BulkString(bytes) => Reply::Data(bytes),
+        redis::Value::SimpleString(text) => Reply::Data(text.into_bytes()),
+        redis::Value::Okay => Reply::Data(b"OK".to_vec()),
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            Reply::Array(items.into_iter().map(reply).collect())
+        }
+        redis::Value::ServerError(error) => Reply::Error(format!(
+            "{} {}",
+            error.code(),
+            error.details().unwrap_or_default()
+        )),
+        other => Reply::Error(format!("unexpected {other:?}")),
+    }
+}
+
+/// Runs a plan's step on `connection` (scripts by `EVAL`, each call's reply in its place).
+fn run(plan: &Plan, connection: &mut redis::Connection, step: Step) -> Vec<EngineEvent> {
+    let Step::Run { calls, answer } = step else {
+        return Vec::new();
+    };
+    let replies = calls
+        .into_iter()
+        .map(|call| {
+            let command = match call {
+                Call::Script { script, keys, args } => {
+                    let mut command = redis::cmd("EVAL");
+                    command.arg(script.source()).arg(keys.len()).arg(keys);
+                    for arg in args {
+                        command.arg(arg);
+                    }
+                    command
+                }
+                Call::Head { key } => {
+                    let mut command = redis::cmd("HMGET");
+                    command.arg(key).arg("e").arg("o");
+                    command
+                }
+            };
+            match command.query::<redis::Value>(connection) {
+                Ok(value) => reply(value),
+                // A script's error reply: its code (the first word) and the rest.
+                Err(error) => match (error.code(), error.detail()) {
+                    (Some(code), Some(detail)) => Reply::Error(format!("{code} {detail}")),
+                    _ => Reply::Error(error.to_string()),
+                },
+            }
+        })
+        .collect();
+    plan.answer(answer, replies)
+}
+
+fn room(name: &str) -> StreamId {
+    StreamId::Room(RoomName::new(name).expect("valid"))
+}
+
+fn outbox(name: &str) -> StreamId {
+    StreamId::Outbox(UserId::new(name).expect("valid"))
+}
+
+fn record(n: u64, size: usize) -> Record {
+    let text = format!("{n}{}", "x".repeat(size));
+    Record::new(
+        0,
+        None,
+        Message::Room {
+            from: None,
+            data: Payload::from_json(&format!("\"{text}\"")).expect("JSON"),
+        },
+    )
+}
+
+const RETENTION: Retention = Retention {
+    max_messages: 5,
+    max_bytes: 800,
+    max_age: Duration::from_secs(3600),
+};
+
+/// What the tests do to the two engines.
+#[derive(Clone, Debug)]
+enum Act {
+    Append { stream: usize, size: usize },
+    Read { stream: usize, back: u64 },
+    ReadView { stream: usize },
+    Mark { back: u64 },
+    Tops,
+}
+
+const STREAMS: usize = 3;
+
+fn stream(index: usize) -> StreamId {
+    match index {
+        0 => room("lobby"),
+        1 => outbox("alice"),
+        _ => StreamId::Broadcast,
+    }
+}
+
+fn act() -> impl Strategy<Value = Act> {
+    prop_oneof![
+        4 => (0..STREAMS, prop_oneof![8 => 0usize..60, 1 => 100usize..900])
+            .prop_map(|(stream, size)| Act::Append { stream, size }),
+        2 => (0..STREAMS, 0u64..8).prop_map(|(stream, back)| Act::Read { stream, back }),
+        1 => (0..STREAMS).prop_map(|stream| Act::ReadView { stream }),
+        1 => (0u64..4).prop_map(|back| Act::Mark { back }),
+        1 => Just(Act::Tops),
+    ]
+}
+
+/// Epochs replaced by their order of appearance, so two engines' events compare.
+#[derive(Default)]
+struct Epochs(BTreeMap<u64, u64>);
+
+impl Epochs {
+    fn of(&mut self, epoch: u64) -> u64 {
+        let next = self.0.len() as u64;
+        *self.0.entry(epoch).or_insert(next)
+    }
+
+    fn position(&mut self, at: Position) -> Position {
+        Position {
+            epoch: self.of(at.epoch),
+            offset: at.offset,
+        }
+    }
+
+    /// An event with its epochs replaced, its records by their offsets and data, and a fault
+    /// by its kind.
+    fn normal(&mut self, event: EngineEvent) -> String {
+        match event {
+            EngineEvent::Appended { op, at } => format!("appended {op:?} {:?}", self.position(at)),
+            EngineEvent::Failed { op, fault } => {
+                let kind = match fault {
+                    roomcast_core::engine::Fault::LimitReached(_) => "limit",
+                    _ => "unavailable",
+                };
+                format!("failed {op:?} {kind}")
+            }
+            EngineEvent::Read {
+                op,
+                stream,
+                view,
+                records,
+            } => {
+                let head = self.position(view.head);
+                let records: Vec<String> = records.iter().map(describe).collect();
+                format!(
+                    "read {op:?} {stream:?} {head:?} first {} read {} {records:?}",
+                    view.first, view.read
+                )
+            }
+            EngineEvent::Marked {
+                op,
+                user,
+                before,
+                read,
+            } => format!("marked {op:?} {user} {before} {:?}", self.position(read)),
+            EngineEvent::Tops { op, mut heads } => {
+                // A stream that holds nothing may be left out (the memory engine knows every
+                // stream followed; Redis, those with a meta): there is nothing to miss in it.
+                heads.retain(|(_, head)| head.offset > 0);
+                heads.sort();
+                let heads: Vec<String> = heads
+                    .into_iter()
+                    .map(|(stream, head)| format!("{stream:?} {:?}", self.position(head)))
+                    .collect();
+                format!("tops {op:?} {heads:?}")
+            }
+            EngineEvent::Live { stream, at, record } => {
+                format!(
+                    "live {stream:?} {:?} {}",
+                    self.position(at),
+                    describe(&record)
+                )
+            }
+            other => format!("{other:?}"),
+        }
+    }
+}
+
+fn describe(record: &Arc<Record>) -> String {
+    match &record.message {
+        Message::Room { data, .. } => {
+            // The act's number, which each record's data starts with.
+            let json = data.as_json().trim_start_matches('"');
+            let n: String = json.chars().take_while(char::is_ascii_digit).collect();
+            format!("{}:{n}:{}", record.offset, json.len())
+        }
+        other => format!("{}:{other:?}", record.offset),
+    }
+}
+
+/// Both engines through the same acts, following every stream: the events side by side.
+fn compare(server: &Server, acts: &[Act]) -> Result<(), TestCaseError> {
+    let mut connection = server.connection().expect("connects");
+    redis::cmd("FLUSHALL")
+        .query::<()>(&mut connection)
+        .expect("flushes");
+    let mut pubsub_connection = server.connection().expect("connects");
+    let mut pubsub = pubsub_connection.as_pubsub();
+    let mut plan = Plan::new(PlanConfig::default(), 11);
+    let mut memory = MemoryEngine::new(
+        MemoryLimits {
+            max_bytes: usize::MAX / 2,
+            max_outboxes: usize::MAX / 2,
+        },
+        3,
+    );
+    let now = Instant::now();
+    let (mut mine, mut theirs) = (Epochs::default(), Epochs::default());
+    let (mut lives_memory, mut lives_redis) = (Vec::new(), Vec::new());
+    // Where each stream stands in each engine, for positions that mean the same in both.
+    let mut heads: BTreeMap<usize, (Position, Position)> = BTreeMap::new();
+    for index in 0..STREAMS {
+        let follow = Operation::Follow {
+            stream: stream(index),
+            retention: RETENTION,
+        };
+        memory.handle(now, follow.clone());
+        match plan.plan(0, follow) {
+            Step::Subscribe(channel) => pubsub.subscribe(channel).expect("subscribes"),
+            other => panic!("{other:?}"),
+        }
+    }
+    for (n, act) in acts.iter().enumerate() {
+        let op = OpId(n as u64 + 1);
+        let position = |heads: &BTreeMap<usize, (Position, Position)>, index: usize, back: u64| {
+            heads.get(&index).map(|(m, r)| {
+                let at = |p: Position| Position {
+                    offset: p.offset.saturating_sub(back),
+                    ..p
+                };
+                (at(*m), at(*r))
+            })
+        };
+        let (for_memory, for_redis) = match act {
+            Act::Append {
+                stream: index,
+                size,
+            } => {
+                let operation = Operation::Append {
+                    op,
+                    stream: stream(*index),
+                    record: record(n as u64, *size),
+                    retention: RETENTION,
+                };
+                (operation.clone(), operation)
+            }
+            Act::Read {
+                stream: index,
+                back,
+            } => {
+                let (m, r) = position(&heads, *index, *back).unzip();
+                let read = |after| Operation::Read {
+                    op,
+                    stream: stream(*index),
+                    after,
+                    max: 3,
+                };
+                (read(m), read(r))
+            }
+            Act::ReadView { stream: index } => {
+                let read = Operation::Read {
+                    op,
+                    stream: stream(*index),
+                    after: None,
+                    max: 10,
+                };
+                (read.clone(), read)
+            }
+            Act::Mark { back, .. } => {
+                let Some((m, r)) = position(&heads, 1, *back) else {
+                    continue;
+                };
+                let mark = |upto| Operation::MarkRead {
+                    op,
+                    user: UserId::new("alice").expect("valid"),
+                    upto,
+                };
+                (mark(m), mark(r))
+            }
+            Act::Tops => {
+                let tops = Operation::Tops {
+                    op,
+                    streams: (0..STREAMS).map(stream).collect(),
+                };
+                (tops.clone(), tops)
+            }
+        };
+        memory.handle(now, for_memory);
+        let mut from_memory = Vec::new();
+        while let Some(event) = memory.poll_event() {
+            match event {
+                EngineEvent::Live { .. } => lives_memory.push(mine.normal(event)),
+                event => from_memory.push(event),
+            }
+        }
+        let step = plan.plan(0, for_redis);
+        let from_redis = run(&plan, &mut connection, step);
+        // Heads as each engine reports them, kept per stream.
+        for (events, side) in [(&from_memory, 0), (&from_redis, 1)] {
+            for event in events {
+                let found = match event {
+                    EngineEvent::Appended { at, .. } => Some((act_stream(act), *at)),
+                    EngineEvent::Read { view, .. } => Some((act_stream(act), view.head)),
+                    _ => None,
+                };
+                if let Some((Some(index), head)) = found {
+                    let entry = heads.entry(index).or_insert((head, head));
+                    if side == 0 {
+                        entry.0 = head;
+                    } else {
+                        entry.1 = head;
+                    }
+                }
+            }
+        }
+        let a: Vec<String> = from_memory.into_iter().map(|e| mine.normal(e)).collect();
+        let b: Vec<String> = from_redis.into_iter().map(|e| theirs.normal(e)).collect();
+        prop_assert_eq!(a, b, "act {} {:?}", n, act);
+    }
+    // Every append came back on its channel, in order, as the memory engine's Lives.
+    pubsub
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("a timeout");
+    while lives_redis.len() < lives_memory.len() {
+        let message = match pubsub.get_message() {
+            Ok(message) => message,
+            Err(error) if error.is_timeout() => break,
+            Err(error) => panic!("{error}"),
+        };
+        let payload: Vec<u8> = message.get_payload().expect("bytes");
+        let live = plan
+            .live(message.get_channel_name(), &payload)
+            .expect("a live record");
+        lives_redis.push(theirs.normal(live));
+    }
+    prop_assert_eq!(lives_memory, lives_redis);
+    Ok(())
+}
+
+fn act_stream(act: &Act) -> Option<usize> {
+    match act {
+        Act::Append { stream, .. } | Act::Read { stream, .. } | Act::ReadView { stream } => {
+            Some(*stream)
+        }
+        Act::Mark { .. } => Some(1),
+        Act::Tops => None,
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn the_scripts_do_what_the_memory_engine_does() {
+    let server = Server::start();
+    let config = ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(acts in proptest::collection::vec(act(), 1..40))| {
+        compare(&server, &acts)?;
+    });
+}
