@@ -9,6 +9,12 @@ use std::path::Path;
 #[path = "../../tests/src/browser.rs"]
 mod browser;
 
+// And for `redis-server`, for the tests of nodes sharing Redis (`tests/redis_nodes.rs`).
+#[allow(unreachable_pub)]
+#[path = "../../engines/redis/probe.rs"]
+mod probe;
+
 fn main() {
     browser::emit_build_cfg(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests"));
+    probe::emit_build_cfg();
 }

@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod http;
 pub mod proxy;
+pub mod redis;
 pub mod sim;
 
 use std::future::Future;

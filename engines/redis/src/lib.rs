@@ -7,7 +7,7 @@
 //!   script calls that carry it out (keys and arguments), and each reply, or pub/sub message,
 //!   becomes the [`EngineEvent`](roomcast_core::engine::EngineEvent)s it means. No IO, no
 //!   clock, no randomness but a seed: unit-tested and fuzzed without a server.
-//! - the driver (to come): redis-rs connections that run what the plan says.
+//! - [`driver`]: redis-rs connections that run what the plan says, on tokio or smol.
 //!
 //! ## Keys
 //!
@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod driver;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod plan;

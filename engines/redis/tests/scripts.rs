@@ -7,9 +7,6 @@
 //! `ROOMCAST_REQUIRE_REDIS=1` runs them anyway, so that a missing server fails them (CI).
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,80 +18,20 @@ use roomcast_core::engine::{
 };
 use roomcast_core::envelope::Payload;
 use roomcast_core::names::{RoomName, UserId};
-use roomcast_redis::plan::{Call, Plan, PlanConfig, Reply, Step};
+use roomcast_redis::driver::{error_reply, reply};
+use roomcast_redis::plan::{Call, Plan, PlanConfig, Step};
+use roomcast_tests::redis::RedisServer;
 
-/// A `redis-server` of this test process: no persistence, loopback only; killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
+/// A `redis-server` of this test: no persistence, loopback only; killed when dropped.
+struct Server(RedisServer);
 
 impl Server {
     fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let dir =
-            std::env::temp_dir().join(format!("roomcast-redis-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a fresh directory");
-        let program = env!("ROOMCAST_TEST_REDIS_SERVER");
-        let child = Command::new(program)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{program}: {e} (apt-get install redis-server)"));
-        let server = Self { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while server.connection().is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start in 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn client(&self) -> redis::Client {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).expect("a URL")
+        Self(RedisServer::start(env!("ROOMCAST_TEST_REDIS_SERVER"), &[]))
     }
 
     fn connection(&self) -> redis::RedisResult<redis::Connection> {
-        self.client().get_connection()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn reply(value: redis::Value) -> Reply {
-    match value {
-        redis::Value::Nil => Reply::Nil,
-        redis::Value::Int(n) => Reply::Int(n),
-        redis::Value::BulkString(bytes) => Reply::Data(bytes),
-        redis::Value::SimpleString(text) => Reply::Data(text.into_bytes()),
-        redis::Value::Okay => Reply::Data(b"OK".to_vec()),
-        redis::Value::Array(items) | redis::Value::Set(items) => {
-            Reply::Array(items.into_iter().map(reply).collect())
-        }
-        redis::Value::ServerError(error) => Reply::Error(format!(
-            "{} {}",
-            error.code(),
-            error.details().unwrap_or_default()
-        )),
-        other => Reply::Error(format!("unexpected {other:?}")),
+        redis::Client::open(self.0.url())?.get_connection()
     }
 }
 
@@ -123,11 +60,7 @@ fn run(plan: &Plan, connection: &mut redis::Connection, step: Step) -> Vec<Engin
             };
             match command.query::<redis::Value>(connection) {
                 Ok(value) => reply(value),
-                // A script's error reply: its code (the first word) and the rest.
-                Err(error) => match (error.code(), error.detail()) {
-                    (Some(code), Some(detail)) => Reply::Error(format!("{code} {detail}")),
-                    _ => Reply::Error(error.to_string()),
-                },
+                Err(error) => error_reply(&error),
             }
         })
         .collect();

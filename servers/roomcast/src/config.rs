@@ -94,6 +94,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ROOMCAST_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,
 
+    /// Keep the streams in Redis (`redis://host:6379`), shared with every other roomcast node on
+    /// the same Redis: rooms, outboxes and the broadcast feed reach clients on any node, and a
+    /// client resumes on any node. Excludes --data-dir and --memory. See docs/scaling.md.
+    #[arg(long, env = "ROOMCAST_REDIS", hide_env_values = true)]
+    pub(crate) redis: Option<String>,
+
     /// Keep the streams in memory only, without a data directory: a restart loses every outbox
     /// and history (logged at start).
     #[arg(long, env = "ROOMCAST_MEMORY", num_args = 0..=1, default_missing_value = "true")]
@@ -202,6 +208,7 @@ impl ServeArgs {
             outbox_age,
             outbox_bytes,
             data_dir,
+            redis,
             memory,
             store_max_bytes,
             max_offline_outboxes,
@@ -248,6 +255,22 @@ pub(crate) enum Storage {
     Dir(PathBuf),
     /// In memory: lost with the process.
     Memory,
+    /// In Redis, at this URL, shared with the other nodes.
+    Redis(String),
+}
+
+/// A number for this node, different from every other's: the time, the process id and a
+/// count mixed, never 0 (a single node's number).
+fn node_number() -> u64 {
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_nanos() as u64);
+    let count = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut z = nanos ^ (u64::from(std::process::id()) << 40) ^ count.rotate_left(20);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)).max(1)
 }
 
 /// The storage budgets, whichever the storage.
@@ -337,11 +360,25 @@ impl Settings {
         if args.jwt_secret.as_deref() == Some("") {
             return Err("jwt_secret must not be empty".into());
         }
-        let storage = match (args.memory.unwrap_or(false), args.data_dir) {
-            (true, Some(_)) => return Err("--memory and --data-dir exclude each other".into()),
-            (true, None) => Storage::Memory,
-            (false, dir) => Storage::Dir(dir.unwrap_or_else(|| PathBuf::from("roomcast-data"))),
+        let storage = match (args.memory.unwrap_or(false), args.data_dir, args.redis) {
+            (true, Some(_), _) => return Err("--memory and --data-dir exclude each other".into()),
+            (true, _, Some(_)) => return Err("--memory and --redis exclude each other".into()),
+            (_, Some(_), Some(_)) => return Err("--data-dir and --redis exclude each other".into()),
+            (false, None, Some(url)) if url.is_empty() => {
+                return Err("redis must be a URL (redis://host:6379)".into());
+            }
+            (false, None, Some(url)) => Storage::Redis(url),
+            (true, None, None) => Storage::Memory,
+            (false, dir, None) => {
+                Storage::Dir(dir.unwrap_or_else(|| PathBuf::from("roomcast-data")))
+            }
         };
+        let mut hub = hub;
+        if matches!(storage, Storage::Redis(_)) {
+            // Each node its own number: what its sessions append comes back from Redis to
+            // every node, and a node knows its own by it (exclude-sender, answers).
+            hub.node = node_number();
+        }
         let storage_limits = StorageLimits {
             max_bytes: args.store_max_bytes.unwrap_or(1 << 30),
             max_offline_outboxes: args.max_offline_outboxes.unwrap_or(100_000),
@@ -478,6 +515,32 @@ mod tests {
             Settings::resolve(both).expect_err("exclusive"),
             "--memory and --data-dir exclude each other"
         );
+        let redis = |memory, data_dir: Option<&str>, url: &str| ServeArgs {
+            memory,
+            data_dir: data_dir.map(PathBuf::from),
+            redis: Some(url.to_owned()),
+            ..ServeArgs::default()
+        };
+        let refused = [
+            (redis(Some(true), None, "redis://r"), "--memory and --redis"),
+            (
+                redis(None, Some("d"), "redis://r"),
+                "--data-dir and --redis",
+            ),
+            (redis(None, None, ""), "redis must be a URL"),
+        ];
+        for (args, why) in refused {
+            let error = Settings::resolve(args).expect_err("refused");
+            assert!(error.starts_with(why), "{error}");
+        }
+        let settings = Settings::resolve(redis(None, None, "redis://r:6379")).expect("valid");
+        assert_eq!(settings.storage, Storage::Redis("redis://r:6379".into()));
+        assert_ne!(
+            settings.hub.node, 0,
+            "a node of many has a number of its own"
+        );
+        let other = Settings::resolve(redis(None, None, "redis://r:6379")).expect("valid");
+        assert_ne!(settings.hub.node, other.hub.node);
         let none_pending = ServeArgs {
             max_pending_writes: Some(0),
             ..ServeArgs::default()

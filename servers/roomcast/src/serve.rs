@@ -13,6 +13,7 @@ use roomcast_core::engine::{MemoryEngine, MemoryLimits};
 use roomcast_core::hub::Hub;
 use roomcast_hyper::{Options, Roomcast, user_from_query};
 use roomcast_io::{Budget, Observe, Runtime, SessionOptions, spawn_hub};
+use roomcast_redis::driver::RedisOptions;
 use roomcast_smol::SmolRuntime;
 use roomcast_store::{Store, StoreLimits, StoreOptions};
 use roomcast_tokio::TokioRuntime;
@@ -87,6 +88,8 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), String> {
 enum Engine {
     Memory(MemoryEngine),
     Store(Store),
+    /// Connected once the runtime runs.
+    Redis(RedisOptions),
 }
 
 /// Opens the store in the data directory (logging what it restored), or makes the memory
@@ -130,6 +133,11 @@ fn open_engine(settings: &Settings) -> Result<Engine, String> {
             );
             Ok(Engine::Store(store))
         }
+        Storage::Redis(url) => {
+            let mut options = RedisOptions::new(url);
+            options.queue = settings.hub.max_pending;
+            Ok(Engine::Redis(options))
+        }
     }
 }
 
@@ -164,6 +172,17 @@ where
                 let _ = events.engine_events(batch);
             });
             (hub, Some(running))
+        }
+        Engine::Redis(options) => {
+            let (link, driver) = roomcast_redis::driver::connect(options)
+                .await
+                .map_err(|error| std::io::Error::other(error.to_string()))?;
+            let hub = spawn_hub(&runtime, hub, link, mailbox);
+            let events = hub.clone();
+            driver.start(&runtime, move |batch| {
+                let _ = events.engine_events(batch);
+            });
+            (hub, None)
         }
     };
     let metrics = Metrics::new();

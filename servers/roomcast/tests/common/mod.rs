@@ -35,7 +35,10 @@ impl Running {
     pub(crate) fn start(args: &[&str]) -> Self {
         // A data directory of its own, fresh, unless the test names the storage.
         let data = fresh_dir("serve");
-        let storage: Vec<String> = if args.iter().any(|a| *a == "--memory" || *a == "--data-dir") {
+        let storage: Vec<String> = if args
+            .iter()
+            .any(|a| matches!(*a, "--memory" | "--data-dir" | "--redis"))
+        {
             Vec::new()
         } else {
             vec!["--data-dir".into(), data.display().to_string()]

@@ -1,0 +1,227 @@
+//! Two `roomcast serve` nodes on one real `redis-server` (started here on a loopback port with
+//! a fresh directory), one on tokio and one on smol: what a client of one node publishes reaches clients of the other, over
+//! WebSocket and SSE, with the same ids in the same order; a notification through one node's
+//! API waits in Redis for a user who then connects to the other; a client resumes on the other
+//! node exactly; and while Redis is gone, a publish is answered `unavailable` at once, then
+//! works again once Redis is back.
+//!
+//! Without `redis-server` these tests are ignored (`apt-get install redis-server`);
+//! `ROOMCAST_REQUIRE_REDIS=1` runs them anyway (CI).
+
+mod common;
+
+use common::Running;
+use roomcast_tests::http::{get, post};
+use roomcast_tests::redis::RedisServer;
+use roomcast_tests::{Client, stream_entry, within};
+use serde_json::{Value, json};
+
+const REDIS: &str = env!("ROOMCAST_TEST_REDIS_SERVER");
+
+/// A node on tokio (roomcast's default), and one on smol: the driver is the same on both.
+fn nodes(redis: &RedisServer) -> (Running, Running) {
+    let url = redis.url();
+    (
+        Running::start(&["--redis", &url]),
+        Running::start(&["--redis", &url, "--runtime", "smol"]),
+    )
+}
+
+async fn member(node: &Running, user: &str, room: &str) -> Client {
+    let mut client = within(
+        "connect",
+        Client::connect(&node.ws(&format!("user={user}"))),
+    )
+    .await
+    .expect("connects");
+    client.next_of("welcome").await;
+    client
+        .send_json(json!({"type": "join", "ref": "j", "room": room}))
+        .await;
+    client.answer(&json!("j")).await;
+    client
+}
+
+/// Publishes `data` to `room` and returns the reply's id.
+async fn publish(client: &mut Client, reference: &str, room: &str, data: Value) -> Value {
+    client
+        .send_json(json!({"type": "publish", "ref": reference, "room": room, "data": data}))
+        .await;
+    let (reply, _) = client.answer(&json!(reference)).await;
+    assert_eq!(reply["type"], "reply", "{reply}");
+    reply["id"].clone()
+}
+
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn nodes_on_one_redis_share_rooms_outboxes_and_the_feed() {
+    let redis = RedisServer::start(REDIS, &[]);
+    let (a, b) = nodes(&redis);
+    smol::block_on(async {
+        let mut alice = member(&a, "alice", "lobby").await;
+        let mut bob = member(&b, "bob", "lobby").await;
+        let mut sse = get(b.addr, "/events?user=carol&rooms=lobby&broadcast=0", &[])
+            .await
+            .events();
+        sse.next_of("streams").await;
+        // Bob on b publishes; alice on a and carol's SSE stream on b get each, in order, with
+        // the ids bob was answered.
+        let mut ids = Vec::new();
+        for n in 0..20 {
+            ids.push(publish(&mut bob, &format!("p{n}"), "lobby", json!(n)).await);
+        }
+        for (n, id) in ids.iter().enumerate() {
+            let message = alice.next_of("message").await;
+            assert_eq!(
+                (&message["id"], &message["data"]),
+                (id, &json!(n)),
+                "{message}"
+            );
+            let (message, _) = sse.next_of("message").await;
+            assert_eq!(&message["id"], id, "{message}");
+        }
+        // And back: alice on a publishes, bob on b gets it.
+        let id = publish(&mut alice, "a1", "lobby", json!("from a")).await;
+        let message = bob.next_of("message").await;
+        assert_eq!((&message["id"], &message["data"]), (&id, &json!("from a")));
+        // A notification through b's API to dave, who is away; dave connects to a.
+        let body = json!({"user": "dave", "event": "note", "data": 1}).to_string();
+        let response = post(
+            b.addr,
+            "/api/notify",
+            &[("content-type", "application/json")],
+            &body,
+        )
+        .await;
+        assert_eq!(response.status, 200);
+        let stored = response.json().await;
+        let mut dave = within("connect", Client::connect(&a.ws("user=dave")))
+            .await
+            .expect("dave");
+        dave.next_of("welcome").await;
+        let streams = dave.next_of("streams").await;
+        assert_eq!(stream_entry(&streams, "user")["unread"], 1, "{streams}");
+        let note = dave.next_of("notify").await;
+        assert_eq!(note["id"], stored["id"], "{note}");
+        // A direct from bob on b reaches alice on a; a broadcast through a's API reaches bob.
+        bob.send_json(json!({"type": "direct", "ref": "d", "to": "alice", "data": "hi"}))
+            .await;
+        bob.answer(&json!("d")).await;
+        assert_eq!(alice.next_of("direct").await["data"], "hi");
+        let body = json!({"event": "news", "data": 2}).to_string();
+        let response = post(
+            a.addr,
+            "/api/broadcast",
+            &[("content-type", "application/json")],
+            &body,
+        )
+        .await;
+        assert_eq!(response.status, 200);
+        assert_eq!(bob.next_of("broadcast").await["data"], 2);
+    });
+}
+
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn a_client_resumes_on_another_node_exactly() {
+    let redis = RedisServer::start(REDIS, &[]);
+    let (a, b) = nodes(&redis);
+    smol::block_on(async {
+        let mut writer = member(&b, "bob", "lobby").await;
+        let mut alice = member(&a, "alice", "lobby").await;
+        let mut ids = Vec::new();
+        for n in 0..10 {
+            ids.push(publish(&mut writer, &format!("p{n}"), "lobby", json!(n)).await);
+        }
+        // Alice read five on a, then her connection ends; five more are published meanwhile.
+        for id in &ids[..5] {
+            assert_eq!(&alice.next_of("message").await["id"], id);
+        }
+        alice.close_and_wait().await;
+        for n in 10..15 {
+            ids.push(publish(&mut writer, &format!("p{n}"), "lobby", json!(n)).await);
+        }
+        // She comes back on b and resumes from the fifth.
+        let mut again = within("connect", Client::connect(&b.ws("user=alice")))
+            .await
+            .expect("alice again");
+        again.next_of("welcome").await;
+        let since = ids[4].clone();
+        again
+            .send_json(json!({"type": "join", "ref": "r", "room": "lobby", "since": since}))
+            .await;
+        let (reply, _) = again.answer(&json!("r")).await;
+        assert_eq!(reply["recovered"], true, "{reply}");
+        assert_eq!(reply["replayed"], 10, "{reply}");
+        for id in &ids[5..] {
+            assert_eq!(&again.next_of("message").await["id"], id);
+        }
+    });
+}
+
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn while_redis_is_gone_a_publish_is_unavailable_and_then_works_again() {
+    let mut redis = RedisServer::start(REDIS, &[]);
+    let (a, b) = nodes(&redis);
+    smol::block_on(async {
+        let mut members = [
+            member(&a, "alice", "lobby").await,
+            member(&b, "bob", "lobby").await,
+        ];
+        for client in &mut members {
+            publish(client, "before", "lobby", json!(0)).await;
+        }
+        redis.kill();
+        // The first publish finds the link gone; those after it are refused at once.
+        for client in &mut members {
+            for n in 0..3 {
+                let reference = json!(format!("gone{n}"));
+                client
+                    .send_json(
+                        json!({"type": "publish", "ref": reference, "room": "lobby", "data": n}),
+                    )
+                    .await;
+                let (answer, _) = client.answer(&reference).await;
+                assert_eq!(answer["code"], "unavailable", "{answer}");
+            }
+        }
+        // Redis comes back empty (no persistence): each node reconnects by itself, and the
+        // room starts on a new epoch.
+        redis.restart(REDIS, &[]);
+        for client in &mut members {
+            let mut n = 0;
+            let id = within("a publish that works again", async {
+                loop {
+                    n += 1;
+                    let reference = json!(format!("back{n}"));
+                    client
+                        .send_json(
+                            json!({"type": "publish", "ref": reference, "room": "lobby", "data": n}),
+                        )
+                        .await;
+                    let (answer, _) = client.answer(&reference).await;
+                    if answer["type"] == "reply" {
+                        return answer["id"].clone();
+                    }
+                    smol::Timer::after(std::time::Duration::from_millis(200)).await;
+                }
+            })
+            .await;
+            let offset = id
+                .as_str()
+                .and_then(|id| id.split_once('.'))
+                .map(|(_, o)| o);
+            assert!(matches!(offset, Some("1" | "2")), "a new epoch: {id}");
+        }
+    });
+}
