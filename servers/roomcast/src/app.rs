@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
@@ -36,6 +37,9 @@ pub(crate) struct App<R: Runtime> {
     pub(crate) api_key: Option<String>,
     /// Largest API request body: the frame limit, as for a WebSocket message.
     pub(crate) max_body: usize,
+    /// Whether the engine's link is up, for an engine over a network (Redis); `None` for an
+    /// engine in the process, always there.
+    pub(crate) engine_link: Option<Arc<AtomicBool>>,
 }
 
 /// [`App`] for one connection, as hyper wants a service.
@@ -90,11 +94,25 @@ impl<R: Runtime> App<R> {
                 json!({"status": "shutting_down"}),
             );
         }
+        if !self.engine_link_up() {
+            let reason = "redis is unreachable: messages cannot be stored; reconnecting";
+            return json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"status": "engine_unreachable", "reason": reason}),
+            );
+        }
         json(StatusCode::OK, json!({"status": "ok"}))
+    }
+
+    fn engine_link_up(&self) -> bool {
+        self.engine_link
+            .as_ref()
+            .is_none_or(|up| up.load(Ordering::Relaxed))
     }
 
     async fn metrics(&self) -> Result<Response<Body>, Refusal> {
         let stats = self.roomcast.hub().stats().await.map_err(gone)?;
+        self.metrics.engine_link(self.engine_link_up());
         let mut response = Response::new(Body::full(self.metrics.render(&stats)));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -124,6 +142,7 @@ impl<R: Runtime> App<R> {
                 "outboxes": stats.outboxes,
                 "pending_operations": stats.pending_operations,
                 "slow_consumers": stats.slow_consumers,
+                "engine_link_up": self.engine_link_up(),
             }),
         ))
     }

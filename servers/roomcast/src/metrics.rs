@@ -73,6 +73,7 @@ pub(crate) struct Metrics {
     pending_operations: Gauge,
     hub_slow_consumers: Gauge<u64, AtomicU64>,
     receipts_lost: Gauge<u64, AtomicU64>,
+    engine_link_up: Gauge,
 }
 
 impl Metrics {
@@ -166,6 +167,11 @@ impl Metrics {
             "Sessions the hub dropped because their channel was full, since the start",
             hub_slow_consumers.clone(),
         );
+        let engine_link_up = gauge(
+            &mut registry,
+            "engine_link_up",
+            "1 while the node reaches its engine (always, but for Redis), 0 while it does not",
+        );
         let receipts_lost = Gauge::<u64, AtomicU64>::default();
         registry.register(
             "hub_receipts_lost",
@@ -225,6 +231,7 @@ impl Metrics {
             pending_operations,
             hub_slow_consumers,
             receipts_lost,
+            engine_link_up,
             registry,
         })
     }
@@ -232,6 +239,11 @@ impl Metrics {
     /// Live sessions per transport, in the order of [`TRANSPORTS`].
     pub(crate) fn active(&self) -> Vec<i64> {
         self.active.iter().map(Gauge::get).collect()
+    }
+
+    /// Whether the engine's link is up, for the next exposition.
+    pub(crate) fn engine_link(&self, up: bool) {
+        self.engine_link_up.set(i64::from(up));
     }
 
     /// The text exposition, with the hub's figures as of `stats`.

@@ -163,26 +163,27 @@ where
     let hub = Hub::new(settings.hub.clone());
     // The store's commit thread runs until this function returns: then what it has queued is
     // committed before the process exits.
-    let (hub, _store) = match engine {
-        Engine::Memory(engine) => (spawn_hub(&runtime, hub, engine, mailbox), None),
+    let (hub, _store, engine_link) = match engine {
+        Engine::Memory(engine) => (spawn_hub(&runtime, hub, engine, mailbox), None, None),
         Engine::Store(store) => {
             let hub = spawn_hub(&runtime, hub, store.link(), mailbox);
             let events = hub.clone();
             let running = store.start(move |batch| {
                 let _ = events.engine_events(batch);
             });
-            (hub, Some(running))
+            (hub, Some(running), None)
         }
         Engine::Redis(options) => {
             let (link, driver) = roomcast_redis::driver::connect(options)
                 .await
                 .map_err(|error| std::io::Error::other(error.to_string()))?;
+            let link_state = link.link_state();
             let hub = spawn_hub(&runtime, hub, link, mailbox);
             let events = hub.clone();
             driver.start(&runtime, move |batch| {
                 let _ = events.engine_events(batch);
             });
-            (hub, None)
+            (hub, None, Some(link_state))
         }
     };
     let metrics = Metrics::new();
@@ -217,6 +218,7 @@ where
         metrics,
         api_key: settings.api_key.clone(),
         max_body: settings.session.max_frame,
+        engine_link,
     });
     info!(
         %addr,

@@ -182,7 +182,8 @@ fn while_redis_is_gone_a_publish_is_unavailable_and_then_works_again() {
             publish(client, "before", "lobby", json!(0)).await;
         }
         redis.kill();
-        // The first publish finds the link gone; those after it are refused at once.
+        // The first publish finds the link gone; those after it are refused at once, and
+        // /healthz says why.
         for client in &mut members {
             for n in 0..3 {
                 let reference = json!(format!("gone{n}"));
@@ -194,6 +195,14 @@ fn while_redis_is_gone_a_publish_is_unavailable_and_then_works_again() {
                 let (answer, _) = client.answer(&reference).await;
                 assert_eq!(answer["code"], "unavailable", "{answer}");
             }
+        }
+        for node in [&a, &b] {
+            let health = get(node.addr, "/healthz", &[]).await;
+            assert_eq!(health.status, 503);
+            let body = health.json().await;
+            assert_eq!(body["status"], "engine_unreachable", "{body}");
+            let metrics = get(node.addr, "/metrics", &[]).await.text().await;
+            assert!(metrics.contains("roomcast_engine_link_up 0"), "{metrics}");
         }
         // Redis comes back empty (no persistence): each node reconnects by itself, and the
         // room starts on a new epoch.
@@ -223,5 +232,102 @@ fn while_redis_is_gone_a_publish_is_unavailable_and_then_works_again() {
                 .map(|(_, o)| o);
             assert!(matches!(offset, Some("1" | "2")), "a new epoch: {id}");
         }
+        for node in [&a, &b] {
+            assert_eq!(get(node.addr, "/healthz", &[]).await.status, 200);
+        }
+    });
+}
+
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn a_pub_sub_link_that_redis_drops_is_found_and_what_it_missed_delivered() {
+    let redis = RedisServer::start(REDIS, &[]);
+    let (a, b) = nodes(&redis);
+    smol::block_on(async {
+        let mut alice = member(&a, "alice", "lobby").await;
+        let mut bob = member(&b, "bob", "lobby").await;
+        // Redis drops every pub/sub connection (both nodes'); the calls stay.
+        let killed = std::process::Command::new("redis-cli")
+            .args(["-p", &redis.addr.port().to_string()])
+            .args(["CLIENT", "KILL", "TYPE", "pubsub"])
+            .output()
+            .expect("redis-cli");
+        assert!(killed.status.success(), "{killed:?}");
+        let started = std::time::Instant::now();
+        let mut ids = Vec::new();
+        for n in 0..3 {
+            ids.push(publish(&mut bob, &format!("p{n}"), "lobby", json!(n)).await);
+        }
+        for id in &ids {
+            assert_eq!(&alice.next_of("message").await["id"], id);
+        }
+        // Found by the listener's end, not by the hub's heads check every 5 s.
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(4), "{took:?}");
+    });
+}
+
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn a_redis_that_may_evict_is_refused_with_the_reason() {
+    let redis = RedisServer::start(REDIS, &["--maxmemory-policy", "allkeys-lru"]);
+    let output = std::process::Command::new(common::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--redis", &redis.url()])
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("maxmemory-policy is allkeys-lru") && stderr.contains("noeviction"),
+        "{stderr}"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn a_full_redis_answers_limit_reached() {
+    let redis = RedisServer::start(REDIS, &["--maxmemory", "3mb"]);
+    let (a, _b) = nodes(&redis);
+    smol::block_on(async {
+        let mut alice = within("connect", Client::connect(&a.ws("user=alice")))
+            .await
+            .expect("alice");
+        alice.next_of("welcome").await;
+        // Rooms of one 32 KB message each until Redis is full: bounded by its 3 MB.
+        let text = "x".repeat(32 * 1024);
+        let mut refused = None;
+        for n in 0..400 {
+            let room = format!("r{n}");
+            alice
+                .send_json(json!({"type": "join", "ref": format!("j{n}"), "room": room}))
+                .await;
+            alice.answer(&json!(format!("j{n}"))).await;
+            let reference = json!(format!("p{n}"));
+            alice
+                .send_json(json!({"type": "publish", "ref": reference, "room": room, "data": text}))
+                .await;
+            let (answer, _) = alice.answer(&reference).await;
+            if answer["type"] == "error" {
+                refused = Some(answer);
+                break;
+            }
+            alice
+                .send_json(json!({"type": "leave", "ref": format!("l{n}"), "room": room}))
+                .await;
+            alice.answer(&json!(format!("l{n}"))).await;
+        }
+        let refused = refused.expect("refused before 400 messages of 32 KB");
+        assert_eq!(refused["code"], "limit_reached", "{refused}");
+        let message = refused["message"].as_str().unwrap_or_default();
+        assert!(message.contains("out of memory"), "{refused}");
     });
 }

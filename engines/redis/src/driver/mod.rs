@@ -1,0 +1,217 @@
+//! The IO half: redis-rs connections that run what the plan says, on tokio or smol alike.
+//!
+//! One task takes the hub's operations in order. It sends everything queued since its last
+//! round trip as one pipeline (one round trip for many operations, as the store's group
+//! commit is one fsync for many), and hands the events the replies mean to the hub. Follows
+//! and unfollows go to a pub/sub connection in the same order, and a listener task turns what
+//! it receives into `Live` events.
+//!
+//! When Redis cannot be reached, the operations in flight fail `unavailable`, the hub hears
+//! `LinkDown` (it then refuses appends at once) and the task reconnects with backoff; once
+//! both connections are back and every followed channel subscribed again, the hub hears
+//! `LinkUp` and reads the heads of what it follows, so a `Live` lost meanwhile is found. A
+//! pub/sub link that ends, or goes deaf while open, is found by `health.rs` and handled the
+//! same way.
+
+mod connections;
+mod convert;
+mod health;
+mod run;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use roomcast_core::engine::{EngineEvent, Fault, OpId, Operation};
+use roomcast_io::{EngineLink, EngineStats, Runtime};
+use tracing::{info, warn};
+
+pub use self::convert::{error_reply, reply};
+use crate::plan::PlanConfig;
+
+/// How a node reaches Redis.
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    /// `redis://host:port/db` (or `rediss://`, `redis+unix://`).
+    pub url: String,
+    /// Keys and channels.
+    pub plan: PlanConfig,
+    /// Operations waiting for the driver: 10,000. Past it an operation fails `unavailable`
+    /// at once (the hub bounds what it sends by the same figure, `HubConfig::max_pending`).
+    pub queue: usize,
+    /// Operations sent in one pipeline, at most: 512.
+    pub batch: usize,
+    /// A reply later than this is a link that failed: 5 s.
+    pub response_timeout: Duration,
+    /// A pub/sub link silent this long is probed: 5 s.
+    pub probe_idle: Duration,
+    /// A probe not heard back this long is a deaf link: 2 s.
+    pub probe_timeout: Duration,
+}
+
+impl RedisOptions {
+    /// Options for `url`, with the defaults.
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            plan: PlanConfig::default(),
+            queue: 10_000,
+            batch: 512,
+            response_timeout: Duration::from_secs(5),
+            probe_idle: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Why a node cannot start on this Redis.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// It could not be reached.
+    Unreachable(redis::RedisError),
+    /// It may drop keys under memory pressure (`maxmemory-policy` other than `noeviction`),
+    /// which would lose acknowledged messages without a new epoch.
+    Eviction(String),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unreachable(error) => write!(f, "redis: {error}"),
+            Self::Eviction(policy) => write!(
+                f,
+                "redis: maxmemory-policy is {policy}: it may evict stored messages, which roomcast \
+                 cannot detect; set `maxmemory-policy noeviction` (roomcast then answers \
+                 limit_reached when Redis is full)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// The hub's side of the Redis engine: operations go to the driver without waiting.
+pub struct RedisLink {
+    operations: async_channel::Sender<Operation>,
+    /// Failures of operations the driver's queue could not take, for `poll_event`.
+    refused: VecDeque<EngineEvent>,
+    link_up: Arc<AtomicBool>,
+}
+
+impl RedisLink {
+    /// Whether the driver's connections to Redis are up now.
+    pub fn is_up(&self) -> bool {
+        self.link_up.load(Ordering::Relaxed)
+    }
+
+    /// A handle that reads the same, for health checks.
+    pub fn link_state(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.link_up)
+    }
+}
+
+impl EngineLink for RedisLink {
+    fn submit(&mut self, _now: std::time::Instant, operation: Operation) {
+        if let Err(error) = self.operations.try_send(operation) {
+            let operation = error.into_inner();
+            if let Some(op) = op_of(&operation) {
+                let fault = Fault::Unavailable("the redis driver's queue is full".into());
+                self.refused.push_back(EngineEvent::Failed { op, fault });
+            }
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<EngineEvent> {
+        self.refused.pop_front()
+    }
+
+    fn stats(&self) -> EngineStats {
+        // What Redis holds is Redis's to report (`INFO`, `MEMORY USAGE`); a node knows only
+        // its own part.
+        EngineStats::default()
+    }
+}
+
+/// The operation's number, for the operations that are answered.
+fn op_of(operation: &Operation) -> Option<OpId> {
+    match operation {
+        Operation::Append { op, .. }
+        | Operation::Read { op, .. }
+        | Operation::MarkRead { op, .. }
+        | Operation::Tops { op, .. } => Some(*op),
+        _ => None,
+    }
+}
+
+/// Checks that Redis is there and keeps what it is given (`maxmemory-policy noeviction`; a
+/// server that hides `CONFIG` is let through with a warning). The link goes to the hub;
+/// [`Starting::start`] then runs the driver.
+pub async fn connect(options: RedisOptions) -> Result<(RedisLink, Starting), ConnectError> {
+    let client = redis::Client::open(options.url.as_str()).map_err(ConnectError::Unreachable)?;
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(ConnectError::Unreachable)?;
+    let policy: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async(&mut connection)
+        .await;
+    match policy.as_deref() {
+        Ok([_, policy]) if policy != "noeviction" => {
+            return Err(ConnectError::Eviction(policy.clone()));
+        }
+        Ok(_) => {}
+        Err(error) => warn!(
+            %error,
+            "redis: cannot read maxmemory-policy; it must be noeviction, or Redis may drop stored messages"
+        ),
+    }
+    info!(url = %redact(&options.url), "connected to redis");
+    let (sender, receiver) = async_channel::bounded(options.queue.max(1));
+    let link_up = Arc::new(AtomicBool::new(true));
+    let link = RedisLink {
+        operations: sender,
+        refused: VecDeque::new(),
+        link_up: Arc::clone(&link_up),
+    };
+    let starting = Starting {
+        client,
+        options,
+        receiver,
+        link_up,
+    };
+    Ok((link, starting))
+}
+
+/// A driver checked and not yet running.
+pub struct Starting {
+    client: redis::Client,
+    options: RedisOptions,
+    receiver: async_channel::Receiver<Operation>,
+    link_up: Arc<AtomicBool>,
+}
+
+impl Starting {
+    /// Runs the driver on `runtime`; `events` takes what it hears for the hub (a driver calls
+    /// the hub's `engine_events` with them).
+    pub fn start<R: Runtime>(
+        self,
+        runtime: &R,
+        events: impl Fn(Vec<EngineEvent>) + Send + Sync + 'static,
+    ) {
+        let driver = run::Driver::new(self.client, self.options, Arc::new(events), self.link_up);
+        runtime.spawn(driver.run(runtime.clone(), self.receiver));
+    }
+}
+
+/// A URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,332 @@
+//! The driver's task: operations in order, one pipeline per round trip, follows on the pub/sub
+//! connection, the link's health checked every second, and reconnection.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use roomcast_core::engine::{EngineEvent, Fault, Operation};
+use roomcast_io::Runtime;
+use tracing::{info, warn};
+
+use super::connections::{Connections, Listener, load_scripts};
+use super::convert::{error_reply, reply};
+use super::health::{Health, Probe, Verdict};
+use super::{RedisOptions, op_of};
+use crate::plan::{Answer, Call, Plan, Reply, Step};
+
+/// How often the link's health is looked at while no operation comes.
+const TICK: Duration = Duration::from_secs(1);
+
+type Events = Arc<dyn Fn(Vec<EngineEvent>) + Send + Sync>;
+
+pub(super) struct Driver {
+    plan: Plan,
+    client: redis::Client,
+    options: RedisOptions,
+    /// The channels followed: subscribed again after a reconnect.
+    followed: BTreeSet<String>,
+    events: Events,
+    link_up: Arc<AtomicBool>,
+    health: Arc<Health>,
+    probe: Probe,
+    probe_channel: String,
+}
+
+/// An operation planned and not yet answered.
+struct Planned {
+    calls: Vec<Call>,
+    answer: Answer,
+}
+
+impl Driver {
+    pub(super) fn new(
+        client: redis::Client,
+        options: RedisOptions,
+        events: Events,
+        link_up: Arc<AtomicBool>,
+    ) -> Self {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |t| t.as_nanos() as u64)
+            ^ (u64::from(std::process::id()) << 32);
+        let probe_channel = format!("{}:probe:{seed:016x}", options.plan.prefix);
+        Self {
+            plan: Plan::new(options.plan.clone(), seed),
+            client,
+            options,
+            followed: BTreeSet::new(),
+            events,
+            link_up,
+            health: Arc::new(Health::new(Instant::now())),
+            probe: Probe::default(),
+            probe_channel,
+        }
+    }
+
+    fn listener(&self) -> Listener {
+        Listener {
+            plan: self.plan.clone(),
+            probe_channel: self.probe_channel.clone(),
+            health: Arc::clone(&self.health),
+            events: Arc::clone(&self.events),
+        }
+    }
+
+    pub(super) async fn run<R: Runtime>(
+        mut self,
+        runtime: R,
+        operations: async_channel::Receiver<Operation>,
+    ) {
+        let opened =
+            Connections::open(&runtime, &self.client, &self.options, self.listener()).await;
+        let mut connections = match opened {
+            Ok(connections) => connections,
+            Err(error) => {
+                warn!(%error, "redis: the driver's first connection failed");
+                self.reconnect(&runtime, &operations).await
+            }
+        };
+        let mut batch: Vec<Planned> = Vec::new();
+        loop {
+            let tick = runtime.now() + TICK;
+            let next = futures_lite::future::or(async { Some(operations.recv().await) }, async {
+                runtime.sleep_until(tick).await;
+                None
+            })
+            .await;
+            let mut failed = false;
+            match next {
+                Some(Ok(first)) => {
+                    failed = !self
+                        .take(&mut connections, &operations, &mut batch, first)
+                        .await;
+                }
+                // The hub is gone.
+                Some(Err(_)) => return,
+                None => {}
+            }
+            if !failed {
+                failed = !self.checked(&mut connections).await;
+            }
+            if failed {
+                connections = self.reconnect(&runtime, &operations).await;
+            }
+        }
+    }
+
+    /// Takes `first` and what is queued behind it (up to a batch), in order; false if the link
+    /// failed.
+    async fn take(
+        &mut self,
+        connections: &mut Connections,
+        operations: &async_channel::Receiver<Operation>,
+        batch: &mut Vec<Planned>,
+        first: Operation,
+    ) -> bool {
+        let mut next = Some(first);
+        let mut ok = true;
+        while let Some(operation) = next.take() {
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |t| t.as_millis() as u64);
+            match self.plan.plan(now_ms, operation) {
+                Step::Run { calls, answer } => batch.push(Planned { calls, answer }),
+                Step::Subscribe(channel) => {
+                    // What was planned before the follow goes first.
+                    ok &= self.send(connections, batch).await;
+                    self.followed.insert(channel.clone());
+                    ok = ok && connections.subscriptions.subscribe(&channel).await.is_ok();
+                }
+                Step::Unsubscribe(channel) => {
+                    ok &= self.send(connections, batch).await;
+                    self.followed.remove(&channel);
+                    ok = ok
+                        && connections
+                            .subscriptions
+                            .unsubscribe(&channel)
+                            .await
+                            .is_ok();
+                }
+                Step::Nothing => {}
+            }
+            if batch.len() < self.options.batch {
+                next = operations.try_recv().ok();
+            }
+        }
+        ok && self.send(connections, batch).await
+    }
+
+    /// The pub/sub link's health: probed when quiet; false if it is deaf.
+    async fn checked(&mut self, connections: &mut Connections) -> bool {
+        let verdict = self.probe.check(
+            &self.health,
+            Instant::now(),
+            self.options.probe_idle,
+            self.options.probe_timeout,
+        );
+        match verdict {
+            Verdict::Fine => true,
+            Verdict::Probe => redis::cmd("PUBLISH")
+                .arg(&self.probe_channel)
+                .arg("probe")
+                .query_async::<i64>(&mut connections.calls)
+                .await
+                .is_ok(),
+            Verdict::Deaf(why) => {
+                warn!(why, "redis: the pub/sub link is deaf: reconnecting");
+                false
+            }
+        }
+    }
+
+    /// Sends the batch as one pipeline and hands its events on; false if the link failed (the
+    /// batch's operations are then failed `unavailable`).
+    async fn send(&mut self, connections: &mut Connections, batch: &mut Vec<Planned>) -> bool {
+        let mut planned = std::mem::take(batch);
+        // Twice at most: the second time after loading scripts a restarted server lost.
+        for _ in 0..2 {
+            if planned.is_empty() {
+                return true;
+            }
+            let mut replies = match query(connections, &planned).await {
+                Ok(replies) => replies,
+                Err(error) => {
+                    warn!(%error, "redis: a pipeline failed");
+                    let why = format!("redis: {error}");
+                    let events = planned.iter().map(|one| one.answer.failed(&why)).collect();
+                    (self.events)(events);
+                    return false;
+                }
+            };
+            let mut events = Vec::with_capacity(planned.len());
+            let mut again = Vec::new();
+            for one in planned {
+                let replies: Vec<Reply> = replies.drain(..one.calls.len()).collect();
+                // A server that lost the scripts (restarted, or `SCRIPT FLUSH`) ran none of
+                // them: they are loaded again, and the operation is sent again.
+                let lost = replies
+                    .iter()
+                    .any(|r| matches!(r, Reply::Error(e) if e.starts_with("NOSCRIPT")));
+                if lost {
+                    again.push(one);
+                } else {
+                    events.extend(self.plan.answer(one.answer, replies));
+                }
+            }
+            (self.events)(events);
+            if !again.is_empty() {
+                match load_scripts(&mut connections.calls).await {
+                    Ok(shas) => connections.shas = shas,
+                    Err(_) => {
+                        let failed = again
+                            .iter()
+                            .map(|one| one.answer.failed("redis lost its scripts"))
+                            .collect();
+                        (self.events)(failed);
+                        return false;
+                    }
+                }
+            }
+            planned = again;
+        }
+        true
+    }
+
+    /// Tells the hub the link is down, reconnects with backoff (failing what comes meanwhile),
+    /// subscribes again, and tells it the link is up.
+    async fn reconnect<R: Runtime>(
+        &mut self,
+        runtime: &R,
+        operations: &async_channel::Receiver<Operation>,
+    ) -> Connections {
+        self.link_up.store(false, Ordering::Relaxed);
+        (self.events)(vec![EngineEvent::LinkDown]);
+        let mut wait = Duration::from_millis(100);
+        loop {
+            self.refuse_queued(operations);
+            runtime.sleep_until(runtime.now() + wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+            let opened =
+                Connections::open(runtime, &self.client, &self.options, self.listener()).await;
+            let Ok(mut connections) = opened else {
+                continue;
+            };
+            let mut subscribed = true;
+            for channel in &self.followed {
+                subscribed &= connections.subscriptions.subscribe(channel).await.is_ok();
+            }
+            if !subscribed {
+                continue;
+            }
+            self.probe.reset();
+            info!("redis: the link is back");
+            self.link_up.store(true, Ordering::Relaxed);
+            (self.events)(vec![EngineEvent::LinkUp]);
+            return connections;
+        }
+    }
+
+    /// What the hub sent while the link is down fails at once rather than wait; follows are
+    /// remembered for the reconnection.
+    fn refuse_queued(&mut self, operations: &async_channel::Receiver<Operation>) {
+        let mut failed = Vec::new();
+        while let Ok(operation) = operations.try_recv() {
+            if let Some(op) = op_of(&operation) {
+                let fault = Fault::Unavailable("redis is unreachable".into());
+                failed.push(EngineEvent::Failed { op, fault });
+            }
+            match operation {
+                Operation::Follow { stream, .. } => {
+                    self.followed.insert(self.plan.keys().channel(&stream));
+                }
+                Operation::Unfollow(stream) => {
+                    self.followed.remove(&self.plan.keys().channel(&stream));
+                }
+                _ => {}
+            }
+        }
+        if !failed.is_empty() {
+            (self.events)(failed);
+        }
+    }
+}
+
+/// One pipeline of every call of the batch: scripts by `EVALSHA`, heads by `HMGET`; each
+/// call's reply in its place (an error reply in its place too).
+async fn query(
+    connections: &mut Connections,
+    planned: &[Planned],
+) -> redis::RedisResult<Vec<Reply>> {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for one in planned {
+        for call in &one.calls {
+            match call {
+                Call::Script { script, keys, args } => {
+                    let command = pipe
+                        .cmd("EVALSHA")
+                        .arg(connections.sha(*script))
+                        .arg(keys.len())
+                        .arg(keys);
+                    for arg in args {
+                        command.arg(arg.as_slice());
+                    }
+                }
+                Call::Head { key } => {
+                    pipe.cmd("HMGET").arg(key).arg("e").arg("o");
+                }
+            }
+        }
+    }
+    let results: Vec<redis::RedisResult<redis::Value>> =
+        pipe.query_async(&mut connections.calls).await?;
+    Ok(results
+        .into_iter()
+        .map(|result| match result {
+            Ok(value) => reply(value),
+            Err(error) => error_reply(&error),
+        })
+        .collect())
+}
