@@ -2,6 +2,7 @@
 //! messages, paced and then as bursts. Every receiver checks it gets all K in order.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -150,13 +151,21 @@ pub(crate) fn plan(ctx: &Ctx) -> Vec<(&'static str, u64, Option<f64>)> {
     plan
 }
 
+/// The scenario's runs against `nodes` (receivers spread over them in turn, the publisher on
+/// the first); the CPU figures are those of `nodes` and `also` together (a Redis they share).
+/// `ready` is called once every client is connected, before the first run.
 pub(crate) async fn run(
     ctx: &Ctx,
-    server: &ServerProc,
+    nodes: &[&ServerProc],
+    also: &[&ServerProc],
     kind: Kind,
     transport: Transport,
     deadline: Instant,
+    ready: &mut dyn FnMut(),
 ) -> Result<FanoutResult, String> {
+    let server = nodes[0];
+    let everyone: Vec<&ServerProc> = nodes.iter().chain(also).copied().collect();
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|node| node.addr).collect();
     let plan = plan(ctx);
     let c = ctx.connections as u64;
     let shared = Arc::new(Shared {
@@ -173,12 +182,12 @@ pub(crate) async fn run(
         closes: Mutex::default(),
         publish_errors: AtomicU64::new(0),
     });
-    let addr = server.addr;
     let setup = Arc::new(Setup::default());
     let gate = gate(ctx.concurrency);
     let mut tasks = Vec::with_capacity(ctx.connections + 1);
     for i in 0..ctx.connections {
         let (setup, gate, shared) = (setup.clone(), gate.clone(), shared.clone());
+        let addr = addrs[i % addrs.len()];
         tasks.push(AbortOnDrop(tokio::spawn(async move {
             let permit = gate.acquire_owned().await;
             let opened = receiver_open(addr, kind, transport, i).await;
@@ -196,13 +205,16 @@ pub(crate) async fn run(
     setup.wait(ctx.connections, deadline, &bar).await?;
     bar.finish_and_clear();
 
-    let mut publisher = Publisher::open(addr, kind, transport, &shared, &mut tasks).await?;
+    let mut publisher = Publisher::open(addrs[0], kind, transport, &shared, &mut tasks).await?;
+    ready();
     let mut runs = Vec::new();
     let mut errors = Vec::new();
     let mut counters = Vec::new();
     for (index, &(name, k, rate)) in plan.iter().enumerate() {
         // Let set-up traffic (roomcast's presence diffs, the previous run) finish first.
-        wait_quiet(server, deadline).await;
+        for process in &everyone {
+            wait_quiet(process, deadline).await;
+        }
         if let Err(error) = before_run(ctx, server).await {
             errors.push(format!("{name}: {error}"));
             break;
@@ -210,11 +222,11 @@ pub(crate) async fn run(
         if kind == Kind::Roomcast {
             counters.push(format!(
                 "before {name} {index}: {}",
-                roomcast_counters(addr).await
+                roomcast_counters(addrs[0]).await
             ));
         }
-        let (cpu_before, client_before) = (server.cpu_split(), own_cpu_time());
-        let switches_before = server.context_switches();
+        let (cpu_before, client_before) = (cpu_split(&everyone), own_cpu_time());
+        let switches_before = context_switches(&everyone);
         let stats = &shared.runs[index];
         let bar = ctx.bar(stats.expected, &format!("{name}: deliveries"));
         let sent = match publisher.publish(ctx, index, k, rate, deadline, &bar).await {
@@ -241,13 +253,13 @@ pub(crate) async fn run(
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         bar.finish_and_clear();
-        let cpu_after = server.cpu_split();
+        let cpu_after = cpu_split(&everyone);
         let cpu = (
             cpu_after.0.saturating_sub(cpu_before.0),
             cpu_after.1.saturating_sub(cpu_before.1),
         );
         let client_cpu = own_cpu_time().saturating_sub(client_before);
-        let switches_after = server.context_switches();
+        let switches_after = context_switches(&everyone);
         let switches = (
             switches_after.0.saturating_sub(switches_before.0),
             switches_after.1.saturating_sub(switches_before.1),
@@ -259,7 +271,7 @@ pub(crate) async fn run(
         }
     }
     if kind == Kind::Roomcast {
-        counters.push(format!("at the end: {}", roomcast_counters(addr).await));
+        counters.push(format!("at the end: {}", roomcast_counters(addrs[0]).await));
     }
     let closes = shared.closes.lock().expect("not poisoned").clone();
     Ok(FanoutResult {
@@ -268,6 +280,24 @@ pub(crate) async fn run(
         publish_errors: shared.publish_errors.load(Ordering::Relaxed),
         errors,
         counters,
+    })
+}
+
+/// User and system CPU time of these processes together.
+fn cpu_split(processes: &[&ServerProc]) -> (Duration, Duration) {
+    processes
+        .iter()
+        .fold((Duration::ZERO, Duration::ZERO), |(u, s), p| {
+            let (user, system) = p.cpu_split();
+            (u + user, s + system)
+        })
+}
+
+/// Voluntary and involuntary context switches of these processes together.
+fn context_switches(processes: &[&ServerProc]) -> (u64, u64) {
+    processes.iter().fold((0, 0), |(v, i), p| {
+        let (voluntary, involuntary) = p.context_switches();
+        (v + voluntary, i + involuntary)
     })
 }
 
@@ -336,7 +366,17 @@ pub(super) async fn report(ctx: &Ctx, transport: Transport) -> Report {
                 continue;
             }
         };
-        match run(ctx, &server, kind, transport, ctx.deadline()).await {
+        match run(
+            ctx,
+            &[&server],
+            &[],
+            kind,
+            transport,
+            ctx.deadline(),
+            &mut || {},
+        )
+        .await
+        {
             Ok(result) => {
                 let expected = plan(ctx).len();
                 if result.runs.len() < expected {
@@ -395,7 +435,7 @@ pub(super) async fn report(ctx: &Ctx, transport: Transport) -> Report {
 }
 
 /// The paced run and the median burst, for both servers.
-fn fanout_rows(ctx: &Ctx, report: &mut Report, results: &[Option<FanoutResult>; 2]) {
+pub(crate) fn fanout_rows(ctx: &Ctx, report: &mut Report, results: &[Option<FanoutResult>; 2]) {
     type Figure = fn(&RunResult) -> Option<f64>;
     let figures: [(&str, &str, Figure); 10] = [
         ("deliveries/s", "deliveries_per_s", |r| r.deliveries_per_s),

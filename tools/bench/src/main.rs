@@ -15,6 +15,7 @@ mod echo;
 mod fanout;
 mod http;
 mod idle;
+mod nodes;
 mod peers;
 mod procs;
 mod report;
@@ -197,6 +198,9 @@ struct BenchArgs {
     /// start-up time. [default: 1000000; short: 20000]
     #[arg(long)]
     durable_fill: Option<u64>,
+    /// `fanout-nodes`: the `redis-server` to start (a path, or a name on the PATH).
+    #[arg(long, default_value = "redis-server")]
+    redis_server: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -213,6 +217,9 @@ enum Scenario {
     Churn,
     /// Stored on disk against in memory: publishes/s, publish-to-reply latency, start-up.
     Durable,
+    /// Two roomcast nodes on Redis against one, the receivers spread over them (needs
+    /// `redis-server`; not part of `all`).
+    FanoutNodes,
     /// Every scenario, in that order.
     All,
 }
@@ -254,6 +261,7 @@ pub(crate) struct Ctx {
     json: bool,
     progress: bool,
     durable: durable::DurableArgs,
+    redis_server: PathBuf,
 }
 
 impl Ctx {
@@ -336,6 +344,7 @@ fn run(args: BenchArgs) -> Result<(), String> {
         plain_baseline: args.plain_baseline,
         json: args.json,
         progress: !args.json && std::io::stderr().is_terminal(),
+        redis_server: args.redis_server,
         durable: durable::DurableArgs {
             publishers: args
                 .durable_publishers

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::fanout::Transport;
 use super::procs::{ServerProc, ServerSpec, free_addr};
 use super::report::Report;
-use super::{Ctx, Kind, Scenario, churn, durable, echo, fanout, idle};
+use super::{Ctx, Kind, Scenario, churn, durable, echo, fanout, idle, nodes};
 
 /// The `--check` floors: roomcast's throughput over the baseline's must stay above these,
 /// about half the lowest ratios measured in short mode on a busy 2-vCPU machine
@@ -46,6 +46,7 @@ pub(super) async fn run_all(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
                 Scenario::FanoutSse => fanout::report(ctx, Transport::Sse).await,
                 Scenario::Idle => idle_report(ctx).await,
                 Scenario::Durable => durable::report(ctx).await,
+                Scenario::FanoutNodes => nodes::report(ctx).await,
                 Scenario::Churn | Scenario::All => churn_report(ctx).await,
             };
             report.seconds = started.elapsed().as_secs_f64();
