@@ -172,6 +172,20 @@ pub enum Operation {
         /// The streams.
         streams: Vec<StreamId>,
     },
+    /// `user` became present in `room` on this hub's node (`present`), or stopped being
+    /// (its last session left and its grace ended). An engine shared by many nodes tells the
+    /// others ([`Presence`](EngineEvent::Presence)) and keeps it, refreshed while it lasts, for
+    /// [`PresenceSnapshot`](EngineEvent::PresenceSnapshot)s; an engine of one node ignores it.
+    Presence {
+        /// This hub's node number.
+        node: u64,
+        /// The room.
+        room: RoomName,
+        /// The user.
+        user: UserId,
+        /// Present, or gone.
+        present: bool,
+    },
 }
 
 /// Where a stream stands.
@@ -271,6 +285,27 @@ pub enum EngineEvent {
         op: OpId,
         /// The heads.
         heads: Vec<(StreamId, Position)>,
+    },
+    /// Another node's [`Operation::Presence`]: `user` became present in `room` on `node`, or
+    /// stopped being. (A hub ignores its own node's.)
+    Presence {
+        /// The room.
+        room: RoomName,
+        /// The node.
+        node: u64,
+        /// The user.
+        user: UserId,
+        /// Present, or gone.
+        present: bool,
+    },
+    /// Everyone present in `room` on every node, as the engine holds it now (entries of nodes
+    /// that stopped refreshing them, such as a node that died, have expired): sent when a room
+    /// is followed, and now and then, so that presence converges whatever was missed.
+    PresenceSnapshot {
+        /// The room.
+        room: RoomName,
+        /// Each user present, with the node it is present on.
+        members: Vec<(UserId, u64)>,
     },
     /// The engine lost its link (to Redis): appends fail until [`LinkUp`](Self::LinkUp).
     LinkDown,

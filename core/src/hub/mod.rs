@@ -34,6 +34,7 @@ mod invariants;
 mod marks;
 mod ops;
 mod outbox;
+mod remote;
 mod room;
 mod rooms;
 mod slots;

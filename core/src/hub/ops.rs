@@ -221,6 +221,15 @@ impl Hub {
                     self.tops(heads);
                 }
             }
+            EngineEvent::Presence {
+                room,
+                node,
+                user,
+                present,
+            } => self.remote_presence(room, node, user, present),
+            EngineEvent::PresenceSnapshot { room, members } => {
+                self.presence_snapshot(room, members);
+            }
             EngineEvent::LinkDown => self.link_down = true,
             EngineEvent::LinkUp => {
                 self.link_down = false;

@@ -1,6 +1,6 @@
 //! A room's membership (sessions, in fan-out order) and presence (users, with a grace period).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use super::Members;
@@ -14,6 +14,9 @@ pub(crate) struct Room {
     pub(crate) members: Members,
     /// Users present: those with a member session, and those in their grace period.
     pub(crate) presence: BTreeMap<UserId, Presence>,
+    /// Users present on other nodes (an engine shared by many nodes says so), with those
+    /// nodes. A user present here and there is one member.
+    pub(crate) remote: BTreeMap<UserId, BTreeSet<u64>>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -89,9 +92,18 @@ impl Room {
         }
     }
 
-    /// The users present, in order.
+    /// The users present, here or on another node, in order.
     pub(crate) fn present(&self) -> Vec<UserId> {
-        self.presence.keys().cloned().collect()
+        if self.remote.is_empty() {
+            return self.presence.keys().cloned().collect();
+        }
+        let all: BTreeSet<&UserId> = self.presence.keys().chain(self.remote.keys()).collect();
+        all.into_iter().cloned().collect()
+    }
+
+    /// Whether `user` is present on another node.
+    pub(crate) fn is_remote(&self, user: &UserId) -> bool {
+        self.remote.contains_key(user)
     }
 
     /// Nobody here, nobody in a grace period: the room can go.

@@ -9,7 +9,7 @@ use super::room::{Left, Room};
 use super::{Hub, Refusal};
 use crate::cursor::Position;
 use crate::delivery::{Delivery, SessionId, Shared};
-use crate::engine::{Message, OpId, Origin, Record, StreamId};
+use crate::engine::{Message, OpId, Operation, Origin, Record, StreamId};
 use crate::envelope::{ErrorCode, Payload, Ref, Reply, ServerMessage};
 use crate::names::{RoomName, UserId};
 
@@ -165,8 +165,24 @@ impl Hub {
         }
         self.gain_interest(&StreamId::Room(room.clone()));
         if joined {
-            self.announce(room, vec![user], Vec::new(), Some(session));
+            self.tell_presence(room, &user, true);
+            // Present on another node already: one member, nothing new to announce.
+            let remote = self.rooms.get(room).is_some_and(|r| r.is_remote(&user));
+            if !remote {
+                self.announce(room, vec![user], Vec::new(), Some(session));
+            }
         }
+    }
+
+    /// Tells the engine that `user`'s presence in `room` on this node began or ended, for the
+    /// other nodes of an engine they share.
+    fn tell_presence(&mut self, room: &RoomName, user: &UserId, present: bool) {
+        self.operations.push_back(Operation::Presence {
+            node: self.config.node,
+            room: room.clone(),
+            user: user.clone(),
+            present,
+        });
     }
 
     /// Removes a member session (receiving at `position`, if it was); the user's presence
@@ -196,7 +212,13 @@ impl Hub {
             Left::Grace(at) => {
                 self.graces.insert((at, room.clone(), user.clone()));
             }
-            Left::Gone => self.announce(room, Vec::new(), vec![user.clone()], None),
+            Left::Gone => {
+                let remote = entry.is_remote(user);
+                self.tell_presence(room, user, false);
+                if !remote {
+                    self.announce(room, Vec::new(), vec![user.clone()], None);
+                }
+            }
         }
         self.drop_room_if_empty(room);
     }
@@ -218,6 +240,13 @@ impl Hub {
             }
         }
         gone.sort();
+        for (room, user) in &gone {
+            self.tell_presence(room, user, false);
+        }
+        let mut rooms: Vec<RoomName> = gone.iter().map(|(room, _)| room.clone()).collect();
+        rooms.dedup();
+        // Present on another node still: no leave to announce.
+        gone.retain(|(room, user)| !self.rooms.get(room).is_some_and(|r| r.is_remote(user)));
         let mut start = 0;
         while start < gone.len() {
             let room = gone[start].0.clone();
@@ -227,13 +256,15 @@ impl Hub {
                 .map(|(_, user)| user.clone())
                 .collect();
             self.announce(&room, Vec::new(), leaves, None);
-            self.drop_room_if_empty(&room);
             start = end;
+        }
+        for room in rooms {
+            self.drop_room_if_empty(&room);
         }
     }
 
     /// Sends a `presence` diff to the room's receiving sessions (but `except`).
-    fn announce(
+    pub(super) fn announce(
         &mut self,
         room: &RoomName,
         joins: Vec<UserId>,

@@ -1096,3 +1096,87 @@ fn a_mark_past_messages_the_outbox_dropped_sends_receipts_for_those_kept() {
     assert_eq!(receipts[0]["upto"], ids[2]);
     assert_eq!(w.take(carol), Vec::<Value>::new());
 }
+
+/// Presence another node reports (`EngineEvent::Presence`) into the lobby.
+fn remote(w: &mut World, node: u64, user: &str, present: bool) {
+    let event = EngineEvent::Presence {
+        room: RoomName::new("lobby").expect("valid"),
+        node,
+        user: UserId::new(user).expect("valid"),
+        present,
+    };
+    w.h.feed_hub(|hub, now| hub.handle_engine(now, event));
+    w.check();
+}
+
+fn presence(joins: &[&str], leaves: &[&str]) -> Value {
+    json!({"type": "presence", "room": "lobby", "joins": joins, "leaves": leaves})
+}
+
+#[test]
+fn a_user_present_on_another_node_is_one_member_announced_once() {
+    let mut w = World::new();
+    let alice = w.connect("alice");
+    w.send(alice, json!({"type": "join", "ref": 1, "room": "lobby"}));
+    w.take(alice);
+    let lobby = RoomName::new("lobby").expect("valid");
+    // Bob joins on node 99: alice is told, and he is a member.
+    remote(&mut w, 99, "bob", true);
+    assert_eq!(w.take(alice), [presence(&["bob"], &[])]);
+    let members: Vec<String> = w
+        .hub()
+        .members(&lobby)
+        .iter()
+        .map(|u| u.to_string())
+        .collect();
+    assert_eq!(members, ["alice", "bob"]);
+    // Bob here as well: his reply lists both, and nobody is told he joined again.
+    let bob = w.connect("bob");
+    w.send(bob, json!({"type": "join", "ref": 2, "room": "lobby"}));
+    let reply = w.take(bob).pop().expect("a reply");
+    assert_eq!(reply["members"], json!(["alice", "bob"]));
+    assert_eq!(w.take(alice), Vec::<Value>::new());
+    // Bob leaves here: still on node 99, so no leave; then there too.
+    w.send(bob, json!({"type": "leave", "ref": 3, "room": "lobby"}));
+    assert_eq!(w.take(alice), Vec::<Value>::new());
+    remote(&mut w, 99, "bob", false);
+    assert_eq!(w.take(alice), [presence(&[], &["bob"])]);
+    // This node's own reports are not another node's.
+    remote(&mut w, HubConfig::default().node, "carol", true);
+    assert_eq!(w.take(alice), Vec::<Value>::new());
+}
+
+#[test]
+fn a_presence_snapshot_replaces_what_other_nodes_said() {
+    let mut w = World::new();
+    let alice = w.connect("alice");
+    w.send(alice, json!({"type": "join", "ref": 1, "room": "lobby"}));
+    w.take(alice);
+    remote(&mut w, 98, "carol", true);
+    remote(&mut w, 98, "dave", true);
+    w.take(alice);
+    // Node 98 died (its entries expired) and erin is on 97: carol and dave go, erin comes.
+    let user = |name: &str| UserId::new(name).expect("valid");
+    let event = EngineEvent::PresenceSnapshot {
+        room: RoomName::new("lobby").expect("valid"),
+        members: vec![
+            (user("alice"), HubConfig::default().node),
+            (user("erin"), 97),
+        ],
+    };
+    w.h.feed_hub(|hub, now| hub.handle_engine(now, event));
+    w.check();
+    assert_eq!(w.take(alice), [presence(&["erin"], &["carol", "dave"])]);
+    // A room nobody here is in is not tracked.
+    let event = EngineEvent::PresenceSnapshot {
+        room: RoomName::new("elsewhere").expect("valid"),
+        members: vec![(user("zed"), 97)],
+    };
+    w.h.feed_hub(|hub, now| hub.handle_engine(now, event));
+    w.check();
+    assert!(
+        w.hub()
+            .members(&RoomName::new("elsewhere").expect("valid"))
+            .is_empty()
+    );
+}

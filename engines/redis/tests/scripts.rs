@@ -57,6 +57,13 @@ fn run(plan: &Plan, connection: &mut redis::Connection, step: Step) -> Vec<Engin
                     command.arg(key).arg("e").arg("o");
                     command
                 }
+                Call::Command(words) => {
+                    let mut command = redis::cmd(&String::from_utf8_lossy(&words[0]));
+                    for word in &words[1..] {
+                        command.arg(word.as_slice());
+                    }
+                    command
+                }
             };
             match command.query::<redis::Value>(connection) {
                 Ok(value) => reply(value),

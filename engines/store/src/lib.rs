@@ -357,6 +357,10 @@ pub struct StoreLink {
 
 impl EngineLink for StoreLink {
     fn submit(&mut self, _now: Instant, operation: Operation) {
+        // One node: its presence is its hub's own, and costs no commit.
+        if matches!(operation, Operation::Presence { .. }) {
+            return;
+        }
         self.shared.lock().operations.push_back(operation);
         self.shared.wake.notify_one();
     }

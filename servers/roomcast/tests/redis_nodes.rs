@@ -331,3 +331,102 @@ fn a_full_redis_answers_limit_reached() {
         assert!(message.contains("out of memory"), "{refused}");
     });
 }
+
+/// Reads `client`'s frames until `done` holds of the room's members as the client sees them
+/// (a join reply's `members`, then `presence` diffs), within 5 s.
+async fn members_until(
+    client: &mut Client,
+    members: &mut std::collections::BTreeSet<String>,
+    done: impl Fn(&std::collections::BTreeSet<String>) -> bool,
+) {
+    within("presence", async {
+        while !done(members) {
+            let frame = client.next_json().await;
+            if frame["type"] == "presence" {
+                for user in frame["joins"].as_array().into_iter().flatten() {
+                    members.insert(user.as_str().unwrap_or_default().to_owned());
+                }
+                for user in frame["leaves"].as_array().into_iter().flatten() {
+                    members.remove(user.as_str().unwrap_or_default());
+                }
+            }
+        }
+    })
+    .await;
+}
+
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn presence_is_shared_by_the_nodes_and_a_user_on_two_is_one_member() {
+    use std::collections::BTreeSet;
+    let redis = RedisServer::start(REDIS, &[]);
+    let (a, b) = nodes(&redis);
+    let set = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect::<BTreeSet<_>>()
+    };
+    smol::block_on(async {
+        let mut alice = within("connect", Client::connect(&a.ws("user=alice")))
+            .await
+            .expect("alice");
+        alice.next_of("welcome").await;
+        alice
+            .send_json(json!({"type": "join", "ref": "j", "room": "lobby"}))
+            .await;
+        let (reply, _) = alice.answer(&json!("j")).await;
+        let mut seen_by_alice: BTreeSet<String> = reply["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|u| u.as_str().unwrap_or_default().to_owned())
+            .collect();
+        // Bob joins on the other node: alice sees him, and he sees her.
+        let mut bob = within("connect", Client::connect(&b.ws("user=bob")))
+            .await
+            .expect("bob");
+        bob.next_of("welcome").await;
+        bob.send_json(json!({"type": "join", "ref": "j", "room": "lobby"}))
+            .await;
+        let (reply, _) = bob.answer(&json!("j")).await;
+        let mut seen_by_bob: BTreeSet<String> = reply["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|u| u.as_str().unwrap_or_default().to_owned())
+            .collect();
+        members_until(&mut alice, &mut seen_by_alice, |m| {
+            *m == set(&["alice", "bob"])
+        })
+        .await;
+        members_until(&mut bob, &mut seen_by_bob, |m| *m == set(&["alice", "bob"])).await;
+        // Carol on both nodes is one member; her leaving one node is no leave.
+        let mut carols = Vec::new();
+        for node in [&a, &b] {
+            carols.push(member(node, "carol", "lobby").await);
+        }
+        members_until(&mut alice, &mut seen_by_alice, |m| m.contains("carol")).await;
+        // Node a hears of carol on b through Redis: no client of a can show that it has (she
+        // is a member already), so the test gives the loopback ample time.
+        smol::Timer::after(std::time::Duration::from_millis(500)).await;
+        let mut carol_on_a = carols.remove(0);
+        carol_on_a
+            .send_json(json!({"type": "leave", "ref": "l", "room": "lobby"}))
+            .await;
+        carol_on_a.answer(&json!("l")).await;
+        // Bob leaves on b: alice sees that leave, and no leave of carol came before it.
+        bob.send_json(json!({"type": "leave", "ref": "l", "room": "lobby"}))
+            .await;
+        bob.answer(&json!("l")).await;
+        members_until(&mut alice, &mut seen_by_alice, |m| !m.contains("bob")).await;
+        assert_eq!(
+            seen_by_alice,
+            set(&["alice", "carol"]),
+            "carol stayed a member"
+        );
+    });
+}

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use roomcast_core::engine::{EngineEvent, Fault, Operation};
+use roomcast_core::engine::{EngineEvent, Fault, Operation, StreamId};
+use roomcast_core::names::{RoomName, UserId};
 use roomcast_io::Runtime;
 use tracing::{info, warn};
 
@@ -32,6 +33,11 @@ pub(super) struct Driver {
     health: Arc<Health>,
     probe: Probe,
     probe_channel: String,
+    /// This node's presence entries (room, user), refreshed while they last, and its number.
+    present: BTreeSet<(RoomName, UserId)>,
+    node: u64,
+    /// When the presence entries are next refreshed and the followed rooms' presence read.
+    next_presence: Instant,
 }
 
 /// An operation planned and not yet answered.
@@ -62,6 +68,9 @@ impl Driver {
             health: Arc::new(Health::new(Instant::now())),
             probe: Probe::default(),
             probe_channel,
+            present: BTreeSet::new(),
+            node: 0,
+            next_presence: Instant::now(),
         }
     }
 
@@ -110,6 +119,9 @@ impl Driver {
             if !failed {
                 failed = !self.checked(&mut connections).await;
             }
+            if !failed && Instant::now() >= self.next_presence {
+                failed = !self.presence(&mut connections).await;
+            }
             if failed {
                 connections = self.reconnect(&runtime, &operations).await;
             }
@@ -128,9 +140,21 @@ impl Driver {
         let mut next = Some(first);
         let mut ok = true;
         while let Some(operation) = next.take() {
-            let now_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |t| t.as_millis() as u64);
+            let now_ms = now_ms();
+            if let Operation::Presence {
+                node,
+                room,
+                user,
+                present,
+            } = &operation
+            {
+                self.node = *node;
+                if *present {
+                    self.present.insert((room.clone(), user.clone()));
+                } else {
+                    self.present.remove(&(room.clone(), user.clone()));
+                }
+            }
             match self.plan.plan(now_ms, operation) {
                 Step::Run { calls, answer } => batch.push(Planned { calls, answer }),
                 Step::Subscribe(channel) => {
@@ -138,6 +162,12 @@ impl Driver {
                     ok &= self.send(connections, batch).await;
                     self.followed.insert(channel.clone());
                     ok = ok && connections.subscriptions.subscribe(&channel).await.is_ok();
+                    // A room followed from now on: who is present in it on every node.
+                    if let Some(StreamId::Room(room)) = self.plan.keys().stream_of_channel(&channel)
+                        && let Step::Run { calls, answer } = self.plan.presence_read(now_ms, &room)
+                    {
+                        batch.push(Planned { calls, answer });
+                    }
                 }
                 Step::Unsubscribe(channel) => {
                     ok &= self.send(connections, batch).await;
@@ -156,6 +186,31 @@ impl Driver {
             }
         }
         ok && self.send(connections, batch).await
+    }
+
+    /// This node's presence entries refreshed, and every followed room's presence read (so
+    /// that what was missed, such as a dead node's entries expiring, converges); false if the
+    /// link failed.
+    async fn presence(&mut self, connections: &mut Connections) -> bool {
+        self.next_presence = Instant::now() + self.options.plan.presence_ttl / 3;
+        let now_ms = now_ms();
+        let mut batch = Vec::new();
+        if !self.present.is_empty() {
+            let entries: Vec<(RoomName, UserId)> = self.present.iter().cloned().collect();
+            if let Step::Run { calls, answer } =
+                self.plan.presence_refresh(now_ms, self.node, &entries)
+            {
+                batch.push(Planned { calls, answer });
+            }
+        }
+        for channel in &self.followed {
+            if let Some(StreamId::Room(room)) = self.plan.keys().stream_of_channel(channel)
+                && let Step::Run { calls, answer } = self.plan.presence_read(now_ms, &room)
+            {
+                batch.push(Planned { calls, answer });
+            }
+        }
+        self.send(connections, &mut batch).await
     }
 
     /// The pub/sub link's health: probed when quiet; false if it is deaf.
@@ -195,7 +250,10 @@ impl Driver {
                 Err(error) => {
                     warn!(%error, "redis: a pipeline failed");
                     let why = format!("redis: {error}");
-                    let events = planned.iter().map(|one| one.answer.failed(&why)).collect();
+                    let events = planned
+                        .iter()
+                        .filter_map(|one| one.answer.failed(&why))
+                        .collect();
                     (self.events)(events);
                     return false;
                 }
@@ -222,7 +280,7 @@ impl Driver {
                     Err(_) => {
                         let failed = again
                             .iter()
-                            .map(|one| one.answer.failed("redis lost its scripts"))
+                            .filter_map(|one| one.answer.failed("redis lost its scripts"))
                             .collect();
                         (self.events)(failed);
                         return false;
@@ -261,6 +319,8 @@ impl Driver {
                 continue;
             }
             self.probe.reset();
+            // Presence written again and read at once.
+            self.next_presence = Instant::now();
             info!("redis: the link is back");
             self.link_up.store(true, Ordering::Relaxed);
             (self.events)(vec![EngineEvent::LinkUp]);
@@ -283,6 +343,20 @@ impl Driver {
                 }
                 Operation::Unfollow(stream) => {
                     self.followed.remove(&self.plan.keys().channel(&stream));
+                }
+                // Written once the link is back, with the refresh.
+                Operation::Presence {
+                    node,
+                    room,
+                    user,
+                    present,
+                } => {
+                    self.node = node;
+                    if present {
+                        self.present.insert((room, user));
+                    } else {
+                        self.present.remove(&(room, user));
+                    }
                 }
                 _ => {}
             }
@@ -317,6 +391,14 @@ async fn query(
                 Call::Head { key } => {
                     pipe.cmd("HMGET").arg(key).arg("e").arg("o");
                 }
+                Call::Command(words) => {
+                    if let Some((name, args)) = words.split_first() {
+                        let command = pipe.cmd(&String::from_utf8_lossy(name));
+                        for arg in args {
+                            command.arg(arg.as_slice());
+                        }
+                    }
+                }
             }
         }
     }
@@ -329,4 +411,11 @@ async fn query(
             Err(error) => error_reply(&error),
         })
         .collect())
+}
+
+/// Milliseconds since the Unix epoch: the records' times and the presence entries' expiry.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |t| t.as_millis() as u64)
 }

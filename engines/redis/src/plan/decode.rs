@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use roomcast_core::cursor::Position;
 use roomcast_core::engine::{EngineEvent, Fault, Record, StreamId, View};
+use roomcast_core::names::{RoomName, UserId};
 
 use super::{Answer, Reply};
 
@@ -15,6 +16,13 @@ pub(super) fn answer(answer: Answer, replies: Vec<Reply>) -> Vec<EngineEvent> {
     let op = match &answer {
         Answer::Append { op } | Answer::Read { op, .. } | Answer::Mark { op, .. } => *op,
         Answer::Tops { op, .. } => *op,
+        // Nobody waits: a presence read that fails is made good by the next one.
+        Answer::Presence { room } => {
+            return presence_snapshot(room.clone(), replies)
+                .into_iter()
+                .collect();
+        }
+        Answer::Nothing => return Vec::new(),
     };
     let event = match read_answer(answer, replies) {
         Ok(event) => event,
@@ -81,6 +89,7 @@ fn read_answer(answer: Answer, replies: Vec<Reply>) -> Result<EngineEvent, Fault
                 },
             })
         }
+        Answer::Presence { .. } | Answer::Nothing => unreachable!("answered above"),
         Answer::Tops { op, streams } => {
             if replies.len() != streams.len() {
                 return Err(bad(format!(
@@ -205,8 +214,48 @@ fn entries(reply: Reply) -> Result<Vec<Arc<Record>>, Bad> {
     Ok(records)
 }
 
-/// A pub/sub message: `epoch offset nonce`, a newline, the record.
+/// The members of a room's presence, `node:user` each.
+fn presence_snapshot(room: RoomName, replies: Vec<Reply>) -> Option<EngineEvent> {
+    let [Reply::Array(items)]: [Reply; 1] = replies.try_into().ok()? else {
+        return None;
+    };
+    let mut members = Vec::with_capacity(items.len());
+    for item in items {
+        let Reply::Data(bytes) = item else {
+            return None;
+        };
+        let (node, user) = std::str::from_utf8(&bytes).ok()?.split_once(':')?;
+        members.push((UserId::new(user).ok()?, node.parse().ok()?));
+    }
+    Some(EngineEvent::PresenceSnapshot { room, members })
+}
+
+/// A presence message on a room's channel: `P node 1|0 user`.
+fn presence(stream: StreamId, payload: &[u8]) -> Option<EngineEvent> {
+    let StreamId::Room(room) = stream else {
+        return None;
+    };
+    let text = std::str::from_utf8(payload.strip_prefix(b"P ")?).ok()?;
+    let (node, rest) = text.split_once(' ')?;
+    let (present, user) = rest.split_once(' ')?;
+    let present = match present {
+        "1" => true,
+        "0" => false,
+        _ => return None,
+    };
+    Some(EngineEvent::Presence {
+        room,
+        node: node.parse().ok()?,
+        user: UserId::new(user).ok()?,
+        present,
+    })
+}
+
+/// A pub/sub message: `epoch offset nonce`, a newline, the record; or a presence message.
 pub(super) fn live(stream: StreamId, payload: &[u8]) -> Option<EngineEvent> {
+    if payload.starts_with(b"P ") {
+        return presence(stream, payload);
+    }
     let newline = payload.iter().position(|b| *b == b'\n')?;
     let head = std::str::from_utf8(&payload[..newline]).ok()?;
     let mut words = head.split(' ');

@@ -33,6 +33,11 @@ impl Keys {
         self.base(stream) + ":l"
     }
 
+    /// A room's presence (a ZSET of `node:user`, scored by expiry).
+    pub fn presence(&self, room: &roomcast_core::names::RoomName) -> String {
+        self.base(&StreamId::Room(room.clone())) + ":p"
+    }
+
     /// The channel its appends are published on.
     pub fn channel(&self, stream: &StreamId) -> String {
         self.base(stream)

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use roomcast_core::cursor::Position;
 use roomcast_core::engine::{EngineEvent, Fault, OpId, Operation, StreamId};
+use roomcast_core::names::{RoomName, UserId};
 
 pub use self::keys::Keys;
 
@@ -28,6 +29,9 @@ pub struct PlanConfig {
     /// How long a stream that was read or marked but never appended to is remembered: 1 day.
     /// A stream appended to is remembered for twice its records' age limit, at least this.
     pub idle_ttl: Duration,
+    /// How long a node's presence entry lasts unless refreshed: 30 s. A node refreshes its
+    /// entries at a third of it, so those of a node that died are gone within it.
+    pub presence_ttl: Duration,
 }
 
 impl Default for PlanConfig {
@@ -36,6 +40,7 @@ impl Default for PlanConfig {
             prefix: "rc".to_owned(),
             sharded: false,
             idle_ttl: Duration::from_secs(24 * 3600),
+            presence_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -49,11 +54,21 @@ pub enum Script {
     Read,
     /// `mark.lua`.
     Mark,
+    /// `presence.lua`.
+    Presence,
+    /// `presence_read.lua`.
+    PresenceRead,
 }
 
 impl Script {
     /// Every script.
-    pub const ALL: [Self; 3] = [Self::Append, Self::Read, Self::Mark];
+    pub const ALL: [Self; 5] = [
+        Self::Append,
+        Self::Read,
+        Self::Mark,
+        Self::Presence,
+        Self::PresenceRead,
+    ];
 
     /// Its Lua source.
     pub fn source(self) -> &'static str {
@@ -61,6 +76,8 @@ impl Script {
             Self::Append => include_str!("../lua/append.lua"),
             Self::Read => include_str!("../lua/read.lua"),
             Self::Mark => include_str!("../lua/mark.lua"),
+            Self::Presence => include_str!("../lua/presence.lua"),
+            Self::PresenceRead => include_str!("../lua/presence_read.lua"),
         }
     }
 }
@@ -82,6 +99,8 @@ pub enum Call {
         /// The stream's meta.
         key: String,
     },
+    /// Any other command, word by word.
+    Command(Vec<Vec<u8>>),
 }
 
 /// A reply from Redis, as the plan reads it (a driver converts its client's value).
@@ -130,20 +149,28 @@ pub enum Answer {
         /// The streams, in the order of the calls.
         streams: Vec<StreamId>,
     },
+    /// Everyone present in a room: `PresenceSnapshot`.
+    Presence {
+        /// The room.
+        room: RoomName,
+    },
+    /// Nothing to tell (a presence entry written, refreshed).
+    Nothing,
 }
 
 impl Answer {
     /// The event for calls that could not be made or answered (the link failed): the
-    /// operation failed, `unavailable`.
-    pub fn failed(&self, why: &str) -> EngineEvent {
+    /// operation failed, `unavailable`; nothing for calls nobody waits on.
+    pub fn failed(&self, why: &str) -> Option<EngineEvent> {
         let op = match self {
             Self::Append { op } | Self::Read { op, .. } | Self::Mark { op, .. } => *op,
             Self::Tops { op, .. } => *op,
+            Self::Presence { .. } | Self::Nothing => return None,
         };
-        EngineEvent::Failed {
+        Some(EngineEvent::Failed {
             op,
             fault: Fault::Unavailable(why.to_owned()),
-        }
+        })
     }
 }
 
@@ -290,6 +317,42 @@ impl Plan {
                     answer: Answer::Tops { op, streams },
                 }
             }
+            Operation::Presence {
+                node,
+                room,
+                user,
+                present,
+            } => {
+                let stream = StreamId::Room(room.clone());
+                let presence_ttl = millis(self.config.presence_ttl);
+                let publish: &[u8] = if self.config.sharded {
+                    b"SPUBLISH"
+                } else {
+                    b"PUBLISH"
+                };
+                let args = vec![
+                    format!("{node}:{user}").into_bytes(),
+                    if present {
+                        b"1".to_vec()
+                    } else {
+                        b"0".to_vec()
+                    },
+                    (now_ms + presence_ttl).to_string().into_bytes(),
+                    self.keys.channel(&stream).into_bytes(),
+                    publish.to_vec(),
+                    format!("P {node} {} {user}", u8::from(present)).into_bytes(),
+                    (2 * presence_ttl).to_string().into_bytes(),
+                ];
+                let call = Call::Script {
+                    script: Script::Presence,
+                    keys: vec![self.keys.presence(&room)],
+                    args,
+                };
+                Step::Run {
+                    calls: vec![call],
+                    answer: Answer::Nothing,
+                }
+            }
             Operation::Follow { stream, .. } => Step::Subscribe(self.keys.channel(&stream)),
             Operation::Unfollow(stream) => Step::Unsubscribe(self.keys.channel(&stream)),
             // Records past their age go at every append and read of their stream, and the keys
@@ -301,6 +364,47 @@ impl Plan {
     /// The events the replies of a step's calls mean, one reply per call in order.
     pub fn answer(&self, answer: Answer, replies: Vec<Reply>) -> Vec<EngineEvent> {
         decode::answer(answer, replies)
+    }
+
+    /// The call that reads everyone present in `room` (expired entries dropped), answered
+    /// [`Answer::Presence`].
+    pub fn presence_read(&self, now_ms: u64, room: &RoomName) -> Step {
+        let call = Call::Script {
+            script: Script::PresenceRead,
+            keys: vec![self.keys.presence(room)],
+            args: vec![now_ms.to_string().into_bytes()],
+        };
+        Step::Run {
+            calls: vec![call],
+            answer: Answer::Presence { room: room.clone() },
+        }
+    }
+
+    /// The calls that keep this node's presence entries (`node`, room, user) from expiring.
+    pub fn presence_refresh(&self, now_ms: u64, node: u64, entries: &[(RoomName, UserId)]) -> Step {
+        let presence_ttl = millis(self.config.presence_ttl);
+        let expiry = (now_ms + presence_ttl).to_string().into_bytes();
+        let key_ttl = (2 * presence_ttl).to_string().into_bytes();
+        let mut calls = Vec::with_capacity(2 * entries.len());
+        for (room, user) in entries {
+            let key = self.keys.presence(room).into_bytes();
+            let member = format!("{node}:{user}").into_bytes();
+            calls.push(Call::Command(vec![
+                b"ZADD".to_vec(),
+                key.clone(),
+                expiry.clone(),
+                member,
+            ]));
+            calls.push(Call::Command(vec![
+                b"PEXPIRE".to_vec(),
+                key,
+                key_ttl.clone(),
+            ]));
+        }
+        Step::Run {
+            calls,
+            answer: Answer::Nothing,
+        }
     }
 
     /// The `Live` a pub/sub message of `channel` means, if it is one of this plan's (a

@@ -379,8 +379,70 @@ fn a_failed_link_fails_the_operation_unavailable() {
     };
     assert!(matches!(
         answer.failed("connection reset"),
-        EngineEvent::Failed { op: OpId(8), fault: Fault::Unavailable(why) } if why == "connection reset"
+        Some(EngineEvent::Failed { op: OpId(8), fault: Fault::Unavailable(why) }) if why == "connection reset"
     ));
+    // Nobody waits on a presence entry or a presence read.
+    assert_eq!(Answer::Nothing.failed("gone"), None);
+}
+
+#[test]
+fn presence_is_a_script_on_the_rooms_key_and_comes_back_from_other_nodes() {
+    let mut plan = Plan::new(PlanConfig::default(), 1);
+    let room = RoomName::new("lobby").expect("valid");
+    let operation = Operation::Presence {
+        node: 7,
+        room: room.clone(),
+        user: UserId::new("a b").expect("valid"),
+        present: true,
+    };
+    let Step::Run { calls, answer } = plan.plan(1_000, operation) else {
+        panic!("presence runs a call");
+    };
+    assert_eq!(answer, Answer::Nothing);
+    let [Call::Script { script, keys, args }] = calls.as_slice() else {
+        panic!("{calls:?}");
+    };
+    assert_eq!(*script, Script::Presence);
+    assert_eq!(keys, &["rc:{r:lobby}:p"]);
+    assert_eq!(args[0], b"7:a b");
+    assert_eq!(args[2], b"31000", "expires after presence_ttl");
+    assert_eq!(args[5], b"P 7 1 a b");
+    // What the other nodes hear.
+    assert_eq!(
+        plan.live("rc:{r:lobby}", b"P 7 1 a b"),
+        Some(EngineEvent::Presence {
+            room: room.clone(),
+            node: 7,
+            user: UserId::new("a b").expect("valid"),
+            present: true
+        })
+    );
+    for bad in [&b"P 7 2 a"[..], b"P x 1 a", b"P 7 1", b"P 7 1 "] {
+        assert_eq!(plan.live("rc:{r:lobby}", bad), None, "{bad:?}");
+    }
+    assert_eq!(
+        plan.live("rc:{b}", b"P 7 1 a"),
+        None,
+        "presence is of rooms"
+    );
+    // A read of everyone present.
+    let Step::Run { answer, .. } = plan.presence_read(5, &room) else {
+        panic!("a read");
+    };
+    let events = plan.answer(
+        answer,
+        vec![Reply::Array(vec![data("7:a b"), data("9:carol")])],
+    );
+    assert_eq!(
+        events,
+        [EngineEvent::PresenceSnapshot {
+            room,
+            members: vec![
+                (UserId::new("a b").expect("valid"), 7),
+                (UserId::new("carol").expect("valid"), 9)
+            ]
+        }]
+    );
 }
 
 #[test]
