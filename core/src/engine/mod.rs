@@ -186,6 +186,19 @@ pub enum Operation {
         /// Present, or gone.
         present: bool,
     },
+    /// `user` started or stopped typing in `room` on this hub's node: an engine shared by many
+    /// nodes relays it to the others ([`Typing`](EngineEvent::Typing)), keeping nothing; an
+    /// engine of one node ignores it.
+    Typing {
+        /// This hub's node number.
+        node: u64,
+        /// The room.
+        room: RoomName,
+        /// The user.
+        user: UserId,
+        /// Started, or stopped.
+        typing: bool,
+    },
 }
 
 /// Where a stream stands.
@@ -297,6 +310,17 @@ pub enum EngineEvent {
         user: UserId,
         /// Present, or gone.
         present: bool,
+    },
+    /// Another node's [`Operation::Typing`]. (A hub ignores its own node's.)
+    Typing {
+        /// The room.
+        room: RoomName,
+        /// The node.
+        node: u64,
+        /// The user.
+        user: UserId,
+        /// Started, or stopped.
+        typing: bool,
     },
     /// Everyone present in `room` on every node, as the engine holds it now (entries of nodes
     /// that stopped refreshing them, such as a node that died, have expired): sent when a room

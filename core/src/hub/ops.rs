@@ -227,6 +227,12 @@ impl Hub {
                 user,
                 present,
             } => self.remote_presence(room, node, user, present),
+            EngineEvent::Typing {
+                room,
+                node,
+                user,
+                typing,
+            } => self.remote_typing(room, node, user, typing),
             EngineEvent::PresenceSnapshot { room, members } => {
                 self.presence_snapshot(room, members);
             }

@@ -1,11 +1,13 @@
-//! Presence on other nodes: an engine shared by many nodes tells each hub who is present
-//! elsewhere, and a user present on two nodes is one member. A hub merges what it hears into
+//! Presence and typing on other nodes: an engine shared by many nodes tells each hub who is
+//! present elsewhere, and a user present on two nodes is one member. A hub merges what it hears into
 //! the rooms it has (a room nobody here is in is not tracked), and announces only what changes
 //! the room's presence as a whole.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Hub;
+use crate::delivery::Delivery;
+use crate::envelope::ServerMessage;
 use crate::names::{RoomName, UserId};
 
 impl Hub {
@@ -38,6 +40,21 @@ impl Hub {
             (true, false) => self.announce(&room, Vec::new(), vec![user], None),
             _ => {}
         }
+    }
+
+    /// Another node's user started or stopped typing in `room`: relayed to the room's sessions
+    /// here.
+    pub(super) fn remote_typing(&mut self, room: RoomName, node: u64, user: UserId, typing: bool) {
+        if node == self.config.node || !self.rooms.contains_key(&room) {
+            return;
+        }
+        let frame = ServerMessage::Typing {
+            room: room.clone(),
+            user,
+            typing,
+        }
+        .encode();
+        self.fan_out_room(&room, Delivery::unstreamed(frame), None);
     }
 
     /// Everyone present in `room` on every node: the other nodes' part replaces what this hub

@@ -77,11 +77,18 @@ impl Hub {
         let user = slot.user.clone();
         let frame = ServerMessage::Typing {
             room: room.clone(),
-            user,
+            user: user.clone(),
             typing,
         }
         .encode();
         self.fan_out_room(&room, Delivery::unstreamed(frame), Some(session));
+        // And to the room's members on other nodes, if the engine is shared.
+        self.operations.push_back(Operation::Typing {
+            node: self.config.node,
+            room,
+            user,
+            typing,
+        });
         self.answer(session, reference, Reply::to);
         Ok(())
     }
@@ -133,7 +140,7 @@ impl Hub {
     }
 
     /// Hands `delivery` out to the room's receiving sessions but `except`.
-    fn fan_out_room(
+    pub(super) fn fan_out_room(
         &mut self,
         room: &RoomName,
         delivery: Shared,

@@ -1180,3 +1180,32 @@ fn a_presence_snapshot_replaces_what_other_nodes_said() {
             .is_empty()
     );
 }
+
+#[test]
+fn typing_on_another_node_reaches_the_rooms_sessions_here() {
+    let mut w = World::new();
+    let alice = w.connect("alice");
+    w.send(alice, json!({"type": "join", "ref": 1, "room": "lobby"}));
+    w.take(alice);
+    let typing = |node: u64, room: &str| EngineEvent::Typing {
+        room: RoomName::new(room).expect("valid"),
+        node,
+        user: UserId::new("bob").expect("valid"),
+        typing: true,
+    };
+    let event = typing(99, "lobby");
+    w.h.feed_hub(|hub, now| hub.handle_engine(now, event));
+    assert_eq!(
+        w.take(alice),
+        [json!({"type": "typing", "room": "lobby", "user": "bob", "typing": true})]
+    );
+    // Its own node's, and a room nobody here is in: nothing.
+    for event in [
+        typing(HubConfig::default().node, "lobby"),
+        typing(99, "elsewhere"),
+    ] {
+        w.h.feed_hub(|hub, now| hub.handle_engine(now, event));
+    }
+    assert_eq!(w.take(alice), Vec::<Value>::new());
+    w.check();
+}

@@ -357,8 +357,11 @@ pub struct StoreLink {
 
 impl EngineLink for StoreLink {
     fn submit(&mut self, _now: Instant, operation: Operation) {
-        // One node: its presence is its hub's own, and costs no commit.
-        if matches!(operation, Operation::Presence { .. }) {
+        // One node: its presence and typing are its hub's own, and cost no commit.
+        if matches!(
+            operation,
+            Operation::Presence { .. } | Operation::Typing { .. }
+        ) {
             return;
         }
         self.shared.lock().operations.push_back(operation);

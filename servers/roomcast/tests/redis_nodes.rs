@@ -430,3 +430,24 @@ fn presence_is_shared_by_the_nodes_and_a_user_on_two_is_one_member() {
         );
     });
 }
+
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn typing_on_one_node_reaches_the_room_on_the_other() {
+    let redis = RedisServer::start(REDIS, &[]);
+    let (a, b) = nodes(&redis);
+    smol::block_on(async {
+        let mut alice = member(&a, "alice", "lobby").await;
+        let mut bob = member(&b, "bob", "lobby").await;
+        alice
+            .send_json(json!({"type": "typing", "ref": "t", "room": "lobby", "typing": true}))
+            .await;
+        alice.answer(&json!("t")).await;
+        let typing = bob.next_of("typing").await;
+        assert_eq!(typing["user"], "alice", "{typing}");
+        assert_eq!(typing["typing"], true, "{typing}");
+    });
+}

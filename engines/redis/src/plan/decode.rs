@@ -230,31 +230,43 @@ fn presence_snapshot(room: RoomName, replies: Vec<Reply>) -> Option<EngineEvent>
     Some(EngineEvent::PresenceSnapshot { room, members })
 }
 
-/// A presence message on a room's channel: `P node 1|0 user`.
-fn presence(stream: StreamId, payload: &[u8]) -> Option<EngineEvent> {
+/// A presence or typing message on a room's channel: `P node 1|0 user`, `T node 1|0 user`.
+fn signal(stream: StreamId, payload: &[u8]) -> Option<EngineEvent> {
     let StreamId::Room(room) = stream else {
         return None;
     };
-    let text = std::str::from_utf8(payload.strip_prefix(b"P ")?).ok()?;
+    let (&kind, rest) = payload.split_first()?;
+    let text = std::str::from_utf8(rest.strip_prefix(b" ")?).ok()?;
     let (node, rest) = text.split_once(' ')?;
-    let (present, user) = rest.split_once(' ')?;
-    let present = match present {
+    let (on, user) = rest.split_once(' ')?;
+    let on = match on {
         "1" => true,
         "0" => false,
         _ => return None,
     };
-    Some(EngineEvent::Presence {
-        room,
-        node: node.parse().ok()?,
-        user: UserId::new(user).ok()?,
-        present,
-    })
+    let (node, user) = (node.parse().ok()?, UserId::new(user).ok()?);
+    match kind {
+        b'P' => Some(EngineEvent::Presence {
+            room,
+            node,
+            user,
+            present: on,
+        }),
+        b'T' => Some(EngineEvent::Typing {
+            room,
+            node,
+            user,
+            typing: on,
+        }),
+        _ => None,
+    }
 }
 
-/// A pub/sub message: `epoch offset nonce`, a newline, the record; or a presence message.
+/// A pub/sub message: `epoch offset nonce`, a newline, the record; or a presence or typing
+/// message.
 pub(super) fn live(stream: StreamId, payload: &[u8]) -> Option<EngineEvent> {
-    if payload.starts_with(b"P ") {
-        return presence(stream, payload);
+    if payload.starts_with(b"P ") || payload.starts_with(b"T ") {
+        return signal(stream, payload);
     }
     let newline = payload.iter().position(|b| *b == b'\n')?;
     let head = std::str::from_utf8(&payload[..newline]).ok()?;

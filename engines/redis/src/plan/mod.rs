@@ -353,6 +353,30 @@ impl Plan {
                     answer: Answer::Nothing,
                 }
             }
+            Operation::Typing {
+                node,
+                room,
+                user,
+                typing,
+            } => {
+                // Relayed, not kept.
+                let publish: &[u8] = if self.config.sharded {
+                    b"SPUBLISH"
+                } else {
+                    b"PUBLISH"
+                };
+                let channel = self.keys.channel(&StreamId::Room(room));
+                let message = format!("T {node} {} {user}", u8::from(typing));
+                let call = Call::Command(vec![
+                    publish.to_vec(),
+                    channel.into_bytes(),
+                    message.into_bytes(),
+                ]);
+                Step::Run {
+                    calls: vec![call],
+                    answer: Answer::Nothing,
+                }
+            }
             Operation::Follow { stream, .. } => Step::Subscribe(self.keys.channel(&stream)),
             Operation::Unfollow(stream) => Step::Unsubscribe(self.keys.channel(&stream)),
             // Records past their age go at every append and read of their stream, and the keys

@@ -476,3 +476,36 @@ fn a_read_whose_records_do_not_follow_on_in_order_within_the_head_is_refused() {
         );
     }
 }
+
+#[test]
+fn typing_is_published_on_the_rooms_channel_and_kept_nowhere() {
+    let mut plan = Plan::new(PlanConfig::default(), 1);
+    let operation = Operation::Typing {
+        node: 7,
+        room: RoomName::new("lobby").expect("valid"),
+        user: alice(),
+        typing: false,
+    };
+    let Step::Run { calls, answer } = plan.plan(0, operation) else {
+        panic!("typing runs a call");
+    };
+    assert_eq!(answer, Answer::Nothing);
+    assert_eq!(
+        calls,
+        [Call::Command(vec![
+            b"PUBLISH".to_vec(),
+            b"rc:{r:lobby}".to_vec(),
+            b"T 7 0 alice".to_vec()
+        ])]
+    );
+    assert_eq!(
+        plan.live("rc:{r:lobby}", b"T 7 0 alice"),
+        Some(EngineEvent::Typing {
+            room: RoomName::new("lobby").expect("valid"),
+            node: 7,
+            user: alice(),
+            typing: false
+        })
+    );
+    assert_eq!(plan.live("rc:{r:lobby}", b"X 7 0 alice"), None);
+}
