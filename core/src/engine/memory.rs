@@ -237,7 +237,11 @@ impl MemoryEngine {
                 _ => {}
             }
         }
-        self.events.push_back(EngineEvent::Appended { op, at });
+        self.events.push_back(EngineEvent::Appended {
+            op,
+            at,
+            online: false,
+        });
         if self.followed.contains(&stream) {
             self.events
                 .push_back(EngineEvent::Live { stream, at, record });
@@ -340,7 +344,7 @@ impl Engine for MemoryEngine {
             Operation::MarkRead { op, user, upto } => self.mark_read(now, op, user, upto),
             Operation::Expire => self.expire(now),
             // One node: its presence and typing are its hub's own.
-            Operation::Presence { .. } | Operation::Typing { .. } => {}
+            Operation::Presence { .. } | Operation::Typing { .. } | Operation::Online { .. } => {}
             Operation::Tops { op, streams } => {
                 // As a read does, a stream unknown here starts (a new epoch): one the hub
                 // follows was lost, and the hub learns so.

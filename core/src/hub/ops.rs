@@ -51,6 +51,8 @@ pub(super) enum Waiter {
         session: SessionId,
         reference: Option<Ref>,
         to: UserId,
+        /// The engine found a session of `to` on another node.
+        online: bool,
     },
     /// A read receipt: nobody to answer; one the engine refuses is counted as lost.
     Receipt,
@@ -149,8 +151,14 @@ impl Hub {
     pub(super) fn engine_event(&mut self, now: Instant, event: EngineEvent) {
         match event {
             EngineEvent::Live { stream, at, record } => self.live(stream, at, record),
-            EngineEvent::Appended { op, at } => {
-                if let Some(Pending::Append { stream, waiter }) = self.pending.remove(&op) {
+            EngineEvent::Appended { op, at, online } => {
+                if let Some(Pending::Append { stream, mut waiter }) = self.pending.remove(&op) {
+                    if let Waiter::Direct {
+                        online: elsewhere, ..
+                    } = &mut waiter
+                    {
+                        *elsewhere = online;
+                    }
                     self.appended(op, stream, at, waiter);
                 }
             }
@@ -309,8 +317,28 @@ impl Hub {
     /// waiter is answered now, before the stream's next message, whether `Appended` came yet
     /// or not (a publisher learns its own message's position from the answer alone).
     pub(super) fn appended_live(&mut self, op: OpId, at: Position) {
-        if let Some(Pending::Append { waiter, .. }) = self.pending.remove(&op) {
-            self.release(waiter, Ok(at));
+        match self.pending.remove(&op) {
+            // A direct to a user with no session here waits for `Appended`, which says
+            // whether one was on another node.
+            Some(Pending::Append {
+                stream,
+                waiter: waiter @ Waiter::Direct { .. },
+            }) if !self.has_sessions(&stream) => {
+                self.pending.insert(op, Pending::Append { stream, waiter });
+            }
+            Some(Pending::Append { waiter, .. }) => self.release(waiter, Ok(at)),
+            Some(other) => {
+                self.pending.insert(op, other);
+            }
+            None => {}
+        }
+    }
+
+    /// Whether the user of an outbox has a session here.
+    fn has_sessions(&self, stream: &StreamId) -> bool {
+        match stream {
+            StreamId::Outbox(user) => self.users.get(user).is_some_and(|s| !s.is_empty()),
+            _ => false,
         }
     }
 
@@ -351,9 +379,10 @@ impl Hub {
                 session,
                 reference,
                 to,
+                online,
             } => match result {
                 Ok(id) => {
-                    let delivered = self.users.get(&to).is_some_and(|s| !s.is_empty());
+                    let delivered = online || self.has_sessions(&StreamId::Outbox(to));
                     self.answer(session, reference.as_ref(), |reference| Reply {
                         id: Some(id),
                         delivered: Some(delivered),

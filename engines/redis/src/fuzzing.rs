@@ -27,7 +27,10 @@ pub fn replies(data: &[u8]) {
     };
     let op = OpId(7);
     let answer = match kind % 5 {
-        0 => Answer::Append { op },
+        0 => Answer::Append {
+            op,
+            online: kind & 0x80 != 0,
+        },
         1 | 2 => {
             let after = (kind % 5 == 2).then(|| Position {
                 epoch: u64::from(input.byte() % 3),

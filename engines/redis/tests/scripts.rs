@@ -152,7 +152,9 @@ impl Epochs {
     /// by its kind.
     fn normal(&mut self, event: EngineEvent) -> String {
         match event {
-            EngineEvent::Appended { op, at } => format!("appended {op:?} {:?}", self.position(at)),
+            EngineEvent::Appended { op, at, .. } => {
+                format!("appended {op:?} {:?}", self.position(at))
+            }
             EngineEvent::Failed { op, fault } => {
                 let kind = match fault {
                     roomcast_core::engine::Fault::LimitReached(_) => "limit",

@@ -297,7 +297,11 @@ impl State {
         }
         self.metas.insert(stream.clone(), meta);
         let at = meta.position(offset);
-        events.push(EngineEvent::Appended { op, at });
+        events.push(EngineEvent::Appended {
+            op,
+            at,
+            online: false,
+        });
         if self.followed.contains(stream) {
             let record = Arc::new(record.clone().at(offset));
             events.push(EngineEvent::Live {

@@ -462,7 +462,7 @@ fn run_until_the_power_goes(
         let last = sent.last().map(|(op, _, _)| *op).expect("one at least");
         for event in running.until(|e| matches!(e, EngineEvent::Appended { op, .. } | EngineEvent::Failed { op, .. } if *op == last)) {
             match event {
-                EngineEvent::Appended { op, at } => {
+                EngineEvent::Appended { op, at, .. } => {
                     let (_, stream, n) = sent.iter().find(|(o, _, _)| *o == op).expect("sent").clone();
                     acknowledged.push((stream, at, n));
                 }

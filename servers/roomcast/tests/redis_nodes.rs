@@ -106,11 +106,17 @@ fn nodes_on_one_redis_share_rooms_outboxes_and_the_feed() {
         assert_eq!(stream_entry(&streams, "user")["unread"], 1, "{streams}");
         let note = dave.next_of("notify").await;
         assert_eq!(note["id"], stored["id"], "{note}");
-        // A direct from bob on b reaches alice on a; a broadcast through a's API reaches bob.
+        // A direct from bob on b reaches alice on a, and says so: `delivered` is true when any
+        // node holds a session of the recipient. To erin, who is nowhere, it is false.
         bob.send_json(json!({"type": "direct", "ref": "d", "to": "alice", "data": "hi"}))
             .await;
-        bob.answer(&json!("d")).await;
+        let (reply, _) = bob.answer(&json!("d")).await;
+        assert_eq!(reply["delivered"], true, "{reply}");
         assert_eq!(alice.next_of("direct").await["data"], "hi");
+        bob.send_json(json!({"type": "direct", "ref": "e", "to": "erin", "data": "hi"}))
+            .await;
+        let (reply, _) = bob.answer(&json!("e")).await;
+        assert_eq!(reply["delivered"], false, "{reply}");
         let body = json!({"event": "news", "data": 2}).to_string();
         let response = post(
             a.addr,
@@ -121,6 +127,22 @@ fn nodes_on_one_redis_share_rooms_outboxes_and_the_feed() {
         .await;
         assert_eq!(response.status, 200);
         assert_eq!(bob.next_of("broadcast").await["data"], 2);
+        // Alice's last session goes: a direct to her is no longer `delivered` (her node took
+        // its entry away; at worst it expires with the presence TTL).
+        alice.close_and_wait().await;
+        let mut delivered = true;
+        for n in 0..50 {
+            let reference = format!("gone{n}");
+            bob.send_json(json!({"type": "direct", "ref": reference, "to": "alice", "data": n}))
+                .await;
+            let (reply, _) = bob.answer(&json!(reference)).await;
+            delivered = reply["delivered"] == true;
+            if !delivered {
+                break;
+            }
+            smol::Timer::after(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(!delivered, "alice left a, but a direct to her says delivered");
     });
 }
 

@@ -210,7 +210,7 @@ impl Engine for FaultyEngine {
         self.inner.handle(self.now, operation);
         while let Some(event) = self.inner.poll_event() {
             match &event {
-                EngineEvent::Appended { op, at } => {
+                EngineEvent::Appended { op, at, .. } => {
                     if let Some(stream) = self.appending.remove(op) {
                         self.stored.push((stream, *at, self.now));
                     }

@@ -94,7 +94,7 @@ impl Tap for Wire {
                 view.first,
                 records.len()
             ),
-            EngineEvent::Appended { op, at } => format!("engine: {op:?} appended at {at}"),
+            EngineEvent::Appended { op, at, .. } => format!("engine: {op:?} appended at {at}"),
             EngineEvent::Tops { heads, .. } => format!("engine: tops {}", heads.len()),
             other => format!("engine: {other:?}"),
         };

@@ -35,6 +35,8 @@ pub(super) struct Driver {
     probe_channel: String,
     /// This node's presence entries (room, user), refreshed while they last, and its number.
     present: BTreeSet<(RoomName, UserId)>,
+    /// The users with a session on this node, refreshed the same way.
+    online: BTreeSet<UserId>,
     node: u64,
     /// When the presence entries are next refreshed and the followed rooms' presence read.
     next_presence: Instant,
@@ -69,6 +71,7 @@ impl Driver {
             probe: Probe::default(),
             probe_channel,
             present: BTreeSet::new(),
+            online: BTreeSet::new(),
             node: 0,
             next_presence: Instant::now(),
         }
@@ -141,20 +144,7 @@ impl Driver {
         let mut ok = true;
         while let Some(operation) = next.take() {
             let now_ms = now_ms();
-            if let Operation::Presence {
-                node,
-                room,
-                user,
-                present,
-            } = &operation
-            {
-                self.node = *node;
-                if *present {
-                    self.present.insert((room.clone(), user.clone()));
-                } else {
-                    self.present.remove(&(room.clone(), user.clone()));
-                }
-            }
+            self.remember(&operation);
             match self.plan.plan(now_ms, operation) {
                 Step::Run { calls, answer } => batch.push(Planned { calls, answer }),
                 Step::Subscribe(channel) => {
@@ -195,10 +185,12 @@ impl Driver {
         self.next_presence = Instant::now() + self.options.plan.presence_ttl / 3;
         let now_ms = now_ms();
         let mut batch = Vec::new();
-        if !self.present.is_empty() {
+        if !self.present.is_empty() || !self.online.is_empty() {
             let entries: Vec<(RoomName, UserId)> = self.present.iter().cloned().collect();
-            if let Step::Run { calls, answer } =
-                self.plan.presence_refresh(now_ms, self.node, &entries)
+            let online: Vec<UserId> = self.online.iter().cloned().collect();
+            if let Step::Run { calls, answer } = self
+                .plan
+                .presence_refresh(now_ms, self.node, &entries, &online)
             {
                 batch.push(Planned { calls, answer });
             }
@@ -328,6 +320,35 @@ impl Driver {
         }
     }
 
+    /// Keeps this node's presence and online entries, for their refresh.
+    fn remember(&mut self, operation: &Operation) {
+        match operation {
+            Operation::Presence {
+                node,
+                room,
+                user,
+                present,
+            } => {
+                self.node = *node;
+                let entry = (room.clone(), user.clone());
+                if *present {
+                    self.present.insert(entry);
+                } else {
+                    self.present.remove(&entry);
+                }
+            }
+            Operation::Online { node, user, online } => {
+                self.node = *node;
+                if *online {
+                    self.online.insert(user.clone());
+                } else {
+                    self.online.remove(user);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// What the hub sent while the link is down fails at once rather than wait; follows are
     /// remembered for the reconnection.
     fn refuse_queued(&mut self, operations: &async_channel::Receiver<Operation>) {
@@ -345,20 +366,7 @@ impl Driver {
                     self.followed.remove(&self.plan.keys().channel(&stream));
                 }
                 // Written once the link is back, with the refresh.
-                Operation::Presence {
-                    node,
-                    room,
-                    user,
-                    present,
-                } => {
-                    self.node = node;
-                    if present {
-                        self.present.insert((room, user));
-                    } else {
-                        self.present.remove(&(room, user));
-                    }
-                }
-                _ => {}
+                other => self.remember(&other),
             }
         }
         if !failed.is_empty() {

@@ -14,7 +14,7 @@ type Bad = String;
 
 pub(super) fn answer(answer: Answer, replies: Vec<Reply>) -> Vec<EngineEvent> {
     let op = match &answer {
-        Answer::Append { op } | Answer::Read { op, .. } | Answer::Mark { op, .. } => *op,
+        Answer::Append { op, .. } | Answer::Read { op, .. } | Answer::Mark { op, .. } => *op,
         Answer::Tops { op, .. } => *op,
         // Nobody waits: a presence read that fails is made good by the next one.
         Answer::Presence { room } => {
@@ -34,13 +34,17 @@ pub(super) fn answer(answer: Answer, replies: Vec<Reply>) -> Vec<EngineEvent> {
 fn read_answer(answer: Answer, replies: Vec<Reply>) -> Result<EngineEvent, Fault> {
     let bad = |why: Bad| Fault::Unavailable(format!("redis: {why}"));
     match answer {
-        Answer::Append { op } => {
+        Answer::Append { op, online } => {
+            let mut replies = replies;
+            // The count of nodes where the user is online, after the append. An odd one says
+            // nothing of the append, which is stored: read as nobody online.
+            let online = online && matches!(replies.pop(), Some(Reply::Int(count)) if count > 0);
             let [epoch, offset] = one(replies)?;
             let at = Position {
                 epoch: epoch_of(&epoch).map_err(bad)?,
                 offset: number(&offset).map_err(bad)?,
             };
-            Ok(EngineEvent::Appended { op, at })
+            Ok(EngineEvent::Appended { op, at, online })
         }
         Answer::Read { op, stream, after } => {
             let [epoch, top, first, read, records, _nonce] = one(replies)?;

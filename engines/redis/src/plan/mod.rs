@@ -125,6 +125,9 @@ pub enum Answer {
     Append {
         /// The operation.
         op: OpId,
+        /// A second call counts the nodes where the outbox's user is online (an outbox
+        /// append's `Appended::online`).
+        online: bool,
     },
     /// A read's: `Read`.
     Read {
@@ -163,7 +166,7 @@ impl Answer {
     /// operation failed, `unavailable`; nothing for calls nobody waits on.
     pub fn failed(&self, why: &str) -> Option<EngineEvent> {
         let op = match self {
-            Self::Append { op } | Self::Read { op, .. } | Self::Mark { op, .. } => *op,
+            Self::Append { op, .. } | Self::Read { op, .. } | Self::Mark { op, .. } => *op,
             Self::Tops { op, .. } => *op,
             Self::Presence { .. } | Self::Nothing => return None,
         };
@@ -249,14 +252,28 @@ impl Plan {
                     publish.to_vec(),
                     ttl.to_string().into_bytes(),
                 ];
-                let call = Call::Script {
+                let mut calls = vec![Call::Script {
                     script: Script::Append,
                     keys: vec![self.keys.meta(&stream), self.keys.log(&stream)],
                     args,
+                }];
+                // For a `direct`'s `delivered`: whether a node holds a session of the user.
+                // Read after the append, not in it: it needs no atomicity, and an online set
+                // read a moment late errs towards `delivered`, which the message then is.
+                let online = if let StreamId::Outbox(user) = &stream {
+                    calls.push(Call::Command(vec![
+                        b"ZCOUNT".to_vec(),
+                        self.keys.online(user).into_bytes(),
+                        now_ms.to_string().into_bytes(),
+                        b"+inf".to_vec(),
+                    ]));
+                    true
+                } else {
+                    false
                 };
                 Step::Run {
-                    calls: vec![call],
-                    answer: Answer::Append { op },
+                    calls,
+                    answer: Answer::Append { op, online },
                 }
             }
             Operation::Read {
@@ -377,6 +394,27 @@ impl Plan {
                     answer: Answer::Nothing,
                 }
             }
+            Operation::Online { node, user, online } => {
+                let key = self.keys.online(&user).into_bytes();
+                let member = node.to_string().into_bytes();
+                let change = if online {
+                    let expiry = now_ms + millis(self.config.presence_ttl);
+                    vec![
+                        b"ZADD".to_vec(),
+                        key.clone(),
+                        expiry.to_string().into_bytes(),
+                        member,
+                    ]
+                } else {
+                    vec![b"ZREM".to_vec(), key.clone(), member]
+                };
+                let ttl = (2 * millis(self.config.presence_ttl)).to_string();
+                let keep = vec![b"PEXPIRE".to_vec(), key, ttl.into_bytes()];
+                Step::Run {
+                    calls: vec![Call::Command(change), Call::Command(keep)],
+                    answer: Answer::Nothing,
+                }
+            }
             Operation::Follow { stream, .. } => Step::Subscribe(self.keys.channel(&stream)),
             Operation::Unfollow(stream) => Step::Unsubscribe(self.keys.channel(&stream)),
             // Records past their age go at every append and read of their stream, and the keys
@@ -404,15 +442,28 @@ impl Plan {
         }
     }
 
-    /// The calls that keep this node's presence entries (`node`, room, user) from expiring.
-    pub fn presence_refresh(&self, now_ms: u64, node: u64, entries: &[(RoomName, UserId)]) -> Step {
+    /// The calls that keep this node's presence entries (`node`, room, user) and its users'
+    /// online entries from expiring.
+    pub fn presence_refresh(
+        &self,
+        now_ms: u64,
+        node: u64,
+        entries: &[(RoomName, UserId)],
+        online: &[UserId],
+    ) -> Step {
         let presence_ttl = millis(self.config.presence_ttl);
         let expiry = (now_ms + presence_ttl).to_string().into_bytes();
         let key_ttl = (2 * presence_ttl).to_string().into_bytes();
-        let mut calls = Vec::with_capacity(2 * entries.len());
-        for (room, user) in entries {
+        let mut calls = Vec::with_capacity(2 * (entries.len() + online.len()));
+        let presence = entries.iter().map(|(room, user)| {
             let key = self.keys.presence(room).into_bytes();
-            let member = format!("{node}:{user}").into_bytes();
+            (key, format!("{node}:{user}").into_bytes())
+        });
+        let online = online.iter().map(|user| {
+            let key = self.keys.online(user).into_bytes();
+            (key, node.to_string().into_bytes())
+        });
+        for (key, member) in presence.chain(online) {
             calls.push(Call::Command(vec![
                 b"ZADD".to_vec(),
                 key.clone(),

@@ -55,7 +55,13 @@ fn an_append_is_one_script_call_on_its_streams_keys_publishing_on_its_channel() 
         let Step::Run { calls, answer } = plan.plan(1_000, operation) else {
             panic!("an append runs a call");
         };
-        assert_eq!(answer, Answer::Append { op: OpId(3) });
+        assert_eq!(
+            answer,
+            Answer::Append {
+                op: OpId(3),
+                online: false
+            }
+        );
         let [Call::Script { script, keys, args }] = calls.as_slice() else {
             panic!("one script call: {calls:?}");
         };
@@ -161,7 +167,10 @@ fn follows_subscribe_and_the_heads_are_one_read_per_stream() {
 #[test]
 fn an_appends_reply_is_its_position_and_an_error_is_a_fault_of_its_kind() {
     let plan = Plan::new(PlanConfig::default(), 1);
-    let answer = || Answer::Append { op: OpId(1) };
+    let answer = || Answer::Append {
+        op: OpId(1),
+        online: false,
+    };
     assert_eq!(
         plan.answer(
             answer(),
@@ -175,7 +184,8 @@ fn an_appends_reply_is_its_position_and_an_error_is_a_fault_of_its_kind() {
             at: Position {
                 epoch: u64::MAX,
                 offset: 5
-            }
+            },
+            online: false,
         }]
     );
     let fault = |reply: Reply| match plan.answer(answer(), vec![reply]).pop() {
@@ -508,4 +518,99 @@ fn typing_is_published_on_the_rooms_channel_and_kept_nowhere() {
         })
     );
     assert_eq!(plan.live("rc:{r:lobby}", b"X 7 0 alice"), None);
+}
+
+#[test]
+fn an_outbox_append_counts_the_nodes_where_its_user_is_online() {
+    let mut plan = Plan::new(PlanConfig::default(), 1);
+    let bob = UserId::new("bob").expect("valid");
+    let operation = Operation::Append {
+        op: OpId(4),
+        stream: StreamId::Outbox(bob.clone()),
+        record: record(),
+        retention: RETENTION,
+    };
+    let Step::Run { calls, answer } = plan.plan(5_000, operation) else {
+        panic!("an append runs calls");
+    };
+    assert_eq!(
+        answer,
+        Answer::Append {
+            op: OpId(4),
+            online: true
+        }
+    );
+    let [Call::Script { keys, .. }, Call::Command(count)] = calls.as_slice() else {
+        panic!("the append, then the count: {calls:?}");
+    };
+    assert_eq!(keys[0], "rc:{u:bob}:m");
+    let words: Vec<&[u8]> = count.iter().map(Vec::as_slice).collect();
+    assert_eq!(words, [&b"ZCOUNT"[..], b"rc:{u:bob}:n", b"5000", b"+inf"]);
+    let stored = || Reply::Array(vec![data("9"), Reply::Int(2)]);
+    let online = |count: Reply| match plan.answer(answer.clone(), vec![stored(), count]).pop() {
+        Some(EngineEvent::Appended { online, at, .. }) => {
+            assert_eq!(
+                at,
+                Position {
+                    epoch: 9,
+                    offset: 2
+                }
+            );
+            online
+        }
+        other => panic!("{other:?}"),
+    };
+    assert!(online(Reply::Int(1)));
+    assert!(!online(Reply::Int(0)));
+    // A count that went wrong says nothing of the append, which is stored.
+    assert!(!online(Reply::Error("ERR".into())));
+    // Nobody is told twice, nor of a failure as a success.
+    assert!(matches!(
+        plan.answer(
+            answer.clone(),
+            vec![Reply::Error("OOM".into()), Reply::Int(1)]
+        )
+        .as_slice(),
+        [EngineEvent::Failed { op: OpId(4), .. }]
+    ));
+}
+
+#[test]
+fn a_user_online_on_a_node_is_an_expiring_entry_of_their_outboxs_slot() {
+    let mut plan = Plan::new(PlanConfig::default(), 1);
+    let bob = UserId::new("bob").expect("valid");
+    let words = |step: Step| match step {
+        Step::Run { calls, answer } => {
+            assert_eq!(answer, Answer::Nothing);
+            calls
+                .into_iter()
+                .map(|call| match call {
+                    Call::Command(words) => words
+                        .iter()
+                        .map(|w| String::from_utf8_lossy(w).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    other => panic!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+        }
+        other => panic!("{other:?}"),
+    };
+    let online = |online| Operation::Online {
+        node: 3,
+        user: bob.clone(),
+        online,
+    };
+    assert_eq!(
+        words(plan.plan(1_000, online(true))),
+        ["ZADD rc:{u:bob}:n 31000 3", "PEXPIRE rc:{u:bob}:n 60000"]
+    );
+    assert_eq!(
+        words(plan.plan(1_000, online(false))),
+        ["ZREM rc:{u:bob}:n 3", "PEXPIRE rc:{u:bob}:n 60000"]
+    );
+    assert_eq!(
+        words(plan.presence_refresh(2_000, 3, &[], std::slice::from_ref(&bob))),
+        ["ZADD rc:{u:bob}:n 32000 3", "PEXPIRE rc:{u:bob}:n 60000"]
+    );
 }
