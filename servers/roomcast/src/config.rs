@@ -100,6 +100,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ROOMCAST_REDIS", hide_env_values = true)]
     pub(crate) redis: Option<String>,
 
+    /// With --redis: how long a node's presence and online entries last unless it refreshes
+    /// them (it does at a third of it): the users of a node that died leave their rooms within
+    /// it. [default: 30s]
+    #[arg(long, env = "ROOMCAST_REDIS_PRESENCE_TTL", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub(crate) redis_presence_ttl: Option<Duration>,
+
     /// Keep the streams in memory only, without a data directory: a restart loses every outbox
     /// and history (logged at start).
     #[arg(long, env = "ROOMCAST_MEMORY", num_args = 0..=1, default_missing_value = "true")]
@@ -209,6 +216,7 @@ impl ServeArgs {
             outbox_bytes,
             data_dir,
             redis,
+            redis_presence_ttl,
             memory,
             store_max_bytes,
             max_offline_outboxes,
@@ -238,6 +246,8 @@ pub(crate) struct Settings {
     pub(crate) hub: HubConfig,
     /// Where the streams are kept.
     pub(crate) storage: Storage,
+    /// With Redis: how long presence and online entries last unrefreshed.
+    pub(crate) redis_presence_ttl: Duration,
     /// What may be stored in all.
     pub(crate) storage_limits: StorageLimits,
     /// [`roomcast_io::SessionOptions::timer_slack`].
@@ -344,6 +354,11 @@ impl Settings {
             ),
             (session.ping_timeout.is_zero(), "ping_timeout must not be 0"),
             (session.keep_alive.is_zero(), "keep_alive must not be 0"),
+            (
+                args.redis_presence_ttl
+                    .is_some_and(|ttl| ttl < Duration::from_secs(1)),
+                "redis_presence_ttl must be at least 1s",
+            ),
             (args.threads == Some(0), "threads must be at least 1"),
             (
                 hub.max_pending == 0,
@@ -394,6 +409,7 @@ impl Settings {
             session,
             hub,
             storage,
+            redis_presence_ttl: args.redis_presence_ttl.unwrap_or(Duration::from_secs(30)),
             storage_limits,
             timer_slack: args.timer_slack.unwrap_or(roomcast_io::DEFAULT_TIMER_SLACK),
             runtime: args.runtime.unwrap_or_default(),

@@ -136,6 +136,7 @@ fn open_engine(settings: &Settings) -> Result<Engine, String> {
         Storage::Redis(url) => {
             let mut options = RedisOptions::new(url);
             options.queue = settings.hub.max_pending;
+            options.plan.presence_ttl = settings.redis_presence_ttl;
             Ok(Engine::Redis(options))
         }
     }

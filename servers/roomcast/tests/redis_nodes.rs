@@ -142,7 +142,10 @@ fn nodes_on_one_redis_share_rooms_outboxes_and_the_feed() {
             }
             smol::Timer::after(std::time::Duration::from_millis(20)).await;
         }
-        assert!(!delivered, "alice left a, but a direct to her says delivered");
+        assert!(
+            !delivered,
+            "alice left a, but a direct to her says delivered"
+        );
     });
 }
 
@@ -471,5 +474,54 @@ fn typing_on_one_node_reaches_the_room_on_the_other() {
         let typing = bob.next_of("typing").await;
         assert_eq!(typing["user"], "alice", "{typing}");
         assert_eq!(typing["typing"], true, "{typing}");
+    });
+}
+
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn a_killed_nodes_users_leave_within_the_ttl_and_resume_on_another_node() {
+    use std::collections::BTreeSet;
+    let redis = RedisServer::start(REDIS, &[]);
+    let url = redis.url();
+    let node = || Running::start(&["--redis", &url, "--redis-presence-ttl", "2s"]);
+    let (a, b) = (node(), node());
+    smol::block_on(async {
+        let mut bob = member(&b, "bob", "lobby").await;
+        let mut alice = member(&a, "alice", "lobby").await;
+        let mut seen_by_bob = BTreeSet::new();
+        members_until(&mut bob, &mut seen_by_bob, |m| m.contains("alice")).await;
+        let mut ids = Vec::new();
+        for n in 0..3 {
+            ids.push(publish(&mut alice, &format!("p{n}"), "lobby", json!(n)).await);
+        }
+        // Node a dies without a word (SIGKILL): nobody takes its entries away.
+        drop(a);
+        for n in 3..8 {
+            ids.push(publish(&mut bob, &format!("p{n}"), "lobby", json!(n)).await);
+        }
+        // Its entries expire: bob sees alice leave, and a direct to her is not delivered.
+        members_until(&mut bob, &mut seen_by_bob, |m| !m.contains("alice")).await;
+        bob.send_json(json!({"type": "direct", "ref": "d", "to": "alice", "data": 1}))
+            .await;
+        let (reply, _) = bob.answer(&json!("d")).await;
+        assert_eq!(reply["delivered"], false, "{reply}");
+        // Alice's client reconnects to b and resumes from the last message it had.
+        let mut again = within("connect", Client::connect(&b.ws("user=alice")))
+            .await
+            .expect("alice again");
+        again.next_of("welcome").await;
+        let since = ids[2].clone();
+        again
+            .send_json(json!({"type": "join", "ref": "r", "room": "lobby", "since": since}))
+            .await;
+        let (reply, _) = again.answer(&json!("r")).await;
+        assert_eq!(reply["recovered"], true, "{reply}");
+        assert_eq!(reply["replayed"], 5, "{reply}");
+        for id in &ids[3..] {
+            assert_eq!(&again.next_of("message").await["id"], id);
+        }
     });
 }

@@ -134,7 +134,9 @@ fn an_append_comes_back_live_only_to_a_follower_and_after_its_answer() {
     });
     match events.as_slice() {
         [
-            EngineEvent::Appended { op: answered, at, .. },
+            EngineEvent::Appended {
+                op: answered, at, ..
+            },
             EngineEvent::Live {
                 stream,
                 at: live,
