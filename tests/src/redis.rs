@@ -87,3 +87,103 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A `redis-sentinel` watching one master as `name`, on a free loopback port with a fresh
+/// directory (its config file is written there: Sentinel rewrites it); killed when dropped.
+pub struct RedisSentinel {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl RedisSentinel {
+    /// Starts Sentinel next to `server` (its `redis-sentinel`, else `server --sentinel`),
+    /// watching `master` with a quorum of 1 and a down-after of 1 s.
+    ///
+    /// # Panics
+    /// If it cannot be started or does not listen in time.
+    pub fn start(server: &str, master: SocketAddr, name: &str) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("roomcast-sentinel-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a fresh directory");
+        let config = dir.join("sentinel.conf");
+        let text = format!(
+            "port {port}\nbind 127.0.0.1\ndir {}\n\
+             sentinel monitor {name} {} {} 1\n\
+             sentinel down-after-milliseconds {name} 1000\n\
+             sentinel failover-timeout {name} 5000\n",
+            dir.display(),
+            master.ip(),
+            master.port()
+        );
+        std::fs::write(&config, text).expect("the sentinel's config");
+        let sentinel = Path::new(server).with_file_name("redis-sentinel");
+        let mut command = if sentinel.exists() {
+            Command::new(sentinel)
+        } else {
+            Command::new(server)
+        };
+        command.arg(&config);
+        if !Path::new(server).with_file_name("redis-sentinel").exists() {
+            command.arg("--sentinel");
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("redis-sentinel: {e} (apt-get install redis-sentinel)"));
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "sentinel did not listen in 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, addr, dir }
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Sends one inline command (`SENTINEL FAILOVER main`) to the server at `addr` and returns
+/// its raw RESP reply, read until the server is quiet for 100 ms (2 s at most).
+///
+/// # Panics
+/// If the server cannot be reached.
+pub fn command(addr: SocketAddr, line: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(addr).expect("connects");
+    stream
+        .write_all(format!("{line}\r\n").as_bytes())
+        .expect("sends");
+    let mut reply = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut buf = [0u8; 4096];
+    loop {
+        let wait = if reply.is_empty() {
+            deadline.saturating_duration_since(Instant::now())
+        } else {
+            Duration::from_millis(100)
+        };
+        if wait.is_zero() {
+            break;
+        }
+        stream.set_read_timeout(Some(wait)).expect("a timeout");
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&reply).into_owned()
+}

@@ -391,3 +391,96 @@ fn the_scripts_do_what_the_memory_engine_does() {
         compare(&server, &acts)?;
     });
 }
+
+/// `verify.lua`, the check after a reconnection: a stream that still holds the record a node
+/// delivered keeps its epoch; one whose record at that offset is another (its nonce differs),
+/// or whose offset never reached it (writes lost in a failover), starts a new epoch; a record
+/// trimmed since cannot be compared and is let be.
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn a_stream_that_lost_what_a_node_delivered_starts_a_new_epoch() {
+    let server = Server::start();
+    let mut connection = server.connection().expect("connects");
+    let mut plan = Plan::new(PlanConfig::default(), 11);
+    let lobby = room("verify");
+    let append = |plan: &mut Plan, connection: &mut redis::Connection, n: u64| {
+        let operation = Operation::Append {
+            op: OpId(n),
+            stream: lobby.clone(),
+            record: record(n, 1),
+            retention: RETENTION,
+        };
+        let step = plan.plan(1_000, operation);
+        match run(plan, connection, step).as_slice() {
+            [EngineEvent::Appended { at, .. }] => *at,
+            other => panic!("{other:?}"),
+        }
+    };
+    let log = plan.keys().log(&lobby);
+    let nonce_at = |connection: &mut redis::Connection, offset: u64| -> String {
+        let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+            .arg(&log)
+            .arg(format!("{offset}-0"))
+            .arg(format!("{offset}-0"))
+            .query(connection)
+            .expect("XRANGE");
+        entries[0].1[3].clone()
+    };
+    let verify = |plan: &mut Plan, connection: &mut redis::Connection, at, nonce: &str| {
+        let Call::Script { script, keys, args } = plan.verify(&lobby, at, nonce) else {
+            panic!("a script");
+        };
+        let mut command = redis::cmd("EVAL");
+        command.arg(script.source()).arg(keys.len()).arg(keys);
+        for arg in args {
+            command.arg(arg);
+        }
+        let reset: i64 = command.query(connection).expect("verify");
+        let epoch: u64 = redis::cmd("HGET")
+            .arg(plan.keys().meta(&lobby))
+            .arg("e")
+            .query(connection)
+            .expect("HGET");
+        (reset, epoch)
+    };
+    let mut last = Position {
+        epoch: 0,
+        offset: 0,
+    };
+    for n in 1..=3 {
+        last = append(&mut plan, &mut connection, n);
+    }
+    let nonce = nonce_at(&mut connection, 3);
+    // Still there: nothing changes.
+    assert_eq!(
+        verify(&mut plan, &mut connection, last, &nonce),
+        (0, last.epoch)
+    );
+    // Another record at that offset (given out again after a failover): a new epoch.
+    let (reset, epoch) = verify(&mut plan, &mut connection, last, "0000000000000000");
+    assert_eq!(reset, 1);
+    assert_ne!(epoch, last.epoch);
+    // A position of an epoch the stream no longer has: the hub finds that by itself.
+    assert_eq!(
+        verify(&mut plan, &mut connection, last, "0000000000000000"),
+        (0, epoch)
+    );
+    // An offset the stream never reached (lost writes): a new epoch.
+    let ahead = Position { epoch, offset: 9 };
+    let (reset, newer) = verify(&mut plan, &mut connection, ahead, "x");
+    assert_eq!(reset, 1);
+    assert_ne!(newer, epoch);
+    // Trimmed since (RETENTION keeps 5): nothing left to compare, nothing changes.
+    for n in 4..=10 {
+        last = append(&mut plan, &mut connection, n);
+    }
+    assert_eq!(last.epoch, newer);
+    let trimmed = Position {
+        epoch: newer,
+        offset: 2,
+    };
+    assert_eq!(verify(&mut plan, &mut connection, trimmed, "x"), (0, newer));
+}

@@ -10,6 +10,7 @@ use roomcast_core::engine::EngineEvent;
 use roomcast_io::Runtime;
 
 use super::RedisOptions;
+use super::failover::Handed;
 use super::health::Health;
 use crate::plan::{Plan, Script};
 
@@ -69,9 +70,20 @@ impl Connections {
                 if channel == listener.probe_channel {
                     continue;
                 }
-                if let Some(live) = listener.plan.live(channel, message.get_payload_bytes()) {
-                    (listener.events)(vec![live]);
+                let payload = message.get_payload_bytes();
+                let Some(live) = listener.plan.live(channel, payload) else {
+                    continue;
+                };
+                if let EngineEvent::Live { .. } = live {
+                    // Held back until a reconnection's check has run (`failover.rs`).
+                    if !listener.handed.open() {
+                        continue;
+                    }
+                    if let Some((stream, at, nonce)) = listener.plan.live_nonce(channel, payload) {
+                        listener.handed.note(stream, at, nonce);
+                    }
                 }
+                (listener.events)(vec![live]);
             }
         });
         Ok(Self {
@@ -97,6 +109,7 @@ pub(super) struct Listener {
     pub(super) plan: Plan,
     pub(super) probe_channel: String,
     pub(super) health: Arc<Health>,
+    pub(super) handed: Arc<Handed>,
     pub(super) events: Arc<dyn Fn(Vec<EngineEvent>) + Send + Sync>,
 }
 

@@ -15,8 +15,10 @@
 
 mod connections;
 mod convert;
+mod failover;
 mod health;
 mod run;
+mod target;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -33,7 +35,9 @@ use crate::plan::PlanConfig;
 /// How a node reaches Redis.
 #[derive(Clone, Debug)]
 pub struct RedisOptions {
-    /// `redis://host:port/db` (or `rediss://`, `redis+unix://`).
+    /// `redis://host:port/db` (or `rediss://`, `redis+unix://`), or
+    /// `redis+sentinel://host:26379[,host:26379...]/master[/db]` for the master a set of
+    /// Sentinels names.
     pub url: String,
     /// Keys and channels.
     pub plan: PlanConfig,
@@ -48,6 +52,9 @@ pub struct RedisOptions {
     pub probe_idle: Duration,
     /// A probe not heard back this long is a deaf link: 2 s.
     pub probe_timeout: Duration,
+    /// With Sentinels: how often they are asked which server is master, 1 s. A new one means
+    /// a reconnection, whether or not the old one still answers.
+    pub sentinel_check: Duration,
 }
 
 impl RedisOptions {
@@ -61,6 +68,7 @@ impl RedisOptions {
             response_timeout: Duration::from_secs(5),
             probe_idle: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(2),
+            sentinel_check: Duration::from_secs(1),
         }
     }
 }
@@ -148,7 +156,8 @@ fn op_of(operation: &Operation) -> Option<OpId> {
 /// server that hides `CONFIG` is let through with a warning). The link goes to the hub;
 /// [`Starting::start`] then runs the driver.
 pub async fn connect(options: RedisOptions) -> Result<(RedisLink, Starting), ConnectError> {
-    let client = redis::Client::open(options.url.as_str()).map_err(ConnectError::Unreachable)?;
+    let mut target = target::Target::parse(&options.url).map_err(ConnectError::Unreachable)?;
+    let client = target.client().await.map_err(ConnectError::Unreachable)?;
     let mut connection = client
         .get_multiplexed_async_connection()
         .await
@@ -177,7 +186,7 @@ pub async fn connect(options: RedisOptions) -> Result<(RedisLink, Starting), Con
         link_up: Arc::clone(&link_up),
     };
     let starting = Starting {
-        client,
+        target,
         options,
         receiver,
         link_up,
@@ -187,7 +196,7 @@ pub async fn connect(options: RedisOptions) -> Result<(RedisLink, Starting), Con
 
 /// A driver checked and not yet running.
 pub struct Starting {
-    client: redis::Client,
+    target: target::Target,
     options: RedisOptions,
     receiver: async_channel::Receiver<Operation>,
     link_up: Arc<AtomicBool>,
@@ -201,7 +210,7 @@ impl Starting {
         runtime: &R,
         events: impl Fn(Vec<EngineEvent>) + Send + Sync + 'static,
     ) {
-        let driver = run::Driver::new(self.client, self.options, Arc::new(events), self.link_up);
+        let driver = run::Driver::new(self.target, self.options, Arc::new(events), self.link_up);
         runtime.spawn(driver.run(runtime.clone(), self.receiver));
     }
 }

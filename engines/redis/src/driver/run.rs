@@ -13,7 +13,9 @@ use tracing::{info, warn};
 
 use super::connections::{Connections, Listener, load_scripts};
 use super::convert::{error_reply, reply};
+use super::failover::Handed;
 use super::health::{Health, Probe, Verdict};
+use super::target::Target;
 use super::{RedisOptions, op_of};
 use crate::plan::{Answer, Call, Plan, Reply, Step};
 
@@ -24,7 +26,7 @@ type Events = Arc<dyn Fn(Vec<EngineEvent>) + Send + Sync>;
 
 pub(super) struct Driver {
     plan: Plan,
-    client: redis::Client,
+    target: Target,
     options: RedisOptions,
     /// The channels followed: subscribed again after a reconnect.
     followed: BTreeSet<String>,
@@ -40,6 +42,10 @@ pub(super) struct Driver {
     node: u64,
     /// When the presence entries are next refreshed and the followed rooms' presence read.
     next_presence: Instant,
+    /// What the hub was handed, checked after a reconnection.
+    handed: Arc<Handed>,
+    /// When the Sentinels are next asked which server is master.
+    next_sentinel: Instant,
 }
 
 /// An operation planned and not yet answered.
@@ -50,7 +56,7 @@ struct Planned {
 
 impl Driver {
     pub(super) fn new(
-        client: redis::Client,
+        target: Target,
         options: RedisOptions,
         events: Events,
         link_up: Arc<AtomicBool>,
@@ -62,7 +68,7 @@ impl Driver {
         let probe_channel = format!("{}:probe:{seed:016x}", options.plan.prefix);
         Self {
             plan: Plan::new(options.plan.clone(), seed),
-            client,
+            target,
             options,
             followed: BTreeSet::new(),
             events,
@@ -74,6 +80,8 @@ impl Driver {
             online: BTreeSet::new(),
             node: 0,
             next_presence: Instant::now(),
+            handed: Arc::default(),
+            next_sentinel: Instant::now(),
         }
     }
 
@@ -82,6 +90,7 @@ impl Driver {
             plan: self.plan.clone(),
             probe_channel: self.probe_channel.clone(),
             health: Arc::clone(&self.health),
+            handed: Arc::clone(&self.handed),
             events: Arc::clone(&self.events),
         }
     }
@@ -91,8 +100,7 @@ impl Driver {
         runtime: R,
         operations: async_channel::Receiver<Operation>,
     ) {
-        let opened =
-            Connections::open(&runtime, &self.client, &self.options, self.listener()).await;
+        let opened = self.open(&runtime).await;
         let mut connections = match opened {
             Ok(connections) => connections,
             Err(error) => {
@@ -125,10 +133,20 @@ impl Driver {
             if !failed && Instant::now() >= self.next_presence {
                 failed = !self.presence(&mut connections).await;
             }
+            if !failed && self.target.is_sentinel() && Instant::now() >= self.next_sentinel {
+                self.next_sentinel = Instant::now() + self.options.sentinel_check;
+                failed = self.target.moved().await;
+            }
             if failed {
                 connections = self.reconnect(&runtime, &operations).await;
             }
         }
+    }
+
+    /// Both connections to the master now.
+    async fn open<R: Runtime>(&mut self, runtime: &R) -> redis::RedisResult<Connections> {
+        let client = self.target.client().await?;
+        Connections::open(runtime, &client, &self.options, self.listener()).await
     }
 
     /// Takes `first` and what is queued behind it (up to a batch), in order; false if the link
@@ -162,6 +180,9 @@ impl Driver {
                 Step::Unsubscribe(channel) => {
                     ok &= self.send(connections, batch).await;
                     self.followed.remove(&channel);
+                    if let Some(stream) = self.plan.keys().stream_of_channel(&channel) {
+                        self.handed.forget(&stream);
+                    }
                     ok = ok
                         && connections
                             .subscriptions
@@ -252,6 +273,7 @@ impl Driver {
             };
             let mut events = Vec::with_capacity(planned.len());
             let mut again = Vec::new();
+            let mut demoted = false;
             for one in planned {
                 let replies: Vec<Reply> = replies.drain(..one.calls.len()).collect();
                 // A server that lost the scripts (restarted, or `SCRIPT FLUSH`) ran none of
@@ -259,13 +281,30 @@ impl Driver {
                 let lost = replies
                     .iter()
                     .any(|r| matches!(r, Reply::Error(e) if e.starts_with("NOSCRIPT")));
+                // A master demoted to a replica (a failover): the link is no good, whatever
+                // else it still answers.
+                demoted |= replies
+                    .iter()
+                    .any(|r| matches!(r, Reply::Error(e) if e.starts_with("READONLY")));
                 if lost {
                     again.push(one);
                 } else {
+                    if let Some((stream, at, nonce)) = Plan::read_nonce(&one.answer, &replies) {
+                        self.handed.note(stream, at, nonce);
+                    }
                     events.extend(self.plan.answer(one.answer, replies));
                 }
             }
             (self.events)(events);
+            if demoted {
+                warn!("redis: the server is a replica now: reconnecting to the master");
+                let failed = again
+                    .iter()
+                    .filter_map(|one| one.answer.failed("redis: the master moved"))
+                    .collect();
+                (self.events)(failed);
+                return false;
+            }
             if !again.is_empty() {
                 match load_scripts(&mut connections.calls).await {
                     Ok(shas) => connections.shas = shas,
@@ -292,24 +331,24 @@ impl Driver {
         operations: &async_channel::Receiver<Operation>,
     ) -> Connections {
         self.link_up.store(false, Ordering::Relaxed);
+        self.handed.close();
         (self.events)(vec![EngineEvent::LinkDown]);
         let mut wait = Duration::from_millis(100);
         loop {
             self.refuse_queued(operations);
             runtime.sleep_until(runtime.now() + wait).await;
             wait = (wait * 2).min(Duration::from_secs(5));
-            let opened =
-                Connections::open(runtime, &self.client, &self.options, self.listener()).await;
-            let Ok(mut connections) = opened else {
+            let Ok(mut connections) = self.open(runtime).await else {
                 continue;
             };
             let mut subscribed = true;
             for channel in &self.followed {
                 subscribed &= connections.subscriptions.subscribe(channel).await.is_ok();
             }
-            if !subscribed {
+            if !subscribed || !self.verify(&mut connections).await {
                 continue;
             }
+            self.handed.reopen();
             self.probe.reset();
             // Presence written again and read at once.
             self.next_presence = Instant::now();
@@ -317,6 +356,49 @@ impl Driver {
             self.link_up.store(true, Ordering::Relaxed);
             (self.events)(vec![EngineEvent::LinkUp]);
             return connections;
+        }
+    }
+
+    /// Checks that Redis still holds the newest record the hub was handed of each followed
+    /// stream, starting a new epoch where not (`failover.rs`); false if the link failed.
+    async fn verify(&mut self, connections: &mut Connections) -> bool {
+        let checks = self.handed.to_check();
+        if checks.is_empty() {
+            return true;
+        }
+        let mut pipe = redis::pipe();
+        for (stream, at, nonce) in &checks {
+            if let Call::Script { keys, args, .. } = self.plan.verify(stream, *at, nonce) {
+                let command = pipe
+                    .cmd("EVALSHA")
+                    .arg(connections.sha(crate::plan::Script::Verify))
+                    .arg(keys.len())
+                    .arg(keys);
+                for arg in args {
+                    command.arg(arg);
+                }
+            }
+        }
+        let answers: redis::RedisResult<Vec<i64>> = pipe.query_async(&mut connections.calls).await;
+        match answers {
+            Ok(answers) => {
+                for ((stream, at, _), reset) in checks.iter().zip(answers) {
+                    if reset == 1 {
+                        warn!(
+                            stream = stream.key(),
+                            delivered = %at,
+                            "redis lost records this node delivered (a failover): the stream \
+                             starts a new epoch, its readers are told recovered: false"
+                        );
+                        self.handed.forget(stream);
+                    }
+                }
+                true
+            }
+            Err(error) => {
+                warn!(%error, "redis: the check after the reconnection failed");
+                false
+            }
         }
     }
 

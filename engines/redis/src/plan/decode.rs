@@ -268,6 +268,46 @@ fn signal(stream: StreamId, payload: &[u8]) -> Option<EngineEvent> {
 
 /// A pub/sub message: `epoch offset nonce`, a newline, the record; or a presence or typing
 /// message.
+/// The position and nonce a pub/sub message of an append starts with.
+pub(super) fn live_nonce(payload: &[u8]) -> Option<(Position, String)> {
+    let newline = payload.iter().position(|b| *b == b'\n')?;
+    let head = std::str::from_utf8(&payload[..newline]).ok()?;
+    let mut words = head.split(' ');
+    let epoch = words.next()?.parse().ok()?;
+    let offset = words.next()?.parse().ok()?;
+    let nonce = words.next()?.to_owned();
+    Some((Position { epoch, offset }, nonce))
+}
+
+/// The position and nonce of the last record of a read's reply (`{epoch, top, first, read,
+/// records, nonce}`, a record `[id, [r, record, n, nonce, ...]]`).
+pub(super) fn read_nonce(replies: &[Reply]) -> Option<(Position, String)> {
+    let [Reply::Array(fields)] = replies else {
+        return None;
+    };
+    let (Some(epoch), Some(Reply::Array(records))) = (fields.first(), fields.get(4)) else {
+        return None;
+    };
+    let epoch = epoch_of(epoch).ok()?;
+    let Reply::Array(last) = records.last()? else {
+        return None;
+    };
+    let (Some(Reply::Data(id)), Some(Reply::Array(values))) = (last.first(), last.get(1)) else {
+        return None;
+    };
+    let offset = std::str::from_utf8(id)
+        .ok()?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()?;
+    let Some(Reply::Data(nonce)) = values.get(3) else {
+        return None;
+    };
+    let nonce = String::from_utf8(nonce.clone()).ok()?;
+    Some((Position { epoch, offset }, nonce))
+}
+
 pub(super) fn live(stream: StreamId, payload: &[u8]) -> Option<EngineEvent> {
     if payload.starts_with(b"P ") || payload.starts_with(b"T ") {
         return signal(stream, payload);

@@ -58,16 +58,19 @@ pub enum Script {
     Presence,
     /// `presence_read.lua`.
     PresenceRead,
+    /// `verify.lua`.
+    Verify,
 }
 
 impl Script {
     /// Every script.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Append,
         Self::Read,
         Self::Mark,
         Self::Presence,
         Self::PresenceRead,
+        Self::Verify,
     ];
 
     /// Its Lua source.
@@ -78,6 +81,7 @@ impl Script {
             Self::Mark => include_str!("../lua/mark.lua"),
             Self::Presence => include_str!("../lua/presence.lua"),
             Self::PresenceRead => include_str!("../lua/presence_read.lua"),
+            Self::Verify => include_str!("../lua/verify.lua"),
         }
     }
 }
@@ -487,6 +491,43 @@ impl Plan {
     pub fn live(&self, channel: &str, payload: &[u8]) -> Option<EngineEvent> {
         let stream = self.keys.stream_of_channel(channel)?;
         decode::live(stream, payload)
+    }
+
+    /// The call that checks that `stream` still holds the record this node delivered last,
+    /// at `at` with `nonce`, and starts a new epoch if not (`verify.lua`): its reply is 1
+    /// when it did.
+    pub fn verify(&mut self, stream: &StreamId, at: Position, nonce: &str) -> Call {
+        Call::Script {
+            script: Script::Verify,
+            keys: vec![self.keys.meta(stream), self.keys.log(stream)],
+            args: vec![
+                at.epoch.to_string().into_bytes(),
+                at.offset.to_string().into_bytes(),
+                nonce.as_bytes().to_vec(),
+                self.epoch().to_string().into_bytes(),
+            ],
+        }
+    }
+
+    /// The stream, position and nonce of the record a pub/sub message carries (for the check
+    /// after a reconnection).
+    pub fn live_nonce(
+        &self,
+        channel: &str,
+        payload: &[u8],
+    ) -> Option<(StreamId, Position, String)> {
+        let stream = self.keys.stream_of_channel(channel)?;
+        let (at, nonce) = decode::live_nonce(payload)?;
+        Some((stream, at, nonce))
+    }
+
+    /// The position and nonce of the last record a read's replies carry, if they carry any.
+    pub fn read_nonce(answer: &Answer, replies: &[Reply]) -> Option<(StreamId, Position, String)> {
+        let Answer::Read { stream, .. } = answer else {
+            return None;
+        };
+        let (at, nonce) = decode::read_nonce(replies)?;
+        Some((stream.clone(), at, nonce))
     }
 
     /// A fresh epoch: never 0, so that `0.0` is never a real position.

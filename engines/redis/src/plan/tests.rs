@@ -614,3 +614,73 @@ fn a_user_online_on_a_node_is_an_expiring_entry_of_their_outboxs_slot() {
         ["ZADD rc:{u:bob}:n 32000 3", "PEXPIRE rc:{u:bob}:n 60000"]
     );
 }
+
+#[test]
+fn the_nonce_of_a_live_and_of_a_reads_last_record_are_read_for_the_failover_check() {
+    let plan = Plan::new(PlanConfig::default(), 1);
+    let mut payload = b"7 3 00000000000000aa\n".to_vec();
+    payload.extend(record().encode());
+    assert_eq!(
+        plan.live_nonce("rc:{r:lobby}", &payload),
+        Some((
+            lobby(),
+            Position {
+                epoch: 7,
+                offset: 3
+            },
+            "00000000000000aa".to_owned()
+        ))
+    );
+    assert_eq!(plan.live_nonce("rc:{r:lobby}", b"P 1 1 bob"), None);
+    let entry = |offset: u64, nonce: &str| {
+        Reply::Array(vec![
+            data(&format!("{offset}-0")),
+            Reply::Array(vec![
+                data("r"),
+                Reply::Data(record().encode()),
+                data("n"),
+                data(nonce),
+                data("t"),
+                data("1"),
+                data("s"),
+                data("9"),
+            ]),
+        ])
+    };
+    let answer = Answer::Read {
+        op: OpId(1),
+        stream: lobby(),
+        after: Some(Position {
+            epoch: 7,
+            offset: 1,
+        }),
+    };
+    let replies = [Reply::Array(vec![
+        data("7"),
+        Reply::Int(3),
+        Reply::Int(1),
+        Reply::Int(0),
+        Reply::Array(vec![entry(2, "b"), entry(3, "c")]),
+        Reply::Nil,
+    ])];
+    assert_eq!(
+        Plan::read_nonce(&answer, &replies),
+        Some((
+            lobby(),
+            Position {
+                epoch: 7,
+                offset: 3
+            },
+            "c".to_owned()
+        ))
+    );
+    let empty = [Reply::Array(vec![
+        data("7"),
+        Reply::Int(3),
+        Reply::Int(1),
+        Reply::Int(0),
+        Reply::Array(vec![]),
+        Reply::Nil,
+    ])];
+    assert_eq!(Plan::read_nonce(&answer, &empty), None);
+}

@@ -1,0 +1,226 @@
+//! Two `roomcast serve` nodes on a master, a replica and a Sentinel (real `redis-server` and
+//! `redis-sentinel`, started here on loopback ports with fresh directories): `SENTINEL
+//! FAILOVER` while both nodes publish. The nodes follow the master to its new place, and a
+//! checker over everything two receivers got finds no duplicate, no message out of order, and
+//! every acknowledged message delivered, or the stream reported `recovered: false`.
+//!
+//! Without `redis-server` these tests are ignored (`apt-get install redis-server
+//! redis-sentinel`); `ROOMCAST_REQUIRE_REDIS=1` runs them anyway (CI).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::Running;
+use roomcast_tests::redis::{RedisSentinel, RedisServer, command};
+use roomcast_tests::{Client, within};
+
+use serde_json::{Value, json};
+
+const REDIS: &str = env!("ROOMCAST_TEST_REDIS_SERVER");
+
+async fn member(node: &Running, user: &str) -> Client {
+    let mut client = within(
+        "connect",
+        Client::connect(&node.ws(&format!("user={user}"))),
+    )
+    .await
+    .expect("connects");
+    client.next_of("welcome").await;
+    client
+        .send_json(json!({"type": "join", "ref": "j", "room": "lobby"}))
+        .await;
+    client.answer(&json!("j")).await;
+    client
+}
+
+/// Waits (15 s at most) until `server` answers `line` with something that holds `part`.
+fn until_reply(server: std::net::SocketAddr, line: &str, part: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let reply = command(server, line);
+        if reply.contains(part) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{line}: {reply:?} never held {part:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What one receiver got: each message's data and id, in order, and whether the room was
+/// reported `recovered: false`.
+#[derive(Default)]
+struct Received {
+    messages: Vec<(String, String)>,
+    reset: bool,
+}
+
+impl Received {
+    fn take(&mut self, frame: &Value) {
+        match frame["type"].as_str() {
+            Some("message") => self.messages.push((
+                frame["data"].as_str().unwrap_or_default().to_owned(),
+                frame["id"].as_str().unwrap_or_default().to_owned(),
+            )),
+            Some("streams") => {
+                let reset = frame["streams"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|stream| stream["recovered"] == false);
+                self.reset |= reset;
+            }
+            _ => {}
+        }
+    }
+
+    fn has(&self, data: &str) -> bool {
+        self.messages.iter().any(|(d, _)| d == data)
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server redis-sentinel (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn a_sentinel_failover_while_publishing_leaves_no_silent_gap() {
+    let master = RedisServer::start(REDIS, &[]);
+    let master_port = master.addr.port().to_string();
+    let replica = RedisServer::start(REDIS, &["--replicaof", "127.0.0.1", &master_port]);
+    until_reply(replica.addr, "INFO replication", "master_link_status:up");
+    let sentinel = RedisSentinel::start(REDIS, master.addr, "main");
+    let replica_at = format!("{}", replica.addr.port());
+    until_reply(sentinel.addr, "SENTINEL REPLICAS main", &replica_at);
+    let url = format!("redis+sentinel://{}/main", sentinel.addr);
+    let a = Running::start(&["--redis", &url]);
+    let b = Running::start(&["--redis", &url, "--runtime", "smol"]);
+    smol::block_on(async {
+        let mut receivers = [member(&a, "r1").await, member(&b, "r2").await];
+        let mut publishers = [member(&a, "pa").await, member(&b, "pb").await];
+        // data -> the id it was acknowledged with.
+        let mut acked = BTreeMap::new();
+        let mut refused = 0;
+        let mut moved = false;
+        let mut acked_after_move = 0;
+        let started = Instant::now();
+        for n in 0..3000 {
+            if n == 40 {
+                let reply = command(sentinel.addr, "SENTINEL FAILOVER main");
+                assert!(reply.starts_with("+OK"), "{reply}");
+            }
+            for (p, publisher) in publishers.iter_mut().enumerate() {
+                let data = format!("{p}-{n}");
+                let reference = json!(data.clone());
+                publisher
+                    .send_json(
+                        json!({"type": "publish", "ref": reference, "room": "lobby", "data": data}),
+                    )
+                    .await;
+                let (reply, _) = publisher.answer(&reference).await;
+                if reply["type"] == "reply" {
+                    acked.insert(data, reply["id"].as_str().unwrap_or_default().to_owned());
+                    acked_after_move += usize::from(moved);
+                } else {
+                    assert_eq!(reply["code"], "unavailable", "{reply}");
+                    refused += 1;
+                }
+            }
+            if n > 40 && !moved && n % 5 == 0 {
+                let named = command(sentinel.addr, "SENTINEL GET-MASTER-ADDR-BY-NAME main");
+                moved = named.contains(&replica_at);
+            }
+            if moved && acked_after_move >= 60 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(40),
+                "the nodes did not publish on the new master within 40 s \
+                 (moved: {moved}, acknowledged after: {acked_after_move}, refused: {refused})"
+            );
+            smol::Timer::after(Duration::from_millis(5)).await;
+        }
+        assert!(moved, "the failover did not happen");
+        // Everything each receiver got, until it has every acknowledged message or was told
+        // the room's history cannot be followed on from (and then has the last of each
+        // publisher, published after the failover).
+        let newest: BTreeSet<String> = (0..2)
+            .filter_map(|p| {
+                acked
+                    .keys()
+                    .filter(|d| d.starts_with(&format!("{p}-")))
+                    .max_by_key(|d| d[2..].parse::<u64>().unwrap_or(0))
+                    .cloned()
+            })
+            .collect();
+        for (r, receiver) in receivers.iter_mut().enumerate() {
+            let mut got = Received::default();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let all = acked.keys().all(|data| got.has(data));
+                let newest_in = newest.iter().all(|data| got.has(data));
+                if all || (got.reset && newest_in) {
+                    break;
+                }
+                let wait = deadline.saturating_duration_since(Instant::now());
+                let frame =
+                    futures_lite::future::or(async { Some(receiver.next_json().await) }, async {
+                        smol::Timer::after(wait).await;
+                        None
+                    })
+                    .await;
+                let Some(frame) = frame else {
+                    let tail: Vec<_> = got.messages.iter().rev().take(6).collect();
+                    panic!(
+                        "receiver {r}: after 10 s, {} messages (the last {tail:?}), reset: {}, \
+                         newest acknowledged {newest:?} ({:?}); node logs:\n{}\n{}",
+                        got.messages.len(),
+                        got.reset,
+                        newest.iter().map(|d| &acked[d]).collect::<Vec<_>>(),
+                        a.log().join("\n"),
+                        b.log().join("\n")
+                    );
+                };
+                got.take(&frame);
+            }
+            // No duplicate.
+            let mut seen = BTreeSet::new();
+            for (data, _) in &got.messages {
+                assert!(seen.insert(data), "receiver {r} got {data} twice");
+            }
+            // In order: within an epoch, offsets rise.
+            let mut last: Option<(String, u64)> = None;
+            for (data, id) in &got.messages {
+                let (epoch, offset) = id.split_once('.').expect("an id");
+                let offset: u64 = offset.parse().expect("an offset");
+                if let Some((last_epoch, last_offset)) = &last
+                    && last_epoch == epoch
+                {
+                    assert!(
+                        offset > *last_offset,
+                        "receiver {r}: {data} at {id} came late"
+                    );
+                }
+                last = Some((epoch.to_owned(), offset));
+            }
+            // Every acknowledged message delivered, or the room reported not recovered.
+            let missing: Vec<&String> = acked.keys().filter(|d| !got.has(d)).collect();
+            assert!(
+                missing.is_empty() || got.reset,
+                "receiver {r} silently missed {} acknowledged messages: {missing:?}",
+                missing.len()
+            );
+            eprintln!(
+                "receiver {r}: {} messages, {} acknowledged, {} missing, reset: {}, refused: {refused}",
+                got.messages.len(),
+                acked.len(),
+                missing.len(),
+                got.reset
+            );
+        }
+    });
+}
