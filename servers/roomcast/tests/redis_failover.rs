@@ -224,3 +224,109 @@ fn a_sentinel_failover_while_publishing_leaves_no_silent_gap() {
         }
     });
 }
+
+/// Publishes until a reply comes (Redis may be on its way back), 10 s at most; the reply's id.
+async fn publish_until_stored(client: &mut Client, name: &str, data: &str) -> String {
+    let mut n = 0;
+    within("a publish that is stored", async {
+        loop {
+            n += 1;
+            let reference = json!(format!("{name}{n}"));
+            client
+                .send_json(
+                    json!({"type": "publish", "ref": reference, "room": "lobby", "data": data}),
+                )
+                .await;
+            let (answer, _) = client.answer(&reference).await;
+            if answer["type"] == "reply" {
+                return answer["id"].as_str().unwrap_or_default().to_owned();
+            }
+            smol::Timer::after(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+}
+
+/// Redis killed (SIGKILL) and restarted on the same directory, with AOF `appendfsync always`
+/// and without persistence: with AOF every acknowledged message survives, a reader on the other
+/// node goes on without a reset and a resume is exact; without, the room starts a new epoch and
+/// both are told `recovered: false`.
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn a_redis_restart_keeps_every_acknowledged_message_with_aof_always_and_says_so_without() {
+    for aof in [true, false] {
+        let args: &[&str] = if aof {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            &[]
+        };
+        let mut redis = RedisServer::start(REDIS, args);
+        let url = redis.url();
+        let a = Running::start(&["--redis", &url]);
+        let b = Running::start(&["--redis", &url, "--runtime", "smol"]);
+        smol::block_on(async {
+            let mut writer = member(&a, "writer").await;
+            let mut reader = member(&b, "reader").await;
+            let mut ids = Vec::new();
+            for n in 0..10 {
+                ids.push(publish_until_stored(&mut writer, "p", &format!("m{n}")).await);
+            }
+            for id in &ids {
+                assert_eq!(reader.next_of("message").await["id"], id.as_str());
+            }
+            redis.restart(REDIS, args);
+            let after = publish_until_stored(&mut writer, "q", "after").await;
+            // The reader: the next message; without persistence a reset before it, which may
+            // name it already (the room resumes at its head then, and the client refetches).
+            let mut reset = false;
+            let next = futures_lite::future::or(
+                async {
+                    loop {
+                        let frame = reader.next_json().await;
+                        if frame["type"] == "streams" {
+                            reset |= frame["streams"][0]["recovered"] == false;
+                            if frame["streams"][0]["id"] == after.as_str() {
+                                return Some(frame["streams"][0].clone());
+                            }
+                        }
+                        if frame["type"] == "message" {
+                            return Some(frame);
+                        }
+                    }
+                },
+                async {
+                    smol::Timer::after(Duration::from_secs(10)).await;
+                    None
+                },
+            )
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "aof {aof}: the reader did not get {after} within 10 s; logs:\n{}\n{}",
+                    a.log().join("\n"),
+                    b.log().join("\n")
+                )
+            });
+            assert_eq!(next["id"], after.as_str(), "aof: {aof}");
+            assert_eq!(reset, !aof, "a reset told, aof: {aof}");
+            // A client resuming from the tenth message, on the other node.
+            let mut again = member(&b, "again").await;
+            again
+                .send_json(json!({"type": "leave", "ref": "l", "room": "lobby"}))
+                .await;
+            again.answer(&json!("l")).await;
+            again
+                .send_json(json!({"type": "join", "ref": "r", "room": "lobby", "since": ids[9]}))
+                .await;
+            let (reply, _) = again.answer(&json!("r")).await;
+            assert_eq!(reply["recovered"], aof, "aof: {aof}: {reply}");
+            if aof {
+                assert_eq!(reply["replayed"], 1, "{reply}");
+                assert_eq!(again.next_of("message").await["id"], after.as_str());
+            }
+        });
+    }
+}
