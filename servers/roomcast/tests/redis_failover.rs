@@ -330,3 +330,87 @@ fn a_redis_restart_keeps_every_acknowledged_message_with_aof_always_and_says_so_
         });
     }
 }
+
+/// A half-open partition between one node and Redis (a proxy that stops forwarding without
+/// closing anything): the node finds it (its health says so while it lasts), and once the
+/// partition heals its reader gets every message published meanwhile on the other node, in
+/// order, once, without a reset.
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn a_half_open_partition_from_redis_is_found_and_nothing_is_missed() {
+    let redis = RedisServer::start(REDIS, &[]);
+    let proxy = smol::block_on(roomcast_tests::proxy::Proxy::start(redis.addr));
+    let behind = format!("redis://{}/", proxy.addr());
+    let a = Running::start(&["--redis", &behind]);
+    let b = Running::start(&["--redis", &redis.url(), "--runtime", "smol"]);
+    smol::block_on(async {
+        let mut reader = member(&a, "reader").await;
+        let mut writer = member(&b, "writer").await;
+        let mut ids = Vec::new();
+        for n in 0..5 {
+            ids.push(publish_until_stored(&mut writer, "p", &format!("m{n}")).await);
+        }
+        proxy.freeze();
+        // A message every 100 ms on the other node, until node a finds the partition (its
+        // health says so), and two seconds more.
+        let frozen = Instant::now();
+        let mut found = None;
+        let mut n = 5;
+        while found.is_none_or(|at: Duration| frozen.elapsed() < at + Duration::from_secs(2)) {
+            ids.push(publish_until_stored(&mut writer, "p", &format!("m{n}")).await);
+            n += 1;
+            smol::Timer::after(Duration::from_millis(100)).await;
+            if found.is_none() {
+                let health = roomcast_tests::http::get(a.addr, "/healthz", &[]).await;
+                if health.status == 503 {
+                    found = Some(frozen.elapsed());
+                }
+            }
+            assert!(
+                frozen.elapsed() < Duration::from_secs(20),
+                "the partition not found in 20 s"
+            );
+        }
+        eprintln!(
+            "the partition was found after {:?}",
+            found.unwrap_or_default()
+        );
+        proxy.thaw();
+        let last = publish_until_stored(&mut writer, "p", "last").await;
+        ids.push(last);
+        let mut got = Vec::new();
+        let mut reset = false;
+        let complete = futures_lite::future::or(
+            async {
+                while got.len() < ids.len() {
+                    let frame = reader.next_json().await;
+                    match frame["type"].as_str() {
+                        Some("message") => {
+                            got.push(frame["id"].as_str().unwrap_or_default().to_owned());
+                        }
+                        Some("streams") => reset |= frame["streams"][0]["recovered"] == false,
+                        _ => {}
+                    }
+                }
+                true
+            },
+            async {
+                smol::Timer::after(Duration::from_secs(15)).await;
+                false
+            },
+        )
+        .await;
+        assert!(
+            complete,
+            "after the partition the reader has {} of {} messages; logs:\n{}",
+            got.len(),
+            ids.len(),
+            a.log().join("\n")
+        );
+        assert_eq!(got, ids, "every message, in order, once");
+        assert!(!reset, "nothing was lost: no reset");
+    });
+}
