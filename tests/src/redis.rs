@@ -187,3 +187,68 @@ pub fn command(addr: SocketAddr, line: &str) -> String {
     }
     String::from_utf8_lossy(&reply).into_owned()
 }
+
+/// A Redis Cluster of `redis-server`s on loopback ports, each a master with a fresh directory,
+/// its slots assigned by `redis-cli --cluster create`; stopped when dropped.
+pub struct RedisCluster {
+    /// The masters.
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts `masters` nodes of `server` and makes them one cluster, ready (every node's
+    /// `cluster_state:ok`) within 20 s.
+    ///
+    /// # Panics
+    /// If a node cannot be started, `redis-cli` is missing, or the cluster is not ready in time.
+    pub fn start(server: &str, masters: usize) -> Self {
+        let nodes: Vec<RedisServer> = (0..masters)
+            .map(|_| {
+                RedisServer::start(
+                    server,
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "2000",
+                    ],
+                )
+            })
+            .collect();
+        let cli = Path::new(server).with_file_name("redis-cli");
+        let cli = if cli.exists() {
+            cli
+        } else {
+            PathBuf::from("redis-cli")
+        };
+        let status = Command::new(&cli)
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|node| node.addr.to_string()))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("{}: {e} (apt-get install redis-tools)", cli.display()));
+        assert!(status.success(), "redis-cli --cluster create: {status}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &nodes {
+            while !command(node.addr, "CLUSTER INFO").contains("cluster_state:ok") {
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster was not ready in 20 s"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Self { nodes }
+    }
+
+    /// `redis+cluster://` and every node.
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self.nodes.iter().map(|n| n.addr.to_string()).collect();
+        format!("redis+cluster://{}/", nodes.join(","))
+    }
+}

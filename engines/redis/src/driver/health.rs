@@ -37,6 +37,11 @@ impl Health {
         self.generation.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// Whether `generation` is the connections' now.
+    pub(super) fn is_current(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::Relaxed) == generation
+    }
+
     pub(super) fn heard(&self) {
         self.heard.store(self.ms(Instant::now()), Ordering::Relaxed);
     }

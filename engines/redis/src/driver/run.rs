@@ -11,7 +11,7 @@ use roomcast_core::names::{RoomName, UserId};
 use roomcast_io::Runtime;
 use tracing::{info, warn};
 
-use super::connections::{Connections, Listener, load_scripts};
+use super::connections::{Connections, Listener, Routed, load_scripts};
 use super::convert::{error_reply, reply};
 use super::failover::Handed;
 use super::health::{Health, Probe, Verdict};
@@ -145,8 +145,8 @@ impl Driver {
 
     /// Both connections to the master now.
     async fn open<R: Runtime>(&mut self, runtime: &R) -> redis::RedisResult<Connections> {
-        let client = self.target.client().await?;
-        Connections::open(runtime, &client, &self.options, self.listener()).await
+        let opened = self.target.open().await?;
+        Connections::open(runtime, opened, &self.options, self.listener()).await
     }
 
     /// Takes `first` and what is queued behind it (up to a batch), in order; false if the link
@@ -169,7 +169,7 @@ impl Driver {
                     // What was planned before the follow goes first.
                     ok &= self.send(connections, batch).await;
                     self.followed.insert(channel.clone());
-                    ok = ok && connections.subscriptions.subscribe(&channel).await.is_ok();
+                    ok = ok && connections.subscribe(&channel).await.is_ok();
                     // A room followed from now on: who is present in it on every node.
                     if let Some(StreamId::Room(room)) = self.plan.keys().stream_of_channel(&channel)
                         && let Step::Run { calls, answer } = self.plan.presence_read(now_ms, &room)
@@ -183,12 +183,7 @@ impl Driver {
                     if let Some(stream) = self.plan.keys().stream_of_channel(&channel) {
                         self.handed.forget(&stream);
                     }
-                    ok = ok
-                        && connections
-                            .subscriptions
-                            .unsubscribe(&channel)
-                            .await
-                            .is_ok();
+                    ok = ok && connections.unsubscribe(&channel).await.is_ok();
                 }
                 Step::Nothing => {}
             }
@@ -236,10 +231,8 @@ impl Driver {
         );
         match verdict {
             Verdict::Fine => true,
-            Verdict::Probe => redis::cmd("PUBLISH")
-                .arg(&self.probe_channel)
-                .arg("probe")
-                .query_async::<i64>(&mut connections.calls)
+            Verdict::Probe => connections
+                .publish(&self.probe_channel, "probe")
                 .await
                 .is_ok(),
             Verdict::Deaf(why) => {
@@ -343,7 +336,7 @@ impl Driver {
             };
             let mut subscribed = true;
             for channel in &self.followed {
-                subscribed &= connections.subscriptions.subscribe(channel).await.is_ok();
+                subscribed &= connections.subscribe(channel).await.is_ok();
             }
             if !subscribed || !self.verify(&mut connections).await {
                 continue;
@@ -366,20 +359,17 @@ impl Driver {
         if checks.is_empty() {
             return true;
         }
-        let mut pipe = redis::pipe();
-        for (stream, at, nonce) in &checks {
-            if let Call::Script { keys, args, .. } = self.plan.verify(stream, *at, nonce) {
-                let command = pipe
-                    .cmd("EVALSHA")
-                    .arg(connections.sha(crate::plan::Script::Verify))
-                    .arg(keys.len())
-                    .arg(keys);
-                for arg in args {
-                    command.arg(arg);
-                }
-            }
-        }
-        let answers: redis::RedisResult<Vec<i64>> = pipe.query_async(&mut connections.calls).await;
+        let commands = checks
+            .iter()
+            .map(|(stream, at, nonce)| routed(connections, &self.plan.verify(stream, *at, nonce)))
+            .collect();
+        let answers: redis::RedisResult<Vec<i64>> =
+            connections.calls.run(commands).await.and_then(|replies| {
+                replies
+                    .into_iter()
+                    .map(|reply| reply.and_then(|value| Ok(redis::from_redis_value(value)?)))
+                    .collect()
+            });
         match answers {
             Ok(answers) => {
                 for ((stream, at, _), reset) in checks.iter().zip(answers) {
@@ -457,43 +447,19 @@ impl Driver {
     }
 }
 
-/// One pipeline of every call of the batch: scripts by `EVALSHA`, heads by `HMGET`; each
-/// call's reply in its place (an error reply in its place too).
+/// Every call of the batch, pipelined (on a cluster, one pipeline per slot): scripts by
+/// `EVALSHA`, heads by `HMGET`; each call's reply in its place (an error reply in its place
+/// too).
 async fn query(
     connections: &mut Connections,
     planned: &[Planned],
 ) -> redis::RedisResult<Vec<Reply>> {
-    let mut pipe = redis::pipe();
-    pipe.ignore_errors();
-    for one in planned {
-        for call in &one.calls {
-            match call {
-                Call::Script { script, keys, args } => {
-                    let command = pipe
-                        .cmd("EVALSHA")
-                        .arg(connections.sha(*script))
-                        .arg(keys.len())
-                        .arg(keys);
-                    for arg in args {
-                        command.arg(arg.as_slice());
-                    }
-                }
-                Call::Head { key } => {
-                    pipe.cmd("HMGET").arg(key).arg("e").arg("o");
-                }
-                Call::Command(words) => {
-                    if let Some((name, args)) = words.split_first() {
-                        let command = pipe.cmd(&String::from_utf8_lossy(name));
-                        for arg in args {
-                            command.arg(arg.as_slice());
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let results: Vec<redis::RedisResult<redis::Value>> =
-        pipe.query_async(&mut connections.calls).await?;
+    let commands = planned
+        .iter()
+        .flat_map(|one| one.calls.iter())
+        .map(|call| routed(connections, call))
+        .collect();
+    let results = connections.calls.run(commands).await?;
     Ok(results
         .into_iter()
         .map(|result| match result {
@@ -501,6 +467,46 @@ async fn query(
             Err(error) => error_reply(&error),
         })
         .collect())
+}
+
+/// A call as a command, with the key that routes it (every call's first key, or channel, is
+/// of its stream's slot).
+fn routed(connections: &Connections, call: &Call) -> Routed {
+    match call {
+        Call::Script { script, keys, args } => {
+            let mut command = redis::cmd("EVALSHA");
+            command
+                .arg(connections.sha(*script))
+                .arg(keys.len())
+                .arg(keys);
+            for arg in args {
+                command.arg(arg.as_slice());
+            }
+            let key = keys
+                .first()
+                .map(|k| k.as_bytes().to_vec())
+                .unwrap_or_default();
+            Routed { key, command }
+        }
+        Call::Head { key } => {
+            let mut command = redis::cmd("HMGET");
+            command.arg(key).arg("e").arg("o");
+            Routed {
+                key: key.as_bytes().to_vec(),
+                command,
+            }
+        }
+        Call::Command(words) => {
+            let mut command = redis::cmd(&String::from_utf8_lossy(
+                words.first().map_or(&b""[..], Vec::as_slice),
+            ));
+            for arg in words.iter().skip(1) {
+                command.arg(arg.as_slice());
+            }
+            let key = words.get(1).cloned().unwrap_or_default();
+            Routed { key, command }
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch: the records' times and the presence entries' expiry.

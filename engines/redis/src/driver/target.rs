@@ -1,7 +1,8 @@
-//! Which Redis a node talks to: one server (`redis://`, `rediss://`, `redis+unix://`), or the
+//! Which Redis a node talks to: one server (`redis://`, `rediss://`, `redis+unix://`), the
 //! master a set of Sentinels names (`redis+sentinel://`), found again at every connection and
 //! checked on a timer, so that a failover is followed even when no `+switch-master` is heard
-//! and the old master, demoted, still answers reads (centrifugo#1189).
+//! and the old master, demoted, still answers reads (centrifugo#1189), or a Redis Cluster
+//! (`redis+cluster://`), reached through any of the nodes named.
 
 use redis::aio::MultiplexedConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
@@ -14,6 +15,16 @@ pub(super) enum Target {
     Direct(redis::Client),
     /// The master Sentinel names.
     Sentinel(Sentinel),
+    /// A cluster, by some of its nodes (`redis://host:port`, RESP3).
+    Cluster(Vec<String>),
+}
+
+/// What to open the links with.
+pub(super) enum Opened {
+    /// One server's client.
+    One(redis::Client),
+    /// A cluster client to build (the listener adds its push handler).
+    Cluster(Box<redis::cluster::ClusterClientBuilder>),
 }
 
 pub(super) struct Sentinel {
@@ -29,6 +40,9 @@ impl Target {
     /// Reads a URL: `redis+sentinel://[:password@]host:port[,host:port...]/master[/db]` for a
     /// master named by Sentinels (the password is the master's), anything else for one server.
     pub(super) fn parse(url: &str) -> RedisResult<Self> {
+        if let Some(rest) = url.strip_prefix("redis+cluster://") {
+            return Self::cluster(rest);
+        }
         let Some(rest) = url.strip_prefix("redis+sentinel://") else {
             return redis::Client::open(url).map(Self::Direct);
         };
@@ -87,17 +101,53 @@ impl Target {
         }))
     }
 
-    /// A client of the master now (for a Sentinel target: asked of the Sentinels, and checked
-    /// to call itself master).
-    pub(super) async fn client(&mut self) -> RedisResult<redis::Client> {
+    /// `redis+cluster://[:password@]host:port[,host:port...][/]`.
+    fn cluster(rest: &str) -> RedisResult<Self> {
+        let (password, hosts) = match rest.rsplit_once('@') {
+            Some((user_info, hosts)) => (user_info.rsplit(':').next(), hosts),
+            None => (None, rest),
+        };
+        let hosts = hosts.trim_end_matches('/');
+        let mut nodes = Vec::new();
+        for host in hosts.split(',') {
+            let valid = host
+                .rsplit_once(':')
+                .is_some_and(|(name, port)| !name.is_empty() && port.parse::<u16>().is_ok());
+            if !valid {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "invalid cluster URL",
+                    format!("{host:?} is not host:port (redis+cluster://host:6379[,host:6379])"),
+                )));
+            }
+            nodes.push(match password.filter(|p| !p.is_empty()) {
+                Some(password) => format!("redis://:{password}@{host}/"),
+                None => format!("redis://{host}/"),
+            });
+        }
+        Ok(Self::Cluster(nodes))
+    }
+
+    /// What to open the links with now (for a Sentinel target: the master, asked of the
+    /// Sentinels and checked to call itself master).
+    pub(super) async fn open(&mut self) -> RedisResult<Opened> {
         match self {
-            Self::Direct(client) => Ok(client.clone()),
+            Self::Direct(client) => Ok(Opened::One(client.clone())),
             Self::Sentinel(sentinel) => {
                 let client = sentinel.client.async_get_client().await?;
                 sentinel.master = Some(client.get_connection_info().addr().to_string());
-                Ok(client)
+                Ok(Opened::One(client))
             }
+            Self::Cluster(nodes) => Ok(Opened::Cluster(Box::new(
+                redis::cluster::ClusterClientBuilder::new(nodes.clone())
+                    .use_protocol(redis::ProtocolVersion::RESP3),
+            ))),
         }
+    }
+
+    /// Whether it is a cluster: appends publish with `SPUBLISH`.
+    pub(super) fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
     }
 
     /// Whether the Sentinels name another master than the one last connected to (false for
@@ -167,6 +217,21 @@ mod tests {
             Target::parse("redis://127.0.0.1:6379/"),
             Ok(Target::Direct(_))
         ));
+        let Ok(Target::Cluster(nodes)) = Target::parse("redis+cluster://:pw@a:7000,b:7001/") else {
+            panic!("a cluster target");
+        };
+        assert_eq!(nodes, ["redis://:pw@a:7000/", "redis://:pw@b:7001/"]);
+        for bad in [
+            "redis+cluster://",
+            "redis+cluster://a",
+            "redis+cluster://a:1,b:x",
+        ] {
+            let error = Target::parse(bad).err().expect(bad).to_string();
+            assert!(
+                error.contains("redis+cluster://host:6379"),
+                "{bad}: {error}"
+            );
+        }
         for bad in [
             "redis+sentinel://127.0.0.1:26379",
             "redis+sentinel://127.0.0.1:26379/",
