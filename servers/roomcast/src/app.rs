@@ -40,6 +40,15 @@ pub(crate) struct App<R: Runtime> {
     /// Whether the engine's link is up, for an engine over a network (Redis); `None` for an
     /// engine in the process, always there.
     pub(crate) engine_link: Option<Arc<AtomicBool>>,
+    /// On Redis: this node's name and number, and the node registry.
+    pub(crate) nodes: Option<Nodes>,
+}
+
+/// This node among the nodes of one Redis.
+pub(crate) struct Nodes {
+    pub(crate) name: String,
+    pub(crate) number: u64,
+    pub(crate) registry: Arc<roomcast_redis::driver::Registry>,
 }
 
 /// [`App`] for one connection, as hyper wants a service.
@@ -122,6 +131,24 @@ impl<R: Runtime> App<R> {
     }
 
     async fn status(&self) -> Result<Response<Body>, Refusal> {
+        let mut status = self.figures().await?;
+        if let Some(nodes) = &self.nodes {
+            // Every live node's figures as the registry last read them (each node reports
+            // every 2 s; the registry is read at each presence refresh).
+            let mut all: Vec<serde_json::Value> = nodes
+                .registry
+                .nodes()
+                .iter()
+                .filter_map(|figures| serde_json::from_str(figures).ok())
+                .collect();
+            all.sort_by(|a, b| a["node"].as_str().cmp(&b["node"].as_str()));
+            status["nodes"] = all.into();
+        }
+        Ok(json(StatusCode::OK, status))
+    }
+
+    /// This node's figures: `/api/status` without the other nodes'.
+    pub(crate) async fn figures(&self) -> Result<serde_json::Value, Refusal> {
         let stats = self.roomcast.hub().stats().await.map_err(gone)?;
         let active = self.metrics.active();
         let connections: serde_json::Map<String, serde_json::Value> = TRANSPORTS
@@ -129,22 +156,51 @@ impl<R: Runtime> App<R> {
             .zip(active)
             .map(|(transport, n)| ((*transport).to_owned(), n.into()))
             .collect();
-        Ok(json(
-            StatusCode::OK,
-            json!({
-                "connections": connections,
-                "sessions": stats.sessions,
-                "users": stats.users,
-                "rooms": stats.rooms,
-                "stored_messages": stats.stored_messages,
-                "stored_bytes": stats.stored_bytes,
-                "rooms_with_history": stats.rooms_with_history,
-                "outboxes": stats.outboxes,
-                "pending_operations": stats.pending_operations,
-                "slow_consumers": stats.slow_consumers,
-                "engine_link_up": self.engine_link_up(),
-            }),
-        ))
+        let mut figures = json!({
+            "connections": connections,
+            "sessions": stats.sessions,
+            "users": stats.users,
+            "rooms": stats.rooms,
+            "stored_messages": stats.stored_messages,
+            "stored_bytes": stats.stored_bytes,
+            "rooms_with_history": stats.rooms_with_history,
+            "outboxes": stats.outboxes,
+            "pending_operations": stats.pending_operations,
+            "slow_consumers": stats.slow_consumers,
+            "engine_link_up": self.engine_link_up(),
+        });
+        if let Some(nodes) = &self.nodes {
+            figures["node"] = nodes.name.clone().into();
+        }
+        Ok(figures)
+    }
+
+    /// On Redis: reports this node's figures to the node registry every 2 s, while the hub
+    /// runs.
+    pub(crate) async fn report_figures(self: Arc<Self>, runtime: R) {
+        let Some(nodes) = &self.nodes else {
+            return;
+        };
+        loop {
+            let Ok(mut figures) = self.figures().await else {
+                return;
+            };
+            // Redis holds what is stored: a node's own stored figures are zeros.
+            if let Some(map) = figures.as_object_mut() {
+                for key in [
+                    "stored_messages",
+                    "stored_bytes",
+                    "rooms_with_history",
+                    "outboxes",
+                ] {
+                    map.remove(key);
+                }
+            }
+            nodes.registry.report(nodes.number, figures.to_string());
+            runtime
+                .sleep_until(runtime.now() + std::time::Duration::from_secs(2))
+                .await;
+        }
     }
 
     /// `POST /api/notify`, `/api/broadcast`, `/api/rooms/{room}/publish`.

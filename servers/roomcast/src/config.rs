@@ -110,6 +110,11 @@ pub(crate) struct ServeArgs {
     #[serde(with = "humantime_serde")]
     pub(crate) redis_presence_ttl: Option<Duration>,
 
+    /// With --redis: this node's name in `/api/status`'s `nodes`. [default: its number, drawn at
+    /// start, in hex]
+    #[arg(long, env = "ROOMCAST_NODE_NAME")]
+    pub(crate) node_name: Option<String>,
+
     /// Keep the streams in memory only, without a data directory: a restart loses every outbox
     /// and history (logged at start).
     #[arg(long, env = "ROOMCAST_MEMORY", num_args = 0..=1, default_missing_value = "true")]
@@ -220,6 +225,7 @@ impl ServeArgs {
             data_dir,
             redis,
             redis_presence_ttl,
+            node_name,
             memory,
             store_max_bytes,
             max_offline_outboxes,
@@ -251,6 +257,8 @@ pub(crate) struct Settings {
     pub(crate) storage: Storage,
     /// With Redis: how long presence and online entries last unrefreshed.
     pub(crate) redis_presence_ttl: Duration,
+    /// With Redis: this node's name.
+    pub(crate) node_name: String,
     /// What may be stored in all.
     pub(crate) storage_limits: StorageLimits,
     /// [`roomcast_io::SessionOptions::timer_slack`].
@@ -397,6 +405,10 @@ impl Settings {
             // every node, and a node knows its own by it (exclude-sender, answers).
             hub.node = node_number();
         }
+        let node_name = args
+            .node_name
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| format!("{:016x}", hub.node));
         let storage_limits = StorageLimits {
             max_bytes: args.store_max_bytes.unwrap_or(1 << 30),
             max_offline_outboxes: args.max_offline_outboxes.unwrap_or(100_000),
@@ -413,6 +425,7 @@ impl Settings {
             hub,
             storage,
             redis_presence_ttl: args.redis_presence_ttl.unwrap_or(Duration::from_secs(30)),
+            node_name,
             storage_limits,
             timer_slack: args.timer_slack.unwrap_or(roomcast_io::DEFAULT_TIMER_SLACK),
             runtime: args.runtime.unwrap_or_default(),

@@ -19,7 +19,7 @@ use roomcast_store::{Store, StoreLimits, StoreOptions};
 use roomcast_tokio::TokioRuntime;
 use tracing::{info, warn};
 
-use crate::app::App;
+use crate::app::{App, Nodes};
 use crate::auth::jwt;
 use crate::config::{RuntimeKind, ServeArgs, Settings, Storage};
 use crate::metrics::Metrics;
@@ -164,27 +164,28 @@ where
     let hub = Hub::new(settings.hub.clone());
     // The store's commit thread runs until this function returns: then what it has queued is
     // committed before the process exits.
-    let (hub, _store, engine_link) = match engine {
-        Engine::Memory(engine) => (spawn_hub(&runtime, hub, engine, mailbox), None, None),
+    let (hub, _store, engine_link, registry) = match engine {
+        Engine::Memory(engine) => (spawn_hub(&runtime, hub, engine, mailbox), None, None, None),
         Engine::Store(store) => {
             let hub = spawn_hub(&runtime, hub, store.link(), mailbox);
             let events = hub.clone();
             let running = store.start(move |batch| {
                 let _ = events.engine_events(batch);
             });
-            (hub, Some(running), None)
+            (hub, Some(running), None, None)
         }
         Engine::Redis(options) => {
             let (link, driver) = roomcast_redis::driver::connect(options)
                 .await
                 .map_err(|error| std::io::Error::other(error.to_string()))?;
             let link_state = link.link_state();
+            let registry = link.registry();
             let hub = spawn_hub(&runtime, hub, link, mailbox);
             let events = hub.clone();
             driver.start(&runtime, move |batch| {
                 let _ = events.engine_events(batch);
             });
-            (hub, None, Some(link_state))
+            (hub, None, Some(link_state), Some(registry))
         }
     };
     let metrics = Metrics::new();
@@ -220,7 +221,13 @@ where
         api_key: settings.api_key.clone(),
         max_body: settings.session.max_frame,
         engine_link,
+        nodes: registry.map(|registry| Nodes {
+            name: settings.node_name.clone(),
+            number: settings.hub.node,
+            registry,
+        }),
     });
+    runtime.spawn(Arc::clone(&app).report_figures(runtime.clone()));
     info!(
         %addr,
         "roomcast serving: demo page http://{addr}/, WebSocket /ws, SSE /events, long-poll /poll, echo /ws/echo, API /api/, /metrics, /healthz"

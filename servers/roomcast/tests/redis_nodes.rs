@@ -525,3 +525,65 @@ fn a_killed_nodes_users_leave_within_the_ttl_and_resume_on_another_node() {
         }
     });
 }
+
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn api_status_on_any_node_has_every_nodes_figures() {
+    let redis = RedisServer::start(REDIS, &[]);
+    let url = redis.url();
+    let node = |name: &str| {
+        Running::start(&[
+            "--redis",
+            &url,
+            "--node-name",
+            name,
+            "--redis-presence-ttl",
+            "3s",
+        ])
+    };
+    let (a, b) = (node("node-a"), node("node-b"));
+    smol::block_on(async {
+        let _alice = member(&a, "alice", "lobby").await;
+        let _bob = member(&b, "bob", "lobby").await;
+        let _carol = member(&b, "carol", "lobby").await;
+        // Each node's WebSocket connections, as node a's status lists them.
+        let websockets = |status: &Value| -> Vec<(String, u64)> {
+            status["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|node| {
+                    (
+                        node["node"].as_str().unwrap_or_default().to_owned(),
+                        node["connections"]["websocket"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        };
+        let until = |want: Vec<(&'static str, u64)>| {
+            let addr = a.addr;
+            async move {
+                let want: Vec<(String, u64)> =
+                    want.into_iter().map(|(n, c)| (n.to_owned(), c)).collect();
+                let mut status = Value::Null;
+                for _ in 0..100 {
+                    status = get(addr, "/api/status", &[]).await.json().await;
+                    if websockets(&status) == want {
+                        return status;
+                    }
+                    smol::Timer::after(std::time::Duration::from_millis(100)).await;
+                }
+                panic!("node a's status never listed {want:?}: {status}");
+            }
+        };
+        let status = until(vec![("node-a", 1), ("node-b", 2)]).await;
+        assert_eq!(status["node"], "node-a", "{status}");
+        assert_eq!(status["nodes"][1]["users"], 2, "{status}");
+        // Node b dies: it leaves the list within the presence TTL.
+        drop(b);
+        until(vec![("node-a", 1)]).await;
+    });
+}

@@ -17,6 +17,7 @@ mod connections;
 mod convert;
 mod failover;
 mod health;
+mod registry;
 mod run;
 mod target;
 
@@ -30,6 +31,7 @@ use roomcast_io::{EngineLink, EngineStats, Runtime};
 use tracing::{info, warn};
 
 pub use self::convert::{error_reply, reply};
+pub use self::registry::Registry;
 use crate::plan::PlanConfig;
 
 /// How a node reaches Redis.
@@ -105,9 +107,15 @@ pub struct RedisLink {
     /// Failures of operations the driver's queue could not take, for `poll_event`.
     refused: VecDeque<EngineEvent>,
     link_up: Arc<AtomicBool>,
+    registry: Arc<Registry>,
 }
 
 impl RedisLink {
+    /// The node registry: this node reports its figures there, and reads every node's.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
+    }
+
     /// Whether the driver's connections to Redis are up now.
     pub fn is_up(&self) -> bool {
         self.link_up.load(Ordering::Relaxed)
@@ -203,16 +211,19 @@ pub async fn connect(options: RedisOptions) -> Result<(RedisLink, Starting), Con
     info!(url = %redact(&options.url), "connected to redis");
     let (sender, receiver) = async_channel::bounded(options.queue.max(1));
     let link_up = Arc::new(AtomicBool::new(true));
+    let registry = Arc::new(Registry::default());
     let link = RedisLink {
         operations: sender,
         refused: VecDeque::new(),
         link_up: Arc::clone(&link_up),
+        registry: Arc::clone(&registry),
     };
     let starting = Starting {
         target,
         options,
         receiver,
         link_up,
+        registry,
     };
     Ok((link, starting))
 }
@@ -223,6 +234,7 @@ pub struct Starting {
     options: RedisOptions,
     receiver: async_channel::Receiver<Operation>,
     link_up: Arc<AtomicBool>,
+    registry: Arc<Registry>,
 }
 
 impl Starting {
@@ -233,7 +245,13 @@ impl Starting {
         runtime: &R,
         events: impl Fn(Vec<EngineEvent>) + Send + Sync + 'static,
     ) {
-        let driver = run::Driver::new(self.target, self.options, Arc::new(events), self.link_up);
+        let driver = run::Driver::new(
+            self.target,
+            self.options,
+            Arc::new(events),
+            self.link_up,
+            self.registry,
+        );
         runtime.spawn(driver.run(runtime.clone(), self.receiver));
     }
 }

@@ -15,6 +15,7 @@ use super::connections::{Connections, Listener, Routed, load_scripts};
 use super::convert::{error_reply, reply};
 use super::failover::Handed;
 use super::health::{Health, Probe, Verdict};
+use super::registry::Registry;
 use super::target::Target;
 use super::{RedisOptions, op_of};
 use crate::plan::{Answer, Call, Plan, Reply, Step};
@@ -46,6 +47,7 @@ pub(super) struct Driver {
     handed: Arc<Handed>,
     /// When the Sentinels are next asked which server is master.
     next_sentinel: Instant,
+    registry: Arc<Registry>,
 }
 
 /// An operation planned and not yet answered.
@@ -60,6 +62,7 @@ impl Driver {
         options: RedisOptions,
         events: Events,
         link_up: Arc<AtomicBool>,
+        registry: Arc<Registry>,
     ) -> Self {
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -82,6 +85,7 @@ impl Driver {
             next_presence: Instant::now(),
             handed: Arc::default(),
             next_sentinel: Instant::now(),
+            registry,
         }
     }
 
@@ -218,7 +222,37 @@ impl Driver {
                 batch.push(Planned { calls, answer });
             }
         }
-        self.send(connections, &mut batch).await
+        self.send(connections, &mut batch).await && self.report(connections, now_ms).await
+    }
+
+    /// This node's figures to the node registry, and every node's read back; false if the
+    /// link failed.
+    async fn report(&mut self, connections: &mut Connections, now_ms: u64) -> bool {
+        let Some((node, figures)) = self.registry.own() else {
+            return true;
+        };
+        let call = self.plan.nodes(now_ms, node, &figures);
+        let mut replies = match connections
+            .calls
+            .run(vec![routed(connections, &call)])
+            .await
+        {
+            Ok(replies) => replies,
+            Err(error) => {
+                warn!(%error, "redis: the node registry could not be written");
+                return false;
+            }
+        };
+        let nodes: redis::RedisResult<Vec<String>> = replies
+            .pop()
+            .unwrap_or(Ok(redis::Value::Nil))
+            .and_then(|value| Ok(redis::from_redis_value(value)?));
+        match nodes {
+            Ok(nodes) => self.registry.read(nodes),
+            // An answer not as the script gives it: the registry stays as it was.
+            Err(error) => warn!(%error, "redis: the node registry's answer was not understood"),
+        }
+        true
     }
 
     /// The pub/sub link's health: probed when quiet; false if it is deaf.

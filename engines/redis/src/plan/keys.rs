@@ -44,6 +44,16 @@ impl Keys {
         self.base(&StreamId::Outbox(user.clone())) + ":n"
     }
 
+    /// The node registry's figures (a HASH: node -> JSON), in a slot of its own.
+    pub fn nodes(&self) -> String {
+        format!("{}:{{nodes}}:f", self.prefix)
+    }
+
+    /// The node registry's expiries (a ZSET: node, scored by expiry), in the same slot.
+    pub fn nodes_seen(&self) -> String {
+        format!("{}:{{nodes}}:e", self.prefix)
+    }
+
     /// The channel its appends are published on.
     pub fn channel(&self, stream: &StreamId) -> String {
         self.base(stream)

@@ -60,17 +60,20 @@ pub enum Script {
     PresenceRead,
     /// `verify.lua`.
     Verify,
+    /// `nodes.lua`.
+    Nodes,
 }
 
 impl Script {
     /// Every script.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Append,
         Self::Read,
         Self::Mark,
         Self::Presence,
         Self::PresenceRead,
         Self::Verify,
+        Self::Nodes,
     ];
 
     /// Its Lua source.
@@ -82,6 +85,7 @@ impl Script {
             Self::Presence => include_str!("../lua/presence.lua"),
             Self::PresenceRead => include_str!("../lua/presence_read.lua"),
             Self::Verify => include_str!("../lua/verify.lua"),
+            Self::Nodes => include_str!("../lua/nodes.lua"),
         }
     }
 }
@@ -505,6 +509,23 @@ impl Plan {
                 at.offset.to_string().into_bytes(),
                 nonce.as_bytes().to_vec(),
                 self.epoch().to_string().into_bytes(),
+            ],
+        }
+    }
+
+    /// The call that writes this node's figures (JSON) to the node registry, drops the nodes
+    /// gone quiet for the presence TTL, and reads every live node's figures (`nodes.lua`).
+    pub fn nodes(&self, now_ms: u64, node: u64, figures: &str) -> Call {
+        let ttl = millis(self.config.presence_ttl);
+        Call::Script {
+            script: Script::Nodes,
+            keys: vec![self.keys.nodes(), self.keys.nodes_seen()],
+            args: vec![
+                format!("{node:016x}").into_bytes(),
+                figures.as_bytes().to_vec(),
+                (now_ms + ttl).to_string().into_bytes(),
+                now_ms.to_string().into_bytes(),
+                (2 * ttl).to_string().into_bytes(),
             ],
         }
     }
