@@ -23,26 +23,30 @@ pub struct Proxy {
 #[derive(Default)]
 struct State {
     frozen: AtomicBool,
+    /// Only the server's replies held back: what clients send still reaches the server.
+    replies_frozen: AtomicBool,
     changed: Event,
     /// The forwarding tasks, cancelled (their sockets closed) with the proxy.
     pipes: Mutex<Vec<smol::Task<()>>>,
 }
 
 impl State {
-    fn is_frozen(&self) -> bool {
+    /// Whether the direction (server to client: `downstream`) forwards nothing now.
+    fn is_frozen(&self, downstream: bool) -> bool {
         self.frozen.load(Ordering::SeqCst)
+            || (downstream && self.replies_frozen.load(Ordering::SeqCst))
     }
 
-    fn set(&self, frozen: bool) {
-        self.frozen.store(frozen, Ordering::SeqCst);
+    fn set(&self, flag: &AtomicBool, frozen: bool) {
+        flag.store(frozen, Ordering::SeqCst);
         self.changed.notify(usize::MAX);
     }
 
-    /// Completes once the proxy is in the state `frozen`.
-    async fn until(&self, frozen: bool) {
+    /// Completes once the direction is in the state `frozen`.
+    async fn until(&self, downstream: bool, frozen: bool) {
         loop {
             let listener = self.changed.listen();
-            if self.is_frozen() == frozen {
+            if self.is_frozen(downstream) == frozen {
                 return;
             }
             listener.await;
@@ -85,31 +89,38 @@ impl Proxy {
 
     /// Stops forwarding both ways; every socket stays open.
     pub fn freeze(&self) {
-        self.state.set(true);
+        self.state.set(&self.state.frozen, true);
     }
 
-    /// Forwards again, starting with what was held back.
+    /// Holds back only the server's replies: requests still reach it (an answer lost on the
+    /// way back, as a partition that starts after a request left shows it).
+    pub fn freeze_replies(&self) {
+        self.state.set(&self.state.replies_frozen, true);
+    }
+
+    /// Forwards again, both ways, starting with what was held back.
     pub fn thaw(&self) {
-        self.state.set(false);
+        self.state.set(&self.state.replies_frozen, false);
+        self.state.set(&self.state.frozen, false);
     }
 }
 
 /// Both directions of one proxied connection.
 async fn pipe(client: TcpStream, server: TcpStream, state: Arc<State>) {
-    let upstream = forward(client.clone(), server.clone(), state.clone());
-    let downstream = forward(server, client, state);
+    let upstream = forward(client.clone(), server.clone(), state.clone(), false);
+    let downstream = forward(server, client, state, true);
     future::zip(upstream, downstream).await;
 }
 
 /// Copies `from` to `to` while not frozen. A read or write in progress when the proxy freezes is
 /// abandoned (smol's reads and writes are cancel-safe: nothing is lost, nothing half-sent), and
 /// bytes read but not yet written wait for the thaw. At the end of `from` the end is passed on.
-async fn forward(mut from: TcpStream, mut to: TcpStream, state: Arc<State>) {
+async fn forward(mut from: TcpStream, mut to: TcpStream, state: Arc<State>, downstream: bool) {
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
-        state.until(false).await;
+        state.until(downstream, false).await;
         let read = future::or(async { Some(from.read(&mut buffer).await) }, async {
-            state.until(true).await;
+            state.until(downstream, true).await;
             None
         });
         let n = match read.await {
@@ -122,9 +133,9 @@ async fn forward(mut from: TcpStream, mut to: TcpStream, state: Arc<State>) {
         };
         let mut sent = 0;
         while sent < n {
-            state.until(false).await;
+            state.until(downstream, false).await;
             let write = future::or(async { Some(to.write(&buffer[sent..n]).await) }, async {
-                state.until(true).await;
+                state.until(downstream, true).await;
                 None
             });
             match write.await {

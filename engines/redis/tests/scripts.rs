@@ -484,3 +484,75 @@ fn a_stream_that_lost_what_a_node_delivered_starts_a_new_epoch() {
     };
     assert_eq!(verify(&mut plan, &mut connection, trimmed, "x"), (0, newer));
 }
+
+/// An append is idempotent by its nonce: its retry (after a link failure lost the answer), and
+/// the same append arriving late (a connection that delivered it after the node gave up),
+/// answer the first attempt's position and store nothing twice; a retry of an append that was
+/// never stored stores it.
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn an_append_retried_or_arriving_late_is_stored_once() {
+    let server = Server::start();
+    let mut connection = server.connection().expect("connects");
+    let mut plan = Plan::new(PlanConfig::default(), 5);
+    let lobby = room("once");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64;
+    let position = |events: Vec<EngineEvent>| match events.as_slice() {
+        [EngineEvent::Appended { at, .. }] => *at,
+        other => panic!("{other:?}"),
+    };
+    let append = |plan: &mut Plan, n: u64, at_ms: u64| {
+        let operation = Operation::Append {
+            op: OpId(n),
+            stream: lobby.clone(),
+            record: record(n, 1),
+            retention: RETENTION,
+        };
+        match plan.plan(at_ms, operation) {
+            Step::Run { calls, answer } => (calls, answer),
+            other => panic!("{other:?}"),
+        }
+    };
+    let run_calls = |connection: &mut redis::Connection, plan: &Plan, calls: Vec<Call>, answer| {
+        run(plan, connection, Step::Run { calls, answer })
+    };
+    // Stored, then retried: the same position, one record.
+    let (calls, answer) = append(&mut plan, 1, now_ms);
+    let first = position(run_calls(
+        &mut connection,
+        &plan,
+        calls.clone(),
+        answer.clone(),
+    ));
+    let retry = Plan::retry(&calls).expect("an append's calls");
+    let again = position(run_calls(&mut connection, &plan, retry, answer.clone()));
+    assert_eq!(again, first);
+    // Another append after it, then the first arriving again, late (10 s behind Redis's
+    // clock): still its own position, nothing stored.
+    let (calls2, answer2) = append(&mut plan, 2, now_ms - 10_000);
+    let second = position(run_calls(
+        &mut connection,
+        &plan,
+        calls2.clone(),
+        answer2.clone(),
+    ));
+    assert_eq!(second.offset, first.offset + 1);
+    let late = position(run_calls(&mut connection, &plan, calls2, answer2));
+    assert_eq!(late, second);
+    // A retry of an append that never reached Redis: stored now.
+    let (calls3, answer3) = append(&mut plan, 3, now_ms);
+    let retry3 = Plan::retry(&calls3).expect("an append's calls");
+    let third = position(run_calls(&mut connection, &plan, retry3, answer3));
+    assert_eq!(third.offset, second.offset + 1);
+    let kept: usize = redis::cmd("XLEN")
+        .arg(plan.keys().log(&lobby))
+        .query(&mut connection)
+        .expect("XLEN");
+    assert_eq!(kept, 3, "each message once");
+}

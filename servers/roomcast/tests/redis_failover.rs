@@ -414,3 +414,51 @@ fn a_half_open_partition_from_redis_is_found_and_nothing_is_missed() {
         assert!(!reset, "nothing was lost: no reset");
     });
 }
+
+/// A publish that Redis stored but whose answer a partition lost (a proxy that holds back
+/// Redis's replies): once the link is back, the node's retry finds the first attempt, and the
+/// publisher is answered with the id every reader got, not `unavailable`; the message is
+/// stored once.
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn a_publish_whose_answer_was_lost_is_answered_once_the_link_is_back() {
+    let redis = RedisServer::start(REDIS, &[]);
+    let proxy = smol::block_on(roomcast_tests::proxy::Proxy::start(redis.addr));
+    let behind = format!("redis://{}/", proxy.addr());
+    let a = Running::start(&["--redis", &behind]);
+    let b = Running::start(&["--redis", &redis.url(), "--runtime", "smol"]);
+    smol::block_on(async {
+        let mut writer = member(&a, "writer").await;
+        let mut reader = member(&b, "reader").await;
+        let before = publish_until_stored(&mut writer, "p", "before").await;
+        assert_eq!(reader.next_of("message").await["id"], before.as_str());
+        proxy.freeze_replies();
+        writer
+            .send_json(json!({"type": "publish", "ref": "lost", "room": "lobby", "data": "lost"}))
+            .await;
+        // Stored and relayed: the reader on b has it at once.
+        let relayed = reader.next_of("message").await;
+        assert_eq!(relayed["data"], "lost", "{relayed}");
+        // The answer waits for the link: 7 s of partition (past the 5 s response timeout).
+        smol::Timer::after(Duration::from_secs(7)).await;
+        proxy.thaw();
+        let (reply, _) = within("the answer", writer.answer(&json!("lost"))).await;
+        assert_eq!(reply["type"], "reply", "{reply}");
+        assert_eq!(reply["id"], relayed["id"], "the id every reader got");
+        // Stored once: a resume from before it replays it alone.
+        let mut again = member(&b, "again").await;
+        again
+            .send_json(json!({"type": "leave", "ref": "l", "room": "lobby"}))
+            .await;
+        again.answer(&json!("l")).await;
+        again
+            .send_json(json!({"type": "join", "ref": "r", "room": "lobby", "since": before}))
+            .await;
+        let (reply, _) = again.answer(&json!("r")).await;
+        assert_eq!(reply["recovered"], true, "{reply}");
+        assert_eq!(reply["replayed"], 1, "once: {reply}");
+    });
+}

@@ -54,6 +54,10 @@ pub struct RedisOptions {
     pub probe_idle: Duration,
     /// A probe not heard back this long is a deaf link: 2 s.
     pub probe_timeout: Duration,
+    /// How long an append whose answer a link failure lost is retried, 5 s: once the link is
+    /// back within it, the retry answers the first attempt's position if that was stored
+    /// (stored once either way); past it the append fails `unavailable`.
+    pub retry_within: Duration,
     /// With Sentinels: how often they are asked which server is master, 1 s. A new one means
     /// a reconnection, whether or not the old one still answers.
     pub sentinel_check: Duration,
@@ -70,6 +74,7 @@ impl RedisOptions {
             response_timeout: Duration::from_secs(5),
             probe_idle: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(2),
+            retry_within: Duration::from_secs(5),
             sentinel_check: Duration::from_secs(1),
         }
     }

@@ -48,12 +48,16 @@ pub(super) struct Driver {
     /// When the Sentinels are next asked which server is master.
     next_sentinel: Instant,
     registry: Arc<Registry>,
+    /// Appends whose answer a link failure lost, with when to stop retrying them.
+    unsure: Vec<(Planned, Instant)>,
 }
 
 /// An operation planned and not yet answered.
 struct Planned {
     calls: Vec<Call>,
     answer: Answer,
+    /// For a retried append: when its time to be retried ends.
+    retry_until: Option<Instant>,
 }
 
 impl Driver {
@@ -86,6 +90,7 @@ impl Driver {
             handed: Arc::default(),
             next_sentinel: Instant::now(),
             registry,
+            unsure: Vec::new(),
         }
     }
 
@@ -168,7 +173,11 @@ impl Driver {
             let now_ms = now_ms();
             self.remember(&operation);
             match self.plan.plan(now_ms, operation) {
-                Step::Run { calls, answer } => batch.push(Planned { calls, answer }),
+                Step::Run { calls, answer } => batch.push(Planned {
+                    calls,
+                    answer,
+                    retry_until: None,
+                }),
                 Step::Subscribe(channel) => {
                     // What was planned before the follow goes first.
                     ok &= self.send(connections, batch).await;
@@ -178,7 +187,11 @@ impl Driver {
                     if let Some(StreamId::Room(room)) = self.plan.keys().stream_of_channel(&channel)
                         && let Step::Run { calls, answer } = self.plan.presence_read(now_ms, &room)
                     {
-                        batch.push(Planned { calls, answer });
+                        batch.push(Planned {
+                            calls,
+                            answer,
+                            retry_until: None,
+                        });
                     }
                 }
                 Step::Unsubscribe(channel) => {
@@ -212,14 +225,22 @@ impl Driver {
                 .plan
                 .presence_refresh(now_ms, self.node, &entries, &online)
             {
-                batch.push(Planned { calls, answer });
+                batch.push(Planned {
+                    calls,
+                    answer,
+                    retry_until: None,
+                });
             }
         }
         for channel in &self.followed {
             if let Some(StreamId::Room(room)) = self.plan.keys().stream_of_channel(channel)
                 && let Step::Run { calls, answer } = self.plan.presence_read(now_ms, &room)
             {
-                batch.push(Planned { calls, answer });
+                batch.push(Planned {
+                    calls,
+                    answer,
+                    retry_until: None,
+                });
             }
         }
         self.send(connections, &mut batch).await && self.report(connections, now_ms).await
@@ -290,10 +311,25 @@ impl Driver {
                 Err(error) => {
                     warn!(%error, "redis: a pipeline failed");
                     let why = format!("redis: {error}");
-                    let events = planned
-                        .iter()
-                        .filter_map(|one| one.answer.failed(&why))
-                        .collect();
+                    // An append may have been stored, its answer lost: it is sent again once
+                    // the link is back, as a retry that finds the first attempt (`append.lua`).
+                    // The rest fail: nothing of theirs is lost by failing.
+                    let deadline = Instant::now() + self.options.retry_within;
+                    let mut events = Vec::new();
+                    for one in planned {
+                        match Plan::retry(&one.calls) {
+                            Some(calls) => {
+                                let until = one.retry_until.unwrap_or(deadline);
+                                let retry = Planned {
+                                    calls,
+                                    answer: one.answer,
+                                    retry_until: Some(until),
+                                };
+                                self.unsure.push((retry, until));
+                            }
+                            None => events.extend(one.answer.failed(&why)),
+                        }
+                    }
                     (self.events)(events);
                     return false;
                 }
@@ -363,7 +399,17 @@ impl Driver {
         let mut wait = Duration::from_millis(100);
         loop {
             self.refuse_queued(operations);
-            runtime.sleep_until(runtime.now() + wait).await;
+            self.give_up_unsure();
+            // Woken at the first retry's deadline too, to answer it then.
+            let pause = self
+                .unsure
+                .iter()
+                .map(|(_, until)| *until)
+                .min()
+                .map_or(wait, |until| {
+                    until.saturating_duration_since(Instant::now()).min(wait)
+                });
+            runtime.sleep_until(runtime.now() + pause).await;
             wait = (wait * 2).min(Duration::from_secs(5));
             let Ok(mut connections) = self.open(runtime).await else {
                 continue;
@@ -375,6 +421,11 @@ impl Driver {
             if !subscribed || !self.verify(&mut connections).await {
                 continue;
             }
+            // The appends whose answer was lost, retried before anything new.
+            let mut retries: Vec<Planned> = self.unsure.drain(..).map(|(one, _)| one).collect();
+            if !self.send(&mut connections, &mut retries).await {
+                continue;
+            }
             self.handed.reopen();
             self.probe.reset();
             // Presence written again and read at once.
@@ -383,6 +434,24 @@ impl Driver {
             self.link_up.store(true, Ordering::Relaxed);
             (self.events)(vec![EngineEvent::LinkUp]);
             return connections;
+        }
+    }
+
+    /// The appends whose answer was lost and whose time to be retried is over fail
+    /// `unavailable`: whether they were stored is for a client's resume to show.
+    fn give_up_unsure(&mut self) {
+        let now = Instant::now();
+        let (over, left): (Vec<_>, Vec<_>) = self
+            .unsure
+            .drain(..)
+            .partition(|(_, deadline)| *deadline <= now);
+        self.unsure = left;
+        let events: Vec<EngineEvent> = over
+            .iter()
+            .filter_map(|(one, _)| one.answer.failed("redis is unreachable"))
+            .collect();
+        if !events.is_empty() {
+            (self.events)(events);
         }
     }
 

@@ -4,14 +4,42 @@
 --         order: r record, n nonce, t time in ms, s size).
 -- ARGV: 1 record, 2 size, 3 nonce, 4 now (ms), 5 max messages, 6 max bytes, 7 max age (ms),
 --       8 a fresh epoch (used when the stream has none), 9 channel, 10 PUBLISH or SPUBLISH,
---       11 the keys' time to live (ms).
+--       11 the keys' time to live (ms), 12 '1' when this is a retry of an append whose answer
+--       a link failure lost.
 -- Returns {epoch, offset}, or an error starting LIMIT for a record larger than its stream keeps.
+--
+-- The nonce makes an append idempotent. A retry, and an append that reaches Redis late (its
+-- time is more than 2 s behind Redis's clock: a connection that delivered it after the node
+-- gave up on it), first look for their nonce among the records appended since (with 5 s of
+-- slack for the nodes' clocks): found, the append was stored already and its position is the
+-- answer. So a message is stored once whichever of its attempts arrives first.
 local meta, log = KEYS[1], KEYS[2]
 local size = tonumber(ARGV[2])
 if size > tonumber(ARGV[6]) then
   return redis.error_reply('LIMIT a record of ' .. size .. ' bytes is larger than its stream keeps')
 end
 local epoch = redis.call('HGET', meta, 'e')
+local sent = tonumber(ARGV[4])
+local clock = redis.call('TIME')
+local late = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) - sent > 2000
+if epoch and (ARGV[12] == '1' or late) then
+  local since = sent - 5000
+  local batch = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1000)
+  local older = #batch < 1000
+  for _, entry in ipairs(batch) do
+    local fields = entry[2]
+    if fields[4] == ARGV[3] then
+      return {epoch, tonumber(string.match(entry[1], '^(%d+)'))}
+    end
+    if tonumber(fields[6]) < since then
+      older = true
+      break
+    end
+  end
+  if not older then
+    return redis.error_reply('UNSURE too many records since the append to tell whether it was stored')
+  end
+end
 if not epoch then
   -- No meta: a stream never seen, or forgotten (expired, or lost with what was not
   -- persisted): a new epoch, and whatever log is left belongs to no epoch.

@@ -259,6 +259,7 @@ impl Plan {
                     self.keys.channel(&stream).into_bytes(),
                     publish.to_vec(),
                     ttl.to_string().into_bytes(),
+                    b"0".to_vec(),
                 ];
                 let mut calls = vec![Call::Script {
                     script: Script::Append,
@@ -510,6 +511,24 @@ impl Plan {
                 nonce.as_bytes().to_vec(),
                 self.epoch().to_string().into_bytes(),
             ],
+        }
+    }
+
+    /// An append's calls made a retry: the same record, nonce and time, checked against what
+    /// the stream holds, so that if the first attempt was stored its position is the answer
+    /// and nothing is stored twice (`append.lua`). `None` for calls that are not an append's.
+    pub fn retry(calls: &[Call]) -> Option<Vec<Call>> {
+        let mut calls = calls.to_vec();
+        match calls.first_mut() {
+            Some(Call::Script {
+                script: Script::Append,
+                args,
+                ..
+            }) if args.len() == 12 => {
+                args[11] = b"1".to_vec();
+                Some(calls)
+            }
+            _ => None,
         }
     }
 

@@ -67,7 +67,8 @@ fn an_append_is_one_script_call_on_its_streams_keys_publishing_on_its_channel() 
         };
         assert_eq!(*script, Script::Append);
         assert_eq!(keys, &["rc:{r:lobby}:m", "rc:{r:lobby}:l"]);
-        assert_eq!(args.len(), 11);
+        assert_eq!(args.len(), 12);
+        assert_eq!(args[11], b"0");
         assert_eq!(args[0], record().encode());
         assert_eq!(args[1], record().size().to_string().into_bytes());
         assert_eq!(args[3], b"1000");
