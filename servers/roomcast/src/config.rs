@@ -404,6 +404,11 @@ impl Settings {
             // Each node its own number: what its sessions append comes back from Redis to
             // every node, and a node knows its own by it (exclude-sender, answers).
             hub.node = node_number();
+            // Redis loses no pub/sub message on a connection that stays up (a client that
+            // falls behind is disconnected, which the driver sees), and the driver reads the
+            // heads after every reconnection: the hub's own check of the heads is a rarer
+            // safety net here, not every 5 s (it was most of Redis's commands per message).
+            hub.check_every = Duration::from_secs(30);
         }
         let node_name = args
             .node_name

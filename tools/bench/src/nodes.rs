@@ -33,6 +33,8 @@ pub(crate) async fn report(ctx: &Ctx) -> Report {
     let mut results = [None, None];
     let mut commands = [None, None];
     let mut scripts = [None, None];
+    let mut per_message = [None, None];
+    let mut per_member = [None, None];
     for (i, kind) in ctx.order() {
         let count = if kind == Kind::Roomcast { 2 } else { 1 };
         let label = if count == 2 { "two nodes" } else { "one node" };
@@ -83,6 +85,16 @@ pub(crate) async fn report(ctx: &Ctx) -> Report {
             let evalsha = after.evalsha.saturating_sub(before.evalsha);
             scripts[i] = Some(evalsha as f64 / published as f64);
         }
+        // What Redis holds for the room, while its members are still there.
+        match memory(redis.addr) {
+            Ok((message, member)) => {
+                per_message[i] = message;
+                per_member[i] = member;
+            }
+            Err(error) => report
+                .errors
+                .push(format!("{label}: redis memory: {error}")),
+        }
         for node in nodes {
             finish(node, &mut report, mark);
         }
@@ -97,6 +109,16 @@ pub(crate) async fn report(ctx: &Ctx) -> Report {
         "redis commands per published message, the scripts' own included",
         "redis_commands_per_message",
         commands,
+    );
+    report.row(
+        "redis bytes per stored message (the room's log, MEMORY USAGE / XLEN)",
+        "redis_bytes_per_message",
+        per_message,
+    );
+    report.row(
+        "redis bytes per presence entry (the room's presence set, MEMORY USAGE / ZCARD)",
+        "redis_bytes_per_presence_entry",
+        per_member,
     );
     drop(redis);
     report
@@ -176,6 +198,29 @@ async fn start_node(
         report.param(&format!("{label}_command"), line);
     }
     ServerProc::start(spec, addr).await
+}
+
+/// Bytes Redis uses per stored message of the bench's room, and per entry of its presence
+/// set (`MEMORY USAGE ... SAMPLES 0` counts every element), each `None` when it holds none.
+fn memory(redis: SocketAddr) -> Result<(Option<f64>, Option<f64>), String> {
+    let per = |key: &str, count: &str| -> Result<Option<f64>, String> {
+        let n = integer(&command(redis, &[count, key])?);
+        let bytes = integer(&command(redis, &["MEMORY", "USAGE", key, "SAMPLES", "0"])?);
+        Ok((n > 0).then(|| bytes as f64 / n as f64))
+    };
+    let room = super::ROOM;
+    Ok((
+        per(&format!("rc:{{r:{room}}}:l"), "XLEN")?,
+        per(&format!("rc:{{r:{room}}}:p"), "ZCARD")?,
+    ))
+}
+
+/// An integer reply's value (0 for anything else, a nil included).
+fn integer(reply: &str) -> u64 {
+    reply
+        .strip_prefix(':')
+        .and_then(|n| n.trim_end().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The calls Redis has served, from `INFO commandstats` (which counts the commands a script
