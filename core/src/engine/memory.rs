@@ -344,7 +344,7 @@ impl Engine for MemoryEngine {
             Operation::MarkRead { op, user, upto } => self.mark_read(now, op, user, upto),
             Operation::Expire => self.expire(now),
             // One node: its presence and typing are its hub's own.
-            Operation::Presence { .. } | Operation::Typing { .. } | Operation::Online { .. } => {}
+            Operation::Presence { .. } | Operation::Typing { .. } => {}
             Operation::Tops { op, streams } => {
                 // As a read does, a stream unknown here starts (a new epoch): one the hub
                 // follows was lost, and the hub learns so.

@@ -199,18 +199,6 @@ pub enum Operation {
         /// Started, or stopped.
         typing: bool,
     },
-    /// `user` has a session on this hub's node (`online`: their first one came), or none any
-    /// more. An engine shared by many nodes keeps it, refreshed while it lasts, so that an
-    /// append to the user's outbox from another node can say they were online
-    /// ([`Appended::online`](EngineEvent::Appended)); an engine of one node ignores it.
-    Online {
-        /// This hub's node number.
-        node: u64,
-        /// The user.
-        user: UserId,
-        /// A session here, or none.
-        online: bool,
-    },
 }
 
 /// Where a stream stands.
@@ -263,9 +251,9 @@ pub enum EngineEvent {
         op: OpId,
         /// Its position.
         at: Position,
-        /// For an outbox: a session of its user was live on another node of a shared engine
-        /// when it was stored (the `delivered` of a `direct`). Always false for an engine of
-        /// one node: the hub knows its own sessions.
+        /// For an outbox: a node of a shared engine follows it (a session of its user is live
+        /// there) as it was stored: the `delivered` of a `direct`. Always false for an engine
+        /// of one node: the hub knows its own sessions.
         online: bool,
     },
     /// An operation failed.

@@ -16,15 +16,10 @@ struct Held {
     inner: MemoryEngine,
     held: VecDeque<EngineEvent>,
     out: VecDeque<EngineEvent>,
-    /// The `Online` operations, as `user online`.
-    online: Vec<String>,
 }
 
 impl Engine for Held {
     fn handle(&mut self, now: Instant, operation: Operation) {
-        if let Operation::Online { user, online, .. } = &operation {
-            self.online.push(format!("{user} {online}"));
-        }
         self.inner.handle(now, operation);
         while let Some(event) = self.inner.poll_event() {
             self.held.push_back(event);
@@ -72,7 +67,6 @@ impl World {
             inner: MemoryEngine::new(MemoryLimits::default(), 3),
             held: VecDeque::new(),
             out: VecDeque::new(),
-            online: Vec::new(),
         };
         let h = Harness::with_engine(
             Hub::new(HubConfig::default()),
@@ -307,8 +301,7 @@ fn an_answer_in_an_epoch_the_feed_skipped_goes() {
 }
 
 /// A direct to a user with no session here is `delivered` when the engine found a session of
-/// theirs on another node (an engine shared by nodes says so in `Appended`), and only then;
-/// the hub tells the engine when a user's first session here comes and their last goes.
+/// theirs on another node (an engine shared by nodes says so in `Appended`), and only then.
 #[test]
 fn a_direct_is_delivered_when_the_engine_finds_its_user_online_elsewhere() {
     let mut w = World::new();
@@ -328,18 +321,4 @@ fn a_direct_is_delivered_when_the_engine_finds_its_user_online_elsewhere() {
         assert_eq!(reply["ref"], json!(reference));
         assert_eq!(reply["delivered"], json!(elsewhere), "{reply}");
     }
-    let connect = |user: &str| Connect {
-        user: UserId::new(user).expect("valid"),
-        broadcast: false,
-        rooms: vec![],
-        cursor: None,
-    };
-    let alice2 =
-        w.h.connect(SessionKind::WebSocket, connect("alice"))
-            .expect("connects");
-    w.settle();
-    w.h.remove(alice);
-    w.h.remove(alice2);
-    w.settle();
-    assert_eq!(w.h.engine().online, ["alice true", "alice false"]);
 }

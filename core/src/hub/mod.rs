@@ -332,10 +332,7 @@ impl Hub {
         }
         let session = self.slots.insert(connect.user.clone());
         self.next_check.get_or_insert(now + self.config.check_every);
-        if !self.users.contains_key(&connect.user) {
-            self.users.insert(connect.user.clone(), Arc::default());
-            self.tell_online(&connect.user, true);
-        }
+        self.users.entry(connect.user.clone()).or_default();
         for room in &connect.rooms {
             self.enter_room(now, session, room);
         }
@@ -369,7 +366,6 @@ impl Hub {
             Arc::make_mut(sessions).retain(|s| *s != session);
             if !self.slots.iter().any(|other| other.user == slot.user) {
                 self.users.remove(&slot.user);
-                self.tell_online(&slot.user, false);
             }
         }
         self.lose_interest(&StreamId::Outbox(slot.user.clone()));

@@ -7,7 +7,7 @@ use smol_str::SmolStr;
 use super::ops::Waiter;
 use super::{Hub, Refusal, Ticket};
 use crate::delivery::SessionId;
-use crate::engine::{Message, OpId, Operation, Origin, Record, StreamId};
+use crate::engine::{Message, OpId, Origin, Record, StreamId};
 use crate::envelope::{Payload, Ref};
 use crate::names::UserId;
 
@@ -42,16 +42,6 @@ impl Hub {
         };
         self.store_in_outbox(now, waiter, origin, to, Message::Direct { from, data });
         Ok(())
-    }
-
-    /// Tells the engine that `user` has a session on this node now, or none any more, for the
-    /// other nodes of an engine they share (a `direct` from there is `delivered` if so).
-    pub(super) fn tell_online(&mut self, user: &UserId, online: bool) {
-        self.operations.push_back(Operation::Online {
-            node: self.config.node,
-            user: user.clone(),
-            online,
-        });
     }
 
     /// Stores a message in `user`'s outbox for `waiter`; it reaches each of their sessions.

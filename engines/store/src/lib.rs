@@ -360,7 +360,7 @@ impl EngineLink for StoreLink {
         // One node: its presence and typing are its hub's own, and cost no commit.
         if matches!(
             operation,
-            Operation::Presence { .. } | Operation::Typing { .. } | Operation::Online { .. }
+            Operation::Presence { .. } | Operation::Typing { .. }
         ) {
             return;
         }

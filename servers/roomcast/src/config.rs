@@ -103,9 +103,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ROOMCAST_REDIS", hide_env_values = true)]
     pub(crate) redis: Option<String>,
 
-    /// With --redis: how long a node's presence and online entries last unless it refreshes
-    /// them (it does at a third of it): the users of a node that died leave their rooms within
-    /// it. [default: 30s]
+    /// With --redis: how long a node's presence entries last unless it refreshes them (it does
+    /// at a third of it): the users of a node that died leave their rooms within it.
+    /// [default: 30s]
     #[arg(long, env = "ROOMCAST_REDIS_PRESENCE_TTL", value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde")]
     pub(crate) redis_presence_ttl: Option<Duration>,
@@ -255,7 +255,7 @@ pub(crate) struct Settings {
     pub(crate) hub: HubConfig,
     /// Where the streams are kept.
     pub(crate) storage: Storage,
-    /// With Redis: how long presence and online entries last unrefreshed.
+    /// With Redis: how long presence entries last unrefreshed.
     pub(crate) redis_presence_ttl: Duration,
     /// With Redis: this node's name.
     pub(crate) node_name: String,

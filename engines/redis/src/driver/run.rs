@@ -38,8 +38,6 @@ pub(super) struct Driver {
     probe_channel: String,
     /// This node's presence entries (room, user), refreshed while they last, and its number.
     present: BTreeSet<(RoomName, UserId)>,
-    /// The users with a session on this node, refreshed the same way.
-    online: BTreeSet<UserId>,
     node: u64,
     /// When the presence entries are next refreshed and the followed rooms' presence read.
     next_presence: Instant,
@@ -84,7 +82,6 @@ impl Driver {
             probe: Probe::default(),
             probe_channel,
             present: BTreeSet::new(),
-            online: BTreeSet::new(),
             node: 0,
             next_presence: Instant::now(),
             handed: Arc::default(),
@@ -218,12 +215,10 @@ impl Driver {
         self.next_presence = Instant::now() + self.options.plan.presence_ttl / 3;
         let now_ms = now_ms();
         let mut batch = Vec::new();
-        if !self.present.is_empty() || !self.online.is_empty() {
+        if !self.present.is_empty() {
             let entries: Vec<(RoomName, UserId)> = self.present.iter().cloned().collect();
-            let online: Vec<UserId> = self.online.iter().cloned().collect();
-            if let Step::Run { calls, answer } = self
-                .plan
-                .presence_refresh(now_ms, self.node, &entries, &online)
+            if let Step::Run { calls, answer } =
+                self.plan.presence_refresh(now_ms, self.node, &entries)
             {
                 batch.push(Planned {
                     calls,
@@ -495,32 +490,22 @@ impl Driver {
         }
     }
 
-    /// Keeps this node's presence and online entries, for their refresh.
+    /// Keeps this node's presence entries, for their refresh.
     fn remember(&mut self, operation: &Operation) {
-        match operation {
-            Operation::Presence {
-                node,
-                room,
-                user,
-                present,
-            } => {
-                self.node = *node;
-                let entry = (room.clone(), user.clone());
-                if *present {
-                    self.present.insert(entry);
-                } else {
-                    self.present.remove(&entry);
-                }
+        if let Operation::Presence {
+            node,
+            room,
+            user,
+            present,
+        } = operation
+        {
+            self.node = *node;
+            let entry = (room.clone(), user.clone());
+            if *present {
+                self.present.insert(entry);
+            } else {
+                self.present.remove(&entry);
             }
-            Operation::Online { node, user, online } => {
-                self.node = *node;
-                if *online {
-                    self.online.insert(user.clone());
-                } else {
-                    self.online.remove(user);
-                }
-            }
-            _ => {}
         }
     }
 

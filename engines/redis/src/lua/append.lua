@@ -6,7 +6,10 @@
 --       8 a fresh epoch (used when the stream has none), 9 channel, 10 PUBLISH or SPUBLISH,
 --       11 the keys' time to live (ms), 12 '1' when this is a retry of an append whose answer
 --       a link failure lost.
--- Returns {epoch, offset}, or an error starting LIMIT for a record larger than its stream keeps.
+-- Returns {epoch, offset, receivers}: receivers is how many subscribers the publish reached
+-- (for an outbox, the nodes where its user has a session: a `direct`'s `delivered`; -1 when a
+-- retry found the record stored already); or an error starting LIMIT for a record larger than
+-- its stream keeps.
 --
 -- The nonce makes an append idempotent. A retry, and an append that reaches Redis late (its
 -- time is more than 2 s behind Redis's clock: a connection that delivered it after the node
@@ -29,7 +32,7 @@ if epoch and (ARGV[12] == '1' or late) then
   for _, entry in ipairs(batch) do
     local fields = entry[2]
     if fields[4] == ARGV[3] then
-      return {epoch, tonumber(string.match(entry[1], '^(%d+)'))}
+      return {epoch, tonumber(string.match(entry[1], '^(%d+)')), -1}
     end
     if tonumber(fields[6]) < since then
       older = true
@@ -68,5 +71,5 @@ while count > 0 do
 end
 redis.call('PEXPIRE', meta, ARGV[11])
 redis.call('PEXPIRE', log, ARGV[11])
-redis.call(ARGV[10], ARGV[9], epoch .. ' ' .. offset .. ' ' .. ARGV[3] .. '\n' .. ARGV[1])
-return {epoch, offset}
+local receivers = redis.call(ARGV[10], ARGV[9], epoch .. ' ' .. offset .. ' ' .. ARGV[3] .. '\n' .. ARGV[1])
+return {epoch, offset, receivers}

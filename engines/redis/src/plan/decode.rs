@@ -35,11 +35,9 @@ fn read_answer(answer: Answer, replies: Vec<Reply>) -> Result<EngineEvent, Fault
     let bad = |why: Bad| Fault::Unavailable(format!("redis: {why}"));
     match answer {
         Answer::Append { op, online } => {
-            let mut replies = replies;
-            // The count of nodes where the user is online, after the append. An odd one says
-            // nothing of the append, which is stored: read as nobody online.
-            let online = online && matches!(replies.pop(), Some(Reply::Int(count)) if count > 0);
-            let [epoch, offset] = one(replies)?;
+            let [epoch, offset, receivers] = one(replies)?;
+            // The publish's receivers: for an outbox, the nodes following it.
+            let online = online && matches!(receivers, Reply::Int(count) if count > 0);
             let at = Position {
                 epoch: epoch_of(&epoch).map_err(bad)?,
                 offset: number(&offset).map_err(bad)?,

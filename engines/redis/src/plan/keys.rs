@@ -38,12 +38,6 @@ impl Keys {
         self.base(&StreamId::Room(room.clone())) + ":p"
     }
 
-    /// The nodes where a user has a session (a ZSET of node numbers, scored by expiry), in
-    /// the slot of their outbox: what makes a `direct` from another node `delivered`.
-    pub fn online(&self, user: &roomcast_core::names::UserId) -> String {
-        self.base(&StreamId::Outbox(user.clone())) + ":n"
-    }
-
     /// The node registry's figures (a HASH: node -> JSON), in a slot of its own.
     pub fn nodes(&self) -> String {
         format!("{}:{{nodes}}:f", self.prefix)
@@ -83,7 +77,6 @@ mod tests {
         assert_eq!(keys.log(&lobby), "rc:{r:lobby}:l");
         assert_eq!(keys.channel(&lobby), "rc:{r:lobby}");
         let alice = UserId::new("alice").expect("valid");
-        assert_eq!(keys.online(&alice), "rc:{u:alice}:n");
         assert_eq!(keys.meta(&StreamId::Outbox(alice)), "rc:{u:alice}:m");
         for stream in [
             lobby,

@@ -133,8 +133,8 @@ pub enum Answer {
     Append {
         /// The operation.
         op: OpId,
-        /// A second call counts the nodes where the outbox's user is online (an outbox
-        /// append's `Appended::online`).
+        /// An outbox's: whether its publish reached a node (one where its user has a session:
+        /// `Appended::online`).
         online: bool,
     },
     /// A read's: `Read`.
@@ -261,27 +261,16 @@ impl Plan {
                     ttl.to_string().into_bytes(),
                     b"0".to_vec(),
                 ];
-                let mut calls = vec![Call::Script {
+                let call = Call::Script {
                     script: Script::Append,
                     keys: vec![self.keys.meta(&stream), self.keys.log(&stream)],
                     args,
-                }];
-                // For a `direct`'s `delivered`: whether a node holds a session of the user.
-                // Read after the append, not in it: it needs no atomicity, and an online set
-                // read a moment late errs towards `delivered`, which the message then is.
-                let online = if let StreamId::Outbox(user) = &stream {
-                    calls.push(Call::Command(vec![
-                        b"ZCOUNT".to_vec(),
-                        self.keys.online(user).into_bytes(),
-                        now_ms.to_string().into_bytes(),
-                        b"+inf".to_vec(),
-                    ]));
-                    true
-                } else {
-                    false
                 };
+                // A node with a session of an outbox's user follows its channel: the publish's
+                // count of receivers says whether one does, a `direct`'s `delivered`.
+                let online = matches!(stream, StreamId::Outbox(_));
                 Step::Run {
-                    calls,
+                    calls: vec![call],
                     answer: Answer::Append { op, online },
                 }
             }
@@ -403,27 +392,6 @@ impl Plan {
                     answer: Answer::Nothing,
                 }
             }
-            Operation::Online { node, user, online } => {
-                let key = self.keys.online(&user).into_bytes();
-                let member = node.to_string().into_bytes();
-                let change = if online {
-                    let expiry = now_ms + millis(self.config.presence_ttl);
-                    vec![
-                        b"ZADD".to_vec(),
-                        key.clone(),
-                        expiry.to_string().into_bytes(),
-                        member,
-                    ]
-                } else {
-                    vec![b"ZREM".to_vec(), key.clone(), member]
-                };
-                let ttl = (2 * millis(self.config.presence_ttl)).to_string();
-                let keep = vec![b"PEXPIRE".to_vec(), key, ttl.into_bytes()];
-                Step::Run {
-                    calls: vec![Call::Command(change), Call::Command(keep)],
-                    answer: Answer::Nothing,
-                }
-            }
             Operation::Follow { stream, .. } => Step::Subscribe(self.keys.channel(&stream)),
             Operation::Unfollow(stream) => Step::Unsubscribe(self.keys.channel(&stream)),
             // Records past their age go at every append and read of their stream, and the keys
@@ -451,34 +419,28 @@ impl Plan {
         }
     }
 
-    /// The calls that keep this node's presence entries (`node`, room, user) and its users'
-    /// online entries from expiring.
-    pub fn presence_refresh(
-        &self,
-        now_ms: u64,
-        node: u64,
-        entries: &[(RoomName, UserId)],
-        online: &[UserId],
-    ) -> Step {
+    /// The calls that keep this node's presence entries (`node`, room, user) from expiring:
+    /// one `ZADD` of every user of a room (in chunks of 1,000) and one `PEXPIRE`, per room.
+    pub fn presence_refresh(&self, now_ms: u64, node: u64, entries: &[(RoomName, UserId)]) -> Step {
         let presence_ttl = millis(self.config.presence_ttl);
         let expiry = (now_ms + presence_ttl).to_string().into_bytes();
         let key_ttl = (2 * presence_ttl).to_string().into_bytes();
-        let mut calls = Vec::with_capacity(2 * (entries.len() + online.len()));
-        let presence = entries.iter().map(|(room, user)| {
+        let mut rooms: std::collections::BTreeMap<&RoomName, Vec<&UserId>> =
+            std::collections::BTreeMap::new();
+        for (room, user) in entries {
+            rooms.entry(room).or_default().push(user);
+        }
+        let mut calls = Vec::new();
+        for (room, users) in rooms {
             let key = self.keys.presence(room).into_bytes();
-            (key, format!("{node}:{user}").into_bytes())
-        });
-        let online = online.iter().map(|user| {
-            let key = self.keys.online(user).into_bytes();
-            (key, node.to_string().into_bytes())
-        });
-        for (key, member) in presence.chain(online) {
-            calls.push(Call::Command(vec![
-                b"ZADD".to_vec(),
-                key.clone(),
-                expiry.clone(),
-                member,
-            ]));
+            for chunk in users.chunks(1000) {
+                let mut words = vec![b"ZADD".to_vec(), key.clone()];
+                for user in chunk {
+                    words.push(expiry.clone());
+                    words.push(format!("{node}:{user}").into_bytes());
+                }
+                calls.push(Call::Command(words));
+            }
             calls.push(Call::Command(vec![
                 b"PEXPIRE".to_vec(),
                 key,
