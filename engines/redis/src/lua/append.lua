@@ -1,7 +1,7 @@
 -- Appends a record to a stream, trims the stream, publishes the record: atomically.
 -- KEYS[1] the stream's meta (HASH: e epoch, o last offset, b bytes kept, r read mark,
 --         a max age in ms), KEYS[2] its log (STREAM, entry id = offset-0, fields in this
---         order: r record, n nonce, t time in ms, s size).
+--         order: r record, n nonce, t time in ms, s size), KEYS[3] the record's retry marker.
 -- ARGV: 1 record, 2 size, 3 nonce, 4 now (ms), 5 max messages, 6 max bytes, 7 max age (ms),
 --       8 a fresh epoch (used when the stream has none), 9 channel, 10 PUBLISH or SPUBLISH,
 --       11 the keys' time to live (ms), 12 '1' when this is a retry of an append whose answer
@@ -11,36 +11,35 @@
 -- retry found the record stored already); or an error starting LIMIT for a record larger than
 -- its stream keeps.
 --
--- The nonce makes an append idempotent. A retry, and an append that reaches Redis late (its
--- time is more than 2 s behind Redis's clock: a connection that delivered it after the node
--- gave up on it), first look for their nonce among the records appended since (with 5 s of
--- slack for the nodes' clocks): found, the append was stored already and its position is the
--- answer. So a message is stored once whichever of its attempts arrives first.
-local meta, log = KEYS[1], KEYS[2]
+-- The nonce makes an append idempotent, whichever of its attempts arrives first:
+-- - a retry (sent again after a link failure lost the answer) first looks for its nonce in the
+--   log: found, the first attempt was stored and its position is the answer. Not found, it is
+--   stored now, and leaves a marker (KEYS[3], named by the nonce, for 15 min: as long as a
+--   closed connection may still deliver what it held);
+-- - any append first checks for that marker: there, a retry stored it already (the first
+--   attempt arrives late) and its position is the answer.
+-- Only retries scan or write a marker; other appends pay one GET.
+local meta, log, marker = KEYS[1], KEYS[2], KEYS[3]
 local size = tonumber(ARGV[2])
 if size > tonumber(ARGV[6]) then
   return redis.error_reply('LIMIT a record of ' .. size .. ' bytes is larger than its stream keeps')
 end
+local stored = redis.call('GET', marker)
+if stored then
+  local e, o = string.match(stored, '^(%d+) (%d+)$')
+  return {e, tonumber(o), -1}
+end
 local epoch = redis.call('HGET', meta, 'e')
-local sent = tonumber(ARGV[4])
-local clock = redis.call('TIME')
-local late = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) - sent > 2000
-if epoch and (ARGV[12] == '1' or late) then
-  local since = sent - 5000
-  local batch = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1000)
-  local older = #batch < 1000
+local retry = ARGV[12] == '1'
+if epoch and retry then
+  local batch = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 10000)
   for _, entry in ipairs(batch) do
-    local fields = entry[2]
-    if fields[4] == ARGV[3] then
+    if entry[2][4] == ARGV[3] then
       return {epoch, tonumber(string.match(entry[1], '^(%d+)')), -1}
     end
-    if tonumber(fields[6]) < since then
-      older = true
-      break
-    end
   end
-  if not older then
-    return redis.error_reply('UNSURE too many records since the append to tell whether it was stored')
+  if #batch == 10000 then
+    return redis.error_reply('UNSURE too many records to tell whether the append was stored')
   end
 end
 if not epoch then
@@ -72,4 +71,7 @@ end
 redis.call('PEXPIRE', meta, ARGV[11])
 redis.call('PEXPIRE', log, ARGV[11])
 local receivers = redis.call(ARGV[10], ARGV[9], epoch .. ' ' .. offset .. ' ' .. ARGV[3] .. '\n' .. ARGV[1])
+if retry then
+  redis.call('SET', marker, epoch .. ' ' .. offset, 'PX', 900000)
+end
 return {epoch, offset, receivers}

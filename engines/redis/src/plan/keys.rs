@@ -33,6 +33,12 @@ impl Keys {
         self.base(stream) + ":l"
     }
 
+    /// The marker a retried append leaves, named by its record's nonce (a STRING, the
+    /// position it was stored at, for 15 min): an earlier attempt arriving late finds it.
+    pub fn marker(&self, stream: &StreamId, nonce: &str) -> String {
+        format!("{}:r:{nonce}", self.base(stream))
+    }
+
     /// A room's presence (a ZSET of `node:user`, scored by expiry).
     pub fn presence(&self, room: &roomcast_core::names::RoomName) -> String {
         self.base(&StreamId::Room(room.clone())) + ":p"

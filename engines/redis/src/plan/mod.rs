@@ -247,10 +247,12 @@ impl Plan {
                 } else {
                     b"PUBLISH"
                 };
+                let nonce = self.nonce();
+                let marker = self.keys.marker(&stream, &nonce);
                 let args = vec![
                     record.encode(),
                     record.size().to_string().into_bytes(),
-                    self.nonce().into_bytes(),
+                    nonce.into_bytes(),
                     now_ms.to_string().into_bytes(),
                     retention.max_messages.to_string().into_bytes(),
                     retention.max_bytes.to_string().into_bytes(),
@@ -263,7 +265,7 @@ impl Plan {
                 ];
                 let call = Call::Script {
                     script: Script::Append,
-                    keys: vec![self.keys.meta(&stream), self.keys.log(&stream)],
+                    keys: vec![self.keys.meta(&stream), self.keys.log(&stream), marker],
                     args,
                 };
                 // A node with a session of an outbox's user follows its channel: the publish's

@@ -66,7 +66,12 @@ fn an_append_is_one_script_call_on_its_streams_keys_publishing_on_its_channel() 
             panic!("one script call: {calls:?}");
         };
         assert_eq!(*script, Script::Append);
-        assert_eq!(keys, &["rc:{r:lobby}:m", "rc:{r:lobby}:l"]);
+        assert_eq!(keys.len(), 3);
+        assert_eq!(keys[..2], ["rc:{r:lobby}:m", "rc:{r:lobby}:l"]);
+        assert_eq!(
+            keys[2],
+            format!("rc:{{r:lobby}}:r:{}", String::from_utf8_lossy(&args[2]))
+        );
         assert_eq!(args.len(), 12);
         assert_eq!(args[11], b"0");
         assert_eq!(args[0], record().encode());
