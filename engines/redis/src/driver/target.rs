@@ -1,4 +1,4 @@
-//! Which Redis a node talks to: one server (`redis://`, `rediss://`, `redis+unix://`), the
+//! Which Redis a node talks to: one server (`redis://`, `redis+unix://`), the
 //! master a set of Sentinels names (`redis+sentinel://`), found again at every connection and
 //! checked on a timer, so that a failover is followed even when no `+switch-master` is heard
 //! and the old master, demoted, still answers reads (centrifugo#1189), or a Redis Cluster
