@@ -1,6 +1,6 @@
 //! Two `roomcast serve` nodes on one real `redis-server` (started here on a loopback port with
-//! a fresh directory), one on tokio and one on smol: what a client of one node publishes reaches clients of the other, over
-//! WebSocket and SSE, with the same ids in the same order; a notification through one node's
+//! a fresh directory), one on tokio and one on smol: what a client of one node publishes reaches
+//! clients of the other, over WebSocket, SSE and long-poll, with the same ids in the same order; a notification through one node's
 //! API waits in Redis for a user who then connects to the other; a client resumes on the other
 //! node exactly; and while Redis is gone, a publish is answered `unavailable` at once, then
 //! works again once Redis is back.
@@ -67,12 +67,42 @@ fn nodes_on_one_redis_share_rooms_outboxes_and_the_feed() {
             .await
             .events();
         sse.next_of("streams").await;
-        // Bob on b publishes; alice on a and carol's SSE stream on b get each, in order, with
-        // the ids bob was answered.
+        // Erin long-polls on a: her first poll starts from now.
+        let first = get(a.addr, "/poll?user=erin&rooms=lobby&timeout=0", &[])
+            .await
+            .json()
+            .await;
+        let cursor = first["cursor"].as_str().expect("a cursor").to_owned();
+        // Bob on b publishes; alice on a, carol's SSE stream on b and erin's polls on a get
+        // each, in order, with the ids bob was answered.
         let mut ids = Vec::new();
         for n in 0..20 {
             ids.push(publish(&mut bob, &format!("p{n}"), "lobby", json!(n)).await);
         }
+        let encoded: String = cursor
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => {
+                    (b as char).to_string()
+                }
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        let polled = get(
+            a.addr,
+            &format!("/poll?user=erin&rooms=lobby&cursor={encoded}&timeout=5"),
+            &[],
+        )
+        .await
+        .json()
+        .await;
+        let polled: Vec<&Value> = polled["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|event| &event["id"])
+            .collect();
+        assert_eq!(polled, ids.iter().collect::<Vec<_>>(), "long-poll on a");
         for (n, id) in ids.iter().enumerate() {
             let message = alice.next_of("message").await;
             assert_eq!(
