@@ -617,3 +617,26 @@ fn api_status_on_any_node_has_every_nodes_figures() {
         until(vec![("node-a", 1)]).await;
     });
 }
+
+/// What a Redis crash may cost is said at start: without AOF, a warning that a restart loses
+/// every stream; with AOF `appendfsync always`, none.
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn a_node_says_what_redis_persistence_may_lose() {
+    for (args, warned) in [
+        (&[][..], true),
+        (
+            &["--appendonly", "yes", "--appendfsync", "always"][..],
+            false,
+        ),
+    ] {
+        let redis = RedisServer::start(REDIS, args);
+        let node = Running::start(&["--redis", &redis.url()]);
+        let log = node.log().join("\n");
+        assert_eq!(log.contains("appendonly is no"), warned, "{args:?}: {log}");
+        assert!(log.contains("roomcast serving"), "{log}");
+    }
+}

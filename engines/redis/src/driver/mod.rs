@@ -19,6 +19,7 @@ mod failover;
 mod health;
 mod registry;
 mod run;
+mod settings;
 mod target;
 
 use std::collections::VecDeque;
@@ -28,7 +29,7 @@ use std::time::Duration;
 
 use roomcast_core::engine::{EngineEvent, Fault, OpId, Operation};
 use roomcast_io::{EngineLink, EngineStats, Runtime};
-use tracing::{info, warn};
+use tracing::info;
 
 pub use self::convert::{error_reply, reply};
 pub use self::registry::Registry;
@@ -165,54 +166,15 @@ fn op_of(operation: &Operation) -> Option<OpId> {
     }
 }
 
-/// Checks that Redis is there and keeps what it is given (`maxmemory-policy noeviction`; a
-/// server that hides `CONFIG` is let through with a warning). The link goes to the hub;
+/// Checks that Redis is there and keeps what it is given (`settings.rs`: `maxmemory-policy
+/// noeviction`, and a warning for what its persistence may lose). The link goes to the hub;
 /// [`Starting::start`] then runs the driver.
 pub async fn connect(options: RedisOptions) -> Result<(RedisLink, Starting), ConnectError> {
     let mut options = options;
     let mut target = target::Target::parse(&options.url).map_err(ConnectError::Unreachable)?;
     // On a cluster a stream's appends are published to its shard alone.
     options.plan.sharded |= target.is_cluster();
-    let policy_of = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("maxmemory-policy")
-        .clone();
-    let policy: redis::RedisResult<Vec<String>> =
-        match target.open().await.map_err(ConnectError::Unreachable)? {
-            target::Opened::One(client) => {
-                let mut connection = client
-                    .get_multiplexed_async_connection()
-                    .await
-                    .map_err(ConnectError::Unreachable)?;
-                policy_of.query_async(&mut connection).await
-            }
-            // Every node's policy, each checked.
-            target::Opened::Cluster(builder) => {
-                let client = (*builder).build().map_err(ConnectError::Unreachable)?;
-                let mut connection = client
-                    .get_async_connection()
-                    .await
-                    .map_err(ConnectError::Unreachable)?;
-                let routing = redis::cluster_routing::RoutingInfo::MultiNode((
-                    redis::cluster_routing::MultipleNodeRoutingInfo::AllMasters,
-                    None,
-                ));
-                let replies = connection.route_command(policy_of, routing).await;
-                replies.map(|value| policies(&value))
-            }
-        };
-    match policy {
-        Ok(policy) => {
-            let mut named = policy.iter().skip(1).step_by(2);
-            if let Some(policy) = named.find(|policy| *policy != "noeviction") {
-                return Err(ConnectError::Eviction(policy.clone()));
-            }
-        }
-        Err(error) => warn!(
-            %error,
-            "redis: cannot read maxmemory-policy; it must be noeviction, or Redis may drop stored messages"
-        ),
-    }
+    settings::check(&mut target).await?;
     info!(url = %redact(&options.url), "connected to redis");
     let (sender, receiver) = async_channel::bounded(options.queue.max(1));
     let link_up = Arc::new(AtomicBool::new(true));
@@ -261,39 +223,6 @@ impl Starting {
     }
 }
 
-/// The `maxmemory-policy` pairs of every node's `CONFIG GET` reply, flattened.
-fn policies(value: &redis::Value) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut strings = Vec::new();
-    collect(value, &mut strings);
-    // Node addresses come between the pairs: each name is followed by its value.
-    for pair in strings.windows(2) {
-        if pair[0] == "maxmemory-policy" {
-            found.extend_from_slice(pair);
-        }
-    }
-    found
-}
-
-fn collect(value: &redis::Value, into: &mut Vec<String>) {
-    match value {
-        redis::Value::BulkString(bytes) => into.push(String::from_utf8_lossy(bytes).into_owned()),
-        redis::Value::SimpleString(text) => into.push(text.clone()),
-        redis::Value::Array(items) | redis::Value::Set(items) => {
-            for item in items {
-                collect(item, into);
-            }
-        }
-        redis::Value::Map(pairs) => {
-            for (key, value) in pairs {
-                collect(key, into);
-                collect(value, into);
-            }
-        }
-        _ => {}
-    }
-}
-
 /// A URL without its password, for logs.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -301,34 +230,5 @@ fn redact(url: &str) -> String {
             format!("{}://***@{}", &url[..scheme], &url[at + 1..])
         }
         _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use redis::Value;
-
-    use super::policies;
-
-    #[test]
-    fn every_cluster_nodes_policy_is_read_from_config_get() {
-        let data = |text: &str| Value::BulkString(text.as_bytes().to_vec());
-        let node = |policy: &str| Value::Map(vec![(data("maxmemory-policy"), data(policy))]);
-        let reply = Value::Map(vec![
-            (data("127.0.0.1:7000"), node("noeviction")),
-            (
-                data("127.0.0.1:7001"),
-                Value::Array(vec![data("maxmemory-policy"), data("allkeys-lru")]),
-            ),
-        ]);
-        assert_eq!(
-            policies(&reply),
-            [
-                "maxmemory-policy",
-                "noeviction",
-                "maxmemory-policy",
-                "allkeys-lru"
-            ]
-        );
     }
 }
