@@ -140,3 +140,17 @@ fn an_answer_sent_twice_is_caught() {
         caught(Planted::DoubleAnswer, &["answered twice"], hubs);
     }
 }
+
+#[test]
+fn an_engine_that_keeps_no_presence_is_caught() {
+    for hubs in 2..=3 {
+        caught(Planted::DeafToPresence, &["presence", "sees"], hubs);
+    }
+}
+
+#[test]
+fn an_answer_sent_to_the_wrong_hub_is_caught() {
+    for hubs in 2..=3 {
+        caught(Planted::CrossedAnswers, &["waits for", "quiet"], hubs);
+    }
+}
