@@ -9,6 +9,8 @@
 //! SIM_SEEDS=1000 SIM_STEPS=10000 cargo test --release -p roomcast-tests --test simulation fixed_seeds -- --nocapture
 //! # one seed, as a failure prints it (with SIM_HUBS if the failure names it)
 //! SIM_SEED=7 SIM_STEPS=2000 cargo test -p roomcast-tests --test simulation replay -- --nocapture
+//! # answers lost with a broken link fail though stored (SIM_AMBIGUOUS): the hub fails this
+//! SIM_AMBIGUOUS=1 SIM_SEED=1 SIM_STEPS=2000 cargo test -p roomcast-tests --test simulation replay -- --nocapture
 //! ```
 
 use std::time::Instant;
@@ -26,6 +28,7 @@ fn options(planted: Option<Planted>) -> Options {
         hubs: std::env::var("SIM_HUBS")
             .ok()
             .map(|n| n.parse().expect("a number")),
+        ambiguous: std::env::var("SIM_AMBIGUOUS").is_ok(),
         ..Options::default()
     }
 }
@@ -152,5 +155,25 @@ fn an_engine_that_keeps_no_presence_is_caught() {
 fn an_answer_sent_to_the_wrong_hub_is_caught() {
     for hubs in 2..=3 {
         caught(Planted::CrossedAnswers, &["waits for", "quiet"], hubs);
+    }
+}
+
+/// The Redis driver fails every operation of a pipeline whose connection broke, though Redis may
+/// have run its scripts: an append stored and answered `unavailable`, which the protocol says
+/// means "not stored". The hub then delivers the message to everyone but its publisher
+/// (exclude-sender), who sees a silent gap in the room. Ignored until the hub handles it; run
+/// with `-- --ignored` to see it fail.
+#[test]
+#[ignore = "hub bug: a publish answered unavailable but stored is a silent gap for its publisher"]
+fn an_append_stored_but_answered_unavailable_leaves_no_gap() {
+    let options = Options {
+        steps: 2000,
+        ambiguous: true,
+        ..Options::default()
+    };
+    for seed in 0..8 {
+        if let Err(failure) = sim::run(seed, &options) {
+            panic!("{failure}");
+        }
     }
 }

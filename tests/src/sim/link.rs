@@ -55,6 +55,9 @@ pub struct EngineFaults {
     pub relays: u64,
     /// Presence snapshots sent to hubs (at a follow, and now and then).
     pub snapshots: u64,
+    /// Answers turned into `unavailable` by a link that broke while they were on their way,
+    /// though the engine had carried the operation out.
+    pub ambiguous: u64,
 }
 
 impl EngineFaults {
@@ -66,6 +69,7 @@ impl EngineFaults {
         self.records_lost += other.records_lost;
         self.relays += other.relays;
         self.snapshots += other.snapshots;
+        self.ambiguous += other.ambiguous;
     }
 }
 
@@ -138,9 +142,11 @@ impl Link {
     }
 
     /// The link goes down for `outage`: what was in flight on the subscription (`Live`s,
-    /// presence, typing) is lost, as pub/sub is at most once; what the hub asks until it is back
-    /// fails. Returns whether it went down (not if down already, or calm).
-    pub(crate) fn flap(&mut self, now: Instant, outage: Duration) -> bool {
+    /// presence, typing) is lost, as pub/sub is at most once; with `ambiguous`, the answers in
+    /// flight fail too, as the driver fails a whole pipeline whose connection broke, though
+    /// the engine carried it out; what the hub asks until the link is back fails. Returns
+    /// whether it went down (not if down already, or calm).
+    pub(crate) fn flap(&mut self, now: Instant, outage: Duration, ambiguous: bool) -> bool {
         if self.down_until.is_some() || self.calm {
             return false;
         }
@@ -156,6 +162,20 @@ impl Link {
             | EngineEvent::PresenceSnapshot { .. } => false,
             _ => true,
         });
+        if ambiguous {
+            for event in self.queue.values_mut() {
+                let op = match event {
+                    EngineEvent::Appended { op, .. }
+                    | EngineEvent::Read { op, .. }
+                    | EngineEvent::Marked { op, .. }
+                    | EngineEvent::Tops { op, .. } => *op,
+                    _ => continue,
+                };
+                let fault = Fault::Unavailable("the link broke with the answer on its way".into());
+                *event = EngineEvent::Failed { op, fault };
+                self.counts.ambiguous += 1;
+            }
+        }
         self.counts.lives_dropped += lives;
         self.counts.link_flaps += 1;
         self.push(now, EngineEvent::LinkDown);

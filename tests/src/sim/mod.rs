@@ -101,6 +101,10 @@ pub struct Options {
     pub planted: Option<Planted>,
     /// Hubs sharing the engine; `None`: one, two or three, drawn from the seed.
     pub hubs: Option<usize>,
+    /// A link that goes down fails the engine's answers on their way too, though the engine
+    /// carried the operations out (an append stored, answered `unavailable`), as the Redis
+    /// driver does with a pipeline whose connection broke.
+    pub ambiguous: bool,
 }
 
 impl Default for Options {
@@ -110,6 +114,7 @@ impl Default for Options {
             clients: 8,
             planted: None,
             hubs: None,
+            ambiguous: false,
         }
     }
 }
@@ -174,6 +179,10 @@ impl Summary {
 pub struct Failure {
     pub seed: u64,
     pub steps: usize,
+    /// The hubs it ran, and whether their number was forced (`SIM_HUBS`) rather than drawn.
+    pub hubs: usize,
+    pub forced_hubs: bool,
+    pub ambiguous: bool,
     pub step: usize,
     pub message: String,
     pub trace: Vec<String>,
@@ -183,16 +192,26 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "seed {} at step {}: {}",
-            self.seed, self.step, self.message
+            "seed {} ({} hub(s)) at step {}: {}",
+            self.seed, self.hubs, self.step, self.message
         )?;
         writeln!(f, "last events:")?;
         for line in &self.trace {
             writeln!(f, "  {line}")?;
         }
+        let hubs = if self.forced_hubs {
+            format!("SIM_HUBS={} ", self.hubs)
+        } else {
+            String::new()
+        };
+        let ambiguous = if self.ambiguous {
+            "SIM_AMBIGUOUS=1 "
+        } else {
+            ""
+        };
         write!(
             f,
-            "replay: SIM_SEED={} SIM_STEPS={} cargo test -p roomcast-tests --test simulation replay -- --nocapture",
+            "replay: {hubs}{ambiguous}SIM_SEED={} SIM_STEPS={} cargo test -p roomcast-tests --test simulation replay -- --nocapture",
             self.seed, self.steps
         )
     }
@@ -236,6 +255,9 @@ pub fn run(seed: u64, options: &Options) -> Result<Summary, Failure> {
         Err(message) => Err(Failure {
             seed,
             steps: options.steps,
+            hubs: world.hubs.len(),
+            forced_hubs: options.hubs.is_some(),
+            ambiguous: options.ambiguous,
             step,
             message,
             trace: world.trace.into_iter().collect(),
@@ -295,12 +317,7 @@ impl World {
         let now = Instant::now();
         // Node numbers as a real deployment draws them: any, but unique.
         let nodes: Vec<u64> = (0..count as u64).map(|h| 0x1000 + h * 7).collect();
-        let store = Rc::new(RefCell::new(Store::new(
-            seed,
-            nodes.clone(),
-            now,
-            options.planted,
-        )));
+        let store = Rc::new(RefCell::new(Store::new(seed, nodes.clone(), now, options)));
         let faulty = store
             .borrow()
             .links

@@ -14,6 +14,11 @@
 //! store itself fails over now and then: a stream loses its newest records and goes on in a new
 //! epoch, its older records kept, as the Redis driver's check after a failover does.
 //!
+//! With `Options::ambiguous`, a link that goes down also fails the answers on their way, as the
+//! Redis driver fails a whole pipeline whose connection broke though Redis ran its scripts: an
+//! append stored, and answered `unavailable`. Off by default: the hub does not handle it yet
+//! (its publisher misses its own message; see `tests/tests/simulation.rs`).
+//!
 //! Not modelled: a hub that dies (its presence entries would then have to expire: no TTL is
 //! kept here), a half-open link (a link here is up or down), and Redis's own budgets.
 
@@ -64,6 +69,8 @@ pub(crate) struct Store {
     counts: EngineFaults,
     rng: Rng,
     planted: Option<Planted>,
+    /// Whether a link that goes down fails the answers on their way (`Options::ambiguous`).
+    ambiguous: bool,
     /// Answers sent so far, for a planted bug that crosses some.
     answers: u64,
 }
@@ -96,7 +103,7 @@ impl Engine for Handle {
 }
 
 impl Store {
-    pub(crate) fn new(seed: u64, nodes: Vec<u64>, now: Instant, planted: Option<Planted>) -> Self {
+    pub(crate) fn new(seed: u64, nodes: Vec<u64>, now: Instant, options: &Options) -> Self {
         let hubs = nodes.len();
         Self {
             inner: MemoryEngine::new(MemoryLimits::default(), seed),
@@ -113,7 +120,8 @@ impl Store {
             epochs: Vec::new(),
             counts: EngineFaults::default(),
             rng: Rng::new(seed ^ 0x7A11_1057_0000_0001),
-            planted,
+            planted: options.planted,
+            ambiguous: options.ambiguous,
             answers: 0,
         }
     }
@@ -179,7 +187,7 @@ impl Store {
 
     /// Hub `hub`'s link goes down for `outage`; returns whether it did.
     pub(crate) fn flap(&mut self, hub: usize, outage: Duration) -> bool {
-        self.links[hub].flap(self.now, outage)
+        self.links[hub].flap(self.now, outage, self.ambiguous)
     }
 
     /// A failover loses the newest records of `stream` (one to a few, or the little it had):
