@@ -65,11 +65,12 @@ fn fixed_seeds_keep_every_promise() {
         "{total:?}"
     );
     assert!(total.storms > 0 && total.received > 0, "{total:?}");
-    // Many hubs: clients moved between them and resumed there; the shared engine relayed
-    // presence, lost `Live`s and tails, and its links went down.
+    // Many hubs: clients moved between them and resumed there, hubs died; the shared engine
+    // relayed presence, lost `Live`s and tails, and its links went down.
     if options.hubs.is_none_or(|hubs| hubs > 1) {
         assert!(total.multi_hub_runs > 0 && total.moved > 0, "{total:?}");
         assert!(total.resumed_elsewhere > 0 && total.typing > 0, "{total:?}");
+        assert!(total.hubs_killed > 0, "{total:?}");
         let engine = total.engine;
         assert!(engine.relays > 0 && engine.snapshots > 0, "{total:?}");
         assert!(

@@ -137,6 +137,10 @@ impl World {
                     self.send(c, Request::Typing, message);
                 }
             }
+            84 => {
+                let h = self.rng.index(self.hubs.len());
+                self.kill(h);
+            }
             77 => {
                 self.ledger.summary.storms += 1;
                 self.log("a reconnect storm".into());
@@ -151,6 +155,33 @@ impl World {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Hub `h`'s process is killed: its kernel resets its connections (each client sees it and
+    /// reconnects to any hub), the servers' commands given to it are never answered (their
+    /// callers see the reset too), and a new hub on a new node number takes its place. The dead
+    /// node's presence stays in the engine until its TTL.
+    fn kill(&mut self, h: usize) {
+        let conns: Vec<(u64, usize, SessionId)> = self
+            .conns
+            .iter()
+            .filter(|(_, conn)| conn.hub == h)
+            .map(|(id, conn)| (*id, conn.client, conn.hub_id))
+            .collect();
+        for (id, c, hub_id) in conns {
+            self.conns.remove(&id);
+            self.by_session.remove(&(h, hub_id));
+            if self.clients[c].conn == Some(id) {
+                self.lost(c, "its hub died");
+            }
+        }
+        self.api.retain(|(hub, _)| *hub != h);
+        let node = self.next_node;
+        self.next_node += 1;
+        self.store.borrow_mut().restart(h, node);
+        self.hubs[h] = house(&self.store, h, node, self.now, self.planted);
+        self.ledger.summary.hubs_killed += 1;
+        self.log(format!("hub{h} dies: node {node:#x} takes its place"));
     }
 
     pub(super) fn in_rooms(&self, c: usize) -> Vec<usize> {

@@ -109,6 +109,15 @@ impl Link {
         }
     }
 
+    /// Its hub died: what was on its way to it is gone, and a new hub's link starts up, with
+    /// the same faults.
+    pub(crate) fn restart(&mut self) {
+        self.queue.clear();
+        self.last.clear();
+        self.down_until = None;
+        self.deferred.clear();
+    }
+
     pub(crate) fn is_down(&self) -> bool {
         self.down_until.is_some()
     }

@@ -145,6 +145,8 @@ pub struct Summary {
     pub black_holes: u64,
     pub stalls: u64,
     pub storms: u64,
+    /// Hubs that died (a process killed), each replaced by a new one on a new node number.
+    pub hubs_killed: u64,
     pub slow_consumer_closes: u64,
     pub heartbeat_closes: u64,
 }
@@ -169,6 +171,7 @@ impl Summary {
         self.black_holes += other.black_holes;
         self.stalls += other.stalls;
         self.storms += other.storms;
+        self.hubs_killed += other.hubs_killed;
         self.slow_consumer_closes += other.slow_consumer_closes;
         self.heartbeat_closes += other.heartbeat_closes;
     }
@@ -272,6 +275,9 @@ struct World {
     /// Each hub with its sessions and its handle on the shared engine, and what passes
     /// between them.
     hubs: Vec<Harness<Wire, Handle>>,
+    /// The node number of the next hub that replaces a dead one.
+    next_node: u64,
+    planted: Option<Planted>,
     /// The engine the hubs share.
     store: Rc<RefCell<Store>>,
     /// Whether each hub's engine link goes down now and then: `unavailable` is then an answer
@@ -306,14 +312,6 @@ impl World {
         let count = options
             .hubs
             .unwrap_or_else(|| 1 + Rng::new(seed ^ 0x4B0B_5000_0000_0003).index(3));
-        let config = SessionConfig {
-            queue_bytes: QUEUE_BYTES,
-            ping_interval: PING_INTERVAL,
-            ping_timeout: PING_TIMEOUT,
-            keep_alive: KEEP_ALIVE,
-            close_timeout: Duration::from_secs(1),
-            ..SessionConfig::default()
-        };
         let now = Instant::now();
         // Node numbers as a real deployment draws them: any, but unique.
         let nodes: Vec<u64> = (0..count as u64).map(|h| 0x1000 + h * 7).collect();
@@ -327,23 +325,14 @@ impl World {
         let hubs = nodes
             .iter()
             .enumerate()
-            .map(|(h, &node)| {
-                let hub_config = HubConfig {
-                    node,
-                    room_history: HISTORY,
-                    presence_grace: GRACE,
-                    check_every: CHECK_EVERY,
-                    ..HubConfig::default()
-                };
-                Harness::with_engine(Hub::new(hub_config), Handle::new(&store, h), now)
-                    .with_session_config(config.clone(), Codec::new())
-                    .with_tap(Wire::new(options.planted))
-            })
+            .map(|(h, &node)| house(&store, h, node, now, options.planted))
             .collect();
         Self {
             rng: Rng::new(seed),
             now,
             hubs,
+            next_node: 0x2000,
+            planted: options.planted,
             store,
             faulty,
             ledger: Ledger::new(),
@@ -372,6 +361,34 @@ impl World {
         }
         self.trace.push_back(line);
     }
+}
+
+/// Hub `h` of the world, node `node`, with its handle on the shared engine, at `now`.
+fn house(
+    store: &Rc<RefCell<Store>>,
+    h: usize,
+    node: u64,
+    now: Instant,
+    planted: Option<Planted>,
+) -> Harness<Wire, Handle> {
+    let hub_config = HubConfig {
+        node,
+        room_history: HISTORY,
+        presence_grace: GRACE,
+        check_every: CHECK_EVERY,
+        ..HubConfig::default()
+    };
+    let config = SessionConfig {
+        queue_bytes: QUEUE_BYTES,
+        ping_interval: PING_INTERVAL,
+        ping_timeout: PING_TIMEOUT,
+        keep_alive: KEEP_ALIVE,
+        close_timeout: Duration::from_secs(1),
+        ..SessionConfig::default()
+    };
+    Harness::with_engine(Hub::new(hub_config), Handle::new(store, h), now)
+        .with_session_config(config, Codec::new())
+        .with_tap(Wire::new(planted))
 }
 
 fn user(u: usize) -> UserId {

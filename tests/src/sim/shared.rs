@@ -19,8 +19,12 @@
 //! append stored, and answered `unavailable`. Off by default: the hub does not handle it yet
 //! (its publisher misses its own message; see `tests/tests/simulation.rs`).
 //!
-//! Not modelled: a hub that dies (its presence entries would then have to expire: no TTL is
-//! kept here), a half-open link (a link here is up or down), and Redis's own budgets.
+//! A hub may die: a new one, on a new node number, takes its place; the dead node's presence
+//! and session entries expire after a TTL, as nobody refreshes them, and the snapshots then
+//! leave them out (no news says they went, as in Redis).
+//!
+//! Not modelled: entries of a live node expiring (its link is never down that long), a
+//! half-open link (a link here is up or down), and Redis's own budgets.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,9 +35,15 @@ use roomcast_core::engine::{Engine, MemoryStats, OpId, Operation, Retention};
 use super::link::{EngineFaults, Link};
 use super::*;
 
+mod presence;
+
 /// How often every hub is sent the presence of each room it follows, as the Redis driver reads
 /// it every 10 s: presence news lost with a link converges within it.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(4);
+
+/// How long the presence and session entries of a node that died outlive it, as
+/// `--redis-presence-ttl` (tested there with 2 s).
+const PRESENCE_TTL: Duration = Duration::from_secs(6);
 
 /// Most records a failover loses from a stream's tail.
 const MAX_TAIL: u64 = 3;
@@ -61,6 +71,8 @@ pub(crate) struct Store {
     presence: BTreeSet<(RoomName, u64, UserId)>,
     /// The nodes each user has a session on.
     online: BTreeMap<UserId, BTreeSet<u64>>,
+    /// Nodes that died, and when their entries expire: nobody refreshes them any more.
+    dead: BTreeMap<u64, Instant>,
     next_snapshot: Instant,
     /// What the inner engine stored, and when: drained by the world for the oracle.
     stored: Vec<(StreamId, Position, Instant)>,
@@ -115,6 +127,7 @@ impl Store {
             next_op: 0,
             presence: BTreeSet::new(),
             online: BTreeMap::new(),
+            dead: BTreeMap::new(),
             next_snapshot: now + SNAPSHOT_EVERY,
             stored: Vec::new(),
             epochs: Vec::new(),
@@ -148,6 +161,7 @@ impl Store {
     /// snapshots go out when due.
     pub(crate) fn set_now(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        self.expire_dead();
         for hub in 0..self.links.len() {
             if self.links[hub].set_now(self.now) {
                 self.back(hub);
@@ -170,10 +184,24 @@ impl Store {
         }
     }
 
+    /// Hub `hub` died and a new one, node `node`, took its place: its subscriptions and its
+    /// link went with it; its presence and session entries stay until they expire.
+    pub(crate) fn restart(&mut self, hub: usize, node: u64) {
+        let old = std::mem::replace(&mut self.nodes[hub], node);
+        self.dead.insert(old, self.now + PRESENCE_TTL);
+        for stream in std::mem::take(&mut self.follows[hub]) {
+            if !self.followed(&stream) {
+                self.inner.handle(self.now, Operation::Unfollow(stream));
+            }
+        }
+        self.links[hub].restart();
+    }
+
     /// When the store next has something for a hub.
     pub(crate) fn next_due(&self) -> Option<Instant> {
         let links = self.links.iter().filter_map(Link::next_due);
-        links.chain([self.next_snapshot]).min()
+        let expiries = self.dead.values().copied();
+        links.chain(expiries).chain([self.next_snapshot]).min()
     }
 
     /// Calm (a quiet point) on every link, or not.
@@ -362,98 +390,6 @@ impl Store {
         answer.expect("the memory engine answers a read at once")
     }
 
-    /// Presence, typing and sessions, from hub `hub`.
-    fn news_from(&mut self, hub: usize, operation: Operation) {
-        let deaf = self.planted == Some(Planted::DeafToPresence);
-        match operation {
-            Operation::Presence {
-                node,
-                room,
-                user,
-                present,
-            } if !deaf => {
-                let entry = (room.clone(), node, user.clone());
-                if present {
-                    self.presence.insert(entry);
-                } else {
-                    self.presence.remove(&entry);
-                }
-                let event = EngineEvent::Presence {
-                    room: room.clone(),
-                    node,
-                    user,
-                    present,
-                };
-                self.counts.relays += self.relay(hub, &room, &event);
-            }
-            Operation::Typing {
-                node,
-                room,
-                user,
-                typing,
-            } => {
-                let event = EngineEvent::Typing {
-                    room: room.clone(),
-                    node,
-                    user,
-                    typing,
-                };
-                self.relay(hub, &room, &event);
-            }
-            Operation::Online { node, user, online } => {
-                let nodes = self.online.entry(user.clone()).or_default();
-                if online {
-                    nodes.insert(node);
-                } else {
-                    nodes.remove(&node);
-                    if nodes.is_empty() {
-                        self.online.remove(&user);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// `event` on `room`'s channel, to every hub but `from` that follows the room; returns to
-    /// how many it went.
-    fn relay(&mut self, from: usize, room: &RoomName, event: &EngineEvent) -> u64 {
-        let stream = StreamId::Room(room.clone());
-        let mut sent = 0;
-        for hub in 0..self.links.len() {
-            if hub != from && self.follows[hub].contains(&stream) {
-                sent += u64::from(self.links[hub].news(self.now, &stream, event.clone()));
-            }
-        }
-        sent
-    }
-
-    /// Everyone present in `room`, to hub `hub`.
-    fn snapshot(&mut self, hub: usize, room: &RoomName) {
-        let members = self
-            .presence
-            .iter()
-            .filter(|(r, _, _)| r == room)
-            .map(|(_, node, user)| (user.clone(), *node))
-            .collect();
-        let event = EngineEvent::PresenceSnapshot {
-            room: room.clone(),
-            members,
-        };
-        let stream = StreamId::Room(room.clone());
-        if self.links[hub].news(self.now, &stream, event) {
-            self.counts.snapshots += 1;
-        }
-    }
-
-    /// Hub `hub`'s link is back: what its hub said of presence and sessions meanwhile is
-    /// written now, and relayed.
-    fn back(&mut self, hub: usize) {
-        for operation in std::mem::take(&mut self.links[hub].deferred) {
-            self.news_from(hub, operation);
-        }
-    }
-
     /// The inner engine's events: answers to the hubs that asked, `Live`s to the hubs that
     /// follow.
     fn drain(&mut self) {
@@ -481,11 +417,7 @@ impl Store {
                         self.stored.push((stream.clone(), at, now));
                         // A session of the user on another node: the `delivered` of a direct.
                         if let StreamId::Outbox(user) = stream {
-                            let node = self.nodes[asked.hub];
-                            online = self
-                                .online
-                                .get(user)
-                                .is_some_and(|nodes| nodes.iter().any(|n| *n != node));
+                            online = self.online_elsewhere(user, self.nodes[asked.hub]);
                         }
                     }
                     let answer = EngineEvent::Appended {
