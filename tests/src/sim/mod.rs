@@ -7,8 +7,9 @@
 //! on another from their cursors. Links have a latency per connection and fail in the ways real
 //! ones do: a reset both ends see, a black hole (no FIN: the server finds out by its heartbeat,
 //! the client by silence), a reader that stops reading (the server closes it as a slow
-//! consumer), and reconnect storms. Clients resume from their cursor, and sometimes from an old
-//! or a made-up one.
+//! consumer), and reconnect storms. A hub's process dies now and then: its clients are reset,
+//! and a new hub on a new node number takes its place. Clients resume from their cursor, and
+//! sometimes from an old or a made-up one.
 //!
 //! The engine is shared as Redis is by many nodes (`shared.rs`): one store of streams, presence
 //! and sessions, behind each hub's own link (`link.rs`) with the faults of a network: late
