@@ -1,13 +1,16 @@
 //! The deterministic simulation (`roomcast_tests::sim`): a fixed set of seeds on every
 //! `cargo test`, as many as wanted on demand, and bugs planted on purpose that it must catch.
+//! Each seed draws one, two or three hubs sharing one engine (`SIM_HUBS` forces a number).
 //!
 //! ```sh
-//! # CI's fixed set: seeds 0..32, 2,000 steps each
+//! # CI's fixed set: seeds 0..32, 2,000 steps each, two thirds of them on many hubs
 //! cargo test -p roomcast-tests --test simulation
-//! # thousands: seeds 0..1000, 10,000 steps each (release: about 5 minutes on one core)
+//! # thousands: seeds 0..1000, 10,000 steps each
 //! SIM_SEEDS=1000 SIM_STEPS=10000 cargo test --release -p roomcast-tests --test simulation fixed_seeds -- --nocapture
-//! # one seed, as a failure prints it
+//! # one seed, as a failure prints it (with SIM_HUBS if the failure names it)
 //! SIM_SEED=7 SIM_STEPS=2000 cargo test -p roomcast-tests --test simulation replay -- --nocapture
+//! # answers lost with a broken link fail though stored (SIM_AMBIGUOUS): the hub fails this
+//! SIM_AMBIGUOUS=1 SIM_SEED=1 SIM_STEPS=2000 cargo test -p roomcast-tests --test simulation replay -- --nocapture
 //! ```
 
 use std::time::Instant;
@@ -22,6 +25,10 @@ fn options(planted: Option<Planted>) -> Options {
     Options {
         steps: env("SIM_STEPS", 2000) as usize,
         planted,
+        hubs: std::env::var("SIM_HUBS")
+            .ok()
+            .map(|n| n.parse().expect("a number")),
+        ambiguous: std::env::var("SIM_AMBIGUOUS").is_ok(),
         ..Options::default()
     }
 }
@@ -58,6 +65,23 @@ fn fixed_seeds_keep_every_promise() {
         "{total:?}"
     );
     assert!(total.storms > 0 && total.received > 0, "{total:?}");
+    // Many hubs: clients moved between them and resumed there, hubs died; the shared engine
+    // relayed presence, lost `Live`s and tails, and its links went down.
+    if options.hubs.is_none_or(|hubs| hubs > 1) {
+        assert!(total.multi_hub_runs > 0 && total.moved > 0, "{total:?}");
+        assert!(total.resumed_elsewhere > 0 && total.typing > 0, "{total:?}");
+        assert!(total.hubs_killed > 0, "{total:?}");
+        let engine = total.engine;
+        assert!(engine.relays > 0 && engine.snapshots > 0, "{total:?}");
+        assert!(
+            engine.lives_dropped > 0 && engine.link_flaps > 0,
+            "{total:?}"
+        );
+        assert!(
+            engine.tails_lost > 0 && engine.records_lost > 0,
+            "{total:?}"
+        );
+    }
 }
 
 #[test]
@@ -82,32 +106,75 @@ fn a_seed_replays_exactly() {
     );
 }
 
-/// Runs seeds against a deliberately broken hub until one fails; the failure must be `what`.
-fn caught(bug: Planted, what: &str) {
+/// Runs seeds on `hubs` hubs against a deliberately broken hub or engine until one fails; the
+/// failure must be one of `what`.
+fn caught(bug: Planted, what: &[&str], hubs: usize) {
     let options = Options {
         steps: 2000,
         planted: Some(bug),
+        hubs: Some(hubs),
         ..Options::default()
     };
     for seed in 0..32 {
         if let Err(failure) = sim::run(seed, &options) {
             assert!(
-                failure.message.contains(what),
-                "{bug:?} caught as: {failure}"
+                what.iter().any(|what| failure.message.contains(what)),
+                "{bug:?} on {hubs} hubs caught as: {failure}"
             );
-            println!("{bug:?} caught: seed {seed}, step {}", failure.step);
+            println!(
+                "{bug:?} on {hubs} hubs caught: seed {seed}, step {}: {}",
+                failure.step, failure.message
+            );
             return;
         }
     }
-    panic!("{bug:?} went unnoticed in 32 seeds");
+    panic!("{bug:?} on {hubs} hubs went unnoticed in 32 seeds");
 }
 
 #[test]
 fn a_resume_that_skips_a_message_is_caught() {
-    caught(Planted::SkipOnResume, "a gap");
+    for hubs in 1..=3 {
+        caught(Planted::SkipOnResume, &["a gap"], hubs);
+    }
 }
 
 #[test]
 fn an_answer_sent_twice_is_caught() {
-    caught(Planted::DoubleAnswer, "answered twice");
+    for hubs in 1..=3 {
+        caught(Planted::DoubleAnswer, &["answered twice"], hubs);
+    }
+}
+
+#[test]
+fn an_engine_that_keeps_no_presence_is_caught() {
+    for hubs in 2..=3 {
+        caught(Planted::DeafToPresence, &["presence", "sees"], hubs);
+    }
+}
+
+#[test]
+fn an_answer_sent_to_the_wrong_hub_is_caught() {
+    for hubs in 2..=3 {
+        caught(Planted::CrossedAnswers, &["waits for", "quiet"], hubs);
+    }
+}
+
+/// The Redis driver fails every operation of a pipeline whose connection broke, though Redis may
+/// have run its scripts: an append stored and answered `unavailable`, which the protocol says
+/// means "not stored". The hub then delivers the message to everyone but its publisher
+/// (exclude-sender), who sees a silent gap in the room. Ignored until the hub handles it; run
+/// with `-- --ignored` to see it fail.
+#[test]
+#[ignore = "hub bug: a publish answered unavailable but stored is a silent gap for its publisher"]
+fn an_append_stored_but_answered_unavailable_leaves_no_gap() {
+    let options = Options {
+        steps: 2000,
+        ambiguous: true,
+        ..Options::default()
+    };
+    for seed in 0..8 {
+        if let Err(failure) = sim::run(seed, &options) {
+            panic!("{failure}");
+        }
+    }
 }

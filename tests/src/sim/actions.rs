@@ -1,5 +1,7 @@
 //! What clients do, and the faults that happen to them.
 
+use roomcast_core::engine::Retention;
+
 use super::*;
 
 impl World {
@@ -64,24 +66,22 @@ impl World {
                 }
             }
             52..62 => {
-                // The server publishes (the HTTP API), now and then a burst.
+                // A server publishes (the HTTP API), now and then a burst.
+                let h = self.rng.index(self.hubs.len());
                 let r = self.rng.index(ROOMS);
                 let count = if self.rng.chance(20) { 40 } else { 1 };
                 for _ in 0..count {
                     let data = Payload::from_json("3").expect("JSON");
-                    let ticket = self
-                        .house
-                        .feed_hub(|hub, now| hub.publish(now, room(r), data));
-                    self.api.insert(ticket);
+                    let ticket = self.hubs[h].feed_hub(|hub, now| hub.publish(now, room(r), data));
+                    self.api.insert((h, ticket));
                 }
             }
             62..66 => {
+                let h = self.rng.index(self.hubs.len());
                 let data = Payload::from_json("4").expect("JSON");
                 let to = user(self.rng.index(USERS));
-                let ticket = self
-                    .house
-                    .feed_hub(|hub, now| hub.notify(now, to, None, data));
-                self.api.insert(ticket);
+                let ticket = self.hubs[h].feed_hub(|hub, now| hub.notify(now, to, None, data));
+                self.api.insert((h, ticket));
             }
             66..70 if connected => self.reset(c),
             70..73 if connected => {
@@ -89,32 +89,60 @@ impl World {
                 if let Some(link) = self.conns.get_mut(&conn) {
                     link.black_hole = Some(self.now);
                 }
-                self.house.tap_mut().summary.black_holes += 1;
+                self.ledger.summary.black_holes += 1;
                 self.log(format!("c{c}: its link becomes a black hole"));
             }
             73..77 if connected && self.clients[c].is_reading() => {
                 let until = self.now + Duration::from_millis(self.rng.between(500, 6000));
                 self.clients[c].stalled_until = Some(until);
                 self.clients[c].silent_deadline = None;
-                self.house.tap_mut().summary.stalls += 1;
+                self.ledger.summary.stalls += 1;
                 self.log(format!("c{c}: stops reading for a while"));
             }
-            78..80 if self.house.engine().faults.outages => {
+            78..80 if self.faulty.contains(&true) => {
+                let h = self.rng.index(self.hubs.len());
                 let outage = Duration::from_millis(self.rng.between(100, 3000));
-                self.house.engine_mut().flap(outage);
-                self.house.drive();
-                self.log(format!("the engine's link goes down for {outage:?}"));
+                if self.faulty[h] && self.store.borrow_mut().flap(h, outage) {
+                    self.hubs[h].drive();
+                    self.log(format!("hub{h}'s engine link goes down for {outage:?}"));
+                }
             }
-            80 if self.house.engine().faults.outages => {
-                // What the engine stored so far is the oracle's before the loss.
+            80 if self.store.borrow().fails_over() => {
+                // What the engine stored so far is the oracle's before the loss, and what it
+                // keeps after it is the oracle's again, in the new epoch.
                 self.learn()?;
                 let r = self.rng.index(ROOMS);
-                self.house.engine_mut().lose(&StreamId::Room(room(r)));
-                self.house.tap_mut().oracle.lost(r);
-                self.log(format!("the engine loses room{r}"));
+                let retention = Retention {
+                    max_messages: HISTORY.max_messages,
+                    max_bytes: HISTORY.max_bytes,
+                    max_age: HISTORY.max_age,
+                };
+                let stream = StreamId::Room(room(r));
+                let lost = self.store.borrow_mut().lose_tail(&stream, retention);
+                self.ledger.oracle.lost(r);
+                self.learn()?;
+                self.log(format!(
+                    "a failover loses room{r}'s last {lost}: a new epoch"
+                ));
+            }
+            81..84 if talks => {
+                let joined = self.in_rooms(c);
+                if !joined.is_empty() {
+                    let r = joined[self.rng.index(joined.len())];
+                    let typing = self.rng.chance(70);
+                    let message = ClientMessage::Typing {
+                        room: room(r),
+                        typing,
+                    };
+                    self.send(c, Request::Typing, message);
+                }
+            }
+            84 => {
+                let h = self.rng.index(self.hubs.len());
+                self.kill(h);
             }
             77 => {
-                self.house.tap_mut().summary.storms += 1;
+                self.ledger.summary.storms += 1;
                 self.log("a reconnect storm".into());
                 for c in 0..self.clients.len() {
                     if self.clients[c].conn.is_some() {
@@ -127,6 +155,33 @@ impl World {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Hub `h`'s process is killed: its kernel resets its connections (each client sees it and
+    /// reconnects to any hub), the servers' commands given to it are never answered (their
+    /// callers see the reset too), and a new hub on a new node number takes its place. The dead
+    /// node's presence stays in the engine until its TTL.
+    fn kill(&mut self, h: usize) {
+        let conns: Vec<(u64, usize, SessionId)> = self
+            .conns
+            .iter()
+            .filter(|(_, conn)| conn.hub == h)
+            .map(|(id, conn)| (*id, conn.client, conn.hub_id))
+            .collect();
+        for (id, c, hub_id) in conns {
+            self.conns.remove(&id);
+            self.by_session.remove(&(h, hub_id));
+            if self.clients[c].conn == Some(id) {
+                self.lost(c, "its hub died");
+            }
+        }
+        self.api.retain(|(hub, _)| *hub != h);
+        let node = self.next_node;
+        self.next_node += 1;
+        self.store.borrow_mut().restart(h, node);
+        self.hubs[h] = house(&self.store, h, node, self.now, self.planted);
+        self.ledger.summary.hubs_killed += 1;
+        self.log(format!("hub{h} dies: node {node:#x} takes its place"));
     }
 
     pub(super) fn in_rooms(&self, c: usize) -> Vec<usize> {
@@ -161,7 +216,7 @@ impl World {
                     offset: real.offset.saturating_sub(self.rng.between(1, 5)),
                     ..real
                 }),
-                1 => self.house.tap().oracle.lost_position(r, self.now).or(since),
+                1 => self.ledger.oracle.lost_position(r, self.now).or(since),
                 2 => Some(Position {
                     epoch: self.rng.next(),
                     ..real
@@ -199,7 +254,7 @@ impl World {
         };
         self.post(conn, Packet::Up(Up::Reset));
         self.lost(c, "resets its connection");
-        self.house.tap_mut().summary.resets += 1;
+        self.ledger.summary.resets += 1;
     }
 
     /// Client `c` is without a connection: it comes back after a backoff.
@@ -226,7 +281,7 @@ impl World {
         if kind == SessionKind::Sse {
             for r in self.clients[c].rooms.clone() {
                 let since = self.resume_point(c, r);
-                let oracle = &self.house.tap().oracle;
+                let oracle = &self.ledger.oracle;
                 let expect = since.is_some_and(|since| oracle.covers(r, since, self.now));
                 if let Some(since) = since {
                     let stream = Stream::Room(room(r));
@@ -244,10 +299,11 @@ impl World {
             rooms,
             cursor: Some(cursor),
         };
-        let hub_id = self
-            .house
+        // A load balancer without stickiness: any hub.
+        let h = self.rng.index(self.hubs.len());
+        let hub_id = self.hubs[h]
             .connect(kind, connect)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("hub{h}: {e}"))?;
         let conn = self.next_conn;
         self.next_conn += 1;
         let latency = Duration::from_millis(self.rng.between(1, 80));
@@ -255,6 +311,7 @@ impl World {
             conn,
             Conn {
                 client: c,
+                hub: h,
                 hub_id,
                 latency,
                 black_hole: None,
@@ -262,12 +319,17 @@ impl World {
                 last_down: self.now,
             },
         );
-        self.by_session.insert(hub_id, conn);
+        self.by_session.insert((h, hub_id), conn);
         let client = &mut self.clients[c];
+        client.moved = client.hub.is_some_and(|last| last != h);
+        client.hub = Some(h);
         client.conn = Some(conn);
         client.silent_deadline = Some(self.now + SILENCE);
-        self.house.tap_mut().summary.connections += 1;
-        self.log(format!("c{c}: connects as {hub_id} ({latency:?} away)"));
+        self.ledger.summary.connections += 1;
+        self.ledger.summary.moved += u64::from(client.moved);
+        self.log(format!(
+            "c{c}: connects to hub{h} as {hub_id} ({latency:?} away)"
+        ));
         if kind == SessionKind::WebSocket {
             for r in self.clients[c].rooms.clone() {
                 self.join(c, r);

@@ -3,31 +3,37 @@
 use super::*;
 
 impl World {
-    /// After every step: the hub's invariants and the memory budgets.
+    /// After every step: each hub's invariants, deliveries and session queues; the memory
+    /// budget of the engine they share.
     pub(super) fn check(&self) -> Result<(), String> {
-        let hub = self.house.hub();
-        hub.check_invariants()?;
-        if self.house.strays() > 0 {
-            return Err(format!(
-                "{} deliveries to sessions not in the hub",
-                self.house.strays()
-            ));
+        // A replay batch is taken whole: at most a history's worth over the queue budget.
+        let queue_budget = QUEUE_BYTES + HISTORY.max_messages * 256;
+        for (h, house) in self.hubs.iter().enumerate() {
+            house
+                .hub()
+                .check_invariants()
+                .map_err(|broken| format!("hub{h}: {broken}"))?;
+            if house.strays() > 0 {
+                return Err(format!(
+                    "hub{h}: {} deliveries to sessions not in the hub",
+                    house.strays()
+                ));
+            }
+            for (session, queued) in house.sessions().map(|(id, s)| (id, s.queued_bytes())) {
+                if queued > queue_budget {
+                    return Err(format!("hub{h}: {session}: a queue of {queued} bytes"));
+                }
+            }
         }
+        let config = self.hubs[0].hub().config();
         let budget = ROOMS * HISTORY.max_messages
-            + USERS * hub.config().outbox_history.max_messages
-            + hub.config().broadcast_history.max_messages;
-        let stored = self.house.engine().stats().records;
+            + USERS * config.outbox_history.max_messages
+            + config.broadcast_history.max_messages;
+        let stored = self.store.borrow().stats().records;
         if stored > budget {
             return Err(format!(
                 "{stored} messages stored, over the budget of {budget}"
             ));
-        }
-        // A replay batch is taken whole: at most a history's worth over the queue budget.
-        let queue_budget = QUEUE_BYTES + HISTORY.max_messages * 256;
-        for (session, queued) in self.house.sessions().map(|(id, s)| (id, s.queued_bytes())) {
-            if queued > queue_budget {
-                return Err(format!("{session}: a queue of {queued} bytes"));
-            }
         }
         Ok(())
     }
@@ -37,14 +43,14 @@ impl World {
         for client in &mut self.clients {
             client.stalled_until = client.stalled_until.map(|_| self.now);
         }
-        self.house.engine_mut().calm(true);
+        self.store.borrow_mut().calm(true);
         let until = self.now + SETTLE;
         let settled = self.run_until(until).and_then(|()| self.converged());
-        self.house.engine_mut().calm(false);
+        self.store.borrow_mut().calm(false);
         settled
     }
 
-    /// After a quiet time, every client is where the server is.
+    /// After a quiet time, every client is where the servers are, and the servers agree.
     fn converged(&mut self) -> Result<(), String> {
         if !self.api.is_empty() {
             return Err(format!("quiet: commands not answered: {:?}", self.api));
@@ -68,19 +74,25 @@ impl World {
             }
         }
         for (r, present) in truth.iter().enumerate() {
-            let hub: BTreeSet<String> = self
-                .house
-                .hub()
-                .members(&room(r))
-                .iter()
-                .map(|u| u.as_str().to_owned())
-                .collect();
-            if &hub != present {
-                return Err(format!(
-                    "quiet: room{r} presence {hub:?}, connected {present:?}"
-                ));
+            // Every hub a session of the room is on: its own users and the others' (a hub
+            // with none there keeps nothing of the room).
+            for (h, house) in self.hubs.iter().enumerate() {
+                if !house.hub().is_followed(&StreamId::Room(room(r))) {
+                    continue;
+                }
+                let hub: BTreeSet<String> = house
+                    .hub()
+                    .members(&room(r))
+                    .iter()
+                    .map(|u| u.as_str().to_owned())
+                    .collect();
+                if &hub != present {
+                    return Err(format!(
+                        "quiet: hub{h} has room{r} presence {hub:?}, connected {present:?}"
+                    ));
+                }
             }
-            let head = self.house.tap().oracle.head(r);
+            let head = self.ledger.oracle.head(r);
             for (c, client) in self.clients.iter().enumerate() {
                 if let Some(View::In(seen)) = client.views.get(&r) {
                     // An SSE client is not told the members at connect: it cannot know them.
@@ -98,10 +110,10 @@ impl World {
                 }
             }
         }
-        if self.house.hub().session_count() != self.clients.len() {
+        let sessions: usize = self.hubs.iter().map(|h| h.hub().session_count()).sum();
+        if sessions != self.clients.len() {
             return Err(format!(
-                "quiet: {} sessions for {} clients",
-                self.house.hub().session_count(),
+                "quiet: {sessions} sessions on the hubs for {} clients",
                 self.clients.len()
             ));
         }

@@ -9,13 +9,17 @@ use roomcast_core::cursor::{Position, Stream};
 use roomcast_core::envelope::{ErrorCode, Ref, ServerMessage};
 use roomcast_core::session::SessionKind;
 
-use super::server::Wire;
+use super::server::Ledger;
 
 pub(crate) struct Client {
     pub(crate) user: usize,
     pub(crate) kind: SessionKind,
     /// The current connection, if any.
     pub(crate) conn: Option<u64>,
+    /// The hub of its current (or last) connection.
+    pub(crate) hub: Option<usize>,
+    /// Whether that connection went to another hub than the one before.
+    pub(crate) moved: bool,
     /// Rooms it wants to be in, across connections.
     pub(crate) rooms: BTreeSet<usize>,
     /// The last message seen per room, and in the user's outbox: its cursor.
@@ -59,6 +63,7 @@ pub(crate) enum Request {
     },
     Direct,
     Read,
+    Typing,
 }
 
 impl Client {
@@ -71,6 +76,8 @@ impl Client {
             user,
             kind,
             conn: None,
+            hub: None,
+            moved: false,
             rooms: rooms.into_iter().collect(),
             seen: BTreeMap::new(),
             seen_user: None,
@@ -99,12 +106,14 @@ impl Client {
         self.stalled_until.is_none()
     }
 
-    /// A frame from the server, on the current connection, at `now`. The wire has the
-    /// oracle, and its answer to each join's resume, worked out when the hub took it.
+    /// A frame from the server, on the current connection, at `now`. The ledger has the
+    /// oracle, and its answer to each join's resume, worked out when the hub took it; `faulty`
+    /// says whether the hub's engine link fails now and then.
     pub(crate) fn receive(
         &mut self,
         message: ServerMessage,
-        wire: &mut Wire,
+        ledger: &mut Ledger,
+        faulty: bool,
         now: Instant,
     ) -> Result<(), String> {
         match message {
@@ -127,8 +136,16 @@ impl Client {
                         let members = reply.members.ok_or("a join reply without members")?;
                         if let Some(since) = since {
                             let (covered, history) =
-                                wire.expected.remove(&n).ok_or("no expectation")?;
-                            self.judge(room, since, reply.recovered, covered, &history, wire, now)?;
+                                ledger.expected.remove(&n).ok_or("no expectation")?;
+                            self.judge(
+                                room,
+                                since,
+                                reply.recovered,
+                                covered,
+                                &history,
+                                ledger,
+                                now,
+                            )?;
                             if reply.recovered == Some(true) && id != since {
                                 return Err(format!("room{room}: resumed at {id}, not {since}"));
                             }
@@ -153,7 +170,12 @@ impl Client {
                             self.advance(room, id)?;
                         }
                     }
-                    Request::Direct => {}
+                    Request::Direct => {
+                        if reply.delivered.is_none() {
+                            return Err(format!("a direct's reply without delivered: {reply:?}"));
+                        }
+                    }
+                    Request::Typing => {}
                     Request::Read => {
                         if reply.id.is_none() || reply.unread.is_none() {
                             return Err(format!("a read reply without id or unread: {reply:?}"));
@@ -174,10 +196,10 @@ impl Client {
                     request,
                     Some(Request::Publish { .. } | Request::Direct | Request::Read)
                 );
-                if !(wire.faulty && storing && code == ErrorCode::Unavailable) {
+                if !(faulty && storing && code == ErrorCode::Unavailable) {
                     return Err(format!("an error, none expected: {reference:?} {message}"));
                 }
-                wire.summary.unavailable += 1;
+                ledger.summary.unavailable += 1;
             }
             ServerMessage::Presence {
                 room,
@@ -196,6 +218,12 @@ impl Client {
                     }
                     Some(View::Leaving) => {}
                     _ => return Err(format!("presence in room{r}, not joined")),
+                }
+            }
+            ServerMessage::Typing { room, .. } => {
+                let r = index(room.as_str());
+                if !matches!(self.views.get(&r), Some(View::In(_) | View::Leaving)) {
+                    return Err(format!("typing in room{r}, not joined"));
                 }
             }
             ServerMessage::Direct { id, .. }
@@ -217,7 +245,7 @@ impl Client {
                         Stream::Room(room) => {
                             let r = index(room.as_str());
                             let Some((since, covered, history)) = self.resuming.remove(&r) else {
-                                self.reset(r, start.id, start.recovered, wire, now)?;
+                                self.reset(r, start.id, start.recovered, ledger, now)?;
                                 continue;
                             };
                             if let Some(since) = since {
@@ -227,7 +255,7 @@ impl Client {
                                     start.recovered,
                                     covered,
                                     &history,
-                                    wire,
+                                    ledger,
                                     now,
                                 )?;
                                 if start.recovered == Some(true) && start.id != since {
@@ -263,10 +291,10 @@ impl Client {
         recovered: Option<bool>,
         covered: bool,
         history: &str,
-        wire: &Wire,
+        ledger: &Ledger,
         now: Instant,
     ) -> Result<(), String> {
-        let covered_now = covered && wire.oracle.covers(r, since, now);
+        let covered_now = covered && ledger.oracle.covers(r, since, now);
         match recovered {
             Some(true) => Ok(()),
             Some(false) if !covered_now => Ok(()),
@@ -284,7 +312,7 @@ impl Client {
         r: usize,
         head: Position,
         recovered: Option<bool>,
-        wire: &mut Wire,
+        ledger: &mut Ledger,
         now: Instant,
     ) -> Result<(), String> {
         if !self.views.contains_key(&r) {
@@ -294,11 +322,11 @@ impl Client {
             return Err(format!("a reset of room{r} with recovered {recovered:?}"));
         }
         if let Some(seen) = self.seen.get(&r)
-            && wire.oracle.covers(r, *seen, now)
+            && ledger.oracle.covers(r, *seen, now)
         {
             return Err(format!(
                 "room{r}: reset to {head}, though history covers {seen} ({})",
-                wire.oracle.describe(r, now)
+                ledger.oracle.describe(r, now)
             ));
         }
         self.seen.insert(r, head);
@@ -309,7 +337,7 @@ impl Client {
                 *reset = true;
             }
         }
-        wire.summary.stream_resets += 1;
+        ledger.summary.stream_resets += 1;
         Ok(())
     }
 

@@ -11,19 +11,26 @@ impl World {
             match self.next_due() {
                 Some(at) if at <= until => {
                     self.now = self.now.max(at);
-                    // The engine's news due by now, the hub's timers (so history is pruned
-                    // before requests read it), then the sessions'.
-                    self.house.engine_mut().set_now(self.now);
-                    self.house.advance_to(self.now);
+                    self.advance();
                     self.fire()?;
                 }
                 _ => {
                     self.now = until;
-                    self.house.engine_mut().set_now(until);
-                    self.house.advance_to(until);
-                    return Ok(());
+                    self.advance();
+                    // What that moved is where it goes before anything looks.
+                    self.pump()?;
+                    return self.check();
                 }
             }
+        }
+    }
+
+    /// The engine's news due by now, then each hub's timers (so history is pruned before
+    /// requests read it) and its sessions'.
+    fn advance(&mut self) {
+        self.store.borrow_mut().set_now(self.now);
+        for house in &mut self.hubs {
+            house.advance_to(self.now);
         }
     }
 
@@ -39,10 +46,11 @@ impl World {
                 .into_iter()
                 .flatten()
         });
+        let hubs = self.hubs.iter().filter_map(|house| house.poll_timeout());
         packets
             .into_iter()
-            .chain(self.house.poll_timeout())
-            .chain(self.house.engine().next_due())
+            .chain(hubs)
+            .chain(self.store.borrow().next_due())
             .chain(kernels)
             .chain(clients)
             .min()
@@ -58,12 +66,11 @@ impl World {
                 .is_some_and(|at| at + KERNEL_GIVES_UP <= now)
             {
                 conn.black_hole = Some(now); // once: the session is done after this
-                given_up.push(conn.hub_id);
+                given_up.push((conn.hub, conn.hub_id));
             }
         }
-        for hub_id in given_up {
-            self.house
-                .feed_session(hub_id, |session, now| session.handle_close(now, None));
+        for (h, hub_id) in given_up {
+            self.hubs[h].feed_session(hub_id, |session, now| session.handle_close(now, None));
         }
         for c in 0..self.clients.len() {
             if self.clients[c].stalled_until.is_some_and(|at| at <= now) {

@@ -27,9 +27,11 @@ pub(super) enum Packet {
     Down(Down),
 }
 
-/// The server's side of one connection (its session is in the harness), and its link.
+/// The server's side of one connection (its session is in its hub's harness), and its link.
 pub(super) struct Conn {
     pub(super) client: usize,
+    /// The hub it went to.
+    pub(super) hub: usize,
     pub(super) hub_id: SessionId,
     pub(super) latency: Duration,
     /// Since when packets vanish both ways, neither end told.
@@ -69,7 +71,7 @@ impl World {
                     return Ok(()); // the server is done with it
                 };
                 let hub_id = link.hub_id;
-                let house = &mut self.house;
+                let house = &mut self.hubs[link.hub];
                 match up {
                     Up::Text(text) => house
                         .handle_text(hub_id, &text)
@@ -123,36 +125,44 @@ impl World {
                         let frame = delivery.frame.as_str();
                         self.log(format!("c{c} <- {}", &frame[..frame.len().min(120)]));
                     }
-                    match &message {
-                        ServerMessage::Reply(_) => self.house.tap_mut().summary.answered += 1,
-                        ServerMessage::Message { .. } => self.house.tap_mut().summary.received += 1,
-                        _ => {}
-                    }
-                    if let ServerMessage::Streams { streams } = &message {
-                        for start in streams
-                            .iter()
-                            .filter(|s| matches!(s.stream, Stream::Room(_)))
-                        {
-                            self.house.tap_mut().summary.resumed +=
-                                u64::from(start.recovered.is_some());
-                            self.house.tap_mut().summary.not_recovered +=
-                                u64::from(start.recovered == Some(false));
-                        }
-                    }
-                    if let ServerMessage::Reply(reply) = &message
-                        && reply.recovered.is_some()
-                    {
-                        self.house.tap_mut().summary.resumed += 1;
-                        self.house.tap_mut().summary.not_recovered +=
-                            u64::from(reply.recovered == Some(false));
-                    }
-                    let now = self.now;
+                    self.count(c, &message);
+                    let hub = self.clients[c].hub.expect("a reading client has connected");
+                    let (now, faulty) = (self.now, self.faulty[hub]);
                     self.clients[c]
-                        .receive(message, self.house.tap_mut(), now)
+                        .receive(message, &mut self.ledger, faulty, now)
                         .map_err(|broken| format!("c{c}: {broken}"))?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+impl World {
+    /// A frame client `c` received, in the run's figures.
+    fn count(&mut self, c: usize, message: &ServerMessage) {
+        let summary = &mut self.ledger.summary;
+        // Resumes: (recovered or not) in a `streams` or a join's reply.
+        let mut resumes = Vec::new();
+        match message {
+            ServerMessage::Reply(reply) => {
+                summary.answered += 1;
+                resumes.extend(reply.recovered);
+            }
+            ServerMessage::Message { .. } => summary.received += 1,
+            ServerMessage::Typing { .. } => summary.typing += 1,
+            ServerMessage::Streams { streams } => {
+                let rooms = streams
+                    .iter()
+                    .filter(|s| matches!(s.stream, Stream::Room(_)));
+                resumes.extend(rooms.filter_map(|start| start.recovered));
+            }
+            _ => {}
+        }
+        for recovered in resumes {
+            summary.resumed += 1;
+            summary.not_recovered += u64::from(!recovered);
+            summary.resumed_elsewhere += u64::from(self.clients[c].moved);
+        }
     }
 }

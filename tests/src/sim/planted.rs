@@ -1,5 +1,5 @@
-//! Bugs planted on purpose between the hub and its sessions, to prove that the simulation's
-//! invariants catch them. Never used outside the tests that say so.
+//! Bugs planted on purpose, to prove that the simulation's invariants catch them: between the hub
+//! and its sessions, or in the engine many hubs share. Never used outside the tests that say so.
 
 use std::collections::BTreeSet;
 
@@ -7,13 +7,19 @@ use roomcast_core::delivery::{SessionId, Shared};
 use roomcast_core::envelope::{Codec, ServerMessage};
 use roomcast_core::hub::Transmit;
 
-/// A deliberately broken hub: the real one, with its output altered.
+/// A deliberately broken hub (the real one, with its output altered), or shared engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Planted {
     /// A resume inside the history window loses one replayed message (the second).
     SkipOnResume,
     /// Every 20th answer to a `ref` is sent twice.
     DoubleAnswer,
+    /// The shared engine keeps no presence, as an engine of one node does: it relays none,
+    /// and its snapshots are empty. Only many hubs show it.
+    DeafToPresence,
+    /// The shared engine sends every 50th answer to the next hub instead of the one that asked
+    /// (under the asker's number, which the other hub may use too). Only many hubs show it.
+    CrossedAnswers,
 }
 
 #[derive(Default)]
@@ -68,6 +74,7 @@ impl Breaker {
                 }
                 *deliveries = doubled;
             }
+            Planted::DeafToPresence | Planted::CrossedAnswers => {}
         }
     }
 }
