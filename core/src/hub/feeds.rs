@@ -271,13 +271,18 @@ impl Hub {
     }
 
     /// Delivers one record to the stream's receivers (but, in a room, the session that
-    /// published it here: exclude-sender), and moves the feed past it.
+    /// published it here, while its reply is to come: exclude-sender), and moves the feed past
+    /// it.
     pub(super) fn deliver_record(&mut self, stream: &StreamId, at: Position, record: &Record) {
         let delivery = self.delivery_of(stream, at, record);
+        // A publisher answered already learns of its message no other way: one told
+        // `unavailable` (a link failed with the append in flight, and it was stored after all)
+        // gets it like everyone else, or it would have a gap where its own message is.
         let except = record
             .origin
             .filter(|origin| origin.node == self.config.node)
             .filter(|_| matches!(stream, StreamId::Room(_)))
+            .filter(|origin| self.answer_to_come(stream, origin.op))
             .map(|origin| origin.session);
         if let Some(members) = self.receivers(stream) {
             let except = except.filter(|session| members.contains(session));
@@ -292,6 +297,16 @@ impl Hub {
             self.appended_live(origin.op, at);
         }
         self.release_replies(stream);
+    }
+
+    /// Whether the append `op` of this hub is still to be answered (by `Appended`, its `Live`,
+    /// or its turn in the feed).
+    fn answer_to_come(&self, stream: &StreamId, op: OpId) -> bool {
+        matches!(self.pending.get(&op), Some(Pending::Append { .. }))
+            || self
+                .feeds
+                .get(stream)
+                .is_some_and(|feed| feed.replies.iter().any(|(_, waiting, _)| *waiting == op))
     }
 
     /// The answers the feed has now reached go.

@@ -104,7 +104,7 @@ pub struct Options {
     pub hubs: Option<usize>,
     /// A link that goes down fails the engine's answers on their way too, though the engine
     /// carried the operations out (an append stored, answered `unavailable`), as the Redis
-    /// driver does with a pipeline whose connection broke.
+    /// driver does with appends past its retry window; in every run, not only the odd seeds'.
     pub ambiguous: bool,
 }
 

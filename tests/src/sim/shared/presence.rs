@@ -43,17 +43,6 @@ impl Store {
                 };
                 self.relay(hub, &room, &event);
             }
-            Operation::Online { node, user, online } => {
-                let nodes = self.online.entry(user.clone()).or_default();
-                if online {
-                    nodes.insert(node);
-                } else {
-                    nodes.remove(&node);
-                    if nodes.is_empty() {
-                        self.online.remove(&user);
-                    }
-                }
-            }
             _ => {}
         }
     }
@@ -97,11 +86,10 @@ impl Store {
         }
     }
 
-    /// Whether `user` has a session on a node other than `node`.
-    pub(super) fn online_elsewhere(&self, user: &UserId, node: u64) -> bool {
-        self.online
-            .get(user)
-            .is_some_and(|nodes| nodes.iter().any(|n| *n != node))
+    /// Whether a hub whose link is up follows `stream` (a publish on its channel reaches it).
+    pub(super) fn followed_up(&self, stream: &StreamId) -> bool {
+        (0..self.links.len())
+            .any(|hub| self.follows[hub].contains(stream) && !self.links[hub].is_down())
     }
 
     /// The entries of dead nodes whose time is up go: snapshots leave them out from now on.
@@ -116,10 +104,6 @@ impl Store {
         for node in expired {
             self.dead.remove(&node);
             self.presence.retain(|(_, n, _)| *n != node);
-            self.online.retain(|_, nodes| {
-                nodes.remove(&node);
-                !nodes.is_empty()
-            });
         }
     }
 }
