@@ -213,8 +213,12 @@ pub(super) struct Listener {
 }
 
 impl Listener {
-    /// A message of `channel`: heard, and, unless it is the probe, handed on.
-    fn message(&self, channel: &str, payload: &[u8]) {
+    /// A message of `channel` on the links of `generation`: heard, and, unless it is the
+    /// probe or the links are no longer the driver's, handed on.
+    fn message(&self, generation: u64, channel: &str, payload: &[u8]) {
+        if !self.health.is_current(generation) {
+            return;
+        }
         self.health.heard();
         if channel == self.probe_channel {
             return;
@@ -244,7 +248,7 @@ impl Listener {
                 if let [Value::BulkString(channel), Value::BulkString(payload)] =
                     push.data.as_slice()
                 {
-                    self.message(&String::from_utf8_lossy(channel), payload);
+                    self.message(generation, &String::from_utf8_lossy(channel), payload);
                 }
             }
             // A node's connection dropped: redis-rs would resubscribe by itself, but what was
@@ -279,7 +283,11 @@ async fn listen(
                 return;
             }
             Some(Some(message)) => {
-                listener.message(message.get_channel_name(), message.get_payload_bytes());
+                listener.message(
+                    generation,
+                    message.get_channel_name(),
+                    message.get_payload_bytes(),
+                );
             }
         }
     }
