@@ -36,6 +36,51 @@ impl RedisServer {
         Self { child, addr, dir }
     }
 
+    /// Starts `program` serving TLS only, with this certificate and key (PEM) and clients not
+    /// asked for theirs; `ca` is written beside them for a client to trust. Waits as
+    /// [`start`](Self::start).
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn start_tls(program: &str, cert: &str, key: &str, ca: &str) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("roomcast-redis-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a fresh directory");
+        let file = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("a PEM file");
+            path.display().to_string()
+        };
+        let (cert, key, ca) = (
+            file("server.crt", cert),
+            file("server.key", key),
+            file("ca.crt", ca),
+        );
+        let port_text = port.to_string();
+        let args = [
+            "--port",
+            "0",
+            "--tls-port",
+            &port_text,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+        ];
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = spawn(program, addr, &dir, &args);
+        Self { child, addr, dir }
+    }
+
     /// Its URL, `redis://127.0.0.1:PORT/`.
     pub fn url(&self) -> String {
         format!("redis://{}/", self.addr)

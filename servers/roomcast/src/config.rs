@@ -94,7 +94,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ROOMCAST_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,
 
-    /// Keep the streams in Redis (`redis://host:6379`,
+    /// Keep the streams in Redis (`redis://host:6379`, `rediss://host:6380` for TLS,
     /// `redis+sentinel://host:26379[,host:26379]/master` for the master Sentinels name, or
     /// `redis+cluster://host:6379[,host:6379]` for a Redis Cluster), shared
     /// with every other roomcast node on the same Redis: rooms, outboxes and the broadcast feed

@@ -462,3 +462,56 @@ fn a_publish_whose_answer_was_lost_is_answered_once_the_link_is_back() {
         assert_eq!(reply["replayed"], 1, "once: {reply}");
     });
 }
+
+/// A CA, and a certificate it signed for `localhost` and 127.0.0.1: (CA, certificate, key), PEM.
+fn certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca =
+        CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("a CA key")).expect("the CA");
+    let key = KeyPair::generate().expect("a key");
+    let server = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("server parameters")
+        .signed_by(&key, &ca)
+        .expect("the server certificate");
+    (ca.pem(), server.pem(), key.serialize_pem())
+}
+
+/// `rediss://`: two nodes on a Redis that serves TLS only, trusting its CA (`SSL_CERT_FILE`):
+/// a message crosses them. A node that does not trust it refuses to start, saying why.
+#[test]
+#[cfg_attr(
+    not(roomcast_redis),
+    ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
+)]
+fn nodes_reach_redis_over_tls() {
+    let (ca, cert, key) = certificates();
+    let redis = RedisServer::start_tls(REDIS, &cert, &key, &ca);
+    let bundle = std::env::temp_dir().join(format!("roomcast-ca-{}.pem", std::process::id()));
+    std::fs::write(&bundle, &ca).expect("the CA file");
+    let bundle_path = bundle.display().to_string();
+    let url = format!("rediss://localhost:{}/", redis.addr.port());
+    let trusting = [("SSL_CERT_FILE", bundle_path.as_str())];
+    let a = Running::start_with_env(&["--redis", &url], &trusting);
+    let b = Running::start_with_env(&["--redis", &url, "--runtime", "smol"], &trusting);
+    smol::block_on(async {
+        let mut reader = member(&a, "reader").await;
+        let mut writer = member(&b, "writer").await;
+        let id = publish_until_stored(&mut writer, "p", "over tls").await;
+        let message = reader.next_of("message").await;
+        assert_eq!(message["id"], id.as_str(), "{message}");
+    });
+    // Trusting another CA only: refused at start, saying why.
+    let (other, _, _) = certificates();
+    std::fs::write(&bundle, &other).expect("the other CA file");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--redis", &url])
+        .env("SSL_CERT_FILE", &bundle)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("certificate"), "{stderr}");
+    let _ = std::fs::remove_file(bundle);
+}

@@ -38,7 +38,7 @@ use crate::plan::PlanConfig;
 /// How a node reaches Redis.
 #[derive(Clone, Debug)]
 pub struct RedisOptions {
-    /// `redis://host:port/db` (or `redis+unix://`; `rediss://` is refused: no TLS is built in),
+    /// `redis://host:port/db` (or `rediss://` for TLS, `redis+unix://`),
     /// `redis+sentinel://host:26379[,host:26379...]/master[/db]` for the master a set of
     /// Sentinels names.
     pub url: String,

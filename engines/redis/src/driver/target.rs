@@ -1,4 +1,4 @@
-//! Which Redis a node talks to: one server (`redis://`, `redis+unix://`), the
+//! Which Redis a node talks to: one server (`redis://`, `rediss://`, `redis+unix://`), the
 //! master a set of Sentinels names (`redis+sentinel://`), found again at every connection and
 //! checked on a timer, so that a failover is followed even when no `+switch-master` is heard
 //! and the old master, demoted, still answers reads (centrifugo#1189), or a Redis Cluster
@@ -22,7 +22,7 @@ pub(super) enum Target {
 /// What to open the links with.
 pub(super) enum Opened {
     /// One server's client.
-    One(redis::Client),
+    One(Box<redis::Client>),
     /// A cluster client to build (the listener adds its push handler).
     Cluster(Box<redis::cluster::ClusterClientBuilder>),
 }
@@ -132,11 +132,11 @@ impl Target {
     /// Sentinels and checked to call itself master).
     pub(super) async fn open(&mut self) -> RedisResult<Opened> {
         match self {
-            Self::Direct(client) => Ok(Opened::One(client.clone())),
+            Self::Direct(client) => Ok(Opened::One(Box::new(client.clone()))),
             Self::Sentinel(sentinel) => {
                 let client = sentinel.client.async_get_client().await?;
                 sentinel.master = Some(client.get_connection_info().addr().to_string());
-                Ok(Opened::One(client))
+                Ok(Opened::One(Box::new(client)))
             }
             Self::Cluster(nodes) => Ok(Opened::Cluster(Box::new(
                 redis::cluster::ClusterClientBuilder::new(nodes.clone())

@@ -33,6 +33,11 @@ pub(crate) struct Running {
 impl Running {
     /// Starts `roomcast serve` with these extra arguments and waits for its address.
     pub(crate) fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// As [`start`](Self::start), with these environment variables set for the server.
+    pub(crate) fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         // A data directory of its own, fresh, unless the test names the storage.
         let data = fresh_dir("serve");
         let storage: Vec<String> = if args
@@ -49,6 +54,7 @@ impl Running {
             .args(args)
             .env_remove("ROOMCAST_JWT_SECRET")
             .env_remove("ROOMCAST_API_KEY")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
