@@ -293,7 +293,8 @@ impl Driver {
     }
 
     /// Sends the batch as one pipeline and hands its events on; false if the link failed (the
-    /// batch's operations are then failed `unavailable`).
+    /// batch's appends are then kept to be retried once it is back, the rest failed
+    /// `unavailable`).
     async fn send(&mut self, connections: &mut Connections, batch: &mut Vec<Planned>) -> bool {
         let mut planned = std::mem::take(batch);
         // Twice at most: the second time after loading scripts a restarted server lost.
