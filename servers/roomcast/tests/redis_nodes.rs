@@ -1,9 +1,10 @@
 //! Two `roomcast serve` nodes on one real `redis-server` (started here on a loopback port with
 //! a fresh directory), one on tokio and one on smol: what a client of one node publishes reaches
-//! clients of the other, over WebSocket, SSE and long-poll, with the same ids in the same order; a notification through one node's
-//! API waits in Redis for a user who then connects to the other; a client resumes on the other
-//! node exactly; and while Redis is gone, a publish is answered `unavailable` at once, then
-//! works again once Redis is back.
+//! clients of the other, over WebSocket, SSE and long-poll, with the same ids in the same order;
+//! a notification through one node's API waits in Redis for a user who then connects to the
+//! other; a direct crosses with its `delivered` and its read receipt; a client resumes on the
+//! other node exactly; and while Redis is gone, a publish is answered `unavailable`, then works
+//! again once Redis is back.
 //!
 //! Without `redis-server` these tests are ignored (`apt-get install redis-server`);
 //! `ROOMCAST_REQUIRE_REDIS=1` runs them anyway (CI).
@@ -142,7 +143,20 @@ fn nodes_on_one_redis_share_rooms_outboxes_and_the_feed() {
             .await;
         let (reply, _) = bob.answer(&json!("d")).await;
         assert_eq!(reply["delivered"], true, "{reply}");
-        assert_eq!(alice.next_of("direct").await["data"], "hi");
+        let direct = alice.next_of("direct").await;
+        assert_eq!(direct["data"], "hi");
+        // Alice reads it on a: bob, on b, gets the receipt (through his outbox in Redis).
+        alice
+            .send_json(json!({"type": "read", "ref": "r", "upto": direct["id"]}))
+            .await;
+        let (read, _) = alice.answer(&json!("r")).await;
+        assert_eq!(read["type"], "reply", "{read}");
+        let receipt = bob.next_of("receipt").await;
+        assert_eq!(
+            (&receipt["from"], &receipt["upto"]),
+            (&json!("alice"), &direct["id"]),
+            "{receipt}"
+        );
         bob.send_json(json!({"type": "direct", "ref": "e", "to": "erin", "data": "hi"}))
             .await;
         let (reply, _) = bob.answer(&json!("e")).await;
