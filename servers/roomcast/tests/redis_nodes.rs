@@ -204,14 +204,26 @@ fn a_client_resumes_on_another_node_exactly() {
     smol::block_on(async {
         let mut writer = member(&b, "bob", "lobby").await;
         let mut alice = member(&a, "alice", "lobby").await;
+        let mut sse = get(a.addr, "/events?user=carol&rooms=lobby&broadcast=0", &[])
+            .await
+            .events();
+        sse.next_of("streams").await;
         let mut ids = Vec::new();
         for n in 0..10 {
             ids.push(publish(&mut writer, &format!("p{n}"), "lobby", json!(n)).await);
         }
-        // Alice read five on a, then her connection ends; five more are published meanwhile.
+        // Alice and carol's SSE stream read five on a, then their connections end; five more
+        // are published meanwhile.
         for id in &ids[..5] {
             assert_eq!(&alice.next_of("message").await["id"], id);
         }
+        let mut last_event_id = String::new();
+        for id in &ids[..5] {
+            let (message, event_id) = sse.next_of("message").await;
+            assert_eq!(&message["id"], id);
+            last_event_id = event_id;
+        }
+        drop(sse);
         alice.close_and_wait().await;
         for n in 10..15 {
             ids.push(publish(&mut writer, &format!("p{n}"), "lobby", json!(n)).await);
@@ -230,6 +242,22 @@ fn a_client_resumes_on_another_node_exactly() {
         assert_eq!(reply["replayed"], 10, "{reply}");
         for id in &ids[5..] {
             assert_eq!(&again.next_of("message").await["id"], id);
+        }
+        // Carol's browser reconnects to b with the last `id:` it had as `Last-Event-ID`.
+        let mut resumed = get(
+            b.addr,
+            "/events?user=carol&rooms=lobby&broadcast=0",
+            &[("last-event-id", &last_event_id)],
+        )
+        .await
+        .events();
+        let (streams, _) = resumed.next_of("streams").await;
+        let lobby = stream_entry(&streams, "room:lobby");
+        assert_eq!(lobby["recovered"], true, "{streams}");
+        assert_eq!(lobby["replayed"], 10, "{streams}");
+        for id in &ids[5..] {
+            let (message, _) = resumed.next_of("message").await;
+            assert_eq!(&message["id"], id, "SSE resumed on the other node");
         }
     });
 }
