@@ -13,6 +13,7 @@
 //! pub/sub link that ends, or goes deaf while open, is found by `health.rs` and handled the
 //! same way.
 
+mod calls;
 mod connections;
 mod convert;
 mod failover;

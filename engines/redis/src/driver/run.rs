@@ -11,8 +11,8 @@ use roomcast_core::names::{RoomName, UserId};
 use roomcast_io::Runtime;
 use tracing::{info, warn};
 
-use super::connections::{Connections, Listener, Routed, load_scripts};
-use super::convert::{error_reply, reply};
+use super::calls::{query, routed};
+use super::connections::{Connections, Listener, load_scripts};
 use super::failover::Handed;
 use super::health::{Health, Probe, Verdict};
 use super::registry::Registry;
@@ -302,7 +302,8 @@ impl Driver {
             if planned.is_empty() {
                 return true;
             }
-            let mut replies = match query(connections, &planned).await {
+            let calls = planned.iter().flat_map(|one| one.calls.iter());
+            let mut replies = match query(connections, calls).await {
                 Ok(replies) => replies,
                 Err(error) => {
                     warn!(%error, "redis: a pipeline failed");
@@ -532,68 +533,6 @@ impl Driver {
         }
         if !failed.is_empty() {
             (self.events)(failed);
-        }
-    }
-}
-
-/// Every call of the batch, pipelined (on a cluster, one pipeline per slot): scripts by
-/// `EVALSHA`, heads by `HMGET`; each call's reply in its place (an error reply in its place
-/// too).
-async fn query(
-    connections: &mut Connections,
-    planned: &[Planned],
-) -> redis::RedisResult<Vec<Reply>> {
-    let commands = planned
-        .iter()
-        .flat_map(|one| one.calls.iter())
-        .map(|call| routed(connections, call))
-        .collect();
-    let results = connections.calls.run(commands).await?;
-    Ok(results
-        .into_iter()
-        .map(|result| match result {
-            Ok(value) => reply(value),
-            Err(error) => error_reply(&error),
-        })
-        .collect())
-}
-
-/// A call as a command, with the key that routes it (every call's first key, or channel, is
-/// of its stream's slot).
-fn routed(connections: &Connections, call: &Call) -> Routed {
-    match call {
-        Call::Script { script, keys, args } => {
-            let mut command = redis::cmd("EVALSHA");
-            command
-                .arg(connections.sha(*script))
-                .arg(keys.len())
-                .arg(keys);
-            for arg in args {
-                command.arg(arg.as_slice());
-            }
-            let key = keys
-                .first()
-                .map(|k| k.as_bytes().to_vec())
-                .unwrap_or_default();
-            Routed { key, command }
-        }
-        Call::Head { key } => {
-            let mut command = redis::cmd("HMGET");
-            command.arg(key).arg("e").arg("o");
-            Routed {
-                key: key.as_bytes().to_vec(),
-                command,
-            }
-        }
-        Call::Command(words) => {
-            let mut command = redis::cmd(&String::from_utf8_lossy(
-                words.first().map_or(&b""[..], Vec::as_slice),
-            ));
-            for arg in words.iter().skip(1) {
-                command.arg(arg.as_slice());
-            }
-            let key = words.get(1).cloned().unwrap_or_default();
-            Routed { key, command }
         }
     }
 }
