@@ -23,14 +23,7 @@ impl RedisServer {
     /// # Panics
     /// If it cannot be started or does not listen in time.
     pub fn start(program: &str, args: &[&str]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let dir =
-            std::env::temp_dir().join(format!("roomcast-redis-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a fresh directory");
+        let (port, dir) = fresh("redis");
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let child = spawn(program, addr, &dir, args);
         Self { child, addr, dir }
@@ -43,14 +36,7 @@ impl RedisServer {
     /// # Panics
     /// As [`start`](Self::start).
     pub fn start_tls(program: &str, cert: &str, key: &str, ca: &str) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let dir =
-            std::env::temp_dir().join(format!("roomcast-redis-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a fresh directory");
+        let (port, dir) = fresh("redis");
         let file = |name: &str, text: &str| {
             let path = dir.join(name);
             std::fs::write(&path, text).expect("a PEM file");
@@ -103,6 +89,18 @@ impl RedisServer {
     }
 }
 
+/// A free loopback port, and a fresh directory named after it.
+fn fresh(what: &str) -> (u16, PathBuf) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = std::env::temp_dir().join(format!("roomcast-{what}-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a fresh directory");
+    (port, dir)
+}
+
 /// Starts the server and waits until it listens.
 fn spawn(program: &str, addr: SocketAddr, dir: &Path, args: &[&str]) -> Child {
     let child = Command::new(program)
@@ -149,14 +147,7 @@ impl RedisSentinel {
     /// # Panics
     /// If it cannot be started or does not listen in time.
     pub fn start(server: &str, master: SocketAddr, name: &str) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let dir =
-            std::env::temp_dir().join(format!("roomcast-sentinel-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a fresh directory");
+        let (port, dir) = fresh("sentinel");
         let config = dir.join("sentinel.conf");
         let text = format!(
             "port {port}\nbind 127.0.0.1\ndir {}\n\

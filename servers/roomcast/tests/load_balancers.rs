@@ -15,10 +15,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Running, fresh_dir};
+use common::{Running, fresh_dir, joined};
 use roomcast_tests::http::get;
 use roomcast_tests::redis::RedisServer;
-use roomcast_tests::{Client, within};
 use serde_json::{Value, json};
 
 const REDIS: &str = env!("ROOMCAST_TEST_REDIS_SERVER");
@@ -150,21 +149,6 @@ impl Drop for Balancer {
     }
 }
 
-async fn member(balancer: &Balancer, user: &str) -> Client {
-    let mut client = within(
-        "connect",
-        Client::connect(&balancer.ws(&format!("user={user}"))),
-    )
-    .await
-    .expect("connects through the balancer");
-    client.next_of("welcome").await;
-    client
-        .send_json(json!({"type": "join", "ref": "j", "room": "lobby"}))
-        .await;
-    client.answer(&json!("j")).await;
-    client
-}
-
 fn websockets(node: &Running) -> u64 {
     smol::block_on(async {
         let status = get(node.addr, "/api/status", &[]).await.json().await;
@@ -181,7 +165,7 @@ fn through(kind: &str) {
     smol::block_on(async {
         let mut clients = Vec::new();
         for n in 0..4 {
-            clients.push(member(&balancer, &format!("user{n}")).await);
+            clients.push(joined(&balancer.ws(&format!("user=user{n}")), "lobby").await);
         }
         let mut sse = roomcast_tests::http::get(
             balancer.addr,
@@ -213,7 +197,7 @@ fn through(kind: &str) {
             assert_eq!(&message["id"], id, "{kind}: SSE through the balancer");
         }
         // A client comes back through the balancer, wherever it lands, and resumes exactly.
-        let mut again = member(&balancer, "again").await;
+        let mut again = joined(&balancer.ws("user=again"), "lobby").await;
         again
             .send_json(json!({"type": "leave", "ref": "l", "room": "lobby"}))
             .await;

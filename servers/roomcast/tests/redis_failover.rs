@@ -20,21 +20,6 @@ use serde_json::{Value, json};
 
 const REDIS: &str = env!("ROOMCAST_TEST_REDIS_SERVER");
 
-async fn member(node: &Running, user: &str) -> Client {
-    let mut client = within(
-        "connect",
-        Client::connect(&node.ws(&format!("user={user}"))),
-    )
-    .await
-    .expect("connects");
-    client.next_of("welcome").await;
-    client
-        .send_json(json!({"type": "join", "ref": "j", "room": "lobby"}))
-        .await;
-    client.answer(&json!("j")).await;
-    client
-}
-
 /// Waits (15 s at most) until `server` answers `line` with something that holds `part`.
 fn until_reply(server: std::net::SocketAddr, line: &str, part: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -100,8 +85,8 @@ fn a_sentinel_failover_while_publishing_leaves_no_silent_gap() {
     let a = Running::start(&["--redis", &url]);
     let b = Running::start(&["--redis", &url, "--runtime", "smol"]);
     smol::block_on(async {
-        let mut receivers = [member(&a, "r1").await, member(&b, "r2").await];
-        let mut publishers = [member(&a, "pa").await, member(&b, "pb").await];
+        let mut receivers = [a.member("r1", "lobby").await, b.member("r2", "lobby").await];
+        let mut publishers = [a.member("pa", "lobby").await, b.member("pb", "lobby").await];
         // data -> the id it was acknowledged with.
         let mut acked = BTreeMap::new();
         let mut refused = 0;
@@ -268,8 +253,8 @@ fn a_redis_restart_keeps_every_acknowledged_message_with_aof_always_and_says_so_
         let a = Running::start(&["--redis", &url]);
         let b = Running::start(&["--redis", &url, "--runtime", "smol"]);
         smol::block_on(async {
-            let mut writer = member(&a, "writer").await;
-            let mut reader = member(&b, "reader").await;
+            let mut writer = a.member("writer", "lobby").await;
+            let mut reader = b.member("reader", "lobby").await;
             let mut ids = Vec::new();
             for n in 0..10 {
                 ids.push(publish_until_stored(&mut writer, "p", &format!("m{n}")).await);
@@ -313,7 +298,7 @@ fn a_redis_restart_keeps_every_acknowledged_message_with_aof_always_and_says_so_
             assert_eq!(next["id"], after.as_str(), "aof: {aof}");
             assert_eq!(reset, !aof, "a reset told, aof: {aof}");
             // A client resuming from the tenth message, on the other node.
-            let mut again = member(&b, "again").await;
+            let mut again = b.member("again", "lobby").await;
             again
                 .send_json(json!({"type": "leave", "ref": "l", "room": "lobby"}))
                 .await;
@@ -347,8 +332,8 @@ fn a_half_open_partition_from_redis_is_found_and_nothing_is_missed() {
     let a = Running::start(&["--redis", &behind]);
     let b = Running::start(&["--redis", &redis.url(), "--runtime", "smol"]);
     smol::block_on(async {
-        let mut reader = member(&a, "reader").await;
-        let mut writer = member(&b, "writer").await;
+        let mut reader = a.member("reader", "lobby").await;
+        let mut writer = b.member("writer", "lobby").await;
         let mut ids = Vec::new();
         for n in 0..5 {
             ids.push(publish_until_stored(&mut writer, "p", &format!("m{n}")).await);
@@ -431,8 +416,8 @@ fn a_publish_whose_answer_was_lost_is_answered_once_the_link_is_back() {
     let a = Running::start(&["--redis", &behind]);
     let b = Running::start(&["--redis", &redis.url(), "--runtime", "smol"]);
     smol::block_on(async {
-        let mut writer = member(&a, "writer").await;
-        let mut reader = member(&b, "reader").await;
+        let mut writer = a.member("writer", "lobby").await;
+        let mut reader = b.member("reader", "lobby").await;
         let before = publish_until_stored(&mut writer, "p", "before").await;
         assert_eq!(reader.next_of("message").await["id"], before.as_str());
         proxy.freeze_replies();
@@ -449,7 +434,7 @@ fn a_publish_whose_answer_was_lost_is_answered_once_the_link_is_back() {
         assert_eq!(reply["type"], "reply", "{reply}");
         assert_eq!(reply["id"], relayed["id"], "the id every reader got");
         // Stored once: a resume from before it replays it alone.
-        let mut again = member(&b, "again").await;
+        let mut again = b.member("again", "lobby").await;
         again
             .send_json(json!({"type": "leave", "ref": "l", "room": "lobby"}))
             .await;
@@ -496,8 +481,8 @@ fn nodes_reach_redis_over_tls() {
     let a = Running::start_with_env(&["--redis", &url], &trusting);
     let b = Running::start_with_env(&["--redis", &url, "--runtime", "smol"], &trusting);
     smol::block_on(async {
-        let mut reader = member(&a, "reader").await;
-        let mut writer = member(&b, "writer").await;
+        let mut reader = a.member("reader", "lobby").await;
+        let mut writer = b.member("writer", "lobby").await;
         let id = publish_until_stored(&mut writer, "p", "over tls").await;
         let message = reader.next_of("message").await;
         assert_eq!(message["id"], id.as_str(), "{message}");

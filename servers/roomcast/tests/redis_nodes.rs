@@ -28,21 +28,6 @@ fn nodes(redis: &RedisServer) -> (Running, Running) {
     )
 }
 
-async fn member(node: &Running, user: &str, room: &str) -> Client {
-    let mut client = within(
-        "connect",
-        Client::connect(&node.ws(&format!("user={user}"))),
-    )
-    .await
-    .expect("connects");
-    client.next_of("welcome").await;
-    client
-        .send_json(json!({"type": "join", "ref": "j", "room": room}))
-        .await;
-    client.answer(&json!("j")).await;
-    client
-}
-
 /// Publishes `data` to `room` and returns the reply's id.
 async fn publish(client: &mut Client, reference: &str, room: &str, data: Value) -> Value {
     client
@@ -62,8 +47,8 @@ fn nodes_on_one_redis_share_rooms_outboxes_and_the_feed() {
     let redis = RedisServer::start(REDIS, &[]);
     let (a, b) = nodes(&redis);
     smol::block_on(async {
-        let mut alice = member(&a, "alice", "lobby").await;
-        let mut bob = member(&b, "bob", "lobby").await;
+        let mut alice = a.member("alice", "lobby").await;
+        let mut bob = b.member("bob", "lobby").await;
         let mut sse = get(b.addr, "/events?user=carol&rooms=lobby&broadcast=0", &[])
             .await
             .events();
@@ -202,8 +187,8 @@ fn a_client_resumes_on_another_node_exactly() {
     let redis = RedisServer::start(REDIS, &[]);
     let (a, b) = nodes(&redis);
     smol::block_on(async {
-        let mut writer = member(&b, "bob", "lobby").await;
-        let mut alice = member(&a, "alice", "lobby").await;
+        let mut writer = b.member("bob", "lobby").await;
+        let mut alice = a.member("alice", "lobby").await;
         let mut sse = get(a.addr, "/events?user=carol&rooms=lobby&broadcast=0", &[])
             .await
             .events();
@@ -272,8 +257,8 @@ fn while_redis_is_gone_a_publish_is_unavailable_and_then_works_again() {
     let (a, b) = nodes(&redis);
     smol::block_on(async {
         let mut members = [
-            member(&a, "alice", "lobby").await,
-            member(&b, "bob", "lobby").await,
+            a.member("alice", "lobby").await,
+            b.member("bob", "lobby").await,
         ];
         for client in &mut members {
             publish(client, "before", "lobby", json!(0)).await;
@@ -344,8 +329,8 @@ fn a_pub_sub_link_that_redis_drops_is_found_and_what_it_missed_delivered() {
     let redis = RedisServer::start(REDIS, &[]);
     let (a, b) = nodes(&redis);
     smol::block_on(async {
-        let mut alice = member(&a, "alice", "lobby").await;
-        let mut bob = member(&b, "bob", "lobby").await;
+        let mut alice = a.member("alice", "lobby").await;
+        let mut bob = b.member("bob", "lobby").await;
         // Redis drops every pub/sub connection (both nodes'); the calls stay.
         let killed = std::process::Command::new("redis-cli")
             .args(["-p", &redis.addr.port().to_string()])
@@ -504,7 +489,7 @@ fn presence_is_shared_by_the_nodes_and_a_user_on_two_is_one_member() {
         // Carol on both nodes is one member; her leaving one node is no leave.
         let mut carols = Vec::new();
         for node in [&a, &b] {
-            carols.push(member(node, "carol", "lobby").await);
+            carols.push(node.member("carol", "lobby").await);
         }
         members_until(&mut alice, &mut seen_by_alice, |m| m.contains("carol")).await;
         // Node a hears of carol on b through Redis: no client of a can show that it has (she
@@ -537,8 +522,8 @@ fn typing_on_one_node_reaches_the_room_on_the_other() {
     let redis = RedisServer::start(REDIS, &[]);
     let (a, b) = nodes(&redis);
     smol::block_on(async {
-        let mut alice = member(&a, "alice", "lobby").await;
-        let mut bob = member(&b, "bob", "lobby").await;
+        let mut alice = a.member("alice", "lobby").await;
+        let mut bob = b.member("bob", "lobby").await;
         alice
             .send_json(json!({"type": "typing", "ref": "t", "room": "lobby", "typing": true}))
             .await;
@@ -561,8 +546,8 @@ fn a_killed_nodes_users_leave_within_the_ttl_and_resume_on_another_node() {
     let node = || Running::start(&["--redis", &url, "--redis-presence-ttl", "2s"]);
     let (a, b) = (node(), node());
     smol::block_on(async {
-        let mut bob = member(&b, "bob", "lobby").await;
-        let mut alice = member(&a, "alice", "lobby").await;
+        let mut bob = b.member("bob", "lobby").await;
+        let mut alice = a.member("alice", "lobby").await;
         let mut seen_by_bob = BTreeSet::new();
         members_until(&mut bob, &mut seen_by_bob, |m| m.contains("alice")).await;
         let mut ids = Vec::new();
@@ -618,9 +603,9 @@ fn api_status_on_any_node_has_every_nodes_figures() {
     };
     let (a, b) = (node("node-a"), node("node-b"));
     smol::block_on(async {
-        let _alice = member(&a, "alice", "lobby").await;
-        let _bob = member(&b, "bob", "lobby").await;
-        let _carol = member(&b, "carol", "lobby").await;
+        let _alice = a.member("alice", "lobby").await;
+        let _bob = b.member("bob", "lobby").await;
+        let _carol = b.member("carol", "lobby").await;
         // Each node's WebSocket connections, as node a's status lists them.
         let websockets = |status: &Value| -> Vec<(String, u64)> {
             status["nodes"]

@@ -9,6 +9,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use roomcast_tests::{Client, within};
+
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_roomcast");
 
 /// A directory of its own for one server of this test process, made empty.
@@ -145,5 +147,24 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A WebSocket client at `url` (`ws://.../ws?user=...`), welcomed and joined to `room`.
+pub(crate) async fn joined(url: &str, room: &str) -> Client {
+    let mut client = within("connect", Client::connect(url))
+        .await
+        .expect("connects");
+    client.next_of("welcome").await;
+    let join = serde_json::json!({"type": "join", "ref": "j", "room": room});
+    client.send_json(join).await;
+    client.answer(&serde_json::json!("j")).await;
+    client
+}
+
+impl Running {
+    /// A WebSocket client of `user` on this server, joined to `room`.
+    pub(crate) async fn member(&self, user: &str, room: &str) -> Client {
+        joined(&self.ws(&format!("user={user}")), room).await
     }
 }
