@@ -201,6 +201,20 @@ pub enum Operation {
     },
 }
 
+impl Operation {
+    /// The operation's number, for those that are answered (append, read, mark, heads): what
+    /// an engine that cannot take one fails it with.
+    pub fn op(&self) -> Option<OpId> {
+        match self {
+            Self::Append { op, .. }
+            | Self::Read { op, .. }
+            | Self::MarkRead { op, .. }
+            | Self::Tops { op, .. } => Some(*op),
+            _ => None,
+        }
+    }
+}
+
 /// Where a stream stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct View {

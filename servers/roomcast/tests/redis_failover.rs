@@ -316,6 +316,15 @@ fn a_redis_restart_keeps_every_acknowledged_message_with_aof_always_and_says_so_
     }
 }
 
+/// A Redis, a proxy in front of it, node a behind the proxy and node b straight on Redis.
+fn behind_a_proxy() -> (RedisServer, roomcast_tests::proxy::Proxy, Running, Running) {
+    let redis = RedisServer::start(REDIS, &[]);
+    let proxy = smol::block_on(roomcast_tests::proxy::Proxy::start(redis.addr));
+    let a = Running::start(&["--redis", &format!("redis://{}/", proxy.addr())]);
+    let b = Running::start(&["--redis", &redis.url(), "--runtime", "smol"]);
+    (redis, proxy, a, b)
+}
+
 /// A half-open partition between one node and Redis (a proxy that stops forwarding without
 /// closing anything): the node finds it (its health says so while it lasts), and once the
 /// partition heals its reader gets every message published meanwhile on the other node, in
@@ -326,11 +335,7 @@ fn a_redis_restart_keeps_every_acknowledged_message_with_aof_always_and_says_so_
     ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
 )]
 fn a_half_open_partition_from_redis_is_found_and_nothing_is_missed() {
-    let redis = RedisServer::start(REDIS, &[]);
-    let proxy = smol::block_on(roomcast_tests::proxy::Proxy::start(redis.addr));
-    let behind = format!("redis://{}/", proxy.addr());
-    let a = Running::start(&["--redis", &behind]);
-    let b = Running::start(&["--redis", &redis.url(), "--runtime", "smol"]);
+    let (_redis, proxy, a, b) = behind_a_proxy();
     smol::block_on(async {
         let mut reader = a.member("reader", "lobby").await;
         let mut writer = b.member("writer", "lobby").await;
@@ -410,11 +415,7 @@ fn a_half_open_partition_from_redis_is_found_and_nothing_is_missed() {
     ignore = "needs redis-server: apt-get install redis-server (or ROOMCAST_REDIS_SERVER=path)"
 )]
 fn a_publish_whose_answer_was_lost_is_answered_once_the_link_is_back() {
-    let redis = RedisServer::start(REDIS, &[]);
-    let proxy = smol::block_on(roomcast_tests::proxy::Proxy::start(redis.addr));
-    let behind = format!("redis://{}/", proxy.addr());
-    let a = Running::start(&["--redis", &behind]);
-    let b = Running::start(&["--redis", &redis.url(), "--runtime", "smol"]);
+    let (_redis, proxy, a, b) = behind_a_proxy();
     smol::block_on(async {
         let mut writer = a.member("writer", "lobby").await;
         let mut reader = b.member("reader", "lobby").await;

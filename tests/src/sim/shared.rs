@@ -267,11 +267,10 @@ impl Store {
         self.set_now(now);
         let now = self.now;
         if self.links[hub].is_down() {
+            if let Some(op) = operation.op() {
+                return self.links[hub].refuse(now, op);
+            }
             match operation {
-                Operation::Append { op, .. }
-                | Operation::Read { op, .. }
-                | Operation::MarkRead { op, .. }
-                | Operation::Tops { op, .. } => return self.links[hub].refuse(now, op),
                 Operation::Presence { .. } => {
                     return self.links[hub].deferred.push(operation);
                 }

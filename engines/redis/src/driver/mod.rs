@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use roomcast_core::engine::{EngineEvent, Fault, OpId, Operation};
+use roomcast_core::engine::{EngineEvent, Fault, Operation};
 use roomcast_io::{EngineLink, EngineStats, Runtime};
 use tracing::info;
 
@@ -138,7 +138,7 @@ impl EngineLink for RedisLink {
     fn submit(&mut self, _now: std::time::Instant, operation: Operation) {
         if let Err(error) = self.operations.try_send(operation) {
             let operation = error.into_inner();
-            if let Some(op) = op_of(&operation) {
+            if let Some(op) = operation.op() {
                 let fault = Fault::Unavailable("the redis driver's queue is full".into());
                 self.refused.push_back(EngineEvent::Failed { op, fault });
             }
@@ -153,17 +153,6 @@ impl EngineLink for RedisLink {
         // What Redis holds is Redis's to report (`INFO`, `MEMORY USAGE`); a node knows only
         // its own part.
         EngineStats::default()
-    }
-}
-
-/// The operation's number, for the operations that are answered.
-fn op_of(operation: &Operation) -> Option<OpId> {
-    match operation {
-        Operation::Append { op, .. }
-        | Operation::Read { op, .. }
-        | Operation::MarkRead { op, .. }
-        | Operation::Tops { op, .. } => Some(*op),
-        _ => None,
     }
 }
 

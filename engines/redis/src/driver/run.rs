@@ -11,13 +11,13 @@ use roomcast_core::names::{RoomName, UserId};
 use roomcast_io::Runtime;
 use tracing::{info, warn};
 
+use super::RedisOptions;
 use super::calls::{query, routed};
 use super::connections::{Connections, Listener, load_scripts};
 use super::failover::Handed;
 use super::health::{Health, Probe, Verdict};
 use super::registry::Registry;
 use super::target::Target;
-use super::{RedisOptions, op_of};
 use crate::plan::{Answer, Call, Plan, Reply, Step};
 
 /// How often the link's health is looked at while no operation comes.
@@ -516,7 +516,7 @@ impl Driver {
     fn refuse_queued(&mut self, operations: &async_channel::Receiver<Operation>) {
         let mut failed = Vec::new();
         while let Ok(operation) = operations.try_recv() {
-            if let Some(op) = op_of(&operation) {
+            if let Some(op) = operation.op() {
                 let fault = Fault::Unavailable("redis is unreachable".into());
                 failed.push(EngineEvent::Failed { op, fault });
             }
