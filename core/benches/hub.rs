@@ -158,6 +158,7 @@ fn hub_with_members(now: Instant, n: usize, driver: &mut Driver) -> Hub {
     let mut hub = Hub::new(config());
     for _ in 0..n {
         let connect = Connect {
+            access: Default::default(),
             user: user.clone(),
             broadcast: false,
             rooms: vec![room()],
@@ -330,6 +331,7 @@ fn measure_memory(now: Instant, distinct_users: bool) -> Option<Memory> {
             .take(sessions)
         {
             let connect = Connect {
+                access: Default::default(),
                 user: user(i),
                 broadcast: false,
                 rooms: Vec::new(),
@@ -343,6 +345,7 @@ fn measure_memory(now: Instant, distinct_users: bool) -> Option<Memory> {
     for batch in 0..2 {
         for &session in ids.iter().skip(batch * members).take(members) {
             let join = ClientMessage::Join {
+                token: None,
                 room: room(),
                 since: None,
             };

@@ -527,6 +527,7 @@ mod tests {
 
     fn connect(server: &mut Harness<impl Tap>, user: &str) -> SessionId {
         let connect = Connect {
+            access: Default::default(),
             user: UserId::new(user).expect("valid"),
             broadcast: false,
             rooms: vec![],

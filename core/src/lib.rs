@@ -61,7 +61,7 @@
 //!
 //! // A WebSocket connection arrives and authenticates as alice: her session joins the hub.
 //! let alice = UserId::new("alice")?;
-//! let connect = Connect { user: alice, broadcast: true, rooms: vec![], cursor: None };
+//! let connect = Connect { user: alice, broadcast: true, rooms: vec![], cursor: None, access: Default::default() };
 //! let id = server.connect(SessionKind::WebSocket, connect)?;
 //!
 //! // A frame comes in: the session hands the request to the hub, the hub's reply comes back to
@@ -90,6 +90,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod close;
 pub mod cursor;
 pub mod delivery;

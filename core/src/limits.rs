@@ -66,6 +66,9 @@ pub struct SessionConfig {
     pub close_timeout: Duration,
     /// Time frames keep flowing after `Session::shutdown` before the close, 1001 (5 s).
     pub shutdown_grace: Duration,
+    /// How long before its credentials expire a session is told so (`expiring`), at most; a
+    /// session whose credentials last less than twice this is told halfway (60 s).
+    pub expiry_warning: Duration,
 }
 
 impl Default for SessionConfig {
@@ -84,6 +87,7 @@ impl Default for SessionConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            expiry_warning: Duration::from_secs(60),
         }
     }
 }

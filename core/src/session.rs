@@ -20,8 +20,10 @@ pub use crate::limits::SessionConfig;
 use crate::limits::TokenBucket;
 use crate::names::UserId;
 
+mod expiry;
 mod inputs;
 mod queue;
+use expiry::Expiry;
 use queue::Queue;
 
 /// The reason of a slow consumer's close (4000).
@@ -219,6 +221,8 @@ pub struct Session {
     handshake_deadline: Option<Instant>,
     /// The end of the wait for the peer's close (while Closing).
     closing_deadline: Option<Instant>,
+    /// When the credentials expire (close 4003), and when to say so first (`expiring`).
+    expiry: Option<Expiry>,
     codec: Codec,
     id: Option<SessionId>,
     user: Option<UserId>,
@@ -244,6 +248,7 @@ impl Session {
             handshake_deadline: now.checked_add(config.handshake_timeout),
             shutdown_at: None,
             closing_deadline: None,
+            expiry: None,
             queue: Queue::default(),
             queued_bytes: 0,
             ping_due: false,
@@ -452,6 +457,9 @@ impl Session {
                 }
             }
             SessionState::Open => {
+                if self.expiry_due(now) {
+                    return;
+                }
                 if self.shutdown_at.flatten().is_some_and(|at| at <= now) {
                     self.queue_close(now, Close::new(CloseCode::GoingAway, SHUTDOWN_REASON));
                     return;
@@ -515,10 +523,10 @@ impl Session {
             SessionState::Handshake => self.handshake_deadline,
             SessionState::Open => {
                 let beat = self.heartbeat.as_ref().and_then(Heartbeat::poll_timeout);
-                match (beat, self.shutdown_at.flatten()) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
+                [beat, self.shutdown_at.flatten(), self.expiry_timeout()]
+                    .into_iter()
+                    .flatten()
+                    .min()
             }
             SessionState::Closing => self.closing_deadline,
             SessionState::Closed => None,
@@ -558,6 +566,7 @@ impl Session {
         self.heartbeat = None;
         self.handshake_deadline = None;
         self.shutdown_at = None;
+        self.expiry = None;
         self.ping_due = false;
         self.keep_alive_due = false;
         self.close_due = Some(close.clone());

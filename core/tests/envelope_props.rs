@@ -85,8 +85,11 @@ fn payload() -> impl Strategy<Value = Payload> {
 
 fn client_envelope() -> impl Strategy<Value = ClientEnvelope> {
     let message = prop_oneof![
-        (room(), option::of(position()))
-            .prop_map(|(room, since)| ClientMessage::Join { room, since }),
+        (room(), option::of(position())).prop_map(|(room, since)| ClientMessage::Join {
+            token: None,
+            room,
+            since
+        }),
         room().prop_map(|room| ClientMessage::Leave { room }),
         (room(), payload()).prop_map(|(room, data)| ClientMessage::Publish { room, data }),
         (room(), any::<bool>()).prop_map(|(room, typing)| ClientMessage::Typing { room, typing }),

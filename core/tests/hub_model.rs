@@ -171,6 +171,7 @@ impl Sim {
                     cursor.set(Stream::User, position).expect("one stream");
                 }
                 let connect = Connect {
+                    access: Default::default(),
                     user: user(user_of(t)),
                     broadcast: false,
                     rooms: vec![],
@@ -200,6 +201,7 @@ impl Sim {
                 self.request(
                     t,
                     ClientMessage::Join {
+                        token: None,
                         room: room(r),
                         since,
                     },

@@ -43,6 +43,7 @@ fn connection(
 ) -> Vec<u8> {
     let user = UserId::new("alice").expect("valid");
     let connect = Connect {
+        access: Default::default(),
         user: user.clone(),
         broadcast: true,
         rooms: vec![room("a"), room("b")],

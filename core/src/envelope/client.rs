@@ -28,6 +28,8 @@ pub enum ClientMessage {
         room: RoomName,
         /// The id of the last message the client saw in this room.
         since: Option<Position>,
+        /// A subscription token for this room, for a namespace that admits by one.
+        token: Option<Arc<str>>,
     },
     /// `leave`: leave a room.
     Leave {
@@ -63,6 +65,12 @@ pub enum ClientMessage {
         /// The position read up to.
         upto: Position,
     },
+    /// `refresh`: a fresh connection token for the same user, before the current one expires
+    /// (the server's `expiring` message says when).
+    Refresh {
+        /// The new token.
+        token: Arc<str>,
+    },
     /// A message of a type the application registered with [`Codec::with_app_type`](super::Codec::with_app_type).
     App(AppMessage),
 }
@@ -94,6 +102,7 @@ impl ClientMessage {
             Self::Direct { .. } => "direct",
             Self::Ping => "ping",
             Self::Read { .. } => "read",
+            Self::Refresh { .. } => "refresh",
             Self::App(app) => &app.kind,
         }
     }
@@ -117,12 +126,16 @@ impl serde::Serialize for ClientEnvelope {
             map.serialize_entry("ref", reference)?;
         }
         match &self.message {
-            ClientMessage::Join { room, since } => {
+            ClientMessage::Join { room, since, token } => {
                 map.serialize_entry("room", room)?;
                 if let Some(since) = since {
                     map.serialize_entry("since", since)?;
                 }
+                if let Some(token) = token {
+                    map.serialize_entry("token", &**token)?;
+                }
             }
+            ClientMessage::Refresh { token } => map.serialize_entry("token", &**token)?,
             ClientMessage::Leave { room } => map.serialize_entry("room", room)?,
             ClientMessage::Publish { room, data } => {
                 map.serialize_entry("room", room)?;

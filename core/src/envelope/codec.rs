@@ -14,8 +14,8 @@ use super::{EnvelopeError, ErrorCode, Ref};
 /// The default largest frame, in bytes: 64 KiB.
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
 
-const CLIENT_TYPES: [&str; 7] = [
-    "join", "leave", "publish", "typing", "direct", "ping", "read",
+const CLIENT_TYPES: [&str; 8] = [
+    "join", "leave", "publish", "typing", "direct", "ping", "read", "refresh",
 ];
 
 /// Decodes frames: knows the size limit and the application's own message types.
@@ -104,6 +104,10 @@ impl Codec {
                     Some(since) => Some(wire.position(Some(since), "since")?),
                     None => None,
                 },
+                token: wire.token.as_deref().map(Arc::from),
+            },
+            "refresh" => ClientMessage::Refresh {
+                token: Arc::from(wire.need(wire.token.as_deref(), "token")?),
             },
             "leave" => ClientMessage::Leave { room: wire.room()? },
             "publish" => ClientMessage::Publish {
@@ -250,6 +254,9 @@ impl Codec {
             "shutdown" => ServerMessage::Shutdown {
                 reason: wire.need(wire.reason.as_deref(), "reason")?.to_owned(),
                 reconnect_ms: wire.need(wire.reconnect_ms, "reconnect_ms")?,
+            },
+            "expiring" => ServerMessage::Expiring {
+                in_ms: wire.need(wire.in_ms, "in_ms")?,
             },
             kind => return Err(unknown_type(kind, wire.reference)),
         })

@@ -11,7 +11,7 @@
 //! let codec = Codec::new();
 //! let join = codec.decode_client(r#"{"type":"join","ref":1,"room":"lobby"}"#).expect("valid");
 //! assert_eq!(join.reference, Some(Ref::Number(1)));
-//! assert!(matches!(join.message, ClientMessage::Join { ref room, since: None } if &**room == "lobby"));
+//! assert!(matches!(join.message, ClientMessage::Join { ref room, since: None, .. } if &**room == "lobby"));
 //!
 //! let error = codec.decode_client(r#"{"type":"dance","ref":"a7"}"#).expect_err("unknown");
 //! assert_eq!((error.code, error.reference.clone()), (ErrorCode::UnknownType, Some(Ref::from("a7"))));

@@ -126,6 +126,12 @@ pub enum ServerMessage {
         /// How long to wait before reconnecting, in milliseconds.
         reconnect_ms: u64,
     },
+    /// `expiring`: the connection's token expires in `in_ms`; send `refresh` with a fresh one
+    /// before then, or the session closes with 4003.
+    Expiring {
+        /// Milliseconds until the token expires.
+        in_ms: u64,
+    },
 }
 
 /// Where one stream of a new connection resumes.
@@ -216,6 +222,7 @@ impl ServerMessage {
             Self::Streams { .. } => "streams",
             Self::Read { .. } => "read",
             Self::Shutdown { .. } => "shutdown",
+            Self::Expiring { .. } => "expiring",
         }
     }
 
@@ -318,6 +325,7 @@ impl serde::Serialize for ServerMessage {
                 map.serialize_entry("reason", reason)?;
                 map.serialize_entry("reconnect_ms", reconnect_ms)?;
             }
+            Self::Expiring { in_ms } => map.serialize_entry("in_ms", in_ms)?,
         }
         map.end()
     }

@@ -29,6 +29,8 @@ pub(super) struct Wire<'a> {
     pub(super) typing: Option<bool>,
     #[serde(borrow)]
     pub(super) to: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(super) token: Option<Cow<'a, str>>,
     // Server messages only.
     pub(super) protocol: Option<u64>,
     #[serde(borrow)]
@@ -63,6 +65,7 @@ pub(super) struct Wire<'a> {
     pub(super) ping_timeout_ms: Option<u64>,
     pub(super) max_frame: Option<u64>,
     pub(super) reconnect_ms: Option<u64>,
+    pub(super) in_ms: Option<u64>,
     #[serde(borrow)]
     pub(super) streams: Option<Vec<WireStream<'a>>>,
 }

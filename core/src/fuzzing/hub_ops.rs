@@ -110,7 +110,14 @@ impl Run {
                     // A join restarts the room's stream at the client's choice of position.
                     self.last.remove(&(session, Stream::Room(room.clone())));
                 }
-                self.request(slot, ClientMessage::Join { room, since });
+                self.request(
+                    slot,
+                    ClientMessage::Join {
+                        token: None,
+                        room,
+                        since,
+                    },
+                );
             }
             3 => self.request(slot, ClientMessage::Leave { room: room(input) }),
             4 => self.request(slot, publish(input)),
@@ -161,6 +168,7 @@ impl Run {
                 // A request without a ref: acted on, never answered with a reply.
                 if let Some((session, _)) = self.slots[slot] {
                     let message = ClientMessage::Join {
+                        token: None,
                         room: room(input),
                         since: None,
                     };
@@ -188,6 +196,7 @@ impl Run {
             }
         }
         let connect = Connect {
+            access: Default::default(),
             user: user(u),
             broadcast: input.byte() & 1 == 0,
             rooms,

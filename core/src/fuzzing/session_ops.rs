@@ -62,6 +62,7 @@ impl Run {
             SessionKind::Sse
         };
         let config = SessionConfig {
+            expiry_warning: std::time::Duration::from_secs(60),
             max_frame: 16 + input.below(512),
             queue_bytes: input.below(4096),
             queue_frames: input.below(32),

@@ -100,6 +100,7 @@ impl World {
     /// A WebSocket session of `user` in `lobby`, its opening frames taken.
     fn member(&mut self, user: &str) -> SessionId {
         let connect = Connect {
+            access: Default::default(),
             user: UserId::new(user).expect("valid"),
             broadcast: false,
             rooms: vec![],
@@ -200,6 +201,7 @@ fn a_late_read_does_not_reset_a_feed_that_moved_on() {
     w.frames(carol);
     // Carol's second connection resumes the lobby from 1: its read waits.
     let connect = Connect {
+        access: Default::default(),
         user: UserId::new("carol").expect("valid"),
         broadcast: false,
         rooms: vec![],

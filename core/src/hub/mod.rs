@@ -46,6 +46,7 @@ use std::time::{Duration, Instant};
 
 use smol_str::SmolStr;
 
+use crate::access::{Access, Grants, Namespaces};
 use crate::cursor::{Cursor, Position};
 use crate::delivery::{SessionId, Shared};
 use crate::engine::{EngineEvent, OpId, Operation, Retention, StreamId};
@@ -105,6 +106,9 @@ pub struct HubConfig {
     /// `Live` an engine lost is found at the stream's next one; this finds a lost last one (and
     /// a stream that started afresh) when nothing follows it.
     pub check_every: Duration,
+    /// Who may join, read and publish in each namespace, and its presence, typing and history
+    /// ([`crate::access`]): by default only the default namespace, open to every session.
+    pub namespaces: Arc<Namespaces>,
 }
 
 impl Default for HubConfig {
@@ -124,6 +128,7 @@ impl Default for HubConfig {
             max_pending: 10_000,
             expire_every: Duration::from_secs(10),
             check_every: Duration::from_secs(5),
+            namespaces: Arc::default(),
         }
     }
 }
@@ -140,6 +145,9 @@ pub struct Connect {
     pub rooms: Vec<RoomName>,
     /// Where it resumes from: the cursor of its previous connection, if any.
     pub cursor: Option<Cursor>,
+    /// What its credentials grant, checked against the namespaces' policies for `rooms` now
+    /// and for every later `join` and `publish`.
+    pub access: Access,
 }
 
 /// What a server-side publish did.
@@ -160,6 +168,8 @@ pub enum HubError {
     LimitReached(String),
     /// The engine cannot take it now: try again later.
     Unavailable(String),
+    /// The policy of the room's namespace does not allow it (or the namespace is unknown).
+    Unauthorized(String),
 }
 
 impl std::fmt::Display for HubError {
@@ -167,6 +177,7 @@ impl std::fmt::Display for HubError {
         match self {
             Self::LimitReached(what) => write!(f, "limit reached: {what}"),
             Self::Unavailable(why) => write!(f, "unavailable: {why}"),
+            Self::Unauthorized(why) => write!(f, "unauthorized: {why}"),
         }
     }
 }
@@ -330,7 +341,14 @@ impl Hub {
                 self.config.max_rooms_per_session
             )));
         }
-        let session = self.slots.insert(connect.user.clone());
+        let Access { grants, admitted } = &connect.access;
+        for room in &connect.rooms {
+            self.config
+                .namespaces
+                .may_join(grants, room, admitted.contains(room))
+                .map_err(HubError::Unauthorized)?;
+        }
+        let session = self.slots.insert(connect.user.clone(), Arc::clone(grants));
         self.next_check.get_or_insert(now + self.config.check_every);
         self.users.entry(connect.user.clone()).or_default();
         for room in &connect.rooms {
@@ -383,7 +401,14 @@ impl Hub {
         let ClientEnvelope { reference, message } = request;
         let reference = reference.as_ref();
         let result = match message {
-            ClientMessage::Join { room, since } => self.join(now, session, reference, room, since),
+            ClientMessage::Join { room, since, .. } => {
+                self.join(now, session, reference, room, since)
+            }
+            // A driver that checks credentials answers `refresh` itself.
+            ClientMessage::Refresh { .. } => Err((
+                ErrorCode::Unauthorized,
+                "this server has no credentials to refresh".to_owned(),
+            )),
             ClientMessage::Leave { room } => self.leave(session, reference, room),
             ClientMessage::Publish { room, data } => {
                 self.publish_from(now, session, reference, room, data)
@@ -408,10 +433,37 @@ impl Hub {
         }
     }
 
+    /// A subscription token (or the application) admits `session` to `room`: its next `join`
+    /// of it passes the namespace's `token` rule. At most `max_rooms_per_session` admissions
+    /// wait at once per session (the oldest goes). Unknown sessions are ignored.
+    pub fn admit(&mut self, session: SessionId, room: RoomName) {
+        let limit = self.config.max_rooms_per_session.max(1);
+        if let Some(slot) = self.slots.get_mut(session) {
+            if slot.admitted.len() >= limit {
+                slot.admitted.remove(0);
+            }
+            slot.admitted.push(room);
+        }
+    }
+
+    /// A session's credentials were renewed (an in-band `refresh`): its later joins and
+    /// publishes are judged by `grants`. Rooms it is in already stay joined.
+    pub fn set_grants(&mut self, session: SessionId, grants: Arc<Grants>) {
+        if let Some(slot) = self.slots.get_mut(session) {
+            slot.grants = grants;
+        }
+    }
+
     /// Publishes `data` to a room from the server: stored in the room's history, then queued
-    /// for every member session. The result comes back as [`HubEvent::Done`].
+    /// for every member session. The result comes back as [`HubEvent::Done`]; a room of an
+    /// unknown namespace is refused ([`HubError::Unauthorized`]).
     pub fn publish(&mut self, now: Instant, room: RoomName, data: Payload) -> Ticket {
         let ticket = self.ticket();
+        if let Err(why) = self.config.namespaces.get(&room) {
+            let result = Err(HubError::Unauthorized(why));
+            self.events.push_back(HubEvent::Done { ticket, result });
+            return ticket;
+        }
         let waiter = ops::Waiter::Api(ticket, StreamId::Room(room.clone()));
         self.publish_to_room(now, waiter, None, room, data);
         ticket
@@ -542,11 +594,27 @@ impl Hub {
     /// The bounds of a stream's history.
     fn retention(&self, stream: &StreamId) -> Retention {
         match stream {
-            StreamId::Room(_) => self.config.room_history,
+            StreamId::Room(room) => self.room_history(room),
             StreamId::Outbox(_) => self.config.outbox_history,
             StreamId::Broadcast => self.config.broadcast_history,
         }
         .retention()
+    }
+
+    /// The history kept for `room`: its namespace's, else the hub's.
+    fn room_history(&self, room: &RoomName) -> HistoryLimit {
+        let namespace = self.config.namespaces.get(room).ok();
+        namespace
+            .and_then(|namespace| namespace.history)
+            .unwrap_or(self.config.room_history)
+    }
+
+    /// Whether members of `room` see each other.
+    fn presence_on(&self, room: &RoomName) -> bool {
+        self.config
+            .namespaces
+            .get(room)
+            .is_ok_and(|namespace| namespace.presence)
     }
 
     fn ticket(&mut self) -> Ticket {
@@ -584,6 +652,8 @@ fn swap_remove(members: &mut Members, position: u32) -> Option<SessionId> {
     members.get(position).copied()
 }
 
+#[cfg(test)]
+mod access_tests;
 #[cfg(test)]
 mod late_news_tests;
 #[cfg(test)]

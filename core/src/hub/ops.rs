@@ -402,6 +402,7 @@ impl Hub {
     fn refuse(&mut self, session: SessionId, reference: Option<Ref>, error: HubError) {
         let (code, message) = match error {
             HubError::LimitReached(what) => (ErrorCode::LimitReached, what),
+            HubError::Unauthorized(why) => (ErrorCode::Unauthorized, why),
             HubError::Unavailable(why) => (ErrorCode::Unavailable, why),
         };
         self.queue_error(session, reference, code, message);

@@ -24,8 +24,18 @@ impl Hub {
         room: RoomName,
         since: Option<Position>,
     ) -> Result<(), Refusal> {
-        let slot = self.slots.get(session).expect("checked by the caller");
+        let slot = self.slots.get_mut(session).expect("checked by the caller");
         let member = slot.rooms.contains_key(&room);
+        if !member {
+            let admission = slot.admitted.iter().position(|r| *r == room);
+            let namespaces = &self.config.namespaces;
+            namespaces
+                .may_join(&slot.grants, &room, admission.is_some())
+                .map_err(|why| (ErrorCode::Unauthorized, why))?;
+            if let Some(at) = admission {
+                slot.admitted.remove(at);
+            }
+        }
         if !member && slot.rooms.len() >= self.config.max_rooms_per_session {
             let limit = self.config.max_rooms_per_session;
             return Err((
@@ -74,6 +84,10 @@ impl Hub {
         if !slot.rooms.contains_key(&room) {
             return Err(not_member(&room));
         }
+        if !self.config.namespaces.get(&room).is_ok_and(|n| n.typing) {
+            let why = format!("room {room:?}: typing is off in its namespace");
+            return Err((ErrorCode::Unauthorized, why));
+        }
         let user = slot.user.clone();
         let frame = ServerMessage::Typing {
             room: room.clone(),
@@ -107,6 +121,10 @@ impl Hub {
         if !slot.rooms.contains_key(&room) {
             return Err(not_member(&room));
         }
+        self.config
+            .namespaces
+            .may_publish(&slot.grants, &room)
+            .map_err(|why| (ErrorCode::Unauthorized, why))?;
         let from = Some(slot.user.clone());
         // The append's number is set as it is sent.
         let origin = Some(Origin {
@@ -119,8 +137,8 @@ impl Hub {
             reference: reference.cloned(),
             room: room.clone(),
         };
+        let retention = self.room_history(&room).retention();
         let record = Record::new(0, origin, Message::Room { from, data });
-        let retention = self.config.room_history.retention();
         self.append(now, StreamId::Room(room), record, retention, waiter);
         Ok(())
     }
@@ -135,7 +153,7 @@ impl Hub {
         data: Payload,
     ) {
         let record = Record::new(0, origin, Message::Room { from: None, data });
-        let retention = self.config.room_history.retention();
+        let retention = self.room_history(&room).retention();
         self.append(now, StreamId::Room(room), record, retention, waiter);
     }
 
@@ -171,7 +189,7 @@ impl Hub {
             self.graces.remove(&(at, room.clone(), user.clone()));
         }
         self.gain_interest(&StreamId::Room(room.clone()));
-        if joined {
+        if joined && self.presence_on(room) {
             self.tell_presence(room, &user, true);
             // Present on another node already: one member, nothing new to announce.
             let remote = self.rooms.get(room).is_some_and(|r| r.is_remote(&user));
@@ -219,6 +237,7 @@ impl Hub {
             Left::Grace(at) => {
                 self.graces.insert((at, room.clone(), user.clone()));
             }
+            Left::Gone if !self.config.namespaces.get(room).is_ok_and(|n| n.presence) => {}
             Left::Gone => {
                 let remote = entry.is_remote(user);
                 self.tell_presence(room, user, false);
@@ -247,11 +266,13 @@ impl Hub {
             }
         }
         gone.sort();
+        let mut rooms: Vec<RoomName> = gone.iter().map(|(room, _)| room.clone()).collect();
+        rooms.dedup();
+        // Where presence is off, nobody hears of it.
+        gone.retain(|(room, _)| self.presence_on(room));
         for (room, user) in &gone {
             self.tell_presence(room, user, false);
         }
-        let mut rooms: Vec<RoomName> = gone.iter().map(|(room, _)| room.clone()).collect();
-        rooms.dedup();
         // Present on another node still: no leave to announce.
         gone.retain(|(room, user)| !self.rooms.get(room).is_some_and(|r| r.is_remote(user)));
         let mut start = 0;

@@ -2,7 +2,9 @@
 //! their own per-session state in a `Vec` (see [`SessionId::index`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use crate::access::Grants;
 use crate::delivery::SessionId;
 use crate::names::{RoomName, UserId};
 
@@ -17,6 +19,10 @@ pub(super) struct Slot {
     pub(super) all_position: Option<u32>,
     /// It follows the broadcast feed (receiving it, or starting to).
     pub(super) broadcast: bool,
+    /// What its credentials grant.
+    pub(super) grants: Arc<Grants>,
+    /// Rooms a subscription token admitted it to, each for one join.
+    pub(super) admitted: Vec<RoomName>,
 }
 
 #[derive(Debug, Default)]
@@ -28,7 +34,7 @@ pub(super) struct Slots {
 }
 
 impl Slots {
-    pub(super) fn insert(&mut self, user: UserId) -> SessionId {
+    pub(super) fn insert(&mut self, user: UserId, grants: Arc<Grants>) -> SessionId {
         let index = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 sessions")
@@ -41,6 +47,8 @@ impl Slots {
             rooms: BTreeMap::new(),
             all_position: None,
             broadcast: false,
+            grants,
+            admitted: Vec::new(),
         });
         self.live += 1;
         id

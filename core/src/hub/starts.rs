@@ -389,7 +389,11 @@ impl Hub {
                 member,
                 since,
             } => {
-                let members = self.members(&room);
+                let members = if self.presence_on(&room) {
+                    self.members(&room)
+                } else {
+                    Vec::new()
+                };
                 let stream = StreamId::Room(room.clone());
                 let (id, recovered, replay) = match start.entries.into_iter().next() {
                     Some(entry) => (entry.from, entry.recovered, entry.replay),

@@ -60,6 +60,7 @@ impl World {
         cursor: Option<&str>,
     ) -> SessionId {
         let connect = Connect {
+            access: Default::default(),
             user: UserId::new(user).expect("valid user"),
             broadcast,
             rooms: rooms
@@ -546,6 +547,7 @@ fn rooms_per_session_are_limited() {
     assert_eq!(w.take(alice)[0]["code"], "limit_reached");
     let rooms = ["a", "b", "c"].map(room).to_vec();
     let connect = Connect {
+        access: Default::default(),
         user: user("bob"),
         broadcast: false,
         rooms,
@@ -846,6 +848,7 @@ fn a_fan_out_is_one_transmit_with_the_receivers_when_the_message_comes_back() {
     let mut h = Harness::new(hub, crate::testing::start()).with_tap(Fanouts::default());
     let connect = |h: &mut Harness<Fanouts>, name: &str| {
         let connect = Connect {
+            access: Default::default(),
             user: user(name),
             broadcast: false,
             rooms: vec![room("lobby")],
@@ -863,6 +866,7 @@ fn a_fan_out_is_one_transmit_with_the_receivers_when_the_message_comes_back() {
     let now = h.now();
     h.hub_mut().handle_request(now, alice, publish);
     let carol = Connect {
+        access: Default::default(),
         user: user("carol"),
         broadcast: false,
         rooms: vec![room("lobby")],

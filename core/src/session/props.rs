@@ -66,6 +66,7 @@ fn op() -> impl Strategy<Value = Op> {
 fn small() -> SessionConfig {
     let ms = Duration::from_millis;
     SessionConfig {
+        expiry_warning: std::time::Duration::from_secs(60),
         max_frame: 200,
         queue_bytes: 1_000,
         queue_frames: 10,

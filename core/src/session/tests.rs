@@ -802,3 +802,63 @@ fn what_every_delivery_touches_lies_in_the_first_four_cache_lines() {
     let last = hot.into_iter().max().expect("fields");
     assert!(last <= 4 * 64, "the hot fields end at byte {last}");
 }
+
+#[test]
+fn credentials_end_with_a_notice_then_4003_unless_refreshed() {
+    let t0 = start();
+    let quiet = SessionConfig {
+        ping_interval: Duration::from_secs(100_000),
+        ..SessionConfig::default()
+    };
+    let mut session = open_with(SessionKind::WebSocket, quiet, t0);
+    session.set_expiry(t0, Some(ms(t0, 600_000)));
+    assert_eq!(
+        session.poll_timeout(),
+        Some(ms(t0, 540_000)),
+        "told 60 s ahead"
+    );
+    session.handle_timeout(ms(t0, 540_000));
+    let told = drain(&mut session, ms(t0, 540_000));
+    assert_eq!(json(&told[0])["type"], "expiring");
+    assert_eq!(json(&told[0])["in_ms"], 60_000);
+    // A refresh moves the deadline: nothing happens at the old one.
+    session.set_expiry(ms(t0, 550_000), Some(ms(t0, 1_200_000)));
+    session.handle_timeout(ms(t0, 600_000));
+    assert!(session.is_open());
+    assert!(
+        drain(&mut session, ms(t0, 600_000))
+            .iter()
+            .all(|t| !matches!(t, Transmit::Close(_)))
+    );
+    session.handle_timeout(ms(t0, 1_200_000));
+    let closed = drain(&mut session, ms(t0, 1_200_000));
+    assert_eq!(closes(&closed), [4003]);
+    assert!(matches!(
+        events(&mut session).last(),
+        Some(SessionEvent::Closed(close)) if close.reason == "the token has expired"
+    ));
+}
+
+#[test]
+fn short_credentials_are_told_halfway_and_past_ones_close_at_once() {
+    let t0 = start();
+    let mut session = open_with(SessionKind::Sse, SessionConfig::default(), t0);
+    session.set_expiry(t0, Some(ms(t0, 2_000)));
+    assert_eq!(session.poll_timeout(), Some(ms(t0, 1_000)));
+    session.handle_timeout(ms(t0, 2_500));
+    let transmits = drain(&mut session, ms(t0, 2_500));
+    assert_eq!(closes(&transmits), [4003], "an SSE stream ends");
+    assert_eq!(session.state(), SessionState::Closed);
+
+    let mut late = open(t0);
+    late.set_expiry(ms(t0, 10), Some(t0));
+    assert_eq!(closes(&drain(&mut late, ms(t0, 10))), [4003]);
+    let mut never = open(t0);
+    never.set_expiry(t0, None);
+    never.handle_timeout(ms(t0, 3_600_000_000));
+    assert!(
+        !drain(&mut never, ms(t0, 1))
+            .iter()
+            .any(|t| matches!(t, Transmit::Frame(_)))
+    );
+}

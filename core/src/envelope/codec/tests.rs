@@ -33,6 +33,7 @@ fn decodes_every_client_message() {
         (
             r#"{"type":"join","ref":1,"room":"lobby"}"#,
             ClientMessage::Join {
+                token: None,
                 room: room("lobby"),
                 since: None,
             },
@@ -40,6 +41,7 @@ fn decodes_every_client_message() {
         (
             r#"{"type":"join","ref":1,"room":"lobby","since":"1f.42"}"#,
             ClientMessage::Join {
+                token: None,
                 room: room("lobby"),
                 since: Some(Position {
                     epoch: 0x1f,
