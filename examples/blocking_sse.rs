@@ -266,6 +266,7 @@ fn serve_events(
     let (mailbox_in, mailbox) = mpsc::sync_channel(config.queue_frames);
     let (reply, registered) = mpsc::channel();
     let connect = Connect {
+        access: Default::default(),
         user: user.clone(),
         broadcast: true,
         rooms,

@@ -83,6 +83,7 @@ fn heartbeat_life(slack: Duration) {
         let (outbound, transmits) = async_channel::bounded(16);
         let user = UserId::new("alice").expect("valid");
         let connect = Connect {
+            access: Default::default(),
             user,
             broadcast: false,
             rooms: vec![],
@@ -219,6 +220,7 @@ fn gated_session(
         socket: Arc::clone(&socket),
     };
     let connect = Connect {
+        access: Default::default(),
         user: UserId::new("alice").expect("valid"),
         broadcast: false,
         rooms: vec![],

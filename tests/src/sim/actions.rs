@@ -199,6 +199,7 @@ impl World {
         let since = self.resume_point(c, r);
         self.clients[c].views.insert(r, View::Joining);
         let message = ClientMessage::Join {
+            token: None,
             room: room(r),
             since,
         };
@@ -294,6 +295,7 @@ impl World {
             }
         }
         let connect = Connect {
+            access: Default::default(),
             user: user(u),
             broadcast: false,
             rooms,

@@ -63,6 +63,7 @@ impl Tap for Wire {
                     ClientMessage::Join {
                         room,
                         since: Some(since),
+                        ..
                     },
                     Some(reference),
                 ) = (&request.message, &request.reference)

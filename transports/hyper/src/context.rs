@@ -145,6 +145,7 @@ impl<R: Runtime> Inner<R> {
         cursor: Option<Cursor>,
     ) -> Result<Registered, Refusal> {
         let connect = Connect {
+            access: Default::default(),
             user: admitted.user.clone(),
             broadcast: broadcast_param(request),
             rooms: rooms_param(request)?,

@@ -47,6 +47,7 @@ pub(crate) async fn open<R: Runtime, B>(
     let admitted = inner.admit(peer, request)?;
     let cursor = parse_cursor(query_param(request.uri(), "cursor"), "cursor")?;
     let connect = Connect {
+        access: Default::default(),
         user: admitted.user,
         broadcast: true,
         rooms: Vec::new(),

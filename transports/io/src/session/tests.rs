@@ -74,6 +74,7 @@ fn start<T: Transport>(runtime: &Hand, transport: T) -> (HubHandle, SessionDrive
         Budget::default(),
     );
     let connect = Connect {
+        access: Default::default(),
         user: UserId::new("u").expect("a user id"),
         broadcast: true,
         rooms: Vec::new(),
