@@ -18,11 +18,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
+use std::time::SystemTime;
 
 use smol_str::SmolStr;
 
 use crate::hub::HistoryLimit;
-use crate::names::RoomName;
+use crate::names::{RoomName, UserId};
 
 /// The ways a session may join a room of a namespace: any one of those allowed suffices.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -183,6 +184,28 @@ impl Grants {
     /// Whether a `publish` pattern matches `room`.
     pub fn may_publish(&self, room: &str) -> bool {
         self.publish.iter().any(|pattern| matches(pattern, room))
+    }
+}
+
+/// Who a connection is, as its credentials say: the user, what they grant, and until when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The user.
+    pub user: UserId,
+    /// What the credentials grant beyond the identity.
+    pub grants: Arc<Grants>,
+    /// When they expire (a token's `exp`); `None`: never.
+    pub expires: Option<SystemTime>,
+}
+
+impl Identity {
+    /// A user with no grants and no expiry (development mode, an application's own check).
+    pub fn user(user: UserId) -> Self {
+        Self {
+            user,
+            grants: Grants::none(),
+            expires: None,
+        }
     }
 }
 

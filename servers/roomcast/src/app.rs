@@ -21,8 +21,8 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use smol_str::SmolStr;
 
-use crate::auth::same_key;
 use crate::metrics::{Metrics, TRANSPORTS};
+use crate::trust::same_key;
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const ROOMCAST_JS: &str = include_str!("../assets/roomcast.js");

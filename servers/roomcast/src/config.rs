@@ -1,14 +1,18 @@
 //! `roomcast serve`'s settings: flags, environment variables and an optional TOML file, in that
 //! order of precedence, over the defaults.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use roomcast_core::hub::{HistoryLimit, HubConfig};
 use roomcast_core::session::SessionConfig;
 use serde::Deserialize;
+
+use crate::trust::namespaces::{self, NamespaceConfig};
 
 /// Every setting is optional here; [`Settings::resolve`] applies the defaults. The same struct
 /// reads the TOML file, whose keys are the flags' names with `_` (`jwt_secret = "..."`).
@@ -27,10 +31,27 @@ pub(crate) struct ServeArgs {
     pub(crate) listen: Option<SocketAddr>,
 
     /// Secret for HS256 JSON Web Tokens: clients connect with `?token=JWT` or
-    /// `Authorization: Bearer JWT`, `sub` is the user id and `exp` is honoured. Without it the
+    /// `Authorization: Bearer JWT`; `sub` is the user id, `exp` is required and ends the
+    /// session, `nbf` is honoured. Without a key (this, --jwt-public-key or --jwt-jwks) the
     /// server runs in development mode, where `?user=NAME` names the user unchecked.
     #[arg(long, env = "ROOMCAST_JWT_SECRET", hide_env_values = true)]
     pub(crate) jwt_secret: Option<String>,
+
+    /// Check tokens with this PEM public key instead: RSA (RS256) or EC P-256 (ES256).
+    #[arg(long, env = "ROOMCAST_JWT_PUBLIC_KEY")]
+    pub(crate) jwt_public_key: Option<PathBuf>,
+
+    /// Check tokens with the keys of this JWKS file instead (RS256, ES256), chosen by `kid`.
+    #[arg(long, env = "ROOMCAST_JWT_JWKS")]
+    pub(crate) jwt_jwks: Option<PathBuf>,
+
+    /// Tokens must carry this `iss`. [default: not checked]
+    #[arg(long, env = "ROOMCAST_JWT_ISSUER")]
+    pub(crate) jwt_issuer: Option<String>,
+
+    /// Tokens must carry this `aud`. [default: not checked]
+    #[arg(long, env = "ROOMCAST_JWT_AUDIENCE")]
+    pub(crate) jwt_audience: Option<String>,
 
     /// Key for the HTTP API (`/api/...`): `Authorization: Bearer KEY`. Without it the API is
     /// open (logged at start).
@@ -186,16 +207,38 @@ pub(crate) struct ServeArgs {
     /// (`info,roomcast=debug`). [default: info]
     #[arg(long, env = "ROOMCAST_LOG")]
     pub(crate) log: Option<String>,
+
+    /// The default namespace's policy (rooms without a `:`): config file only, a table
+    /// `[default_namespace]` (docs/security.md). [default: open]
+    #[arg(skip)]
+    pub(crate) default_namespace: Option<NamespaceConfig>,
+
+    /// Every other namespace's policy: config file only, tables `[namespaces.NAME]`; a room
+    /// of a namespace not listed is refused.
+    #[arg(skip)]
+    pub(crate) namespaces: BTreeMap<String, NamespaceConfig>,
 }
 
 /// Fills every setting `self` leaves unset from `file`.
 macro_rules! merge {
     ($args:ident, $file:ident, $($field:ident),* $(,)?) => {
-        ServeArgs { config: $args.config, $($field: $args.$field.or($file.$field)),* }
+        ServeArgs {
+            config: $args.config,
+            namespaces: $args.namespaces,
+            $($field: $args.$field.or($file.$field)),*
+        }
     };
 }
 
 impl ServeArgs {
+    /// The namespaces, which only the file sets.
+    fn with_namespaces(mut self, namespaces: BTreeMap<String, NamespaceConfig>) -> Self {
+        if self.namespaces.is_empty() {
+            self.namespaces = namespaces;
+        }
+        self
+    }
+
     /// These settings over the TOML file's, if one is named.
     pub(crate) fn with_file(self) -> Result<Self, String> {
         let Some(path) = &self.config else {
@@ -210,6 +253,10 @@ impl ServeArgs {
             file,
             listen,
             jwt_secret,
+            jwt_public_key,
+            jwt_jwks,
+            jwt_issuer,
+            jwt_audience,
             api_key,
             allowed_origins,
             max_frame,
@@ -239,7 +286,9 @@ impl ServeArgs {
             runtime,
             threads,
             log,
-        ))
+            default_namespace,
+        )
+        .with_namespaces(file.namespaces))
     }
 }
 
@@ -248,6 +297,10 @@ impl ServeArgs {
 pub(crate) struct Settings {
     pub(crate) listen: SocketAddr,
     pub(crate) jwt_secret: Option<String>,
+    pub(crate) jwt_public_key: Option<PathBuf>,
+    pub(crate) jwt_jwks: Option<PathBuf>,
+    pub(crate) jwt_issuer: Option<String>,
+    pub(crate) jwt_audience: Option<String>,
     pub(crate) api_key: Option<String>,
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) max_connections_per_ip: usize,
@@ -339,7 +392,7 @@ impl Settings {
                 .history_bytes
                 .unwrap_or(hub_defaults.room_history.max_bytes),
         };
-        let hub = HubConfig {
+        let mut hub = HubConfig {
             room_history: room,
             broadcast_history: room,
             outbox_history: HistoryLimit {
@@ -386,6 +439,19 @@ impl Settings {
         if args.jwt_secret.as_deref() == Some("") {
             return Err("jwt_secret must not be empty".into());
         }
+        let keys = [
+            args.jwt_secret.is_some(),
+            args.jwt_public_key.is_some(),
+            args.jwt_jwks.is_some(),
+        ];
+        if keys.iter().filter(|given| **given).count() > 1 {
+            return Err("jwt_secret, jwt_public_key and jwt_jwks exclude each other".into());
+        }
+        hub.namespaces = Arc::new(namespaces::resolve(
+            args.default_namespace.as_ref(),
+            &args.namespaces,
+            hub.room_history,
+        )?);
         let storage = match (args.memory.unwrap_or(false), args.data_dir, args.redis) {
             (true, Some(_), _) => return Err("--memory and --data-dir exclude each other".into()),
             (true, _, Some(_)) => return Err("--memory and --redis exclude each other".into()),
@@ -399,7 +465,6 @@ impl Settings {
                 Storage::Dir(dir.unwrap_or_else(|| PathBuf::from("roomcast-data")))
             }
         };
-        let mut hub = hub;
         if matches!(storage, Storage::Redis(_)) {
             // Each node its own number: what its sessions append comes back from Redis to
             // every node, and a node knows its own by it (exclude-sender, answers).
@@ -423,6 +488,10 @@ impl Settings {
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             jwt_secret: args.jwt_secret,
+            jwt_public_key: args.jwt_public_key,
+            jwt_jwks: args.jwt_jwks,
+            jwt_issuer: args.jwt_issuer.filter(|issuer| !issuer.is_empty()),
+            jwt_audience: args.jwt_audience.filter(|audience| !audience.is_empty()),
             api_key: args.api_key.filter(|key| !key.is_empty()),
             allowed_origins: args.allowed_origins.unwrap_or_default(),
             max_connections_per_ip: args.max_connections_per_ip.unwrap_or(1024),

@@ -6,11 +6,11 @@
 //! `roomcast-bench` (tools/bench), which runs this binary as the server under test.
 
 mod app;
-mod auth;
 mod config;
 mod metrics;
 mod serve;
 mod sse_cli;
+mod trust;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -40,7 +40,7 @@ enum Command {
     Serve(Box<config::ServeArgs>),
     /// Mint a JSON Web Token (HS256) for trying a server that has a JWT secret:
     /// `roomcast token --user alice --secret S`, then connect with `?token=...`.
-    Token(auth::TokenArgs),
+    Token(trust::mint::TokenArgs),
     /// Give the store's freed pages back to the filesystem after a large purge (redb reuses
     /// them anyway, so a store whose history turns over needs none): `roomcast compact
     /// --data-dir DIR`. Refused while a server runs on the directory.
@@ -103,7 +103,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sse { command } => sse_cli::run(command).map_err(CliError::Sse),
         Command::Serve(args) => serve::serve(*args).map_err(CliError::Serve),
-        Command::Token(args) => auth::token(args).map_err(CliError::Token),
+        Command::Token(args) => trust::mint::token(args).map_err(CliError::Token),
         Command::Compact(args) => compact(args).map_err(CliError::Compact),
     };
     match result {

@@ -12,7 +12,9 @@ use futures_lite::StreamExt;
 use roomcast_core::engine::{MemoryEngine, MemoryLimits};
 use roomcast_core::hub::Hub;
 use roomcast_hyper::{Options, Roomcast, user_from_query};
-use roomcast_io::{Budget, Observe, Runtime, SessionOptions, spawn_hub};
+use roomcast_io::{
+    Budget, Credentials, CredentialsRef, Observe, Runtime, SessionOptions, spawn_hub,
+};
 use roomcast_redis::driver::RedisOptions;
 use roomcast_smol::SmolRuntime;
 use roomcast_store::{Store, StoreLimits, StoreOptions};
@@ -20,9 +22,9 @@ use roomcast_tokio::TokioRuntime;
 use tracing::{info, warn};
 
 use crate::app::{App, Nodes};
-use crate::auth::jwt;
 use crate::config::{RuntimeKind, ServeArgs, Settings, Storage};
 use crate::metrics::Metrics;
+use crate::trust;
 
 /// The reconnect hint a shutdown gives clients: come back soon, with jitter of their own.
 const RECONNECT_MS: u64 = 1000;
@@ -189,15 +191,17 @@ where
         }
     };
     let metrics = Metrics::new();
-    let authenticate = match &settings.jwt_secret {
-        Some(secret) => jwt(secret),
+    let verifier = trust::verifier(&settings).map_err(std::io::Error::other)?;
+    let authenticate = match &verifier {
+        Some(verifier) => trust::authenticate(Arc::clone(verifier)),
         None => {
             warn!(
-                "development mode: no JWT secret, so ?user=NAME names the user unchecked; set --jwt-secret for production"
+                "development mode: no JWT key, so ?user=NAME names the user unchecked; set --jwt-secret (or --jwt-public-key, --jwt-jwks) for production"
             );
             Arc::new(user_from_query)
         }
     };
+    let credentials = verifier.map(|verifier| CredentialsRef(verifier as Arc<dyn Credentials>));
     if settings.api_key.is_none() {
         warn!("the HTTP API (/api/...) is open: set --api-key to guard it");
     }
@@ -206,6 +210,7 @@ where
             config: settings.session.clone(),
             observe: Observe(metrics.clone()),
             timer_slack: settings.timer_slack,
+            credentials,
             ..SessionOptions::default()
         },
         authenticate,

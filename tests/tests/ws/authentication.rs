@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_tungstenite::tungstenite::Error as WsError;
 use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::http::HeaderValue;
+use roomcast_core::access::Identity;
 use roomcast_core::hub::HubConfig;
 use roomcast_core::names::UserId;
 use roomcast_hyper::{Options, Refusal};
@@ -39,7 +40,7 @@ pub(crate) fn authentication_refuses_with_http_status(flavor: Flavor) {
         let options = Options {
             authenticate: Arc::new(|handshake| {
                 if handshake.token().as_deref() == Some("letmein") {
-                    Ok(UserId::new("alice").expect("valid"))
+                    Ok(Identity::user(UserId::new("alice").expect("valid")))
                 } else {
                     Err(Refusal::new(403, "forbidden"))
                 }

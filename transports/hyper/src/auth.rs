@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{HeaderMap, Uri, header};
+use roomcast_core::access::Identity;
 use roomcast_core::names::UserId;
 
 use crate::refusal::Refusal;
@@ -39,28 +40,45 @@ impl Handshake<'_> {
     }
 }
 
-/// Decides who a request is, or refuses it. It runs before any upgrade or stream starts.
-pub type Authenticate = Arc<dyn Fn(&Handshake<'_>) -> Result<UserId, Refusal> + Send + Sync>;
+/// Decides who a request is (the user, what their credentials grant, until when), or refuses
+/// it. It runs before any upgrade or stream starts.
+pub type Authenticate = Arc<dyn Fn(&Handshake<'_>) -> Result<Identity, Refusal> + Send + Sync>;
 
-/// Development-mode authentication: `?user=NAME` names the user, unchecked.
-pub fn user_from_query(handshake: &Handshake<'_>) -> Result<UserId, Refusal> {
-    let user = handshake
-        .query("user")
+/// Development-mode authentication: `?user=NAME` names the user, unchecked, with no grants and
+/// no expiry. A name that is not valid UTF-8 once decoded is refused, so two different byte
+/// strings never become the same user.
+pub fn user_from_query(handshake: &Handshake<'_>) -> Result<Identity, Refusal> {
+    let raw = raw_query_param(handshake.uri, "user")
         .ok_or_else(|| Refusal::unauthorized("no user: connect with ?user=NAME"))?;
-    UserId::new(&user).map_err(|error| Refusal::unauthorized(format!("user {user:?} {error}")))
+    let user = String::from_utf8(percent_decode_bytes(raw))
+        .map_err(|_| Refusal::unauthorized("the user name is not valid UTF-8"))?;
+    UserId::new(&user)
+        .map(Identity::user)
+        .map_err(|error| Refusal::unauthorized(format!("user {user:?} {error}")))
 }
 
 /// The first value of query parameter `name` in `uri`, percent-decoded.
 pub(crate) fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    raw_query_param(uri, name).map(percent_decode)
+}
+
+/// The first value of query parameter `name` in `uri`, as it is written.
+fn raw_query_param<'a>(uri: &'a Uri, name: &str) -> Option<&'a str> {
     uri.query()?
         .split('&')
         .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
         .find(|(key, _)| *key == name)
-        .map(|(_, value)| percent_decode(value))
+        .map(|(_, value)| value)
 }
 
-/// Decodes `%XX` escapes and `+` of a query value; invalid escapes are kept as they are.
-fn percent_decode(value: &str) -> String {
+/// Decodes `%XX` escapes and `+` of a query value; invalid escapes are kept as they are, and
+/// bytes that are not UTF-8 become U+FFFD.
+pub(crate) fn percent_decode(value: &str) -> String {
+    String::from_utf8_lossy(&percent_decode_bytes(value)).into_owned()
+}
+
+/// Decodes `%XX` escapes and `+`, to bytes.
+fn percent_decode_bytes(value: &str) -> Vec<u8> {
     let bytes = value.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -80,7 +98,7 @@ fn percent_decode(value: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 #[cfg(test)]
@@ -136,7 +154,7 @@ mod tests {
         let headers = HeaderMap::new();
         let uri: Uri = "/ws?user=alice".parse().expect("uri");
         assert_eq!(
-            user_from_query(&handshake(&uri, &headers)).map(|u| u.as_str().to_owned()),
+            user_from_query(&handshake(&uri, &headers)).map(|i| i.user.as_str().to_owned()),
             Ok("alice".to_owned())
         );
         let none: Uri = "/ws".parse().expect("uri");
@@ -144,5 +162,11 @@ mod tests {
             user_from_query(&handshake(&none, &headers)).map_err(|r| r.status),
             Err(401)
         );
+        // %FF and %FE would both become U+FFFD: the same user. Neither is a name.
+        for bytes in ["%FF", "%FE", "a%C3"] {
+            let uri: Uri = format!("/ws?user={bytes}").parse().expect("uri");
+            let refused = user_from_query(&handshake(&uri, &headers)).expect_err("refused");
+            assert!(refused.message.contains("UTF-8"), "{}", refused.message);
+        }
     }
 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderValue, Request, header};
+use roomcast_core::access::{Access, Identity};
 use roomcast_core::cursor::Cursor;
 use roomcast_core::hub::Connect;
-use roomcast_core::names::{RoomName, UserId};
+use roomcast_core::names::RoomName;
 use roomcast_io::{ConnectError, HubHandle, Registered, Runtime, SessionOptions};
 
 use crate::auth::{Authenticate, Handshake, query_param, user_from_query};
@@ -65,7 +66,7 @@ pub(crate) struct Inner<R> {
 
 /// A request admitted to a session endpoint: who it is, and its per-IP slot.
 pub(crate) struct Admitted {
-    pub(crate) user: UserId,
+    pub(crate) identity: Identity,
     pub(crate) slot: Slot,
     /// The `Origin`, when allowed and present: echoed for CORS.
     pub(crate) origin: Option<HeaderValue>,
@@ -101,9 +102,13 @@ impl<R: Runtime> Inner<R> {
             headers: request.headers(),
             peer,
         };
-        let user = (self.options.authenticate)(&handshake)?;
+        let identity = (self.options.authenticate)(&handshake)?;
         let slot = self.acquire(peer)?;
-        Ok(Admitted { user, slot, origin })
+        Ok(Admitted {
+            identity,
+            slot,
+            origin,
+        })
     }
 
     /// A per-IP slot, or 429.
@@ -137,21 +142,67 @@ impl<R: Runtime> Inner<R> {
     }
 
     /// Registers an SSE or long-poll connection: it follows the user's stream, the broadcast
-    /// feed unless `?broadcast=0`, and the rooms of `?rooms=`, from `cursor`.
+    /// feed unless `?broadcast=0`, and the rooms of `?rooms=` (as the namespaces allow, some
+    /// perhaps by the subscription tokens of `?room_tokens=`), from `cursor`.
     pub(crate) async fn register_stream<B>(
         &self,
         admitted: &Admitted,
         request: &Request<B>,
         cursor: Option<Cursor>,
     ) -> Result<Registered, Refusal> {
-        let connect = Connect {
-            access: Default::default(),
-            user: admitted.user.clone(),
-            broadcast: broadcast_param(request),
-            rooms: rooms_param(request)?,
-            cursor,
+        let rooms = rooms_param(request)?;
+        let access = Access {
+            grants: admitted.identity.grants.clone(),
+            admitted: self.room_tokens(&admitted.identity, &rooms, request)?,
         };
-        self.hub.register(connect).await.map_err(hub_refusal)
+        let connect = Connect {
+            user: admitted.identity.user.clone(),
+            broadcast: broadcast_param(request),
+            rooms,
+            cursor,
+            access,
+        };
+        let registered = self.hub.register(connect).await.map_err(hub_refusal)?;
+        Ok(registered.expires(admitted.identity.expires))
+    }
+
+    /// The rooms of `rooms` that a subscription token of `?room_tokens=` (comma-separated)
+    /// admits; a token that admits none of them is refused (403).
+    fn room_tokens<B>(
+        &self,
+        identity: &Identity,
+        rooms: &[RoomName],
+        request: &Request<B>,
+    ) -> Result<Vec<RoomName>, Refusal> {
+        let Some(list) = query_param(request.uri(), "room_tokens") else {
+            return Ok(Vec::new());
+        };
+        let Some(credentials) = &self.options.session.credentials else {
+            return Err(Refusal::new(
+                403,
+                "this server takes no subscription tokens",
+            ));
+        };
+        let tokens: Vec<&str> = list.split(',').filter(|t| !t.is_empty()).collect();
+        if tokens.len() > rooms.len() {
+            return Err(Refusal::new(400, "more room_tokens than rooms"));
+        }
+        let mut admitted = Vec::new();
+        for token in tokens {
+            let room = rooms
+                .iter()
+                .find(|room| {
+                    credentials
+                        .0
+                        .subscription(&identity.user, room, token)
+                        .is_ok()
+                })
+                .ok_or_else(|| {
+                    Refusal::new(403, "a room token admits to none of the rooms asked for")
+                })?;
+            admitted.push(room.clone());
+        }
+        Ok(admitted)
     }
 }
 
@@ -186,10 +237,13 @@ fn broadcast_param<B>(request: &Request<B>) -> bool {
     )
 }
 
-/// What the hub refusing a connection means for HTTP: a refusal of the hub's is a 400, a stopped
-/// hub a 503.
+/// What the hub refusing a connection means for HTTP: a room the namespaces keep it out of is a
+/// 403, another refusal of the hub's a 400, a stopped hub a 503.
 pub(crate) fn hub_refusal(error: ConnectError) -> Refusal {
     match error {
+        ConnectError::Refused(roomcast_core::hub::HubError::Unauthorized(why)) => {
+            Refusal::new(403, why).with_code("unauthorized")
+        }
         ConnectError::Refused(error) => Refusal::new(400, error.to_string()),
         ConnectError::Gone => Refusal::new(503, "the hub has stopped"),
     }

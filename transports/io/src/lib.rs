@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 mod buffer;
+mod credentials;
 mod hub;
 mod mailbox;
 mod manual_clock;
@@ -50,6 +51,7 @@ mod transport;
 mod websocket;
 
 pub use buffer::recycle;
+pub use credentials::{Credentials, CredentialsRef};
 pub use hub::{ConnectError, EngineLink, EngineStats, HubGone, HubHandle, HubStats, spawn_hub};
 pub use mailbox::Budget;
 pub use manual_clock::{ManualClock, ManualTimer};

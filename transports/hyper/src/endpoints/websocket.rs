@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use http::{Request, Response};
+use roomcast_core::access::Access;
 use roomcast_core::hub::Connect;
 use roomcast_core::session::SessionKind;
 use roomcast_io::{
@@ -46,14 +47,19 @@ pub(crate) async fn open<R: Runtime, B>(
     let accept = check_upgrade(request)?;
     let admitted = inner.admit(peer, request)?;
     let cursor = parse_cursor(query_param(request.uri(), "cursor"), "cursor")?;
+    let identity = admitted.identity;
     let connect = Connect {
-        access: Default::default(),
-        user: admitted.user,
+        user: identity.user,
         broadcast: true,
         rooms: Vec::new(),
         cursor,
+        access: Access {
+            grants: identity.grants,
+            admitted: Vec::new(),
+        },
     };
     let registered = inner.hub.register(connect).await.map_err(hub_refusal)?;
+    let registered = registered.expires(identity.expires);
     let offers_v1 = offers(request.headers(), SUBPROTOCOL);
     let mut options = inner.options.session.clone();
     options.kind = SessionKind::WebSocket;

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use event_listener::Event;
 use futures_lite::future;
+use roomcast_core::access::Grants;
 use roomcast_core::delivery::SessionId;
 use roomcast_core::engine::EngineEvent;
 use roomcast_core::envelope::{ClientEnvelope, Payload};
@@ -218,6 +219,18 @@ impl HubHandle {
         request: ClientEnvelope,
     ) -> Result<(), HubGone> {
         self.with(|state, now| state.hub.handle_request(now, session, request))
+    }
+
+    /// Admits a session to `room` once: a subscription token for it was checked
+    /// ([`Hub::admit`](roomcast_core::hub::Hub::admit)).
+    pub fn admit(&self, session: SessionId, room: RoomName) -> Result<(), HubGone> {
+        self.with(|state, _| state.hub.admit(session, room))
+    }
+
+    /// A session's credentials were renewed
+    /// ([`Hub::set_grants`](roomcast_core::hub::Hub::set_grants)).
+    pub fn set_grants(&self, session: SessionId, grants: Arc<Grants>) -> Result<(), HubGone> {
+        self.with(|state, _| state.hub.set_grants(session, grants))
     }
 
     /// Removes a session (its connection ended).

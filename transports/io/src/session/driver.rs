@@ -18,15 +18,18 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker, ready};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use roomcast_core::close::{Close, CloseCode};
 use roomcast_core::delivery::SessionId;
 use roomcast_core::names::UserId;
 use roomcast_core::session::{Session, SessionEvent, SessionState, Transmit};
 
+mod in_band;
+
 use super::timing::{self, Armed, Grid, Plan};
 use super::{Ended, SessionOptions};
+use crate::credentials::{CredentialsRef, instant_of};
 use crate::hub::HubHandle;
 use crate::mailbox::{Batch, Mailbox, RING_SOCKET, RING_TIMER};
 use crate::observer::Observe;
@@ -83,6 +86,8 @@ pub struct SessionDriver<R: Runtime, T> {
     runtime: R,
     hub: HubHandle,
     id: SessionId,
+    /// Checks the tokens presented in band.
+    credentials: Option<CredentialsRef>,
     /// The end, once reported.
     reported: bool,
     /// Counts the session as live for [`Shutdown::drained`](crate::Shutdown::drained) until
@@ -102,12 +107,16 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
         user: UserId,
         mailbox: Arc<Mailbox>,
         options: SessionOptions,
+        expires: Option<SystemTime>,
     ) -> Self {
         let _live = options.shutdown.enter();
         options.observe.0.opened(options.transport);
         let now = runtime.now();
         let mut session = Session::new(options.kind, options.config, options.codec, now);
         session.accept(now, id, user);
+        if let Some(at) = expires {
+            session.set_expiry(now, instant_of(now, at));
+        }
         Self {
             dirty: true,
             unflushed: false,
@@ -133,6 +142,7 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
             runtime,
             hub,
             id,
+            credentials: options.credentials,
             reported: false,
             _live,
         }
@@ -323,6 +333,9 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
                     let kind = request.message.kind();
                     self.observe.0.inbound(self.transport_name, kind);
                     asked = true;
+                    let Some(request) = self.vet(request, now) else {
+                        continue;
+                    };
                     if self.hub.request_now(self.id, request).is_err() {
                         let now = self.now(now);
                         let close = Close::new(CloseCode::Internal, "the hub has stopped");

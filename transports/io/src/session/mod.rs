@@ -11,7 +11,7 @@ mod driver;
 mod timing;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use roomcast_core::delivery::SessionId;
 use roomcast_core::envelope::Codec;
@@ -20,6 +20,7 @@ use roomcast_core::names::UserId;
 use roomcast_core::session::{SessionConfig, SessionKind};
 
 pub use self::driver::SessionDriver;
+use crate::credentials::CredentialsRef;
 use crate::hub::{ConnectError, HubHandle};
 use crate::mailbox::Mailbox;
 pub use crate::observer::Ended;
@@ -50,6 +51,10 @@ pub struct SessionOptions {
     /// of the time left to it, so the heartbeats of 10,000 sessions wake the server a few times
     /// a second, not 400 times.
     pub timer_slack: Duration,
+    /// Checks the tokens a session presents in band (a `join`'s subscription token, a
+    /// `refresh`); `None` (the default): they go to the hub unchecked, which admits nobody by
+    /// a token and refuses `refresh`.
+    pub credentials: Option<CredentialsRef>,
 }
 
 impl Default for SessionOptions {
@@ -63,6 +68,7 @@ impl Default for SessionOptions {
             observe: Observe::default(),
             transport: "websocket",
             timer_slack: DEFAULT_TIMER_SLACK,
+            credentials: None,
         }
     }
 }
@@ -79,12 +85,20 @@ pub struct Registered {
     id: SessionId,
     user: UserId,
     mailbox: Option<Arc<Mailbox>>,
+    expires: Option<SystemTime>,
 }
 
 impl Registered {
     /// Its session id.
     pub fn id(&self) -> SessionId {
         self.id
+    }
+
+    /// Its credentials expire at `at`: the session is told ahead, then closed with 4003 (an
+    /// SSE stream ends) unless it refreshes them.
+    pub fn expires(mut self, at: Option<SystemTime>) -> Self {
+        self.expires = at;
+        self
     }
 }
 
@@ -108,6 +122,7 @@ impl HubHandle {
             id,
             user,
             mailbox: Some(mailbox),
+            expires: None,
         })
     }
 }
@@ -143,5 +158,6 @@ pub fn run_registered<R: Runtime, T: Transport>(
         registered.user.clone(),
         mailbox,
         options,
+        registered.expires,
     )
 }
