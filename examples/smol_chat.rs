@@ -25,6 +25,7 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use roomcast_core::access::Identity;
 use roomcast_core::engine::{MemoryEngine, MemoryLimits};
 use roomcast_core::hub::{Hub, HubConfig};
 use roomcast_core::names::UserId;
@@ -42,6 +43,7 @@ fn main() -> io::Result<()> {
         users
             .get(&token)
             .cloned()
+            .map(Identity::user) // no room grants, no expiry
             .ok_or_else(|| Refusal::unauthorized("unknown token"))
     });
     let options = Options {

@@ -13,7 +13,8 @@ pub const MAX_USER_LEN: usize = 128;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RoomName(SmolStr);
 
-/// A user id: 1 to 128 bytes of UTF-8 without control characters.
+/// A user id: 1 to 128 bytes of UTF-8, not only whitespace, without control characters and
+/// without the bidirectional controls that make a name display as another (U+202E...).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct UserId(SmolStr);
 
@@ -30,6 +31,8 @@ pub enum NameError {
     },
     /// The name holds a character its kind does not allow.
     BadCharacter(char),
+    /// The name is only whitespace.
+    Blank,
 }
 
 impl std::fmt::Display for NameError {
@@ -40,6 +43,7 @@ impl std::fmt::Display for NameError {
             Self::BadCharacter(c) => {
                 write!(f, "contains the character {c:?}, which is not allowed")
             }
+            Self::Blank => f.write_str("is only whitespace"),
         }
     }
 }
@@ -69,8 +73,11 @@ impl UserId {
     /// Checks and wraps a user id.
     pub fn new(id: &str) -> Result<Self, NameError> {
         check_len(id, MAX_USER_LEN)?;
-        if let Some(c) = id.chars().find(|c| c.is_control()) {
+        if let Some(c) = id.chars().find(|&c| c.is_control() || is_bidi_control(c)) {
             return Err(NameError::BadCharacter(c));
+        }
+        if id.chars().all(char::is_whitespace) {
+            return Err(NameError::Blank);
         }
         Ok(Self(SmolStr::new(id)))
     }
@@ -79,6 +86,12 @@ impl UserId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The characters that reorder text for display (Unicode's bidirectional formatting
+/// characters): in a user id they make one name look like another.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 fn check_len(name: &str, limit: usize) -> Result<(), NameError> {
@@ -171,5 +184,18 @@ mod tests {
         );
         assert_eq!(UserId::new("a\u{0}"), Err(NameError::BadCharacter('\u{0}')));
         assert_eq!(UserId::new("a\r"), Err(NameError::BadCharacter('\r')));
+    }
+
+    #[test]
+    fn user_ids_cannot_be_blank_or_display_as_another() {
+        assert_eq!(UserId::new(" "), Err(NameError::Blank));
+        assert_eq!(UserId::new("\u{3000}\u{a0}"), Err(NameError::Blank));
+        assert!(UserId::new("a b").is_ok());
+        for c in [
+            '\u{202E}', '\u{202A}', '\u{2066}', '\u{2069}', '\u{200F}', '\u{061C}',
+        ] {
+            let id = format!("admin{c}nimda");
+            assert_eq!(UserId::new(&id), Err(NameError::BadCharacter(c)), "{c:?}");
+        }
     }
 }

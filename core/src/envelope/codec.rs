@@ -22,6 +22,8 @@ const CLIENT_TYPES: [&str; 8] = [
 #[derive(Clone, Debug)]
 pub struct Codec {
     max_frame: usize,
+    /// Deepest nesting of a payload's arrays and objects.
+    max_depth: usize,
     app_types: BTreeSet<SmolStr>,
 }
 
@@ -57,6 +59,7 @@ impl Codec {
     pub fn new() -> Self {
         Self {
             max_frame: DEFAULT_MAX_FRAME,
+            max_depth: super::DEFAULT_MAX_DEPTH,
             app_types: BTreeSet::new(),
         }
     }
@@ -66,6 +69,19 @@ impl Codec {
     pub fn with_max_frame(mut self, bytes: usize) -> Self {
         self.max_frame = bytes;
         self
+    }
+
+    /// Sets the deepest nesting of arrays and objects a payload may have (64 by default); a
+    /// deeper one is answered `bad_frame`, as is a lone UTF-16 surrogate escape.
+    #[must_use]
+    pub fn with_max_depth(mut self, levels: usize) -> Self {
+        self.max_depth = levels;
+        self
+    }
+
+    /// The deepest nesting a payload may have.
+    pub fn max_depth(&self) -> usize {
+        self.max_depth
     }
 
     /// The largest frame accepted, in bytes.
@@ -112,7 +128,7 @@ impl Codec {
             "leave" => ClientMessage::Leave { room: wire.room()? },
             "publish" => ClientMessage::Publish {
                 room: wire.room()?,
-                data: wire.data()?,
+                data: wire.data(self.max_depth)?,
             },
             "typing" => ClientMessage::Typing {
                 room: wire.room()?,
@@ -120,7 +136,7 @@ impl Codec {
             },
             "direct" => ClientMessage::Direct {
                 to: wire.user(wire.to.as_deref(), "to")?,
-                data: wire.data()?,
+                data: wire.data(self.max_depth)?,
             },
             "ping" => ClientMessage::Ping,
             "read" => ClientMessage::Read {
@@ -212,7 +228,7 @@ impl Codec {
                     Some(from) => Some(wire.user(Some(from), "from")?),
                     None => None,
                 },
-                data: wire.data()?,
+                data: wire.data(self.max_depth)?,
             },
             "presence" => ServerMessage::Presence {
                 room: wire.room()?,
@@ -227,12 +243,12 @@ impl Codec {
             "direct" => ServerMessage::Direct {
                 id: wire.position(wire.id.as_deref(), "id")?,
                 from: wire.user(wire.from.as_deref(), "from")?,
-                data: wire.data()?,
+                data: wire.data(self.max_depth)?,
             },
             "notify" | "broadcast" => {
                 let id = wire.position(wire.id.as_deref(), "id")?;
                 let event = wire.event.as_deref().map(SmolStr::new);
-                let data = wire.data()?;
+                let data = wire.data(self.max_depth)?;
                 if kind == "notify" {
                     ServerMessage::Notify { id, event, data }
                 } else {

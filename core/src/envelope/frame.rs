@@ -82,9 +82,18 @@ impl fmt::Display for Ref {
 pub struct Payload(Box<RawValue>);
 
 impl Payload {
-    /// Checks that `json` is one JSON value and wraps it.
+    /// Checks that `json` is one JSON value every client can read (nested at most
+    /// [`DEFAULT_MAX_DEPTH`](super::DEFAULT_MAX_DEPTH) levels, no lone surrogate) and wraps it.
     pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
-        RawValue::from_string(json.to_owned()).map(Self)
+        Self::from_json_within(json, super::DEFAULT_MAX_DEPTH)
+    }
+
+    /// As [`from_json`](Self::from_json), nested at most `max_depth` levels.
+    pub fn from_json_within(json: &str, max_depth: usize) -> Result<Self, serde_json::Error> {
+        let raw = RawValue::from_string(json.to_owned())?;
+        super::safe_json::check(raw.get(), max_depth)
+            .map_err(<serde_json::Error as serde::de::Error>::custom)?;
+        Ok(Self(raw))
     }
 
     /// Serializes `value` into a payload.

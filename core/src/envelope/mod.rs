@@ -22,6 +22,7 @@
 mod client;
 mod codec;
 mod frame;
+mod safe_json;
 mod server;
 mod wire;
 
@@ -30,4 +31,5 @@ pub use codec::{Codec, CodecError, DEFAULT_MAX_FRAME};
 pub use frame::{
     EnvelopeError, ErrorCode, Frame, MAX_ERROR_MESSAGE, MAX_REF_LEN, Payload, Ref, message_type,
 };
+pub use safe_json::DEFAULT_MAX_DEPTH;
 pub use server::{PROTOCOL_VERSION, Reply, ServerMessage, StreamStart};

@@ -190,8 +190,12 @@ impl<'a> Wire<'a> {
             .collect()
     }
 
-    pub(super) fn data(&self) -> Result<Payload, EnvelopeError> {
-        self.need(self.data, "data").map(Payload::from_raw)
+    /// `data`, nested at most `max_depth` levels and without a lone surrogate.
+    pub(super) fn data(&self, max_depth: usize) -> Result<Payload, EnvelopeError> {
+        let raw = self.need(self.data, "data")?;
+        super::safe_json::check(raw.get(), max_depth)
+            .map_err(|why| self.bad(format!("data: {why}")))?;
+        Ok(Payload::from_raw(raw))
     }
 }
 

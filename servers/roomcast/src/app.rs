@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use roomcast_core::envelope::Payload;
 use roomcast_core::hub::HubError;
@@ -21,8 +20,8 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use smol_str::SmolStr;
 
+use crate::guard::{check_call, check_key, read_body};
 use crate::metrics::{Metrics, TRANSPORTS};
-use crate::trust::same_key;
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const ROOMCAST_JS: &str = include_str!("../assets/roomcast.js");
@@ -35,8 +34,14 @@ pub(crate) struct App<R: Runtime> {
     pub(crate) roomcast: Roomcast<R>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) api_key: Option<String>,
+    /// The key of `/metrics` and `/api/status`: `--metrics-key`, else the API key.
+    pub(crate) metrics_key: Option<String>,
+    /// Origins whose pages may call the API.
+    pub(crate) allowed_origins: Vec<String>,
     /// Largest API request body: the frame limit, as for a WebSocket message.
     pub(crate) max_body: usize,
+    /// Longest an API request body may take to arrive: the handshake timeout.
+    pub(crate) body_timeout: std::time::Duration,
     /// Whether the engine's link is up, for an engine over a network (Redis); `None` for an
     /// engine in the process, always there.
     pub(crate) engine_link: Option<Arc<AtomicBool>>,
@@ -83,8 +88,14 @@ impl<R: Runtime> App<R> {
             "/" | "/index.html" if get => Ok(asset(INDEX_HTML, "text/html; charset=utf-8")),
             "/roomcast.js" if get => Ok(asset(ROOMCAST_JS, "text/javascript; charset=utf-8")),
             "/healthz" if get => Ok(self.health()),
-            "/metrics" if get => self.metrics().await,
-            "/api/status" if get => self.status().await,
+            "/metrics" if get => match check_key(&request, self.metrics_key.as_deref()) {
+                Ok(()) => self.metrics().await,
+                Err(refusal) => Err(refusal),
+            },
+            "/api/status" if get => match check_key(&request, self.metrics_key.as_deref()) {
+                Ok(()) => self.status().await,
+                Err(refusal) => Err(refusal),
+            },
             "/" | "/index.html" | "/roomcast.js" | "/healthz" | "/metrics" | "/api/status" => {
                 Err(not_allowed("GET"))
             }
@@ -208,9 +219,10 @@ impl<R: Runtime> App<R> {
         if request.method() != Method::POST {
             return Err(not_allowed("POST"));
         }
-        self.check_key(&request)?;
+        check_call(&request, &self.allowed_origins, self.api_key.as_deref())?;
         let path = request.uri().path().to_owned();
-        let body = read_body(request, self.max_body).await?;
+        let runtime = self.roomcast.runtime();
+        let body = read_body(runtime, request, self.max_body, self.body_timeout).await?;
         let hub = self.roomcast.hub();
         let published = match path.as_str() {
             "/api/notify" => {
@@ -236,8 +248,7 @@ impl<R: Runtime> App<R> {
                     .strip_prefix("/api/rooms/")
                     .and_then(|rest| rest.strip_suffix("/publish"))
                     .ok_or_else(|| Refusal::new(404, "no such API endpoint"))?;
-                let room = RoomName::new(room)
-                    .map_err(|e| Refusal::new(400, format!("room {room:?} {e}")))?;
+                let room = room_of_path(room)?;
                 let body: PublishBody<'_> = parse(&body)?;
                 hub.publish(room, payload(body.data)?)
                     .await
@@ -249,27 +260,6 @@ impl<R: Runtime> App<R> {
             StatusCode::OK,
             json!({"id": published.id.to_string(), "sessions": published.sessions}),
         ))
-    }
-
-    /// With an API key set, `Authorization: Bearer KEY` is required.
-    fn check_key(&self, request: &Request<Incoming>) -> Result<(), Refusal> {
-        let Some(key) = &self.api_key else {
-            return Ok(());
-        };
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-        match presented {
-            Some(token) if same_key(token, key) => Ok(()),
-            Some(_) => Err(Refusal::unauthorized("wrong API key")),
-            None => Err(Refusal::unauthorized(
-                "the API needs its key: Authorization: Bearer KEY",
-            )),
-        }
     }
 }
 
@@ -299,17 +289,6 @@ struct PublishBody<'a> {
     data: &'a RawValue,
 }
 
-/// The whole body, at most `limit` bytes (413 beyond).
-async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Vec<u8>, Refusal> {
-    match Limited::new(request.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes().to_vec()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            Err(Refusal::new(413, format!("the body is over {limit} bytes")))
-        }
-        Err(_) => Err(Refusal::new(400, "the body could not be read")),
-    }
-}
-
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Refusal> {
     serde_json::from_slice(body).map_err(|e| Refusal::new(400, format!("body: {e}")))
 }
@@ -318,14 +297,32 @@ fn payload(data: &RawValue) -> Result<Payload, Refusal> {
     Payload::from_json(data.get()).map_err(|e| Refusal::new(400, format!("data: {e}")))
 }
 
+/// An `event` name: 1 to 64 bytes without control characters (a newline would end an SSE
+/// field early).
 fn event_name(event: Option<String>) -> Result<Option<SmolStr>, Refusal> {
     match event {
         Some(event) if event.is_empty() || event.len() > MAX_EVENT => Err(Refusal::new(
             400,
             format!("event must be 1 to {MAX_EVENT} bytes"),
         )),
+        Some(event) if event.chars().any(char::is_control) => {
+            Err(Refusal::new(400, "event must not hold control characters"))
+        }
         event => Ok(event.map(SmolStr::from)),
     }
+}
+
+/// The room of an API path, percent-decoded as `?rooms=` is; an empty path segment
+/// (`//lobby`, `lobby/`) is refused rather than read as part of a name.
+fn room_of_path(raw: &str) -> Result<RoomName, Refusal> {
+    let room = roomcast_hyper::percent_decode_path(raw);
+    if room.is_empty() || room.starts_with('/') || room.ends_with('/') || room.contains("//") {
+        return Err(Refusal::new(
+            400,
+            format!("room {room:?} has an empty segment"),
+        ));
+    }
+    RoomName::new(&room).map_err(|e| Refusal::new(400, format!("room {room:?} {e}")))
 }
 
 fn gone(_: HubGone) -> Refusal {

@@ -54,9 +54,19 @@ pub(crate) struct ServeArgs {
     pub(crate) jwt_audience: Option<String>,
 
     /// Key for the HTTP API (`/api/...`): `Authorization: Bearer KEY`. Without it the API is
-    /// open (logged at start).
+    /// open (logged at start), which only a loopback address or --insecure-dev allows.
     #[arg(long, env = "ROOMCAST_API_KEY", hide_env_values = true)]
     pub(crate) api_key: Option<String>,
+
+    /// Key for `/metrics` and `/api/status`: `Authorization: Bearer KEY`. [default: the API
+    /// key]
+    #[arg(long, env = "ROOMCAST_METRICS_KEY", hide_env_values = true)]
+    pub(crate) metrics_key: Option<String>,
+
+    /// Serve on a non-loopback address without an API key or without a JWT key (the open API,
+    /// `?user=NAME`): for a trusted network only. Refused otherwise.
+    #[arg(long, env = "ROOMCAST_INSECURE_DEV", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) insecure_dev: Option<bool>,
 
     /// Origins browsers may connect from, comma-separated (`https://app.example.com`); `*` for
     /// any. [default: any]
@@ -258,6 +268,8 @@ impl ServeArgs {
             jwt_issuer,
             jwt_audience,
             api_key,
+            metrics_key,
+            insecure_dev,
             allowed_origins,
             max_frame,
             queue_bytes,
@@ -302,6 +314,7 @@ pub(crate) struct Settings {
     pub(crate) jwt_issuer: Option<String>,
     pub(crate) jwt_audience: Option<String>,
     pub(crate) api_key: Option<String>,
+    pub(crate) metrics_key: Option<String>,
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) max_connections_per_ip: usize,
     pub(crate) session: SessionConfig,
@@ -447,6 +460,23 @@ impl Settings {
         if keys.iter().filter(|given| **given).count() > 1 {
             return Err("jwt_secret, jwt_public_key and jwt_jwks exclude each other".into());
         }
+        let listen = args
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let api_key = args.api_key.filter(|key| !key.is_empty());
+        let keyed = keys.iter().any(|given| *given);
+        if !listen.ip().is_loopback() && !args.insecure_dev.unwrap_or(false) {
+            if api_key.is_none() {
+                return Err(format!(
+                    "refusing to serve an open API on {listen}: set --api-key (or --insecure-dev on a trusted network)"
+                ));
+            }
+            if !keyed {
+                return Err(format!(
+                    "refusing to serve ?user=NAME logins on {listen}: set --jwt-secret, --jwt-public-key or --jwt-jwks (or --insecure-dev on a trusted network)"
+                ));
+            }
+        }
         hub.namespaces = Arc::new(namespaces::resolve(
             args.default_namespace.as_ref(),
             &args.namespaces,
@@ -484,15 +514,17 @@ impl Settings {
             max_offline_outboxes: args.max_offline_outboxes.unwrap_or(100_000),
         };
         Ok(Self {
-            listen: args
-                .listen
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            listen,
             jwt_secret: args.jwt_secret,
             jwt_public_key: args.jwt_public_key,
             jwt_jwks: args.jwt_jwks,
             jwt_issuer: args.jwt_issuer.filter(|issuer| !issuer.is_empty()),
             jwt_audience: args.jwt_audience.filter(|audience| !audience.is_empty()),
-            api_key: args.api_key.filter(|key| !key.is_empty()),
+            metrics_key: args
+                .metrics_key
+                .filter(|key| !key.is_empty())
+                .or_else(|| api_key.clone()),
+            api_key,
             allowed_origins: args.allowed_origins.unwrap_or_default(),
             max_connections_per_ip: args.max_connections_per_ip.unwrap_or(1024),
             session,

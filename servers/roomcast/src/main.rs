@@ -7,6 +7,7 @@
 
 mod app;
 mod config;
+mod guard;
 mod metrics;
 mod serve;
 mod sse_cli;

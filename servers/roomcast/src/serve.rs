@@ -201,6 +201,7 @@ where
             Arc::new(user_from_query)
         }
     };
+    let verifier_none = verifier.is_none();
     let credentials = verifier.map(|verifier| CredentialsRef(verifier as Arc<dyn Credentials>));
     if settings.api_key.is_none() {
         warn!("the HTTP API (/api/...) is open: set --api-key to guard it");
@@ -215,6 +216,8 @@ where
         },
         authenticate,
         allowed_origins: settings.allowed_origins.clone(),
+        // With keys, the echo socket asks for a token as /ws does.
+        echo_open: verifier_none,
         max_sessions_per_ip: settings.max_connections_per_ip,
         ..Options::default()
     };
@@ -224,6 +227,9 @@ where
         roomcast: roomcast.clone(),
         metrics,
         api_key: settings.api_key.clone(),
+        metrics_key: settings.metrics_key.clone(),
+        allowed_origins: settings.allowed_origins.clone(),
+        body_timeout: settings.session.handshake_timeout,
         max_body: settings.session.max_frame,
         engine_link,
         nodes: registry.map(|registry| Nodes {

@@ -50,7 +50,7 @@ pub type Authenticate = Arc<dyn Fn(&Handshake<'_>) -> Result<Identity, Refusal> 
 pub fn user_from_query(handshake: &Handshake<'_>) -> Result<Identity, Refusal> {
     let raw = raw_query_param(handshake.uri, "user")
         .ok_or_else(|| Refusal::unauthorized("no user: connect with ?user=NAME"))?;
-    let user = String::from_utf8(percent_decode_bytes(raw))
+    let user = String::from_utf8(percent_decode_bytes(raw, true))
         .map_err(|_| Refusal::unauthorized("the user name is not valid UTF-8"))?;
     UserId::new(&user)
         .map(Identity::user)
@@ -74,11 +74,17 @@ fn raw_query_param<'a>(uri: &'a Uri, name: &str) -> Option<&'a str> {
 /// Decodes `%XX` escapes and `+` of a query value; invalid escapes are kept as they are, and
 /// bytes that are not UTF-8 become U+FFFD.
 pub(crate) fn percent_decode(value: &str) -> String {
-    String::from_utf8_lossy(&percent_decode_bytes(value)).into_owned()
+    String::from_utf8_lossy(&percent_decode_bytes(value, true)).into_owned()
 }
 
-/// Decodes `%XX` escapes and `+`, to bytes.
-fn percent_decode_bytes(value: &str) -> Vec<u8> {
+/// Decodes the `%XX` escapes of a path segment (`+` stays a `+`), as [`Handshake::query`]
+/// decodes a query value: for an application reading names from its paths alike.
+pub fn percent_decode_path(value: &str) -> String {
+    String::from_utf8_lossy(&percent_decode_bytes(value, false)).into_owned()
+}
+
+/// Decodes `%XX` escapes, and `+` to a space if `plus_is_space`, to bytes.
+fn percent_decode_bytes(value: &str, plus_is_space: bool) -> Vec<u8> {
     let bytes = value.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -93,7 +99,7 @@ fn percent_decode_bytes(value: &str) -> Vec<u8> {
                 }
                 _ => out.push(b'%'),
             },
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             byte => out.push(byte),
         }
         i += 1;

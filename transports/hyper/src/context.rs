@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderValue, Request, header};
+use http::{Request, header};
 use roomcast_core::access::{Access, Identity};
 use roomcast_core::cursor::Cursor;
 use roomcast_core::hub::Connect;
@@ -16,6 +16,7 @@ use roomcast_io::{ConnectError, HubHandle, Registered, Runtime, SessionOptions};
 use crate::auth::{Authenticate, Handshake, query_param, user_from_query};
 use crate::per_ip::{PerIp, Slot};
 use crate::refusal::Refusal;
+use crate::response::Cors;
 
 /// How the service runs.
 #[derive(Clone)]
@@ -26,9 +27,14 @@ pub struct Options {
     /// Who a request is; it runs before any upgrade or stream. The default is the development
     /// mode: `?user=NAME` names the user ([`user_from_query`]).
     pub authenticate: Authenticate,
-    /// The `Origin`s browsers may connect from; empty (the default) allows any, `"*"` too.
-    /// A request without `Origin` (not from a browser) is always allowed.
+    /// The `Origin`s browsers may connect from; empty (the default) allows any, `"*"` too,
+    /// but never `null` (sandboxed frames, `file:` pages) unless listed. Only a listed origin
+    /// may read answers with the browser's credentials (cookies). A request without `Origin`
+    /// (not from a browser) is always allowed.
     pub allowed_origins: Vec<String>,
+    /// Whether `/ws/echo` is open to anyone (the default); `false`: it runs `authenticate`
+    /// like every other endpoint.
+    pub echo_open: bool,
     /// Sessions (WebSocket, SSE, long-poll) one IP address may hold at once: 1,024. More are
     /// refused with 429.
     pub max_sessions_per_ip: usize,
@@ -47,6 +53,7 @@ impl Default for Options {
             session: SessionOptions::default(),
             authenticate: Arc::new(user_from_query),
             allowed_origins: Vec::new(),
+            echo_open: true,
             max_sessions_per_ip: 1024,
             sse_retry: Duration::from_secs(3),
             poll_wait: Duration::from_secs(25),
@@ -69,7 +76,7 @@ pub(crate) struct Admitted {
     pub(crate) identity: Identity,
     pub(crate) slot: Slot,
     /// The `Origin`, when allowed and present: echoed for CORS.
-    pub(crate) origin: Option<HeaderValue>,
+    pub(crate) origin: Option<Cors>,
 }
 
 impl<R: Runtime> Inner<R> {
@@ -125,17 +132,19 @@ impl<R: Runtime> Inner<R> {
     }
 
     /// The request's `Origin` if it is allowed (`None` if it has none), or 403.
-    pub(crate) fn check_origin<B>(
-        &self,
-        request: &Request<B>,
-    ) -> Result<Option<HeaderValue>, Refusal> {
+    pub(crate) fn check_origin<B>(&self, request: &Request<B>) -> Result<Option<Cors>, Refusal> {
         let Some(origin) = request.headers().get(header::ORIGIN) else {
             return Ok(None);
         };
         let allowed = &self.options.allowed_origins;
         let text = origin.to_str().unwrap_or("");
-        if allowed.is_empty() || allowed.iter().any(|a| a == "*" || a == text) {
-            Ok(Some(origin.clone()))
+        let listed = allowed.iter().any(|a| a == text);
+        let any = allowed.is_empty() || allowed.iter().any(|a| a == "*");
+        if listed || (any && text != "null") {
+            Ok(Some(Cors {
+                origin: origin.clone(),
+                credentials: listed,
+            }))
         } else {
             Err(Refusal::new(403, format!("origin {text:?} is not allowed")))
         }

@@ -63,7 +63,7 @@ mod response;
 mod service;
 mod upgrade;
 
-pub use auth::{Authenticate, Handshake, user_from_query};
+pub use auth::{Authenticate, Handshake, percent_decode_path, user_from_query};
 pub use body::Body;
 pub use conn::serve_connection;
 pub use context::Options;

@@ -5,6 +5,12 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::body::Body;
 
+/// An allowed `Origin`, and whether it may read with credentials (it is listed by name).
+pub(crate) struct Cors {
+    pub(crate) origin: HeaderValue,
+    pub(crate) credentials: bool,
+}
+
 /// A JSON reply, not to be cached.
 pub fn json(status: StatusCode, body: String) -> Response<Body> {
     let mut response = Response::new(Body::full(body));
@@ -18,15 +24,18 @@ pub fn json(status: StatusCode, body: String) -> Response<Body> {
     response
 }
 
-/// Lets the allowed `origin` read a cross-origin response (SSE, long-poll).
-pub(crate) fn allow_origin<B>(response: &mut Response<B>, origin: Option<HeaderValue>) {
-    if let Some(origin) = origin {
+/// Lets the allowed origin read a cross-origin response (SSE, long-poll); with the browser's
+/// credentials only when it is listed by name.
+pub(crate) fn allow_origin<B>(response: &mut Response<B>, cors: Option<Cors>) {
+    if let Some(cors) = cors {
         let headers = response.headers_mut();
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, cors.origin);
+        if cors.credentials {
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
         headers.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
 }

@@ -116,6 +116,11 @@ impl<R: Runtime> Roomcast<R> {
         &self.inner.hub
     }
 
+    /// The runtime the sessions run on.
+    pub fn runtime(&self) -> &R {
+        &self.inner.runtime
+    }
+
     /// The accept loop of a runtime adapter: takes connections from `accept` and hands each to
     /// `serve` (which spawns its task) until the shutdown is triggered; then nothing new is
     /// accepted, and the sessions finish their shutdown. An accept error (out of descriptors, a

@@ -1,5 +1,6 @@
-//! `GET /ws/echo`: a plain WebSocket echo (no roomcast protocol, no authentication): every text
-//! and binary message comes back unchanged. It passes Autobahn's sections 1 to 10.
+//! `GET /ws/echo`: a plain WebSocket echo (no roomcast protocol): every text and binary message
+//! comes back unchanged. It passes Autobahn's sections 1 to 10. Open to anyone unless
+//! [`Options::echo_open`](crate::Options::echo_open) is off; then it authenticates as `/ws` does.
 
 use std::net::IpAddr;
 
@@ -22,8 +23,12 @@ pub(crate) fn serve<R: Runtime, B>(
     mut request: Request<B>,
 ) -> Result<Response<Body>, Refusal> {
     let accept = check_upgrade(&request)?;
-    inner.check_origin(&request)?;
-    let slot = inner.acquire(peer)?;
+    let slot = if inner.options.echo_open {
+        inner.check_origin(&request)?;
+        inner.acquire(peer)?
+    } else {
+        inner.admit(peer, &request)?.slot
+    };
     let upgrade = hyper::upgrade::on(&mut request);
     inner.runtime.spawn(async move {
         let _slot = slot;
