@@ -121,10 +121,12 @@ impl Namespaces {
     pub fn get(&self, room: &RoomName) -> Result<&Namespace, String> {
         match namespace_of(room) {
             None => Ok(&self.default),
-            Some(name) => self
-                .named
-                .get(name)
-                .ok_or_else(|| format!("room {room:?}: namespace {name:?} is not configured")),
+            Some(name) => self.named.get(name).ok_or_else(|| {
+                format!(
+                    "room {:?}: namespace {name:?} is not configured",
+                    room.as_str()
+                )
+            }),
         }
     }
 
@@ -141,7 +143,10 @@ impl Namespaces {
             (false, true) => "a subscription token for it",
             (false, false) => "nothing: nobody may join",
         };
-        Err(format!("room {room:?} may be joined with {ways}"))
+        Err(format!(
+            "room {:?} may be joined with {ways}",
+            room.as_str()
+        ))
     }
 
     /// Whether a member with `grants` may publish to `room`.
@@ -150,9 +155,13 @@ impl Namespaces {
             PublishRule::Members => Ok(()),
             PublishRule::Claim if grants.may_publish(room) => Ok(()),
             PublishRule::Claim => Err(format!(
-                "room {room:?}: publishing needs a token whose publish claim matches it"
+                "room {:?}: publishing needs a token whose publish claim matches it",
+                room.as_str()
             )),
-            PublishRule::Api => Err(format!("room {room:?}: only the server API publishes")),
+            PublishRule::Api => Err(format!(
+                "room {:?}: only the server API publishes",
+                room.as_str()
+            )),
         }
     }
 }
@@ -258,8 +267,8 @@ mod tests {
 
     fn grants(rooms: &[&str], publish: &[&str]) -> Grants {
         Grants {
-            rooms: rooms.iter().map(|p| SmolStr::new(p)).collect(),
-            publish: publish.iter().map(|p| SmolStr::new(p)).collect(),
+            rooms: rooms.iter().map(SmolStr::new).collect(),
+            publish: publish.iter().map(SmolStr::new).collect(),
         }
     }
 

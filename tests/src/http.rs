@@ -38,18 +38,26 @@ pub async fn request(
     send(method, addr, target, headers, Bytes::new()).await
 }
 
-/// `POST target` with this body on a connection of its own.
+/// `POST target` with this body on a connection of its own, as `application/json` unless
+/// `headers` name a `content-type` (the API takes JSON only).
 pub async fn post(
     addr: SocketAddr,
     target: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> Response {
+    let mut headers = headers.to_vec();
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+    {
+        headers.push(("content-type", "application/json"));
+    }
     send(
         "POST",
         addr,
         target,
-        headers,
+        &headers,
         Bytes::copy_from_slice(body.as_bytes()),
     )
     .await

@@ -54,8 +54,8 @@ fn harness() -> Harness {
 fn grants(rooms: &[&str], publish: &[&str]) -> Access {
     Access {
         grants: Arc::new(Grants {
-            rooms: rooms.iter().map(|p| SmolStr::new(p)).collect(),
-            publish: publish.iter().map(|p| SmolStr::new(p)).collect(),
+            rooms: rooms.iter().map(SmolStr::new).collect(),
+            publish: publish.iter().map(SmolStr::new).collect(),
         }),
         admitted: Vec::new(),
     }

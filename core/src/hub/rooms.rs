@@ -85,7 +85,7 @@ impl Hub {
             return Err(not_member(&room));
         }
         if !self.config.namespaces.get(&room).is_ok_and(|n| n.typing) {
-            let why = format!("room {room:?}: typing is off in its namespace");
+            let why = format!("room {:?}: typing is off in its namespace", room.as_str());
             return Err((ErrorCode::Unauthorized, why));
         }
         let user = slot.user.clone();

@@ -335,6 +335,7 @@ fn refused(error: HubError) -> Refusal {
     match error {
         HubError::LimitReached(what) => Refusal::new(507, what).with_code("limit_reached"),
         HubError::Unavailable(why) => Refusal::new(503, why).retry_after(1000),
+        HubError::Unauthorized(why) => Refusal::new(403, why).with_code("unauthorized"),
         other => Refusal::new(503, other.to_string()).retry_after(1000),
     }
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use roomcast_core::names::{RoomName, UserId};
 
-use super::tokens::{Claims, unix_now};
+use super::tokens::{Audience, Claims, unix_now};
 
 /// `roomcast token`'s arguments.
 #[derive(Args)]
@@ -67,7 +67,7 @@ fn mint(args: &TokenArgs) -> Result<String, String> {
         exp: Some(now.saturating_add(args.ttl.as_secs())),
         iat: Some(now),
         iss: args.issuer.clone(),
-        aud: args.audience.clone(),
+        aud: args.audience.clone().map(Audience::One),
         rooms: args.rooms.clone(),
         publish: args.publish.clone(),
         room: args.room.clone(),

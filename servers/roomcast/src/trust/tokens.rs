@@ -32,8 +32,9 @@ pub(crate) struct Claims {
     pub(crate) iat: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) iss: Option<String>,
+    /// One audience or several (the library checks it against `--jwt-audience`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) aud: Option<String>,
+    pub(crate) aud: Option<Audience>,
     /// Connection tokens: room patterns the user may join (and read).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) rooms: Vec<String>,
@@ -43,6 +44,14 @@ pub(crate) struct Claims {
     /// Subscription tokens: the one room it admits to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) room: Option<String>,
+}
+
+/// `aud`: a string or an array of strings (RFC 7519, 4.1.3).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// Checks tokens against the server's keys and expectations.

@@ -107,16 +107,12 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
         user: UserId,
         mailbox: Arc<Mailbox>,
         options: SessionOptions,
-        expires: Option<SystemTime>,
     ) -> Self {
         let _live = options.shutdown.enter();
         options.observe.0.opened(options.transport);
         let now = runtime.now();
         let mut session = Session::new(options.kind, options.config, options.codec, now);
         session.accept(now, id, user);
-        if let Some(at) = expires {
-            session.set_expiry(now, instant_of(now, at));
-        }
         Self {
             dirty: true,
             unflushed: false,
@@ -146,6 +142,17 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
             reported: false,
             _live,
         }
+    }
+}
+
+impl<R: Runtime, T> SessionDriver<R, T> {
+    /// The session's credentials expire at `at`: see [`Session::set_expiry`].
+    pub(super) fn expire_at(mut self, at: Option<SystemTime>) -> Self {
+        if let Some(at) = at {
+            let now = self.runtime.now();
+            self.session.set_expiry(now, instant_of(now, at));
+        }
+        self
     }
 }
 

@@ -158,6 +158,6 @@ pub fn run_registered<R: Runtime, T: Transport>(
         registered.user.clone(),
         mailbox,
         options,
-        registered.expires,
     )
+    .expire_at(registered.expires)
 }

@@ -83,7 +83,7 @@ fn issuer_and_audience_are_checked_when_configured() {
     );
     let good = Claims {
         iss: Some("https://auth.example".into()),
-        aud: Some("roomcast".into()),
+        aud: Some(Audience::Many(vec!["other".into(), "roomcast".into()])),
         ..claims("alice")
     };
     assert!(v.connection(&hs256(&good)).is_ok());
@@ -98,7 +98,7 @@ fn issuer_and_audience_are_checked_when_configured() {
     };
     assert_eq!(refused(&v, &no_iss), "has no iss claim");
     let other_aud = Claims {
-        aud: Some("billing".into()),
+        aud: Some(Audience::One("billing".into())),
         ..good_clone(&good)
     };
     assert_eq!(refused(&v, &other_aud), "is for another audience (aud)");
@@ -111,7 +111,11 @@ fn good_clone(c: &Claims) -> Claims {
         sub: c.sub.clone(),
         exp: c.exp,
         iss: c.iss.clone(),
-        aud: c.aud.clone(),
+        aud: match &c.aud {
+            Some(Audience::One(a)) => Some(Audience::One(a.clone())),
+            Some(Audience::Many(a)) => Some(Audience::Many(a.clone())),
+            None => None,
+        },
         ..Claims::default()
     }
 }

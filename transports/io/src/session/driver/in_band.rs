@@ -21,10 +21,13 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
         request: ClientEnvelope,
         now: &mut Option<Instant>,
     ) -> Option<ClientEnvelope> {
-        let credentials = self.credentials.clone()?;
+        let Some(credentials) = self.credentials.clone() else {
+            return Some(request);
+        };
         let Some(user) = self.session.user().cloned() else {
             return Some(request);
         };
+        // Before the session is open nothing is vetted; after, every request is.
         match &request.message {
             ClientMessage::Join {
                 room,
@@ -36,7 +39,7 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
                     Some(request)
                 }
                 Err(why) => {
-                    let why = format!("room {room:?}: the subscription token {why}");
+                    let why = format!("room {:?}: the subscription token {why}", room.as_str());
                     self.refuse(now, request.reference, why);
                     None
                 }
@@ -54,7 +57,11 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
                         }
                     }
                     Ok(identity) => {
-                        let why = format!("the token is for {:?}, not {user:?}", identity.user);
+                        let why = format!(
+                            "the token is for {:?}, not {:?}",
+                            identity.user.as_str(),
+                            user.as_str()
+                        );
                         self.refuse(now, request.reference, why);
                     }
                     Err(why) => self.refuse(now, request.reference, why),
