@@ -6,15 +6,17 @@
 //! does not exist: joining it or publishing to it is refused. Per namespace:
 //!
 //! - **who may join** (and so read the room's history and presence): anyone, holders of a
-//!   connection token whose `rooms` claim matches the room, or holders of a subscription token
-//!   for that one room ([`JoinRule`]; any allowed way suffices);
-//! - **who may publish**: every member, members whose `publish` claim matches, or only the
-//!   server API ([`PublishRule`]);
+//!   connection token whose `rooms` claim matches the room, holders of a subscription token
+//!   for that one room, or whom the application's hook admits ([`JoinRule`]; any allowed way
+//!   suffices);
+//! - **who may publish**: every member, members whose `publish` claim matches, members whose
+//!   publish the application's hook allows, or only the server API ([`PublishRule`]);
 //! - whether presence and typing are relayed, and how much history is kept.
 //!
 //! The hub asks these questions for every transport alike (a WebSocket `join`, an SSE stream's
-//! rooms, a long-poll); a driver proves a subscription token (or, later, the application's
-//! say) by [admitting](crate::hub::Hub::admit) a session to a room once.
+//! rooms, a long-poll); a driver proves a subscription token or the application's say by
+//! [admitting](crate::hub::Hub::admit) a session to a room once (a publish likewise:
+//! [`admit_publish`](crate::hub::Hub::admit_publish)).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
@@ -34,6 +36,8 @@ pub struct JoinRule {
     pub claim: bool,
     /// A session that presents a subscription token for the room with its join.
     pub token: bool,
+    /// A session the application's join hook admits.
+    pub hook: bool,
 }
 
 impl JoinRule {
@@ -42,6 +46,7 @@ impl JoinRule {
         anyone: true,
         claim: false,
         token: false,
+        hook: false,
     };
 }
 
@@ -53,6 +58,8 @@ pub enum PublishRule {
     Members,
     /// Members whose connection token's `publish` claim matches the room.
     Claim,
+    /// Members whose publish the application's hook allows, each one.
+    Hook,
     /// Nobody but the server API.
     Api,
 }
@@ -117,6 +124,15 @@ impl Namespaces {
         Ok(self)
     }
 
+    /// Whether any namespace's join rule asks the application's hook, and any publish rule.
+    pub fn hooks_asked(&self) -> (bool, bool) {
+        let all = || std::iter::once(&self.default).chain(self.named.values());
+        (
+            all().any(|n| n.join.hook),
+            all().any(|n| n.publish == PublishRule::Hook),
+        )
+    }
+
     /// The policy of `room`'s namespace, or why there is none.
     pub fn get(&self, room: &RoomName) -> Result<&Namespace, String> {
         match namespace_of(room) {
@@ -131,17 +147,25 @@ impl Namespaces {
     }
 
     /// Whether a session with `grants` may join `room`; `admitted` says a subscription token
-    /// for it was checked.
+    /// for it was checked, or the application's hook admitted it.
     pub fn may_join(&self, grants: &Grants, room: &RoomName, admitted: bool) -> Result<(), String> {
         let rule = self.get(room)?.join;
-        if rule.anyone || (rule.claim && grants.may_join(room)) || (rule.token && admitted) {
+        let by_admission = (rule.token || rule.hook) && admitted;
+        if rule.anyone || (rule.claim && grants.may_join(room)) || by_admission {
             return Ok(());
         }
-        let ways = match (rule.claim, rule.token) {
-            (true, true) => "a token whose rooms claim matches it, or a subscription token",
-            (true, false) => "a token whose rooms claim matches it",
-            (false, true) => "a subscription token for it",
-            (false, false) => "nothing: nobody may join",
+        let ways: Vec<&str> = [
+            (rule.claim, "a token whose rooms claim matches it"),
+            (rule.token, "a subscription token for it"),
+            (rule.hook, "the application's consent"),
+        ]
+        .into_iter()
+        .filter_map(|(allowed, way)| allowed.then_some(way))
+        .collect();
+        let ways = if ways.is_empty() {
+            "nothing: nobody may join".to_owned()
+        } else {
+            ways.join(", or ")
         };
         Err(format!(
             "room {:?} may be joined with {ways}",
@@ -149,10 +173,21 @@ impl Namespaces {
         ))
     }
 
-    /// Whether a member with `grants` may publish to `room`.
-    pub fn may_publish(&self, grants: &Grants, room: &RoomName) -> Result<(), String> {
+    /// Whether a member with `grants` may publish to `room`; `admitted` says the application's
+    /// hook allowed this publish.
+    pub fn may_publish(
+        &self,
+        grants: &Grants,
+        room: &RoomName,
+        admitted: bool,
+    ) -> Result<(), String> {
         match self.get(room)?.publish {
             PublishRule::Members => Ok(()),
+            PublishRule::Hook if admitted => Ok(()),
+            PublishRule::Hook => Err(format!(
+                "room {:?}: the application decides each publish, and did not allow this one",
+                room.as_str()
+            )),
             PublishRule::Claim if grants.may_publish(room) => Ok(()),
             PublishRule::Claim => Err(format!(
                 "room {:?}: publishing needs a token whose publish claim matches it",
@@ -318,9 +353,9 @@ mod tests {
     fn joins_follow_the_rule_of_the_namespace() {
         let private = Namespace {
             join: JoinRule {
-                anyone: false,
                 claim: true,
                 token: true,
+                ..JoinRule::default()
             },
             ..Namespace::default()
         };
@@ -366,11 +401,21 @@ mod tests {
             .expect("valid");
         let writer = grants(&[], &["team:*"]);
         let reader = Grants::default();
-        assert_eq!(namespaces.may_publish(&reader, &room("lobby")), Ok(()));
-        assert_eq!(namespaces.may_publish(&writer, &room("team:a")), Ok(()));
-        assert!(namespaces.may_publish(&reader, &room("team:a")).is_err());
+        assert_eq!(
+            namespaces.may_publish(&reader, &room("lobby"), false),
+            Ok(())
+        );
+        assert_eq!(
+            namespaces.may_publish(&writer, &room("team:a"), false),
+            Ok(())
+        );
+        assert!(
+            namespaces
+                .may_publish(&reader, &room("team:a"), false)
+                .is_err()
+        );
         let refused = namespaces
-            .may_publish(&writer, &room("news:today"))
+            .may_publish(&writer, &room("news:today"), true)
             .expect_err("api only");
         assert!(refused.contains("only the server API"), "{refused}");
     }

@@ -415,6 +415,7 @@ impl<T: Tap, E: Engine> Harness<T, E> {
                     }
                     SessionEvent::Closed(_) => self.leave_hub(id),
                     SessionEvent::App(message) => self.app.push_back((id, message)),
+                    SessionEvent::Pinged => {}
                 }
                 // As a runtime's driver does: an engine that answers in the same call has
                 // answered before the next event.

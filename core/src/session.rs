@@ -79,6 +79,8 @@ pub enum SessionEvent {
     Request(ClientEnvelope),
     /// A message of an application-registered type, for the application, under the same rule.
     App(ClientEnvelope),
+    /// A `ping` the session answered itself: nothing to do but count it.
+    Pinged,
     /// The session stopped being usable, for this reason (ours or the peer's): stop delivering.
     /// Emitted exactly once, when the session leaves [`SessionState::Open`] (or
     /// [`SessionState::Handshake`], for a connection that never opened).

@@ -42,11 +42,18 @@ fn room() -> impl Strategy<Value = RoomName> {
 }
 
 fn user() -> impl Strategy<Value = UserId> {
+    // What a user id may hold: no controls, no bidirectional formatting, not only whitespace.
+    let bidi = |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
     vec(
-        any::<char>().prop_filter("no controls", |c| !c.is_control()),
+        any::<char>().prop_filter("no controls", move |c| !c.is_control() && !bidi(*c)),
         1..=128,
     )
-    .prop_map(|chars| UserId::new(&fit(chars, 128)).expect("1 to 128 bytes, no controls"))
+    .prop_map(|mut chars| {
+        if chars.iter().all(|c| c.is_whitespace()) {
+            chars[0] = 'u';
+        }
+        UserId::new(&fit(chars, 128)).expect("1 to 128 bytes, no controls, not blank")
+    })
 }
 
 fn reference() -> impl Strategy<Value = Ref> {

@@ -64,6 +64,16 @@ macro_rules! on_every_runtime {
     };
 }
 
+/// Checks a `shutdown`'s `reconnect_ms` against the server's `hint`: each session adds a jitter
+/// of up to half the hint, so that clients do not all come back at once.
+pub fn assert_reconnect_hint(notice: &Value, hint: u64) {
+    let got = notice["reconnect_ms"].as_u64().expect("reconnect_ms");
+    assert!(
+        (hint..=hint + hint / 2).contains(&got),
+        "reconnect_ms {got} is not {hint} plus up to half of it"
+    );
+}
+
 /// The entry for `stream` in a `streams` message.
 pub fn stream_entry(streams: &Value, stream: &str) -> Value {
     streams["streams"]

@@ -245,6 +245,7 @@ impl Run {
                     self.closed_events += 1;
                     assert_eq!(Some(&close), self.session.close_reason());
                 }
+                SessionEvent::Pinged => assert_eq!(self.closed_events, 0, "a ping after Closed"),
             }
         }
     }

@@ -15,9 +15,9 @@ use crate::session::SessionKind;
 fn namespaces() -> Namespaces {
     let private = Namespace {
         join: JoinRule {
-            anyone: false,
             claim: true,
             token: true,
+            ..JoinRule::default()
         },
         ..Namespace::default()
     };

@@ -56,7 +56,7 @@ use crate::names::{RoomName, UserId};
 use self::feeds::Feed;
 use self::ops::Pending;
 use self::room::Room;
-use self::slots::Slots;
+use self::slots::{Admission, Slots};
 use self::starts::Start;
 
 /// How much of a stream is kept: whichever bound is reached first drops the oldest message.
@@ -433,16 +433,27 @@ impl Hub {
         }
     }
 
-    /// A subscription token (or the application) admits `session` to `room`: its next `join`
-    /// of it passes the namespace's `token` rule. At most `max_rooms_per_session` admissions
-    /// wait at once per session (the oldest goes). Unknown sessions are ignored.
+    /// A subscription token or the application's hook admits `session` to `room`: its next
+    /// `join` of it passes the namespace's `token` or `hook` rule. At most
+    /// `max_rooms_per_session` admissions wait at once per session (the oldest goes). Unknown
+    /// sessions are ignored.
     pub fn admit(&mut self, session: SessionId, room: RoomName) {
+        self.add_admission(session, Admission::Join, room);
+    }
+
+    /// The application's hook allowed `session`'s next publish to `room` (a namespace whose
+    /// publish rule is `hook`). Bounded as [`admit`](Self::admit).
+    pub fn admit_publish(&mut self, session: SessionId, room: RoomName) {
+        self.add_admission(session, Admission::Publish, room);
+    }
+
+    fn add_admission(&mut self, session: SessionId, kind: Admission, room: RoomName) {
         let limit = self.config.max_rooms_per_session.max(1);
         if let Some(slot) = self.slots.get_mut(session) {
             if slot.admitted.len() >= limit {
                 slot.admitted.remove(0);
             }
-            slot.admitted.push(room);
+            slot.admitted.push((kind, room));
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::deliver::not_member;
 use super::ops::Waiter;
 use super::room::{Left, Room};
+use super::slots::Admission;
 use super::{Hub, Refusal};
 use crate::cursor::Position;
 use crate::delivery::{Delivery, SessionId, Shared};
@@ -27,14 +28,11 @@ impl Hub {
         let slot = self.slots.get_mut(session).expect("checked by the caller");
         let member = slot.rooms.contains_key(&room);
         if !member {
-            let admission = slot.admitted.iter().position(|r| *r == room);
-            let namespaces = &self.config.namespaces;
-            namespaces
-                .may_join(&slot.grants, &room, admission.is_some())
+            let admitted = slot.take_admission(Admission::Join, &room);
+            self.config
+                .namespaces
+                .may_join(&slot.grants, &room, admitted)
                 .map_err(|why| (ErrorCode::Unauthorized, why))?;
-            if let Some(at) = admission {
-                slot.admitted.remove(at);
-            }
         }
         if !member && slot.rooms.len() >= self.config.max_rooms_per_session {
             let limit = self.config.max_rooms_per_session;
@@ -117,13 +115,14 @@ impl Hub {
         room: RoomName,
         data: Payload,
     ) -> Result<(), Refusal> {
-        let slot = self.slots.get(session).expect("checked by the caller");
+        let slot = self.slots.get_mut(session).expect("checked by the caller");
         if !slot.rooms.contains_key(&room) {
             return Err(not_member(&room));
         }
+        let admitted = slot.take_admission(Admission::Publish, &room);
         self.config
             .namespaces
-            .may_publish(&slot.grants, &room)
+            .may_publish(&slot.grants, &room, admitted)
             .map_err(|why| (ErrorCode::Unauthorized, why))?;
         let from = Some(slot.user.clone());
         // The append's number is set as it is sent.

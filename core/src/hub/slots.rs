@@ -21,8 +21,27 @@ pub(super) struct Slot {
     pub(super) broadcast: bool,
     /// What its credentials grant.
     pub(super) grants: Arc<Grants>,
-    /// Rooms a subscription token admitted it to, each for one join.
-    pub(super) admitted: Vec<RoomName>,
+    /// What a subscription token or the application's hook admitted it to: each one join or
+    /// one publish of a room.
+    pub(super) admitted: Vec<(Admission, RoomName)>,
+}
+
+/// What an admission is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Admission {
+    Join,
+    Publish,
+}
+
+impl Slot {
+    /// Takes the admission of `kind` to `room`, if there is one.
+    pub(super) fn take_admission(&mut self, kind: Admission, room: &RoomName) -> bool {
+        let found = self
+            .admitted
+            .iter()
+            .position(|(k, r)| *k == kind && r == room);
+        found.map(|at| self.admitted.remove(at)).is_some()
+    }
 }
 
 #[derive(Debug, Default)]

@@ -35,6 +35,7 @@ impl Session {
                     if let Some(reference) = envelope.reference {
                         self.send(now, ServerMessage::Reply(Reply::to(reference)).encode());
                     }
+                    self.events.push_back(SessionEvent::Pinged);
                 }
                 ClientMessage::App(_) => self.events.push_back(SessionEvent::App(envelope)),
                 _ => self.events.push_back(SessionEvent::Request(envelope)),

@@ -119,6 +119,7 @@ impl Seen {
                         *self.answered.entry(n).or_default() += 1;
                     }
                 }
+                SessionEvent::Pinged => assert!(was_open, "a ping answered by a closed session"),
                 SessionEvent::Closed(_) => self.closed_events += 1,
             }
         }

@@ -10,8 +10,10 @@ use std::time::Duration;
 use clap::Args;
 use roomcast_core::hub::{HistoryLimit, HubConfig};
 use roomcast_core::session::SessionConfig;
+use roomcast_hyper::Cidr;
 use serde::Deserialize;
 
+use crate::hooks::HookSettings;
 use crate::trust::namespaces::{self, NamespaceConfig};
 
 /// Every setting is optional here; [`Settings::resolve`] applies the defaults. The same struct
@@ -167,10 +169,42 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ROOMCAST_MAX_PENDING_WRITES")]
     pub(crate) max_pending_writes: Option<usize>,
 
-    /// Connections (WebSocket, SSE, long-poll) one IP address may hold; more get 429.
-    /// [default: 1024]
+    /// The application's connect hook: an HTTP URL roomcast POSTs each session that
+    /// authenticated to, which may refuse it or widen its grants (docs/security.md).
+    #[arg(long, env = "ROOMCAST_CONNECT_HOOK")]
+    pub(crate) connect_hook: Option<String>,
+
+    /// The application's join hook: asked about each join of a room whose namespace has
+    /// `join = [..., "hook"]` and that nothing else admits.
+    #[arg(long, env = "ROOMCAST_JOIN_HOOK")]
+    pub(crate) join_hook: Option<String>,
+
+    /// The application's publish hook: asked about each publish to a room whose namespace has
+    /// `publish = "hook"`; it may allow, refuse, or give other data to publish.
+    #[arg(long, env = "ROOMCAST_PUBLISH_HOOK")]
+    pub(crate) publish_hook: Option<String>,
+
+    /// Longest a hook call may take; past it the request is refused `unavailable` (503).
+    /// [default: 2s]
+    #[arg(long, env = "ROOMCAST_HOOK_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub(crate) hook_timeout: Option<Duration>,
+
+    /// Hook calls in flight at once, at most; more are refused `unavailable` at once.
+    /// [default: 64]
+    #[arg(long, env = "ROOMCAST_HOOK_MAX_IN_FLIGHT")]
+    pub(crate) hook_max_in_flight: Option<usize>,
+
+    /// Connections one IP address may hold: every TCP connection, with the WebSocket, SSE or
+    /// long-poll session it carries; more get 429. [default: 1024]
     #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS_PER_IP")]
     pub(crate) max_connections_per_ip: Option<usize>,
+
+    /// Proxies whose `X-Forwarded-For` names the client, comma-separated addresses or ranges
+    /// (`10.0.0.0/8,::1`): the per-IP limit then counts each client behind them, not the proxy.
+    /// [default: none: the header is never believed]
+    #[arg(long, env = "ROOMCAST_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub(crate) trusted_proxies: Option<Vec<String>>,
 
     /// How often the server pings a WebSocket. [default: 25s]
     #[arg(long, env = "ROOMCAST_PING_INTERVAL", value_parser = humantime::parse_duration)]
@@ -290,6 +324,12 @@ impl ServeArgs {
             max_offline_outboxes,
             max_pending_writes,
             max_connections_per_ip,
+            trusted_proxies,
+            connect_hook,
+            join_hook,
+            publish_hook,
+            hook_timeout,
+            hook_max_in_flight,
             ping_interval,
             ping_timeout,
             keep_alive,
@@ -317,6 +357,9 @@ pub(crate) struct Settings {
     pub(crate) metrics_key: Option<String>,
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) max_connections_per_ip: usize,
+    pub(crate) trusted_proxies: Vec<Cidr>,
+    /// The application's hooks.
+    pub(crate) hooks: HookSettings,
     pub(crate) session: SessionConfig,
     pub(crate) hub: HubConfig,
     /// Where the streams are kept.
@@ -477,11 +520,46 @@ impl Settings {
                 ));
             }
         }
+        let trusted_proxies = args
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .filter(|text| !text.is_empty())
+            .map(|text| {
+                text.parse::<Cidr>()
+                    .map_err(|why| format!("trusted_proxies: {why}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         hub.namespaces = Arc::new(namespaces::resolve(
             args.default_namespace.as_ref(),
             &args.namespaces,
             hub.room_history,
         )?);
+        let url = |url: Option<String>, name: &str| -> Result<Option<String>, String> {
+            match url.filter(|url| !url.is_empty()) {
+                Some(url) if !url.starts_with("http://") => Err(format!(
+                    "{name} must be an http:// URL (the application, near roomcast)"
+                )),
+                url => Ok(url),
+            }
+        };
+        let hooks = HookSettings {
+            connect: url(args.connect_hook, "connect_hook")?,
+            join: url(args.join_hook, "join_hook")?,
+            publish: url(args.publish_hook, "publish_hook")?,
+            timeout: args.hook_timeout.unwrap_or(Duration::from_secs(2)),
+            max_in_flight: args.hook_max_in_flight.unwrap_or(64),
+        };
+        if hooks.timeout.is_zero() || hooks.max_in_flight == 0 {
+            return Err("hook_timeout and hook_max_in_flight must not be 0".into());
+        }
+        let (join_hook, publish_hook) = hub.namespaces.hooks_asked();
+        if join_hook && hooks.join.is_none() {
+            return Err("a namespace's join names \"hook\": set --join-hook".into());
+        }
+        if publish_hook && hooks.publish.is_none() {
+            return Err("a namespace's publish is \"hook\": set --publish-hook".into());
+        }
         let storage = match (args.memory.unwrap_or(false), args.data_dir, args.redis) {
             (true, Some(_), _) => return Err("--memory and --data-dir exclude each other".into()),
             (true, _, Some(_)) => return Err("--memory and --redis exclude each other".into()),
@@ -527,6 +605,8 @@ impl Settings {
             api_key,
             allowed_origins: args.allowed_origins.unwrap_or_default(),
             max_connections_per_ip: args.max_connections_per_ip.unwrap_or(1024),
+            trusted_proxies,
+            hooks,
             session,
             hub,
             storage,

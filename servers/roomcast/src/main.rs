@@ -8,6 +8,7 @@
 mod app;
 mod config;
 mod guard;
+mod hooks;
 mod metrics;
 mod serve;
 mod sse_cli;

@@ -71,8 +71,9 @@ pub(crate) struct Metrics {
     rooms_with_history: Gauge,
     outboxes: Gauge,
     pending_operations: Gauge,
-    hub_slow_consumers: Gauge<u64, AtomicU64>,
-    receipts_lost: Gauge<u64, AtomicU64>,
+    /// Cumulative figures of the hub's, as counters (they only grow).
+    hub_slow_consumers: Counter<u64, AtomicU64>,
+    receipts_lost: Counter<u64, AtomicU64>,
     engine_link_up: Gauge,
 }
 
@@ -161,7 +162,7 @@ impl Metrics {
             "hub_pending_operations",
             "Storage operations sent and not yet committed (--max-pending-writes)",
         );
-        let hub_slow_consumers = Gauge::<u64, AtomicU64>::default();
+        let hub_slow_consumers = Counter::<u64, AtomicU64>::default();
         registry.register(
             "hub_slow_consumers",
             "Sessions the hub dropped because their channel was full, since the start",
@@ -172,7 +173,7 @@ impl Metrics {
             "engine_link_up",
             "1 while the node reaches its engine (always, but for Redis), 0 while it does not",
         );
-        let receipts_lost = Gauge::<u64, AtomicU64>::default();
+        let receipts_lost = Counter::<u64, AtomicU64>::default();
         registry.register(
             "hub_receipts_lost",
             "Read receipts the storage refused (a budget reached, or unavailable), since the start",
@@ -257,8 +258,12 @@ impl Metrics {
         self.rooms_with_history.set(gauge(stats.rooms_with_history));
         self.outboxes.set(gauge(stats.outboxes));
         self.pending_operations.set(gauge(stats.pending_operations));
-        self.hub_slow_consumers.set(stats.slow_consumers);
-        self.receipts_lost.set(stats.receipts_lost);
+        // The hub counts; the counters catch up (two renders at once may each add a part).
+        let catch_up = |counter: &Counter<u64, AtomicU64>, total: u64| {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        };
+        catch_up(&self.hub_slow_consumers, stats.slow_consumers);
+        catch_up(&self.receipts_lost, stats.receipts_lost);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");

@@ -13,7 +13,7 @@ use roomcast_core::engine::{MemoryEngine, MemoryLimits};
 use roomcast_core::hub::Hub;
 use roomcast_hyper::{Options, Roomcast, user_from_query};
 use roomcast_io::{
-    Budget, Credentials, CredentialsRef, Observe, Runtime, SessionOptions, spawn_hub,
+    Budget, Credentials, CredentialsRef, HooksRef, Observe, Runtime, SessionOptions, spawn_hub,
 };
 use roomcast_redis::driver::RedisOptions;
 use roomcast_smol::SmolRuntime;
@@ -23,11 +23,9 @@ use tracing::{info, warn};
 
 use crate::app::{App, Nodes};
 use crate::config::{RuntimeKind, ServeArgs, Settings, Storage};
+use crate::hooks::AppHooks;
 use crate::metrics::Metrics;
 use crate::trust;
-
-/// The reconnect hint a shutdown gives clients: come back soon, with jitter of their own.
-const RECONNECT_MS: u64 = 1000;
 
 pub(crate) fn serve(args: ServeArgs) -> Result<(), String> {
     let settings = Settings::resolve(args.with_file()?)?;
@@ -202,6 +200,8 @@ where
         }
     };
     let verifier_none = verifier.is_none();
+    let hooks = AppHooks::start(&settings.hooks, Arc::clone(&settings.hub.namespaces))
+        .map_err(std::io::Error::other)?;
     let credentials = verifier.map(|verifier| CredentialsRef(verifier as Arc<dyn Credentials>));
     if settings.api_key.is_none() {
         warn!("the HTTP API (/api/...) is open: set --api-key to guard it");
@@ -212,13 +212,18 @@ where
             observe: Observe(metrics.clone()),
             timer_slack: settings.timer_slack,
             credentials,
+            hooks: hooks
+                .clone()
+                .map(|hooks| HooksRef(hooks as Arc<dyn roomcast_io::Hooks>)),
             ..SessionOptions::default()
         },
         authenticate,
         allowed_origins: settings.allowed_origins.clone(),
         // With keys, the echo socket asks for a token as /ws does.
         echo_open: verifier_none,
+        on_connect: hooks.as_ref().and_then(AppHooks::on_connect),
         max_sessions_per_ip: settings.max_connections_per_ip,
+        trusted_proxies: settings.trusted_proxies.clone(),
         ..Options::default()
     };
     let roomcast = Roomcast::new(runtime.clone(), hub, options);
@@ -243,13 +248,20 @@ where
         %addr,
         "roomcast serving: demo page http://{addr}/, WebSocket /ws, SSE /events, long-poll /poll, echo /ws/echo, API /api/, /metrics, /healthz"
     );
+    // The drain (grace, then the close handshake) and a second more: a client that comes back
+    // after the hint finds the next server, not this one's refused connections. Each session
+    // adds up to half of it again (the driver's jitter).
+    let grace = settings.session.shutdown_grace + settings.session.close_timeout;
+    let reconnect_ms =
+        u64::try_from((grace + Duration::from_secs(1)).as_millis()).unwrap_or(u64::MAX);
+    let draining = shutdown.clone();
     runtime.spawn(async move {
         if let Some(Ok(signal)) = signals.next().await {
             info!(
                 ?signal,
                 "draining: clients are told to reconnect, then closed"
             );
-            shutdown.trigger(RECONNECT_MS);
+            shutdown.trigger(reconnect_ms);
         }
         // A second signal ends the process at once.
         if let Some(Ok(signal)) = signals.next().await {
@@ -260,22 +272,17 @@ where
             std::process::exit(1);
         }
     });
-    serve(roomcast.clone(), app).await?;
-    // No new connections; the sessions close after their grace period.
-    let grace = settings.session.shutdown_grace + settings.session.close_timeout;
-    let drained = futures_lite::future::or(
-        async {
-            roomcast.shutdown().drained().await;
-            true
-        },
-        async {
-            runtime
-                .sleep_until(runtime.now() + grace + Duration::from_secs(1))
-                .await;
-            false
-        },
-    )
-    .await;
+    // Serving goes on through the drain (new requests answered 503), until every session has
+    // closed or the grace is over.
+    let past_grace = async {
+        draining.triggered().await;
+        runtime
+            .sleep_until(runtime.now() + grace + Duration::from_secs(1))
+            .await;
+        Ok(())
+    };
+    futures_lite::future::or(serve(roomcast.clone(), app), past_grace).await?;
+    let drained = roomcast.shutdown().sessions() == 0;
     if drained {
         info!("drained: every session closed");
     } else {

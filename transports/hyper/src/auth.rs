@@ -1,7 +1,9 @@
 //! Who a request is: the authentication hook, what it sees of a request, the development mode,
 //! and the query parameters it and the endpoints read.
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use http::{HeaderMap, Uri, header};
@@ -43,6 +45,24 @@ impl Handshake<'_> {
 /// Decides who a request is (the user, what their credentials grant, until when), or refuses
 /// it. It runs before any upgrade or stream starts.
 pub type Authenticate = Arc<dyn Fn(&Handshake<'_>) -> Result<Identity, Refusal> + Send + Sync>;
+
+/// What a connect hook is told of a connection, besides who it is.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectInfo {
+    /// `"websocket"`, `"sse"` or `"poll"`.
+    pub transport: &'static str,
+    /// The client's address (behind a trusted proxy, the one it names).
+    pub peer: IpAddr,
+}
+
+/// The application's say on a connection that authenticated: the identity it goes on with
+/// (its grants perhaps widened), or a refusal. Runs after [`Authenticate`], before the
+/// connection registers; it may take its time (a network call), bounded by the caller.
+pub type ConnectHook = Arc<
+    dyn Fn(Identity, ConnectInfo) -> Pin<Box<dyn Future<Output = Result<Identity, Refusal>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Development-mode authentication: `?user=NAME` names the user, unchecked, with no grants and
 /// no expiry. A name that is not valid UTF-8 once decoded is refused, so two different byte

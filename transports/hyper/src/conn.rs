@@ -13,7 +13,12 @@ use hyper::server::conn::http1;
 use roomcast_io::Runtime;
 
 use crate::abort::Abort;
+use crate::context::ConnSlot;
+use crate::io::HyperIo;
+use crate::per_ip::Slot;
+use crate::proxies::is_trusted;
 use crate::raw::first_request::{First, read_first};
+use crate::raw::refuse::refuse;
 use crate::raw::{sse, websocket};
 use crate::service::Roomcast;
 
@@ -46,33 +51,61 @@ pub async fn serve_connection<R, I, S, B, T>(
     T: hyper::rt::Timer + Send + Sync + 'static,
 {
     let (options, shutdown) = (roomcast.options(), roomcast.shutdown());
+    let inner = roomcast.inner();
     let handshake_timeout = options.session.config.handshake_timeout;
+    // Every connection counts against its address from its first byte (a trusted proxy's are
+    // counted per client, by the sessions they carry).
+    let slot = if is_trusted(peer.ip(), &options.trusted_proxies) {
+        Ok(None)
+    } else {
+        inner.acquire(peer.ip()).map(Some)
+    };
+    // An idle connection closes when the shutdown starts; one that comes during the drain
+    // gets its request answered (503, or `/healthz` saying so), then closes.
+    let late = shutdown.reconnect_ms().is_some();
     let deadline = future::or(timer.sleep(handshake_timeout), async {
+        if late {
+            future::pending::<()>().await;
+        }
         shutdown.triggered().await;
     });
-    let io = match read_first(io, deadline).await {
-        First::Sse(request, io) => {
-            return sse::serve(roomcast.inner(), peer.ip(), request, io).await;
+    let first = read_first(io, deadline).await;
+    let slot = match (slot, first) {
+        (_, First::Gone) => return,
+        (Err(refusal), First::Sse(_, io) | First::WebSocket(_, io)) => {
+            return refuse(inner, &refusal, io).await;
         }
-        First::WebSocket(request, io) => {
-            return websocket::serve(roomcast.inner(), peer.ip(), request, io).await;
+        (Err(refusal), First::Other(io)) => return refuse(inner, &refusal, HyperIo(io)).await,
+        (Ok(slot), First::Sse(mut request, io)) => {
+            if let Some(slot) = slot {
+                request.extensions_mut().insert(ConnSlot(slot));
+            }
+            return sse::serve(inner, peer.ip(), request, io).await;
         }
-        First::Other(io) => io,
-        First::Gone => return,
+        (Ok(slot), First::WebSocket(mut request, io)) => {
+            if let Some(slot) = slot {
+                request.extensions_mut().insert(ConnSlot(slot));
+            }
+            return websocket::serve(inner, peer.ip(), request, io).await;
+        }
+        (Ok(slot), First::Other(io)) => (slot, io),
     };
+    let (slot, io) = slot;
     let abort = Abort::default();
     let service = WithAbort {
         service,
         abort: abort.clone(),
+        slot,
     };
     let connection = http1::Builder::new()
         .timer(timer)
         .header_read_timeout(handshake_timeout)
+        .keep_alive(!late)
         .serve_connection(io, service)
         .with_upgrades();
     let mut connection = pin!(connection);
     let mut triggered = pin!(shutdown.triggered());
-    let mut draining = false;
+    let mut draining = late;
     poll_fn(|cx| {
         if abort.poll(cx).is_ready() {
             return Poll::Ready(()); // a stream's client stopped reading
@@ -92,10 +125,12 @@ pub async fn serve_connection<R, I, S, B, T>(
     .await;
 }
 
-/// The application's service, with the connection's [`Abort`] in every request's extensions.
+/// The application's service, with the connection's [`Abort`] and per-IP count in every
+/// request's extensions.
 struct WithAbort<S> {
     service: S,
     abort: Abort,
+    slot: Option<Slot>,
 }
 
 impl<S: hyper::service::Service<Request<Incoming>>> hyper::service::Service<Request<Incoming>>
@@ -107,6 +142,9 @@ impl<S: hyper::service::Service<Request<Incoming>>> hyper::service::Service<Requ
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         request.extensions_mut().insert(self.abort.clone());
+        if let Some(slot) = &self.slot {
+            request.extensions_mut().insert(ConnSlot(slot.clone()));
+        }
         self.service.call(request)
     }
 }

@@ -13,8 +13,11 @@ use roomcast_core::hub::Connect;
 use roomcast_core::names::RoomName;
 use roomcast_io::{ConnectError, HubHandle, Registered, Runtime, SessionOptions};
 
-use crate::auth::{Authenticate, Handshake, query_param, user_from_query};
+use crate::auth::{
+    Authenticate, ConnectHook, ConnectInfo, Handshake, query_param, user_from_query,
+};
 use crate::per_ip::{PerIp, Slot};
+use crate::proxies::{Cidr, client_ip};
 use crate::refusal::Refusal;
 use crate::response::Cors;
 
@@ -35,9 +38,17 @@ pub struct Options {
     /// Whether `/ws/echo` is open to anyone (the default); `false`: it runs `authenticate`
     /// like every other endpoint.
     pub echo_open: bool,
-    /// Sessions (WebSocket, SSE, long-poll) one IP address may hold at once: 1,024. More are
-    /// refused with 429.
+    /// The application's say on each session that authenticated (WebSocket, SSE, long-poll);
+    /// `None` (the default): none.
+    pub on_connect: Option<ConnectHook>,
+    /// Connections one IP address may hold at once, each TCP connection counted with the
+    /// session it carries (WebSocket, SSE, long-poll), and sessions under a connection loop of
+    /// the application's own: 1,024. More are refused with 429.
     pub max_sessions_per_ip: usize,
+    /// Proxies whose `X-Forwarded-For` names the client: their connections are not counted,
+    /// the sessions they carry are, each against its client's address. Empty by default: the
+    /// header is never believed.
+    pub trusted_proxies: Vec<Cidr>,
     /// The reconnection delay an SSE stream asks browsers for: 3 s.
     pub sse_retry: Duration,
     /// Longest a long-poll waits for a message: 25 s (`?timeout=` may ask for less).
@@ -54,7 +65,9 @@ impl Default for Options {
             authenticate: Arc::new(user_from_query),
             allowed_origins: Vec::new(),
             echo_open: true,
+            on_connect: None,
             max_sessions_per_ip: 1024,
+            trusted_proxies: Vec::new(),
             sse_retry: Duration::from_secs(3),
             poll_wait: Duration::from_secs(25),
             poll_max_events: 1000,
@@ -71,12 +84,18 @@ pub(crate) struct Inner<R> {
     per_ip: PerIp,
 }
 
+/// The per-IP count of the connection a request came on, in its extensions.
+#[derive(Clone)]
+pub(crate) struct ConnSlot(pub(crate) Slot);
+
 /// A request admitted to a session endpoint: who it is, and its per-IP slot.
 pub(crate) struct Admitted {
     pub(crate) identity: Identity,
     pub(crate) slot: Slot,
     /// The `Origin`, when allowed and present: echoed for CORS.
     pub(crate) origin: Option<Cors>,
+    /// The client's address (behind a trusted proxy, the one it names).
+    pub(crate) client: IpAddr,
 }
 
 impl<R: Runtime> Inner<R> {
@@ -101,21 +120,46 @@ impl<R: Runtime> Inner<R> {
     }
 
     /// The checks of a session endpoint, in order: origin (403), authentication (401), the
-    /// per-IP limit (429).
+    /// per-IP limit (429): the connection's count when it has one (`conn.rs`), else one of its
+    /// own for the client (behind a trusted proxy, or a connection loop of the application's).
     pub(crate) fn admit<B>(&self, peer: IpAddr, request: &Request<B>) -> Result<Admitted, Refusal> {
         let origin = self.check_origin(request)?;
+        let peer = client_ip(peer, request.headers(), &self.options.trusted_proxies);
         let handshake = Handshake {
             uri: request.uri(),
             headers: request.headers(),
             peer,
         };
         let identity = (self.options.authenticate)(&handshake)?;
-        let slot = self.acquire(peer)?;
+        let client = peer;
+        let slot = match request.extensions().get::<ConnSlot>() {
+            Some(ConnSlot(slot)) => slot.clone(),
+            None => self.acquire(peer)?,
+        };
         Ok(Admitted {
             identity,
             slot,
             origin,
+            client,
         })
+    }
+
+    /// [`admit`](Self::admit), then the application's connect hook, if there is one.
+    pub(crate) async fn admit_session<B>(
+        &self,
+        peer: IpAddr,
+        request: &Request<B>,
+        transport: &'static str,
+    ) -> Result<Admitted, Refusal> {
+        let mut admitted = self.admit(peer, request)?;
+        if let Some(hook) = &self.options.on_connect {
+            let info = ConnectInfo {
+                transport,
+                peer: admitted.client,
+            };
+            admitted.identity = hook(admitted.identity.clone(), info).await?;
+        }
+        Ok(admitted)
     }
 
     /// A per-IP slot, or 429.

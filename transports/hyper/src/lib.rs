@@ -44,7 +44,8 @@
 //! - `refusal.rs`: [`Refusal`] and the one writer of its answer, as a hyper response and as
 //!   HTTP/1.1 bytes.
 //! - Leaves: `response.rs` ([`json`], CORS headers), `head.rs` (a response head as HTTP/1.1
-//!   bytes), `body.rs` ([`Body`]), `abort.rs`, `io.rs`, `per_ip.rs`.
+//!   bytes), `body.rs` ([`Body`]), `abort.rs`, `io.rs`, `per_ip.rs`, `proxies.rs` ([`Cidr`]:
+//!   trusted proxies and the client behind them).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -57,17 +58,21 @@ mod endpoints;
 mod head;
 mod io;
 mod per_ip;
+mod proxies;
 mod raw;
 mod refusal;
 mod response;
 mod service;
 mod upgrade;
 
-pub use auth::{Authenticate, Handshake, percent_decode_path, user_from_query};
+pub use auth::{
+    Authenticate, ConnectHook, ConnectInfo, Handshake, percent_decode_path, user_from_query,
+};
 pub use body::Body;
 pub use conn::serve_connection;
 pub use context::Options;
 pub use endpoints::websocket::SUBPROTOCOL;
+pub use proxies::Cidr;
 pub use refusal::Refusal;
 pub use response::json;
 pub use service::{PeerService, Roomcast};

@@ -1,5 +1,5 @@
-//! The per-IP connection limit: how many sessions (WebSocket, SSE and long-poll) one address may
-//! hold at once.
+//! The per-IP connection limit: how many connections (each TCP connection, and the sessions it
+//! carries) one address may hold at once.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -13,9 +13,15 @@ pub(crate) struct PerIp {
     live: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
-/// A session counted against its address until dropped.
-#[derive(Debug)]
+/// A connection counted against its address until every clone is dropped: the connection and
+/// a session it carries, which may outlive it (an upgraded WebSocket), hold one count together.
+#[derive(Clone, Debug)]
 pub(crate) struct Slot {
+    _held: Arc<Held>,
+}
+
+#[derive(Debug)]
+struct Held {
     per_ip: PerIp,
     ip: IpAddr,
 }
@@ -44,8 +50,10 @@ impl PerIp {
         }
         *count += 1;
         Some(Slot {
-            per_ip: self.clone(),
-            ip,
+            _held: Arc::new(Held {
+                per_ip: self.clone(),
+                ip,
+            }),
         })
     }
 
@@ -60,7 +68,7 @@ impl PerIp {
     }
 }
 
-impl Drop for Slot {
+impl Drop for Held {
     fn drop(&mut self) {
         let mut live = self
             .per_ip
@@ -94,7 +102,10 @@ mod tests {
         drop(first);
         assert_eq!(per_ip.count(a), 1);
         let third = per_ip.acquire(a).expect("room again");
-        drop((second, third, other));
+        let shared = third.clone();
+        drop(third);
+        assert_eq!(per_ip.count(a), 2, "a clone holds the count");
+        drop((second, shared, other));
         assert!(
             per_ip.live.lock().expect("lock").is_empty(),
             "no entry left"

@@ -48,13 +48,15 @@ impl Refusal {
     /// `Sec-WebSocket-Version: 13` for a 426, `Retry-After` when [`retry_after`](Self::retry_after)
     /// set one.
     pub fn response(&self) -> Response<Body> {
-        let body = serde_json::json!({
-            "type": "error",
-            "code": self.code(),
-            "message": self.message,
-        });
+        // In the documented order, `type` first (a `json!` map would sort the keys).
+        let text = |value: &str| serde_json::Value::from(value).to_string();
+        let body = format!(
+            r#"{{"type":"error","code":{},"message":{}}}"#,
+            text(self.code()),
+            text(&self.message)
+        );
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
-        let mut response = json(status, body.to_string());
+        let mut response = json(status, body);
         let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -142,11 +144,15 @@ mod tests {
             .response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         let body = response.into_body().into_full().expect("whole");
-        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
         assert_eq!(
-            body,
-            serde_json::json!({"type": "error", "code": "limit_reached", "message": "busy"})
+            std::str::from_utf8(&body).expect("UTF-8"),
+            r#"{"type":"error","code":"limit_reached","message":"busy"}"#,
+            "type first, as documented"
         );
+        let quoted = Refusal::new(400, "a \"b\"\n").response();
+        let body = quoted.into_body().into_full().expect("whole");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(body["message"], "a \"b\"\n");
     }
 
     #[test]

@@ -122,9 +122,11 @@ impl<R: Runtime> Roomcast<R> {
     }
 
     /// The accept loop of a runtime adapter: takes connections from `accept` and hands each to
-    /// `serve` (which spawns its task) until the shutdown is triggered; then nothing new is
-    /// accepted, and the sessions finish their shutdown. An accept error (out of descriptors, a
-    /// connection reset before accept) pauses the loop for 50 ms, not the server.
+    /// `serve` (which spawns its task) until the shutdown is triggered and every session has
+    /// closed: while the sessions drain, a new connection is still answered (a session 503,
+    /// `/healthz` 503 for a load balancer), so clients and balancers see the drain rather than
+    /// refused connections. An accept error (out of descriptors, a connection reset before
+    /// accept) pauses the loop for 50 ms, not the server.
     pub async fn accept_loop<C, A, F>(&self, mut accept: A, mut serve: impl FnMut(C, SocketAddr))
     where
         A: FnMut() -> F,
@@ -134,6 +136,7 @@ impl<R: Runtime> Roomcast<R> {
         loop {
             let accepted = futures_lite::future::or(async { Some(accept().await) }, async {
                 shutdown.triggered().await;
+                shutdown.drained().await;
                 None
             });
             match accepted.await {

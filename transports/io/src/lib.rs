@@ -30,7 +30,7 @@
 //! let hub = spawn_hub(&runtime, Hub::new(HubConfig::default()), engine, Budget::default());
 //! // For each accepted and authenticated connection, in its own task:
 //! let user = UserId::new("alice").expect("valid");
-//! let connect = Connect { user, broadcast: true, rooms: vec![], cursor: None };
+//! let connect = Connect { user, broadcast: true, rooms: vec![], cursor: None, access: Default::default() };
 //! let ended = run_session(&runtime, &hub, transport, connect, SessionOptions::default()).await;
 //! # }
 //! ```
@@ -39,6 +39,7 @@
 
 mod buffer;
 mod credentials;
+mod hooks;
 mod hub;
 mod mailbox;
 mod manual_clock;
@@ -52,6 +53,7 @@ mod websocket;
 
 pub use buffer::recycle;
 pub use credentials::{Credentials, CredentialsRef};
+pub use hooks::{Hooks, HooksRef, Pending, Verdict};
 pub use hub::{ConnectError, EngineLink, EngineStats, HubGone, HubHandle, HubStats, spawn_hub};
 pub use mailbox::Budget;
 pub use manual_clock::{ManualClock, ManualTimer};

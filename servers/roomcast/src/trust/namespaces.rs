@@ -5,8 +5,8 @@
 //! publish = "members"
 //!
 //! [namespaces.private]         # private:alice-bob
-//! join = ["claim", "token"]    # "anyone", or any of "claim" and "token"
-//! publish = "members"          # "members", "claim" or "api"
+//! join = ["claim", "token"]    # "anyone", or any of "claim", "token" and "hook"
+//! publish = "members"          # "members", "claim", "hook" or "api"
 //! presence = true
 //! typing = true
 //! history = 100                # messages; history_age and history_bytes too
@@ -71,10 +71,11 @@ fn namespace(config: &NamespaceConfig, rooms: HistoryLimit) -> Result<Namespace,
     let publish = match config.publish.as_deref() {
         None | Some("members") => PublishRule::Members,
         Some("claim") => PublishRule::Claim,
+        Some("hook") => PublishRule::Hook,
         Some("api") => PublishRule::Api,
         Some(other) => {
             return Err(format!(
-                "publish = {other:?}: must be \"members\", \"claim\" or \"api\""
+                "publish = {other:?}: must be \"members\", \"claim\", \"hook\" or \"api\""
             ));
         }
     };
@@ -104,9 +105,10 @@ fn join_rule(ways: &[String]) -> Result<JoinRule, String> {
             "anyone" => rule.anyone = true,
             "claim" => rule.claim = true,
             "token" => rule.token = true,
+            "hook" => rule.hook = true,
             other => {
                 return Err(format!(
-                    "join = {other:?}: must be \"anyone\", \"claim\" or \"token\""
+                    "join = {other:?}: must be \"anyone\", \"claim\", \"token\" or \"hook\""
                 ));
             }
         }
@@ -155,7 +157,9 @@ mod tests {
         assert_eq!(history.max_bytes, 1 << 20, "the hub's, where unsaid");
         let none = Grants::default();
         assert!(
-            namespaces.may_publish(&none, &room("lobby")).is_err(),
+            namespaces
+                .may_publish(&none, &room("lobby"), false)
+                .is_err(),
             "api only"
         );
         assert!(namespaces.may_join(&none, &room("open:x"), false).is_ok());

@@ -28,7 +28,7 @@ pub(crate) async fn serve<R: Runtime, B: Send + 'static>(
     peer: IpAddr,
     request: Request<B>,
 ) -> Result<Response<Body>, Refusal> {
-    let admitted = inner.admit(peer, &request)?;
+    let admitted = inner.admit_session(peer, &request, "poll").await?;
     let cursor = parse_cursor(query_param(request.uri(), "cursor"), "cursor")?;
     let wait = match query_param(request.uri(), "timeout") {
         Some(text) => text

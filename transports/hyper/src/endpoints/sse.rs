@@ -57,7 +57,7 @@ pub(crate) async fn open<R: Runtime, B>(
     peer: IpAddr,
     request: &Request<B>,
 ) -> Result<Opened<R>, Refusal> {
-    let admitted = inner.admit(peer, request)?;
+    let admitted = inner.admit_session(peer, request, "sse").await?;
     // The browser's automatic `Last-Event-ID` is newer than any `lastEventId` the page chose.
     let header = request
         .headers()

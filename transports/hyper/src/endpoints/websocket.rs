@@ -45,7 +45,7 @@ pub(crate) async fn open<R: Runtime, B>(
     request: &Request<B>,
 ) -> Result<Opened, Refusal> {
     let accept = check_upgrade(request)?;
-    let admitted = inner.admit(peer, request)?;
+    let admitted = inner.admit_session(peer, request, "websocket").await?;
     let cursor = parse_cursor(query_param(request.uri(), "cursor"), "cursor")?;
     let identity = admitted.identity;
     let connect = Connect {

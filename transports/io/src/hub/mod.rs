@@ -227,6 +227,12 @@ impl HubHandle {
         self.with(|state, _| state.hub.admit(session, room))
     }
 
+    /// Admits a session's next publish to `room`: the application's hook allowed it
+    /// ([`Hub::admit_publish`](roomcast_core::hub::Hub::admit_publish)).
+    pub fn admit_publish(&self, session: SessionId, room: RoomName) -> Result<(), HubGone> {
+        self.with(|state, _| state.hub.admit_publish(session, room))
+    }
+
     /// A session's credentials were renewed
     /// ([`Hub::set_grants`](roomcast_core::hub::Hub::set_grants)).
     pub fn set_grants(&self, session: SessionId, grants: Arc<Grants>) -> Result<(), HubGone> {

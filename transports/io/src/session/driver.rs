@@ -20,16 +20,20 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant, SystemTime};
 
+use roomcast_core::access::Grants;
 use roomcast_core::close::{Close, CloseCode};
 use roomcast_core::delivery::SessionId;
+use roomcast_core::envelope::ClientEnvelope;
 use roomcast_core::names::UserId;
 use roomcast_core::session::{Session, SessionEvent, SessionState, Transmit};
 
+mod hooks;
 mod in_band;
 
 use super::timing::{self, Armed, Grid, Plan};
 use super::{Ended, SessionOptions};
 use crate::credentials::{CredentialsRef, instant_of};
+use crate::hooks::HooksRef;
 use crate::hub::HubHandle;
 use crate::mailbox::{Batch, Mailbox, RING_SOCKET, RING_TIMER};
 use crate::observer::Observe;
@@ -88,6 +92,12 @@ pub struct SessionDriver<R: Runtime, T> {
     id: SessionId,
     /// Checks the tokens presented in band.
     credentials: Option<CredentialsRef>,
+    /// Asks the application about joins and publishes.
+    hooks: Option<HooksRef>,
+    /// What the session's credentials grant, for the hooks.
+    grants: Arc<Grants>,
+    /// A request waiting for a hook's answer: no frame is read meanwhile.
+    waiting: Option<Box<hooks::Waiting>>,
     /// The end, once reported.
     reported: bool,
     /// Counts the session as live for [`Shutdown::drained`](crate::Shutdown::drained) until
@@ -139,6 +149,9 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
             hub,
             id,
             credentials: options.credentials,
+            hooks: options.hooks,
+            grants: Grants::none(),
+            waiting: None,
             reported: false,
             _live,
         }
@@ -146,8 +159,10 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
 }
 
 impl<R: Runtime, T> SessionDriver<R, T> {
-    /// The session's credentials expire at `at`: see [`Session::set_expiry`].
-    pub(super) fn expire_at(mut self, at: Option<SystemTime>) -> Self {
+    /// The session's credentials: what they grant, and when they expire (see
+    /// [`Session::set_expiry`]).
+    pub(super) fn credentials(mut self, grants: Arc<Grants>, at: Option<SystemTime>) -> Self {
+        self.grants = grants;
         if let Some(at) = at {
             let now = self.runtime.now();
             self.session.set_expiry(now, instant_of(now, at));
@@ -168,9 +183,13 @@ impl<R: Runtime, T: Transport> Future for SessionDriver<R, T> {
             let rung = this.mailbox.rung().get();
             let mut fed = false;
             if this.stalled.is_none() {
-                match this.drive_recv(cx, rung, &mut now) {
-                    Ok(got) => fed |= got,
-                    Err(ended) => return this.finish(ended),
+                if this.waiting.is_none() {
+                    match this.drive_recv(cx, rung, &mut now) {
+                        Ok(got) => fed |= got,
+                        Err(ended) => return this.finish(ended),
+                    }
+                } else {
+                    fed |= this.drive_hook(cx, &mut now);
                 }
                 fed |= this.drive_deliveries(cx, &mut now);
                 fed |= this.drive_shutdown(cx, &mut now);
@@ -298,7 +317,7 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
         // A finished future is not polled again.
         self.shutdown = None;
         let now = self.now(now);
-        self.session.shutdown(now, reconnect_ms);
+        self.session.shutdown(now, jittered(reconnect_ms, self.id));
         true
     }
 
@@ -339,18 +358,19 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
                 SessionEvent::Request(request) | SessionEvent::App(request) => {
                     let kind = request.message.kind();
                     self.observe.0.inbound(self.transport_name, kind);
-                    asked = true;
                     let Some(request) = self.vet(request, now) else {
                         continue;
                     };
-                    if self.hub.request_now(self.id, request).is_err() {
-                        let now = self.now(now);
-                        let close = Close::new(CloseCode::Internal, "the hub has stopped");
-                        self.session.close(now, close);
-                    }
+                    let Some(request) = self.ask(request) else {
+                        continue;
+                    };
+                    asked = true;
+                    self.hand_over(request, now);
                 }
+                SessionEvent::Pinged => self.observe.0.inbound(self.transport_name, "ping"),
                 SessionEvent::Closed(_) => {
                     self.left = true;
+                    self.waiting = None;
                     let _ = self.hub.leave(self.id);
                 }
                 _ => {}
@@ -358,6 +378,26 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
         }
         if asked
             && self.session.is_open()
+            && let Some(taken) = self.mailbox.try_take(&mut self.batch)
+        {
+            let now = self.now(now);
+            self.take_batch(now, taken);
+        }
+    }
+
+    /// Hands a request to the hub, which answers it inline (or once the engine has).
+    fn hand_over(&mut self, request: ClientEnvelope, now: &mut Option<Instant>) {
+        if self.hub.request_now(self.id, request).is_err() {
+            let now = self.now(now);
+            let close = Close::new(CloseCode::Internal, "the hub has stopped");
+            self.session.close(now, close);
+        }
+    }
+
+    /// A request a hook let through: to the hub, and its answers into this turn's write.
+    fn forward(&mut self, request: ClientEnvelope, now: &mut Option<Instant>) {
+        self.hand_over(request, now);
+        if self.session.is_open()
             && let Some(taken) = self.mailbox.try_take(&mut self.batch)
         {
             let now = self.now(now);
@@ -436,14 +476,20 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
         Poll::Pending
     }
 
-    /// The session has ended: it leaves the hub, and its end is reported.
+    /// The session has ended: it leaves the hub, and its end is reported. A connection lost
+    /// after the session closed itself (a slow consumer's close that never got through) is
+    /// reported with the session's reason, not as a loss.
     fn finish(&mut self, ended: Ended) -> Poll<Ended> {
         if !self.left {
             self.left = true;
             let _ = self.hub.leave(self.id);
         }
         self.reported = true;
-        self.observe.0.closed(self.transport_name, &ended);
+        let why = match (&ended, self.session.close_reason()) {
+            (Ended::Lost, Some(close)) => Ended::Closed(close.clone()),
+            _ => ended.clone(),
+        };
+        self.observe.0.closed(self.transport_name, &why);
         Poll::Ready(ended)
     }
 }
@@ -455,9 +501,22 @@ impl<R: Runtime, T> Drop for SessionDriver<R, T> {
             self.hub.disconnect_now(self.id);
         }
         if !self.reported {
-            self.observe.0.closed(self.transport_name, &Ended::Lost);
+            let why = self
+                .session
+                .close_reason()
+                .cloned()
+                .map_or(Ended::Lost, Ended::Closed);
+            self.observe.0.closed(self.transport_name, &why);
         }
     }
+}
+
+/// The reconnect hint for one session: `hint` and up to half of it again, spread over the
+/// sessions by their ids, so that they do not all come back in the same instant.
+fn jittered(hint: u64, id: SessionId) -> u64 {
+    let spread = hint / 2 + 1;
+    let mixed = id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+    hint.saturating_add(mixed % spread)
 }
 
 /// Where the timers' grid starts: the first session's start, for every session of the process.

@@ -13,6 +13,7 @@ mod timing;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use roomcast_core::access::Grants;
 use roomcast_core::delivery::SessionId;
 use roomcast_core::envelope::Codec;
 use roomcast_core::hub::Connect;
@@ -21,6 +22,7 @@ use roomcast_core::session::{SessionConfig, SessionKind};
 
 pub use self::driver::SessionDriver;
 use crate::credentials::CredentialsRef;
+use crate::hooks::HooksRef;
 use crate::hub::{ConnectError, HubHandle};
 use crate::mailbox::Mailbox;
 pub use crate::observer::Ended;
@@ -55,6 +57,9 @@ pub struct SessionOptions {
     /// `refresh`); `None` (the default): they go to the hub unchecked, which admits nobody by
     /// a token and refuses `refresh`.
     pub credentials: Option<CredentialsRef>,
+    /// Asks the application about joins and publishes where its hooks decide; `None` (the
+    /// default): no hook.
+    pub hooks: Option<HooksRef>,
 }
 
 impl Default for SessionOptions {
@@ -69,6 +74,7 @@ impl Default for SessionOptions {
             transport: "websocket",
             timer_slack: DEFAULT_TIMER_SLACK,
             credentials: None,
+            hooks: None,
         }
     }
 }
@@ -85,6 +91,7 @@ pub struct Registered {
     id: SessionId,
     user: UserId,
     mailbox: Option<Arc<Mailbox>>,
+    grants: Arc<Grants>,
     expires: Option<SystemTime>,
 }
 
@@ -116,12 +123,14 @@ impl HubHandle {
     /// Registers a connection with the hub, for [`run_registered`].
     pub async fn register(&self, connect: Connect) -> Result<Registered, ConnectError> {
         let user = connect.user.clone();
+        let grants = Arc::clone(&connect.access.grants);
         let (id, mailbox) = self.connect(connect).await?;
         Ok(Registered {
             hub: self.clone(),
             id,
             user,
             mailbox: Some(mailbox),
+            grants,
             expires: None,
         })
     }
@@ -159,5 +168,5 @@ pub fn run_registered<R: Runtime, T: Transport>(
         mailbox,
         options,
     )
-    .expire_at(registered.expires)
+    .credentials(Arc::clone(&registered.grants), registered.expires)
 }

@@ -50,6 +50,7 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
                         let now = self.now(now);
                         let at = identity.expires.and_then(|at| instant_of(now, at));
                         self.session.set_expiry(now, at);
+                        self.grants = identity.grants.clone();
                         let _ = self.hub.set_grants(self.id, identity.grants);
                         if let Some(reference) = request.reference {
                             let reply = ServerMessage::Reply(Reply::to(reference)).encode();
