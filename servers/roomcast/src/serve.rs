@@ -248,12 +248,13 @@ where
         %addr,
         "roomcast serving: demo page http://{addr}/, WebSocket /ws, SSE /events, long-poll /poll, echo /ws/echo, API /api/, /metrics, /healthz"
     );
-    // The drain (grace, then the close handshake) and a second more: a client that comes back
-    // after the hint finds the next server, not this one's refused connections. Each session
-    // adds up to half of it again (the driver's jitter).
+    // The grace and a second more: a client that comes back after the hint finds the next
+    // server, not this one's refused connections (one that comes sooner gets a 503 with
+    // Retry-After: the drain still answers). Each session adds up to half of it again (the
+    // driver's jitter).
+    let hint = settings.session.shutdown_grace + Duration::from_secs(1);
+    let reconnect_ms = u64::try_from(hint.as_millis()).unwrap_or(u64::MAX);
     let grace = settings.session.shutdown_grace + settings.session.close_timeout;
-    let reconnect_ms =
-        u64::try_from((grace + Duration::from_secs(1)).as_millis()).unwrap_or(u64::MAX);
     let draining = shutdown.clone();
     runtime.spawn(async move {
         if let Some(Ok(signal)) = signals.next().await {

@@ -6,6 +6,8 @@ mod common;
 
 #[path = "security/api.rs"]
 mod api;
+#[path = "security/browser.rs"]
+mod browser;
 #[path = "security/hooks.rs"]
 mod hooks;
 #[path = "security/payloads.rs"]

@@ -211,6 +211,11 @@ impl Mailbox {
         }
     }
 
+    /// Whether the hub let go of the session (its mailbox overflowed: a slow consumer).
+    pub(crate) fn was_dropped(&self) -> bool {
+        self.lock().dropped
+    }
+
     /// The session task ended: the hub's next push says so.
     pub(crate) fn close(&self) {
         let mut inner = self.lock();

@@ -126,3 +126,85 @@ fn an_open_server_is_refused_on_a_public_address() {
     }
     let _ = json!(null);
 }
+
+#[test]
+fn every_connection_counts_against_its_address() {
+    let server = super::common::Running::start(&["--memory", "--max-connections-per-ip", "4"]);
+    // Four connections that say nothing hold the address's four places...
+    let idle: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(server.addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut fifth = TcpStream::connect(server.addr).expect("connect");
+    fifth
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    fifth
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .expect("write");
+    let mut answer = String::new();
+    let _ = fifth.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    // ... until they go.
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(200));
+    smol::block_on(async {
+        assert_eq!(get(server.addr, "/healthz", &[]).await.status, 200);
+    });
+}
+
+#[test]
+fn metrics_count_what_happens() {
+    let server = super::common::Running::start(&[
+        "--memory",
+        "--queue-bytes",
+        "65536",
+        "--max-frame",
+        "65536",
+    ]);
+    smol::block_on(async {
+        let mut pinger = within("connect", Client::connect(&server.ws("user=p")))
+            .await
+            .expect("connects");
+        pinger.send_json(json!({"type":"ping","ref":1})).await;
+        pinger.answer(&json!(1)).await;
+
+        // A client that stops reading: the server closes it as a slow consumer (4000).
+        let mut slow = TcpStream::connect(server.addr).expect("connect");
+        slow.write_all(
+            b"GET /ws?user=slow HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+              sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n",
+        )
+        .expect("handshake");
+        let text = "x".repeat(60_000);
+        let body = json!({"data": text}).to_string();
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        let closes = loop {
+            for _ in 0..20 {
+                post(server.addr, "/api/broadcast", &[], &body).await;
+            }
+            let metrics = get(server.addr, "/metrics", &[]).await.text().await;
+            let value = |name: &str| -> f64 {
+                metrics
+                    .lines()
+                    .find(|line| line.starts_with(name))
+                    .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+                    .unwrap_or(0.0)
+            };
+            let closes = value("roomcast_slow_consumer_closes_total");
+            if closes >= 1.0 || std::time::Instant::now() > deadline {
+                let pings =
+                    value("roomcast_messages_in_total{transport=\"websocket\",type=\"ping\"}");
+                assert_eq!(pings, 1.0, "the ping is counted");
+                assert!(
+                    metrics.contains("# TYPE roomcast_hub_slow_consumers counter"),
+                    "{metrics}"
+                );
+                break closes;
+            }
+            smol::Timer::after(Duration::from_millis(500)).await;
+        };
+        assert!(closes >= 1.0, "the slow consumer's close is counted");
+        drop(slow);
+    });
+}

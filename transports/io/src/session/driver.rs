@@ -477,18 +477,26 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
     }
 
     /// The session has ended: it leaves the hub, and its end is reported. A connection lost
-    /// after the session closed itself (a slow consumer's close that never got through) is
-    /// reported with the session's reason, not as a loss.
+    /// after the session closed itself, or after the hub let go of it as a slow consumer, is
+    /// reported with that reason, not as a loss.
     fn finish(&mut self, ended: Ended) -> Poll<Ended> {
+        let why = match (&ended, self.session.close_reason()) {
+            (Ended::Lost, Some(close)) => Ended::Closed(close.clone()),
+            // The hub let go of it while its socket took nothing (a write that timed out):
+            // a slow consumer, whose 4000 could not be written.
+            (Ended::Lost, None) if !self.left && self.mailbox.was_dropped() => {
+                Ended::Closed(Close::new(
+                    CloseCode::SlowConsumer,
+                    roomcast_core::session::SLOW_CONSUMER_REASON,
+                ))
+            }
+            _ => ended.clone(),
+        };
         if !self.left {
             self.left = true;
             let _ = self.hub.leave(self.id);
         }
         self.reported = true;
-        let why = match (&ended, self.session.close_reason()) {
-            (Ended::Lost, Some(close)) => Ended::Closed(close.clone()),
-            _ => ended.clone(),
-        };
         self.observe.0.closed(self.transport_name, &why);
         Poll::Ready(ended)
     }
