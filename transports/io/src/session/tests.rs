@@ -281,6 +281,51 @@ fn a_write_that_never_finishes_ends_the_session_at_its_deadline() {
     assert_eq!(sessions(&hub), 0, "it left the hub");
 }
 
+/// Records how the sessions it observes end.
+#[derive(Default)]
+struct Ends(std::sync::Mutex<Vec<Ended>>);
+
+impl crate::observer::Observer for Ends {
+    fn closed(&self, _: &'static str, ended: &Ended) {
+        self.0.lock().expect("lock").push(ended.clone());
+    }
+}
+
+#[test]
+fn a_slow_consumer_whose_socket_took_nothing_is_reported_as_one() {
+    let runtime = Hand {
+        due: true,
+        ..Hand::default()
+    };
+    let engine = MemoryEngine::new(MemoryLimits::default(), 1);
+    let hub = spawn_hub(&runtime, Hub::new(HubConfig::default()), engine, Budget::default());
+    let connect = Connect {
+        access: Default::default(),
+        user: UserId::new("u").expect("a user id"),
+        broadcast: true,
+        rooms: Vec::new(),
+        cursor: None,
+    };
+    let ends = Arc::new(Ends::default());
+    let options = SessionOptions {
+        observe: crate::observer::Observe(Arc::clone(&ends) as Arc<dyn crate::observer::Observer>),
+        ..SessionOptions::default()
+    };
+    let registered = block_on(hub.register(connect)).expect("registered");
+    let mut driver = run_registered(&runtime, Stuck, registered, options);
+    assert!(block_on(poll_once(&mut driver)).is_none(), "the write waits");
+    // While it waits, more than its mailbox holds: the hub lets go of it.
+    for n in 0..5000 {
+        broadcast(&hub, n);
+    }
+    assert_eq!(block_on(poll_once(&mut driver)), Some(Ended::Lost), "its socket is gone");
+    let ends = ends.0.lock().expect("lock");
+    assert!(
+        matches!(ends.as_slice(), [Ended::Closed(close)] if close.code == CloseCode::SlowConsumer),
+        "reported as a slow consumer, not a loss: {ends:?}"
+    );
+}
+
 /// A connection that is gone.
 struct Gone;
 
