@@ -147,6 +147,7 @@ mod tests {
         let id = Position { epoch: 0xa, offset };
         let data = Payload::from_json(&offset.to_string()).expect("JSON");
         let message = ServerMessage::Message {
+            event: None,
             room: room(room_name),
             id,
             from: None,
@@ -183,6 +184,7 @@ mod tests {
         };
         let data = Payload::from_json("{\"a\":\r\n1}").expect("JSON");
         let message = ServerMessage::Message {
+            event: None,
             room: room("r"),
             id,
             from: None,
@@ -202,6 +204,7 @@ mod tests {
         );
         let one_line = Delivery::unstreamed(
             ServerMessage::Message {
+                event: None,
                 room: room("r"),
                 id,
                 from: None,

@@ -61,7 +61,8 @@
 //!
 //! // A WebSocket connection arrives and authenticates as alice: her session joins the hub.
 //! let alice = UserId::new("alice")?;
-//! let connect = Connect { user: alice, broadcast: true, rooms: vec![], cursor: None, access: Default::default() };
+//! let access = Default::default(); // no grants: the default namespace is open
+//! let connect = Connect { user: alice, broadcast: true, rooms: vec![], cursor: None, access };
 //! let id = server.connect(SessionKind::WebSocket, connect)?;
 //!
 //! // A frame comes in: the session hands the request to the hub, the hub's reply comes back to

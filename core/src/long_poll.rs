@@ -147,6 +147,7 @@ mod tests {
     fn message(offset: u64, data: &str) -> Transmit {
         let id = Position { epoch: 0xa, offset };
         let message = ServerMessage::Message {
+            event: None,
             room: room("a"),
             id,
             from: None,

@@ -174,7 +174,8 @@ impl std::error::Error for SessionError {}
 /// // Input, a delivery from the hub: it is transmitted as it is.
 /// let (room, id) = (RoomName::new("lobby")?, Position { epoch: 1, offset: 1 });
 /// let data = Payload::from_json(r#""hi""#)?;
-/// let frame = ServerMessage::Message { room: room.clone(), id, from: None, data }.encode();
+/// let message = ServerMessage::Message { room: room.clone(), id, from: None, event: None, data };
+/// let frame = message.encode();
 /// session.deliver(now, Delivery::streamed(frame.clone(), Stream::Room(room), id));
 /// assert!(matches!(session.poll_transmit(now), Some(Transmit::Frame(d)) if d.frame == frame));
 ///

@@ -138,7 +138,7 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
         (option::of(reference()), codes, text())
             .prop_map(|(reference, code, message)| Error { reference, code, message }),
         (room(), position(), option::of(user()), payload())
-            .prop_map(|(room, id, from, data)| Message { room, id, from, data }),
+            .prop_map(|(room, id, from, data)| Message { event: None,  room, id, from, data }),
         (room(), vec(user(), 0..4), vec(user(), 0..4))
             .prop_map(|(room, joins, leaves)| Presence { room, joins, leaves }),
         (room(), user(), any::<bool>())

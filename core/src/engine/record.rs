@@ -35,6 +35,8 @@ pub enum Message {
     Room {
         /// The user who published it; `None` when the server did.
         from: Option<UserId>,
+        /// The application's name for its kind (server publishes only).
+        event: Option<SmolStr>,
         /// Any JSON value.
         data: Payload,
     },
@@ -154,7 +156,11 @@ impl Record {
     pub fn size(&self) -> usize {
         const OVERHEAD: usize = 32;
         let (data, names) = match &self.message {
-            Message::Room { from, data } => (data, from.as_ref().map_or(0, |u| u.as_str().len())),
+            Message::Room { from, event, data } => (
+                data,
+                from.as_ref().map_or(0, |u| u.as_str().len())
+                    + event.as_ref().map_or(0, |e| e.len()),
+            ),
             Message::Direct { from, data } => (data, from.as_str().len()),
             Message::Notify { event, data } | Message::Broadcast { event, data } => {
                 (data, event.as_ref().map_or(0, |e| e.len()))
@@ -174,7 +180,12 @@ impl Record {
         // A receipt's position is its data: a JSON string.
         let upto;
         let (kind, from, event, data) = match &self.message {
-            Message::Room { from, data } => ("room", from.as_ref().map(UserId::as_str), None, data),
+            Message::Room { from, event, data } => (
+                "room",
+                from.as_ref().map(UserId::as_str),
+                event.as_deref(),
+                data,
+            ),
             Message::Direct { from, data } => ("direct", Some(from.as_str()), None, data),
             Message::Notify { event, data } => ("notify", None, event.as_deref(), data),
             Message::Broadcast { event, data } => ("broadcast", None, event.as_deref(), data),
@@ -205,6 +216,7 @@ impl Record {
         let message = match stored.kind {
             "room" => Message::Room {
                 from: user(stored.from)?,
+                event: stored.event.map(SmolStr::new),
                 data,
             },
             "direct" => Message::Direct {
@@ -258,6 +270,7 @@ mod tests {
                 1,
                 origin,
                 Message::Room {
+                    event: None,
                     from: Some(alice.clone()),
                     data: payload(r#"{"text":"hi","n":[1,2.5,null]}"#),
                 },
@@ -266,6 +279,7 @@ mod tests {
                 2,
                 None,
                 Message::Room {
+                    event: None,
                     from: None,
                     data: payload("\"\\u2028 \\ud83d\\ude00\""),
                 },

@@ -228,6 +228,7 @@ impl Codec {
                     Some(from) => Some(wire.user(Some(from), "from")?),
                     None => None,
                 },
+                event: wire.event.as_deref().map(SmolStr::new),
                 data: wire.data(self.max_depth)?,
             },
             "presence" => ServerMessage::Presence {

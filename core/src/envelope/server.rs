@@ -46,6 +46,8 @@ pub enum ServerMessage {
         id: Position,
         /// The user who published it; absent when the server did.
         from: Option<UserId>,
+        /// The application's name for its kind (a server publish may set one).
+        event: Option<SmolStr>,
         /// Any JSON value.
         data: Payload,
     },
@@ -277,11 +279,13 @@ impl serde::Serialize for ServerMessage {
                 room,
                 id,
                 from,
+                event,
                 data,
             } => {
                 map.serialize_entry("room", room)?;
                 map.serialize_entry("id", id)?;
                 entry(&mut map, "from", from)?;
+                entry(&mut map, "event", event)?;
                 map.serialize_entry("data", data)?;
             }
             Self::Presence {

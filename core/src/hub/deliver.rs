@@ -97,12 +97,13 @@ impl Hub {
 /// A record's frame: what it says, where it is.
 fn encode(stream: &StreamId, id: Position, message: &Message) -> Shared {
     let (frame, stream) = match (stream, message.clone()) {
-        (StreamId::Room(room), Message::Room { from, data }) => {
+        (StreamId::Room(room), Message::Room { from, event, data }) => {
             let room = room.clone();
             let message = ServerMessage::Message {
                 room: room.clone(),
                 id,
                 from,
+                event,
                 data,
             };
             (message, Stream::Room(room))

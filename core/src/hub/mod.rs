@@ -469,6 +469,18 @@ impl Hub {
     /// for every member session. The result comes back as [`HubEvent::Done`]; a room of an
     /// unknown namespace is refused ([`HubError::Unauthorized`]).
     pub fn publish(&mut self, now: Instant, room: RoomName, data: Payload) -> Ticket {
+        self.publish_event(now, room, None, data)
+    }
+
+    /// As [`publish`](Self::publish), the message named `event` (the application's name for
+    /// its kind, as a notification's).
+    pub fn publish_event(
+        &mut self,
+        now: Instant,
+        room: RoomName,
+        event: Option<SmolStr>,
+        data: Payload,
+    ) -> Ticket {
         let ticket = self.ticket();
         if let Err(why) = self.config.namespaces.get(&room) {
             let result = Err(HubError::Unauthorized(why));
@@ -476,7 +488,7 @@ impl Hub {
             return ticket;
         }
         let waiter = ops::Waiter::Api(ticket, StreamId::Room(room.clone()));
-        self.publish_to_room(now, waiter, None, room, data);
+        self.publish_to_room(now, waiter, None, room, (event, data));
         ticket
     }
 

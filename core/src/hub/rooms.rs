@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use smol_str::SmolStr;
+
 use super::deliver::not_member;
 use super::ops::Waiter;
 use super::room::{Left, Room};
@@ -137,7 +139,15 @@ impl Hub {
             room: room.clone(),
         };
         let retention = self.room_history(&room).retention();
-        let record = Record::new(0, origin, Message::Room { from, data });
+        let record = Record::new(
+            0,
+            origin,
+            Message::Room {
+                from,
+                event: None,
+                data,
+            },
+        );
         self.append(now, StreamId::Room(room), record, retention, waiter);
         Ok(())
     }
@@ -149,9 +159,14 @@ impl Hub {
         waiter: Waiter,
         origin: Option<Origin>,
         room: RoomName,
-        data: Payload,
+        (event, data): (Option<SmolStr>, Payload),
     ) {
-        let record = Record::new(0, origin, Message::Room { from: None, data });
+        let message = Message::Room {
+            from: None,
+            event,
+            data,
+        };
+        let record = Record::new(0, origin, message);
         let retention = self.room_history(&room).retention();
         self.append(now, StreamId::Room(room), record, retention, waiter);
     }

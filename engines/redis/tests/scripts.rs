@@ -88,6 +88,7 @@ fn record(n: u64, size: usize) -> Record {
         0,
         None,
         Message::Room {
+            event: None,
             from: None,
             data: Payload::from_json(&format!("\"{text}\"")).expect("JSON"),
         },

@@ -29,6 +29,7 @@ fn record(n: u64) -> Record {
         0,
         None,
         Message::Room {
+            event: None,
             from: Some(UserId::new("alice").expect("valid")),
             data: Payload::from_json(&format!("{{\"n\":{n}}}")).expect("JSON"),
         },
@@ -207,6 +208,7 @@ fn compaction_shrinks_the_file_after_a_purge_and_keeps_what_is_kept() {
             0,
             None,
             Message::Room {
+                event: None,
                 from: None,
                 data: big.clone(),
             },

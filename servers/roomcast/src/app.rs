@@ -250,7 +250,8 @@ impl<R: Runtime> App<R> {
                     .ok_or_else(|| Refusal::new(404, "no such API endpoint"))?;
                 let room = room_of_path(room)?;
                 let body: PublishBody<'_> = parse(&body)?;
-                hub.publish(room, payload(body.data)?)
+                let event = event_name(body.event)?;
+                hub.publish_event(room, event, payload(body.data)?)
                     .await
                     .map_err(gone)?
                     .map_err(refused)?
@@ -285,6 +286,8 @@ struct BroadcastBody<'a> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PublishBody<'a> {
+    #[serde(default)]
+    event: Option<String>,
     #[serde(borrow)]
     data: &'a RawValue,
 }

@@ -335,11 +335,17 @@ fn sigterm_drains_clients_and_exits_0_on(runtime: &str) {
         ws
     });
     let started = Instant::now();
+    let addr = server.addr;
     let terminated = std::thread::spawn(move || server.terminate());
     // The client reads and answers the close, as a real one does.
     smol::block_on(async {
         let notice = next_of(&mut ws, "shutdown").await;
-        assert!(notice["reconnect_ms"].as_u64().is_some(), "{notice}");
+        // The hint outlasts the drain (the grace and a second), with a jitter of its own.
+        roomcast_tests::assert_reconnect_hint(&notice, 1300);
+        // While the drain lasts, a new connection is answered: a balancer sees the drain.
+        let health = get(addr, "/healthz", &[]).await;
+        assert_eq!(health.status, 503, "{runtime}");
+        assert_eq!(health.json().await["status"], "shutting_down");
         assert_eq!(ws.close_code().await, Some(1001));
     });
     let (status, log) = terminated.join().expect("terminate");

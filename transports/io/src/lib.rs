@@ -30,7 +30,8 @@
 //! let hub = spawn_hub(&runtime, Hub::new(HubConfig::default()), engine, Budget::default());
 //! // For each accepted and authenticated connection, in its own task:
 //! let user = UserId::new("alice").expect("valid");
-//! let connect = Connect { user, broadcast: true, rooms: vec![], cursor: None, access: Default::default() };
+//! let access = Default::default(); // what the credentials grant
+//! let connect = Connect { user, broadcast: true, rooms: vec![], cursor: None, access };
 //! let ended = run_session(&runtime, &hub, transport, connect, SessionOptions::default()).await;
 //! # }
 //! ```

@@ -126,6 +126,7 @@ fn an_append_comes_back_live_only_to_a_follower_and_after_its_answer() {
             0,
             origin,
             Message::Room {
+                event: None,
                 from: None,
                 data: Payload::from_json("2").expect("JSON"),
             },

@@ -312,6 +312,7 @@ fn server_messages_have_an_exact_wire_form_and_read_back() {
         ),
         (
             ServerMessage::Message {
+                event: None,
                 room: room("lobby"),
                 id,
                 from: Some(user("alice")),
@@ -321,6 +322,7 @@ fn server_messages_have_an_exact_wire_form_and_read_back() {
         ),
         (
             ServerMessage::Message {
+                event: None,
                 room: room("lobby"),
                 id,
                 from: None,

@@ -22,6 +22,7 @@ fn record() -> Record {
         0,
         None,
         Message::Room {
+            event: None,
             from: Some(alice()),
             data: Payload::from_json(r#"{"text":"hi"}"#).expect("JSON"),
         },

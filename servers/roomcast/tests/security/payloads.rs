@@ -85,3 +85,25 @@ fn names_cannot_pass_for_others() {
         }
     });
 }
+
+#[test]
+fn a_room_publish_may_name_its_event_as_the_others_do() {
+    let server = Running::start(&["--memory"]);
+    smol::block_on(async {
+        let mut a = within("connect", Client::connect(&server.ws("user=a")))
+            .await
+            .expect("connects");
+        a.send_json(json!({"type":"join","ref":1,"room":"lobby"}))
+            .await;
+        a.answer(&json!(1)).await;
+        let body = r#"{"event":"alert","data":{"level":3}}"#;
+        let published = post(server.addr, "/api/rooms/lobby/publish", &[], body).await;
+        assert_eq!(published.status, 200);
+        let got = within("the message", a.next_of("message")).await;
+        assert_eq!(
+            (got["event"].as_str(), got["data"]["level"].as_u64()),
+            (Some("alert"), Some(3)),
+            "{got}"
+        );
+    });
+}

@@ -262,7 +262,18 @@ impl HubHandle {
         room: RoomName,
         data: Payload,
     ) -> Result<Result<Published, HubError>, HubGone> {
-        self.command(|hub, now| hub.publish(now, room, data)).await
+        self.publish_event(room, None, data).await
+    }
+
+    /// As [`publish`](Self::publish), the message named `event`.
+    pub async fn publish_event(
+        &self,
+        room: RoomName,
+        event: Option<SmolStr>,
+        data: Payload,
+    ) -> Result<Result<Published, HubError>, HubGone> {
+        self.command(|hub, now| hub.publish_event(now, room, event, data))
+            .await
     }
 
     /// Notifies a user (kept in their outbox, and delivered when they are away), once the

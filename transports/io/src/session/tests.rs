@@ -298,7 +298,12 @@ fn a_slow_consumer_whose_socket_took_nothing_is_reported_as_one() {
         ..Hand::default()
     };
     let engine = MemoryEngine::new(MemoryLimits::default(), 1);
-    let hub = spawn_hub(&runtime, Hub::new(HubConfig::default()), engine, Budget::default());
+    let hub = spawn_hub(
+        &runtime,
+        Hub::new(HubConfig::default()),
+        engine,
+        Budget::default(),
+    );
     let connect = Connect {
         access: Default::default(),
         user: UserId::new("u").expect("a user id"),
@@ -313,12 +318,19 @@ fn a_slow_consumer_whose_socket_took_nothing_is_reported_as_one() {
     };
     let registered = block_on(hub.register(connect)).expect("registered");
     let mut driver = run_registered(&runtime, Stuck, registered, options);
-    assert!(block_on(poll_once(&mut driver)).is_none(), "the write waits");
+    assert!(
+        block_on(poll_once(&mut driver)).is_none(),
+        "the write waits"
+    );
     // While it waits, more than its mailbox holds: the hub lets go of it.
     for n in 0..5000 {
         broadcast(&hub, n);
     }
-    assert_eq!(block_on(poll_once(&mut driver)), Some(Ended::Lost), "its socket is gone");
+    assert_eq!(
+        block_on(poll_once(&mut driver)),
+        Some(Ended::Lost),
+        "its socket is gone"
+    );
     let ends = ends.0.lock().expect("lock");
     assert!(
         matches!(ends.as_slice(), [Ended::Closed(close)] if close.code == CloseCode::SlowConsumer),
