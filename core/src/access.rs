@@ -24,7 +24,7 @@ use std::time::SystemTime;
 
 use smol_str::SmolStr;
 
-use crate::hub::HistoryLimit;
+use crate::engine::Retention as HistoryLimit;
 use crate::names::{RoomName, UserId};
 
 /// The ways a session may join a room of a namespace: any one of those allowed suffices.

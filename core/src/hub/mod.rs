@@ -34,6 +34,7 @@ mod invariants;
 mod marks;
 mod ops;
 mod outbox;
+mod policy;
 mod remote;
 mod room;
 mod rooms;
@@ -46,7 +47,7 @@ use std::time::{Duration, Instant};
 
 use smol_str::SmolStr;
 
-use crate::access::{Access, Grants, Namespaces};
+use crate::access::{Access, Namespaces};
 use crate::cursor::{Cursor, Position};
 use crate::delivery::{SessionId, Shared};
 use crate::engine::{EngineEvent, OpId, Operation, Retention, StreamId};
@@ -56,29 +57,12 @@ use crate::names::{RoomName, UserId};
 use self::feeds::Feed;
 use self::ops::Pending;
 use self::room::Room;
-use self::slots::{Admission, Slots};
+use self::slots::Slots;
 use self::starts::Start;
 
 /// How much of a stream is kept: whichever bound is reached first drops the oldest message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HistoryLimit {
-    /// Most messages kept.
-    pub max_messages: usize,
-    /// Most bytes of messages kept (payload and names, [`Record::size`](crate::engine::Record::size)).
-    pub max_bytes: usize,
-    /// Oldest message kept.
-    pub max_age: Duration,
-}
-
-impl HistoryLimit {
-    fn retention(self) -> Retention {
-        Retention {
-            max_messages: self.max_messages,
-            max_bytes: self.max_bytes,
-            max_age: self.max_age,
-        }
-    }
-}
+/// The engine's [`Retention`], which every append carries.
+pub use crate::engine::Retention as HistoryLimit;
 
 /// The hub's limits and timings. `Default` gives the protocol's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -341,14 +325,9 @@ impl Hub {
                 self.config.max_rooms_per_session
             )));
         }
-        let Access { grants, admitted } = &connect.access;
-        for room in &connect.rooms {
-            self.config
-                .namespaces
-                .may_join(grants, room, admitted.contains(room))
-                .map_err(HubError::Unauthorized)?;
-        }
-        let session = self.slots.insert(connect.user.clone(), Arc::clone(grants));
+        self.may_enter(&connect.access, &connect.rooms)?;
+        let grants = Arc::clone(&connect.access.grants);
+        let session = self.slots.insert(connect.user.clone(), grants);
         self.next_check.get_or_insert(now + self.config.check_every);
         self.users.entry(connect.user.clone()).or_default();
         for room in &connect.rooms {
@@ -370,7 +349,7 @@ impl Hub {
             self.exit_room(&slot.user, session, &room, position, Some(grace));
         }
         if let Some(position) = slot.all_position
-            && let Some(moved) = swap_remove(&mut self.all_followers, position)
+            && let Some(moved) = room::swap_remove(&mut self.all_followers, position)
         {
             self.slots
                 .get_mut(moved)
@@ -430,38 +409,6 @@ impl Hub {
         };
         if let Err((code, message)) = result {
             self.queue_error(session, reference.cloned(), code, message);
-        }
-    }
-
-    /// A subscription token or the application's hook admits `session` to `room`: its next
-    /// `join` of it passes the namespace's `token` or `hook` rule. At most
-    /// `max_rooms_per_session` admissions wait at once per session (the oldest goes). Unknown
-    /// sessions are ignored.
-    pub fn admit(&mut self, session: SessionId, room: RoomName) {
-        self.add_admission(session, Admission::Join, room);
-    }
-
-    /// The application's hook allowed `session`'s next publish to `room` (a namespace whose
-    /// publish rule is `hook`). Bounded as [`admit`](Self::admit).
-    pub fn admit_publish(&mut self, session: SessionId, room: RoomName) {
-        self.add_admission(session, Admission::Publish, room);
-    }
-
-    fn add_admission(&mut self, session: SessionId, kind: Admission, room: RoomName) {
-        let limit = self.config.max_rooms_per_session.max(1);
-        if let Some(slot) = self.slots.get_mut(session) {
-            if slot.admitted.len() >= limit {
-                slot.admitted.remove(0);
-            }
-            slot.admitted.push((kind, room));
-        }
-    }
-
-    /// A session's credentials were renewed (an in-band `refresh`): its later joins and
-    /// publishes are judged by `grants`. Rooms it is in already stay joined.
-    pub fn set_grants(&mut self, session: SessionId, grants: Arc<Grants>) {
-        if let Some(slot) = self.slots.get_mut(session) {
-            slot.grants = grants;
         }
     }
 
@@ -621,23 +568,6 @@ impl Hub {
             StreamId::Outbox(_) => self.config.outbox_history,
             StreamId::Broadcast => self.config.broadcast_history,
         }
-        .retention()
-    }
-
-    /// The history kept for `room`: its namespace's, else the hub's.
-    fn room_history(&self, room: &RoomName) -> HistoryLimit {
-        let namespace = self.config.namespaces.get(room).ok();
-        namespace
-            .and_then(|namespace| namespace.history)
-            .unwrap_or(self.config.room_history)
-    }
-
-    /// Whether members of `room` see each other.
-    fn presence_on(&self, room: &RoomName) -> bool {
-        self.config
-            .namespaces
-            .get(room)
-            .is_ok_and(|namespace| namespace.presence)
     }
 
     fn ticket(&mut self) -> Ticket {
@@ -658,21 +588,6 @@ pub fn recipients(
         .iter()
         .copied()
         .filter(move |&session| Some(session) != except)
-}
-
-/// Appends `session` to a member list; returns its position.
-fn push(members: &mut Members, session: SessionId) -> u32 {
-    let members = Arc::make_mut(members);
-    members.push(session);
-    u32::try_from(members.len() - 1).unwrap_or(u32::MAX)
-}
-
-/// Removes the member at `position` by swapping the last one in; returns the one moved, if any.
-fn swap_remove(members: &mut Members, position: u32) -> Option<SessionId> {
-    let members = Arc::make_mut(members);
-    let position = position as usize;
-    members.swap_remove(position);
-    members.get(position).copied()
 }
 
 #[cfg(test)]

@@ -54,7 +54,7 @@ impl Hub {
         message: Message,
     ) {
         let record = Record::new(0, origin, message);
-        let retention = self.config.outbox_history.retention();
+        let retention = self.config.outbox_history;
         self.append(now, StreamId::Outbox(user), record, retention, waiter);
     }
 
@@ -67,7 +67,7 @@ impl Hub {
         data: Payload,
     ) {
         let record = Record::new(0, None, Message::Broadcast { event, data });
-        let retention = self.config.broadcast_history.retention();
+        let retention = self.config.broadcast_history;
         let waiter = Waiter::Api(ticket, StreamId::Broadcast);
         self.append(now, StreamId::Broadcast, record, retention, waiter);
     }

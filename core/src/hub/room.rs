@@ -1,6 +1,7 @@
 //! A room's membership (sessions, in fan-out order) and presence (users, with a grace period).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::Members;
@@ -41,13 +42,13 @@ pub(crate) enum Left {
 impl Room {
     /// Adds a member session; returns its position in `members`.
     pub(crate) fn add(&mut self, session: SessionId) -> u32 {
-        super::push(&mut self.members, session)
+        push(&mut self.members, session)
     }
 
     /// Removes the member at `position`; returns the session moved into it, whose position
     /// changed.
     pub(crate) fn remove(&mut self, position: u32) -> Option<SessionId> {
-        super::swap_remove(&mut self.members, position)
+        swap_remove(&mut self.members, position)
     }
 
     /// A session of `user` entered. True when the user is newly present: announce the join.
@@ -179,4 +180,19 @@ mod tests {
         assert_eq!(*snapshot, [SessionId(1)]);
         assert_eq!(*room.members, [SessionId(1), SessionId(2)]);
     }
+}
+
+/// Appends `session` to a member list; returns its position.
+pub(super) fn push(members: &mut Members, session: SessionId) -> u32 {
+    let members = Arc::make_mut(members);
+    members.push(session);
+    u32::try_from(members.len() - 1).unwrap_or(u32::MAX)
+}
+
+/// Removes the member at `position` by swapping the last one in; returns the one moved, if any.
+pub(super) fn swap_remove(members: &mut Members, position: u32) -> Option<SessionId> {
+    let members = Arc::make_mut(members);
+    let position = position as usize;
+    members.swap_remove(position);
+    members.get(position).copied()
 }

@@ -138,7 +138,7 @@ impl Hub {
             reference: reference.cloned(),
             room: room.clone(),
         };
-        let retention = self.room_history(&room).retention();
+        let retention = self.room_history(&room);
         let record = Record::new(
             0,
             origin,
@@ -167,7 +167,7 @@ impl Hub {
             data,
         };
         let record = Record::new(0, origin, message);
-        let retention = self.room_history(&room).retention();
+        let retention = self.room_history(&room);
         self.append(now, StreamId::Room(room), record, retention, waiter);
     }
 

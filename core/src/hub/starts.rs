@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use super::feeds::READ_MAX;
 use super::ops::Pending;
-use super::{Connect, Hub, push};
+use super::room::push;
+use super::{Connect, Hub};
 use crate::cursor::{Position, Stream};
 use crate::delivery::{Delivery, SessionId, Shared};
 use crate::engine::{OpId, Record, StreamId, View};
