@@ -113,6 +113,21 @@ impl Room {
     }
 }
 
+/// Appends `session` to a member list; returns its position.
+pub(super) fn push(members: &mut Members, session: SessionId) -> u32 {
+    let members = Arc::make_mut(members);
+    members.push(session);
+    u32::try_from(members.len() - 1).unwrap_or(u32::MAX)
+}
+
+/// Removes the member at `position` by swapping the last one in; returns the one moved, if any.
+pub(super) fn swap_remove(members: &mut Members, position: u32) -> Option<SessionId> {
+    let members = Arc::make_mut(members);
+    let position = position as usize;
+    members.swap_remove(position);
+    members.get(position).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,19 +195,4 @@ mod tests {
         assert_eq!(*snapshot, [SessionId(1)]);
         assert_eq!(*room.members, [SessionId(1), SessionId(2)]);
     }
-}
-
-/// Appends `session` to a member list; returns its position.
-pub(super) fn push(members: &mut Members, session: SessionId) -> u32 {
-    let members = Arc::make_mut(members);
-    members.push(session);
-    u32::try_from(members.len() - 1).unwrap_or(u32::MAX)
-}
-
-/// Removes the member at `position` by swapping the last one in; returns the one moved, if any.
-pub(super) fn swap_remove(members: &mut Members, position: u32) -> Option<SessionId> {
-    let members = Arc::make_mut(members);
-    let position = position as usize;
-    members.swap_remove(position);
-    members.get(position).copied()
 }
