@@ -37,6 +37,14 @@ pub(crate) fn server(namespaces: &str, extra: &[&str]) -> Running {
     Running::start(&args)
 }
 
+/// A WebSocket client of `server` with `token`.
+pub(crate) async fn client(server: &Running, token: &str) -> roomcast_tests::Client {
+    let url = server.ws(&format!("token={token}"));
+    roomcast_tests::within("connect", roomcast_tests::Client::connect(&url))
+        .await
+        .expect("connects")
+}
+
 /// `roomcast token` with these extra arguments, for `user`.
 pub(crate) fn token(user: &str, extra: &[&str]) -> String {
     let output = Command::new(BIN)

@@ -11,7 +11,7 @@ use roomcast_tests::http::get;
 use roomcast_tests::{Client, within};
 use serde_json::{Value, json};
 
-use super::{server, token};
+use super::{client, server, token};
 
 /// The application: answers each hook call by its body, and keeps every call it got.
 struct App {
@@ -132,12 +132,7 @@ fn the_application_decides_connects_joins_and_publishes() {
         assert_eq!(sse.status, 403);
         assert!(sse.text().await.contains("banned by the app"));
         let alice = token("alice", &[]);
-        let mut a = within(
-            "alice",
-            Client::connect(&server.ws(&format!("token={alice}"))),
-        )
-        .await
-        .expect("alice connects");
+        let mut a = client(&server, &alice).await;
         a.send_json(json!({"type":"join","ref":1,"room":"vip:lounge"}))
             .await;
         let (joined, _) = a.answer(&json!(1)).await;
@@ -169,9 +164,7 @@ fn the_application_decides_connects_joins_and_publishes() {
             .await;
         a.answer(&json!(6)).await;
         let bob = token("bob", &[]);
-        let mut b = within("bob", Client::connect(&server.ws(&format!("token={bob}"))))
-            .await
-            .expect("bob connects");
+        let mut b = client(&server, &bob).await;
         b.send_json(json!({"type":"join","ref":1,"room":"chat:general"}))
             .await;
         b.answer(&json!(1)).await;
@@ -238,12 +231,7 @@ fn a_hook_without_its_url_or_an_unreachable_one_is_refused() {
     );
     smol::block_on(async {
         let alice = token("alice", &[]);
-        let mut a = within(
-            "alice",
-            Client::connect(&server.ws(&format!("token={alice}"))),
-        )
-        .await
-        .expect("connects");
+        let mut a = client(&server, &alice).await;
         a.send_json(json!({"type":"join","ref":1,"room":"club:open"}))
             .await;
         let (no, _) = a.answer(&json!(1)).await;

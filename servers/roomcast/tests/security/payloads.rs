@@ -6,7 +6,7 @@ use roomcast_tests::{Client, within};
 use serde_json::json;
 
 use super::common::Running;
-use super::{KEY, server, token};
+use super::{KEY, client, server, token};
 
 #[test]
 fn deep_and_broken_payloads_are_refused_everywhere() {
@@ -14,12 +14,7 @@ fn deep_and_broken_payloads_are_refused_everywhere() {
     smol::block_on(async {
         let deep = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
         let alice = token("alice", &[]);
-        let mut a = within(
-            "connect",
-            Client::connect(&server.ws(&format!("token={alice}"))),
-        )
-        .await
-        .expect("connects");
+        let mut a = client(&server, &alice).await;
         a.send_json(json!({"type":"join","ref":1,"room":"lobby"}))
             .await;
         a.answer(&json!(1)).await;

@@ -2,10 +2,10 @@
 //! a resume), SSE `?rooms=` and long-poll; and the subscription token that does let one in.
 
 use roomcast_tests::http::get;
-use roomcast_tests::{Client, within};
+use roomcast_tests::within;
 use serde_json::json;
 
-use super::{server, token};
+use super::{client, server, token};
 
 const PRIVATE: &str = "[namespaces.private]\njoin = [\"claim\", \"token\"]\n";
 
@@ -14,12 +14,7 @@ fn mallory_cannot_read_a_private_room_on_any_transport() {
     let server = server(PRIVATE, &[]);
     smol::block_on(async {
         let alice = token("alice", &["--rooms", "private:alice-*"]);
-        let mut a = within(
-            "alice",
-            Client::connect(&server.ws(&format!("token={alice}"))),
-        )
-        .await
-        .expect("alice connects");
+        let mut a = client(&server, &alice).await;
         a.send_json(json!({"type":"join","ref":1,"room":"private:alice-bob"}))
             .await;
         let (joined, _) = a.answer(&json!(1)).await;
@@ -32,12 +27,7 @@ fn mallory_cannot_read_a_private_room_on_any_transport() {
         let since = format!("{}.0", id.split('.').next().expect("epoch"));
 
         let mallory = token("mallory", &[]);
-        let mut m = within(
-            "mallory",
-            Client::connect(&server.ws(&format!("token={mallory}"))),
-        )
-        .await
-        .expect("mallory connects");
+        let mut m = client(&server, &mallory).await;
         m.send_json(json!({"type":"join","ref":1,"room":"private:alice-bob","since":since}))
             .await;
         let (refused, seen) = m.answer(&json!(1)).await;
@@ -64,9 +54,7 @@ fn mallory_cannot_read_a_private_room_on_any_transport() {
         // A subscription token for the room lets bob in, once.
         let bob = token("bob", &[]);
         let ticket = token("bob", &["--room", "private:alice-bob", "--ttl", "1m"]);
-        let mut b = within("bob", Client::connect(&server.ws(&format!("token={bob}"))))
-            .await
-            .expect("bob connects");
+        let mut b = client(&server, &bob).await;
         b.send_json(
             json!({"type":"join","ref":1,"room":"private:alice-bob","since":since,"token":ticket}),
         )
@@ -95,12 +83,7 @@ fn a_room_of_an_unknown_namespace_does_not_exist() {
     let server = server("", &[]);
     smol::block_on(async {
         let alice = token("alice", &[]);
-        let mut a = within(
-            "alice",
-            Client::connect(&server.ws(&format!("token={alice}"))),
-        )
-        .await
-        .expect("connects");
+        let mut a = client(&server, &alice).await;
         a.send_json(json!({"type":"join","ref":1,"room":"private:alice-bob"}))
             .await;
         let (refused, _) = a.answer(&json!(1)).await;

@@ -9,7 +9,7 @@ use roomcast_tests::http::get;
 use roomcast_tests::{Client, within};
 use serde_json::{Value, json};
 
-use super::{SECRET, server, token};
+use super::{SECRET, client, server, token};
 
 fn now() -> u64 {
     SystemTime::now()
@@ -43,12 +43,7 @@ fn a_session_ends_with_its_token_unless_refreshed() {
     smol::block_on(async {
         // Expires in 2 s: told at about 1 s, closed with 4003 at 2 s.
         let short = token("alice", &["--ttl", "2s"]);
-        let mut a = within(
-            "connect",
-            Client::connect(&server.ws(&format!("token={short}"))),
-        )
-        .await
-        .expect("connects");
+        let mut a = client(&server, &short).await;
         let started = std::time::Instant::now();
         let told = within("expiring", a.next_of("expiring")).await;
         assert!(told["in_ms"].as_u64().expect("in_ms") <= 2000, "{told}");
@@ -57,12 +52,7 @@ fn a_session_ends_with_its_token_unless_refreshed() {
 
         // The same, refreshed with a token for an hour: still open after the first one ended.
         let short = token("alice", &["--ttl", "2s"]);
-        let mut b = within(
-            "connect",
-            Client::connect(&server.ws(&format!("token={short}"))),
-        )
-        .await
-        .expect("connects");
+        let mut b = client(&server, &short).await;
         within("expiring", b.next_of("expiring")).await;
         let other = token("bob", &["--ttl", "1h"]);
         b.send_json(json!({"type":"refresh","ref":1,"token":other}))
