@@ -22,10 +22,13 @@ use crate::raw::refuse::refuse;
 use crate::raw::{sse, websocket};
 use crate::service::Roomcast;
 
-/// Serves one connection from `peer` until it ends. Request headers must arrive within
-/// `options.session.config.handshake_timeout` (a client that trickles them, slowloris, is cut
-/// off). Once the shutdown is triggered, an idle keep-alive connection closes at once and a busy
-/// one after its response (an SSE stream ends with its session's shutdown).
+/// Serves one connection from `peer` until it ends. It counts against `peer`'s per-IP limit
+/// from its first byte to its end (and a session it carries, until that ends), unless `peer`
+/// is a trusted proxy; over the limit, its first request is answered 429. Request headers must
+/// arrive within `options.session.config.handshake_timeout` (a client that trickles them,
+/// slowloris, is cut off). Once the shutdown is triggered, an idle keep-alive connection closes
+/// at once and a busy one after its response (an SSE stream ends with its session's shutdown);
+/// one that comes during the drain has its first request answered, then closes.
 ///
 /// A connection whose first request is `GET /events` (HTTP/1.1, no body) is an SSE stream that
 /// roomcast serves on the connection itself, without hyper (`raw/sse.rs`), and one whose first
@@ -69,8 +72,7 @@ pub async fn serve_connection<R, I, S, B, T>(
         }
         shutdown.triggered().await;
     });
-    let first = read_first(io, deadline).await;
-    let slot = match (slot, first) {
+    let (slot, io) = match (slot, read_first(io, deadline).await) {
         (_, First::Gone) => return,
         (Err(refusal), First::Sse(_, io) | First::WebSocket(_, io)) => {
             return refuse(inner, &refusal, io).await;
@@ -90,7 +92,6 @@ pub async fn serve_connection<R, I, S, B, T>(
         }
         (Ok(slot), First::Other(io)) => (slot, io),
     };
-    let (slot, io) = slot;
     let abort = Abort::default();
     let service = WithAbort {
         service,
