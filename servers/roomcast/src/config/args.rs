@@ -13,8 +13,9 @@ use serde::Deserialize;
 use super::RuntimeKind;
 use crate::trust::namespaces::NamespaceConfig;
 
-/// Every setting is optional here; [`Settings::resolve`] applies the defaults. The same struct
-/// reads the TOML file, whose keys are the flags' names with `_` (`jwt_secret = "..."`).
+/// Every setting is optional here; [`Settings::resolve`](super::Settings::resolve) applies the
+/// defaults. The same struct reads the TOML file, whose keys are the flags' names with `_`
+/// (`jwt_secret = "..."`).
 #[derive(Args, Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct ServeArgs {

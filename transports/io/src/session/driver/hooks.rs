@@ -4,8 +4,7 @@
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use roomcast_core::delivery::Delivery;
-use roomcast_core::envelope::{ClientEnvelope, ClientMessage, ErrorCode, Payload, ServerMessage};
+use roomcast_core::envelope::{ClientEnvelope, ClientMessage, ErrorCode, Payload};
 
 use super::SessionDriver;
 use crate::hooks::{Pending, Verdict};
@@ -81,29 +80,15 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
                 }
                 self.forward(request, now);
             }
-            Verdict::Deny(why) => self.answer_error(now, request, ErrorCode::Unauthorized, why),
+            Verdict::Deny(why) => {
+                let code = ErrorCode::Unauthorized;
+                self.answer_error(now, request.reference, code, why);
+            }
             Verdict::Unavailable(why) => {
-                self.answer_error(now, request, ErrorCode::Unavailable, why);
+                self.answer_error(now, request.reference, ErrorCode::Unavailable, why);
             }
         }
         true
-    }
-
-    fn answer_error(
-        &mut self,
-        now: &mut Option<Instant>,
-        request: ClientEnvelope,
-        code: ErrorCode,
-        message: String,
-    ) {
-        let now = self.now(now);
-        let error = ServerMessage::Error {
-            reference: request.reference,
-            code,
-            message,
-        };
-        self.session
-            .deliver(now, Delivery::unstreamed(error.encode()));
     }
 }
 

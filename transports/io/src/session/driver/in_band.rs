@@ -27,7 +27,6 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
         let Some(user) = self.session.user().cloned() else {
             return Some(request);
         };
-        // Before the session is open nothing is vetted; after, every request is.
         match &request.message {
             ClientMessage::Join {
                 room,
@@ -75,13 +74,24 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
 
     /// Answers `unauthorized`.
     fn refuse(&mut self, now: &mut Option<Instant>, reference: Option<Ref>, why: String) {
+        self.answer_error(now, reference, ErrorCode::Unauthorized, why);
+    }
+
+    /// Answers an error of the driver's own (a token, a hook) to the request of `reference`.
+    pub(super) fn answer_error(
+        &mut self,
+        now: &mut Option<Instant>,
+        reference: Option<Ref>,
+        code: ErrorCode,
+        message: String,
+    ) {
         let now = self.now(now);
         let error = ServerMessage::Error {
             reference,
-            code: ErrorCode::Unauthorized,
-            message: why,
+            code,
+            message,
         };
-        let frame = error.encode();
-        self.session.deliver(now, Delivery::unstreamed(frame));
+        self.session
+            .deliver(now, Delivery::unstreamed(error.encode()));
     }
 }
