@@ -32,10 +32,11 @@ impl Session {
             Err(error) => self.send(now, error.to_frame()),
             Ok(envelope) => match envelope.message {
                 ClientMessage::Ping => {
+                    // Counted first: its answer may be what closes the session (over budget).
+                    self.events.push_back(SessionEvent::Pinged);
                     if let Some(reference) = envelope.reference {
                         self.send(now, ServerMessage::Reply(Reply::to(reference)).encode());
                     }
-                    self.events.push_back(SessionEvent::Pinged);
                 }
                 ClientMessage::App(_) => self.events.push_back(SessionEvent::App(envelope)),
                 _ => self.events.push_back(SessionEvent::Request(envelope)),

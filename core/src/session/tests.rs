@@ -871,3 +871,18 @@ fn short_credentials_are_told_halfway_and_past_ones_close_at_once() {
             .any(|t| matches!(t, Transmit::Frame(_)))
     );
 }
+
+#[test]
+fn a_ping_whose_answer_closes_the_session_is_counted_before_the_close() {
+    // Found by the session_ops fuzz target: the answer goes over the queue budget.
+    let t0 = start();
+    let mut session = open(t0);
+    let budget = SessionConfig::default().queue_bytes;
+    session.deliver(t0, sized(budget - 10));
+    text(&mut session, t0, r#"{"type":"ping","ref":1}"#);
+    let got: Vec<SessionEvent> = std::iter::from_fn(|| session.poll_event()).collect();
+    assert!(
+        matches!(got.as_slice(), [SessionEvent::Pinged, SessionEvent::Closed(close)] if close.code == CloseCode::SlowConsumer),
+        "{got:?}"
+    );
+}
