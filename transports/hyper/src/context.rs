@@ -45,6 +45,9 @@ pub struct Options {
     /// session it carries (WebSocket, SSE, long-poll), and sessions under a connection loop of
     /// the application's own: 1,024. More are refused with 429.
     pub max_sessions_per_ip: usize,
+    /// Streams one HTTP/2 connection may carry at once: 100 (each session among them counts
+    /// against the per-IP limit on its own).
+    pub max_streams_per_connection: u32,
     /// Proxies whose `X-Forwarded-For` names the client: their connections are not counted,
     /// the sessions they carry are, each against its client's address. Empty by default: the
     /// header is never believed.
@@ -68,6 +71,7 @@ impl Default for Options {
             on_connect: None,
             max_sessions_per_ip: 1024,
             trusted_proxies: Vec::new(),
+            max_streams_per_connection: 100,
             sse_retry: Duration::from_secs(3),
             poll_wait: Duration::from_secs(25),
             poll_max_events: 1000,

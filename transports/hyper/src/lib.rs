@@ -22,13 +22,15 @@
 //! # }
 //! ```
 //!
-//! HTTP/1.1 only: WebSocket upgrades need it, and an SSE stream is one response either way.
+//! HTTP/1.1 with [`serve_connection`]; HTTP/2 with [`serve_h2_connection`] (for a TLS
+//! connection that negotiated `h2`: every endpoint, a WebSocket by extended CONNECT, RFC 8441).
 //!
 //! # Modules
 //!
 //! Each module imports only the ones below it; none imports back up (a test checks the graph).
 //!
-//! - `conn.rs`: one connection: its first request to the raw path or to hyper, shutdown.
+//! - `conn.rs`: one connection: its first request to the raw path or to hyper, shutdown;
+//!   `h2.rs`: one HTTP/2 connection (TLS with ALPN `h2`), its streams through hyper.
 //! - `service.rs`: the router: the table of paths ([`Roomcast`] answers by it, the raw path
 //!   reads it), [`PeerService`].
 //! - `raw/`: the HTTP/1.1 fast path: a connection's first request read before hyper
@@ -55,6 +57,7 @@ mod body;
 mod conn;
 mod context;
 mod endpoints;
+mod h2;
 mod head;
 mod io;
 mod per_ip;
@@ -72,6 +75,7 @@ pub use body::Body;
 pub use conn::serve_connection;
 pub use context::Options;
 pub use endpoints::websocket::SUBPROTOCOL;
+pub use h2::serve_h2_connection;
 pub use proxies::Cidr;
 pub use refusal::Refusal;
 pub use response::json;

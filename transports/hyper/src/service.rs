@@ -18,6 +18,7 @@ use crate::body::Body;
 use crate::context::{Inner, Options};
 use crate::endpoints::Endpoint;
 use crate::refusal::Refusal;
+use crate::upgrade::is_extended_connect;
 
 /// The routes, one line each: adding an endpoint is its file in `endpoints/` and its line here.
 pub(crate) static ROUTES: [Route; 4] = [
@@ -171,7 +172,9 @@ impl<R: Runtime> Roomcast<R> {
         let Some(route) = route(request.uri().path()) else {
             return Refusal::new(404, "no such endpoint").response();
         };
-        if *request.method() != route.method {
+        // A WebSocket over HTTP/2 comes as an extended CONNECT (RFC 8441), not a GET.
+        let websocket = matches!(route.endpoint, Endpoint::WebSocket | Endpoint::Echo);
+        if *request.method() != route.method && !(websocket && is_extended_connect(&request)) {
             let only = format!("only {} is served here", route.method);
             let mut response = Refusal::new(405, only).response();
             let allow = HeaderValue::from_static(route.method.as_str());

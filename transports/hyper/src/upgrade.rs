@@ -1,23 +1,62 @@
-//! The WebSocket opening handshake (RFC 6455, section 4.2), shared by the roomcast protocol and
-//! the echo: the client's request checked to the letter, and the server's `101` answer.
+//! The WebSocket opening handshake, shared by the roomcast protocol and the echo: over HTTP/1.1
+//! an upgrade (RFC 6455, section 4.2) answered `101`, over HTTP/2 an extended CONNECT (RFC 8441)
+//! answered `200`; the client's request checked to the letter either way.
 
 use async_tungstenite::tungstenite::handshake::derive_accept_key;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, header};
 
 use crate::body::Body;
 use crate::refusal::Refusal;
 
-/// The `101 Switching Protocols` answer.
-pub(crate) fn switching(accept: &str, protocol: Option<&'static str>) -> Response<Body> {
+/// How a WebSocket opens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Opening {
+    /// An HTTP/1.1 upgrade, with its `Sec-WebSocket-Accept` value.
+    Upgrade(String),
+    /// An HTTP/2 extended CONNECT (RFC 8441): no key, no accept.
+    Connect,
+}
+
+/// Whether `request` is an HTTP/2 extended CONNECT for a WebSocket (RFC 8441, section 4).
+pub(crate) fn is_extended_connect<B>(request: &Request<B>) -> bool {
+    request.version() == Version::HTTP_2
+        && request.method() == Method::CONNECT
+        && request
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|protocol| protocol.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+/// Checks an opening handshake of either kind.
+pub(crate) fn check_opening<B>(request: &Request<B>) -> Result<Opening, Refusal> {
+    if request.version() != Version::HTTP_2 {
+        return check_upgrade(request).map(Opening::Upgrade);
+    }
+    if !is_extended_connect(request) {
+        return Err(Refusal::new(
+            400,
+            "bad WebSocket handshake: over HTTP/2, open it with an extended CONNECT (RFC 8441)",
+        ));
+    }
+    check_version(request.headers())?;
+    Ok(Opening::Connect)
+}
+
+/// The answer that opens the WebSocket: `101 Switching Protocols` to an upgrade, `200` to an
+/// extended CONNECT (its stream is the WebSocket from then on).
+pub(crate) fn switching(opening: &Opening, protocol: Option<&'static str>) -> Response<Body> {
     let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    headers.insert(
-        header::SEC_WEBSOCKET_ACCEPT,
-        HeaderValue::from_str(accept).expect("base64 is a valid header value"),
-    );
+    if let Opening::Upgrade(accept) = opening {
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(
+            header::SEC_WEBSOCKET_ACCEPT,
+            HeaderValue::from_str(accept).expect("base64 is a valid header value"),
+        );
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    }
+    let headers = response.headers_mut();
     if let Some(protocol) = protocol {
         headers.insert(
             header::SEC_WEBSOCKET_PROTOCOL,
@@ -45,15 +84,7 @@ pub(crate) fn check_upgrade<B>(request: &Request<B>) -> Result<String, Refusal> 
     if !has_token(headers, header::CONNECTION, "upgrade") {
         return Err(bad("the Connection header must include Upgrade"));
     }
-    let version = headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .and_then(|v| v.to_str().ok());
-    if version.map(str::trim) != Some("13") {
-        return Err(Refusal::new(
-            426,
-            "unsupported WebSocket version: this server speaks Sec-WebSocket-Version 13",
-        ));
-    }
+    check_version(headers)?;
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
         .ok_or_else(|| bad("no Sec-WebSocket-Key"))?;
@@ -63,6 +94,20 @@ pub(crate) fn check_upgrade<B>(request: &Request<B>) -> Result<String, Refusal> 
         ));
     }
     Ok(derive_accept_key(key.as_bytes()))
+}
+
+/// `Sec-WebSocket-Version: 13`, else 426 naming it (RFC 6455, section 4.2.2).
+fn check_version(headers: &HeaderMap) -> Result<(), Refusal> {
+    let version = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .and_then(|v| v.to_str().ok());
+    if version.map(str::trim) != Some("13") {
+        return Err(Refusal::new(
+            426,
+            "unsupported WebSocket version: this server speaks Sec-WebSocket-Version 13",
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a comma-separated header names `token` (case-insensitive), in any of its fields.
@@ -181,6 +226,45 @@ mod tests {
         let mut old = request(&GOOD);
         *old.version_mut() = Version::HTTP_10;
         assert_eq!(check_upgrade(&old).map_err(|r| r.status), Err(400));
+    }
+
+    #[test]
+    fn over_http2_a_websocket_opens_by_extended_connect() {
+        let connect = |protocol: Option<&'static str>, version: &str| {
+            let mut request = Request::builder()
+                .method(Method::CONNECT)
+                .version(Version::HTTP_2)
+                .uri("https://localhost/ws")
+                .header("sec-websocket-version", version)
+                .body(())
+                .expect("request");
+            if let Some(protocol) = protocol {
+                request
+                    .extensions_mut()
+                    .insert(hyper::ext::Protocol::from_static(protocol));
+            }
+            check_opening(&request).map_err(|refusal| refusal.status)
+        };
+        assert_eq!(connect(Some("websocket"), "13"), Ok(Opening::Connect));
+        assert_eq!(connect(Some("websocket"), "8"), Err(426));
+        assert_eq!(connect(None, "13"), Err(400), "a plain CONNECT");
+        assert_eq!(connect(Some("webtransport"), "13"), Err(400));
+        let mut get = request(&GOOD);
+        *get.version_mut() = Version::HTTP_2;
+        assert_eq!(
+            check_opening(&get).map_err(|r| r.status),
+            Err(400),
+            "no upgrade in h2"
+        );
+        let answer = switching(&Opening::Connect, Some("roomcast.v1"));
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert!(answer.headers().get(header::SEC_WEBSOCKET_ACCEPT).is_none());
+        assert_eq!(
+            answer.headers()[header::SEC_WEBSOCKET_PROTOCOL],
+            "roomcast.v1"
+        );
+        let upgrade = switching(&Opening::Upgrade("x".into()), None);
+        assert_eq!(upgrade.status(), StatusCode::SWITCHING_PROTOCOLS);
     }
 
     #[test]

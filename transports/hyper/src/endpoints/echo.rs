@@ -13,7 +13,7 @@ use crate::body::Body;
 use crate::context::Inner;
 use crate::io::HyperIo;
 use crate::refusal::Refusal;
-use crate::upgrade::{check_upgrade, switching};
+use crate::upgrade::{check_opening, switching};
 
 /// The handshake and origin checks and a per-IP slot, then the echo on the upgraded connection,
 /// in a task of its own.
@@ -22,7 +22,7 @@ pub(crate) fn serve<R: Runtime, B>(
     peer: IpAddr,
     mut request: Request<B>,
 ) -> Result<Response<Body>, Refusal> {
-    let accept = check_upgrade(&request)?;
+    let opening = check_opening(&request)?;
     let slot = if inner.options.echo_open {
         inner.check_origin(&request)?;
         inner.acquire(peer)?
@@ -38,5 +38,5 @@ pub(crate) fn serve<R: Runtime, B>(
                 .await;
         roomcast_io::echo(ws).await;
     });
-    Ok(switching(&accept, None))
+    Ok(switching(&opening, None))
 }

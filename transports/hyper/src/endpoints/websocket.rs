@@ -21,7 +21,7 @@ use crate::context::{Inner, hub_refusal, parse_cursor};
 use crate::io::HyperIo;
 use crate::per_ip::Slot;
 use crate::refusal::Refusal;
-use crate::upgrade::{check_upgrade, offers, switching};
+use crate::upgrade::{check_opening, offers, switching};
 
 /// The subprotocol of roomcast protocol v1, selected when a client offers it.
 pub const SUBPROTOCOL: &str = "roomcast.v1";
@@ -44,7 +44,7 @@ pub(crate) async fn open<R: Runtime, B>(
     peer: IpAddr,
     request: &Request<B>,
 ) -> Result<Opened, Refusal> {
-    let accept = check_upgrade(request)?;
+    let opening = check_opening(request)?;
     let admitted = inner.admit_session(peer, request, "websocket").await?;
     let cursor = parse_cursor(query_param(request.uri(), "cursor"), "cursor")?;
     let identity = admitted.identity;
@@ -68,7 +68,7 @@ pub(crate) async fn open<R: Runtime, B>(
     Ok(Opened {
         registered,
         slot: admitted.slot,
-        switching: switching(&accept, offers_v1.then_some(SUBPROTOCOL)),
+        switching: switching(&opening, offers_v1.then_some(SUBPROTOCOL)),
         options,
         config,
     })

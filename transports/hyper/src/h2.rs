@@ -1,0 +1,79 @@
+//! One HTTP/2 connection (a TLS connection that negotiated `h2`, or h2c by prior knowledge):
+//! hyper's HTTP/2 server, each request a stream of its own, at most
+//! [`Options::max_streams_per_connection`](crate::Options::max_streams_per_connection) at once.
+//! The streams of every tab of a browser share the one connection, so a seventh `EventSource`
+//! does not wait for a free HTTP/1.1 connection.
+
+use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::task::Poll;
+
+use hyper::body::Incoming;
+use hyper::rt::bounds::Http2ServerConnExec;
+use hyper::server::conn::http2;
+use roomcast_io::Runtime;
+
+use crate::proxies::is_trusted;
+use crate::service::Roomcast;
+
+/// Serves one HTTP/2 connection from `peer` until it ends, its streams' tasks spawned on
+/// `executor`. The connection counts against `peer`'s per-IP limit, and each session it carries
+/// counts on its own (a stream is a session as a connection is over HTTP/1.1); over the limit
+/// the connection is closed before its first frame is read. Once the shutdown is triggered the
+/// connection says `GOAWAY` and ends when its open streams have (an SSE stream ends with its
+/// session's shutdown).
+pub async fn serve_h2_connection<R, I, S, B, T, E>(
+    roomcast: &Roomcast<R>,
+    peer: SocketAddr,
+    io: I,
+    service: S,
+    timer: T,
+    executor: E,
+) where
+    R: Runtime,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    T: hyper::rt::Timer + Send + Sync + 'static,
+    E: Http2ServerConnExec<S::Future, B> + Clone + Send + 'static,
+{
+    let options = roomcast.options();
+    let _slot = if is_trusted(peer.ip(), &options.trusted_proxies) {
+        None
+    } else {
+        match roomcast.inner().acquire(peer.ip()) {
+            Ok(slot) => Some(slot),
+            Err(_) => return,
+        }
+    };
+    let shutdown = roomcast.shutdown();
+    let connection = http2::Builder::new(executor)
+        .timer(timer)
+        .max_concurrent_streams(options.max_streams_per_connection)
+        // RFC 8441: WebSocket over a stream, by extended CONNECT.
+        .enable_connect_protocol()
+        .serve_connection(io, service);
+    let mut connection = pin!(connection);
+    let mut triggered = pin!(shutdown.triggered());
+    let mut draining = shutdown.reconnect_ms().is_some();
+    if draining {
+        connection.as_mut().graceful_shutdown();
+    }
+    poll_fn(|cx| {
+        if connection.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        if !draining && triggered.as_mut().poll(cx).is_ready() {
+            draining = true;
+            connection.as_mut().graceful_shutdown();
+            if connection.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    })
+    .await;
+}
