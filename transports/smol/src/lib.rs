@@ -24,12 +24,14 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use futures_rustls::rustls;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use roomcast_hyper::{Roomcast, serve_connection};
+use roomcast_hyper::{Roomcast, serve_connection, serve_h2_connection};
 use roomcast_io::{AsyncTimer, Runtime};
 use smol::net::TcpListener;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
@@ -112,4 +114,70 @@ where
         })
         .await;
     Ok(())
+}
+
+/// As [`serve_with`], over TLS: each connection's TLS handshake (within the handshake timeout),
+/// then HTTP/2 for a client that negotiated `h2` by ALPN and HTTP/1.1 for the others. The
+/// certificate comes from `tls`'s resolver at each handshake, so one that reloads it serves a
+/// renewal to new connections without a restart.
+pub async fn serve_tls_with<R, S, B>(
+    listener: TcpListener,
+    roomcast: Roomcast<R>,
+    tls: Arc<rustls::ServerConfig>,
+    service: impl Fn(SocketAddr) -> S,
+) -> io::Result<()>
+where
+    R: Runtime,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let acceptor = futures_rustls::TlsAcceptor::from(tls);
+    let accept = || listener.accept();
+    roomcast
+        .accept_loop(accept, |stream, peer| {
+            let _ = stream.set_nodelay(true);
+            let service = service(peer);
+            let roomcast = roomcast.clone();
+            let acceptor = acceptor.clone();
+            smol::spawn(async move {
+                let timeout = roomcast.options().session.config.handshake_timeout;
+                let handshake = async { acceptor.accept(stream).await.ok() };
+                let late = async {
+                    smol::Timer::after(timeout).await;
+                    None
+                };
+                let Some(stream) = futures_lite::future::or(handshake, late).await else {
+                    return; // a failed or slow handshake: nothing to answer
+                };
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                let io = FuturesIo::new(roomcast_io::GatedIo::new(stream));
+                if h2 {
+                    serve_h2_connection(&roomcast, peer, io, service, SmolTimer::new(), Spawner)
+                        .await;
+                } else {
+                    serve_connection(&roomcast, peer, io, service, SmolTimer::new()).await;
+                }
+            })
+            .detach();
+        })
+        .await;
+    Ok(())
+}
+
+/// Spawns an HTTP/2 connection's stream tasks on smol's global executor.
+#[derive(Clone, Copy, Debug)]
+struct Spawner;
+
+impl<F> hyper::rt::Executor<F> for Spawner
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, task: F) {
+        smol::spawn(task).detach();
+    }
 }

@@ -25,16 +25,18 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use roomcast_hyper::{Roomcast, serve_connection};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use roomcast_hyper::{Roomcast, serve_connection, serve_h2_connection};
 use roomcast_io::{AsyncTimer, Runtime};
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
+use tokio_rustls::rustls;
 
 /// The tokio runtime: tasks spawned on a runtime handle, tokio's timers and the system clock.
 #[derive(Clone, Debug)]
@@ -124,6 +126,54 @@ where
             let _task = tokio::spawn(async move {
                 let io = TokioIo::new(stream);
                 serve_connection(&roomcast, peer, io, service, TokioTimer::new()).await;
+            });
+        })
+        .await;
+    Ok(())
+}
+
+/// As [`serve_with`], over TLS: each connection's TLS handshake (within the handshake timeout),
+/// then HTTP/2 for a client that negotiated `h2` by ALPN and HTTP/1.1 for the others. The
+/// certificate comes from `tls`'s resolver at each handshake, so one that reloads it serves a
+/// renewal to new connections without a restart.
+pub async fn serve_tls_with<R, S, B>(
+    listener: TcpListener,
+    roomcast: Roomcast<R>,
+    tls: Arc<rustls::ServerConfig>,
+    service: impl Fn(SocketAddr) -> S,
+) -> io::Result<()>
+where
+    R: Runtime,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let accept = || listener.accept();
+    roomcast
+        .accept_loop(accept, |stream, peer| {
+            let _ = stream.set_nodelay(true);
+            let service = service(peer);
+            let roomcast = roomcast.clone();
+            let acceptor = acceptor.clone();
+            let _task = tokio::spawn(async move {
+                let timeout = roomcast.options().session.config.handshake_timeout;
+                let Ok(Ok(stream)) = tokio::time::timeout(timeout, acceptor.accept(stream)).await
+                else {
+                    return; // a failed or slow handshake: nothing to answer
+                };
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                let io = TokioIo::new(stream);
+                if h2 {
+                    let executor = TokioExecutor::new();
+                    serve_h2_connection(&roomcast, peer, io, service, TokioTimer::new(), executor)
+                        .await;
+                } else {
+                    serve_connection(&roomcast, peer, io, service, TokioTimer::new()).await;
+                }
             });
         })
         .await;
