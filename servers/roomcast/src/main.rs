@@ -12,6 +12,7 @@ mod hooks;
 mod metrics;
 mod serve;
 mod sse_cli;
+mod tls;
 mod trust;
 
 use std::fmt;

@@ -25,6 +25,7 @@ use crate::app::{App, Nodes};
 use crate::config::{RuntimeKind, ServeArgs, Settings, Storage};
 use crate::hooks::AppHooks;
 use crate::metrics::Metrics;
+use crate::tls::Certificates;
 use crate::trust;
 
 pub(crate) fn serve(args: ServeArgs) -> Result<(), String> {
@@ -38,8 +39,17 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), String> {
         .init();
     // Before the port opens: a SIGTERM from the moment anyone can connect drains, never kills.
     let signals = Signals::new([Signal::Int, Signal::Term]).map_err(|e| e.to_string())?;
-    // Before the port opens too: a data directory another server holds is refused at once.
+    // Before the port opens too: a data directory another server holds is refused at once,
+    // and a certificate that cannot serve.
     let engine = open_engine(&settings)?;
+    let tls = match &settings.tls {
+        Some((cert, key)) => {
+            let certificates = Certificates::open(cert, key)?;
+            let config = certificates.server_config()?;
+            Some((certificates, config))
+        }
+        None => None,
+    };
     let served = match settings.runtime {
         RuntimeKind::Tokio => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -50,16 +60,28 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), String> {
             runtime.block_on(async {
                 let listener = tokio::net::TcpListener::bind(settings.listen).await?;
                 let addr = listener.local_addr()?;
+                let runtime = TokioRuntime::current();
+                if let Some((certificates, _)) = &tls {
+                    runtime.spawn(reload_certificates(
+                        runtime.clone(),
+                        Arc::clone(certificates),
+                    ));
+                }
                 run(
                     settings,
                     engine,
-                    TokioRuntime::current(),
+                    runtime,
                     addr,
                     signals,
-                    |roomcast, app| {
-                        roomcast_tokio::serve_with(listener, roomcast, move |peer| {
-                            app.service(peer)
-                        })
+                    |roomcast, app| async move {
+                        let service = move |peer| app.service(peer);
+                        match tls {
+                            Some((_, config)) => {
+                                roomcast_tokio::serve_tls_with(listener, roomcast, config, service)
+                                    .await
+                            }
+                            None => roomcast_tokio::serve_with(listener, roomcast, service).await,
+                        }
                     },
                 )
                 .await
@@ -68,20 +90,61 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), String> {
         RuntimeKind::Smol => smol::block_on(async {
             let listener = smol::net::TcpListener::bind(settings.listen).await?;
             let addr = listener.local_addr()?;
+            if let Some((certificates, _)) = &tls {
+                SmolRuntime.spawn(reload_certificates(SmolRuntime, Arc::clone(certificates)));
+            }
             run(
                 settings,
                 engine,
                 SmolRuntime,
                 addr,
                 signals,
-                |roomcast, app| {
-                    roomcast_smol::serve_with(listener, roomcast, move |peer| app.service(peer))
+                |roomcast, app| async move {
+                    let service = move |peer| app.service(peer);
+                    match tls {
+                        Some((_, config)) => {
+                            roomcast_smol::serve_tls_with(listener, roomcast, config, service).await
+                        }
+                        None => roomcast_smol::serve_with(listener, roomcast, service).await,
+                    }
                 },
             )
             .await
         }),
     };
     served.map_err(|e| e.to_string())
+}
+
+/// Reads the certificate again on SIGHUP, and when its files change (checked every 2 s), for
+/// as long as the process runs.
+async fn reload_certificates<R: Runtime>(runtime: R, certificates: Arc<Certificates>) {
+    let mut hangups = match Signals::new([Signal::Hup]) {
+        Ok(hangups) => Some(hangups),
+        Err(error) => {
+            warn!(%error, "SIGHUP cannot reload the certificate; file changes still do");
+            None
+        }
+    };
+    loop {
+        let hangup = async {
+            match hangups.as_mut() {
+                Some(hangups) => hangups.next().await.is_some(),
+                None => futures_lite::future::pending().await,
+            }
+        };
+        let tick = async {
+            runtime
+                .sleep_until(runtime.now() + Duration::from_secs(2))
+                .await;
+            false
+        };
+        let forced = futures_lite::future::or(hangup, tick).await;
+        match certificates.reload(forced) {
+            Ok(true) => info!("TLS certificate reloaded: new connections get it"),
+            Ok(false) => {}
+            Err(error) => warn!(%error, "TLS certificate not reloaded: the one in use stays"),
+        }
+    }
 }
 
 /// The engine that keeps the streams.
@@ -244,9 +307,15 @@ where
         }),
     });
     runtime.spawn(Arc::clone(&app).report_figures(runtime.clone()));
+    // With TLS: HTTP/2 for clients that negotiate it, HTTP/1.1 for the others.
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     info!(
         %addr,
-        "roomcast serving: demo page http://{addr}/, WebSocket /ws, SSE /events, long-poll /poll, echo /ws/echo, API /api/, /metrics, /healthz"
+        "roomcast serving: demo page {scheme}://{addr}/, WebSocket /ws, SSE /events, long-poll /poll, echo /ws/echo, API /api/, /metrics, /healthz"
     );
     // The grace and a second more: a client that comes back after the hint finds the next
     // server, not this one's refused connections (one that comes sooner gets a 503 with

@@ -30,6 +30,16 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ROOMCAST_LISTEN")]
     pub(crate) listen: Option<SocketAddr>,
 
+    /// Serve TLS with this PEM certificate chain (with --tls-key): HTTP/2 for browsers that
+    /// negotiate it (every tab's streams on one connection), HTTP/1.1 for the others. The pair
+    /// is read again on SIGHUP and when a file changes. [default: plain HTTP]
+    #[arg(long, env = "ROOMCAST_TLS_CERT", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "ROOMCAST_TLS_KEY", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+
     /// Secret for HS256 JSON Web Tokens: clients connect with `?token=JWT` or
     /// `Authorization: Bearer JWT`; `sub` is the user id, `exp` is required and ends the
     /// session, `nbf` is honoured. Without a key (this, --jwt-public-key or --jwt-jwks) the
@@ -294,6 +304,8 @@ impl ServeArgs {
             self,
             file,
             listen,
+            tls_cert,
+            tls_key,
             jwt_secret,
             jwt_public_key,
             jwt_jwks,

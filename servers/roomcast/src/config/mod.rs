@@ -21,6 +21,8 @@ mod args;
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
     pub(crate) listen: SocketAddr,
+    /// The certificate chain and key, for TLS.
+    pub(crate) tls: Option<(PathBuf, PathBuf)>,
     pub(crate) jwt_secret: Option<String>,
     pub(crate) jwt_public_key: Option<PathBuf>,
     pub(crate) jwt_jwks: Option<PathBuf>,
@@ -193,6 +195,11 @@ impl Settings {
                 ));
             }
         }
+        let tls = match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err("tls_cert and tls_key go together".into()),
+        };
         let trusted_proxies = args
             .trusted_proxies
             .unwrap_or_default()
@@ -266,6 +273,7 @@ impl Settings {
         };
         Ok(Self {
             listen,
+            tls,
             jwt_secret: args.jwt_secret,
             jwt_public_key: args.jwt_public_key,
             jwt_jwks: args.jwt_jwks,

@@ -84,7 +84,8 @@ impl Running {
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .expect("the server logs its address within 10 s");
             running.started.push(line.clone());
-            if let Some(rest) = line.split("demo page http://").nth(1) {
+            let rest = line.split("demo page http://").nth(1);
+            if let Some(rest) = rest.or_else(|| line.split("demo page https://").nth(1)) {
                 let addr = rest.split('/').next().expect("an address");
                 running.addr = addr.parse().expect("a socket address");
                 return running;
@@ -133,6 +134,11 @@ impl Running {
     pub(crate) fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Its process id, for signals.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// What it logged so far.

@@ -1,0 +1,232 @@
+//! `roomcast serve --tls-cert --tls-key` against Debian's curl (HTTP/2 by nghttp2): 50 SSE
+//! streams multiplexed on one TLS connection all receive every message, the API answers over
+//! HTTP/2, and a certificate swapped under a running server reaches new connections while an
+//! open stream goes on.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Running, fresh_dir};
+
+/// A certificate for `localhost` and its key, written into `dir` as `name.pem`, `name.key`.
+fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let names = vec!["localhost".to_owned()];
+    let certified = rcgen::generate_simple_self_signed(names).expect("a certificate");
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert, certified.cert.pem()).expect("write");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write");
+    (cert, key)
+}
+
+/// curl for `https://localhost:PORT`, trusting `ca`, over HTTP/2, quiet.
+fn curl(server: &Running, ca: &Path) -> Command {
+    let port = server.addr.port();
+    let mut command = Command::new("curl");
+    command
+        .args(["--http2", "--silent", "--show-error", "--no-buffer"])
+        .arg("--cacert")
+        .arg(ca)
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
+    command
+}
+
+fn url(server: &Running, target: &str) -> String {
+    format!("https://localhost:{}{target}", server.addr.port())
+}
+
+/// Publishes a broadcast over HTTP/2; returns curl's `%{http_version} %{http_code}`.
+fn broadcast(server: &Running, ca: &Path, n: u32) -> String {
+    let output = curl(server, ca)
+        .args(["-X", "POST", "-H", "content-type: application/json"])
+        .args(["--data", &format!(r#"{{"data":{{"n":{n}}}}}"#)])
+        .args([
+            "--output",
+            "/dev/null",
+            "--write-out",
+            "%{http_version} %{http_code}",
+        ])
+        .arg(url(server, "/api/broadcast"))
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Waits until `/api/status` counts `n` SSE connections.
+fn wait_for_streams(server: &Running, ca: &Path, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let output = curl(server, ca)
+            .arg(url(server, "/api/status"))
+            .output()
+            .expect("curl");
+        let status: serde_json::Value =
+            serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+        if status["connections"]["sse"].as_u64() == Some(n) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} streams never opened: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A curl run, killed if the test ends first.
+struct Killed(Option<Child>);
+
+impl Killed {
+    /// Waits for it to end (at its `--max-time`); its output.
+    fn output(mut self) -> std::process::Output {
+        let child = self.0.take().expect("running");
+        child.wait_with_output().expect("curl ends at its max time")
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn fifty_sse_streams_share_one_http2_connection_and_get_every_message() {
+    let dir = fresh_dir("tls-streams");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert, key) = certificate(&dir, "server");
+    let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
+    let server = Running::start(&["--memory", "--tls-cert", &cert_arg, "--tls-key", &key_arg]);
+
+    // One curl, 50 transfers in parallel: multiplexed on one connection.
+    let mut streams = curl(&server, &cert);
+    streams.args(["--parallel", "--parallel-max", "50", "--max-time", "8"]);
+    streams.args(["--write-out", "%{http_version} %{num_connects}\\n"]);
+    for n in 0..50 {
+        streams
+            .arg(url(&server, &format!("/events?user=u{n}")))
+            .arg("--output")
+            .arg(dir.join(format!("stream-{n}.txt")));
+    }
+    let streams = Killed(Some(
+        streams.stdout(Stdio::piped()).spawn().expect("run curl"),
+    ));
+    wait_for_streams(&server, &cert, 50);
+    for n in 0..5 {
+        assert_eq!(broadcast(&server, &cert, n), "2 200", "the API over HTTP/2");
+    }
+    let output = streams.output();
+    let report = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 50, "{report}");
+    assert!(
+        lines.iter().all(|l| l.starts_with("2 ")),
+        "every stream over HTTP/2: {report}"
+    );
+    let connects: u32 = lines
+        .iter()
+        .filter_map(|l| l.split(' ').nth(1)?.parse::<u32>().ok())
+        .sum();
+    assert_eq!(connects, 1, "one connection for the 50 streams: {report}");
+    for n in 0..50 {
+        let text = std::fs::read_to_string(dir.join(format!("stream-{n}.txt"))).expect("read");
+        for m in 0..5 {
+            assert!(
+                text.contains(&format!(r#""data":{{"n":{m}}}"#)),
+                "stream {n} lacks {m}:\n{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_certificate_swapped_under_a_running_server_reaches_new_connections() {
+    let dir = fresh_dir("tls-swap");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert, key) = certificate(&dir, "server");
+    let old_ca = dir.join("old.pem");
+    std::fs::copy(&cert, &old_ca).expect("copy");
+    let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
+    let server = Running::start(&["--memory", "--tls-cert", &cert_arg, "--tls-key", &key_arg]);
+
+    let stream_file = dir.join("stream.txt");
+    let stream = Killed(Some(
+        curl(&server, &old_ca)
+            .args(["--max-time", "12", "--output"])
+            .arg(&stream_file)
+            .arg(url(&server, "/events?user=kept"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run curl"),
+    ));
+    wait_for_streams(&server, &old_ca, 1);
+
+    // The renewal: a new pair written over the old files, then SIGHUP.
+    let (new_cert, new_key) = certificate(&dir, "renewed");
+    std::fs::copy(&new_key, &key).expect("copy");
+    std::fs::copy(&new_cert, &cert).expect("copy");
+    let pid = server.pid().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while broadcast(&server, &new_cert, 0) != "2 200" {
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate is never served"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_ne!(
+        broadcast(&server, &old_ca, 1),
+        "2 200",
+        "the old one is gone for new connections"
+    );
+    // The stream opened before the swap goes on.
+    assert_eq!(broadcast(&server, &new_cert, 2), "2 200");
+    stream.output();
+    let text = std::fs::read_to_string(&stream_file).expect("read");
+    assert!(
+        text.contains(r#""data":{"n":2}"#),
+        "the open stream went on:\n{text}"
+    );
+    assert!(
+        server
+            .log()
+            .iter()
+            .any(|l| l.contains("TLS certificate reloaded"))
+    );
+}
+
+#[test]
+fn a_certificate_that_cannot_serve_is_refused_at_start() {
+    let dir = fresh_dir("tls-bad");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert, _) = certificate(&dir, "a");
+    let (_, other_key) = certificate(&dir, "b");
+    let output = Command::new(common::BIN)
+        .args(["serve", "--memory", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&other_key)
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is not the key of the certificate"),
+        "{stderr}"
+    );
+}
