@@ -287,6 +287,7 @@ where
         on_connect: hooks.as_ref().and_then(AppHooks::on_connect),
         max_sessions_per_ip: settings.max_connections_per_ip,
         trusted_proxies: settings.trusted_proxies.clone(),
+        h2c: settings.h2c,
         ..Options::default()
     };
     let roomcast = Roomcast::new(runtime.clone(), hub, options);

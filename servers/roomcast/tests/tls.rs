@@ -116,9 +116,9 @@ fn fifty_sse_streams_share_one_http2_connection_and_get_every_message() {
             .arg("--output")
             .arg(dir.join(format!("stream-{n}.txt")));
     }
-    let streams = Killed(Some(
-        streams.stdout(Stdio::piped()).spawn().expect("run curl"),
-    ));
+    // Each transfer ends at the max time, which curl reports on stderr: expected here.
+    streams.stdout(Stdio::piped()).stderr(Stdio::null());
+    let streams = Killed(Some(streams.spawn().expect("run curl")));
     wait_for_streams(&server, &cert, 50);
     for n in 0..5 {
         assert_eq!(broadcast(&server, &cert, n), "2 200", "the API over HTTP/2");
@@ -229,4 +229,46 @@ fn a_certificate_that_cannot_serve_is_refused_at_start() {
         stderr.contains("is not the key of the certificate"),
         "{stderr}"
     );
+}
+
+#[test]
+fn h2c_by_prior_knowledge_is_served_behind_its_flag() {
+    let prior = |server: &Running| {
+        let output = Command::new("curl")
+            .args(["--http2-prior-knowledge", "--silent", "--max-time", "5"])
+            .args([
+                "--output",
+                "/dev/null",
+                "--write-out",
+                "%{http_version} %{http_code}",
+            ])
+            .arg(format!("http://127.0.0.1:{}/healthz", server.addr.port()))
+            .output()
+            .expect("run curl");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    for runtime in ["tokio", "smol"] {
+        let on = Running::start(&["--memory", "--h2c", "--runtime", runtime]);
+        assert_eq!(prior(&on), "2 200", "{runtime}");
+    }
+    let on = Running::start(&["--memory", "--h2c"]);
+    let off = Running::start(&["--memory"]);
+    assert_ne!(
+        prior(&off),
+        "2 200",
+        "without the flag the preface is not HTTP/1.1"
+    );
+    // HTTP/1.1 goes on as before beside it.
+    let plain = Command::new("curl")
+        .args([
+            "--silent",
+            "--output",
+            "/dev/null",
+            "--write-out",
+            "%{http_version} %{http_code}",
+        ])
+        .arg(format!("http://127.0.0.1:{}/healthz", on.addr.port()))
+        .output()
+        .expect("run curl");
+    assert_eq!(String::from_utf8_lossy(&plain.stdout), "1.1 200");
 }

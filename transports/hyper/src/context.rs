@@ -48,6 +48,10 @@ pub struct Options {
     /// Streams one HTTP/2 connection may carry at once: 100 (each session among them counts
     /// against the per-IP limit on its own).
     pub max_streams_per_connection: u32,
+    /// Whether a plain connection that opens with the HTTP/2 preface is served as HTTP/2
+    /// (h2c by prior knowledge, for a proxy that speaks HTTP/2 to its upstream): off by
+    /// default, where such a connection is an HTTP/1.1 error.
+    pub h2c: bool,
     /// Proxies whose `X-Forwarded-For` names the client: their connections are not counted,
     /// the sessions they carry are, each against its client's address. Empty by default: the
     /// header is never believed.
@@ -72,6 +76,7 @@ impl Default for Options {
             max_sessions_per_ip: 1024,
             trusted_proxies: Vec::new(),
             max_streams_per_connection: 100,
+            h2c: false,
             sse_retry: Duration::from_secs(3),
             poll_wait: Duration::from_secs(25),
             poll_max_events: 1000,

@@ -17,6 +17,9 @@ use roomcast_io::Runtime;
 use crate::proxies::is_trusted;
 use crate::service::Roomcast;
 
+/// What a client that speaks HTTP/2 by prior knowledge sends first (RFC 9113, section 3.4).
+pub const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 /// Serves one HTTP/2 connection from `peer` until it ends, its streams' tasks spawned on
 /// `executor`. The connection counts against `peer`'s per-IP limit, and each session it carries
 /// counts on its own (a stream is a session as a connection is over HTTP/1.1); over the limit

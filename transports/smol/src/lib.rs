@@ -93,7 +93,7 @@ where
     R: Runtime,
     S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    S::Future: Send,
+    S::Future: Send + 'static,
     B: http_body::Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -105,6 +105,12 @@ where
             let service = service(peer);
             let roomcast = roomcast.clone();
             smol::spawn(async move {
+                if roomcast.options().h2c && prior_knowledge(&stream, &roomcast).await {
+                    let io = FuturesIo::new(roomcast_io::GatedIo::new(stream));
+                    serve_h2_connection(&roomcast, peer, io, service, SmolTimer::new(), Spawner)
+                        .await;
+                    return;
+                }
                 // Read only when the socket woke the connection: hyper polls reads on every
                 // wake-up, and smol's sockets try a read before they wait.
                 let io = FuturesIo::new(roomcast_io::GatedIo::new(stream));
@@ -180,4 +186,32 @@ where
     fn execute(&self, task: F) {
         smol::spawn(task).detach();
     }
+}
+
+/// Whether `stream` opens with the HTTP/2 preface (h2c by prior knowledge), looked at without
+/// reading it, within the handshake timeout.
+async fn prior_knowledge<R: Runtime>(
+    stream: &smol::net::TcpStream,
+    roomcast: &Roomcast<R>,
+) -> bool {
+    let timeout = roomcast.options().session.config.handshake_timeout;
+    let look = async {
+        let mut head = [0u8; 24];
+        loop {
+            let n = stream.peek(&mut head).await.unwrap_or(0);
+            if n == 0 || head[..n] != roomcast_hyper::H2_PREFACE[..n] {
+                return false;
+            }
+            if n == head.len() {
+                return true;
+            }
+            // A preface split across segments: look again shortly.
+            smol::Timer::after(std::time::Duration::from_millis(1)).await;
+        }
+    };
+    let late = async {
+        smol::Timer::after(timeout).await;
+        false
+    };
+    futures_lite::future::or(look, late).await
 }

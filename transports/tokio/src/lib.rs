@@ -112,7 +112,7 @@ where
     R: Runtime,
     S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    S::Future: Send,
+    S::Future: Send + 'static,
     B: http_body::Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -124,6 +124,13 @@ where
             let service = service(peer);
             let roomcast = roomcast.clone();
             let _task = tokio::spawn(async move {
+                if roomcast.options().h2c && prior_knowledge(&stream, &roomcast).await {
+                    let io = TokioIo::new(stream);
+                    let executor = TokioExecutor::new();
+                    serve_h2_connection(&roomcast, peer, io, service, TokioTimer::new(), executor)
+                        .await;
+                    return;
+                }
                 let io = TokioIo::new(stream);
                 serve_connection(&roomcast, peer, io, service, TokioTimer::new()).await;
             });
@@ -178,4 +185,28 @@ where
         })
         .await;
     Ok(())
+}
+
+/// Whether `stream` opens with the HTTP/2 preface (h2c by prior knowledge), looked at without
+/// reading it, within the handshake timeout.
+async fn prior_knowledge<R: Runtime>(
+    stream: &tokio::net::TcpStream,
+    roomcast: &Roomcast<R>,
+) -> bool {
+    let timeout = roomcast.options().session.config.handshake_timeout;
+    let look = async {
+        let mut head = [0u8; 24];
+        loop {
+            let n = stream.peek(&mut head).await.unwrap_or(0);
+            if n == 0 || head[..n] != roomcast_hyper::H2_PREFACE[..n] {
+                return false;
+            }
+            if n == head.len() {
+                return true;
+            }
+            // A preface split across segments: look again shortly.
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(timeout, look).await.unwrap_or(false)
 }

@@ -36,6 +36,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ROOMCAST_TLS_CERT", requires = "tls_key")]
     pub(crate) tls_cert: Option<PathBuf>,
 
+    /// Serve HTTP/2 on plain connections that open with its preface (h2c by prior knowledge),
+    /// for a proxy that speaks HTTP/2 to its upstream; others stay HTTP/1.1. [default: off]
+    #[arg(long, env = "ROOMCAST_H2C", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) h2c: Option<bool>,
+
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "ROOMCAST_TLS_KEY", requires = "tls_cert")]
     pub(crate) tls_key: Option<PathBuf>,
@@ -306,6 +311,7 @@ impl ServeArgs {
             listen,
             tls_cert,
             tls_key,
+            h2c,
             jwt_secret,
             jwt_public_key,
             jwt_jwks,

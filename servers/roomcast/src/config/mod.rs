@@ -23,6 +23,8 @@ pub(crate) struct Settings {
     pub(crate) listen: SocketAddr,
     /// The certificate chain and key, for TLS.
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
+    /// h2c by prior knowledge on plain connections.
+    pub(crate) h2c: bool,
     pub(crate) jwt_secret: Option<String>,
     pub(crate) jwt_public_key: Option<PathBuf>,
     pub(crate) jwt_jwks: Option<PathBuf>,
@@ -274,6 +276,7 @@ impl Settings {
         Ok(Self {
             listen,
             tls,
+            h2c: args.h2c.unwrap_or(false),
             jwt_secret: args.jwt_secret,
             jwt_public_key: args.jwt_public_key,
             jwt_jwks: args.jwt_jwks,
