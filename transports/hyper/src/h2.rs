@@ -20,6 +20,19 @@ use crate::service::Roomcast;
 /// What a client that speaks HTTP/2 by prior knowledge sends first (RFC 9113, section 3.4).
 pub const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// What the first bytes of a connection say of the preface: `Some(true)` it is all there,
+/// `Some(false)` it is not the preface (or nothing came), `None` a beginning of it so far.
+pub fn h2_preface(head: &[u8]) -> Option<bool> {
+    let n = head.len().min(H2_PREFACE.len());
+    if n == 0 || head[..n] != H2_PREFACE[..n] {
+        Some(false)
+    } else if n == H2_PREFACE.len() {
+        Some(true)
+    } else {
+        None
+    }
+}
+
 /// Serves one HTTP/2 connection from `peer` until it ends, its streams' tasks spawned on
 /// `executor`. The connection counts against `peer`'s per-IP limit, and each session it carries
 /// counts on its own (a stream is a session as a connection is over HTTP/1.1); over the limit
@@ -79,4 +92,22 @@ pub async fn serve_h2_connection<R, I, S, B, T, E>(
         Poll::Pending
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preface_is_recognised_whole_and_refused_at_the_first_other_byte() {
+        assert_eq!(h2_preface(H2_PREFACE), Some(true));
+        assert_eq!(h2_preface(&H2_PREFACE[..3]), None, "a beginning, so far");
+        assert_eq!(h2_preface(b"GET / HTTP/1.1\r\n"), Some(false));
+        assert_eq!(h2_preface(b"PRX"), Some(false));
+        assert_eq!(
+            h2_preface(b""),
+            Some(false),
+            "nothing came: not the preface"
+        );
+    }
 }

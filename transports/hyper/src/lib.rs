@@ -75,7 +75,7 @@ pub use body::Body;
 pub use conn::serve_connection;
 pub use context::Options;
 pub use endpoints::websocket::SUBPROTOCOL;
-pub use h2::{H2_PREFACE, serve_h2_connection};
+pub use h2::{H2_PREFACE, h2_preface, serve_h2_connection};
 pub use proxies::Cidr;
 pub use refusal::Refusal;
 pub use response::json;

@@ -199,11 +199,8 @@ async fn prior_knowledge<R: Runtime>(
         let mut head = [0u8; 24];
         loop {
             let n = stream.peek(&mut head).await.unwrap_or(0);
-            if n == 0 || head[..n] != roomcast_hyper::H2_PREFACE[..n] {
-                return false;
-            }
-            if n == head.len() {
-                return true;
+            if let Some(whole) = roomcast_hyper::h2_preface(&head[..n]) {
+                return whole;
             }
             // A preface split across segments: look again shortly.
             smol::Timer::after(std::time::Duration::from_millis(1)).await;
