@@ -33,14 +33,15 @@ from urllib.parse import urlsplit
 from kosoku import FailureError, run_fuzzingclient
 from kosoku._report import write_reports  # pinned kosoku version: private API is stable here
 from kosoku.cases import CASES
+from tls_relay import TlsRelay
 
 DEFAULT_GLOBS = [f"{n}.*" for n in range(1, 11)]  # sections 1 to 10 (there is no section 8)
 
 
 def loopback_target(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
-    if parts.scheme != "ws":
-        sys.exit(f"drive.py: only ws:// URLs are supported, got {url!r}")
+    if parts.scheme not in ("ws", "wss"):
+        sys.exit(f"drive.py: only ws:// and wss:// URLs are supported, got {url!r}")
     host = parts.hostname or ""
     if host != "localhost":
         try:
@@ -48,7 +49,7 @@ def loopback_target(url: str) -> tuple[str, int]:
                 raise ValueError
         except ValueError:
             sys.exit(f"drive.py: refusing {url!r}: only loopback addresses (127.0.0.1, localhost, [::1]) may be targeted")
-    return host, parts.port or 80
+    return host, parts.port or (443 if parts.scheme == "wss" else 80)
 
 
 def wait_for_listener(host: str, port: int, seconds: float) -> bool:
@@ -81,6 +82,16 @@ async def drive(args: argparse.Namespace) -> int:
         return 2
 
     cases = select(args.globs)
+    target = args.url
+    relay = None
+    if urlsplit(args.url).scheme == "wss":
+        # kosoku has no TLS: it speaks ws:// to a loopback relay that carries the bytes over TLS.
+        relay = TlsRelay(host, port, os.environ.get("AUTOBAHN_TLS_NAME", "localhost"),
+                         os.environ.get("AUTOBAHN_TLS_CA") or None).start()
+        parts = urlsplit(args.url)
+        target = parts._replace(scheme="ws", netloc=f"127.0.0.1:{relay.port}").geturl()
+        print(f"wss: kosoku -> ws://127.0.0.1:{relay.port} -> TLS -> {host}:{port} "
+              f"(CA: {os.environ.get('AUTOBAHN_TLS_CA') or 'not verified'})", flush=True)
     os.makedirs(args.outdir, exist_ok=True)
     run = {
         "url": args.url,
@@ -128,7 +139,7 @@ async def drive(args: argparse.Namespace) -> int:
             break
         try:
             got = await asyncio.wait_for(
-                run_fuzzingclient(args.url, [cid]), timeout=min(args.case_timeout, left)
+                run_fuzzingclient(target, [cid]), timeout=min(args.case_timeout, left)
             )
         except FailureError as failure:
             got = failure.results
@@ -140,6 +151,11 @@ async def drive(args: argparse.Namespace) -> int:
     if current is not None:
         print(f"  section {current}: {section_count} cases in {time.monotonic() - section_start:.1f} s", flush=True)
     run["finished"] = True
+    if relay is not None:
+        relay.stop()
+        run["tls_failures"] = relay.failures[:20]
+        for failure in relay.failures[:5]:
+            print(f"  {failure}", flush=True)
     save(results)
     print(f"ran {len(cases) - len(run['not_run'])} of {len(cases)} cases in {run['elapsed_s']:.1f} s; "
           f"report: {os.path.join(args.outdir, 'index.html')}", flush=True)
@@ -148,7 +164,7 @@ async def drive(args: argparse.Namespace) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="Run Autobahn cases against a loopback WebSocket server with kosoku.")
-    ap.add_argument("url", help="ws://127.0.0.1:PORT/PATH of the echo endpoint")
+    ap.add_argument("url", help="ws:// or wss://127.0.0.1:PORT/PATH of the echo endpoint")
     ap.add_argument("outdir")
     ap.add_argument("globs", nargs="*", default=DEFAULT_GLOBS, help="case ids or globs (default: 1.* ... 10.*)")
     ap.add_argument("--case-timeout", type=float, default=float(os.environ.get("AUTOBAHN_CASE_TIMEOUT", 15)))

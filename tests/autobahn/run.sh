@@ -3,6 +3,10 @@
 #
 #   tests/autobahn/run.sh ws://127.0.0.1:PORT/ws/echo [CASE_GLOB ...]
 #
+# A wss:// URL is run through a loopback TLS relay (tls_relay.py: kosoku has no TLS), which
+# checks the server's certificate against AUTOBAHN_TLS_CA (a PEM file) for the name
+# AUTOBAHN_TLS_NAME (localhost) when the CA is given.
+#
 # The server must already be listening (the script waits up to
 # AUTOBAHN_CONNECT_WAIT=10 s for the port). Only ws:// URLs on a loopback
 # address (127.0.0.0/8, localhost, [::1]) are accepted.
@@ -39,13 +43,13 @@
 # the echo that never comes), never more than 420 s + 60 s in all.
 set -euo pipefail
 
-usage() { echo "usage: $0 ws://127.0.0.1:PORT/PATH [CASE_GLOB ...]" >&2; exit 2; }
+usage() { echo "usage: $0 ws[s]://127.0.0.1:PORT/PATH [CASE_GLOB ...]" >&2; exit 2; }
 [[ $# -ge 1 ]] || usage
 URL=$1
 shift
 
-if ! [[ $URL =~ ^ws://(127\.[0-9]+\.[0-9]+\.[0-9]+|localhost|\[::1\])(:[0-9]+)?(/.*)?$ ]]; then
-    echo "$0: refusing '$URL': only ws:// URLs on a loopback address (127.0.0.1, localhost, [::1]) may be targeted" >&2
+if ! [[ $URL =~ ^wss?://(127\.[0-9]+\.[0-9]+\.[0-9]+|localhost|\[::1\])(:[0-9]+)?(/.*)?$ ]]; then
+    echo "$0: refusing '$URL': only ws:// or wss:// URLs on a loopback address (127.0.0.1, localhost, [::1]) may be targeted" >&2
     exit 2
 fi
 
