@@ -272,3 +272,48 @@ fn h2c_by_prior_knowledge_is_served_behind_its_flag() {
         .expect("run curl");
     assert_eq!(String::from_utf8_lossy(&plain.stdout), "1.1 200");
 }
+
+#[test]
+fn an_unfinished_tls_handshake_counts_against_the_per_ip_limit() {
+    let dir = fresh_dir("tls-per-ip");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert, key) = certificate(&dir, "server");
+    let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
+    let healthz = |server: &Running| {
+        let output = curl(server, &cert)
+            .args(["--max-time", "5", "--output", "/dev/null"])
+            .args(["--write-out", "%{http_version} %{http_code}"])
+            .arg(url(server, "/healthz"))
+            .output()
+            .expect("run curl");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    for runtime in ["tokio", "smol"] {
+        let server = Running::start(&[
+            "--memory",
+            "--runtime",
+            runtime,
+            "--max-connections-per-ip",
+            "2",
+            "--tls-cert",
+            &cert_arg,
+            "--tls-key",
+            &key_arg,
+        ]);
+        assert_eq!(healthz(&server), "2 200", "{runtime}: a free address");
+        // Two connections that never start their handshakes hold the address's two places...
+        let stalled: Vec<_> = (0..2)
+            .map(|_| std::net::TcpStream::connect(server.addr).expect("connect"))
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            healthz(&server),
+            "0 000",
+            "{runtime}: a third is closed without a handshake"
+        );
+        // ...until one of them goes.
+        drop(stalled);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(healthz(&server), "2 200", "{runtime}: the places are free");
+    }
+}

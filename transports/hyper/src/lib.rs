@@ -76,6 +76,7 @@ pub use conn::serve_connection;
 pub use context::Options;
 pub use endpoints::websocket::SUBPROTOCOL;
 pub use h2::{H2_PREFACE, h2_preface, serve_h2_connection};
+pub use per_ip::HandshakeHold;
 pub use proxies::Cidr;
 pub use refusal::Refusal;
 pub use response::json;

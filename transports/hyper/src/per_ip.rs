@@ -20,6 +20,14 @@ pub(crate) struct Slot {
     _held: Arc<Held>,
 }
 
+/// A TLS handshake's count against its address (see
+/// [`Roomcast::hold_handshake`](crate::Roomcast::hold_handshake)); freed when dropped.
+#[derive(Debug)]
+#[must_use = "the count is freed when the hold is dropped"]
+pub struct HandshakeHold {
+    pub(crate) _slot: Option<Slot>,
+}
+
 #[derive(Debug)]
 struct Held {
     per_ip: PerIp,

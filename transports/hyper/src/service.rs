@@ -17,6 +17,8 @@ use roomcast_io::{HubHandle, Runtime, Shutdown};
 use crate::body::Body;
 use crate::context::{Inner, Options};
 use crate::endpoints::Endpoint;
+use crate::per_ip::HandshakeHold;
+use crate::proxies::is_trusted;
 use crate::refusal::Refusal;
 use crate::upgrade::is_extended_connect;
 
@@ -151,6 +153,23 @@ impl<R: Runtime> Roomcast<R> {
                 }
             }
         }
+    }
+
+    /// Counts a connection against `peer`'s per-IP limit while its TLS handshake runs, so
+    /// handshakes that never finish cannot hold more sockets than the limit allows; `None` at
+    /// the limit (the caller closes the connection without a handshake: a refusal needs HTTP,
+    /// which needs the handshake). Drop the hold once the handshake is over: the connection's
+    /// serving ([`serve_connection`](crate::serve_connection),
+    /// [`serve_h2_connection`](crate::serve_h2_connection)) counts it from then on. A trusted
+    /// proxy's connections are not counted (their clients are, by the sessions they carry).
+    pub fn hold_handshake(&self, peer: SocketAddr) -> Option<HandshakeHold> {
+        if is_trusted(peer.ip(), &self.inner.options.trusted_proxies) {
+            return Some(HandshakeHold { _slot: None });
+        }
+        self.inner
+            .acquire(peer.ip())
+            .ok()
+            .map(|slot| HandshakeHold { _slot: Some(slot) })
     }
 
     /// The service for one connection from `peer`, to hand to hyper.

@@ -150,6 +150,9 @@ where
             let roomcast = roomcast.clone();
             let acceptor = acceptor.clone();
             smol::spawn(async move {
+                let Some(hold) = roomcast.hold_handshake(peer) else {
+                    return; // the address is at its limit: no handshake for it
+                };
                 let timeout = roomcast.options().session.config.handshake_timeout;
                 let handshake = async { acceptor.accept(stream).await.ok() };
                 let late = async {
@@ -159,6 +162,7 @@ where
                 let Some(stream) = futures_lite::future::or(handshake, late).await else {
                     return; // a failed or slow handshake: nothing to answer
                 };
+                drop(hold); // the connection's serving counts it from here
                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                 let io = FuturesIo::new(roomcast_io::GatedIo::new(stream));
                 if h2 {

@@ -167,11 +167,15 @@ where
             let roomcast = roomcast.clone();
             let acceptor = acceptor.clone();
             let _task = tokio::spawn(async move {
+                let Some(hold) = roomcast.hold_handshake(peer) else {
+                    return; // the address is at its limit: no handshake for it
+                };
                 let timeout = roomcast.options().session.config.handshake_timeout;
                 let Ok(Ok(stream)) = tokio::time::timeout(timeout, acceptor.accept(stream)).await
                 else {
                     return; // a failed or slow handshake: nothing to answer
                 };
+                drop(hold); // the connection's serving counts it from here
                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                 let io = TokioIo::new(stream);
                 if h2 {

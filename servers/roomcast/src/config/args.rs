@@ -209,7 +209,8 @@ pub(crate) struct ServeArgs {
     pub(crate) hook_max_in_flight: Option<usize>,
 
     /// Connections one IP address may hold: every TCP connection, with the WebSocket, SSE or
-    /// long-poll session it carries; more get 429. [default: 1024]
+    /// long-poll session it carries; more get 429 (a TLS connection counts from its handshake,
+    /// and one over the limit is closed without one). [default: 1024]
     #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS_PER_IP")]
     pub(crate) max_connections_per_ip: Option<usize>,
 
