@@ -283,7 +283,9 @@ mod tests {
             tokio::spawn(sse_server(sse, 16));
             let mut stream = SseClient::connect(sse_addr, "/events").await.expect("sse");
             stream.wait_for("").await.expect("live");
-            let mut http = HttpClient::connect(sse_addr).await.expect("http");
+            let mut http = HttpClient::connect_via(sse_addr, &crate::dial::Dial::Plain)
+                .await
+                .expect("http");
             http.post("/publish", r#"{"n":1}"#.into())
                 .await
                 .expect("publish");

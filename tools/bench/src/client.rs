@@ -33,22 +33,35 @@ pub(crate) async fn tcp(addr: SocketAddr) -> Result<TcpStream, String> {
 
 /// A WebSocket to `ws://addr{path}`, with the same small read buffer the servers use.
 pub(crate) async fn ws_connect(addr: SocketAddr, path: &str) -> Result<WsClient, String> {
+    ws_connect_on(tcp(addr).await?, &format!("ws://{addr}{path}")).await
+}
+
+/// A WebSocket to `url` over `stream` (TCP, or TLS for a `wss://` URL).
+pub(crate) async fn ws_connect_on<S>(
+    stream: S,
+    url: &str,
+) -> Result<WebSocketStream<TokioAdapter<S>>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let config = WebSocketConfig::default().read_buffer_size(4096);
-    let connect =
-        client_async_with_config(format!("ws://{addr}{path}"), tcp(addr).await?, Some(config));
+    let connect = client_async_with_config(url, stream, Some(config));
     let (ws, _) = tokio::time::timeout(OP_TIMEOUT, connect)
         .await
-        .map_err(|_| format!("WebSocket handshake {path}: timed out"))?
-        .map_err(|e| format!("WebSocket handshake {path}: {e}"))?;
+        .map_err(|_| format!("WebSocket handshake {url}: timed out"))?
+        .map_err(|e| format!("WebSocket handshake {url}: {e}"))?;
     Ok(ws)
 }
 
 /// Reads text frames until one satisfies `done`; an `error` frame or the end fails.
-pub(crate) async fn ws_wait(
-    ws: &mut WsClient,
+pub(crate) async fn ws_wait<S>(
+    ws: &mut WebSocketStream<TokioAdapter<S>>,
     what: &str,
     done: impl Fn(&str) -> bool,
-) -> Result<(), String> {
+) -> Result<(), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let wait = async {
         while let Some(message) = ws.next().await {
             match message.map_err(|e| format!("waiting for {what}: {e}"))? {

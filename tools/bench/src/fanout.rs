@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::client::{AbortOnDrop, Setup, gate, stamp};
+use super::dial::Dial;
 use super::http::roomcast_counters;
 use super::peers::{Publisher, receive, receiver_open};
 use super::procs::{ServerProc, own_cpu_time};
@@ -151,6 +152,15 @@ pub(crate) fn plan(ctx: &Ctx) -> Vec<(&'static str, u64, Option<f64>)> {
     plan
 }
 
+/// Who the load clients are: the kind of server they speak to, and over what.
+#[derive(Clone, Copy)]
+pub(crate) struct Clients<'a> {
+    pub(crate) kind: Kind,
+    pub(crate) transport: Transport,
+    /// Plain TCP, or TLS (and for SSE, HTTP/1.1 or HTTP/2).
+    pub(crate) dial: &'a Dial,
+}
+
 /// The scenario's runs against `nodes` (receivers spread over them in turn, the publisher on
 /// the first); the CPU figures are those of `nodes` and `also` together (a Redis they share).
 /// `ready` is called once every client is connected, before the first run.
@@ -158,11 +168,15 @@ pub(crate) async fn run(
     ctx: &Ctx,
     nodes: &[&ServerProc],
     also: &[&ServerProc],
-    kind: Kind,
-    transport: Transport,
+    clients: Clients<'_>,
     deadline: Instant,
     ready: &mut dyn FnMut(),
 ) -> Result<FanoutResult, String> {
+    let Clients {
+        kind,
+        transport,
+        dial,
+    } = clients;
     let server = nodes[0];
     let everyone: Vec<&ServerProc> = nodes.iter().chain(also).copied().collect();
     let addrs: Vec<SocketAddr> = nodes.iter().map(|node| node.addr).collect();
@@ -188,9 +202,10 @@ pub(crate) async fn run(
     for i in 0..ctx.connections {
         let (setup, gate, shared) = (setup.clone(), gate.clone(), shared.clone());
         let addr = addrs[i % addrs.len()];
+        let dial = dial.clone();
         tasks.push(AbortOnDrop(tokio::spawn(async move {
             let permit = gate.acquire_owned().await;
-            let opened = receiver_open(addr, kind, transport, i).await;
+            let opened = receiver_open(addr, kind, transport, i, &dial).await;
             drop(permit);
             match opened {
                 Ok(receiver) => {
@@ -205,7 +220,8 @@ pub(crate) async fn run(
     setup.wait(ctx.connections, deadline, &bar).await?;
     bar.finish_and_clear();
 
-    let mut publisher = Publisher::open(addrs[0], kind, transport, &shared, &mut tasks).await?;
+    let mut publisher =
+        Publisher::open(addrs[0], kind, transport, &shared, &mut tasks, dial).await?;
     ready();
     let mut runs = Vec::new();
     let mut errors = Vec::new();
@@ -222,7 +238,7 @@ pub(crate) async fn run(
         if kind == Kind::Roomcast {
             counters.push(format!(
                 "before {name} {index}: {}",
-                roomcast_counters(addrs[0]).await
+                roomcast_counters(addrs[0], dial).await
             ));
         }
         let (cpu_before, client_before) = (cpu_split(&everyone), own_cpu_time());
@@ -271,7 +287,10 @@ pub(crate) async fn run(
         }
     }
     if kind == Kind::Roomcast {
-        counters.push(format!("at the end: {}", roomcast_counters(addrs[0]).await));
+        counters.push(format!(
+            "at the end: {}",
+            roomcast_counters(addrs[0], dial).await
+        ));
     }
     let closes = shared.closes.lock().expect("not poisoned").clone();
     Ok(FanoutResult {
@@ -370,60 +389,18 @@ pub(super) async fn report(ctx: &Ctx, transport: Transport) -> Report {
             ctx,
             &[&server],
             &[],
-            kind,
-            transport,
+            Clients {
+                kind,
+                transport,
+                dial: &Dial::Plain,
+            },
             ctx.deadline(),
             &mut || {},
         )
         .await
         {
             Ok(result) => {
-                let expected = plan(ctx).len();
-                if result.runs.len() < expected {
-                    report.errors.push(format!(
-                        "{}: {} of {expected} runs completed",
-                        name(kind),
-                        result.runs.len()
-                    ));
-                }
-                for error in &result.errors {
-                    report.errors.push(format!("{}: {error}", name(kind)));
-                }
-                for run in &result.runs {
-                    report.lost += run.lost;
-                    if run.out_of_order > 0 {
-                        report.errors.push(format!(
-                            "{}: {} {} messages out of order",
-                            name(kind),
-                            run.out_of_order,
-                            run.name
-                        ));
-                    }
-                }
-                if result.publish_errors > 0 {
-                    report.errors.push(format!(
-                        "{}: {} publish errors",
-                        name(kind),
-                        result.publish_errors
-                    ));
-                }
-                if !result.closes.is_empty() || report.lost > 0 {
-                    for counters in &result.counters {
-                        report
-                            .notes
-                            .push(format!("{} /metrics {counters}", name(kind)));
-                    }
-                }
-                if !result.closes.is_empty() {
-                    let closed: u64 = result.closes.values().sum();
-                    report.notes.push(format!(
-                        "{0}: {closed} of {1} receivers closed (set-up or runs): {2:?}; {0}'s \
-                         figures cover only the receivers still connected",
-                        name(kind),
-                        ctx.connections,
-                        result.closes
-                    ));
-                }
+                absorb(ctx, &mut report, name(kind), &result);
                 results[i] = Some(result);
             }
             Err(error) => report.errors.push(format!("{}: {error}", name(kind))),
@@ -432,6 +409,50 @@ pub(super) async fn report(ctx: &Ctx, transport: Transport) -> Report {
     }
     fanout_rows(ctx, &mut report, &results);
     report
+}
+
+/// A run's failures and notes into `report`, under `label`: runs not completed, errors, lost
+/// and out-of-order messages, publish errors, receivers closed (with roomcast's counters).
+pub(crate) fn absorb(ctx: &Ctx, report: &mut Report, label: &str, result: &FanoutResult) {
+    let expected = plan(ctx).len();
+    if result.runs.len() < expected {
+        report.errors.push(format!(
+            "{}: {} of {expected} runs completed",
+            label,
+            result.runs.len()
+        ));
+    }
+    for error in &result.errors {
+        report.errors.push(format!("{}: {error}", label));
+    }
+    for run in &result.runs {
+        report.lost += run.lost;
+        if run.out_of_order > 0 {
+            report.errors.push(format!(
+                "{}: {} {} messages out of order",
+                label, run.out_of_order, run.name
+            ));
+        }
+    }
+    if result.publish_errors > 0 {
+        report.errors.push(format!(
+            "{}: {} publish errors",
+            label, result.publish_errors
+        ));
+    }
+    if !result.closes.is_empty() || report.lost > 0 {
+        for counters in &result.counters {
+            report.notes.push(format!("{} /metrics {counters}", label));
+        }
+    }
+    if !result.closes.is_empty() {
+        let closed: u64 = result.closes.values().sum();
+        report.notes.push(format!(
+            "{0}: {closed} of {1} receivers closed (set-up or runs): {2:?}; {0}'s \
+             figures cover only the receivers still connected",
+            label, ctx.connections, result.closes
+        ));
+    }
 }
 
 /// The paced run and the median burst, for both servers.

@@ -12,12 +12,14 @@ use hyper_util::rt::TokioIo;
 use roomcast_core::sse::Decoder;
 
 use super::client::{AbortOnDrop, OP_TIMEOUT, tcp};
+use super::dial::Dial;
 
 /// An SSE stream read through hyper's HTTP/1.1 client and roomcast's WHATWG decoder.
 pub(crate) struct SseClient {
     body: Incoming,
     decoder: Decoder,
-    _conn: AbortOnDrop,
+    /// The connection's task, when the stream has the connection to itself (HTTP/1.1).
+    _conn: Option<AbortOnDrop>,
 }
 
 impl SseClient {
@@ -35,22 +37,29 @@ impl SseClient {
                 .header(header::ACCEPT, "text/event-stream")
                 .body(Empty::new())
                 .map_err(|e| e.to_string())?;
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| format!("GET {path}: {e}"))?;
-            if !response.status().is_success() {
-                return Err(format!("GET {path}: {}", response.status()));
-            }
-            Ok(Self {
-                body: response.into_body(),
-                decoder: Decoder::new(),
-                _conn: conn,
-            })
+            Self::from_response(path, sender.send_request(request).await, Some(conn))
         };
         tokio::time::timeout(OP_TIMEOUT, open)
             .await
             .map_err(|_| format!("GET {path}: timed out"))?
+    }
+
+    /// The stream of an answer to `GET path` (over any connection; `conn` its task, if the
+    /// stream has it to itself).
+    pub(crate) fn from_response(
+        path: &str,
+        response: hyper::Result<http::Response<Incoming>>,
+        conn: Option<AbortOnDrop>,
+    ) -> Result<Self, String> {
+        let response = response.map_err(|e| format!("GET {path}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("GET {path}: {}", response.status()));
+        }
+        Ok(Self {
+            body: response.into_body(),
+            decoder: Decoder::new(),
+            _conn: conn,
+        })
     }
 
     /// Reads the next chunk and hands each complete event's type and data to `each`;
@@ -93,21 +102,19 @@ impl SseClient {
 pub(crate) struct HttpClient {
     sender: http1::SendRequest<Full<Bytes>>,
     addr: SocketAddr,
+    dial: Dial,
     host: String,
     _conn: AbortOnDrop,
 }
 
 impl HttpClient {
-    pub(crate) async fn connect(addr: SocketAddr) -> Result<Self, String> {
-        let (sender, conn) = http1::handshake(TokioIo::new(tcp(addr).await?))
-            .await
-            .map_err(|e| format!("HTTP handshake: {e}"))?;
-        let conn = AbortOnDrop(tokio::spawn(async move {
-            let _ = conn.await;
-        }));
+    /// A client over `dial` (plain or TLS).
+    pub(crate) async fn connect_via(addr: SocketAddr, dial: &Dial) -> Result<Self, String> {
+        let (sender, conn) = dial.http1(addr).await?;
         Ok(Self {
             sender,
             addr,
+            dial: dial.clone(),
             host: addr.to_string(),
             _conn: conn,
         })
@@ -131,7 +138,7 @@ impl HttpClient {
         body: String,
     ) -> Result<Bytes, String> {
         if self.sender.ready().await.is_err() {
-            *self = Self::connect(self.addr).await?;
+            *self = Self::connect_via(self.addr, &self.dial.clone()).await?;
         }
         let request = Request::builder()
             .method(method.clone())
@@ -161,9 +168,12 @@ impl HttpClient {
 
 /// roomcast's own count of what went wrong, from its `/metrics`: sessions the hub dropped as
 /// slow consumers, 4000 and 4001 closes, and presence frames written.
-pub(crate) async fn roomcast_counters(addr: SocketAddr) -> String {
+pub(crate) async fn roomcast_counters(addr: SocketAddr, dial: &Dial) -> String {
     let scrape = async {
-        let text = HttpClient::connect(addr).await?.get("/metrics").await?;
+        let text = HttpClient::connect_via(addr, dial)
+            .await?
+            .get("/metrics")
+            .await?;
         let sum = |name: &str| -> f64 {
             text.lines()
                 .filter(|line| line.starts_with(name))

@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::client::{open_all, ws_connect, ws_wait};
+use super::client::{open_all, ws_connect, ws_connect_on, ws_wait};
+use super::dial::Dial;
 use super::fanout::Transport;
 use super::http::SseClient;
 use super::procs::ServerProc;
@@ -21,8 +22,19 @@ async fn open(
     kind: Kind,
     transport: Transport,
     i: usize,
+    dial: &Dial,
 ) -> Result<Box<dyn Send>, String> {
     Ok(match (transport, kind) {
+        (Transport::Ws, Kind::Roomcast) if matches!(dial, Dial::Tls(_)) => {
+            let stream = dial.tls_http1(addr).await?;
+            let url = format!("wss://localhost:{}/ws?user=u{i}", addr.port());
+            let mut ws = ws_connect_on(stream, &url).await?;
+            ws_wait(&mut ws, "welcome", |t| {
+                t.starts_with(r#"{"type":"welcome""#)
+            })
+            .await?;
+            Box::new(ws)
+        }
         (Transport::Ws, Kind::Roomcast) => {
             let mut ws = ws_connect(addr, &format!("/ws?user=u{i}")).await?;
             ws_wait(&mut ws, "welcome", |t| {
@@ -34,7 +46,7 @@ async fn open(
         (Transport::Ws, Kind::Baseline) => Box::new(ws_connect(addr, "/").await?),
         (Transport::Sse, Kind::Roomcast) => {
             let path = format!("/events?user=u{i}");
-            let mut sse = SseClient::connect(addr, &path).await?;
+            let mut sse = dial.sse(addr, &path, i).await?;
             sse.wait_for("streams").await?;
             Box::new(sse)
         }
@@ -53,18 +65,20 @@ pub(crate) async fn run(
     server: &ServerProc,
     kind: Kind,
     transport: Transport,
+    dial: &Dial,
     deadline: Instant,
 ) -> Result<IdleResult, String> {
     let addr = server.addr;
     // One connection first, so lazily built state (the hub's tables, thread-local caches)
     // counts in "before", not per connection.
-    drop(open(addr, kind, transport, usize::MAX).await?);
+    drop(open(addr, kind, transport, 0, dial).await?);
     wait_quiet(server, deadline).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before_kib = server.rss_kib()?;
     let bar = ctx.bar(ctx.connections as u64, "idle: connecting");
     let held = open_all(ctx.connections, ctx.concurrency, deadline, &bar, |i| {
-        open(addr, kind, transport, i)
+        let dial = dial.clone();
+        async move { open(addr, kind, transport, i, &dial).await }
     })
     .await?;
     bar.finish_and_clear();

@@ -10,6 +10,7 @@
 mod baseline;
 mod churn;
 mod client;
+mod dial;
 mod durable;
 mod echo;
 mod fanout;
@@ -21,6 +22,7 @@ mod procs;
 mod report;
 mod scenarios;
 mod stats;
+mod tls;
 
 use std::cell::Cell;
 use std::io::IsTerminal;
@@ -217,6 +219,11 @@ enum Scenario {
     Churn,
     /// Stored on disk against in memory: publishes/s, publish-to-reply latency, start-up.
     Durable,
+    /// roomcast over TLS against plain TCP: handshake cycles/s, memory per idle WebSocket.
+    Tls,
+    /// SSE fan-out over TLS: 100 streams to an HTTP/2 connection against one HTTP/1.1
+    /// connection per stream.
+    FanoutH2,
     /// Two roomcast nodes on Redis against one, the receivers spread over them (needs
     /// `redis-server`; not part of `all`).
     FanoutNodes,

@@ -9,7 +9,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use super::fanout::{self, Transport, fanout_rows};
+use super::dial::Dial;
+use super::fanout::{self, Clients, Transport, fanout_rows};
 use super::procs::{ServerProc, ServerSpec, free_addr};
 use super::report::Report;
 use super::scenarios::finish;
@@ -60,8 +61,11 @@ pub(crate) async fn report(ctx: &Ctx) -> Report {
             ctx,
             &refs,
             &[&redis],
-            Kind::Roomcast,
-            Transport::Ws,
+            Clients {
+                kind: Kind::Roomcast,
+                transport: Transport::Ws,
+                dial: &Dial::Plain,
+            },
             ctx.deadline(),
             &mut || before = calls(redis.addr),
         )

@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use tokio::net::TcpStream;
 
 use super::client::{AbortOnDrop, OP_TIMEOUT, WsClient, payload, roomcast_join, ws_connect};
+use super::dial::Dial;
 use super::fanout::{Cursor, Shared, Transport};
 use super::http::{HttpClient, SseClient};
 use super::stats::now_ns;
@@ -28,6 +29,7 @@ pub(crate) async fn receiver_open(
     kind: Kind,
     transport: Transport,
     i: usize,
+    dial: &Dial,
 ) -> Result<Receiver, String> {
     match (transport, kind) {
         (Transport::Ws, Kind::Roomcast) => {
@@ -38,7 +40,7 @@ pub(crate) async fn receiver_open(
         (Transport::Ws, Kind::Baseline) => Ok(Receiver::Ws(ws_connect(addr, "/").await?)),
         (Transport::Sse, Kind::Roomcast) => {
             let path = format!("/events?rooms={ROOM}&user=u{i}&broadcast=0");
-            let mut sse = SseClient::connect(addr, &path).await?;
+            let mut sse = dial.sse(addr, &path, i).await?;
             // `streams` comes once the session is registered with the hub, in the room.
             sse.wait_for("streams").await?;
             Ok(Receiver::Sse(sse))
@@ -91,9 +93,10 @@ impl Publisher {
         transport: Transport,
         shared: &Arc<Shared>,
         tasks: &mut Vec<AbortOnDrop>,
+        dial: &Dial,
     ) -> Result<Self, String> {
         if transport == Transport::Sse {
-            return Ok(Self::Http(HttpClient::connect(addr).await?, kind));
+            return Ok(Self::Http(HttpClient::connect_via(addr, dial).await?, kind));
         }
         let ws = match kind {
             Kind::Roomcast => {

@@ -4,10 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::dial::Dial;
 use super::fanout::Transport;
 use super::procs::{ServerProc, ServerSpec, free_addr};
 use super::report::Report;
-use super::{Ctx, Kind, Scenario, churn, durable, echo, fanout, idle, nodes};
+use super::{Ctx, Kind, Scenario, churn, durable, echo, fanout, idle, nodes, tls};
 
 /// The `--check` floors: roomcast's throughput over the baseline's must stay above these,
 /// about half the lowest ratios measured in short mode on a busy 2-vCPU machine
@@ -20,6 +21,11 @@ const FLOORS: &[(&str, &str, f64)] = &[
     // Stored against in memory: 0.75x - 0.88x measured with group commit; one fsync per
     // publish (about 3,700 a second here) would be under 0.05x.
     ("durable", "publishes_per_s", 0.15),
+    // TLS against plain: 0.16x - 0.21x measured; a client on ring's own group order (P-384
+    // first) measured 0.04x.
+    ("tls", "cycles_per_s", 0.08),
+    // HTTP/2 against HTTP/1.1, both over TLS: 1.32x - 1.50x measured.
+    ("fanout-h2", "burst_deliveries_per_s", 0.5),
 ];
 
 pub(super) async fn run_all(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
@@ -31,6 +37,8 @@ pub(super) async fn run_all(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
             Scenario::Idle,
             Scenario::Churn,
             Scenario::Durable,
+            Scenario::Tls,
+            Scenario::FanoutH2,
         ],
         one => vec![one],
     };
@@ -47,6 +55,8 @@ pub(super) async fn run_all(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
                 Scenario::Idle => idle_report(ctx).await,
                 Scenario::Durable => durable::report(ctx).await,
                 Scenario::FanoutNodes => nodes::report(ctx).await,
+                Scenario::Tls => tls::report(ctx).await,
+                Scenario::FanoutH2 => tls::fanout_report(ctx).await,
                 Scenario::Churn | Scenario::All => churn_report(ctx).await,
             };
             report.seconds = started.elapsed().as_secs_f64();
@@ -91,7 +101,8 @@ pub(super) fn check(reports: &[Report]) -> Vec<String> {
             match report.ratio(key) {
                 Some(ratio) if ratio >= floor => {}
                 Some(ratio) => failures.push(format!(
-                    "{scenario} {key}: roomcast/baseline {ratio:.2}x is under the floor {floor:.2}x"
+                    "{scenario} {key}: {}/{} {ratio:.2}x is under the floor {floor:.2}x",
+                    report.columns.0, report.columns.1
                 )),
                 None => failures.push(format!("{scenario} {key}: no ratio measured")),
             }
@@ -113,6 +124,19 @@ pub(super) async fn start(
     report: &mut Report,
     kind: Kind,
     baseline: &str,
+) -> Result<ServerProc, String> {
+    start_with(ctx, report, kind, baseline, name(kind), &[]).await
+}
+
+/// [`start`], with more flags for `roomcast serve` (`extra`, before `--serve-arg`s), its
+/// command line kept in the report as `{label}_command`.
+pub(super) async fn start_with(
+    ctx: &Ctx,
+    report: &mut Report,
+    kind: Kind,
+    baseline: &str,
+    label: &'static str,
+    extra: &[String],
 ) -> Result<ServerProc, String> {
     let addr: SocketAddr = free_addr()?;
     let threads = ctx.server_threads.to_string();
@@ -141,9 +165,10 @@ pub(super) async fn start(
                     args.extend([flag.to_owned(), value.to_owned()]);
                 }
             }
+            args.extend(extra.iter().cloned());
             args.extend(ctx.serve_args.iter().cloned());
             ServerSpec {
-                label: "roomcast",
+                label,
                 program: ctx.server.clone(),
                 args,
                 // For `--serve-arg=--runtime=smol`, whose threads only this sets.
@@ -175,7 +200,7 @@ pub(super) async fn start(
         }
     };
     let line = spec.command_line().replace(&addr.to_string(), "ADDR");
-    report.param(&format!("{}_command", name(kind)), line);
+    report.param(&format!("{label}_command"), line);
     ServerProc::start(spec, addr).await
 }
 
@@ -281,7 +306,7 @@ async fn idle_report(ctx: &Ctx) -> Report {
                     continue;
                 }
             };
-            match idle::run(ctx, &server, kind, transport, ctx.deadline()).await {
+            match idle::run(ctx, &server, kind, transport, &Dial::Plain, ctx.deadline()).await {
                 Ok(result) => results[i] = Some(result),
                 Err(error) => report
                     .errors
