@@ -1,7 +1,8 @@
 //! Many tabs, one connection: a page in headless Chromium opens 10 `EventSource`s and a
 //! WebSocket to one origin (`tests/browser/h2_tabs.mjs`). Over plain HTTP/1.1 the seventh
 //! stream stalls (6 connections per origin); over TLS the browser negotiates HTTP/2 and all ten
-//! streams and the WebSocket (RFC 8441) get every message.
+//! streams and the WebSocket (RFC 8441) get every message, and two more WebSockets on it play the
+//! roomcast.v1 scenario.
 
 mod common;
 
@@ -12,8 +13,9 @@ use common::{Running, fresh_dir};
 use roomcast_tests::browser::{browser_dir, chromium};
 use serde_json::Value;
 
-/// Runs the page against `base`; when it asks, `publish` publishes (3 broadcasts).
-fn run_page(base: &str, mut publish: impl FnMut()) -> Value {
+/// Runs the page against `base`; when it asks, `publish` publishes (3 broadcasts), and `count`
+/// looks at the connections while the scenario's WebSockets are open.
+fn run_page(base: &str, mut publish: impl FnMut(), mut count: impl FnMut()) -> Value {
     let mut node = Command::new("node")
         .arg(browser_dir().join("h2_tabs.mjs"))
         .arg(base)
@@ -29,6 +31,9 @@ fn run_page(base: &str, mut publish: impl FnMut()) -> Value {
         let line = line.expect("a line");
         if line == "@@publish" {
             publish();
+            writeln!(stdin, "ok").expect("answer");
+        } else if line == "@@count" {
+            count();
             writeln!(stdin, "ok").expect("answer");
         } else if line.starts_with('{') {
             seen = serde_json::from_str(&line).expect("JSON");
@@ -84,7 +89,11 @@ fn over_http2_ten_tabs_of_streams_and_a_websocket_share_one_connection() {
     // The problem: over HTTP/1.1, the seventh stream waits for a connection.
     let plain = Running::start(&["--memory"]);
     let base = format!("http://127.0.0.1:{}", plain.addr.port());
-    let seen = run_page(&base, || (0..3).for_each(|n| curl_broadcast(&base, n)));
+    let seen = run_page(
+        &base,
+        || (0..3).for_each(|n| curl_broadcast(&base, n)),
+        || {},
+    );
     assert_eq!(
         seen["opened"], 6,
         "HTTP/1.1: six connections per origin: {seen}"
@@ -102,11 +111,27 @@ fn over_http2_ten_tabs_of_streams_and_a_websocket_share_one_connection() {
     let tls = Running::start(&["--memory", "--tls-cert", &cert, "--tls-key", &key]);
     let base = format!("https://localhost:{}", tls.addr.port());
     let direct = base.replace("localhost", "127.0.0.1");
-    let mut connections = 0;
-    let seen = run_page(&base, || {
-        connections = established(tls.addr.port());
-        (0..3).for_each(|n| curl_broadcast(&direct, n));
-    });
+    let (mut connections, mut with_scenario) = (0, 0);
+    let seen = run_page(
+        &base,
+        || {
+            connections = established(tls.addr.port());
+            (0..3).for_each(|n| curl_broadcast(&direct, n));
+        },
+        || with_scenario = established(tls.addr.port()),
+    );
+    // The roomcast.v1 scenario over two more WebSockets, carried by the same HTTP/2 connection.
+    assert_eq!(
+        seen["v1"],
+        serde_json::json!([
+            "welcome", "join", "presence", "publish", "direct", "ping", "leave"
+        ]),
+        "{seen}"
+    );
+    assert_eq!(
+        with_scenario, 1,
+        "the scenario's WebSockets ride the same connection: {seen}"
+    );
     assert_eq!(
         connections, 1,
         "ten streams and a WebSocket on one connection: {seen}"
