@@ -8,7 +8,7 @@
 /// | 1.1 | `\n`, `\c`, `\\` | LF |
 /// | 1.2 | `\r`, `\n`, `\c`, `\\` | LF or CRLF |
 ///
-/// The decoder takes CRLF as a line end in every version: it reads the
+/// The [`Decoder`](super::Decoder) takes CRLF as a line end in every version: it reads the
 /// `CONNECT` frame before any version is agreed, and a 1.0 or 1.1 peer never ends a header
 /// value with a CR. The encoder writes LF.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
