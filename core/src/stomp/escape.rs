@@ -1,5 +1,7 @@
 //! Header escaping ("Value Encoding"): which octets each version escapes, and how.
 
+use bytes::BufMut;
+
 use super::{Command, Version};
 
 /// How a frame's header names and values are written.
@@ -51,6 +53,39 @@ impl Escaping {
         }
         Some(out)
     }
+
+    /// The first octet of `text` this escaping cannot carry in a header (`name` or not), if
+    /// any: where nothing is escaped, CR and LF (and `:` in a name); in STOMP 1.1, CR.
+    pub(super) fn unencodable(self, text: &[u8], name: bool) -> Option<u8> {
+        let bad = |byte: u8| match self {
+            Self::None => byte == b'\r' || byte == b'\n' || (name && byte == b':'),
+            Self::V1_1 => byte == b'\r',
+            Self::V1_2 => false,
+        };
+        text.iter().copied().find(|&byte| bad(byte))
+    }
+
+    /// Appends `text` escaped. The caller has checked it with [`unencodable`](Self::unencodable).
+    pub(super) fn escape_into(self, text: &[u8], out: &mut impl BufMut) {
+        let special = |byte: u8| matches!(byte, b'\\' | b':' | b'\n' | b'\r');
+        if self == Self::None || !text.iter().copied().any(special) {
+            out.put_slice(text);
+            return;
+        }
+        for &byte in text {
+            let escape = match byte {
+                b'\\' => b'\\',
+                b':' => b'c',
+                b'\n' => b'n',
+                b'\r' => b'r',
+                _ => {
+                    out.put_u8(byte);
+                    continue;
+                }
+            };
+            out.put_slice(&[b'\\', escape]);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -71,5 +106,24 @@ mod tests {
             Escaping::None.unescape(br"\t\").as_deref(),
             Some(&br"\t\"[..])
         );
+    }
+
+    #[test]
+    fn escaping_inverts_unescaping() {
+        let text = b"x:\\\n\r:y";
+        let mut out = Vec::new();
+        Escaping::V1_2.escape_into(text, &mut out);
+        assert_eq!(out, br"x\c\\\n\r\cy");
+        assert_eq!(Escaping::V1_2.unescape(&out).as_deref(), Some(&text[..]));
+    }
+
+    #[test]
+    fn unencodable_octets_per_escaping() {
+        assert_eq!(Escaping::None.unencodable(b"a:b", false), None);
+        assert_eq!(Escaping::None.unencodable(b"a:b", true), Some(b':'));
+        assert_eq!(Escaping::None.unencodable(b"a\nb", false), Some(b'\n'));
+        assert_eq!(Escaping::V1_1.unencodable(b"a\n:b", true), None);
+        assert_eq!(Escaping::V1_1.unencodable(b"a\rb", false), Some(b'\r'));
+        assert_eq!(Escaping::V1_2.unencodable(b"\r\n:\\", true), None);
     }
 }

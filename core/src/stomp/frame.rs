@@ -198,7 +198,7 @@ impl<N: Into<String>, V: Into<String>> FromIterator<(N, V)> for Headers {
 /// One STOMP frame.
 ///
 /// `content-length` is framing, not content: the [`Decoder`](super::Decoder) reads it and drops
-/// it (the body's length is `body.len()`), and the encoder ignores any in
+/// it (the body's length is `body.len()`), and the [encoder](super::encode) ignores any in
 /// `headers` and writes its own. So a decoded frame never holds one, and the frame that
 /// decodes from `encode(frame)` equals `frame` when `frame` held none.
 ///
