@@ -14,6 +14,12 @@ envelope_decode: frames from core/src/envelope/codec/tests.rs (the client-side t
                  refused, one per shape, sampled evenly to fit what the SSE seeds leave of
                  MAX_SEEDS, plus a few made here (refs at and over MAX_REF_LEN, non-UTF-8 bytes).
 
+stomp_decode:    small STOMP streams written here, one per rule (every command, escapes, CRLF,
+                 heart-beats, content-length with NUL, each limit at its edge, errors), behind
+                 the header roomcast_core::fuzzing::stomp_decode reads: the mode byte (version,
+                 small limits, max_headers), max_line - 1, (max_frame - 1) / 4, then the split
+                 points.
+
 session_ops,     programs that replay the session and hub unit tests' scenarios (welcome, every
 hub_ops:         request kind, heartbeat, slow consumer, rate limit, shutdown, SSE; chat,
                  resume inside and outside history, outbox, presence grace, broadcast, limits),
@@ -395,6 +401,58 @@ def hub_seeds() -> dict[str, bytes]:
     return {f"seed-{name}": bytes(p.out) for name, p in seeds.items()}
 
 
+def stomp_seeds() -> dict[str, bytes]:
+    """Streams for stomp_decode. The mode byte: bits 0-1 the version (0: 1.0, 1: 1.1, 2: 1.2),
+    bit 2 small limits, bits 3-7 max_headers; then max_line - 1 and (max_frame - 1) / 4."""
+
+    def seed(stream: bytes, version: int = 2, limits=None, points=()) -> bytes:
+        if limits is None:
+            head = bytes([version, 0, 0])
+        else:
+            max_headers, max_line, max_frame = limits
+            head = bytes([version | 4 | (max_headers << 3), max_line - 1, (max_frame - 1) // 4])
+        splits = bytes([len(points)]) + b"".join(p.to_bytes(2, "little") for p in points)
+        return head + splits + stream
+
+    small = b"SEND\nab:cd\n\nbody\0"  # 17 octets; its longest line is 5
+    seeds = {
+        "connect": seed(b"CONNECT\naccept-version:1.0,1.1,1.2\nhost:example\nheart-beat:10000,10000\n\n\0"),
+        "connect-literal": seed(b"CONNECT\nlogin:a\\tb\npasscode:x:y\n\n\0"),
+        "connected": seed(b"CONNECTED\nversion:1.2\nheart-beat:0,0\nserver:roomcast\n\n\0"),
+        "send-content-length-nul": seed(
+            b"SEND\ndestination:/topic/chat\ncontent-type:text/plain\ncontent-length:5\n\nhe\0lo\0"
+        ),
+        "send-to-first-nul": seed(b"SEND\ndestination:/queue/a\n\nhello queue a\n\0", points=(9, 30)),
+        "subscribe-crlf": seed(
+            b"SUBSCRIBE\r\nid:0\r\ndestination:/queue/foo\r\nack:client\r\n\r\n\0", points=(10, 11)
+        ),
+        "message-escapes": seed(
+            b"MESSAGE\nsubscription:0\nmessage-id:007\ndestination:/topic/a\\cb\nx\\\\y:\\r\\n\n\n\0"
+        ),
+        "heart-beats-between": seed(b"\n\r\nSEND\n\nx\0\n\n\r\nDISCONNECT\nreceipt:77\n\n\0\n", points=(1, 2)),
+        "repeated-headers": seed(b"MESSAGE\nfoo:World\nfoo:Hello\n\n\0"),
+        "error-with-body": seed(
+            b"ERROR\nmessage:malformed frame received\ncontent-type:text/plain\ncontent-length:10\n\nbad frame\n\0"
+        ),
+        "receipt": seed(b"RECEIPT\nreceipt-id:message-12345\n\n\0"),
+        "all-other-commands": seed(
+            b"".join(c + b"\n\n\0" for c in [b"STOMP", b"UNSUBSCRIBE", b"ACK", b"NACK", b"BEGIN", b"COMMIT", b"ABORT"])
+        ),
+        "v1.0-literal": seed(b"SEND\na:\\t:x\n\n\0", version=0),
+        "v1.1-escapes": seed(b"SEND\na:\\c\\n\\\\\n\n\0", version=1),
+        "bad-escape": seed(b"SEND\na:\\t\n\n\0"),
+        "bad-command": seed(b"send\n\n\0"),
+        "missing-nul": seed(b"SEND\ncontent-length:1\n\nab\0"),
+        "bad-content-length": seed(b"SEND\ncontent-length:-1\n\n\0"),
+        "body-not-allowed": seed(b"SUBSCRIBE\nid:0\n\nx\0"),
+        "limits-at": seed(small, limits=(1, 5, 17)),
+        "limits-frame-under": seed(small, limits=(1, 5, 13)),
+        "limits-line-under": seed(small, limits=(1, 4, 17)),
+        "limits-headers-under": seed(small, limits=(0, 5, 17)),
+    }
+    return {f"seed-{name}": data for name, data in seeds.items()}
+
+
 def write(target: str, seeds: dict[str, bytes]) -> None:
     folder = CORPUS / target
     folder.mkdir(parents=True, exist_ok=True)
@@ -418,6 +476,7 @@ def main() -> None:
     write("envelope_decode", envelope)
     write("session_ops", session_seeds())
     write("hub_ops", hub_seeds())
+    write("stomp_decode", stomp_seeds())
 
 
 if __name__ == "__main__":

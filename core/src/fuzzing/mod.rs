@@ -5,9 +5,11 @@
 mod hub_ops;
 mod input;
 mod session_ops;
+mod stomp_decode;
 
 pub use hub_ops::hub_ops;
 pub use session_ops::session_ops;
+pub use stomp_decode::stomp_decode;
 
 use crate::envelope::{ClientMessage, Codec, ServerMessage};
 use crate::sse::{Decoder, DecoderLimits, OwnedEvent};
