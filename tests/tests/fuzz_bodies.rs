@@ -23,6 +23,26 @@ fn sse_like() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(piece, 0..40).prop_map(|pieces| pieces.concat())
 }
 
+/// Bytes near the STOMP grammar: commands, headers, escapes, line ends, NULs.
+fn stomp_like() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b"SEND\n".to_vec()),
+        Just(b"CONNECT\r\n".to_vec()),
+        Just(b"MESSAGE\n".to_vec()),
+        Just(b"destination:/topic/a\n".to_vec()),
+        Just(b"content-length:3\n".to_vec()),
+        Just(b"content-length:x\n".to_vec()),
+        Just(b"a\\cb:c\\nd\\\\\n".to_vec()),
+        Just(b"\\t".to_vec()),
+        Just(b":".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"\0".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..12),
+    ];
+    proptest::collection::vec(piece, 0..40).prop_map(|pieces| pieces.concat())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -34,6 +54,11 @@ proptest! {
     #[test]
     fn envelope_decode_body_holds(text in r#"\{("(type|ref|room|data|since|to|typing)":(1|-1|"[a-z]{0,3}"|"join"|"publish"|null|true|\[\]|\{\}),?){0,6}\}?"#) {
         fuzzing::envelope_decode(text.as_bytes());
+    }
+
+    #[test]
+    fn stomp_decode_body_holds(head in proptest::collection::vec(any::<u8>(), 4), stream in stomp_like()) {
+        fuzzing::stomp_decode(&[head, stream].concat());
     }
 
     #[test]
@@ -62,11 +87,12 @@ proptest! {
 fn every_seed_passes_its_target() {
     let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
     type Body = fn(&[u8]);
-    let targets: [(&str, Body); 4] = [
+    let targets: [(&str, Body); 5] = [
         ("sse_decode", fuzzing::sse_decode),
         ("envelope_decode", fuzzing::envelope_decode),
         ("session_ops", fuzzing::session_ops),
         ("hub_ops", fuzzing::hub_ops),
+        ("stomp_decode", fuzzing::stomp_decode),
     ];
     for (target, body) in targets {
         let mut seeds = 0;
