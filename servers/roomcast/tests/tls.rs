@@ -317,3 +317,56 @@ fn an_unfinished_tls_handshake_counts_against_the_per_ip_limit() {
         assert_eq!(healthz(&server), "2 200", "{runtime}: the places are free");
     }
 }
+
+#[test]
+fn the_demo_page_and_long_poll_are_served_over_http2() {
+    let dir = fresh_dir("tls-page-poll");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert, key) = certificate(&dir, "server");
+    let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
+    let server = Running::start(&["--memory", "--tls-cert", &cert_arg, "--tls-key", &key_arg]);
+    // Answers `%{http_version} %{http_code}` and then the body.
+    let get = |target: &str| {
+        let output = curl(&server, &cert)
+            .args([
+                "--max-time",
+                "10",
+                "--write-out",
+                "\n%{http_version} %{http_code}",
+            ])
+            .arg(url(&server, target))
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').expect("a status line");
+        (status.to_owned(), body.to_owned())
+    };
+    let (status, page) = get("/");
+    assert_eq!(status, "2 200", "the demo page over HTTP/2");
+    assert!(page.contains("roomcast.js"), "{page}");
+    let (status, script) = get("/roomcast.js");
+    assert_eq!(status, "2 200", "its script over HTTP/2");
+    assert!(script.contains("WebSocket"), "{script}");
+
+    // Long-poll: a first poll gives the cursor of now; a message, then the next poll has it.
+    let (status, first) = get("/poll?user=poller&timeout=1");
+    assert_eq!(status, "2 200", "{first}");
+    let first: serde_json::Value = serde_json::from_str(&first).expect("JSON");
+    let cursor: String = first["cursor"]
+        .as_str()
+        .expect("a cursor")
+        .chars()
+        .map(|c| match c {
+            ':' => "%3A".to_owned(),
+            '=' => "%3D".to_owned(),
+            ',' => "%2C".to_owned(),
+            c => c.to_string(),
+        })
+        .collect();
+    assert_eq!(broadcast(&server, &cert, 7), "2 200");
+    let (status, second) = get(&format!("/poll?user=poller&timeout=5&cursor={cursor}"));
+    assert_eq!(status, "2 200", "{second}");
+    let second: serde_json::Value = serde_json::from_str(&second).expect("JSON");
+    assert_eq!(second["recovered"], true, "{second}");
+    assert_eq!(second["events"][0]["data"]["n"], 7, "{second}");
+}
