@@ -1,7 +1,9 @@
 //! What the hub hands a session: an encoded frame, shared by every recipient, with its place in
 //! a stream when it has one (an SSE transport writes that into the event's `id:`).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 
 use crate::cursor::{Position, Stream};
 use crate::envelope::Frame;
@@ -31,7 +33,7 @@ impl std::fmt::Display for SessionId {
 
 /// One message on its way out. Built once per message and shared: fan-out to N sessions clones
 /// one pointer N times.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Delivery {
     /// The encoded message.
     pub frame: Frame,
@@ -41,7 +43,23 @@ pub struct Delivery {
     /// payload may): an SSE event carries it as one `data:` line. Checked once per message
     /// here, not once per SSE recipient.
     one_line: bool,
+    /// Other protocols' encodings of the frame (a STOMP `MESSAGE` per STOMP version), each
+    /// made the first time a session of that protocol receives it, then shared by all.
+    encodings: OnceLock<Box<[OnceLock<Option<Bytes>>; ENCODINGS]>>,
 }
+
+/// Slots for other protocols' encodings of a delivery (`stomp::bridge` uses 0 to 2).
+pub const ENCODINGS: usize = 3;
+
+/// Two deliveries are equal when their frames and stream positions are: the encodings made for
+/// other protocols are caches of the frame.
+impl PartialEq for Delivery {
+    fn eq(&self, other: &Self) -> bool {
+        self.frame == other.frame && self.stream == other.stream
+    }
+}
+
+impl Eq for Delivery {}
 
 /// A shared [`Delivery`].
 pub type Shared = Arc<Delivery>;
@@ -63,7 +81,20 @@ impl Delivery {
             frame,
             stream,
             one_line,
+            encodings: OnceLock::new(),
         }
+    }
+
+    /// The frame's encoding in slot `slot` (below [`ENCODINGS`]) for another protocol: `make`
+    /// builds it the first time it is asked for, and every later caller shares it (`None`:
+    /// the frame has no such form). Slots are the protocols' to assign, one each.
+    pub fn encoding(
+        &self,
+        slot: usize,
+        make: impl FnOnce(&Self) -> Option<Bytes>,
+    ) -> Option<&Bytes> {
+        let slots = self.encodings.get_or_init(Box::default);
+        slots.get(slot)?.get_or_init(|| make(self)).as_ref()
     }
 
     /// The frame holds no CR or LF.

@@ -134,6 +134,12 @@ impl PreparedMessage {
         })
     }
 
+    /// A message whose shared part `tail` was encoded before, for `version` (a cached
+    /// [`tail`](Self::tail)).
+    pub(crate) fn from_tail(version: Version, tail: Bytes) -> Self {
+        Self { version, tail }
+    }
+
     /// The version it was encoded for.
     pub fn version(&self) -> Version {
         self.version

@@ -37,6 +37,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod bridge;
 mod decoder;
 mod encoder;
 mod escape;
