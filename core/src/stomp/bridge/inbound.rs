@@ -63,6 +63,12 @@ impl Bridge {
             .filter(|token| !token.is_empty())
             .map(str::to_owned);
         self.state = BridgeState::Connecting;
+        if let Some((session, user)) = self.welcome.take() {
+            let mut out = BytesMut::new();
+            super::outbound::connected(self, &session, &user, &mut out);
+            self.events
+                .push_back(super::BridgeEvent::Send(out.freeze()));
+        }
     }
 
     fn handle_open(&mut self, frame: Frame) {

@@ -142,6 +142,8 @@ pub struct Bridge {
     disconnect_receipt: Option<String>,
     /// `MESSAGE`s without a stream position sent (presence): their `message-id`s.
     unstreamed: u64,
+    /// The session's `welcome` (its id and user), when it came before `CONNECT`.
+    welcome: Option<(String, String)>,
     events: VecDeque<BridgeEvent>,
 }
 
@@ -164,6 +166,7 @@ impl Bridge {
             next_ref: 0,
             disconnect_receipt: None,
             unstreamed: 0,
+            welcome: None,
             events: VecDeque::new(),
         }
     }

@@ -76,9 +76,15 @@ pub(super) fn write(bridge: &mut Bridge, delivery: &Delivery, out: &mut BytesMut
 }
 
 /// `CONNECTED`, for the session's `welcome`.
-fn connected(bridge: &mut Bridge, session: &str, user: &str, out: &mut BytesMut) {
-    if bridge.state != BridgeState::Connecting {
-        return;
+pub(super) fn connected(bridge: &mut Bridge, session: &str, user: &str, out: &mut BytesMut) {
+    match bridge.state {
+        BridgeState::Connecting => {}
+        // The session opened before the client's CONNECT came: answer that when it does.
+        BridgeState::AwaitingConnect => {
+            bridge.welcome = Some((session.to_owned(), user.to_owned()));
+            return;
+        }
+        _ => return,
     }
     let frame = Frame::new(Command::Connected)
         .header("version", bridge.version.as_str())

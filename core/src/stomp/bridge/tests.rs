@@ -112,6 +112,23 @@ fn connect_is_answered_connected_once_the_session_is_welcomed() {
 }
 
 #[test]
+fn a_welcome_before_connect_is_answered_when_connect_comes() {
+    let mut bridge = Bridge::new(BridgeConfig::default());
+    assert_eq!(deliver(&mut bridge, &welcome("alice")), "");
+    bridge.handle_bytes(b"CONNECT\naccept-version:1.2\n\n\0");
+    let text = sent(&events(&mut bridge));
+    assert!(
+        text.starts_with("CONNECTED\nversion:1.2\nsession:s1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("heart-beat:25000,25000\nuser-name:alice\n"),
+        "{text}"
+    );
+    assert_eq!(bridge.state(), BridgeState::Open);
+}
+
+#[test]
 fn a_bearer_token_in_connect_is_the_credential_too() {
     let mut bridge = Bridge::new(BridgeConfig::default());
     bridge.handle_bytes(b"STOMP\naccept-version:1.2\nhost:x\nAuthorization:Bearer abc\n\n\0");
