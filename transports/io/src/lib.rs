@@ -49,6 +49,7 @@ mod readiness;
 mod runtime;
 mod session;
 mod shutdown;
+mod stomp;
 mod transport;
 mod websocket;
 
@@ -66,5 +67,6 @@ pub use session::{
     run_session,
 };
 pub use shutdown::{Shutdown, Triggered};
+pub use stomp::StompTransport;
 pub use transport::{Inbound, Transport};
 pub use websocket::{WsTransport, echo, echo_config, websocket_config};

@@ -57,4 +57,12 @@ pub trait Transport: Send {
 
     /// Writes everything buffered.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Whether the transport buffered bytes of its own since its last flush (a protocol it
+    /// carries answered the peer itself, as STOMP's `CONNECTED` or `RECEIPT`): the driver then
+    /// flushes even when the session sent nothing. The default, `false`, suits a transport
+    /// that writes only what it is given.
+    fn wants_flush(&self) -> bool {
+        false
+    }
 }

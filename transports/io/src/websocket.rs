@@ -285,6 +285,13 @@ where
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
+    /// Queues a text frame of `payload` (UTF-8, the caller's promise) for the next flush,
+    /// beside the session's transmits: for a protocol carried over WebSocket (STOMP) whose
+    /// bytes are not one of the session's frames.
+    pub fn queue_text(&mut self, payload: Bytes) -> io::Result<()> {
+        self.queue(ws::TEXT, payload)
+    }
+
     /// Queues a frame for the next flush; none once tungstenite has sent or answered a close.
     fn queue(&mut self, first: u8, payload: Bytes) -> io::Result<()> {
         if !self.writable {

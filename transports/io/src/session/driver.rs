@@ -424,7 +424,7 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
             self.transport.start_send(transmit)?;
             self.unflushed = true;
         }
-        if self.unflushed {
+        if self.unflushed || self.transport.wants_flush() {
             ready!(self.transport.poll_flush(cx))?;
             self.unflushed = false;
         }
