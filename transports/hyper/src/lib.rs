@@ -74,6 +74,7 @@ pub use auth::{
 pub use body::Body;
 pub use conn::serve_connection;
 pub use context::Options;
+pub use endpoints::stomp::STOMP_SUBPROTOCOLS;
 pub use endpoints::websocket::SUBPROTOCOL;
 pub use h2::{H2_PREFACE, h2_preface, serve_h2_connection};
 pub use per_ip::HandshakeHold;

@@ -23,11 +23,12 @@ use crate::refusal::Refusal;
 use crate::upgrade::is_extended_connect;
 
 /// The routes, one line each: adding an endpoint is its file in `endpoints/` and its line here.
-pub(crate) static ROUTES: [Route; 4] = [
+pub(crate) static ROUTES: [Route; 5] = [
     Route::new("/ws", Method::GET, Endpoint::WebSocket, FirstRequest::Raw),
     Route::new("/ws/echo", Method::GET, Endpoint::Echo, FirstRequest::Hyper),
     Route::new("/events", Method::GET, Endpoint::Sse, FirstRequest::Raw),
     Route::new("/poll", Method::GET, Endpoint::Poll, FirstRequest::Hyper),
+    Route::new("/stomp", Method::GET, Endpoint::Stomp, FirstRequest::Hyper),
 ];
 
 /// One path of the router.
@@ -81,6 +82,7 @@ pub(crate) fn route(path: &str) -> Option<&'static Route> {
 /// | `GET /ws/echo` | a plain WebSocket echo |
 /// | `GET /events` | an SSE stream: the user's notifications, the broadcast feed, `?rooms=a,b` |
 /// | `GET /poll` | long-poll: the stored messages after `?cursor=`, as JSON |
+/// | `GET /stomp` | STOMP 1.0 – 1.2 over WebSocket (`v12.stomp`, `v11.stomp`, `v10.stomp`) |
 ///
 /// Anything else is a 404; an application serves its own routes and hands these paths to
 /// [`handle`](Self::handle).
@@ -192,7 +194,10 @@ impl<R: Runtime> Roomcast<R> {
             return Refusal::new(404, "no such endpoint").response();
         };
         // A WebSocket over HTTP/2 comes as an extended CONNECT (RFC 8441), not a GET.
-        let websocket = matches!(route.endpoint, Endpoint::WebSocket | Endpoint::Echo);
+        let websocket = matches!(
+            route.endpoint,
+            Endpoint::WebSocket | Endpoint::Echo | Endpoint::Stomp
+        );
         if *request.method() != route.method && !(websocket && is_extended_connect(&request)) {
             let only = format!("only {} is served here", route.method);
             let mut response = Refusal::new(405, only).response();

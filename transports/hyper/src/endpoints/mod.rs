@@ -9,6 +9,7 @@
 pub(crate) mod echo;
 pub(crate) mod poll;
 pub(crate) mod sse;
+pub(crate) mod stomp;
 pub(crate) mod websocket;
 
 use std::net::IpAddr;
@@ -31,6 +32,8 @@ pub(crate) enum Endpoint {
     Sse,
     /// Long-poll (`poll.rs`).
     Poll,
+    /// STOMP over WebSocket (`stomp.rs`).
+    Stomp,
 }
 
 impl Endpoint {
@@ -47,6 +50,7 @@ impl Endpoint {
             Self::Echo => echo::serve(inner, peer, request),
             Self::Sse => sse::serve(inner, peer, request).await,
             Self::Poll => poll::serve(inner, peer, request).await,
+            Self::Stomp => stomp::serve(inner, peer, request).await,
         }
     }
 }

@@ -44,9 +44,27 @@ pub(crate) async fn open<R: Runtime, B>(
     peer: IpAddr,
     request: &Request<B>,
 ) -> Result<Opened, Refusal> {
+    let offers_v1 = offers(request.headers(), SUBPROTOCOL);
+    let subprotocol = offers_v1.then_some(SUBPROTOCOL);
+    open_as(inner, peer, request, "websocket", subprotocol, true).await
+}
+
+/// [`open`] for a protocol carried over WebSocket: its `transport` name (in metrics and
+/// hooks), the subprotocol to answer, and whether `?cursor=` resumes it.
+pub(crate) async fn open_as<R: Runtime, B>(
+    inner: &Inner<R>,
+    peer: IpAddr,
+    request: &Request<B>,
+    transport: &'static str,
+    subprotocol: Option<&'static str>,
+    resumes: bool,
+) -> Result<Opened, Refusal> {
     let opening = check_opening(request)?;
-    let admitted = inner.admit_session(peer, request, "websocket").await?;
-    let cursor = parse_cursor(query_param(request.uri(), "cursor"), "cursor")?;
+    let admitted = inner.admit_session(peer, request, transport).await?;
+    let cursor = match resumes {
+        true => parse_cursor(query_param(request.uri(), "cursor"), "cursor")?,
+        false => None,
+    };
     let identity = admitted.identity;
     let connect = Connect {
         user: identity.user,
@@ -60,15 +78,14 @@ pub(crate) async fn open<R: Runtime, B>(
     };
     let registered = inner.hub.register(connect).await.map_err(hub_refusal)?;
     let registered = registered.expires(identity.expires);
-    let offers_v1 = offers(request.headers(), SUBPROTOCOL);
     let mut options = inner.options.session.clone();
     options.kind = SessionKind::WebSocket;
-    options.transport = "websocket";
+    options.transport = transport;
     let config = websocket_config(&options.config);
     Ok(Opened {
         registered,
         slot: admitted.slot,
-        switching: switching(&opening, offers_v1.then_some(SUBPROTOCOL)),
+        switching: switching(&opening, subprotocol),
         options,
         config,
     })
