@@ -26,6 +26,11 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use roomcast_core::access::{Namespace, Namespaces};
+use roomcast_core::hub::HubConfig;
+use roomcast_hyper::Options;
 use roomcast_tests::Server;
 
 /// How long the script may run before it is killed and the test fails.
@@ -62,14 +67,25 @@ fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
     ignore = "needs the venv tests/python/.venv: python3 -m venv tests/python/.venv && tests/python/.venv/bin/pip install -r tests/python/requirements.txt; .ci/run does it"
 )]
 fn python_websockets_and_httpx_clients_run_the_scenario() {
-    let python = python();
     let server = smol::block_on(Server::default(roomcast_tests::Flavor::Smol));
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/scenario.py");
-    let url = format!("ws://{}", server.addr);
+    let stdout = run_script("python/scenario.py", &format!("ws://{}", server.addr));
+    assert!(
+        stdout.lines().any(|line| line == "scenario: ok"),
+        "no final `scenario: ok`:\n{stdout}"
+    );
+}
+
+/// Runs the script at `script` (under this crate) with `url`, within [`DEADLINE`]; its stdout.
+///
+/// # Panics
+/// If it fails or runs over, with what it printed.
+fn run_script(script: &str, url: &str) -> String {
+    let python = python();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(script);
     // The server runs on smol's global executor threads while Python drives it.
     let mut child = Command::new(&python)
         .arg(&script)
-        .arg(&url)
+        .arg(url)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -99,6 +115,30 @@ fn python_websockets_and_httpx_clients_run_the_scenario() {
         "the Python scenario failed ({status}):\n{stdout}\n{stderr}"
     );
     eprint!("{stdout}");
+    stdout
+}
+
+#[test]
+#[cfg_attr(
+    not(roomcast_python),
+    ignore = "needs the venv tests/python/.venv: python3 -m venv tests/python/.venv && tests/python/.venv/bin/pip install -r tests/python/requirements.txt; .ci/run does it"
+)]
+fn stomp_py_over_websocket_sends_subscribes_gets_receipts_and_escaped_headers() {
+    // A namespace, so that a room name holds a `:`, which STOMP headers carry escaped.
+    let namespaces = Namespaces::new(Namespace::default())
+        .with("chat", Namespace::default())
+        .expect("a namespace");
+    let config = HubConfig {
+        namespaces: Arc::new(namespaces),
+        ..HubConfig::default()
+    };
+    let server = smol::block_on(Server::start(
+        roomcast_tests::Flavor::Smol,
+        config,
+        Options::default(),
+        64,
+    ));
+    let stdout = run_script("python/stomp_scenario.py", &format!("ws://{}", server.addr));
     assert!(
         stdout.lines().any(|line| line == "scenario: ok"),
         "no final `scenario: ok`:\n{stdout}"

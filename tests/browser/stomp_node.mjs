@@ -1,0 +1,148 @@
+// @stomp/stompjs 7 in Node (with `ws`) against roomcast's /stomp: two users connect, subscribe to a
+// room and to their own queue, send with receipts, send a direct message, resume a room after a
+// disconnect, and get an ERROR for what roomcast refuses.
+//
+// Usage: node tests/browser/stomp_node.mjs ws://127.0.0.1:PORT/stomp
+//
+// Run by servers/roomcast/tests/stomp.rs, which owns the server. Prints one JSON line: the steps
+// that passed, in order, or `FAIL step: why` at the first that did not. Exit codes: 0 ran, 2 bad
+// usage. Every wait is bounded (5 s a step, 30 s in all).
+import { Client } from '@stomp/stompjs';
+import WebSocket from 'ws';
+
+if (process.argv.length !== 3) {
+  process.stderr.write('usage: node stomp_node.mjs ws://127.0.0.1:PORT/stomp\n');
+  process.exit(2);
+}
+const base = process.argv[2];
+const steps = [];
+setTimeout(() => {
+  steps.push('FAIL the whole scenario: not done within 30 s');
+  finish();
+}, 30_000).unref();
+
+function finish() {
+  process.stdout.write(`${JSON.stringify(steps)}\n`);
+  process.exit(0);
+}
+
+const within = (what, promise) => Promise.race([
+  promise,
+  new Promise((_, reject) => setTimeout(() => reject(new Error(`no ${what} within 5 s`)), 5000)),
+]);
+
+/// A connected client of `user`; `errors` collects its ERROR frames.
+async function connect(user, extra = {}) {
+  const errors = [];
+  const client = new Client({
+    brokerURL: `${base}?user=${user}`,
+    webSocketFactory: () => new WebSocket(`${base}?user=${user}`, ['v12.stomp', 'v11.stomp', 'v10.stomp']),
+    reconnectDelay: 0,
+    heartbeatIncoming: 10000,
+    heartbeatOutgoing: 10000,
+    ...extra,
+  });
+  client.errors = errors;
+  const connected = new Promise((resolve, reject) => {
+    client.onConnect = (frame) => resolve(frame);
+    client.onStompError = (frame) => { errors.push(frame); reject(new Error(frame.headers.message)); };
+    client.onWebSocketError = () => reject(new Error(`${user}: WebSocket error`));
+  });
+  client.activate();
+  client.connectedFrame = await within(`${user}'s CONNECTED`, connected);
+  client.onStompError = (frame) => errors.push(frame);
+  return client;
+}
+
+/// The next `count` messages of a subscription, in order.
+function inbox(client, destination, headers = {}) {
+  const messages = [];
+  const waiters = [];
+  const subscription = client.subscribe(destination, (message) => {
+    messages.push(message);
+    for (const waiter of waiters.splice(0)) waiter();
+  }, headers);
+  const take = (count, what) => within(what, new Promise((resolve) => {
+    const check = () => (messages.length >= count ? resolve(messages.splice(0, count)) : waiters.push(check));
+    check();
+  }));
+  return { subscription, messages, take };
+}
+
+async function step(name, body) {
+  try {
+    await body();
+    steps.push(name);
+  } catch (error) {
+    steps.push(`FAIL ${name}: ${error.message}`);
+    throw error;
+  }
+}
+
+const expect = (ok, what) => { if (!ok) throw new Error(what); };
+
+try {
+  let alice, bob, bobRoom, bobQueue, lastId;
+  await step('connect', async () => {
+    alice = await connect('alice');
+    bob = await connect('bob');
+    const headers = alice.connectedFrame.headers;
+    expect(headers.version === '1.2', `version ${headers.version}`);
+    expect(headers['user-name'] === 'alice', `user-name ${headers['user-name']}`);
+    expect(headers['heart-beat'] && headers['heart-beat'] !== '0,0', `heart-beat ${headers['heart-beat']}`);
+  });
+  await step('subscribe', async () => {
+    const subscribed = new Promise((resolve) => alice.watchForReceipt('sub-a', resolve));
+    inbox(alice, '/topic/lobby', { receipt: 'sub-a' });
+    await within('the SUBSCRIBE receipt', subscribed);
+    bobRoom = inbox(bob, '/topic/lobby');
+    bobQueue = inbox(bob, '/user/queue/notifications');
+  });
+  await step('send with a receipt', async () => {
+    const stored = new Promise((resolve) => alice.watchForReceipt('send-1', resolve));
+    alice.publish({ destination: '/app/lobby', body: JSON.stringify({ text: 'hi' }), headers: { receipt: 'send-1' } });
+    const receipt = await within('the SEND receipt', stored);
+    lastId = receipt.headers['x-roomcast-id'];
+    expect(lastId, `the receipt names the message's id: ${JSON.stringify(receipt.headers)}`);
+  });
+  await step('message', async () => {
+    const [message] = await bobRoom.take(1, "bob's message");
+    expect(message.headers.destination === '/topic/lobby', `destination ${message.headers.destination}`);
+    expect(message.headers['message-id'] === lastId, `message-id ${message.headers['message-id']} against ${lastId}`);
+    expect(message.headers['x-roomcast-from'] === 'alice', 'from alice');
+    expect(JSON.parse(message.body).text === 'hi', `body ${message.body}`);
+  });
+  await step('direct to a user queue', async () => {
+    alice.publish({ destination: '/user/bob/queue/messages', body: 'psst' });
+    const [message] = await bobQueue.take(1, "bob's direct message");
+    expect(JSON.parse(message.body) === 'psst', `body ${message.body}`);
+    expect(message.headers['x-roomcast-from'] === 'alice', 'from alice');
+  });
+  await step('resume after a disconnect', async () => {
+    await bob.deactivate();
+    for (const n of [1, 2]) {
+      const stored = new Promise((resolve) => alice.watchForReceipt(`gap-${n}`, resolve));
+      alice.publish({ destination: '/topic/lobby', body: JSON.stringify({ n }), headers: { receipt: `gap-${n}` } });
+      await within(`receipt gap-${n}`, stored);
+    }
+    bob = await connect('bob');
+    const again = inbox(bob, '/topic/lobby', { 'x-roomcast-since': lastId });
+    const [resume, first, second] = await again.take(3, 'the resume and the two missed messages');
+    expect(resume.headers['x-roomcast-recovered'] === 'true', `resume ${JSON.stringify(resume.headers)}`);
+    expect(resume.headers['x-roomcast-replayed'] === '2', `replayed ${resume.headers['x-roomcast-replayed']}`);
+    expect(JSON.parse(first.body).n === 1 && JSON.parse(second.body).n === 2, `${first.body} ${second.body}`);
+  });
+  await step('error on what roomcast refuses', async () => {
+    const closed = new Promise((resolve) => { alice.onWebSocketClose = resolve; });
+    alice.publish({ destination: '/queue/jobs', body: 'x' });
+    await within('the connection to close', closed);
+    expect(alice.errors.length === 1, `${alice.errors.length} ERROR frames`);
+    expect(/competing consumers/.test(alice.errors[0].body), `ERROR says ${alice.errors[0].body}`);
+  });
+  await step('disconnect', async () => {
+    await within('the DISCONNECT', bob.deactivate());
+  });
+} catch (_) {
+  // The failing step is recorded.
+}
+finish();
