@@ -140,11 +140,23 @@ impl Bridge {
                 )
             })?),
         };
-        // A room is joined once, by its first subscription (messages or presence).
+        // A room is joined once, by its first subscription (messages or presence): a resume
+        // asked of a later one could not be kept, so it is refused rather than ignored.
         let room = match &feed {
             Feed::Room(room) | Feed::Presence(room) if !self.in_room(room) => Some(room.clone()),
+            Feed::Room(_) | Feed::Presence(_) if since.is_some() => {
+                return Err((
+                    "cannot resume",
+                    format!(
+                        "{destination}: the room is followed already; give {SINCE} on its first \
+                         subscription"
+                    ),
+                ));
+            }
             _ => None,
         };
+        let first_outbox =
+            feed == Feed::Outbox && !self.subscriptions.values().any(|s| s.feed == Feed::Outbox);
         self.subscriptions.insert(
             id.clone(),
             Subscription {
@@ -159,10 +171,12 @@ impl Bridge {
                 let resume = since.is_some().then(|| id.clone());
                 let message = ClientMessage::Join { room, since, token };
                 self.request(message, Pending { receipt, resume })
-                    .map_err(|e| ("too many requests", e))
             }
             None => {
                 self.receipt_now(receipt);
+                if first_outbox {
+                    self.release_held(&id);
+                }
                 Ok(())
             }
         }
@@ -170,23 +184,25 @@ impl Bridge {
 
     fn unsubscribe(&mut self, frame: &Frame, receipt: Option<String>) -> Outcome {
         let id = match (frame.headers.get("id"), self.version) {
-            (Some(id), _) => id,
-            (None, Version::V1_0) => required(frame, "destination")?,
+            (Some(id), _) => id.to_owned(),
+            // 1.0 may name the subscription by its destination.
+            (None, Version::V1_0) => {
+                let destination = required(frame, "destination")?;
+                self.subscriptions
+                    .iter()
+                    .find(|(_, s)| s.destination == destination)
+                    .map(|(id, _)| id.clone())
+                    .unwrap_or_else(|| destination.to_owned())
+            }
             (None, _) => return Err(("missing header", "UNSUBSCRIBE needs `id`".to_owned())),
         };
-        let Some(subscription) = self.subscriptions.remove(id) else {
+        let Some(subscription) = self.subscriptions.remove(&id) else {
             return Err(("no such subscription", format!("id {id}")));
         };
         match subscription.feed {
-            Feed::Room(room) | Feed::Presence(room) if !self.in_room(&room) => self
-                .request(
-                    ClientMessage::Leave { room },
-                    Pending {
-                        receipt,
-                        resume: None,
-                    },
-                )
-                .map_err(|e| ("too many requests", e)),
+            Feed::Room(room) | Feed::Presence(room) if !self.in_room(&room) => {
+                self.ask(ClientMessage::Leave { room }, receipt)
+            }
             _ => {
                 self.receipt_now(receipt);
                 Ok(())
@@ -209,33 +225,31 @@ impl Bridge {
             Ok(Sendable::User(to)) => ClientMessage::Direct { to, data },
             Err(refused) => return Err(("bad destination", refused.message(destination))),
         };
-        let pending = Pending {
-            receipt,
-            resume: None,
-        };
-        self.request(message, pending)
-            .map_err(|e| ("too many requests", e))
+        self.ask(message, receipt)
     }
 
     /// `ACK` of an outbox message in a client mode marks the user's outbox read up to it (the
     /// read mark is one position per user: acknowledging one acknowledges those before it).
     /// Any other `ACK`, and every `NACK`, changes nothing.
     fn ack(&mut self, frame: &Frame, receipt: Option<String>) -> Outcome {
-        let id = match self.version {
-            Version::V1_2 => frame.headers.get("id"),
-            _ => frame.headers.get("message-id"),
+        let upto = match self.version {
+            Version::V1_2 => frame
+                .headers
+                .get("id")
+                .and_then(|id| id.strip_prefix(OUTBOX_ACK)?.parse::<Position>().ok()),
+            // 1.0 and 1.1 acknowledge by `message-id` (the bare position), with the
+            // `subscription` that names the stream (1.1 requires it; 1.0 without it is ignored).
+            _ => frame
+                .headers
+                .get("subscription")
+                .and_then(|id| self.subscriptions.get(id))
+                .filter(|s| s.feed == Feed::Outbox)
+                .and_then(|_| frame.headers.get("message-id")?.parse::<Position>().ok()),
         };
-        let upto = id.and_then(|id| id.strip_prefix(OUTBOX_ACK)?.parse::<Position>().ok());
         match upto {
-            Some(upto) if frame.command == Command::Ack => self
-                .request(
-                    ClientMessage::Read { upto },
-                    Pending {
-                        receipt,
-                        resume: None,
-                    },
-                )
-                .map_err(|e| ("too many requests", e)),
+            Some(upto) if frame.command == Command::Ack => {
+                self.ask(ClientMessage::Read { upto }, receipt)
+            }
             _ => {
                 self.receipt_now(receipt);
                 Ok(())
@@ -251,7 +265,7 @@ impl Bridge {
     }
 
     /// A receipt for a frame the bridge answered alone.
-    fn receipt_now(&mut self, receipt: Option<String>) {
+    pub(super) fn receipt_now(&mut self, receipt: Option<String>) {
         if let Some(receipt) = receipt {
             let mut out = BytesMut::new();
             self.write(

@@ -41,6 +41,15 @@ pub struct BridgeConfig {
     pub max_subscriptions: usize,
     /// Requests awaiting their answer (a receipt, say) at once. Default 256.
     pub max_pending: usize,
+    /// The largest request the session takes, in bytes of roomcast.v1 JSON: the session's
+    /// `max_frame`. A `SEND` whose request would be larger is an `ERROR`, not a close without
+    /// one. Default 64 KiB.
+    pub max_request: usize,
+    /// Outbox messages (direct messages, notifications) kept for the connection's first
+    /// `/user/queue/...` subscription when they come before it (the unread outbox comes right
+    /// after `CONNECT`). Past it the oldest are dropped, and the first one written says so
+    /// (`x-roomcast-recovered:false`). Default 256.
+    pub max_held: usize,
     /// The `server` header of `CONNECTED`.
     pub server: String,
 }
@@ -52,6 +61,8 @@ impl Default for BridgeConfig {
             heart_beat_ms: 25_000,
             max_subscriptions: 256,
             max_pending: 256,
+            max_request: 64 * 1024,
+            max_held: 256,
             server: concat!("roomcast/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
@@ -63,8 +74,8 @@ impl Default for BridgeConfig {
 pub enum BridgeState {
     /// Waiting for the client's `CONNECT` (or `STOMP`) frame.
     AwaitingConnect,
-    /// `CONNECT` read: the caller authenticates (with [`Bridge::credentials`] if the handshake
-    /// carried none) and accepts the session, whose `welcome` becomes `CONNECTED`.
+    /// `CONNECT` read: the session's `welcome` becomes `CONNECTED` (a caller that admits the
+    /// session only now reads the token `CONNECT` carried in [`Bridge::credentials`]).
     Connecting,
     /// `CONNECTED` sent: frames flow.
     Open,
@@ -113,6 +124,15 @@ struct Subscription {
     ack: Ack,
 }
 
+/// An outbox message kept for the first `/user/queue/...` subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Held {
+    id: crate::cursor::Position,
+    /// `x-roomcast-from` or `x-roomcast-event`, and its value.
+    extra: Option<(&'static str, String)>,
+    body: Bytes,
+}
+
 /// What the answer to a request owes the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Pending {
@@ -144,6 +164,12 @@ pub struct Bridge {
     unstreamed: u64,
     /// The session's `welcome` (its id and user), when it came before `CONNECT`.
     welcome: Option<(String, String)>,
+    /// Outbox messages that came before any `/user/queue/...` subscription, oldest first.
+    held: VecDeque<Held>,
+    /// `held` dropped some: the first one written says the outbox was not kept whole.
+    held_dropped: bool,
+    /// `MESSAGE`s the bridge writes of its own (a resume's first frame): their `message-id`s.
+    notices: u64,
     events: VecDeque<BridgeEvent>,
 }
 
@@ -167,6 +193,9 @@ impl Bridge {
             disconnect_receipt: None,
             unstreamed: 0,
             welcome: None,
+            held: VecDeque::new(),
+            held_dropped: false,
+            notices: 0,
             events: VecDeque::new(),
         }
     }
@@ -242,6 +271,12 @@ impl Bridge {
         outbound::write(self, delivery, out);
     }
 
+    /// The caller refuses the connection (its `CONNECT`'s credential did not pass): `ERROR`
+    /// with `message` and `details`, then the end.
+    pub fn refuse(&mut self, message: &str, details: &str) {
+        self.fail(None, message, details);
+    }
+
     // Outputs.
 
     /// The next event, if any. Drain after every input.
@@ -255,24 +290,55 @@ impl Bridge {
         HeartBeat::new(self.config.heart_beat_ms, self.config.heart_beat_ms)
     }
 
-    /// Queues `message` for the session with a fresh `ref`, owing `pending` on its answer.
-    fn request(&mut self, message: ClientMessage, pending: Pending) -> Result<(), String> {
+    /// Queues `message` for the session with a fresh `ref`, owing `pending` on its answer; or
+    /// the `ERROR`'s `message` and body when it cannot be.
+    fn request(
+        &mut self,
+        message: ClientMessage,
+        pending: Pending,
+    ) -> Result<(), (&'static str, String)> {
         if self.pending.len() >= self.config.max_pending {
-            return Err(format!(
-                "more than {} requests awaiting their answer",
-                self.config.max_pending
+            return Err((
+                "too many requests",
+                format!(
+                    "more than {} requests awaiting their answer",
+                    self.config.max_pending
+                ),
             ));
         }
-        self.next_ref += 1;
-        let reference = Ref::from(format!("{REF_PREFIX}{}", self.next_ref).as_str());
-        self.pending.insert(self.next_ref, pending);
+        let reference = Ref::from(format!("{REF_PREFIX}{}", self.next_ref + 1).as_str());
         let envelope = ClientEnvelope {
             reference: Some(reference),
             message,
         };
-        self.events
-            .push_back(BridgeEvent::Request(envelope.encode()));
+        let text = envelope.encode();
+        if text.len() > self.config.max_request {
+            return Err((
+                "frame too large",
+                format!(
+                    "the message is {} bytes as JSON, over the limit of {}",
+                    text.len(),
+                    self.config.max_request
+                ),
+            ));
+        }
+        self.next_ref += 1;
+        self.pending.insert(self.next_ref, pending);
+        self.events.push_back(BridgeEvent::Request(text));
         Ok(())
+    }
+
+    /// [`request`](Self::request) owing only `receipt`.
+    fn ask(
+        &mut self,
+        message: ClientMessage,
+        receipt: Option<String>,
+    ) -> Result<(), (&'static str, String)> {
+        let pending = Pending {
+            receipt,
+            resume: None,
+        };
+        self.request(message, pending)
     }
 
     /// The pending request a `ref` of ours names, taken.
@@ -287,6 +353,9 @@ impl Bridge {
     /// Writes `frame` into `out`; a frame that cannot be written (an octet its version cannot
     /// carry) fails the connection instead.
     fn write(&mut self, frame: &Frame, out: &mut BytesMut) {
+        if self.state == BridgeState::Closed {
+            return;
+        }
         if let Err(error) = encode(frame, self.version, out) {
             self.fail(None, "cannot encode a frame", &error.to_string());
         }
@@ -294,6 +363,9 @@ impl Bridge {
 
     /// `ERROR` (with the receipt of the frame at fault, if it asked for one), then the end.
     fn fail(&mut self, receipt: Option<&str>, message: &str, details: &str) {
+        if self.state == BridgeState::Closed {
+            return; // one ERROR, then the end
+        }
         let mut frame = Frame::new(super::Command::Error)
             .header("message", message)
             .header("content-type", "text/plain");
@@ -320,13 +392,8 @@ impl Bridge {
         if self.state != BridgeState::Disconnecting || !self.pending.is_empty() {
             return;
         }
-        if let Some(receipt) = self.disconnect_receipt.take() {
-            let frame = Frame::new(super::Command::Receipt).header("receipt-id", receipt);
-            let mut out = BytesMut::new();
-            if encode(&frame, self.version, &mut out).is_ok() {
-                self.events.push_back(BridgeEvent::Send(out.freeze()));
-            }
-        }
+        let receipt = self.disconnect_receipt.take();
+        self.receipt_now(receipt);
         self.events.push_back(BridgeEvent::Close);
         self.state = BridgeState::Closed;
     }

@@ -6,7 +6,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::inbound::OUTBOX_ACK;
-use super::{Ack, Bridge, BridgeState, Feed, Pending, destination};
+use super::{Ack, Bridge, BridgeState, Feed, Held, Pending, destination};
 use crate::cursor::{Position, Stream};
 use crate::delivery::Delivery;
 use crate::envelope::{Codec, Reply, ServerMessage};
@@ -50,17 +50,20 @@ pub(super) fn write(bridge: &mut Bridge, delivery: &Delivery, out: &mut BytesMut
             to_each(bridge, &feed, &destination, None, &[], body, out);
         }
         ServerMessage::Direct { id, from, data } => {
-            let from = [("x-roomcast-from", from.as_str())];
-            let body = Bytes::copy_from_slice(data.as_json().as_bytes());
-            outbox(bridge, id, &from, body, out);
+            let held = Held {
+                id,
+                extra: Some(("x-roomcast-from", from.as_str().to_owned())),
+                body: Bytes::copy_from_slice(data.as_json().as_bytes()),
+            };
+            outbox(bridge, held, out);
         }
         ServerMessage::Notify { id, event, data } => {
-            let event: Vec<_> = event
-                .iter()
-                .map(|e| ("x-roomcast-event", e.as_str()))
-                .collect();
-            let body = Bytes::copy_from_slice(data.as_json().as_bytes());
-            outbox(bridge, id, &event, body, out);
+            let held = Held {
+                id,
+                extra: event.map(|e| ("x-roomcast-event", e.to_string())),
+                body: Bytes::copy_from_slice(data.as_json().as_bytes()),
+            };
+            outbox(bridge, held, out);
         }
         ServerMessage::Broadcast { id, event, data } => {
             let event: Vec<_> = event
@@ -109,11 +112,14 @@ fn replied(bridge: &mut Bridge, reply: &Reply, out: &mut BytesMut) {
         let replayed = reply.replayed.unwrap_or(0).to_string();
         let position = reply.id.map(|p| p.to_string()).unwrap_or_default();
         let body = format!(r#"{{"recovered":{recovered},"replayed":{replayed}}}"#);
+        // A message-id of its own: the room's position is the one the client resumed from.
+        bridge.notices += 1;
         let frame = Frame::new(Command::Message)
             .header("subscription", id.clone())
-            .header("message-id", position)
+            .header("message-id", format!("resume-{}", bridge.notices))
             .header("destination", subscription.destination.clone())
             .header("content-type", "application/json")
+            .header("x-roomcast-id", position)
             .header("x-roomcast-recovered", recovered.to_string())
             .header("x-roomcast-replayed", replayed)
             .body(Bytes::from(body));
@@ -148,7 +154,13 @@ fn room_message(
         return; // only its presence is followed
     }
     let Some(tail) = delivery.encoding(slot(version), |d| prepare(d, version)) else {
-        return;
+        // A room name or sender this version cannot carry in a header (1.0 escapes nothing).
+        let details = format!(
+            "a message of {} cannot be written in STOMP {}",
+            room.as_str(),
+            version.as_str()
+        );
+        return bridge.fail(None, "cannot encode a message", &details);
     };
     let prepared = PreparedMessage::from_tail(version, tail.clone());
     let message_id = id.to_string();
@@ -191,17 +203,59 @@ fn prepare(delivery: &Delivery, version: Version) -> Option<Bytes> {
         .map(|prepared| prepared.tail().clone())
 }
 
-/// An outbox message to each `/user/queue/...` subscription; in a client ack mode its `ack`
-/// marks the outbox read up to it.
-fn outbox(
-    bridge: &mut Bridge,
-    id: Position,
-    extra: &[(&str, &str)],
-    body: Bytes,
-    out: &mut BytesMut,
-) {
-    let id = id.to_string();
-    to_each(bridge, &Feed::Outbox, "", Some(&id), extra, body, out);
+/// An outbox message to each `/user/queue/...` subscription (in a client ack mode its `ack`
+/// marks the outbox read up to it), or kept for the first one when there is none yet.
+fn outbox(bridge: &mut Bridge, held: Held, out: &mut BytesMut) {
+    if !bridge
+        .subscriptions
+        .values()
+        .any(|s| s.feed == Feed::Outbox)
+    {
+        if bridge.held.len() >= bridge.config.max_held {
+            bridge.held.pop_front();
+            bridge.held_dropped = true;
+        }
+        bridge.held.push_back(held);
+        return;
+    }
+    let id = held.id.to_string();
+    let extra: Vec<(&str, &str)> = held.extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    to_each(bridge, &Feed::Outbox, "", Some(&id), &extra, held.body, out);
+}
+
+impl Bridge {
+    /// The outbox messages kept for the first `/user/queue/...` subscription, to it, oldest
+    /// first; the first says whether any were dropped.
+    pub(super) fn release_held(&mut self, subscription: &str) {
+        let Some(s) = self.subscriptions.get(subscription).cloned() else {
+            return;
+        };
+        let mut out = BytesMut::new();
+        let mut dropped = std::mem::take(&mut self.held_dropped);
+        for held in std::mem::take(&mut self.held) {
+            let id = held.id.to_string();
+            let mut frame = Frame::new(Command::Message)
+                .header("subscription", subscription)
+                .header("message-id", id.clone());
+            if s.ack != Ack::Auto {
+                frame = frame.header("ack", format!("{OUTBOX_ACK}{id}"));
+            }
+            frame = frame
+                .header("destination", s.destination.clone())
+                .header("content-type", "application/json");
+            if let Some((name, value)) = held.extra {
+                frame = frame.header(name, value);
+            }
+            if std::mem::take(&mut dropped) {
+                frame = frame.header("x-roomcast-recovered", "false");
+            }
+            self.write(&frame.body(held.body), &mut out);
+        }
+        if !out.is_empty() {
+            self.events
+                .push_back(super::BridgeEvent::Send(out.freeze()));
+        }
+    }
 }
 
 /// A `MESSAGE` to each subscription of `feed`, its `destination` the subscription's own when

@@ -343,8 +343,9 @@ fn a_resumed_subscription_says_first_whether_it_resumed_whole() {
     );
     assert_eq!(
         out,
-        "MESSAGE\nsubscription:s\nmessage-id:1.9\ndestination:/topic/lobby\n\
-         content-type:application/json\nx-roomcast-recovered:false\nx-roomcast-replayed:0\n\
+        "MESSAGE\nsubscription:s\nmessage-id:resume-1\ndestination:/topic/lobby\n\
+         content-type:application/json\nx-roomcast-id:1.9\nx-roomcast-recovered:false\n\
+         x-roomcast-replayed:0\n\
          content-length:32\n\n{\"recovered\":false,\"replayed\":0}\0"
     );
     bridge.handle_bytes(b"SUBSCRIBE\nid:t\ndestination:/topic/x\nx-roomcast-since:soon\n\n\0");
@@ -461,4 +462,136 @@ fn subscriptions_and_requests_in_flight_are_bounded() {
     let events = events(&mut bridge);
     assert_eq!(requests(&events).len(), 1);
     assert!(sent(&events).contains("more than 1 requests awaiting"));
+}
+
+fn direct(offset: u64, text: &str) -> crate::delivery::Shared {
+    let data = crate::envelope::Payload::from_value(text).expect("JSON");
+    let direct = ServerMessage::Direct {
+        id: position(offset),
+        from: UserId::new("bob").expect("a user"),
+        data,
+    };
+    Delivery::streamed(direct.encode(), Stream::User, position(offset))
+}
+
+#[test]
+fn the_outbox_before_any_user_queue_is_kept_for_the_first_one_bounded() {
+    let mut bridge = Bridge::new(BridgeConfig {
+        max_held: 2,
+        ..BridgeConfig::default()
+    });
+    bridge.handle_bytes(b"CONNECT\naccept-version:1.2\n\n\0");
+    let _ = deliver(&mut bridge, &welcome("alice"));
+    // The unread outbox comes right after the welcome, before any SUBSCRIBE.
+    for (offset, text) in [(1, "one"), (2, "two"), (3, "three")] {
+        assert_eq!(deliver(&mut bridge, &direct(offset, text)), "", "kept");
+    }
+    let _ = events(&mut bridge);
+    bridge.handle_bytes(b"SUBSCRIBE\nid:q\ndestination:/user/queue/inbox\n\n\0");
+    let text = sent(&events(&mut bridge));
+    assert!(
+        !text.contains("\"one\""),
+        "the oldest went past the bound: {text}"
+    );
+    let two = text.find("\"two\"").expect("two");
+    let three = text.find("\"three\"").expect("three");
+    assert!(two < three, "in order: {text}");
+    assert_eq!(
+        text.matches("x-roomcast-recovered:false").count(),
+        1,
+        "the first says some were dropped: {text}"
+    );
+    assert!(
+        text.starts_with("MESSAGE\nsubscription:q\nmessage-id:1.2\n"),
+        "{text}"
+    );
+    bridge.handle_bytes(b"SUBSCRIBE\nid:r\ndestination:/user/queue/other\n\n\0");
+    assert_eq!(sent(&events(&mut bridge)), "", "given once");
+}
+
+#[test]
+fn a_resume_on_a_room_already_followed_is_refused_not_ignored() {
+    let mut bridge = open();
+    bridge.handle_bytes(b"SUBSCRIBE\nid:p\ndestination:/topic/lobby.presence\n\n\0");
+    let _ = events(&mut bridge);
+    bridge.handle_bytes(b"SUBSCRIBE\nid:s\ndestination:/topic/lobby\nx-roomcast-since:1.5\n\n\0");
+    let text = sent(&events(&mut bridge));
+    assert!(text.starts_with("ERROR\nmessage:cannot resume\n"), "{text}");
+}
+
+#[test]
+fn stomp_1_1_acknowledges_the_outbox_by_message_id_and_subscription() {
+    let mut bridge = Bridge::new(BridgeConfig::default());
+    bridge.handle_bytes(b"CONNECT\naccept-version:1.1\n\n\0");
+    let _ = deliver(&mut bridge, &welcome("alice"));
+    bridge.handle_bytes(b"SUBSCRIBE\nid:n\ndestination:/user/queue/x\nack:client\n\n\0");
+    bridge.handle_bytes(b"SUBSCRIBE\nid:r\ndestination:/topic/lobby\nack:client\n\n\0");
+    let _ = events(&mut bridge);
+    bridge.handle_bytes(b"ACK\nsubscription:r\nmessage-id:1.3\n\n\0");
+    assert!(
+        requests(&events(&mut bridge)).is_empty(),
+        "a room's ACK changes nothing"
+    );
+    bridge.handle_bytes(b"ACK\nsubscription:n\nmessage-id:1.3\n\n\0");
+    assert_eq!(
+        requests(&events(&mut bridge)),
+        [serde_json::json!({"type":"read","ref":"stomp-2","upto":"1.3"})]
+    );
+}
+
+#[test]
+fn a_send_too_large_for_the_session_is_an_error_with_its_receipt() {
+    let mut bridge = Bridge::new(BridgeConfig {
+        max_request: 100,
+        ..BridgeConfig::default()
+    });
+    bridge.handle_bytes(b"CONNECT\naccept-version:1.2\n\n\0");
+    let _ = deliver(&mut bridge, &welcome("alice"));
+    let body = "x".repeat(90);
+    let frame = format!("SEND\ndestination:/topic/lobby\nreceipt:big\n\n{body}\0");
+    bridge.handle_bytes(frame.as_bytes());
+    let events = events(&mut bridge);
+    assert!(requests(&events).is_empty());
+    let text = sent(&events);
+    assert!(
+        text.starts_with(
+            "ERROR\nmessage:frame too large\ncontent-type:text/plain\nreceipt-id:big\n"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn stomp_1_0_unsubscribes_by_destination() {
+    let mut bridge = Bridge::new(BridgeConfig::default());
+    bridge.handle_bytes(b"CONNECT\n\n\0");
+    let _ = deliver(&mut bridge, &welcome("alice"));
+    bridge.handle_bytes(b"SUBSCRIBE\nid:7\ndestination:/topic/lobby\n\n\0");
+    let _ = events(&mut bridge);
+    bridge.handle_bytes(b"UNSUBSCRIBE\ndestination:/topic/lobby\n\n\0");
+    assert_eq!(
+        requests(&events(&mut bridge)),
+        [serde_json::json!({"type":"leave","ref":"stomp-2","room":"lobby"})]
+    );
+}
+
+#[test]
+fn one_failure_is_one_error() {
+    let (mut bridge, _) = (open(), ());
+    bridge.handle_bytes(b"SUBSCRIBE\nid:a\ndestination:/topic/lobby\n\n\0");
+    let _ = events(&mut bridge);
+    for _ in 0..2 {
+        let refusal = ServerMessage::Error {
+            reference: None,
+            code: ErrorCode::RateLimited,
+            message: "slow down".into(),
+        };
+        let _ = deliver(&mut bridge, &Delivery::unstreamed(refusal.encode()));
+    }
+    let events = events(&mut bridge);
+    assert_eq!(sent(&events).matches("ERROR\n").count(), 1, "{events:?}");
+    assert_eq!(
+        events.iter().filter(|e| **e == BridgeEvent::Close).count(),
+        1
+    );
 }
