@@ -49,6 +49,7 @@ mod readiness;
 mod runtime;
 mod session;
 mod shutdown;
+mod sockjs;
 mod stomp;
 mod transport;
 mod websocket;

@@ -1,6 +1,7 @@
 //! STOMP over WebSocket as a roomcast [`Transport`]: the WebSocket's messages go through a
 //! [`Bridge`] (`roomcast_core::stomp::bridge`), which turns the client's STOMP frames into the
-//! session's requests and the session's frames into STOMP frames.
+//! session's requests and the session's frames into STOMP frames. The WebSocket carries the
+//! frames as they are, or in SockJS's framing (`sockjs.rs`) for a SockJS client.
 
 use std::collections::VecDeque;
 use std::io;
@@ -12,12 +13,23 @@ use roomcast_core::close::{Close, CloseCode};
 use roomcast_core::session::Transmit;
 use roomcast_core::stomp::bridge::{Bridge, BridgeEvent};
 
+use crate::sockjs;
 use crate::transport::{Inbound, Transport};
 use crate::websocket::WsTransport;
+
+/// How the WebSocket carries the STOMP frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// One or more frames per WebSocket message, as they are (`/stomp`).
+    Plain,
+    /// SockJS's `o`, `a[...]`, `h`, `c[...]` around them (`/stomp/<server>/<session>/websocket`).
+    SockJs,
+}
 
 /// A STOMP connection over a WebSocket (subprotocol `v12.stomp`, `v11.stomp` or `v10.stomp`).
 pub struct StompTransport<S> {
     ws: WsTransport<S>,
+    framing: Framing,
     bridge: Bridge,
     /// The bridge ended the connection (an `ERROR` sent, or `DISCONNECT` answered): the next
     /// read says so, and the session closes after what is queued.
@@ -38,6 +50,7 @@ impl<S> StompTransport<S> {
     pub fn new(ws: WsTransport<S>, bridge: Bridge) -> Self {
         Self {
             ws,
+            framing: Framing::Plain,
             bridge,
             closing: false,
             waker: None,
@@ -54,6 +67,52 @@ impl<S> StompTransport<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> StompTransport<S> {
+    /// A STOMP connection of a SockJS client over `ws` (SockJS's WebSocket transport): the
+    /// open frame goes first.
+    pub fn sockjs(ws: WsTransport<S>, bridge: Bridge) -> io::Result<Self> {
+        let mut transport = Self::new(ws, bridge);
+        transport.framing = Framing::SockJs;
+        transport.ws.queue_text(Bytes::from_static(sockjs::OPEN))?;
+        transport.unflushed = true;
+        Ok(transport)
+    }
+
+    /// Answers the client's `CONNECT` with `ERROR` (`message`, and `details` as its body): its
+    /// credential did not pass. The caller then closes.
+    pub fn refuse(&mut self, message: &str, details: &str) {
+        self.bridge.refuse(message, details);
+        let _ = self.pump();
+    }
+
+    /// Queues STOMP bytes for the client, in the connection's framing.
+    fn send_text(&mut self, bytes: Bytes) -> io::Result<()> {
+        match self.framing {
+            Framing::Plain => self.ws.queue_text(bytes),
+            Framing::SockJs => self.ws.queue_text(sockjs::messages([&bytes[..]])),
+        }
+    }
+
+    /// Feeds what a WebSocket message held to the bridge; `false` for a SockJS frame that is
+    /// not one (the connection is then broken off).
+    fn feed(&mut self, bytes: &[u8]) -> bool {
+        if self.framing == Framing::Plain {
+            self.bridge.handle_bytes(bytes);
+            return true;
+        }
+        let Some(messages) = std::str::from_utf8(bytes)
+            .ok()
+            .and_then(sockjs::client_messages)
+        else {
+            return false;
+        };
+        for message in messages {
+            self.bridge.handle_bytes(message.as_bytes());
+        }
+        true
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> StompTransport<S> {
     /// Acts on the bridge's events: bytes go out now; requests and signs of life wait in
     /// `inbound` for the session, in order.
     fn pump(&mut self) -> io::Result<()> {
@@ -61,7 +120,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> StompTransport<S> {
             match event {
                 BridgeEvent::Request(text) => self.inbound.push_back(Inbound::Text(text)),
                 BridgeEvent::Send(bytes) => {
-                    self.ws.queue_text(bytes)?;
+                    self.send_text(bytes)?;
                     self.unflushed = true;
                 }
                 // One sign of life stands for several in a row.
@@ -98,6 +157,11 @@ where
             if self.pump().is_err() {
                 return Poll::Ready(None);
             }
+            // After an `ERROR` nothing more of the client's reaches the session: it was told
+            // its frames failed, and a request run anyway would be stored twice on its retry.
+            if self.closing {
+                self.inbound.clear();
+            }
             if let Some(inbound) = self.inbound.pop_front() {
                 return Poll::Ready(Some(inbound));
             }
@@ -109,7 +173,10 @@ where
                 Some(Inbound::Binary(bytes)) => Bytes::from(bytes),
                 other => return Poll::Ready(other),
             };
-            self.bridge.handle_bytes(&bytes);
+            if !self.feed(&bytes) {
+                let close = Close::new(CloseCode::Other(1002), "not a SockJS frame");
+                return Poll::Ready(Some(Inbound::Failed(close)));
+            }
         }
     }
 
@@ -123,7 +190,7 @@ where
                 self.bridge.handle_delivery(&delivery, &mut self.out);
                 if !self.out.is_empty() {
                     let frames = self.out.split().freeze();
-                    self.ws.queue_text(frames)?;
+                    self.send_text(frames)?;
                 }
                 // An `ERROR` (a refused request) goes out, and the connection ends after it:
                 // the next read says so.
@@ -136,10 +203,18 @@ where
                 Ok(())
             }
             Transmit::Ping => {
+                if self.framing == Framing::SockJs {
+                    self.ws.queue_text(Bytes::from_static(sockjs::HEARTBEAT))?;
+                }
                 if self.bridge.sends_heart_beats() {
-                    self.ws.queue_text(Bytes::from_static(b"\n"))?;
+                    self.send_text(Bytes::from_static(b"\n"))?;
                 }
                 self.ws.start_send(Transmit::Ping)
+            }
+            Transmit::Close(close) if self.framing == Framing::SockJs => {
+                let frame = sockjs::close(close.code.as_u16(), &close.reason);
+                self.ws.queue_text(frame)?;
+                self.ws.start_send(Transmit::Close(close))
             }
             other => self.ws.start_send(other),
         }
