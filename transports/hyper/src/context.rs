@@ -84,7 +84,9 @@ impl Default for Options {
     }
 }
 
-/// The state every endpoint shares, behind the service's `Arc`.
+/// The state every endpoint shares, behind the service's `Arc`. A clone shares the hub and the
+/// per-IP counts; it is for a task that outlives its request (STOMP's deferred admission).
+#[derive(Clone)]
 pub(crate) struct Inner<R> {
     /// Runs the sessions.
     pub(crate) runtime: R,
@@ -151,6 +153,23 @@ impl<R: Runtime> Inner<R> {
             origin,
             client,
         })
+    }
+
+    /// The checks of [`admit`](Self::admit) but authentication: origin (403) and the per-IP
+    /// limit (429), for a protocol whose credential comes in band after the upgrade (STOMP's
+    /// `CONNECT`). The slot goes into the request that carries the credential later (as
+    /// [`ConnSlot`]), so [`admit`](Self::admit) counts the connection once.
+    pub(crate) fn admit_anonymous<B>(
+        &self,
+        peer: IpAddr,
+        request: &Request<B>,
+    ) -> Result<Slot, Refusal> {
+        self.check_origin(request)?;
+        let client = client_ip(peer, request.headers(), &self.options.trusted_proxies);
+        match request.extensions().get::<ConnSlot>() {
+            Some(ConnSlot(slot)) => Ok(slot.clone()),
+            None => self.acquire(client),
+        }
     }
 
     /// [`admit`](Self::admit), then the application's connect hook, if there is one.

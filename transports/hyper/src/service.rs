@@ -69,9 +69,20 @@ impl Route {
     }
 }
 
+/// Every path under `/stomp/` is SockJS's (`endpoints/sockjs.rs` reads the rest).
+static SOCKJS: Route = Route::new(
+    "/stomp/",
+    Method::GET,
+    Endpoint::SockJs,
+    FirstRequest::Hyper,
+);
+
 /// The route of `path`, if roomcast serves it.
 pub(crate) fn route(path: &str) -> Option<&'static Route> {
-    ROUTES.iter().find(|route| route.path == path)
+    ROUTES
+        .iter()
+        .find(|route| route.path == path)
+        .or_else(|| path.starts_with(SOCKJS.path).then_some(&SOCKJS))
 }
 
 /// The roomcast endpoints as one hyper service (cheap to clone):
@@ -83,6 +94,7 @@ pub(crate) fn route(path: &str) -> Option<&'static Route> {
 /// | `GET /events` | an SSE stream: the user's notifications, the broadcast feed, `?rooms=a,b` |
 /// | `GET /poll` | long-poll: the stored messages after `?cursor=`, as JSON |
 /// | `GET /stomp` | STOMP 1.0 – 1.2 over WebSocket (`v12.stomp`, `v11.stomp`, `v10.stomp`) |
+/// | `GET /stomp/info`, `/stomp/<server>/<session>/websocket` | SockJS, carrying STOMP |
 ///
 /// Anything else is a 404; an application serves its own routes and hands these paths to
 /// [`handle`](Self::handle).
@@ -196,7 +208,7 @@ impl<R: Runtime> Roomcast<R> {
         // A WebSocket over HTTP/2 comes as an extended CONNECT (RFC 8441), not a GET.
         let websocket = matches!(
             route.endpoint,
-            Endpoint::WebSocket | Endpoint::Echo | Endpoint::Stomp
+            Endpoint::WebSocket | Endpoint::Echo | Endpoint::Stomp | Endpoint::SockJs
         );
         if *request.method() != route.method && !(websocket && is_extended_connect(&request)) {
             let only = format!("only {} is served here", route.method);

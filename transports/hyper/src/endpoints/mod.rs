@@ -8,6 +8,7 @@
 
 pub(crate) mod echo;
 pub(crate) mod poll;
+pub(crate) mod sockjs;
 pub(crate) mod sse;
 pub(crate) mod stomp;
 pub(crate) mod websocket;
@@ -34,6 +35,8 @@ pub(crate) enum Endpoint {
     Poll,
     /// STOMP over WebSocket (`stomp.rs`).
     Stomp,
+    /// SockJS under `/stomp/` (`sockjs.rs`).
+    SockJs,
 }
 
 impl Endpoint {
@@ -51,6 +54,7 @@ impl Endpoint {
             Self::Sse => sse::serve(inner, peer, request).await,
             Self::Poll => poll::serve(inner, peer, request).await,
             Self::Stomp => stomp::serve(inner, peer, request).await,
+            Self::SockJs => sockjs::serve(inner, peer, request).await,
         }
     }
 }

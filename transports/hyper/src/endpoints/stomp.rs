@@ -1,19 +1,30 @@
 //! `GET /stomp`: STOMP 1.0, 1.1 and 1.2 over WebSocket (docs/stomp.md). The handshake and the
 //! admission are `/ws`'s; the session runs with a STOMP bridge between it and the socket
 //! (`roomcast_io::StompTransport`), so a STOMP client obeys every rule a roomcast.v1 client does.
+//!
+//! A handshake that carries no credential the server accepts is upgraded all the same (after
+//! the origin and per-IP checks), and the credential is taken from the `CONNECT` frame's
+//! `passcode` or `Authorization: Bearer` header, as STOMP clients send it; a `CONNECT` without
+//! one that passes is answered `ERROR`.
 
+use std::future::poll_fn;
 use std::net::IpAddr;
 
-use http::{Request, Response};
-use roomcast_core::stomp::bridge::{Bridge, BridgeConfig};
-use roomcast_io::{Runtime, StompTransport, WsTransport, run_registered};
+use http::{HeaderValue, Request, Response, header};
+use roomcast_core::close::{Close, CloseCode};
+use roomcast_core::session::Transmit;
+use roomcast_core::stomp::bridge::{Bridge, BridgeConfig, BridgeState};
+use roomcast_io::{
+    Inbound, Runtime, SessionOptions, StompTransport, Transport, WsTransport, run_registered,
+    websocket_config,
+};
 
-use super::websocket::{Opened, open_as};
+use super::websocket::{Opened, open_as, register};
 use crate::body::Body;
-use crate::context::Inner;
+use crate::context::{ConnSlot, Inner};
 use crate::io::HyperIo;
 use crate::refusal::Refusal;
-use crate::upgrade::offers;
+use crate::upgrade::{check_opening, offers, switching};
 
 /// The STOMP subprotocols, in the order they are preferred when a client offers several.
 pub const STOMP_SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
@@ -22,22 +33,37 @@ pub const STOMP_SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"
 pub(crate) async fn serve<R: Runtime, B: Send + 'static>(
     inner: &Inner<R>,
     peer: IpAddr,
+    request: Request<B>,
+) -> Result<Response<Body>, Refusal> {
+    serve_framed(inner, peer, request, false).await
+}
+
+/// [`serve`], the frames in SockJS's framing when `sockjs` (its WebSocket transport).
+pub(crate) async fn serve_framed<R: Runtime, B: Send + 'static>(
+    inner: &Inner<R>,
+    peer: IpAddr,
     mut request: Request<B>,
+    sockjs: bool,
 ) -> Result<Response<Body>, Refusal> {
     let subprotocol = STOMP_SUBPROTOCOLS
         .into_iter()
         .find(|name| offers(request.headers(), name));
+    let opened = match open_as(inner, peer, &request, "stomp", subprotocol, false).await {
+        Ok(opened) => opened,
+        // No credential in the handshake: perhaps in `CONNECT`.
+        Err(refusal) if refusal.status == 401 => {
+            return deferred(inner, peer, request, subprotocol, sockjs);
+        }
+        Err(refusal) => return Err(refusal),
+    };
     let Opened {
         registered,
         slot,
         switching,
         options,
         config,
-    } = open_as(inner, peer, &request, "stomp", subprotocol, false).await?;
-    let bridge = Bridge::new(BridgeConfig {
-        heart_beat_ms: u64::try_from(options.config.ping_interval.as_millis()).unwrap_or(u64::MAX),
-        ..BridgeConfig::default()
-    });
+    } = opened;
+    let bridge = bridge(&options);
     let upgrade = hyper::upgrade::on(&mut request);
     let runtime = inner.runtime.clone();
     inner.runtime.spawn(async move {
@@ -45,13 +71,129 @@ pub(crate) async fn serve<R: Runtime, B: Send + 'static>(
         // Dropping `registered` unrun (the upgrade failed) removes it from the hub.
         let Ok(upgraded) = upgrade.await else { return };
         let ws = WsTransport::server(HyperIo(upgraded), config);
-        run_registered(
-            &runtime,
-            StompTransport::new(ws, bridge),
-            registered,
-            options,
-        )
-        .await;
+        let Ok(transport) = transport(ws, bridge, sockjs) else {
+            return;
+        };
+        run_registered(&runtime, transport, registered, options).await;
     });
     Ok(switching)
+}
+
+/// The transport over `ws`, in SockJS's framing when `sockjs` (its open frame queued).
+fn transport<S>(
+    ws: WsTransport<S>,
+    bridge: Bridge,
+    sockjs: bool,
+) -> std::io::Result<StompTransport<S>>
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send,
+{
+    match sockjs {
+        true => StompTransport::sockjs(ws, bridge),
+        false => Ok(StompTransport::new(ws, bridge)),
+    }
+}
+
+fn bridge(options: &SessionOptions) -> Bridge {
+    Bridge::new(BridgeConfig {
+        heart_beat_ms: u64::try_from(options.config.ping_interval.as_millis()).unwrap_or(u64::MAX),
+        max_request: options.config.max_frame,
+        ..BridgeConfig::default()
+    })
+}
+
+/// The upgrade without a credential: origin and per-IP checks now, authentication once
+/// `CONNECT` comes (within the handshake timeout), then the session as any other.
+fn deferred<R: Runtime, B: Send + 'static>(
+    inner: &Inner<R>,
+    peer: IpAddr,
+    mut request: Request<B>,
+    subprotocol: Option<&'static str>,
+    sockjs: bool,
+) -> Result<Response<Body>, Refusal> {
+    let opening = check_opening(&request)?;
+    let slot = inner.admit_anonymous(peer, &request)?;
+    let (uri, headers) = (request.uri().clone(), request.headers().clone());
+    let upgrade = hyper::upgrade::on(&mut request);
+    let runtime = inner.runtime.clone();
+    let config = websocket_config(&inner.options.session.config);
+    let task = inner.clone();
+    inner.runtime.spawn(async move {
+        let inner = task;
+        let Ok(upgraded) = upgrade.await else { return };
+        let ws = WsTransport::server(HyperIo(upgraded), config);
+        let Ok(mut transport) = transport(ws, bridge(&inner.options.session), sockjs) else {
+            return;
+        };
+        let timeout = inner.options.session.config.handshake_timeout;
+        let read = read_connect(&mut transport);
+        let deadline = runtime.now() + timeout;
+        let late = async {
+            runtime.sleep_until(deadline).await;
+            false
+        };
+        if !futures_lite::future::or(read, late).await {
+            return; // the client went, broke the protocol (its ERROR is sent), or was slow
+        }
+        // The credential of `CONNECT`, checked as a handshake's would be.
+        let mut connect = Request::new(());
+        *connect.uri_mut() = uri;
+        *connect.headers_mut() = headers;
+        connect.extensions_mut().insert(ConnSlot(slot.clone()));
+        if let Some(token) = transport.bridge().credentials()
+            && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
+        {
+            connect.headers_mut().insert(header::AUTHORIZATION, value);
+        }
+        let admitted = match inner.admit_session(peer, &connect, "stomp").await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return refuse(transport, &refusal).await,
+        };
+        let (registered, options, _) =
+            match register(&inner, admitted.identity, None, "stomp").await {
+                Ok(registered) => registered,
+                Err(refusal) => return refuse(transport, &refusal).await,
+            };
+        let _slot = slot;
+        run_registered(&runtime, transport, registered, options).await;
+    });
+    Ok(switching(&opening, subprotocol))
+}
+
+/// Reads until the bridge has the client's `CONNECT`: `true`, or `false` when the connection
+/// ended or the bridge failed it (its `ERROR` then written).
+async fn read_connect<S>(transport: &mut StompTransport<S>) -> bool
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send,
+{
+    loop {
+        // What the transport queued of its own (SockJS's open frame) goes out first.
+        if transport.wants_flush() && poll_fn(|cx| transport.poll_flush(cx)).await.is_err() {
+            return false;
+        }
+        if transport.bridge().state() == BridgeState::Connecting {
+            return true;
+        }
+        match poll_fn(|cx| transport.poll_recv(cx)).await {
+            Some(Inbound::Pong) => {}
+            Some(Inbound::Failed(close)) => {
+                // The bridge's ERROR is queued: it goes, then the close.
+                let _ = transport.start_send(Transmit::Close(close));
+                let _ = poll_fn(|cx| transport.poll_flush(cx)).await;
+                return false;
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// `ERROR` for a `CONNECT` whose credential did not pass, then the close.
+async fn refuse<S>(mut transport: StompTransport<S>, refusal: &Refusal)
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send,
+{
+    transport.refuse(refusal.code(), &refusal.message);
+    let close = Close::new(CloseCode::Normal, "STOMP connection refused");
+    let _ = transport.start_send(Transmit::Close(close));
+    let _ = poll_fn(|cx| transport.poll_flush(cx)).await;
 }

@@ -65,7 +65,25 @@ pub(crate) async fn open_as<R: Runtime, B>(
         true => parse_cursor(query_param(request.uri(), "cursor"), "cursor")?,
         false => None,
     };
-    let identity = admitted.identity;
+    let (registered, options, config) =
+        register(inner, admitted.identity, cursor, transport).await?;
+    Ok(Opened {
+        registered,
+        slot: admitted.slot,
+        switching: switching(&opening, subprotocol),
+        options,
+        config,
+    })
+}
+
+/// Registers an admitted WebSocket session of `identity` with the hub: its registration, and
+/// the session's options and tungstenite's settings.
+pub(crate) async fn register<R: Runtime>(
+    inner: &Inner<R>,
+    identity: roomcast_core::access::Identity,
+    cursor: Option<roomcast_core::cursor::Cursor>,
+    transport: &'static str,
+) -> Result<(Registered, SessionOptions, WebSocketConfig), Refusal> {
     let connect = Connect {
         user: identity.user,
         broadcast: true,
@@ -82,13 +100,7 @@ pub(crate) async fn open_as<R: Runtime, B>(
     options.kind = SessionKind::WebSocket;
     options.transport = transport;
     let config = websocket_config(&options.config);
-    Ok(Opened {
-        registered,
-        slot: admitted.slot,
-        switching: switching(&opening, subprotocol),
-        options,
-        config,
-    })
+    Ok((registered, options, config))
 }
 
 /// `GET /ws` under hyper: the roomcast protocol on the upgraded connection, in a task of its
