@@ -3,6 +3,10 @@
 // disconnect, and get an ERROR for what roomcast refuses.
 //
 // Usage: node tests/browser/stomp_node.mjs ws://127.0.0.1:PORT/stomp
+//        node tests/browser/stomp_node.mjs ws://127.0.0.1:PORT/stomp passcode TOKEN
+//
+// With `passcode TOKEN` it runs the credential scenario instead: no credential in the URL, the
+// token in CONNECT's `passcode` (as Spring applications send it), then a wrong one refused.
 //
 // Run by servers/roomcast/tests/stomp.rs, which owns the server. Prints one JSON line: the steps
 // that passed, in order, or `FAIL step: why` at the first that did not. Exit codes: 0 ran, 2 bad
@@ -10,11 +14,12 @@
 import { Client } from '@stomp/stompjs';
 import WebSocket from 'ws';
 
-if (process.argv.length !== 3) {
-  process.stderr.write('usage: node stomp_node.mjs ws://127.0.0.1:PORT/stomp\n');
+if (process.argv.length !== 3 && !(process.argv.length === 5 && process.argv[3] === 'passcode')) {
+  process.stderr.write('usage: node stomp_node.mjs ws://127.0.0.1:PORT/stomp [passcode TOKEN]\n');
   process.exit(2);
 }
 const base = process.argv[2];
+const passcode = process.argv[4];
 const steps = [];
 setTimeout(() => {
   steps.push('FAIL the whole scenario: not done within 30 s');
@@ -80,6 +85,39 @@ async function step(name, body) {
 }
 
 const expect = (ok, what) => { if (!ok) throw new Error(what); };
+
+/// A client with `passcode` in CONNECT and nothing in the URL; resolves with its CONNECTED or
+/// its ERROR frame.
+function withPasscode(code) {
+  return within('an answer to CONNECT', new Promise((resolve) => {
+    const client = new Client({
+      webSocketFactory: () => new WebSocket(base, ['v12.stomp']),
+      connectHeaders: { login: 'ignored', passcode: code },
+      reconnectDelay: 0,
+    });
+    client.onConnect = (frame) => { resolve(frame); client.deactivate(); };
+    client.onStompError = (frame) => { resolve(frame); client.deactivate(); };
+    client.activate();
+  }));
+}
+
+if (passcode) {
+  try {
+    await step('connect with a passcode', async () => {
+      const frame = await withPasscode(passcode);
+      expect(frame.command === 'CONNECTED', `${frame.command}: ${frame.body}`);
+      expect(frame.headers['user-name'] === 'alice', `user-name ${frame.headers['user-name']}`);
+    });
+    await step('refused with a wrong passcode', async () => {
+      const frame = await withPasscode(`${passcode}x`);
+      expect(frame.command === 'ERROR', `${frame.command}`);
+      expect(frame.headers.message === 'unauthorized', `message ${frame.headers.message}`);
+    });
+  } catch (_) {
+    // The failing step is recorded.
+  }
+  finish();
+}
 
 try {
   let alice, bob, bobRoom, bobQueue, lastId;

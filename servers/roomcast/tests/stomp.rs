@@ -5,8 +5,20 @@ mod common;
 
 use std::process::Command;
 
-use common::Running;
+use common::{BIN, Running};
 use roomcast_tests::browser::browser_dir;
+
+/// Runs `stomp_node.mjs` with `args`: the steps it passed.
+fn node(args: &[&str]) -> serde_json::Value {
+    let output = Command::new("node")
+        .arg(browser_dir().join("stomp_node.mjs"))
+        .args(args)
+        .output()
+        .expect("run node");
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+}
 
 #[test]
 #[cfg_attr(
@@ -16,13 +28,7 @@ use roomcast_tests::browser::browser_dir;
 fn stompjs_connects_subscribes_sends_resumes_and_is_refused_what_roomcast_does_not_do() {
     let server = Running::start(&["--memory"]);
     let url = format!("ws://127.0.0.1:{}/stomp", server.addr.port());
-    let output = Command::new("node")
-        .arg(browser_dir().join("stomp_node.mjs"))
-        .arg(&url)
-        .output()
-        .expect("run node");
-    assert!(output.status.success(), "{output:?}");
-    let steps: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let steps = node(&[&url]);
     assert_eq!(
         steps,
         serde_json::json!([
@@ -35,7 +41,61 @@ fn stompjs_connects_subscribes_sends_resumes_and_is_refused_what_roomcast_does_n
             "error on what roomcast refuses",
             "disconnect"
         ]),
-        "stderr: {}",
-        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(roomcast_browser),
+    ignore = "needs node and tests/browser/node_modules: apt-get install nodejs npm, then (cd tests/browser && npm ci); .ci/run does both"
+)]
+fn a_token_in_connects_passcode_admits_when_the_url_carries_none() {
+    const SECRET: &str = "stomp-secret";
+    let server = Running::start(&["--memory", "--jwt-secret", SECRET]);
+    let minted = Command::new(BIN)
+        .args(["token", "--user", "alice", "--secret", SECRET])
+        .output()
+        .expect("run roomcast token");
+    assert!(minted.status.success(), "{minted:?}");
+    let token = String::from_utf8(minted.stdout).expect("UTF-8");
+    let url = format!("ws://127.0.0.1:{}/stomp", server.addr.port());
+    let steps = node(&[&url, "passcode", token.trim()]);
+    assert_eq!(
+        steps,
+        serde_json::json!(["connect with a passcode", "refused with a wrong passcode"])
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(roomcast_browser),
+    ignore = "needs node, Chromium and tests/browser/node_modules: apt-get install chromium nodejs npm, then (cd tests/browser && npm ci); .ci/run does both"
+)]
+fn sockjs_client_carries_stompjs_in_chromium_over_its_websocket_transport() {
+    let server = Running::start(&["--memory"]);
+    let base = format!("http://127.0.0.1:{}", server.addr.port());
+    let output = Command::new("node")
+        .arg(browser_dir().join("sockjs_stomp.mjs"))
+        .arg(&base)
+        .env("CHROMIUM", roomcast_tests::browser::chromium())
+        .output()
+        .expect("run node");
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let result: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(
+        result["steps"],
+        serde_json::json!([
+            "connect over SockJS",
+            "subscribe",
+            "send and receive",
+            "direct"
+        ]),
+        "{result}"
+    );
+    assert_eq!(
+        result["transports"],
+        serde_json::json!(["websocket", "websocket"])
     );
 }
