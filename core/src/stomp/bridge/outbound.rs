@@ -9,7 +9,7 @@ use super::inbound::OUTBOX_ACK;
 use super::{Ack, Bridge, BridgeState, Feed, Held, Pending, destination};
 use crate::cursor::{Position, Stream};
 use crate::delivery::Delivery;
-use crate::envelope::{Codec, Reply, ServerMessage};
+use crate::envelope::{Codec, Ref, ServerMessage};
 use crate::names::RoomName;
 use crate::stomp::{Command, Frame, Headers, PreparedMessage, Version};
 
@@ -27,6 +27,26 @@ pub(super) fn write(bridge: &mut Bridge, delivery: &Delivery, out: &mut BytesMut
     if let Some((Stream::Room(room), id)) = &delivery.stream {
         return room_message(bridge, delivery, room, *id, out);
     }
+    // Read only what may be written: a join storm sends every member a presence diff per
+    // arrival, and decoding each for a connection that follows no presence costs quadratic time.
+    let wanted = match delivery.frame.message_type() {
+        "presence" => bridge
+            .subscriptions
+            .values()
+            .any(|s| matches!(s.feed, Feed::Presence(_))),
+        "welcome" | "reply" | "error" | "direct" | "notify" | "broadcast" => true,
+        _ => false, // typing, streams, read marks, expiring, shutdown: no STOMP form
+    };
+    if !wanted {
+        return;
+    }
+    if delivery.frame.message_type() == "reply" {
+        // Read lightly: a join's reply lists every member, which a STOMP client never sees.
+        if let Ok(reply) = serde_json::from_str::<LightReply>(delivery.frame.as_str()) {
+            replied(bridge, &reply, out);
+        }
+        return;
+    }
     let Ok(message) = Codec::new().decode_server(delivery.frame.as_str()) else {
         return; // not one of ours: an application's own frame has no STOMP form
     };
@@ -34,7 +54,6 @@ pub(super) fn write(bridge: &mut Bridge, delivery: &Delivery, out: &mut BytesMut
         ServerMessage::Welcome { session, user, .. } => {
             connected(bridge, &session, user.as_str(), out)
         }
-        ServerMessage::Reply(reply) => replied(bridge, &reply, out),
         ServerMessage::Error {
             reference,
             code,
@@ -101,7 +120,19 @@ pub(super) fn connected(bridge: &mut Bridge, session: &str, user: &str, out: &mu
 
 /// The answer to one of the bridge's requests: its receipt, and for a resumed subscription
 /// the frame that says whether it resumed whole.
-fn replied(bridge: &mut Bridge, reply: &Reply, out: &mut BytesMut) {
+/// What the bridge reads of a reply; the rest (a join's members) is skipped unread.
+#[derive(serde::Deserialize)]
+struct LightReply<'a> {
+    #[serde(rename = "ref")]
+    reference: Ref,
+    /// A position's text (`1f.45`), copied through as it is.
+    #[serde(borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+    recovered: Option<bool>,
+    replayed: Option<u64>,
+}
+
+fn replied(bridge: &mut Bridge, reply: &LightReply, out: &mut BytesMut) {
     let Some(Pending { receipt, resume }) = bridge.answered(Some(&reply.reference)) else {
         return;
     };
@@ -110,7 +141,7 @@ fn replied(bridge: &mut Bridge, reply: &Reply, out: &mut BytesMut) {
     {
         let recovered = reply.recovered.unwrap_or(false);
         let replayed = reply.replayed.unwrap_or(0).to_string();
-        let position = reply.id.map(|p| p.to_string()).unwrap_or_default();
+        let position = reply.id.as_deref().unwrap_or_default().to_owned();
         let body = format!(r#"{{"recovered":{recovered},"replayed":{replayed}}}"#);
         // A message-id of its own: the room's position is the one the client resumed from.
         bridge.notices += 1;
@@ -127,7 +158,7 @@ fn replied(bridge: &mut Bridge, reply: &Reply, out: &mut BytesMut) {
     }
     if let Some(receipt) = receipt {
         let mut frame = Frame::new(Command::Receipt).header("receipt-id", receipt);
-        if let Some(id) = reply.id {
+        if let Some(id) = &reply.id {
             frame = frame.header("x-roomcast-id", id.to_string());
         }
         bridge.write(&frame, out);
