@@ -24,6 +24,8 @@ const STALL: Duration = Duration::from_secs(2);
 pub(crate) enum Transport {
     Ws,
     Sse,
+    /// STOMP over WebSocket (`/stomp`), roomcast only: `SUBSCRIBE /topic/<room>`.
+    Stomp,
 }
 
 /// One publishing run, as measured.
@@ -366,7 +368,7 @@ fn summarize(
 /// The `fanout-ws` or `fanout-sse` scenario: roomcast, then the baseline.
 pub(super) async fn report(ctx: &Ctx, transport: Transport) -> Report {
     let (scenario, baseline) = match transport {
-        Transport::Ws => ("fanout-ws", "ws"),
+        Transport::Ws | Transport::Stomp => ("fanout-ws", "ws"),
         Transport::Sse => ("fanout-sse", "sse"),
     };
     let mut report = Report::new(scenario);

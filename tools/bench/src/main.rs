@@ -22,6 +22,7 @@ mod procs;
 mod report;
 mod scenarios;
 mod stats;
+mod stomp;
 mod tls;
 
 use std::cell::Cell;
@@ -224,6 +225,8 @@ enum Scenario {
     /// SSE fan-out over TLS: 100 streams to an HTTP/2 connection against one HTTP/1.1
     /// connection per stream.
     FanoutH2,
+    /// STOMP over WebSocket against roomcast.v1: fan-out, and memory per idle connection.
+    FanoutStomp,
     /// Two roomcast nodes on Redis against one, the receivers spread over them (needs
     /// `redis-server`; not part of `all`).
     FanoutNodes,

@@ -38,6 +38,7 @@ pub(crate) async fn receiver_open(
             Ok(Receiver::Ws(ws))
         }
         (Transport::Ws, Kind::Baseline) => Ok(Receiver::Ws(ws_connect(addr, "/").await?)),
+        (Transport::Stomp, _) => Ok(Receiver::Ws(stomp_subscribe(addr, i, ROOM).await?)),
         (Transport::Sse, Kind::Roomcast) => {
             let path = format!("/events?rooms={ROOM}&user=u{i}&broadcast=0");
             let mut sse = dial.sse(addr, &path, i).await?;
@@ -51,6 +52,31 @@ pub(crate) async fn receiver_open(
             Ok(Receiver::Sse(sse))
         }
     }
+}
+
+/// A STOMP 1.2 client of `/stomp` as user `u{i}`, subscribed to `/topic/{room}` (its receipt
+/// come). Its `MESSAGE` frames carry the stamped payload as their body, which the stamp reader
+/// finds in the frame's text as it does in a roomcast.v1 frame.
+pub(crate) async fn stomp_subscribe(
+    addr: SocketAddr,
+    i: usize,
+    room: &str,
+) -> Result<WsClient, String> {
+    let mut ws = ws_connect(addr, &format!("/stomp?user=u{i}")).await?;
+    let connect = "CONNECT\naccept-version:1.2\nhost:bench\nheart-beat:0,0\n\n\0";
+    ws.send(Message::text(connect))
+        .await
+        .map_err(|e| format!("CONNECT: {e}"))?;
+    super::client::ws_wait(&mut ws, "CONNECTED", |t| t.starts_with("CONNECTED\n")).await?;
+    let subscribe = format!("SUBSCRIBE\nid:0\ndestination:/topic/{room}\nreceipt:s\n\n\0");
+    ws.send(Message::text(subscribe))
+        .await
+        .map_err(|e| format!("SUBSCRIBE: {e}"))?;
+    super::client::ws_wait(&mut ws, "the SUBSCRIBE receipt", |t| {
+        t.starts_with("RECEIPT\n")
+    })
+    .await?;
+    Ok(ws)
 }
 
 pub(crate) async fn receive(receiver: Receiver, shared: &Shared) {

@@ -8,7 +8,7 @@ use super::dial::Dial;
 use super::fanout::Transport;
 use super::procs::{ServerProc, ServerSpec, free_addr};
 use super::report::Report;
-use super::{Ctx, Kind, Scenario, churn, durable, echo, fanout, idle, nodes, tls};
+use super::{Ctx, Kind, Scenario, churn, durable, echo, fanout, idle, nodes, stomp, tls};
 
 /// The `--check` floors: roomcast's throughput over the baseline's must stay above these,
 /// about half the lowest ratios measured in short mode on a busy 2-vCPU machine
@@ -26,6 +26,8 @@ const FLOORS: &[(&str, &str, f64)] = &[
     ("tls", "cycles_per_s", 0.08),
     // HTTP/2 against HTTP/1.1, both over TLS: 1.32x - 1.50x measured.
     ("fanout-h2", "burst_deliveries_per_s", 0.5),
+    // STOMP against roomcast.v1 over WebSocket: 0.46x - 0.64x measured (short), 0.65x at 10,000.
+    ("fanout-stomp", "burst_deliveries_per_s", 0.3),
 ];
 
 pub(super) async fn run_all(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
@@ -39,6 +41,7 @@ pub(super) async fn run_all(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
             Scenario::Durable,
             Scenario::Tls,
             Scenario::FanoutH2,
+            Scenario::FanoutStomp,
         ],
         one => vec![one],
     };
@@ -57,6 +60,7 @@ pub(super) async fn run_all(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
                 Scenario::FanoutNodes => nodes::report(ctx).await,
                 Scenario::Tls => tls::report(ctx).await,
                 Scenario::FanoutH2 => tls::fanout_report(ctx).await,
+                Scenario::FanoutStomp => stomp::report(ctx).await,
                 Scenario::Churn | Scenario::All => churn_report(ctx).await,
             };
             report.seconds = started.elapsed().as_secs_f64();
