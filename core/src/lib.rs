@@ -8,6 +8,8 @@
 //! - [`ws`]: WebSocket framing (RFC 6455), the frames a server writes.
 //! - [`stomp`]: the STOMP 1.2 frame codec (and 1.0, 1.1): an incremental decoder, the encoder,
 //!   `MESSAGE` frames encoded once for many subscribers, version and heart-beat negotiation.
+//! - [`sockjs`]: SockJS framing, and the sessions of its HTTP transports (`xhr`,
+//!   `xhr_streaming`, `eventsource`), which outlive their requests.
 //! - [`engine`]: the engine exchange (the hub's streams behind an engine, as operations and
 //!   events) and [`MemoryEngine`](engine::MemoryEngine), the streams in memory.
 //! - [`envelope`]: the typed JSON messages of the roomcast protocol, encoded once into shared
@@ -109,6 +111,7 @@ pub mod limits;
 pub mod long_poll;
 pub mod names;
 pub mod session;
+pub mod sockjs;
 pub mod sse;
 pub mod stomp;
 pub mod ws;
