@@ -68,6 +68,7 @@ pub use session::{
     run_session,
 };
 pub use shutdown::{Shutdown, Triggered};
+pub use sockjs::{SockJsHttp, SockJsLink, SockJsReceiver, SockJsWs};
 pub use stomp::StompTransport;
-pub use transport::{Inbound, Transport};
+pub use transport::{Inbound, TextTransport, Transport};
 pub use websocket::{WsTransport, echo, echo_config, websocket_config};

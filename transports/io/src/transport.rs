@@ -66,3 +66,11 @@ pub trait Transport: Send {
         false
     }
 }
+
+/// A transport that carries text messages a protocol over it writes itself (a STOMP bridge
+/// answers `CONNECT` and `RECEIPT`s on its own): [`WsTransport`](crate::WsTransport), and
+/// SockJS's transports, which wrap each in their framing.
+pub trait TextTransport: Transport {
+    /// Queues one text message for the next flush.
+    fn queue_text(&mut self, text: bytes::Bytes) -> io::Result<()>;
+}

@@ -17,7 +17,7 @@ use roomcast_core::session::{SessionConfig, Transmit};
 use roomcast_core::ws::{self, Frames};
 
 use crate::buffer::recycle;
-use crate::transport::{Inbound, Transport};
+use crate::transport::{Inbound, TextTransport, Transport};
 
 /// tungstenite's settings for a session's limits: a small read buffer (tungstenite zero-fills
 /// its read buffer, 128 KiB by default, on every read, so an idle connection would cost that
@@ -474,6 +474,12 @@ fn io_error(error: WsError) -> io::Error {
     match error {
         WsError::Io(error) => error,
         other => io::Error::other(other),
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> TextTransport for WsTransport<S> {
+    fn queue_text(&mut self, text: Bytes) -> io::Result<()> {
+        WsTransport::queue_text(self, text)
     }
 }
 
