@@ -133,6 +133,8 @@ impl<R: Runtime> App<R> {
     async fn metrics(&self) -> Result<Response<Body>, Refusal> {
         let stats = self.roomcast.hub().stats().await.map_err(gone)?;
         self.metrics.engine_link(self.engine_link_up());
+        self.metrics
+            .sockjs_sessions(self.roomcast.sockjs_sessions());
         let mut response = Response::new(Body::full(self.metrics.render(&stats)));
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -16,7 +16,7 @@ use roomcast_io::{Ended, HubStats, Observer};
 use serde::Deserialize;
 
 /// The transports, as labelled.
-pub(crate) const TRANSPORTS: [&str; 3] = ["websocket", "sse", "poll"];
+pub(crate) const TRANSPORTS: [&str; 5] = ["websocket", "sse", "poll", "stomp", "sockjs"];
 const IN_TYPES: [&str; 8] = [
     "join", "leave", "publish", "typing", "direct", "read", "ping", "app",
 ];
@@ -75,6 +75,7 @@ pub(crate) struct Metrics {
     hub_slow_consumers: Counter<u64, AtomicU64>,
     receipts_lost: Counter<u64, AtomicU64>,
     engine_link_up: Gauge,
+    sockjs_sessions: Gauge,
 }
 
 impl Metrics {
@@ -168,6 +169,11 @@ impl Metrics {
             "Sessions the hub dropped because their channel was full, since the start",
             hub_slow_consumers.clone(),
         );
+        let sockjs_sessions = gauge(
+            &mut registry,
+            "sockjs_sessions",
+            "SockJS sessions over HTTP held, the ended among them until they expire (5 s)",
+        );
         let engine_link_up = gauge(
             &mut registry,
             "engine_link_up",
@@ -233,6 +239,7 @@ impl Metrics {
             hub_slow_consumers,
             receipts_lost,
             engine_link_up,
+            sockjs_sessions,
             registry,
         })
     }
@@ -240,6 +247,12 @@ impl Metrics {
     /// Live sessions per transport, in the order of [`TRANSPORTS`].
     pub(crate) fn active(&self) -> Vec<i64> {
         self.active.iter().map(Gauge::get).collect()
+    }
+
+    /// SockJS sessions over HTTP held now, for the next exposition.
+    pub(crate) fn sockjs_sessions(&self, held: usize) {
+        self.sockjs_sessions
+            .set(i64::try_from(held).unwrap_or(i64::MAX));
     }
 
     /// Whether the engine's link is up, for the next exposition.

@@ -22,6 +22,9 @@ pub struct Body {
 #[derive(Debug)]
 enum Kind {
     Full(Option<Bytes>),
+    /// Chunks pulled from a stream of the caller's (a SockJS receiver), which learns of the
+    /// body's drop by its own.
+    Chunks(Chunks),
     Stream {
         // async-channel's receiver is not `Unpin` (it holds a listener while waiting).
         chunks: Pin<Box<Receiver<Bytes>>>,
@@ -57,12 +60,28 @@ impl Body {
     }
 }
 
+/// A stream of chunks, shown by its name only.
+struct Chunks(Pin<Box<dyn Stream<Item = Bytes> + Send>>);
+
+impl std::fmt::Debug for Chunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Chunks")
+    }
+}
+
 impl Body {
+    /// A body of the chunks `stream` yields, ending with it.
+    pub(crate) fn chunks(stream: impl Stream<Item = Bytes> + Send + 'static) -> Self {
+        Self {
+            kind: Kind::Chunks(Chunks(Box::pin(stream))),
+        }
+    }
+
     /// A whole body's bytes (empty for none); `None` for a stream.
     pub(crate) fn into_full(self) -> Option<Bytes> {
         match self.kind {
             Kind::Full(bytes) => Some(bytes.unwrap_or_default()),
-            Kind::Stream { .. } => None,
+            Kind::Stream { .. } | Kind::Chunks(_) => None,
         }
     }
 }
@@ -77,6 +96,10 @@ impl http_body::Body for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match &mut self.get_mut().kind {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|bytes| Ok(Frame::data(bytes)))),
+            Kind::Chunks(Chunks(chunks)) => chunks
+                .as_mut()
+                .poll_next(cx)
+                .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes)))),
             Kind::Stream { chunks, .. } => chunks
                 .as_mut()
                 .poll_next(cx)
@@ -91,7 +114,7 @@ impl http_body::Body for Body {
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Stream { .. } => SizeHint::default(),
+            Kind::Stream { .. } | Kind::Chunks(_) => SizeHint::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ use roomcast_core::access::{Access, Identity};
 use roomcast_core::cursor::Cursor;
 use roomcast_core::hub::Connect;
 use roomcast_core::names::RoomName;
+use roomcast_core::sockjs::http::HttpConfig;
 use roomcast_io::{ConnectError, HubHandle, Registered, Runtime, SessionOptions};
 
 use crate::auth::{
@@ -20,6 +21,7 @@ use crate::per_ip::{PerIp, Slot};
 use crate::proxies::{Cidr, client_ip};
 use crate::refusal::Refusal;
 use crate::response::Cors;
+use crate::sockjs_table::Sessions;
 
 /// How the service runs.
 #[derive(Clone)]
@@ -63,6 +65,9 @@ pub struct Options {
     /// Most messages in one long-poll answer: 1,000 (and at most `session.config.queue_bytes`
     /// of them); the rest come with the next poll.
     pub poll_max_events: usize,
+    /// The limits of a SockJS session over HTTP: expiry 5 s after its last receiving request,
+    /// streaming responses ended after 128 KiB, 256 KiB of messages waiting each way.
+    pub sockjs: HttpConfig,
 }
 
 impl Default for Options {
@@ -80,6 +85,7 @@ impl Default for Options {
             sse_retry: Duration::from_secs(3),
             poll_wait: Duration::from_secs(25),
             poll_max_events: 1000,
+            sockjs: HttpConfig::default(),
         }
     }
 }
@@ -93,6 +99,8 @@ pub(crate) struct Inner<R> {
     pub(crate) hub: HubHandle,
     pub(crate) options: Options,
     per_ip: PerIp,
+    /// The SockJS sessions of the HTTP transports, by id.
+    pub(crate) sockjs: Sessions,
 }
 
 /// The per-IP count of the connection a request came on, in its extensions.
@@ -118,6 +126,7 @@ impl<R: Runtime> Inner<R> {
             hub,
             options,
             per_ip,
+            sockjs: Sessions::default(),
         }
     }
 

@@ -66,6 +66,7 @@ mod raw;
 mod refusal;
 mod response;
 mod service;
+mod sockjs_table;
 mod upgrade;
 
 pub use auth::{

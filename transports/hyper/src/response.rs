@@ -11,6 +11,9 @@ pub(crate) struct Cors {
     pub(crate) credentials: bool,
 }
 
+/// Never cached, by any cache: SockJS's answers, which are per session.
+pub(crate) const NO_CACHE: &str = "no-store, no-cache, no-transform, must-revalidate, max-age=0";
+
 /// A JSON reply, not to be cached.
 pub fn json(status: StatusCode, body: String) -> Response<Body> {
     let mut response = Response::new(Body::full(body));

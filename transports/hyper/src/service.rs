@@ -11,12 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderValue, Method, Request, Response, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use roomcast_io::{HubHandle, Runtime, Shutdown};
 
 use crate::body::Body;
 use crate::context::{Inner, Options};
 use crate::endpoints::Endpoint;
+use crate::endpoints::sockjs::{self, SendBody};
 use crate::per_ip::HandshakeHold;
 use crate::proxies::is_trusted;
 use crate::refusal::Refusal;
@@ -69,7 +71,8 @@ impl Route {
     }
 }
 
-/// Every path under `/stomp/` is SockJS's (`endpoints/sockjs.rs` reads the rest).
+/// Every path under `/stomp/` and `/sockjs/` is SockJS's (`endpoints/sockjs/` reads the rest,
+/// methods included: SockJS's transports use `GET`, `POST` and `OPTIONS`).
 static SOCKJS: Route = Route::new(
     "/stomp/",
     Method::GET,
@@ -82,7 +85,7 @@ pub(crate) fn route(path: &str) -> Option<&'static Route> {
     ROUTES
         .iter()
         .find(|route| route.path == path)
-        .or_else(|| path.starts_with(SOCKJS.path).then_some(&SOCKJS))
+        .or_else(|| sockjs::base(path).map(|_| &SOCKJS))
 }
 
 /// The roomcast endpoints as one hyper service (cheap to clone):
@@ -94,7 +97,8 @@ pub(crate) fn route(path: &str) -> Option<&'static Route> {
 /// | `GET /events` | an SSE stream: the user's notifications, the broadcast feed, `?rooms=a,b` |
 /// | `GET /poll` | long-poll: the stored messages after `?cursor=`, as JSON |
 /// | `GET /stomp` | STOMP 1.0 – 1.2 over WebSocket (`v12.stomp`, `v11.stomp`, `v10.stomp`) |
-/// | `GET /stomp/info`, `/stomp/<server>/<session>/websocket` | SockJS, carrying STOMP |
+/// | `/stomp/info`, `/stomp/<server>/<session>/<transport>` | SockJS, carrying STOMP |
+/// | `/sockjs/info`, `/sockjs/<server>/<session>/<transport>` | SockJS, carrying roomcast.v1 |
 ///
 /// Anything else is a 404; an application serves its own routes and hands these paths to
 /// [`handle`](Self::handle).
@@ -186,6 +190,12 @@ impl<R: Runtime> Roomcast<R> {
             .map(|slot| HandshakeHold { _slot: Some(slot) })
     }
 
+    /// SockJS sessions of the HTTP transports held now (each also a session of the hub, until
+    /// it ends; then kept until it expires, for its client to learn how it ended).
+    pub fn sockjs_sessions(&self) -> usize {
+        self.inner.sockjs.len()
+    }
+
     /// The service for one connection from `peer`, to hand to hyper.
     pub fn service(&self, peer: SocketAddr) -> PeerService<R> {
         PeerService {
@@ -194,23 +204,38 @@ impl<R: Runtime> Roomcast<R> {
         }
     }
 
-    /// Answers one request from `peer`. The body type is any (hyper's `Incoming`, or a
-    /// framework's own, such as axum's): no endpoint reads a request body, so it is dropped
-    /// here, and a WebSocket upgrade needs only hyper's upgrade extension, which frameworks
-    /// keep. (Held across the endpoints' awaits, a body that is not `Sync` would make this
-    /// future not `Send`.)
-    pub async fn handle<B>(&self, peer: IpAddr, request: Request<B>) -> Response<Body> {
-        let request = request.map(drop);
+    /// Answers one request from `peer`. The body type is any hyper can read (hyper's
+    /// `Incoming`, or a framework's own, such as axum's): only SockJS's `xhr_send` has a body,
+    /// read here within bounds; others are dropped unread. A WebSocket upgrade needs only
+    /// hyper's upgrade extension, which frameworks keep. (Held across the endpoints' awaits, a
+    /// body that is not `Sync` would make this future not `Send`.)
+    pub async fn handle<B>(&self, peer: IpAddr, request: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let inner = &self.inner;
         let Some(route) = route(request.uri().path()) else {
             return Refusal::new(404, "no such endpoint").response();
+        };
+        let request = match sockjs::reads_body(request.method(), request.uri().path()) {
+            true => match self.read_body(request).await {
+                Ok(request) => request,
+                Err(refusal) => return refusal.response(),
+            },
+            false => request.map(drop),
         };
         // A WebSocket over HTTP/2 comes as an extended CONNECT (RFC 8441), not a GET.
         let websocket = matches!(
             route.endpoint,
             Endpoint::WebSocket | Endpoint::Echo | Endpoint::Stomp | Endpoint::SockJs
         );
-        if *request.method() != route.method && !(websocket && is_extended_connect(&request)) {
+        let own_methods = route.endpoint == Endpoint::SockJs;
+        if *request.method() != route.method
+            && !own_methods
+            && !(websocket && is_extended_connect(&request))
+        {
             let only = format!("only {} is served here", route.method);
             let mut response = Refusal::new(405, only).response();
             let allow = HeaderValue::from_static(route.method.as_str());
@@ -222,6 +247,38 @@ impl<R: Runtime> Roomcast<R> {
         }
         let result = route.endpoint.serve(inner, peer, request).await;
         result.unwrap_or_else(|refusal| refusal.response())
+    }
+
+    /// The request with its body read (at most four times the session's frame limit, which
+    /// SockJS's JSON escaping may need, within the handshake timeout) into its extensions.
+    async fn read_body<B>(&self, request: Request<B>) -> Result<Request<()>, Refusal>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let config = &self.inner.options.session.config;
+        let limit = config.max_frame.saturating_mul(4);
+        let (parts, body) = request.into_parts();
+        let read = async {
+            match Limited::new(body, limit).collect().await {
+                Ok(collected) => Ok(collected.to_bytes()),
+                Err(error) if error.is::<LengthLimitError>() => {
+                    Err(Refusal::new(413, format!("the body is over {limit} bytes")))
+                }
+                Err(_) => Err(Refusal::new(400, "the body could not be read")),
+            }
+        };
+        let runtime = &self.inner.runtime;
+        let deadline = runtime.now() + config.handshake_timeout;
+        let late = async {
+            runtime.sleep_until(deadline).await;
+            Err(Refusal::new(408, "the body did not arrive in time"))
+        };
+        let body = futures_lite::future::or(read, late).await?;
+        let mut request = Request::from_parts(parts, ());
+        request.extensions_mut().insert(SendBody(body));
+        Ok(request)
     }
 
     /// The shared state, for the raw path's first requests (`conn.rs`).

@@ -10,19 +10,20 @@
 use std::future::poll_fn;
 use std::net::IpAddr;
 
-use http::{HeaderValue, Request, Response, header};
+use http::{HeaderMap, HeaderValue, Request, Response, Uri, header};
 use roomcast_core::close::{Close, CloseCode};
 use roomcast_core::session::Transmit;
 use roomcast_core::stomp::bridge::{Bridge, BridgeConfig, BridgeState};
 use roomcast_io::{
-    Inbound, Runtime, SessionOptions, StompTransport, Transport, WsTransport, run_registered,
-    websocket_config,
+    Inbound, Registered, Runtime, SessionOptions, SockJsWs, StompTransport, TextTransport,
+    Transport, WsTransport, run_registered, websocket_config,
 };
 
 use super::websocket::{Opened, open_as, register};
 use crate::body::Body;
 use crate::context::{ConnSlot, Inner};
 use crate::io::HyperIo;
+use crate::per_ip::Slot;
 use crate::refusal::Refusal;
 use crate::upgrade::{check_opening, offers, switching};
 
@@ -71,30 +72,39 @@ pub(crate) async fn serve_framed<R: Runtime, B: Send + 'static>(
         // Dropping `registered` unrun (the upgrade failed) removes it from the hub.
         let Ok(upgraded) = upgrade.await else { return };
         let ws = WsTransport::server(HyperIo(upgraded), config);
-        let Ok(transport) = transport(ws, bridge, sockjs) else {
-            return;
-        };
-        run_registered(&runtime, transport, registered, options).await;
+        run_over(&runtime, ws, bridge, sockjs, registered, options).await;
     });
     Ok(switching)
 }
 
-/// The transport over `ws`, in SockJS's framing when `sockjs` (its open frame queued).
-fn transport<S>(
+/// Runs a STOMP session over `ws` (in SockJS's framing when `sockjs`) once it is registered.
+async fn run_over<R: Runtime, S>(
+    runtime: &R,
     ws: WsTransport<S>,
     bridge: Bridge,
     sockjs: bool,
-) -> std::io::Result<StompTransport<S>>
-where
+    registered: Registered,
+    options: SessionOptions,
+) where
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send,
 {
     match sockjs {
-        true => StompTransport::sockjs(ws, bridge),
-        false => Ok(StompTransport::new(ws, bridge)),
+        true => {
+            let Ok(carrier) = SockJsWs::new(ws) else {
+                return;
+            };
+            let transport = StompTransport::new(carrier, bridge);
+            run_registered(runtime, transport, registered, options).await;
+        }
+        false => {
+            let transport = StompTransport::new(ws, bridge);
+            run_registered(runtime, transport, registered, options).await;
+        }
     }
 }
 
-fn bridge(options: &SessionOptions) -> Bridge {
+/// The bridge of a STOMP session with `options`.
+pub(crate) fn bridge(options: &SessionOptions) -> Bridge {
     Bridge::new(BridgeConfig {
         heart_beat_ms: u64::try_from(options.config.ping_interval.as_millis()).unwrap_or(u64::MAX),
         max_request: options.config.max_frame,
@@ -115,16 +125,55 @@ fn deferred<R: Runtime, B: Send + 'static>(
     let slot = inner.admit_anonymous(peer, &request)?;
     let (uri, headers) = (request.uri().clone(), request.headers().clone());
     let upgrade = hyper::upgrade::on(&mut request);
-    let runtime = inner.runtime.clone();
     let config = websocket_config(&inner.options.session.config);
     let task = inner.clone();
     inner.runtime.spawn(async move {
-        let inner = task;
         let Ok(upgraded) = upgrade.await else { return };
         let ws = WsTransport::server(HyperIo(upgraded), config);
-        let Ok(mut transport) = transport(ws, bridge(&inner.options.session), sockjs) else {
-            return;
+        let bridge = bridge(&task.options.session);
+        let deferred = Deferred {
+            inner: task,
+            peer,
+            uri,
+            headers,
+            slot,
         };
+        match sockjs {
+            true => {
+                let Ok(carrier) = SockJsWs::new(ws) else {
+                    return;
+                };
+                deferred.run(StompTransport::new(carrier, bridge)).await;
+            }
+            false => deferred.run(StompTransport::new(ws, bridge)).await,
+        }
+    });
+    Ok(switching(&opening, subprotocol))
+}
+
+/// A STOMP session whose credential comes in its `CONNECT`: what admits it then.
+pub(crate) struct Deferred<R> {
+    pub(crate) inner: Inner<R>,
+    pub(crate) peer: IpAddr,
+    /// The request that opened it, whose checks `CONNECT`'s credential completes.
+    pub(crate) uri: Uri,
+    pub(crate) headers: HeaderMap,
+    /// Its count against the client's address (taken by `admit_anonymous`).
+    pub(crate) slot: Slot,
+}
+
+impl<R: Runtime> Deferred<R> {
+    /// Reads until `CONNECT` (within the handshake timeout), admits its credential as a
+    /// handshake's, and runs the session; refuses with `ERROR` when it does not pass.
+    pub(crate) async fn run<C: TextTransport>(self, mut transport: StompTransport<C>) {
+        let Self {
+            inner,
+            peer,
+            uri,
+            headers,
+            slot,
+        } = self;
+        let runtime = inner.runtime.clone();
         let timeout = inner.options.session.config.handshake_timeout;
         let read = read_connect(&mut transport);
         let deadline = runtime.now() + timeout;
@@ -156,16 +205,12 @@ fn deferred<R: Runtime, B: Send + 'static>(
             };
         let _slot = slot;
         run_registered(&runtime, transport, registered, options).await;
-    });
-    Ok(switching(&opening, subprotocol))
+    }
 }
 
 /// Reads until the bridge has the client's `CONNECT`: `true`, or `false` when the connection
 /// ended or the bridge failed it (its `ERROR` then written).
-async fn read_connect<S>(transport: &mut StompTransport<S>) -> bool
-where
-    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send,
-{
+async fn read_connect<C: TextTransport>(transport: &mut StompTransport<C>) -> bool {
     loop {
         // What the transport queued of its own (SockJS's open frame) goes out first.
         if transport.wants_flush() && poll_fn(|cx| transport.poll_flush(cx)).await.is_err() {
@@ -188,10 +233,7 @@ where
 }
 
 /// `ERROR` for a `CONNECT` whose credential did not pass, then the close.
-async fn refuse<S>(mut transport: StompTransport<S>, refusal: &Refusal)
-where
-    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send,
-{
+async fn refuse<C: TextTransport>(mut transport: StompTransport<C>, refusal: &Refusal) {
     transport.refuse(refusal.code(), &refusal.message);
     let close = Close::new(CloseCode::Normal, "STOMP connection refused");
     let _ = transport.start_send(Transmit::Close(close));
