@@ -123,6 +123,16 @@ impl Response {
         String::from_utf8(body.to_vec()).expect("UTF-8")
     }
 
+    /// The body's next chunk of data, within `WAIT`; `None` once it ended.
+    pub async fn chunk(&mut self) -> Option<Bytes> {
+        loop {
+            let frame = within("a chunk", self.body.frame()).await?;
+            if let Ok(data) = frame.expect("a body").into_data() {
+                return Some(data);
+            }
+        }
+    }
+
     /// The whole body as JSON, within `WAIT`.
     pub async fn json(self) -> Value {
         let text = self.text().await;

@@ -71,31 +71,42 @@ fn a_token_in_connects_passcode_admits_when_the_url_carries_none() {
     not(roomcast_browser),
     ignore = "needs node, Chromium and tests/browser/node_modules: apt-get install chromium nodejs npm, then (cd tests/browser && npm ci); .ci/run does both"
 )]
-fn sockjs_client_carries_stompjs_in_chromium_over_its_websocket_transport() {
+fn sockjs_client_carries_stomp_and_roomcast_v1_in_chromium_over_each_transport() {
     let server = Running::start(&["--memory"]);
     let base = format!("http://127.0.0.1:{}", server.addr.port());
     let output = Command::new("node")
-        .arg(browser_dir().join("sockjs_stomp.mjs"))
+        .arg(browser_dir().join("sockjs_transports.mjs"))
         .arg(&base)
         .env("CHROMIUM", roomcast_tests::browser::chromium())
         .output()
         .expect("run node");
     assert!(output.status.success(), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let result: serde_json::Value =
+    let results: serde_json::Value =
         serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
-    assert_eq!(
-        result["steps"],
-        serde_json::json!([
-            "connect over SockJS",
-            "subscribe",
-            "send and receive",
-            "direct"
-        ]),
-        "{result}"
-    );
-    assert_eq!(
-        result["transports"],
-        serde_json::json!(["websocket", "websocket"])
-    );
+    for transport in ["websocket", "xhr-streaming", "xhr-polling", "eventsource"] {
+        let result = &results[transport];
+        assert_eq!(
+            result["stomp"]["steps"],
+            serde_json::json!([
+                "connect over SockJS",
+                "subscribe",
+                "send and receive",
+                "direct"
+            ]),
+            "STOMP over {transport}: {result}"
+        );
+        assert_eq!(
+            result["v1"]["steps"],
+            serde_json::json!(["welcome", "join", "publish", "ping"]),
+            "roomcast.v1 over {transport}: {result}"
+        );
+        for carried in ["stomp", "v1"] {
+            assert_eq!(
+                result[carried]["transports"],
+                serde_json::json!([transport, transport]),
+                "{carried}: the transport forced is the one used"
+            );
+        }
+    }
 }
