@@ -1,5 +1,6 @@
-//! STOMP over WebSocket at `/stomp` against real clients: `@stomp/stompjs` 7 in Node with `ws`
-//! (`tests/browser/stomp_node.mjs`).
+//! STOMP and SockJS against real clients: `@stomp/stompjs` 7 in Node with `ws`
+//! (`stomp_node.mjs`), sockjs-client on each of its transports and a room shared by every kind of
+//! client, both in Chromium (`sockjs_transports.mjs`, `mixed_room.mjs`).
 
 mod common;
 
@@ -108,5 +109,39 @@ fn sockjs_client_carries_stomp_and_roomcast_v1_in_chromium_over_each_transport()
                 "{carried}: the transport forced is the one used"
             );
         }
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(roomcast_browser),
+    ignore = "needs node, Chromium and tests/browser/node_modules: apt-get install chromium nodejs npm, then (cd tests/browser && npm ci); .ci/run does both"
+)]
+fn stomp_sockjs_v1_sse_and_long_poll_see_one_room_alike_across_a_cut_and_a_resume() {
+    const KEY: &str = "mixed-room-key";
+    let server = Running::start(&["--memory", "--api-key", KEY]);
+    let base = format!("http://127.0.0.1:{}", server.addr.port());
+    let output = Command::new("node")
+        .arg(browser_dir().join("mixed_room.mjs"))
+        .args([base.as_str(), KEY])
+        .env("CHROMIUM", roomcast_tests::browser::chromium())
+        .output()
+        .expect("run node");
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let result: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let published = &result["published"];
+    assert_eq!(published.as_array().map(Vec::len), Some(12), "{result}");
+    for client in ["stomp", "sockjs", "websocket", "sse", "poll"] {
+        assert_eq!(
+            &result["seen"][client], published,
+            "{client}: every message, in order, each once"
+        );
+        assert_eq!(
+            result["recovered"][client],
+            true,
+            "{client}'s resume is whole: {result}"
+        );
     }
 }
