@@ -4,9 +4,13 @@
 //
 // Usage: node tests/browser/stomp_node.mjs ws://127.0.0.1:PORT/stomp
 //        node tests/browser/stomp_node.mjs ws://127.0.0.1:PORT/stomp passcode TOKEN
+//        node tests/browser/stomp_node.mjs ws://127.0.0.1:PORT/stomp heartbeats
 //
 // With `passcode TOKEN` it runs the credential scenario instead: no credential in the URL, the
 // token in CONNECT's `passcode` (as Spring applications send it), then a wrong one refused.
+// With `heartbeats` (against a server run with `--ping-interval 1s --ping-timeout 1s`): a client
+// that keeps heart-beats up stays connected and receives the server's, and one that goes silent
+// (its socket paused: no heart-beat, no pong) is closed with 4001.
 //
 // Run by servers/roomcast/tests/stomp.rs, which owns the server. Prints one JSON line: the steps
 // that passed, in order, or `FAIL step: why` at the first that did not. Exit codes: 0 ran, 2 bad
@@ -14,8 +18,10 @@
 import { Client } from '@stomp/stompjs';
 import WebSocket from 'ws';
 
-if (process.argv.length !== 3 && !(process.argv.length === 5 && process.argv[3] === 'passcode')) {
-  process.stderr.write('usage: node stomp_node.mjs ws://127.0.0.1:PORT/stomp [passcode TOKEN]\n');
+const mode = process.argv[3];
+if (!(process.argv.length === 3 || (process.argv.length === 5 && mode === 'passcode')
+  || (process.argv.length === 4 && mode === 'heartbeats'))) {
+  process.stderr.write('usage: node stomp_node.mjs ws://127.0.0.1:PORT/stomp [passcode TOKEN | heartbeats]\n');
   process.exit(2);
 }
 const base = process.argv[2];
@@ -99,6 +105,52 @@ function withPasscode(code) {
     client.onStompError = (frame) => { resolve(frame); client.deactivate(); };
     client.activate();
   }));
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+if (mode === 'heartbeats') {
+  try {
+    await step('heart-beats kept up', async () => {
+      let beats = 0;
+      const client = await connect('steady', {
+        heartbeatIncoming: 1000,
+        heartbeatOutgoing: 1000,
+        debug: (line) => { if (line === '<<< PONG') beats += 1; },
+      });
+      const agreed = client.connectedFrame.headers['heart-beat'];
+      expect(agreed === '1000,1000', `heart-beat ${agreed}`);
+      await sleep(3500);
+      expect(client.connected, 'still connected after 3.5 s');
+      expect(beats >= 2, `${beats} heart-beats from the server in 3.5 s`);
+      await client.deactivate();
+    });
+    await step('heart-beats missed', async () => {
+      let socket;
+      const client = new Client({
+        webSocketFactory: () => {
+          socket = new WebSocket(`${base}?user=quiet`, ['v12.stomp']);
+          return socket;
+        },
+        reconnectDelay: 0,
+        heartbeatIncoming: 0,
+        heartbeatOutgoing: 0,
+      });
+      const connected = new Promise((resolve) => { client.onConnect = resolve; });
+      const closed = new Promise((resolve) => { client.onWebSocketClose = resolve; });
+      client.activate();
+      await within("quiet's CONNECTED", connected);
+      // Silent: nothing read, so no pong either, and nothing sent.
+      socket._socket.pause();
+      await sleep(3000);
+      socket._socket.resume();
+      const event = await within('the close', closed);
+      expect(event.code === 4001, `closed with ${event.code} ${event.reason}`);
+    });
+  } catch (_) {
+    // The failing step is recorded.
+  }
+  finish();
 }
 
 if (passcode) {

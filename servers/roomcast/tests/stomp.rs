@@ -50,6 +50,21 @@ fn stompjs_connects_subscribes_sends_resumes_and_is_refused_what_roomcast_does_n
     not(roomcast_browser),
     ignore = "needs node and tests/browser/node_modules: apt-get install nodejs npm, then (cd tests/browser && npm ci); .ci/run does both"
 )]
+fn stompjs_heart_beats_kept_up_hold_the_connection_and_missed_ones_close_it() {
+    let server = Running::start(&["--memory", "--ping-interval", "1s", "--ping-timeout", "1s"]);
+    let url = format!("ws://127.0.0.1:{}/stomp", server.addr.port());
+    let steps = node(&[&url, "heartbeats"]);
+    assert_eq!(
+        steps,
+        serde_json::json!(["heart-beats kept up", "heart-beats missed"])
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(roomcast_browser),
+    ignore = "needs node and tests/browser/node_modules: apt-get install nodejs npm, then (cd tests/browser && npm ci); .ci/run does both"
+)]
 fn a_token_in_connects_passcode_admits_when_the_url_carries_none() {
     const SECRET: &str = "stomp-secret";
     let server = Running::start(&["--memory", "--jwt-secret", SECRET]);
@@ -139,8 +154,7 @@ fn stomp_sockjs_v1_sse_and_long_poll_see_one_room_alike_across_a_cut_and_a_resum
             "{client}: every message, in order, each once"
         );
         assert_eq!(
-            result["recovered"][client],
-            true,
+            result["recovered"][client], true,
             "{client}'s resume is whole: {result}"
         );
     }
