@@ -159,3 +159,37 @@ fn stomp_sockjs_v1_sse_and_long_poll_see_one_room_alike_across_a_cut_and_a_resum
         );
     }
 }
+
+#[test]
+#[cfg_attr(
+    not(roomcast_browser),
+    ignore = "needs node, Chromium and tests/browser/node_modules: apt-get install chromium nodejs npm, then (cd tests/browser && npm ci); .ci/run does both"
+)]
+fn a_spring_chat_and_notification_client_ported_to_roomcast_run_in_chromium() {
+    const KEY: &str = "stomp-apps-key";
+    let server = Running::start(&["--memory", "--api-key", KEY]);
+    let base = format!("http://127.0.0.1:{}", server.addr.port());
+    let output = Command::new("node")
+        .arg(browser_dir().join("stomp_apps.mjs"))
+        .args([base.as_str(), KEY])
+        .env("CHROMIUM", roomcast_tests::browser::chromium())
+        .output()
+        .expect("run node");
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let steps: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(
+        steps,
+        serde_json::json!([
+            "join",
+            "typing",
+            "chat",
+            "private",
+            "leave",
+            "notifications sent while away arrive",
+            "marked read, then only the unread after a reconnect",
+            "a live notification"
+        ])
+    );
+}
