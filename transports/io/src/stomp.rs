@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use roomcast_core::close::{Close, CloseCode};
 use roomcast_core::session::Transmit;
 use roomcast_core::stomp::bridge::{Bridge, BridgeEvent};
@@ -24,7 +24,10 @@ pub struct StompTransport<C> {
     closing: bool,
     /// The session's task, woken when a delivery made the bridge end the connection.
     waker: Option<Waker>,
-    /// Scratch for the STOMP frames of one transmit.
+    /// The STOMP frames written since the last flush, sent as one message of the carrier at
+    /// the flush (or once they reach [`COALESCE`]): a burst's frames cost one allocation and
+    /// one WebSocket frame, not one each. STOMP over WebSocket allows several frames in a
+    /// message, and every client reads them so.
     out: BytesMut,
     /// The bridge queued bytes of its own that no flush has written yet.
     unflushed: bool,
@@ -32,6 +35,10 @@ pub struct StompTransport<C> {
     /// message of the carrier holds (its size is bounded).
     inbound: VecDeque<Inbound>,
 }
+
+/// The frames written since a flush that go out as one message without waiting for it: a
+/// client reads a message whole before it parses it.
+const COALESCE: usize = 16 * 1024;
 
 impl<C> StompTransport<C> {
     /// A STOMP connection over `carrier`, its protocol state in `bridge`.
@@ -61,15 +68,16 @@ impl<C: TextTransport> StompTransport<C> {
         let _ = self.pump();
     }
 
-    /// Acts on the bridge's events: bytes go out now; requests and signs of life wait in
-    /// `inbound` for the session, in order.
+    /// Acts on the bridge's events: bytes join what goes out at the flush; requests and signs
+    /// of life wait in `inbound` for the session, in order.
     fn pump(&mut self) -> io::Result<()> {
         while let Some(event) = self.bridge.poll_event() {
             match event {
                 BridgeEvent::Request(text) => self.inbound.push_back(Inbound::Text(text)),
                 BridgeEvent::Send(bytes) => {
-                    self.carrier.queue_text(bytes)?;
+                    self.out.extend_from_slice(&bytes);
                     self.unflushed = true;
+                    self.queue_if_large()?;
                 }
                 // One sign of life stands for several in a row.
                 BridgeEvent::Alive if self.inbound.back() != Some(&Inbound::Pong) => {
@@ -82,6 +90,24 @@ impl<C: TextTransport> StompTransport<C> {
         Ok(())
     }
 
+    /// Hands the frames written so far to the carrier, as one message.
+    fn queue_out(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        // Taken whole: no spare capacity stays behind to hold the buffer while idle.
+        let frames = std::mem::take(&mut self.out).freeze();
+        self.carrier.queue_text(frames)
+    }
+
+    /// [`queue_out`](Self::queue_out) once the frames written reach [`COALESCE`].
+    fn queue_if_large(&mut self) -> io::Result<()> {
+        match self.out.len() >= COALESCE {
+            true => self.queue_out(),
+            false => Ok(()),
+        }
+    }
+
     /// Ends the session once the bridge did: a normal close after the frames queued.
     fn ended(&mut self) -> Option<Inbound> {
         self.closing.then(|| {
@@ -92,12 +118,14 @@ impl<C: TextTransport> StompTransport<C> {
 }
 
 impl<C: TextTransport> Transport for StompTransport<C> {
-    // A delivery can end the connection (an `ERROR` for a refused request): reads are polled
-    // on every wake-up so that the close is seen.
-    const RECV_WAKES: bool = false;
+    /// As the carrier's: a pending read is the carrier's, and a delivery that makes a read
+    /// ready (the bridge ended the connection, or queued a request) wakes the reader.
+    const RECV_WAKES: bool = C::RECV_WAKES;
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
-        self.waker = Some(cx.waker().clone());
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.waker = Some(cx.waker().clone());
+        }
         loop {
             if self.pump().is_err() {
                 return Poll::Ready(None);
@@ -108,6 +136,10 @@ impl<C: TextTransport> Transport for StompTransport<C> {
                 self.inbound.clear();
             }
             if let Some(inbound) = self.inbound.pop_front() {
+                // Drained: an idle connection keeps no buffer for its last frame's requests.
+                if self.inbound.is_empty() {
+                    self.inbound = VecDeque::new();
+                }
                 return Poll::Ready(Some(inbound));
             }
             if let Some(inbound) = self.ended() {
@@ -129,14 +161,11 @@ impl<C: TextTransport> Transport for StompTransport<C> {
         match transmit {
             Transmit::Frame(delivery) => {
                 self.bridge.handle_delivery(&delivery, &mut self.out);
-                if !self.out.is_empty() {
-                    let frames = self.out.split().freeze();
-                    self.carrier.queue_text(frames)?;
-                }
+                self.queue_if_large()?;
                 // An `ERROR` (a refused request) goes out, and the connection ends after it:
-                // the next read says so.
+                // the next read says so, woken for it.
                 self.pump()?;
-                if self.closing
+                if (self.closing || !self.inbound.is_empty())
                     && let Some(waker) = &self.waker
                 {
                     waker.wake_by_ref();
@@ -145,15 +174,20 @@ impl<C: TextTransport> Transport for StompTransport<C> {
             }
             Transmit::Ping => {
                 if self.bridge.sends_heart_beats() {
-                    self.carrier.queue_text(Bytes::from_static(b"\n"))?;
+                    self.out.extend_from_slice(b"\n");
                 }
                 self.carrier.start_send(Transmit::Ping)
             }
-            other => self.carrier.start_send(other),
+            other => {
+                // The close goes after every frame written.
+                self.queue_out()?;
+                self.carrier.start_send(other)
+            }
         }
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.queue_out()?;
         let flushed = std::task::ready!(self.carrier.poll_flush(cx));
         self.unflushed = false;
         Poll::Ready(flushed)
@@ -163,3 +197,4 @@ impl<C: TextTransport> Transport for StompTransport<C> {
         self.unflushed || self.carrier.wants_flush()
     }
 }
+

@@ -50,8 +50,8 @@ pub struct BridgeConfig {
     /// after `CONNECT`). Past it the oldest are dropped, and the first one written says so
     /// (`x-roomcast-recovered:false`). Default 256.
     pub max_held: usize,
-    /// The `server` header of `CONNECTED`.
-    pub server: String,
+    /// The `server` header of `CONNECTED` (`roomcast/VERSION`: no allocation per connection).
+    pub server: std::borrow::Cow<'static, str>,
 }
 
 impl Default for BridgeConfig {
@@ -63,7 +63,7 @@ impl Default for BridgeConfig {
             max_pending: 256,
             max_request: 64 * 1024,
             max_held: 256,
-            server: concat!("roomcast/", env!("CARGO_PKG_VERSION")).to_owned(),
+            server: std::borrow::Cow::Borrowed(concat!("roomcast/", env!("CARGO_PKG_VERSION"))),
         }
     }
 }
@@ -281,7 +281,12 @@ impl Bridge {
 
     /// The next event, if any. Drain after every input.
     pub fn poll_event(&mut self) -> Option<BridgeEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        // Drained: an idle connection keeps no buffer for the events of its last frame.
+        if event.is_none() && self.events.capacity() > 0 {
+            self.events = VecDeque::new();
+        }
+        event
     }
 
     // Internals shared by inbound.rs and outbound.rs.

@@ -111,7 +111,7 @@ pub(super) fn connected(bridge: &mut Bridge, session: &str, user: &str, out: &mu
     let frame = Frame::new(Command::Connected)
         .header("version", bridge.version.as_str())
         .header("session", session)
-        .header("server", bridge.config.server.clone())
+        .header("server", bridge.config.server.as_ref())
         .header("heart-beat", bridge.ours().header_value())
         .header("user-name", user);
     bridge.state = BridgeState::Open;
