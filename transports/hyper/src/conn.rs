@@ -19,7 +19,7 @@ use crate::per_ip::Slot;
 use crate::proxies::is_trusted;
 use crate::raw::first_request::{First, read_first};
 use crate::raw::refuse::refuse;
-use crate::raw::{sse, websocket};
+use crate::raw::{sse, stomp, websocket};
 use crate::service::Roomcast;
 
 /// Serves one connection from `peer` until it ends. It counts against `peer`'s per-IP limit
@@ -74,7 +74,7 @@ pub async fn serve_connection<R, I, S, B, T>(
     });
     let (slot, io) = match (slot, read_first(io, deadline).await) {
         (_, First::Gone) => return,
-        (Err(refusal), First::Sse(_, io) | First::WebSocket(_, io)) => {
+        (Err(refusal), First::Sse(_, io) | First::WebSocket(_, io) | First::Stomp(_, io)) => {
             return refuse(inner, &refusal, io).await;
         }
         (Err(refusal), First::Other(io)) => return refuse(inner, &refusal, HyperIo(io)).await,
@@ -89,6 +89,12 @@ pub async fn serve_connection<R, I, S, B, T>(
                 request.extensions_mut().insert(ConnSlot(slot));
             }
             return websocket::serve(inner, peer.ip(), request, io).await;
+        }
+        (Ok(slot), First::Stomp(mut request, io)) => {
+            if let Some(slot) = slot {
+                request.extensions_mut().insert(ConnSlot(slot));
+            }
+            return stomp::serve(inner, peer.ip(), request, io).await;
         }
         (Ok(slot), First::Other(io)) => (slot, io),
     };

@@ -30,7 +30,7 @@ pub(crate) static ROUTES: [Route; 5] = [
     Route::new("/ws/echo", Method::GET, Endpoint::Echo, FirstRequest::Hyper),
     Route::new("/events", Method::GET, Endpoint::Sse, FirstRequest::Raw),
     Route::new("/poll", Method::GET, Endpoint::Poll, FirstRequest::Hyper),
-    Route::new("/stomp", Method::GET, Endpoint::Stomp, FirstRequest::Hyper),
+    Route::new("/stomp", Method::GET, Endpoint::Stomp, FirstRequest::Raw),
 ];
 
 /// One path of the router.

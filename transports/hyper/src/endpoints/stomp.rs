@@ -10,6 +10,7 @@
 use std::future::poll_fn;
 use std::net::IpAddr;
 
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use http::{HeaderMap, HeaderValue, Request, Response, Uri, header};
 use roomcast_core::close::{Close, CloseCode};
 use roomcast_core::session::Transmit;
@@ -31,6 +32,7 @@ use crate::upgrade::{check_opening, offers, switching};
 pub const STOMP_SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
 
 /// `GET /stomp` under hyper: a STOMP session on the upgraded connection, in a task of its own.
+/// As a connection's first request it is served on the socket instead (`raw/stomp.rs`).
 pub(crate) async fn serve<R: Runtime, B: Send + 'static>(
     inner: &Inner<R>,
     peer: IpAddr,
@@ -46,60 +48,153 @@ pub(crate) async fn serve_framed<R: Runtime, B: Send + 'static>(
     mut request: Request<B>,
     sockjs: bool,
 ) -> Result<Response<Body>, Refusal> {
-    let subprotocol = STOMP_SUBPROTOCOLS
-        .into_iter()
-        .find(|name| offers(request.headers(), name));
-    let opened = match open_as(inner, peer, &request, "stomp", subprotocol, false).await {
-        Ok(opened) => opened,
-        // No credential in the handshake: perhaps in `CONNECT`.
-        Err(refusal) if refusal.status == 401 => {
-            return deferred(inner, peer, request, subprotocol, sockjs);
-        }
-        Err(refusal) => return Err(refusal),
-    };
-    let Opened {
-        registered,
-        slot,
-        switching,
-        options,
-        config,
-    } = opened;
-    let bridge = bridge(&options);
+    let Admitted { switching, session } = admit(inner, peer, &request).await?;
     let upgrade = hyper::upgrade::on(&mut request);
     let runtime = inner.runtime.clone();
     inner.runtime.spawn(async move {
-        let _slot = slot;
-        // Dropping `registered` unrun (the upgrade failed) removes it from the hub.
+        // Dropping `session` unrun (the upgrade failed) removes it from the hub.
         let Ok(upgraded) = upgrade.await else { return };
-        let ws = WsTransport::server(HyperIo(upgraded), config);
-        run_over(&runtime, ws, bridge, sockjs, registered, options).await;
+        session.spawn(&runtime, HyperIo(upgraded), sockjs);
     });
     Ok(switching)
 }
 
-/// Runs a STOMP session over `ws` (in SockJS's framing when `sockjs`) once it is registered.
-async fn run_over<R: Runtime, S>(
-    runtime: &R,
-    ws: WsTransport<S>,
-    bridge: Bridge,
-    sockjs: bool,
+/// A STOMP handshake admitted: its `101` (or `200` over HTTP/2), and the session to run on the
+/// socket once it is answered.
+pub(crate) struct Admitted<R> {
+    pub(crate) switching: Response<Body>,
+    pub(crate) session: Session<R>,
+}
+
+/// A STOMP session to run on an upgraded socket: one per connection, moved once into its
+/// task, so the size of its larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Session<R> {
+    /// Its handshake carried its credential: registered with the hub.
+    Registered {
+        registered: Registered,
+        options: SessionOptions,
+        config: WebSocketConfig,
+        slot: Slot,
+    },
+    /// Its credential comes in `CONNECT`.
+    Deferred {
+        deferred: Deferred<R>,
+        config: WebSocketConfig,
+    },
+}
+
+/// The checks of a STOMP handshake (`/ws`'s), and its registration. A handshake that carries
+/// no credential the server accepts is admitted all the same after the origin and per-IP
+/// checks: its credential is taken from `CONNECT`.
+pub(crate) async fn admit<R: Runtime, B>(
+    inner: &Inner<R>,
+    peer: IpAddr,
+    request: &Request<B>,
+) -> Result<Admitted<R>, Refusal> {
+    let subprotocol = STOMP_SUBPROTOCOLS
+        .into_iter()
+        .find(|name| offers(request.headers(), name));
+    match open_as(inner, peer, request, "stomp", subprotocol, false).await {
+        Ok(Opened {
+            registered,
+            slot,
+            switching,
+            options,
+            config,
+        }) => Ok(Admitted {
+            switching,
+            session: Session::Registered {
+                registered,
+                options,
+                config,
+                slot,
+            },
+        }),
+        // No credential in the handshake: perhaps in `CONNECT`.
+        Err(refusal) if refusal.status == 401 => {
+            let opening = check_opening(request)?;
+            let slot = inner.admit_anonymous(peer, request)?;
+            let deferred = Deferred {
+                inner: inner.clone(),
+                peer,
+                uri: request.uri().clone(),
+                headers: request.headers().clone(),
+                slot,
+            };
+            let config = websocket_config(&inner.options.session.config);
+            Ok(Admitted {
+                switching: switching(&opening, subprotocol),
+                session: Session::Deferred { deferred, config },
+            })
+        }
+        Err(refusal) => Err(refusal),
+    }
+}
+
+impl<R: Runtime> Session<R> {
+    /// Spawns the session on `io`, the upgraded socket, in SockJS's framing when `sockjs`: a
+    /// task of its own per kind, so that each holds only its own future (an idle connection
+    /// costs its task's size).
+    pub(crate) fn spawn<S>(self, runtime: &R, io: S, sockjs: bool)
+    where
+        S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send + 'static,
+    {
+        match self {
+            Self::Registered {
+                registered,
+                options,
+                config,
+                slot,
+            } => {
+                let ws = WsTransport::server(io, config);
+                let bridge = bridge(&options);
+                let run = Run {
+                    runtime: runtime.clone(),
+                    registered,
+                    options,
+                    slot,
+                };
+                match sockjs {
+                    true => {
+                        let Ok(carrier) = SockJsWs::new(ws) else {
+                            return;
+                        };
+                        runtime.spawn(run.over(StompTransport::new(carrier, bridge)));
+                    }
+                    false => runtime.spawn(run.over(StompTransport::new(ws, bridge))),
+                }
+            }
+            Self::Deferred { deferred, config } => {
+                let ws = WsTransport::server(io, config);
+                let bridge = bridge(&deferred.inner.options.session);
+                match sockjs {
+                    true => {
+                        let Ok(carrier) = SockJsWs::new(ws) else {
+                            return;
+                        };
+                        runtime.spawn(deferred.run(StompTransport::new(carrier, bridge)));
+                    }
+                    false => runtime.spawn(deferred.run(StompTransport::new(ws, bridge))),
+                }
+            }
+        }
+    }
+}
+
+/// A registered session, to run on its transport.
+struct Run<R> {
+    runtime: R,
     registered: Registered,
     options: SessionOptions,
-) where
-    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send,
-{
-    match sockjs {
-        true => {
-            let Ok(carrier) = SockJsWs::new(ws) else {
-                return;
-            };
-            let transport = StompTransport::new(carrier, bridge);
-            run_registered(runtime, transport, registered, options).await;
-        }
-        false => {
-            let transport = StompTransport::new(ws, bridge);
-            run_registered(runtime, transport, registered, options).await;
-        }
+    /// Its count against the client's address, held while it runs.
+    slot: Slot,
+}
+
+impl<R: Runtime> Run<R> {
+    async fn over<T: Transport>(self, transport: T) {
+        let _slot = self.slot;
+        run_registered(&self.runtime, transport, self.registered, self.options).await;
     }
 }
 
@@ -110,45 +205,6 @@ pub(crate) fn bridge(options: &SessionOptions) -> Bridge {
         max_request: options.config.max_frame,
         ..BridgeConfig::default()
     })
-}
-
-/// The upgrade without a credential: origin and per-IP checks now, authentication once
-/// `CONNECT` comes (within the handshake timeout), then the session as any other.
-fn deferred<R: Runtime, B: Send + 'static>(
-    inner: &Inner<R>,
-    peer: IpAddr,
-    mut request: Request<B>,
-    subprotocol: Option<&'static str>,
-    sockjs: bool,
-) -> Result<Response<Body>, Refusal> {
-    let opening = check_opening(&request)?;
-    let slot = inner.admit_anonymous(peer, &request)?;
-    let (uri, headers) = (request.uri().clone(), request.headers().clone());
-    let upgrade = hyper::upgrade::on(&mut request);
-    let config = websocket_config(&inner.options.session.config);
-    let task = inner.clone();
-    inner.runtime.spawn(async move {
-        let Ok(upgraded) = upgrade.await else { return };
-        let ws = WsTransport::server(HyperIo(upgraded), config);
-        let bridge = bridge(&task.options.session);
-        let deferred = Deferred {
-            inner: task,
-            peer,
-            uri,
-            headers,
-            slot,
-        };
-        match sockjs {
-            true => {
-                let Ok(carrier) = SockJsWs::new(ws) else {
-                    return;
-                };
-                deferred.run(StompTransport::new(carrier, bridge)).await;
-            }
-            false => deferred.run(StompTransport::new(ws, bridge)).await,
-        }
-    });
-    Ok(switching(&opening, subprotocol))
 }
 
 /// A STOMP session whose credential comes in its `CONNECT`: what admits it then.

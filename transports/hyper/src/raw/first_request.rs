@@ -1,6 +1,6 @@
-//! The first request of a connection, read before hyper sees it: an SSE stream or a WebSocket
-//! session that the router's table gives to the raw path is served on the connection directly
-//! (`sse.rs`, `websocket.rs`), anything else goes to hyper with the bytes read put back in front
+//! The first request of a connection, read before hyper sees it: an SSE stream, a WebSocket
+//! or a STOMP session that the router's table gives to the raw path is served on the connection
+//! directly (`sse.rs`, `websocket.rs`, `stomp.rs`), anything else goes to hyper with the bytes read put back in front
 //! (`rewind.rs`).
 
 use std::future::Future;
@@ -30,6 +30,8 @@ pub(crate) enum First<I> {
     /// A request for the WebSocket endpoint, HTTP/1.1, without a body, and nothing after its head
     /// (a client sends no frame before the server's handshake, RFC 6455 section 4.1).
     WebSocket(Request<()>, HyperIo<I>),
+    /// A request for the STOMP endpoint, as for the WebSocket one.
+    Stomp(Request<()>, HyperIo<I>),
     /// Anything else: for hyper, with what was read in front.
     Other(Rewind<I>),
     /// Nothing complete came before `deadline`, or the client went away.
@@ -73,6 +75,7 @@ pub(crate) async fn read_first<I: hyper::rt::Read + Unpin>(
     match direct_request(&head) {
         Some((Direct::Sse, request)) => First::Sse(request, io),
         Some((Direct::WebSocket, request)) => First::WebSocket(request, io),
+        Some((Direct::Stomp, request)) => First::Stomp(request, io),
         None => First::Other(Rewind::new(Bytes::from(head), io.0)),
     }
 }
@@ -82,6 +85,7 @@ pub(crate) async fn read_first<I: hyper::rt::Read + Unpin>(
 enum Direct {
     Sse,
     WebSocket,
+    Stomp,
 }
 
 /// The request in `head` if it is one this connection serves directly: its route's, in the
@@ -105,6 +109,7 @@ fn direct_request(head: &[u8]) -> Option<(Direct, Request<()>)> {
         // Bytes after the head would be frames sent before the handshake: hyper's upgrade
         // hands them on.
         Endpoint::WebSocket if length == head.len() => Direct::WebSocket,
+        Endpoint::Stomp if length == head.len() => Direct::Stomp,
         _ => return None,
     };
     let mut request = Request::new(());
@@ -206,6 +211,7 @@ mod tests {
                 (FirstRequest::Hyper, _) => None,
                 (FirstRequest::Raw, Endpoint::Sse) => Some(Direct::Sse),
                 (FirstRequest::Raw, Endpoint::WebSocket) => Some(Direct::WebSocket),
+                (FirstRequest::Raw, Endpoint::Stomp) => Some(Direct::Stomp),
                 (FirstRequest::Raw, endpoint) => panic!("the raw path cannot serve {endpoint:?}"),
             };
             assert_eq!(served, expected, "{}", route.path);

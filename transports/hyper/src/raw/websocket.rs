@@ -44,10 +44,32 @@ pub(crate) async fn serve<R, I>(
         Ok(opened) => opened,
         Err(refusal) => return refuse(inner, &refusal, io).await,
     };
+    if !answer(inner, &mut io, switching).await {
+        return; // `registered`, dropped unrun, leaves the hub
+    }
+    let runtime = inner.runtime.clone();
+    inner.runtime.spawn(async move {
+        let _slot = slot;
+        let transport = WsTransport::server(io, config);
+        run_registered(&runtime, transport, registered, options).await;
+    });
+}
+
+/// Writes the handshake's answer (`101`) on `io`, within the write timeout: `false` when it
+/// could not be.
+pub(crate) async fn answer<R, I>(
+    inner: &Inner<R>,
+    io: &mut HyperIo<I>,
+    switching: Response<crate::body::Body>,
+) -> bool
+where
+    R: Runtime,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let (parts, _) = switching.into_parts();
     let head = head_bytes(&Response::from_parts(parts, ()), Framing::Switching);
     let runtime = &inner.runtime;
-    let timeout = runtime.now() + options.write_timeout;
+    let timeout = runtime.now() + inner.options.session.write_timeout;
     let written = async {
         io.write_all(&head).await?;
         io.flush().await
@@ -56,13 +78,5 @@ pub(crate) async fn serve<R, I>(
         runtime.sleep_until(timeout).await;
         Err(std::io::ErrorKind::TimedOut.into())
     };
-    if future::or(written, timed_out).await.is_err() {
-        return; // `registered`, dropped unrun, leaves the hub
-    }
-    let runtime = runtime.clone();
-    inner.runtime.spawn(async move {
-        let _slot = slot;
-        let transport = WsTransport::server(io, config);
-        run_registered(&runtime, transport, registered, options).await;
-    });
+    future::or(written, timed_out).await.is_ok()
 }
