@@ -85,6 +85,13 @@ pub(crate) async fn receive(receiver: Receiver, shared: &Shared) {
         Receiver::Ws(mut ws) => {
             while let Some(message) = ws.next().await {
                 match message {
+                    // A STOMP server may write several frames in one message, each ended by
+                    // a NUL; a roomcast.v1 message holds none.
+                    Ok(Message::Text(text)) if text.contains('\0') => {
+                        for frame in text.split_terminator('\0') {
+                            shared.on_text(&mut cursor, frame);
+                        }
+                    }
                     Ok(Message::Text(text)) => shared.on_text(&mut cursor, &text),
                     Ok(Message::Close(frame)) => {
                         let code = frame.map_or("none".into(), |f| u16::from(f.code).to_string());
