@@ -12,9 +12,6 @@ use memchr::memchr;
 use super::escape::Escaping;
 use super::{Command, Frame, Headers, Version};
 
-/// A queue grown past this by a large frame is given back once it is empty, not kept.
-const RETAINED_CAPACITY: usize = 16 * 1024;
-
 /// Limits that bound a [`Decoder`]'s memory ("Size Limits"). The defaults suit a chat server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecoderLimits {
@@ -420,9 +417,10 @@ impl Decoder {
         }
     }
 
-    /// Gives back the memory a large frame took, once the queue is empty.
+    /// Gives back the queue's memory once it is empty: a connection idles between frames, and
+    /// ten thousand idle ones would each hold the buffer of their last frame.
     fn release(&mut self) {
-        if self.queue.capacity() > RETAINED_CAPACITY {
+        if self.queue.capacity() > 0 {
             self.queue = BytesMut::new();
         }
     }

@@ -499,14 +499,20 @@ fn frames_split_anywhere_decode_the_same() {
 }
 
 #[test]
-fn a_large_queue_is_given_back() {
-    let mut decoder = Decoder::default();
-    let mut stream = b"SEND\n\n".to_vec();
-    stream.extend_from_slice(&[b'x'; 40_000]);
-    stream.push(0);
-    assert_eq!(
-        decode_with(&mut decoder, &[&stream]).expect("valid").len(),
-        1
-    );
-    assert!(decoder.queue.capacity() <= RETAINED_CAPACITY);
+fn the_queue_is_given_back_between_frames() {
+    for size in [10, 40_000] {
+        let mut decoder = Decoder::default();
+        let mut stream = b"SEND\n\n".to_vec();
+        stream.extend(std::iter::repeat_n(b'x', size));
+        stream.push(0);
+        assert_eq!(
+            decode_with(&mut decoder, &[&stream]).expect("valid").len(),
+            1
+        );
+        assert_eq!(
+            decoder.queue.capacity(),
+            0,
+            "an idle connection holds no buffer"
+        );
+    }
 }
