@@ -48,8 +48,9 @@ pub struct Delivery {
     encodings: OnceLock<Box<[OnceLock<Option<Bytes>>; ENCODINGS]>>,
 }
 
-/// Slots for other protocols' encodings of a delivery (`stomp::bridge` uses 0 to 2).
-pub const ENCODINGS: usize = 3;
+/// Slots for other protocols' encodings of a delivery (`stomp::bridge` uses 0 to 2 for its
+/// `MESSAGE` per version, and 3 for the text of its position, its `message-id`).
+pub const ENCODINGS: usize = 4;
 
 /// Two deliveries are equal when their frames and stream positions are: the encodings made for
 /// other protocols are caches of the frame.

@@ -13,6 +13,9 @@ use crate::envelope::{Codec, Ref, ServerMessage};
 use crate::names::RoomName;
 use crate::stomp::{Command, Frame, Headers, PreparedMessage, Version};
 
+/// Where a delivery's position is kept as text, its `message-id` (`Delivery::encoding`).
+const MESSAGE_ID: usize = 3;
+
 /// Where a delivery's STOMP `MESSAGE` of each version is kept (`Delivery::encoding`).
 fn slot(version: Version) -> usize {
     match version {
@@ -194,11 +197,17 @@ fn room_message(
         return bridge.fail(None, "cannot encode a message", &details);
     };
     let prepared = PreparedMessage::from_tail(version, tail.clone());
-    let message_id = id.to_string();
+    // The position's text, made once for every recipient of the delivery too.
+    let message_id = delivery.encoding(MESSAGE_ID, |_| {
+        let mut text = String::with_capacity(24);
+        id.write_to(&mut text);
+        Some(Bytes::from(text))
+    });
+    let message_id = message_id.map_or("", |text| std::str::from_utf8(text).unwrap_or(""));
     let mut failed = None;
     for (subscription, s) in ids {
-        let ack = (s.ack != Ack::Auto).then_some(message_id.as_str());
-        if let Err(error) = prepared.write_for(subscription, &message_id, ack, out) {
+        let ack = (s.ack != Ack::Auto).then_some(message_id);
+        if let Err(error) = prepared.write_for(subscription, message_id, ack, out) {
             failed = Some(error);
         }
     }
