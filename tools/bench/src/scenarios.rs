@@ -26,7 +26,8 @@ const FLOORS: &[(&str, &str, f64)] = &[
     ("tls", "cycles_per_s", 0.08),
     // HTTP/2 against HTTP/1.1, both over TLS: 1.32x - 1.50x measured.
     ("fanout-h2", "burst_deliveries_per_s", 0.5),
-    // STOMP against roomcast.v1 over WebSocket: 0.46x - 0.64x measured (short), 0.65x at 10,000.
+    // STOMP against roomcast.v1 over WebSocket: 0.46x - 0.93x measured (short), 0.88x - 1.22x at
+    // 10,000.
     ("fanout-stomp", "burst_deliveries_per_s", 0.3),
 ];
 
