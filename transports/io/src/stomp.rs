@@ -197,4 +197,3 @@ impl<C: TextTransport> Transport for StompTransport<C> {
         self.unflushed || self.carrier.wants_flush()
     }
 }
-
