@@ -285,7 +285,7 @@ fn status_metrics_health_and_the_page_are_served_on(runtime: &str) {
         let status = get(server.addr, "/api/status", &[]).await.json().await;
         assert_eq!(
             status["connections"],
-            json!({"websocket": 1, "sse": 1, "poll": 0}),
+            json!({"websocket": 1, "sse": 1, "poll": 0, "stomp": 0, "sockjs": 0}),
             "{runtime}: {status}"
         );
         assert_eq!(status["rooms"], 1);
