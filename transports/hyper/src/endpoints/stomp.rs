@@ -7,7 +7,7 @@
 //! `passcode` or `Authorization: Bearer` header, as STOMP clients send it; a `CONNECT` without
 //! one that passes is answered `ERROR`.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::net::IpAddr;
 
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -192,9 +192,22 @@ struct Run<R> {
 }
 
 impl<R: Runtime> Run<R> {
-    async fn over<T: Transport>(self, transport: T) {
-        let _slot = self.slot;
-        run_registered(&self.runtime, transport, self.registered, self.options).await;
+    /// The task: the session's driver and the slot it holds.
+    fn over<T: Transport + 'static>(
+        self,
+        transport: T,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let Self {
+            runtime,
+            registered,
+            options,
+            slot,
+        } = self;
+        let driver = run_registered(&runtime, transport, registered, options);
+        async move {
+            let _slot = slot;
+            driver.await;
+        }
     }
 }
 
