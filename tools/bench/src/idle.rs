@@ -6,6 +6,7 @@ use super::client::{open_all, ws_connect, ws_connect_on, ws_wait};
 use super::dial::Dial;
 use super::fanout::Transport;
 use super::http::SseClient;
+use super::peers::stomp_connect;
 use super::procs::ServerProc;
 use super::{Ctx, Kind, wait_quiet};
 
@@ -45,15 +46,7 @@ async fn open(
         }
         (Transport::Ws, Kind::Baseline) => Box::new(ws_connect(addr, "/").await?),
         // Connected and subscribed to nothing, as the WebSocket above joined nothing.
-        (Transport::Stomp, _) => {
-            let mut ws = ws_connect(addr, &format!("/stomp?user=u{i}")).await?;
-            let connect = "CONNECT\naccept-version:1.2\nhost:bench\nheart-beat:0,0\n\n\0";
-            ws.send(async_tungstenite::tungstenite::Message::text(connect))
-                .await
-                .map_err(|e| format!("CONNECT: {e}"))?;
-            ws_wait(&mut ws, "CONNECTED", |t| t.starts_with("CONNECTED\n")).await?;
-            Box::new(ws)
-        }
+        (Transport::Stomp, kind) => Box::new(stomp_connect(addr, kind, i).await?),
         (Transport::Sse, Kind::Roomcast) => {
             let path = format!("/events?user=u{i}");
             let mut sse = dial.sse(addr, &path, i).await?;

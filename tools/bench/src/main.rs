@@ -19,6 +19,7 @@ mod idle;
 mod nodes;
 mod peers;
 mod procs;
+mod rabbitmq;
 mod report;
 mod scenarios;
 mod stats;
@@ -230,6 +231,9 @@ enum Scenario {
     /// Two roomcast nodes on Redis against one, the receivers spread over them (needs
     /// `redis-server`; not part of `all`).
     FanoutNodes,
+    /// roomcast's STOMP against RabbitMQ's Web-STOMP: fan-out, and memory per idle connection
+    /// (needs Debian `rabbitmq-server`; not part of `all`).
+    FanoutRabbitmq,
     /// Every scenario, in that order.
     All,
 }

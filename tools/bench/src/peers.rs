@@ -17,7 +17,7 @@ use super::dial::Dial;
 use super::fanout::{Cursor, Shared, Transport};
 use super::http::{HttpClient, SseClient};
 use super::stats::now_ns;
-use super::{Ctx, Kind, ROOM};
+use super::{Ctx, Kind, ROOM, rabbitmq};
 
 pub(crate) enum Receiver {
     Ws(WsClient),
@@ -38,7 +38,7 @@ pub(crate) async fn receiver_open(
             Ok(Receiver::Ws(ws))
         }
         (Transport::Ws, Kind::Baseline) => Ok(Receiver::Ws(ws_connect(addr, "/").await?)),
-        (Transport::Stomp, _) => Ok(Receiver::Ws(stomp_subscribe(addr, i, ROOM).await?)),
+        (Transport::Stomp, kind) => Ok(Receiver::Ws(stomp_subscribe(addr, kind, i, ROOM).await?)),
         (Transport::Sse, Kind::Roomcast) => {
             let path = format!("/events?rooms={ROOM}&user=u{i}&broadcast=0");
             let mut sse = dial.sse(addr, &path, i).await?;
@@ -54,20 +54,36 @@ pub(crate) async fn receiver_open(
     }
 }
 
-/// A STOMP 1.2 client of `/stomp` as user `u{i}`, subscribed to `/topic/{room}` (its receipt
-/// come). Its `MESSAGE` frames carry the stamped payload as their body, which the stamp reader
-/// finds in the frame's text as it does in a roomcast.v1 frame.
-pub(crate) async fn stomp_subscribe(
+/// A STOMP 1.2 client connected (its `CONNECTED` come): of roomcast's `/stomp` as user `u{i}`,
+/// or of the peer's (RabbitMQ's Web-STOMP, `Kind::Baseline`) as its default user.
+pub(crate) async fn stomp_connect(
     addr: SocketAddr,
+    kind: Kind,
     i: usize,
-    room: &str,
 ) -> Result<WsClient, String> {
-    let mut ws = ws_connect(addr, &format!("/stomp?user=u{i}")).await?;
-    let connect = "CONNECT\naccept-version:1.2\nhost:bench\nheart-beat:0,0\n\n\0";
+    let (path, headers) = match kind {
+        Kind::Roomcast => (format!("/stomp?user=u{i}"), "host:bench\n"),
+        Kind::Baseline => (rabbitmq::PATH.to_owned(), rabbitmq::CONNECT_HEADERS),
+    };
+    let mut ws = ws_connect(addr, &path).await?;
+    let connect = format!("CONNECT\naccept-version:1.2\n{headers}heart-beat:0,0\n\n\0");
     ws.send(Message::text(connect))
         .await
         .map_err(|e| format!("CONNECT: {e}"))?;
     super::client::ws_wait(&mut ws, "CONNECTED", |t| t.starts_with("CONNECTED\n")).await?;
+    Ok(ws)
+}
+
+/// A STOMP client ([`stomp_connect`]) subscribed to `/topic/{room}` (its receipt come). Its
+/// `MESSAGE` frames carry the stamped payload as their body, which the stamp reader finds in
+/// the frame's text as it does in a roomcast.v1 frame.
+pub(crate) async fn stomp_subscribe(
+    addr: SocketAddr,
+    kind: Kind,
+    i: usize,
+    room: &str,
+) -> Result<WsClient, String> {
+    let mut ws = stomp_connect(addr, kind, i).await?;
     let subscribe = format!("SUBSCRIBE\nid:0\ndestination:/topic/{room}\nreceipt:s\n\n\0");
     ws.send(Message::text(subscribe))
         .await
@@ -113,10 +129,12 @@ pub(crate) async fn receive(receiver: Receiver, shared: &Shared) {
     }
 }
 
-/// The one publisher: a WebSocket for `fanout-ws`, HTTP POSTs for `fanout-sse`.
+/// The one publisher: a WebSocket for `fanout-ws`, HTTP POSTs for `fanout-sse`, STOMP `SEND`s
+/// for the STOMP peer.
 pub(crate) enum Publisher {
     Ws(WebSocketSender<TokioAdapter<TcpStream>>, Kind),
     Http(HttpClient, Kind),
+    Stomp(WebSocketSender<TokioAdapter<TcpStream>>),
 }
 
 impl Publisher {
@@ -131,7 +149,9 @@ impl Publisher {
         if transport == Transport::Sse {
             return Ok(Self::Http(HttpClient::connect_via(addr, dial).await?, kind));
         }
+        let peer_stomp = transport == Transport::Stomp && kind == Kind::Baseline;
         let ws = match kind {
+            Kind::Baseline if peer_stomp => stomp_connect(addr, kind, usize::MAX).await?,
             Kind::Roomcast => {
                 let mut ws = ws_connect(addr, "/ws?user=publisher").await?;
                 roomcast_join(&mut ws, ROOM).await?;
@@ -146,13 +166,16 @@ impl Publisher {
         tasks.push(AbortOnDrop(tokio::spawn(async move {
             while let Some(Ok(message)) = source.next().await {
                 if let Message::Text(text) = message
-                    && text.starts_with(r#"{"type":"error""#)
+                    && (text.starts_with(r#"{"type":"error""#) || text.starts_with("ERROR\n"))
                 {
                     shared.publish_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
         })));
-        Ok(Self::Ws(sink, kind))
+        Ok(match peer_stomp {
+            true => Self::Stomp(sink),
+            false => Self::Ws(sink, kind),
+        })
     }
 
     /// Publishes `k` stamped messages, at `rate` per second or as fast as it can; returns each
@@ -196,6 +219,14 @@ impl Publisher {
                         http.post(&path, format!(r#"{{"data":{data}}}"#)).await
                     }
                     Self::Http(http, Kind::Baseline) => http.post("/publish", data).await,
+                    Self::Stomp(sink) => {
+                        let frame = format!(
+                            "SEND\ndestination:/topic/{ROOM}\ncontent-type:application/json\n\n{data}\0"
+                        );
+                        sink.send(Message::text(frame))
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
                 }
             };
             tokio::time::timeout(OP_TIMEOUT, send)

@@ -44,6 +44,9 @@ pub(crate) struct ServerProc {
     pub(crate) spec: ServerSpec,
     log: PathBuf,
     keep_log: bool,
+    /// The process measured, when not the child: the one a start script runs (RabbitMQ's
+    /// Erlang VM).
+    measured: Option<u32>,
 }
 
 impl ServerProc {
@@ -79,6 +82,7 @@ impl ServerProc {
             spec,
             log,
             keep_log: false,
+            measured: None,
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -102,8 +106,22 @@ impl ServerProc {
         }
     }
 
+    /// The process whose memory, CPU time and context switches are the server's.
     pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
+        self.measured.unwrap_or_else(|| self.child.id())
+    }
+
+    /// Measures the descendant named `name` (`/proc/PID/comm`) rather than the child itself.
+    pub(crate) fn measure_descendant(&mut self, name: &str) -> Result<(), String> {
+        let found = descendants(self.child.id())
+            .into_iter()
+            .find(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim() == name)
+            })
+            .ok_or_else(|| format!("{}: no process {name} below it", self.spec.label))?;
+        self.measured = Some(found);
+        Ok(())
     }
 
     /// Resident memory in KiB (`VmRSS` of `/proc/PID/status`).
@@ -176,7 +194,7 @@ impl ServerProc {
 impl Drop for ServerProc {
     fn drop(&mut self) {
         // A wrapper that forks (strace, perf record) would leave the server itself running.
-        kill_descendants(self.pid());
+        kill_descendants(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
         if !self.keep_log {
@@ -185,8 +203,19 @@ impl Drop for ServerProc {
     }
 }
 
-/// Kills every process below `pid` (`/proc/PID/task/*/children`), the deepest first.
+/// Kills every process below `pid`, the deepest first.
 fn kill_descendants(pid: u32) {
+    for child in descendants(pid).into_iter().rev() {
+        let _ = Command::new("kill")
+            .args(["-KILL", &child.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Every process below `pid` (`/proc/PID/task/*/children`), each before its own children.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task"));
     for task in tasks.into_iter().flatten().flatten() {
         let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
@@ -194,13 +223,11 @@ fn kill_descendants(pid: u32) {
             .split_whitespace()
             .filter_map(|c| c.parse::<u32>().ok())
         {
-            kill_descendants(child);
-            let _ = Command::new("kill")
-                .args(["-KILL", &child.to_string()])
-                .stderr(Stdio::null())
-                .status();
+            found.push(child);
+            found.extend(descendants(child));
         }
     }
+    found
 }
 
 /// The load clients' own CPU time: this process's.

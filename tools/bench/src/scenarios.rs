@@ -62,6 +62,7 @@ pub(super) async fn run_all(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
                 Scenario::Tls => tls::report(ctx).await,
                 Scenario::FanoutH2 => tls::fanout_report(ctx).await,
                 Scenario::FanoutStomp => stomp::report(ctx).await,
+                Scenario::FanoutRabbitmq => stomp::rabbitmq_report(ctx).await,
                 Scenario::Churn | Scenario::All => churn_report(ctx).await,
             };
             report.seconds = started.elapsed().as_secs_f64();
