@@ -2,8 +2,11 @@
 //! carries) one address may hold at once.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 /// Live sessions per address. The map holds only addresses with a live session, so its size is
 /// bounded by the sessions themselves.
@@ -73,6 +76,32 @@ impl PerIp {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         live.get(&ip).copied().unwrap_or(0)
+    }
+}
+
+impl Slot {
+    /// `future` run as a task that holds this slot until it ends. The task is the future and
+    /// the slot, nothing more: an `async` block awaiting a future it captured keeps two copies
+    /// of it (the capture, and the one awaited), for an idle session 2 KiB a connection.
+    pub(crate) fn hold<F: Future + Unpin>(self, future: F) -> Holding<F> {
+        Holding {
+            future,
+            _slot: self,
+        }
+    }
+}
+
+/// See [`Slot::hold`].
+pub(crate) struct Holding<F> {
+    future: F,
+    _slot: Slot,
+}
+
+impl<F: Future + Unpin> Future for Holding<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.get_mut().future).poll(cx).map(drop)
     }
 }
 

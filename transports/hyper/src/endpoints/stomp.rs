@@ -192,7 +192,7 @@ struct Run<R> {
 }
 
 impl<R: Runtime> Run<R> {
-    /// The task: the session's driver and the slot it holds.
+    /// The task: the session's driver and the slot it holds, nothing more ([`Slot::hold`]).
     fn over<T: Transport + 'static>(
         self,
         transport: T,
@@ -203,11 +203,7 @@ impl<R: Runtime> Run<R> {
             options,
             slot,
         } = self;
-        let driver = run_registered(&runtime, transport, registered, options);
-        async move {
-            let _slot = slot;
-            driver.await;
-        }
+        slot.hold(run_registered(&runtime, transport, registered, options))
     }
 }
 
