@@ -11,11 +11,24 @@ use roomcast_tests::browser::browser_dir;
 
 /// Runs `stomp_node.mjs` with `args`: the steps it passed.
 fn node(args: &[&str]) -> serde_json::Value {
-    let output = Command::new("node")
-        .arg(browser_dir().join("stomp_node.mjs"))
-        .args(args)
-        .output()
-        .expect("run node");
+    run(
+        Command::new("node").arg(browser_dir().join("stomp_node.mjs")),
+        args,
+    )
+}
+
+/// Runs `tests/browser/{name}`, a script that drives Chromium, with `args`.
+fn script(name: &str, args: &[&str]) -> serde_json::Value {
+    let mut command = Command::new("node");
+    command
+        .arg(browser_dir().join(name))
+        .env("CHROMIUM", roomcast_tests::browser::chromium());
+    run(&mut command, args)
+}
+
+/// Runs `command` with `args`: the JSON line it printed.
+fn run(command: &mut Command, args: &[&str]) -> serde_json::Value {
+    let output = command.args(args).output().expect("run node");
     assert!(output.status.success(), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
@@ -90,16 +103,7 @@ fn a_token_in_connects_passcode_admits_when_the_url_carries_none() {
 fn sockjs_client_carries_stomp_and_roomcast_v1_in_chromium_over_each_transport() {
     let server = Running::start(&["--memory"]);
     let base = format!("http://127.0.0.1:{}", server.addr.port());
-    let output = Command::new("node")
-        .arg(browser_dir().join("sockjs_transports.mjs"))
-        .arg(&base)
-        .env("CHROMIUM", roomcast_tests::browser::chromium())
-        .output()
-        .expect("run node");
-    assert!(output.status.success(), "{output:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let results: serde_json::Value =
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let results = script("sockjs_transports.mjs", &[base.as_str()]);
     for transport in ["websocket", "xhr-streaming", "xhr-polling", "eventsource"] {
         let result = &results[transport];
         assert_eq!(
@@ -136,16 +140,7 @@ fn stomp_sockjs_v1_sse_and_long_poll_see_one_room_alike_across_a_cut_and_a_resum
     const KEY: &str = "mixed-room-key";
     let server = Running::start(&["--memory", "--api-key", KEY]);
     let base = format!("http://127.0.0.1:{}", server.addr.port());
-    let output = Command::new("node")
-        .arg(browser_dir().join("mixed_room.mjs"))
-        .args([base.as_str(), KEY])
-        .env("CHROMIUM", roomcast_tests::browser::chromium())
-        .output()
-        .expect("run node");
-    assert!(output.status.success(), "{output:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let result: serde_json::Value =
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let result = script("mixed_room.mjs", &[base.as_str(), KEY]);
     let published = &result["published"];
     assert_eq!(published.as_array().map(Vec::len), Some(12), "{result}");
     for client in ["stomp", "sockjs", "websocket", "sse", "poll"] {
@@ -169,16 +164,7 @@ fn a_spring_chat_and_notification_client_ported_to_roomcast_run_in_chromium() {
     const KEY: &str = "stomp-apps-key";
     let server = Running::start(&["--memory", "--api-key", KEY]);
     let base = format!("http://127.0.0.1:{}", server.addr.port());
-    let output = Command::new("node")
-        .arg(browser_dir().join("stomp_apps.mjs"))
-        .args([base.as_str(), KEY])
-        .env("CHROMIUM", roomcast_tests::browser::chromium())
-        .output()
-        .expect("run node");
-    assert!(output.status.success(), "{output:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let steps: serde_json::Value =
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let steps = script("stomp_apps.mjs", &[base.as_str(), KEY]);
     assert_eq!(
         steps,
         serde_json::json!([
