@@ -12,7 +12,7 @@ use roomcast_core::access::Access;
 use roomcast_core::hub::Connect;
 use roomcast_core::session::SessionKind;
 use roomcast_io::{
-    Registered, Runtime, SessionOptions, WsTransport, run_registered, websocket_config,
+    Registered, Runtime, SessionOptions, Transport, WsTransport, run_registered, websocket_config,
 };
 
 use crate::auth::query_param;
@@ -108,23 +108,46 @@ pub(crate) async fn register<R: Runtime>(
 pub(crate) async fn serve<R: Runtime, B: Send + 'static>(
     inner: &Inner<R>,
     peer: IpAddr,
-    mut request: Request<B>,
+    request: Request<B>,
 ) -> Result<Response<Body>, Refusal> {
+    let opened = open(inner, peer, &request).await?;
+    Ok(upgrade_and_run(inner, request, opened, Ok))
+}
+
+/// The session of `opened` on `request`'s upgraded connection, over the transport `wrap` makes
+/// of its WebSocket (the WebSocket itself, or SockJS's framing around it), in a task of its
+/// own; the handshake's answer.
+pub(crate) fn upgrade_and_run<R, B, T, W>(
+    inner: &Inner<R>,
+    mut request: Request<B>,
+    opened: Opened,
+    wrap: W,
+) -> Response<Body>
+where
+    R: Runtime,
+    B: Send + 'static,
+    T: Transport + 'static,
+    W: FnOnce(WsTransport<HyperIo<hyper::upgrade::Upgraded>>) -> std::io::Result<T>
+        + Send
+        + 'static,
+{
     let Opened {
         registered,
         slot,
         switching,
         options,
         config,
-    } = open(inner, peer, &request).await?;
+    } = opened;
     let upgrade = hyper::upgrade::on(&mut request);
     let runtime = inner.runtime.clone();
     inner.runtime.spawn(async move {
         let _slot = slot;
         // Dropping `registered` unrun (the upgrade failed) removes it from the hub.
         let Ok(upgraded) = upgrade.await else { return };
-        let transport = WsTransport::server(HyperIo(upgraded), config);
+        let Ok(transport) = wrap(WsTransport::server(HyperIo(upgraded), config)) else {
+            return;
+        };
         run_registered(&runtime, transport, registered, options).await;
     });
-    Ok(switching)
+    switching
 }

@@ -21,13 +21,12 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use roomcast_core::sockjs::http::Receiving;
-use roomcast_io::{Runtime, SockJsWs, WsTransport, run_registered};
+use roomcast_io::{Runtime, SockJsWs};
 
 use super::stomp::serve_framed;
-use super::websocket::{self, Opened, open_as};
+use super::websocket::{self, open_as};
 use crate::body::Body;
 use crate::context::Inner;
-use crate::io::HyperIo;
 use crate::refusal::Refusal;
 use crate::response::{NO_CACHE, allow_origin, json};
 use crate::sockjs_table::Carried;
@@ -167,27 +166,15 @@ fn not_allowed(methods: &str) -> Refusal {
 async fn serve_v1_websocket<R: Runtime, B: Send + 'static>(
     inner: &Inner<R>,
     peer: IpAddr,
-    mut request: Request<B>,
+    request: Request<B>,
 ) -> Result<Response<Body>, Refusal> {
-    let Opened {
-        registered,
-        slot,
-        switching,
-        options,
-        config,
-    } = open_as(inner, peer, &request, "sockjs", None, true).await?;
-    let upgrade = hyper::upgrade::on(&mut request);
-    let runtime = inner.runtime.clone();
-    inner.runtime.spawn(async move {
-        let _slot = slot;
-        let Ok(upgraded) = upgrade.await else { return };
-        let ws = WsTransport::server(HyperIo(upgraded), config);
-        let Ok(transport) = SockJsWs::new(ws) else {
-            return;
-        };
-        run_registered(&runtime, transport, registered, options).await;
-    });
-    Ok(switching)
+    let opened = open_as(inner, peer, &request, "sockjs", None, true).await?;
+    Ok(websocket::upgrade_and_run(
+        inner,
+        request,
+        opened,
+        SockJsWs::new,
+    ))
 }
 
 /// `GET info`: what the server offers, readable cross-origin by an allowed origin.
