@@ -78,13 +78,17 @@ async function stomp([base, transport]) {
     client.onStompError = (frame) => reject(new Error(frame.headers.message));
     client.activate();
   }));
-  const inbox = (client, destination) => {
+  // Subscribes with a receipt: bob's SUBSCRIBE travels on his own connection, so without
+  // waiting for its RECEIPT alice's SEND may be handled before bob is in the room.
+  const inbox = async (client, destination, receipt) => {
     const messages = [];
     const waiters = [];
+    const subscribed = new Promise((resolve) => client.watchForReceipt(receipt, resolve));
     client.subscribe(destination, (message) => {
       messages.push(message);
       waiters.splice(0).forEach((w) => w());
-    });
+    }, { receipt });
+    await within(`the receipt of ${destination}`, subscribed);
     return (what) => within(what, new Promise((resolve) => {
       const check = () => (messages.length ? resolve(messages.shift()) : waiters.push(check));
       check();
@@ -106,8 +110,8 @@ async function stomp([base, transport]) {
       bob = await connect('bob');
     });
     await step('subscribe', async () => {
-      bobRoom = inbox(bob, '/topic/lobby');
-      bobQueue = inbox(bob, '/user/queue/messages');
+      bobRoom = await inbox(bob, '/topic/lobby', 'bob-room');
+      bobQueue = await inbox(bob, '/user/queue/messages', 'bob-queue');
       const joined = new Promise((resolve) => alice.watchForReceipt('sub', resolve));
       alice.subscribe('/topic/lobby', () => {}, { receipt: 'sub' });
       await within('the SUBSCRIBE receipt', joined);

@@ -185,8 +185,12 @@ try {
     const subscribed = new Promise((resolve) => alice.watchForReceipt('sub-a', resolve));
     inbox(alice, '/topic/lobby', { receipt: 'sub-a' });
     await within('the SUBSCRIBE receipt', subscribed);
-    bobRoom = inbox(bob, '/topic/lobby');
-    bobQueue = inbox(bob, '/user/queue/notifications');
+    // Bob's SUBSCRIBEs travel on his own connection: wait for their receipts, or alice's
+    // SEND may be handled before bob is in the room.
+    const bobIn = ['sub-b', 'sub-bq'].map((id) => new Promise((resolve) => bob.watchForReceipt(id, resolve)));
+    bobRoom = inbox(bob, '/topic/lobby', { receipt: 'sub-b' });
+    bobQueue = inbox(bob, '/user/queue/notifications', { receipt: 'sub-bq' });
+    await within("bob's SUBSCRIBE receipts", Promise.all(bobIn));
   });
   await step('send with a receipt', async () => {
     const stored = new Promise((resolve) => alice.watchForReceipt('send-1', resolve));
