@@ -273,8 +273,10 @@ mod tests {
         stream.encode(&message("a", 2), &mut out);
         let presence = ServerMessage::Presence {
             room: room("a"),
-            joins: vec![],
-            leaves: vec![],
+            change: crate::envelope::PresenceChange::Diff {
+                joins: vec![],
+                leaves: vec![],
+            },
         };
         stream.encode(&frame(presence), &mut out);
         let (events, _) = browser(&out);
@@ -373,8 +375,10 @@ mod tests {
                     }),
                     Op::Other => frame(ServerMessage::Presence {
                         room: room("a"),
-                        joins: vec![],
-                        leaves: vec![],
+                        change: crate::envelope::PresenceChange::Diff {
+                            joins: vec![],
+                            leaves: vec![],
+                        },
                     }),
                     Op::Forget(s) => {
                         stream.forget(&streams[s]);

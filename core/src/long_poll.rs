@@ -179,8 +179,10 @@ mod tests {
     fn presence() -> Transmit {
         let message = ServerMessage::Presence {
             room: room("a"),
-            joins: vec![],
-            leaves: vec![],
+            change: crate::envelope::PresenceChange::Diff {
+                joins: vec![],
+                leaves: vec![],
+            },
         };
         Transmit::Frame(Delivery::unstreamed(message.encode()))
     }

@@ -7,8 +7,8 @@ use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use roomcast_core::cursor::Position;
 use roomcast_core::envelope::{
-    ClientEnvelope, ClientMessage, Codec, ErrorCode, MAX_REF_LEN, Payload, Ref, Reply,
-    ServerMessage,
+    ClientEnvelope, ClientMessage, Codec, ErrorCode, MAX_REF_LEN, Payload, PresenceChange, Ref,
+    Reply, ServerMessage,
 };
 use roomcast_core::names::{RoomName, UserId};
 use serde_json::Value;
@@ -114,19 +114,21 @@ prop_compose! {
         reference in reference(),
         room in option::of(room()),
         members in option::of(vec(user(), 0..4)),
+        count in any::<Option<u64>>(),
         id in option::of(position()),
         (recovered, replayed, delivered) in any::<(Option<bool>, Option<u64>, Option<bool>)>(),
         unread in any::<Option<u64>>(),
         data in option::of(payload()),
     ) -> ServerMessage {
         let reply =
-            Reply { reference, room, members, id, recovered, replayed, delivered, unread, data };
+            Reply { reference, room, members, count, id, recovered, replayed, delivered, unread, data };
         ServerMessage::Reply(reply)
     }
 }
 
 /// Any server message. (`prop_oneof!` is brace-delimited so rustfmt keeps this table compact.)
 fn server_message() -> impl Strategy<Value = ServerMessage> {
+    use PresenceChange::*;
     use ServerMessage::*;
     let (text, ms, codes) = (any::<String>, any::<u64>, select(ErrorCode::ALL.to_vec()));
     prop_oneof! {
@@ -140,7 +142,10 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
         (room(), position(), option::of(user()), payload())
             .prop_map(|(room, id, from, data)| Message { event: None,  room, id, from, data }),
         (room(), vec(user(), 0..4), vec(user(), 0..4))
-            .prop_map(|(room, joins, leaves)| Presence { room, joins, leaves }),
+            .prop_map(|(room, joins, leaves)| Presence { room, change: Diff { joins, leaves } }),
+        (room(), vec(user(), 0..4))
+            .prop_map(|(room, members)| Presence { room, change: Members(members) }),
+        (room(), ms()).prop_map(|(room, count)| Presence { room, change: Count(count) }),
         (room(), user(), any::<bool>())
             .prop_map(|(room, user, typing)| Typing { room, user, typing }),
         (position(), user(), payload()).prop_map(|(id, from, data)| Direct { id, from, data }),

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use smol_str::SmolStr;
 
 use super::client::{AppMessage, ClientEnvelope, ClientMessage};
-use super::server::{PROTOCOL_VERSION, Reply, ServerMessage};
+use super::server::{PROTOCOL_VERSION, PresenceChange, Reply, ServerMessage};
 use super::wire::Wire;
 use super::{EnvelopeError, ErrorCode, Ref};
 
@@ -202,6 +202,7 @@ impl Codec {
                     Some(_) => Some(wire.users(&wire.members, "members")?),
                     None => None,
                 },
+                count: wire.count,
                 id: match wire.id.as_deref() {
                     Some(id) => Some(wire.position(Some(id), "id")?),
                     None => None,
@@ -233,8 +234,24 @@ impl Codec {
             },
             "presence" => ServerMessage::Presence {
                 room: wire.room()?,
-                joins: wire.users(&wire.joins, "joins")?,
-                leaves: wire.users(&wire.leaves, "leaves")?,
+                // One form per message: a diff, the whole list, or a count.
+                change: match (&wire.members, wire.count) {
+                    (None, None) => PresenceChange::Diff {
+                        joins: wire.users(&wire.joins, "joins")?,
+                        leaves: wire.users(&wire.leaves, "leaves")?,
+                    },
+                    (Some(_), None) if wire.joins.is_none() && wire.leaves.is_none() => {
+                        PresenceChange::Members(wire.users(&wire.members, "members")?)
+                    }
+                    (None, Some(count)) if wire.joins.is_none() && wire.leaves.is_none() => {
+                        PresenceChange::Count(count)
+                    }
+                    _ => {
+                        return Err(
+                            wire.bad("a presence carries joins and leaves, members, or count")
+                        );
+                    }
+                },
             },
             "typing" => ServerMessage::Typing {
                 room: wire.room()?,

@@ -32,4 +32,4 @@ pub use frame::{
     EnvelopeError, ErrorCode, Frame, MAX_ERROR_MESSAGE, MAX_REF_LEN, Payload, Ref, message_type,
 };
 pub use safe_json::DEFAULT_MAX_DEPTH;
-pub use server::{PROTOCOL_VERSION, Reply, ServerMessage, StreamStart};
+pub use server::{PROTOCOL_VERSION, PresenceChange, Reply, ServerMessage, StreamStart};

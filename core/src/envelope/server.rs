@@ -51,14 +51,13 @@ pub enum ServerMessage {
         /// Any JSON value.
         data: Payload,
     },
-    /// `presence`: users who came online in a room, and users who left it.
+    /// `presence`: who came online in a room and who left it, coalesced over a short window;
+    /// in a room above the size where presence is counts only, how many are present.
     Presence {
         /// The room.
         room: RoomName,
-        /// Users now present who were not.
-        joins: Vec<UserId>,
-        /// Users no longer present.
-        leaves: Vec<UserId>,
+        /// What changed.
+        change: PresenceChange,
     },
     /// `typing`: a user started or stopped typing in a room.
     Typing {
@@ -166,6 +165,25 @@ impl serde::Serialize for StreamStart {
     }
 }
 
+/// What a `presence` message says of a room's members (see `docs/protocol.md`, section 8).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PresenceChange {
+    /// `joins`, `leaves`: users now present who were not at the room's last `presence`, and
+    /// users no longer present.
+    Diff {
+        /// Users now present who were not.
+        joins: Vec<UserId>,
+        /// Users no longer present.
+        leaves: Vec<UserId>,
+    },
+    /// `members`: everyone present, replacing what the client had. Sent when a room that was
+    /// counts only comes back to the size where names are sent.
+    Members(Vec<UserId>),
+    /// `count`: how many users are present. The room is above the size where names are sent;
+    /// the member list is the server API's.
+    Count(u64),
+}
+
 /// A `reply`. Which fields are set depends on the message answered (see `docs/protocol.md`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
@@ -173,8 +191,10 @@ pub struct Reply {
     pub reference: Ref,
     /// The room joined, left or published to.
     pub room: Option<RoomName>,
-    /// `join`: the users present in the room.
+    /// `join`: the users present in the room (a room at most the size where names are sent).
     pub members: Option<Vec<UserId>>,
+    /// `join`: how many users are present, in a room above the size where names are sent.
+    pub count: Option<u64>,
     /// `join`: the room's last message id; `publish`, `direct`: the new message's id.
     pub id: Option<Position>,
     /// `join` with `since`: whether every missed message follows (true), or the history no
@@ -197,6 +217,7 @@ impl Reply {
             reference,
             room: None,
             members: None,
+            count: None,
             id: None,
             recovered: None,
             replayed: None,
@@ -259,6 +280,7 @@ impl serde::Serialize for ServerMessage {
                 map.serialize_entry("ref", &reply.reference)?;
                 entry(&mut map, "room", &reply.room)?;
                 entry(&mut map, "members", &reply.members)?;
+                entry(&mut map, "count", &reply.count)?;
                 entry(&mut map, "id", &reply.id)?;
                 entry(&mut map, "recovered", &reply.recovered)?;
                 entry(&mut map, "replayed", &reply.replayed)?;
@@ -288,14 +310,16 @@ impl serde::Serialize for ServerMessage {
                 entry(&mut map, "event", event)?;
                 map.serialize_entry("data", data)?;
             }
-            Self::Presence {
-                room,
-                joins,
-                leaves,
-            } => {
+            Self::Presence { room, change } => {
                 map.serialize_entry("room", room)?;
-                map.serialize_entry("joins", joins)?;
-                map.serialize_entry("leaves", leaves)?;
+                match change {
+                    PresenceChange::Diff { joins, leaves } => {
+                        map.serialize_entry("joins", joins)?;
+                        map.serialize_entry("leaves", leaves)?;
+                    }
+                    PresenceChange::Members(members) => map.serialize_entry("members", members)?,
+                    PresenceChange::Count(count) => map.serialize_entry("count", count)?,
+                }
             }
             Self::Typing { room, user, typing } => {
                 map.serialize_entry("room", room)?;

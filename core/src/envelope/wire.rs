@@ -55,6 +55,7 @@ pub(super) struct Wire<'a> {
     pub(super) leaves: Option<Vec<Cow<'a, str>>>,
     #[serde(borrow)]
     pub(super) members: Option<Vec<Cow<'a, str>>>,
+    pub(super) count: Option<u64>,
     pub(super) recovered: Option<bool>,
     pub(super) replayed: Option<u64>,
     pub(super) delivered: Option<bool>,

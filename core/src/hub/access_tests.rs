@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use smol_str::SmolStr;
 
 use super::*;
-use crate::access::{Grants, JoinRule, Namespace, PublishRule};
+use crate::access::{Grants, JoinRule, Namespace, Namespaces, PublishRule};
 use crate::harness::Harness;
 use crate::session::SessionKind;
 

@@ -101,6 +101,14 @@ impl Hub {
                     "{name}: {user} has a member session but is not present"
                 ));
             }
+            if let Err(broken) = room.herald.check() {
+                return Err(format!("{name}: {broken}"));
+            }
+            if let Some(due) = room.herald.due()
+                && !self.presence_due.contains(&(due, name.clone()))
+            {
+                return Err(format!("{name}: a presence frame due at no timer"));
+            }
         }
         Ok(())
     }

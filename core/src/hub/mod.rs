@@ -28,6 +28,7 @@
 //!   session's bounded queue without waiting, and when one is full it calls [`Hub::disconnect`]
 //!   and closes that connection with 4000; the client resumes from its cursor and loses nothing.
 
+mod config;
 mod deliver;
 mod feeds;
 mod invariants;
@@ -35,6 +36,7 @@ mod marks;
 mod ops;
 mod outbox;
 mod policy;
+mod presence;
 mod remote;
 mod room;
 mod rooms;
@@ -43,79 +45,23 @@ mod starts;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use smol_str::SmolStr;
 
-use crate::access::{Access, Namespaces};
+use crate::access::Access;
 use crate::cursor::{Cursor, Position};
 use crate::delivery::{SessionId, Shared};
 use crate::engine::{EngineEvent, OpId, Operation, Retention, StreamId};
 use crate::envelope::{ClientEnvelope, ClientMessage, ErrorCode, Payload, Reply};
 use crate::names::{RoomName, UserId};
 
+pub use self::config::{HistoryLimit, HubConfig};
 use self::feeds::Feed;
 use self::ops::Pending;
 use self::room::Room;
 use self::slots::Slots;
 use self::starts::Start;
-
-/// How much of a stream is kept: whichever bound is reached first drops the oldest message.
-/// The engine's [`Retention`], which every append carries.
-pub use crate::engine::Retention as HistoryLimit;
-
-/// The hub's limits and timings. `Default` gives the protocol's defaults.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HubConfig {
-    /// This hub's node number: the origin of what its sessions append, so that it does not
-    /// deliver a session's own message back to it. Unique among the hubs sharing an engine.
-    pub node: u64,
-    /// History kept per room: 1,000 messages, 1 MiB or 10 minutes.
-    pub room_history: HistoryLimit,
-    /// History kept per user outbox: 1,000 messages, 1 MiB or 7 days.
-    pub outbox_history: HistoryLimit,
-    /// History kept of the broadcast feed: 1,000 messages, 1 MiB or 10 minutes.
-    pub broadcast_history: HistoryLimit,
-    /// How long a user whose last session disconnected stays present: 5 s.
-    pub presence_grace: Duration,
-    /// Most rooms one session may be in: 100. More gets `limit_reached`.
-    pub max_rooms_per_session: usize,
-    /// Most engine operations in flight (sent, not answered): 10,000. Past it an append is
-    /// answered `unavailable` at once: the engine does not keep up.
-    pub max_pending: usize,
-    /// How often the engine is asked to drop the history past its age: every 10 s (a read
-    /// never returns such a message anyway; this frees the memory).
-    pub expire_every: Duration,
-    /// How often the engine is asked the heads of the streams the hub follows: every 5 s. A
-    /// `Live` an engine lost is found at the stream's next one; this finds a lost last one (and
-    /// a stream that started afresh) when nothing follows it.
-    pub check_every: Duration,
-    /// Who may join, read and publish in each namespace, and its presence, typing and history
-    /// ([`crate::access`]): by default only the default namespace, open to every session.
-    pub namespaces: Arc<Namespaces>,
-}
-
-impl Default for HubConfig {
-    fn default() -> Self {
-        let history = |max_age| HistoryLimit {
-            max_messages: 1000,
-            max_bytes: 1 << 20,
-            max_age,
-        };
-        Self {
-            node: 0,
-            room_history: history(Duration::from_secs(10 * 60)),
-            outbox_history: history(Duration::from_secs(7 * 24 * 3600)),
-            broadcast_history: history(Duration::from_secs(10 * 60)),
-            presence_grace: Duration::from_secs(5),
-            max_rooms_per_session: 100,
-            max_pending: 10_000,
-            expire_every: Duration::from_secs(10),
-            check_every: Duration::from_secs(5),
-            namespaces: Arc::default(),
-        }
-    }
-}
 
 /// A new connection: who it is and what it follows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -253,6 +199,10 @@ pub struct Hub {
     next_start: u64,
     /// Presence grace periods: (end, room, user).
     graces: BTreeSet<(Instant, RoomName, UserId)>,
+    /// Rooms with presence changes waiting for their frame: (when it goes out, room).
+    presence_due: BTreeSet<(Instant, RoomName)>,
+    /// Presence frames delivered (one per recipient).
+    presence_sent: u64,
     /// When the engine is next asked to expire history.
     next_expire: Option<Instant>,
     /// When the engine is next asked the heads of the followed streams: armed by the first
@@ -291,6 +241,8 @@ impl Hub {
             parked: BTreeMap::new(),
             next_start: 0,
             graces: BTreeSet::new(),
+            presence_due: BTreeSet::new(),
+            presence_sent: 0,
             next_expire: None,
             next_check: None,
             transmits: VecDeque::new(),
@@ -346,7 +298,7 @@ impl Hub {
         };
         let grace = now + self.config.presence_grace;
         for (room, position) in slot.rooms {
-            self.exit_room(&slot.user, session, &room, position, Some(grace));
+            self.exit_room(now, &slot.user, session, &room, position, Some(grace));
         }
         if let Some(position) = slot.all_position
             && let Some(moved) = room::swap_remove(&mut self.all_followers, position)
@@ -388,7 +340,7 @@ impl Hub {
                 ErrorCode::Unauthorized,
                 "this server has no credentials to refresh".to_owned(),
             )),
-            ClientMessage::Leave { room } => self.leave(session, reference, room),
+            ClientMessage::Leave { room } => self.leave(now, session, reference, room),
             ClientMessage::Publish { room, data } => {
                 self.publish_from(now, session, reference, room, data)
             }
@@ -469,10 +421,11 @@ impl Hub {
         self.engine_event(now, event);
     }
 
-    /// Ends presence grace periods, sends again what an engine could not take, and asks the
+    /// Ends presence grace periods, sends the presence frames due, sends again what an engine could not take, and asks the
     /// engine to expire history, as of `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.expire_graces(now);
+        self.announce_due(now);
         self.retry_due(now);
         if self.next_expire.is_some_and(|at| at <= now) {
             self.next_expire = Some(now + self.config.expire_every);
@@ -505,7 +458,8 @@ impl Hub {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let grace = self.graces.first().map(|(at, _, _)| *at);
         let retry = self.retries.first().map(|(at, _)| *at);
-        [grace, retry, self.next_expire, self.next_check]
+        let presence = self.next_announcement();
+        [grace, presence, retry, self.next_expire, self.next_check]
             .into_iter()
             .flatten()
             .min()
@@ -524,6 +478,11 @@ impl Hub {
     /// Users with a session.
     pub fn user_count(&self) -> usize {
         self.users.len()
+    }
+
+    /// Presence frames delivered so far, one per recipient.
+    pub fn presence_sent(&self) -> u64 {
+        self.presence_sent
     }
 
     /// Engine operations sent and not yet answered.
@@ -594,5 +553,7 @@ pub fn recipients(
 mod access_tests;
 #[cfg(test)]
 mod late_news_tests;
+#[cfg(test)]
+mod presence_tests;
 #[cfg(test)]
 mod tests;

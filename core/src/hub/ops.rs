@@ -234,7 +234,7 @@ impl Hub {
                 node,
                 user,
                 present,
-            } => self.remote_presence(room, node, user, present),
+            } => self.remote_presence(now, room, node, user, present),
             EngineEvent::Typing {
                 room,
                 node,
@@ -242,7 +242,7 @@ impl Hub {
                 typing,
             } => self.remote_typing(room, node, user, typing),
             EngineEvent::PresenceSnapshot { room, members } => {
-                self.presence_snapshot(room, members);
+                self.presence_snapshot(now, room, members);
             }
             EngineEvent::LinkDown => self.link_down = true,
             EngineEvent::LinkUp => {

@@ -4,6 +4,7 @@
 //! the room's presence as a whole.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 use super::Hub;
 use crate::delivery::Delivery;
@@ -14,6 +15,7 @@ impl Hub {
     /// Another node's user became present in `room`, or stopped being.
     pub(super) fn remote_presence(
         &mut self,
+        now: Instant,
         room: RoomName,
         node: u64,
         user: UserId,
@@ -35,10 +37,8 @@ impl Hub {
             }
         }
         let after = entry.presence.contains_key(&user) || entry.is_remote(&user);
-        match (before, after) {
-            (false, true) => self.announce(&room, vec![user], Vec::new(), None),
-            (true, false) => self.announce(&room, Vec::new(), vec![user], None),
-            _ => {}
+        if before != after {
+            self.presence_changed(now, &room, &user, before, None);
         }
     }
 
@@ -59,7 +59,12 @@ impl Hub {
 
     /// Everyone present in `room` on every node: the other nodes' part replaces what this hub
     /// knew, and what that changes is announced.
-    pub(super) fn presence_snapshot(&mut self, room: RoomName, members: Vec<(UserId, u64)>) {
+    pub(super) fn presence_snapshot(
+        &mut self,
+        now: Instant,
+        room: RoomName,
+        members: Vec<(UserId, u64)>,
+    ) {
         let node = self.config.node;
         let Some(entry) = self.rooms.get_mut(&room) else {
             return;
@@ -73,10 +78,9 @@ impl Hub {
         let before: BTreeSet<UserId> = entry.present().into_iter().collect();
         entry.remote = remote;
         let after: BTreeSet<UserId> = entry.present().into_iter().collect();
-        let joins: Vec<UserId> = after.difference(&before).cloned().collect();
-        let leaves: Vec<UserId> = before.difference(&after).cloned().collect();
-        if !joins.is_empty() || !leaves.is_empty() {
-            self.announce(&room, joins, leaves, None);
+        for user in after.symmetric_difference(&before) {
+            self.note_presence(&room, user, before.contains(user));
         }
+        self.settle_presence(now, &room, None);
     }
 }

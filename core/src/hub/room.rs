@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::Members;
+use super::presence::Herald;
 use crate::delivery::SessionId;
 use crate::names::UserId;
 
@@ -18,6 +19,8 @@ pub(crate) struct Room {
     /// Users present on other nodes (an engine shared by many nodes says so), with those
     /// nodes. A user present here and there is one member.
     pub(crate) remote: BTreeMap<UserId, BTreeSet<u64>>,
+    /// What its next `presence` frame says, and when it goes out.
+    pub(crate) herald: Herald,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -100,6 +103,20 @@ impl Room {
         }
         let all: BTreeSet<&UserId> = self.presence.keys().chain(self.remote.keys()).collect();
         all.into_iter().cloned().collect()
+    }
+
+    /// How many users are present, here or on another node.
+    pub(crate) fn present_count(&self) -> usize {
+        let elsewhere = self.remote.keys();
+        self.presence.len()
+            + elsewhere
+                .filter(|u| !self.presence.contains_key(*u))
+                .count()
+    }
+
+    /// Whether `user` is present, here or on another node.
+    pub(crate) fn is_present(&self, user: &UserId) -> bool {
+        self.presence.contains_key(user) || self.is_remote(user)
     }
 
     /// Whether `user` is present on another node.

@@ -51,6 +51,7 @@ impl Hub {
     /// `leave`: explicit, so the user's presence ends at once if this was their last session.
     pub(super) fn leave(
         &mut self,
+        now: Instant,
         session: SessionId,
         reference: Option<&Ref>,
         room: RoomName,
@@ -63,7 +64,7 @@ impl Hub {
         if position.is_none() {
             self.cancel_join(session, &room);
         }
-        self.exit_room(&user, session, &room, position, None);
+        self.exit_room(now, &user, session, &room, position, None);
         self.answer(session, reference, |reference| Reply {
             room: Some(room),
             ..Reply::to(reference)
@@ -189,7 +190,7 @@ impl Hub {
 
     /// Makes the session a member (present at once; receiving once its start completes);
     /// announces its user if newly present.
-    pub(super) fn enter_room(&mut self, _now: Instant, session: SessionId, room: &RoomName) {
+    pub(super) fn enter_room(&mut self, now: Instant, session: SessionId, room: &RoomName) {
         let slot = self.slots.get(session).expect("live session");
         if slot.rooms.contains_key(room) {
             return;
@@ -208,7 +209,7 @@ impl Hub {
             // Present on another node already: one member, nothing new to announce.
             let remote = self.rooms.get(room).is_some_and(|r| r.is_remote(&user));
             if !remote {
-                self.announce(room, vec![user], Vec::new(), Some(session));
+                self.presence_changed(now, room, &user, false, Some(session));
             }
         }
     }
@@ -229,6 +230,7 @@ impl Hub {
     /// is still here.
     pub(super) fn exit_room(
         &mut self,
+        now: Instant,
         user: &UserId,
         session: SessionId,
         room: &RoomName,
@@ -256,14 +258,14 @@ impl Hub {
                 let remote = entry.is_remote(user);
                 self.tell_presence(room, user, false);
                 if !remote {
-                    self.announce(room, Vec::new(), vec![user.clone()], None);
+                    self.presence_changed(now, room, user, true, None);
                 }
             }
         }
         self.drop_room_if_empty(room);
     }
 
-    /// Ends the grace periods due by `now`, one `presence` message per room.
+    /// Ends the grace periods due by `now`; rooms announce the leaves together.
     pub(super) fn expire_graces(&mut self, now: Instant) {
         let mut gone: Vec<(RoomName, UserId)> = Vec::new();
         while let Some((at, room, user)) = self.graces.first().cloned() {
@@ -289,37 +291,15 @@ impl Hub {
         }
         // Present on another node still: no leave to announce.
         gone.retain(|(room, user)| !self.rooms.get(room).is_some_and(|r| r.is_remote(user)));
-        let mut start = 0;
-        while start < gone.len() {
-            let room = gone[start].0.clone();
-            let end = start + gone[start..].iter().take_while(|(r, _)| *r == room).count();
-            let leaves = gone[start..end]
-                .iter()
-                .map(|(_, user)| user.clone())
-                .collect();
-            self.announce(&room, Vec::new(), leaves, None);
-            start = end;
+        for (room, user) in &gone {
+            self.note_presence(room, user, true);
+        }
+        for room in &rooms {
+            self.settle_presence(now, room, None);
         }
         for room in rooms {
             self.drop_room_if_empty(&room);
         }
-    }
-
-    /// Sends a `presence` diff to the room's receiving sessions (but `except`).
-    pub(super) fn announce(
-        &mut self,
-        room: &RoomName,
-        joins: Vec<UserId>,
-        leaves: Vec<UserId>,
-        except: Option<SessionId>,
-    ) {
-        let frame = ServerMessage::Presence {
-            room: room.clone(),
-            joins,
-            leaves,
-        }
-        .encode();
-        self.fan_out_room(room, Delivery::unstreamed(frame), except);
     }
 
     fn drop_room_if_empty(&mut self, room: &RoomName) {

@@ -390,10 +390,10 @@ impl Hub {
                 member,
                 since,
             } => {
-                let members = if self.presence_on(&room) {
-                    self.members(&room)
-                } else {
-                    Vec::new()
+                let user = self.slots.get(session).map(|slot| slot.user.clone());
+                let (members, count) = match user {
+                    Some(user) => self.reply_presence(&room, &user),
+                    None => (Some(Vec::new()), None),
                 };
                 let stream = StreamId::Room(room.clone());
                 let (id, recovered, replay) = match start.entries.into_iter().next() {
@@ -407,7 +407,8 @@ impl Hub {
                 let replayed = replay.len() as u64;
                 self.answer(session, reference.as_ref(), |reference| Reply {
                     room: Some(room),
-                    members: Some(members),
+                    members,
+                    count,
                     id,
                     recovered,
                     replayed: recovered.map(|_| replayed),

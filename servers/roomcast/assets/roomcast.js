@@ -62,7 +62,9 @@
  *   - `state` `{state, previous, ...}`: `idle`, `connecting`, `open`, `reconnecting`, `closed`;
  *     `reconnecting` carries `{attempt, delayMs, code, reason, offline}`;
  *   - `open` (the welcome), `close` `{code, reason, wasClean, byApp}`;
- *   - `members` `{room, members}` after a join reply or a presence diff;
+ *   - `members` `{room, members, count}` after a join reply or a presence frame; in a room above
+ *     the server's size for names (`--presence-counts-above`) `members` is empty and `count`
+ *     says how many are present;
  *   - `joined` (each join reply, `rejoin: true` for automatic re-joins);
  *   - `resync` `{stream, room?}`: that stream's history could not be resumed; refetch state;
  *   - `frame`: every frame received, before dedupe (for debugging).
@@ -300,7 +302,7 @@ export class RoomcastClient extends EventTarget {
     this._ready = false; // welcome received on this._ws
     this._closedByApp = false;
     this._nextRef = 1;
-    /** @type {Map<string, {members: Set<string>, waiters: Array<{resolve: Function, reject: Function}>, joined: boolean, joining: boolean, reply: object|null}>} */
+    /** @type {Map<string, {members: Set<string>, count: number|null, waiters: Array<{resolve: Function, reject: Function}>, joined: boolean, joining: boolean, reply: object|null}>} */
     this._rooms = new Map();
     /** @type {Map<number, {resolve: Function, reject: Function, timer: any, kind: string, room?: string}>} */
     this._pending = new Map();
@@ -376,10 +378,18 @@ export class RoomcastClient extends EventTarget {
     return [...this._rooms.keys()];
   }
 
-  /** Users present in `room`, as last known. */
+  /** Users present in `room`, as last known (none in a room that gets counts only). */
   members(room) {
     const r = this._rooms.get(room);
     return r ? [...r.members].sort() : [];
+  }
+
+  /** How many users are present in `room`, as last known: the count of a room that gets
+   * counts only, else the size of `members(room)`. */
+  memberCount(room) {
+    const r = this._rooms.get(room);
+    if (!r) return 0;
+    return r.count === null ? r.members.size : r.count;
   }
 
   /** Starts connecting (again, after `close()`). @returns {this} */
@@ -618,11 +628,23 @@ export class RoomcastClient extends EventTarget {
       case 'presence': {
         const r = this._rooms.get(frame.room);
         if (r) {
-          for (const u of frame.leaves || []) r.members.delete(u);
-          for (const u of frame.joins || []) r.members.add(u);
+          if (typeof frame.count === 'number') {
+            // A room above the server's size for names: counts only.
+            r.count = frame.count;
+            r.members.clear();
+          } else if (Array.isArray(frame.members)) {
+            // Back to that size: the whole list replaces the count.
+            r.count = null;
+            r.members = new Set(frame.members);
+          } else {
+            // Set operations: a join may name a user the join reply listed.
+            r.count = null;
+            for (const u of frame.leaves || []) r.members.delete(u);
+            for (const u of frame.joins || []) r.members.add(u);
+          }
         }
         this._emit('presence', frame);
-        if (r) this._emit('members', { room: frame.room, members: this.members(frame.room) });
+        if (r) this._emitMembers(frame.room);
         return;
       }
       case 'shutdown':
@@ -727,7 +749,8 @@ export class RoomcastClient extends EventTarget {
 
   /**
    * Joins `room` (and joins it again after every reconnect, with `since`, until `leave`).
-   * Resolves with the reply: `{room, members, id, recovered?, replayed?}`.
+   * Resolves with the reply: `{room, members, id, recovered?, replayed?}` (`count` instead of
+   * `members` in a room above the server's size for names).
    */
   join(room) {
     if (!ROOM_NAME.test(room)) {
@@ -737,14 +760,21 @@ export class RoomcastClient extends EventTarget {
       return Promise.reject(new RoomcastError('not_connected', 'call connect() first'));
     }
     let r = this._rooms.get(room);
-    if (r && r.joined && r.reply) return Promise.resolve({ ...r.reply, members: this.members(room) });
+    if (r && r.joined && r.reply) {
+      const known = r.count === null ? { members: this.members(room) } : { count: r.count };
+      return Promise.resolve({ ...r.reply, ...known });
+    }
     if (!r) {
-      r = { members: new Set(), waiters: [], joined: false, joining: false, reply: null };
+      r = { members: new Set(), count: null, waiters: [], joined: false, joining: false, reply: null };
       this._rooms.set(room, r);
     }
     const promise = new Promise((resolve, reject) => r.waiters.push({ resolve, reject }));
     if (this._ready && !r.joining) this._sendJoin(room);
     return promise;
+  }
+
+  _emitMembers(room) {
+    this._emit('members', { room, members: this.members(room), count: this.memberCount(room) });
   }
 
   _sendJoin(room) {
@@ -761,11 +791,12 @@ export class RoomcastClient extends EventTarget {
       r.joined = true;
       r.reply = reply;
       r.members = new Set(reply.members || []);
+      r.count = typeof reply.count === 'number' ? reply.count : null;
       const stream = `room:${room}`;
       this.positions.resumeAt(stream, reply.id);
       if (rejoin && reply.recovered === false) this._resync(stream);
       this._emit('joined', { ...reply, rejoin });
-      this._emit('members', { room, members: this.members(room) });
+      this._emitMembers(room);
       for (const w of r.waiters.splice(0)) w.resolve(reply);
     };
     const reject = (error) => {

@@ -74,6 +74,7 @@ pub(crate) struct Metrics {
     /// Cumulative figures of the hub's, as counters (they only grow).
     hub_slow_consumers: Counter<u64, AtomicU64>,
     receipts_lost: Counter<u64, AtomicU64>,
+    presence_sent: Counter<u64, AtomicU64>,
     engine_link_up: Gauge,
     sockjs_sessions: Gauge,
 }
@@ -185,6 +186,12 @@ impl Metrics {
             "Read receipts the storage refused (a budget reached, or unavailable), since the start",
             receipts_lost.clone(),
         );
+        let presence_sent = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "presence_frames",
+            "Presence frames delivered, one per recipient (coalesced per room and window)",
+            presence_sent.clone(),
+        );
         let typed = |family: &Family<TypeLabels, Counter>, types: &[&str]| {
             TRANSPORTS
                 .iter()
@@ -238,6 +245,7 @@ impl Metrics {
             pending_operations,
             hub_slow_consumers,
             receipts_lost,
+            presence_sent,
             engine_link_up,
             sockjs_sessions,
             registry,
@@ -277,6 +285,7 @@ impl Metrics {
         };
         catch_up(&self.hub_slow_consumers, stats.slow_consumers);
         catch_up(&self.receipts_lost, stats.receipts_lost);
+        catch_up(&self.presence_sent, stats.presence_sent);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use roomcast_core::cursor::{Position, Stream};
-use roomcast_core::envelope::{ErrorCode, Ref, ServerMessage};
+use roomcast_core::envelope::{ErrorCode, PresenceChange, Ref, ServerMessage};
 use roomcast_core::session::SessionKind;
 
 use super::server::Ledger;
@@ -201,21 +201,27 @@ impl Client {
                 }
                 ledger.summary.unavailable += 1;
             }
-            ServerMessage::Presence {
-                room,
-                joins,
-                leaves,
-            } => {
+            ServerMessage::Presence { room, change } => {
                 let r = index(room.as_str());
                 match self.views.get_mut(&r) {
-                    Some(View::In(members)) => {
-                        for user in joins {
-                            members.insert(user.as_str().to_owned());
+                    Some(View::In(members)) => match change {
+                        // Diffs are set operations: a join may name a user the join reply
+                        // already listed (it came within the same window).
+                        PresenceChange::Diff { joins, leaves } => {
+                            for user in joins {
+                                members.insert(user.as_str().to_owned());
+                            }
+                            for user in leaves {
+                                members.remove(user.as_str());
+                            }
                         }
-                        for user in leaves {
-                            members.remove(user.as_str());
+                        PresenceChange::Members(list) => {
+                            *members = list.iter().map(|u| u.as_str().to_owned()).collect();
                         }
-                    }
+                        PresenceChange::Count(count) => {
+                            return Err(format!("a count ({count}) in room{r}: rooms are small"));
+                        }
+                    },
                     Some(View::Leaving) => {}
                     _ => return Err(format!("presence in room{r}, not joined")),
                 }

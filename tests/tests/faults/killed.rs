@@ -18,25 +18,36 @@ async fn read_messages(client: &mut Client, count: u64) {
     }
 }
 
-/// A surviving receiver: reads until it has `count` room messages and has seen every one of
-/// `killed` leave the room; returns itself and the messages.
-async fn survive(mut client: Client, count: usize, killed: Vec<String>) -> (Client, Vec<Value>) {
+/// A surviving receiver: reads until it has `count` room messages and the members it holds
+/// (its join reply's, then the presence diffs) include none of `killed`; returns itself and
+/// the messages. (A user who came and went within one presence window is in no diff, and was
+/// in no reply either.)
+async fn survive(
+    mut client: Client,
+    reply: Value,
+    count: usize,
+    killed: Vec<String>,
+) -> (Client, Vec<Value>) {
+    let names = |list: &Value| -> Vec<String> {
+        let list = list.as_array().expect("a list of users");
+        list.iter()
+            .map(|u| u.as_str().expect("a user").to_owned())
+            .collect()
+    };
+    let mut members: BTreeSet<String> = names(&reply["members"]).into_iter().collect();
     let mut messages = Vec::new();
-    let mut left = BTreeSet::new();
     for _ in 0..10_000 {
-        if messages.len() == count && killed.iter().all(|user| left.contains(user)) {
+        if messages.len() == count && killed.iter().all(|user| !members.contains(user)) {
             return (client, messages);
         }
         let value = client.next_json().await;
         match value["type"].as_str() {
             Some("message") => messages.push(value),
             Some("presence") => {
-                let leaves = value["leaves"].as_array().expect("leaves");
-                left.extend(
-                    leaves
-                        .iter()
-                        .map(|u| u.as_str().expect("a user").to_owned()),
-                );
+                for user in names(&value["leaves"]) {
+                    members.remove(&user);
+                }
+                members.extend(names(&value["joins"]));
             }
             _ => {}
         }
@@ -66,8 +77,8 @@ fn killed_receivers_are_freed_and_the_others_get_everything(flavor: Flavor) {
         let mut receivers = Vec::new();
         for i in 0..RECEIVERS {
             let mut client = server.client(&format!("r{i}")).await;
-            join(&mut client, "feed").await;
-            receivers.push(client);
+            let reply = join(&mut client, "feed").await;
+            receivers.push((client, reply));
         }
         server
             .wait_for_stats("all connected", |s| s.sessions == RECEIVERS + 1)
@@ -78,7 +89,7 @@ fn killed_receivers_are_freed_and_the_others_get_everything(flavor: Flavor) {
         let (killed, kills) = async_channel::bounded(KILLED);
         let mut killers = Vec::new();
         let mut survivors = Vec::new();
-        for (i, mut client) in receivers.into_iter().enumerate() {
+        for (i, (mut client, reply)) in receivers.into_iter().enumerate() {
             if i < KILLED {
                 let killed = killed.clone();
                 killers.push(smol::spawn(async move {
@@ -90,7 +101,8 @@ fn killed_receivers_are_freed_and_the_others_get_everything(flavor: Flavor) {
                 }));
             } else {
                 let count = usize::try_from(MESSAGES).expect("small");
-                survivors.push(smol::spawn(survive(client, count, killed_users.clone())));
+                let survivor = survive(client, reply, count, killed_users.clone());
+                survivors.push(smol::spawn(survivor));
             }
         }
 

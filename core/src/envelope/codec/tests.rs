@@ -333,8 +333,10 @@ fn server_messages_have_an_exact_wire_form_and_read_back() {
         (
             ServerMessage::Presence {
                 room: room("lobby"),
-                joins: vec![user("bob")],
-                leaves: vec![],
+                change: crate::envelope::PresenceChange::Diff {
+                    joins: vec![user("bob")],
+                    leaves: vec![],
+                },
             },
             r#"{"type":"presence","room":"lobby","joins":["bob"],"leaves":[]}"#,
         ),

@@ -413,8 +413,10 @@ fn presence_goes_to_presence_subscriptions_with_an_id_of_its_own() {
     bridge.handle_bytes(b"SUBSCRIBE\nid:p\ndestination:/topic/lobby.presence\n\n\0");
     let presence = ServerMessage::Presence {
         room: room("lobby"),
-        joins: vec![UserId::new("bob").expect("a user")],
-        leaves: vec![],
+        change: crate::envelope::PresenceChange::Diff {
+            joins: vec![UserId::new("bob").expect("a user")],
+            leaves: vec![],
+        },
     };
     let out = deliver(&mut bridge, &Delivery::unstreamed(presence.encode()));
     assert!(

@@ -242,6 +242,23 @@ pub(crate) struct ServeArgs {
     #[serde(with = "humantime_serde")]
     pub(crate) shutdown_grace: Option<Duration>,
 
+    /// How long a room's presence changes wait to go out together: a join storm costs each
+    /// member one `presence` frame per window, not one per arriving user. A change in a room
+    /// quiet for longer goes out at once; 0s sends every change at once. [default: 200ms]
+    #[arg(long, env = "ROOMCAST_PRESENCE_WINDOW", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub(crate) presence_window: Option<Duration>,
+
+    /// Rooms with more users present get counts only: `presence {room, count}`, and `count`
+    /// instead of `members` in the join reply. [default: 1000]
+    #[arg(long, env = "ROOMCAST_PRESENCE_COUNTS_ABOVE")]
+    pub(crate) presence_counts_above: Option<usize>,
+
+    /// How often a room above that size gets its count, at most. [default: 1s]
+    #[arg(long, env = "ROOMCAST_PRESENCE_COUNT_EVERY", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub(crate) presence_count_every: Option<Duration>,
+
     /// How late a session's timer (heartbeat, keep-alive, close deadlines) may fire, at most:
     /// deadlines move to a grid every session shares, so the heartbeats of many connections
     /// wake the server together. At most 1/16 of the time left; 0s for exact timers.
@@ -351,6 +368,9 @@ impl ServeArgs {
             ping_timeout,
             keep_alive,
             shutdown_grace,
+            presence_window,
+            presence_counts_above,
+            presence_count_every,
             timer_slack,
             runtime,
             threads,

@@ -140,6 +140,13 @@ impl Settings {
                     .unwrap_or(hub_defaults.outbox_history.max_bytes),
             },
             max_pending: args.max_pending_writes.unwrap_or(hub_defaults.max_pending),
+            presence_window: args.presence_window.unwrap_or(hub_defaults.presence_window),
+            presence_counts_above: args
+                .presence_counts_above
+                .unwrap_or(hub_defaults.presence_counts_above),
+            presence_count_every: args
+                .presence_count_every
+                .unwrap_or(hub_defaults.presence_count_every),
             ..hub_defaults
         };
         let checks = [

@@ -54,6 +54,8 @@ pub struct HubStats {
     pub slow_consumers: u64,
     /// Read receipts the engine refused to store, since the start.
     pub receipts_lost: u64,
+    /// Presence frames delivered (one per recipient), since the start.
+    pub presence_sent: u64,
 }
 
 /// The hub has stopped: an operation panicked while it held the hub (a bug), so nothing more
@@ -341,6 +343,7 @@ impl HubHandle {
                 pending_operations: hub.pending_operations(),
                 slow_consumers: state.mailboxes.slow_consumers,
                 receipts_lost: hub.receipts_lost(),
+                presence_sent: hub.presence_sent(),
             }
         })
     }
