@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod arrival;
 mod baseline;
 mod churn;
 mod client;
@@ -16,6 +17,7 @@ mod echo;
 mod fanout;
 mod http;
 mod idle;
+mod nchan;
 mod nodes;
 mod peers;
 mod procs;
@@ -234,6 +236,10 @@ enum Scenario {
     /// roomcast's STOMP against RabbitMQ's Web-STOMP: fan-out, and memory per idle connection
     /// (needs Debian `rabbitmq-server`; not part of `all`).
     FanoutRabbitmq,
+    /// 10,000 subscribers arriving at once (500 in flight) in one room, against Nchan: time
+    /// until all are subscribed, presence frames per subscriber, CPU, memory per connection
+    /// after the storm (needs Debian `libnginx-mod-nchan`; not part of `all`).
+    Arrival,
     /// Every scenario, in that order.
     All,
 }
