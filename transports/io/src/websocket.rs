@@ -109,6 +109,15 @@ impl<S> WsTransport<S> {
         Self::new(io, Role::Server, config)
     }
 
+    /// The server's side of a WebSocket whose handshake's answer (`101`, `head`) is not written
+    /// yet: it goes out ahead of the first frames, in the same write, so a session's welcome
+    /// costs no write and no wake-up of the client of its own.
+    pub fn server_after(io: S, config: WebSocketConfig, head: Vec<u8>) -> Self {
+        let mut transport = Self::new(io, Role::Server, config);
+        transport.bridge.queued = head;
+        transport
+    }
+
     /// Either side of a WebSocket whose handshake is done.
     pub fn new(io: S, role: Role, config: WebSocketConfig) -> Self {
         let bridge = Bridge {
@@ -355,8 +364,10 @@ struct Bridge<S> {
     limit: usize,
 }
 
-/// A socket's write queue keeps at most this much capacity once it has drained.
-const KEPT_QUEUE: usize = 16 * 1024;
+/// A socket's write queue keeps no capacity once it has drained: it fills only while the
+/// socket is full (a burst, a slow reader, the handshake's answer ahead of the welcome), and
+/// kept, what a burst grew would stay with every idle connection after it.
+const KEPT_QUEUE: usize = 0;
 
 impl<S: Unpin> Bridge<S> {
     fn use_waker(&mut self, waker: &Waker) {
@@ -610,6 +621,24 @@ mod tests {
         assert!(transport.start_send(second).is_ok());
         assert!(matches!(flush(&mut transport), Some(Ok(()))));
         assert_eq!(socket.written(), expected);
+    }
+
+    #[test]
+    fn the_handshake_answer_goes_out_with_the_first_frame_and_a_drained_queue_is_let_go() {
+        let socket = Narrow::default();
+        let head = b"HTTP/1.1 101 Switching Protocols\r\n\r\n".to_vec();
+        let config = WebSocketConfig::default().write_buffer_size(0);
+        let mut transport = WsTransport::server_after(socket.clone(), config, head.clone());
+        socket.make_room(usize::MAX / 2);
+        let flush = |transport: &mut WsTransport<Narrow>| {
+            block_on(poll_once(poll_fn(|cx| transport.poll_flush(cx))))
+        };
+        assert!(transport.start_send(text("1")).is_ok());
+        assert!(matches!(flush(&mut transport), Some(Ok(()))));
+        let written = socket.written();
+        assert!(written.starts_with(&head), "the 101 first");
+        assert_eq!(&written[head.len()..head.len() + 2], [0x81, 40], "then the frame");
+        assert_eq!(transport.bridge.queued.capacity(), 0, "nothing kept once drained");
     }
 
     /// One of the transport's `poll` methods, for the proptest's pump.

@@ -25,7 +25,7 @@ pub(crate) async fn serve<R, I>(
     inner: &Inner<R>,
     peer: IpAddr,
     request: Request<()>,
-    mut io: HyperIo<I>,
+    io: HyperIo<I>,
 ) where
     R: Runtime,
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -44,13 +44,15 @@ pub(crate) async fn serve<R, I>(
         Ok(opened) => opened,
         Err(refusal) => return refuse(inner, &refusal, io).await,
     };
-    if !answer(inner, &mut io, switching).await {
-        return; // `registered`, dropped unrun, leaves the hub
-    }
+    // The `101` goes out with the session's first frames (the welcome), in one write: one
+    // wake-up of the client fewer per connection, which a storm of arrivals counts. A client
+    // that never reads it meets the session's write timeout.
+    let (parts, _) = switching.into_parts();
+    let head = head_bytes(&Response::from_parts(parts, ()), Framing::Switching);
     let runtime = inner.runtime.clone();
     inner.runtime.spawn(async move {
         let _slot = slot;
-        let transport = WsTransport::server(io, config);
+        let transport = WsTransport::server_after(io, config, head);
         run_registered(&runtime, transport, registered, options).await;
     });
 }
