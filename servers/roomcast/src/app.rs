@@ -135,6 +135,8 @@ impl<R: Runtime> App<R> {
         self.metrics.engine_link(self.engine_link_up());
         self.metrics
             .sockjs_sessions(self.roomcast.sockjs_sessions());
+        self.metrics
+            .admission_refusals(self.roomcast.admission_refusals());
         let mut response = Response::new(Body::full(self.metrics.render(&stats)));
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -77,6 +77,7 @@ pub(crate) struct Metrics {
     presence_sent: Counter<u64, AtomicU64>,
     engine_link_up: Gauge,
     sockjs_sessions: Gauge,
+    admission_refusals: Counter<u64, AtomicU64>,
 }
 
 impl Metrics {
@@ -175,6 +176,12 @@ impl Metrics {
             "sockjs_sessions",
             "SockJS sessions over HTTP held, the ended among them until they expire (5 s)",
         );
+        let admission_refusals = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "admission_refusals",
+            "New sessions refused past --max-new-sessions (429 rate_limited), since the start",
+            admission_refusals.clone(),
+        );
         let engine_link_up = gauge(
             &mut registry,
             "engine_link_up",
@@ -248,6 +255,7 @@ impl Metrics {
             presence_sent,
             engine_link_up,
             sockjs_sessions,
+            admission_refusals,
             registry,
         })
     }
@@ -255,6 +263,12 @@ impl Metrics {
     /// Live sessions per transport, in the order of [`TRANSPORTS`].
     pub(crate) fn active(&self) -> Vec<i64> {
         self.active.iter().map(Gauge::get).collect()
+    }
+
+    /// New sessions refused by admission so far, for the next exposition.
+    pub(crate) fn admission_refusals(&self, total: u64) {
+        let counter = &self.admission_refusals;
+        counter.inc_by(total.saturating_sub(counter.get()));
     }
 
     /// SockJS sessions over HTTP held now, for the next exposition.

@@ -286,6 +286,7 @@ where
         echo_open: verifier_none,
         on_connect: hooks.as_ref().and_then(AppHooks::on_connect),
         max_sessions_per_ip: settings.max_connections_per_ip,
+        new_sessions: settings.new_sessions,
         trusted_proxies: settings.trusted_proxies.clone(),
         h2c: settings.h2c,
         ..Options::default()
@@ -323,6 +324,9 @@ where
     // Retry-After: the drain still answers). Each session adds up to half of it again (the
     // driver's jitter).
     let hint = settings.session.shutdown_grace + Duration::from_secs(1);
+    // The next server admits this many new sessions a second: the clients' return is spread
+    // over sessions / rate after the hint, not bunched into one instant.
+    let admitted_per_second = settings.new_sessions.per_second;
     let reconnect_ms = u64::try_from(hint.as_millis()).unwrap_or(u64::MAX);
     let grace = settings.session.shutdown_grace + settings.session.close_timeout;
     let draining = shutdown.clone();
@@ -332,7 +336,7 @@ where
                 ?signal,
                 "draining: clients are told to reconnect, then closed"
             );
-            shutdown.trigger(reconnect_ms);
+            shutdown.trigger_spread(reconnect_ms, admitted_per_second);
         }
         // A second signal ends the process at once.
         if let Some(Ok(signal)) = signals.next().await {

@@ -156,6 +156,8 @@ pub(super) async fn start_with(
                 ("--burst", "1000000"),
                 // Every client is 127.0.0.1.
                 ("--max-connections-per-ip", per_ip.as_str()),
+                // The peers admit every arrival at once: so does roomcast here.
+                ("--max-new-sessions", "0"),
                 ("--log", "warn"),
                 ("--threads", threads.as_str()),
                 // Against baselines that store nothing: the streams in memory. The durable

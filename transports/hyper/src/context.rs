@@ -14,6 +14,7 @@ use roomcast_core::names::RoomName;
 use roomcast_core::sockjs::http::HttpConfig;
 use roomcast_io::{ConnectError, HubHandle, Registered, Runtime, SessionOptions};
 
+use crate::admission::{Admission, NewSessions};
 use crate::auth::{
     Authenticate, ConnectHook, ConnectInfo, Handshake, query_param, user_from_query,
 };
@@ -68,6 +69,10 @@ pub struct Options {
     /// The limits of a SockJS session over HTTP: expiry 5 s after its last receiving request,
     /// streaming responses ended after 128 KiB, 256 KiB of messages waiting each way.
     pub sockjs: HttpConfig,
+    /// New sessions the node opens per second (every WebSocket, SSE stream, long-poll, STOMP
+    /// and SockJS session): 5,000, bursts of 5,000. Past it: 429, `rate_limited`, with a
+    /// `Retry-After` that spreads the refused over the seconds ahead.
+    pub new_sessions: NewSessions,
 }
 
 impl Default for Options {
@@ -86,6 +91,7 @@ impl Default for Options {
             poll_wait: Duration::from_secs(25),
             poll_max_events: 1000,
             sockjs: HttpConfig::default(),
+            new_sessions: NewSessions::default(),
         }
     }
 }
@@ -99,6 +105,8 @@ pub(crate) struct Inner<R> {
     pub(crate) hub: HubHandle,
     pub(crate) options: Options,
     per_ip: PerIp,
+    /// The new sessions' token bucket.
+    pub(crate) admission: Arc<Admission>,
     /// The SockJS sessions of the HTTP transports, by id.
     pub(crate) sockjs: Sessions,
 }
@@ -121,11 +129,13 @@ impl<R: Runtime> Inner<R> {
     /// The state of a service on `runtime` for the hub behind `hub`.
     pub(crate) fn new(runtime: R, hub: HubHandle, options: Options) -> Self {
         let per_ip = PerIp::new(options.max_sessions_per_ip);
+        let admission = Arc::new(Admission::new(options.new_sessions));
         Self {
             runtime,
             hub,
             options,
             per_ip,
+            admission,
             sockjs: Sessions::default(),
         }
     }
@@ -144,6 +154,8 @@ impl<R: Runtime> Inner<R> {
     /// own for the client (behind a trusted proxy, or a connection loop of the application's).
     pub(crate) fn admit<B>(&self, peer: IpAddr, request: &Request<B>) -> Result<Admitted, Refusal> {
         let origin = self.check_origin(request)?;
+        // Before authentication: a storm refused costs no signature checks.
+        self.admission.admit(self.runtime.now())?;
         let peer = client_ip(peer, request.headers(), &self.options.trusted_proxies);
         let handshake = Handshake {
             uri: request.uri(),
@@ -174,6 +186,7 @@ impl<R: Runtime> Inner<R> {
         request: &Request<B>,
     ) -> Result<Slot, Refusal> {
         self.check_origin(request)?;
+        self.admission.admit(self.runtime.now())?;
         let client = client_ip(peer, request.headers(), &self.options.trusted_proxies);
         match request.extensions().get::<ConnSlot>() {
             Some(ConnSlot(slot)) => Ok(slot.clone()),

@@ -52,6 +52,7 @@
 #![deny(missing_docs)]
 
 mod abort;
+mod admission;
 mod auth;
 mod body;
 mod conn;
@@ -69,6 +70,7 @@ mod service;
 mod sockjs_table;
 mod upgrade;
 
+pub use admission::NewSessions;
 pub use auth::{
     Authenticate, ConnectHook, ConnectInfo, Handshake, percent_decode_path, user_from_query,
 };

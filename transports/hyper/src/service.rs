@@ -190,6 +190,11 @@ impl<R: Runtime> Roomcast<R> {
             .map(|slot| HandshakeHold { _slot: Some(slot) })
     }
 
+    /// New sessions refused so far by [`Options::new_sessions`] (429, `rate_limited`).
+    pub fn admission_refusals(&self) -> u64 {
+        self.inner.admission.refused()
+    }
+
     /// SockJS sessions of the HTTP transports held now (each also a session of the hub, until
     /// it ends; then kept until it expires, for its client to learn how it ended).
     pub fn sockjs_sessions(&self) -> usize {

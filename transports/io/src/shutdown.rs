@@ -22,6 +22,9 @@ pub struct Shutdown {
 struct Inner {
     /// The reconnect hint in milliseconds, plus one; 0 while not triggered.
     hint: AtomicU64,
+    /// How long after the hint the sessions spread their clients' return over, in
+    /// milliseconds: set before the hint.
+    window: AtomicU64,
     triggered: Event,
     sessions: AtomicUsize,
     changed: Event,
@@ -42,9 +45,26 @@ impl Shutdown {
         Self::default()
     }
 
-    /// Starts the shutdown; clients are told to reconnect after `reconnect_ms`. Later calls
-    /// change nothing.
+    /// Starts the shutdown; clients are told to reconnect after `reconnect_ms`, each session's
+    /// client up to half of it later again. Later calls change nothing.
     pub fn trigger(&self, reconnect_ms: u64) {
+        self.trigger_spread(reconnect_ms, 0);
+    }
+
+    /// [`trigger`](Self::trigger), with the clients' return spread over a window sized to the
+    /// sessions live now and the rate the next server admits new sessions at
+    /// (`sessions / admitted_per_second`; 0: no rate, half the hint): 10,000 clients of a
+    /// server that admits 5,000 a second come back over 2 s, not in one instant.
+    pub fn trigger_spread(&self, reconnect_ms: u64, admitted_per_second: u32) {
+        if self.inner.hint.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        let sessions = self.sessions() as u64;
+        let window = match u64::from(admitted_per_second) {
+            0 => 0,
+            rate => sessions.saturating_mul(1000) / rate,
+        };
+        self.inner.window.store(window, Ordering::SeqCst);
         let hint = reconnect_ms.saturating_add(1);
         if self
             .inner
@@ -59,6 +79,12 @@ impl Shutdown {
     /// The reconnect hint, once triggered.
     pub fn reconnect_ms(&self) -> Option<u64> {
         self.inner.reconnect_ms()
+    }
+
+    /// The window the clients' return is spread over after the hint, once triggered by
+    /// [`trigger_spread`](Self::trigger_spread) (0 otherwise).
+    pub fn window_ms(&self) -> u64 {
+        self.inner.window.load(Ordering::SeqCst)
     }
 
     /// Completes once triggered, with the reconnect hint.
@@ -106,6 +132,13 @@ pub struct Triggered {
     listener: Option<EventListener>,
     /// The waker the listener was last polled with.
     registered: Option<Waker>,
+}
+
+impl Triggered {
+    /// [`Shutdown::window_ms`].
+    pub fn window_ms(&self) -> u64 {
+        self.inner.window.load(Ordering::SeqCst)
+    }
 }
 
 impl Future for Triggered {

@@ -214,6 +214,17 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS_PER_IP")]
     pub(crate) max_connections_per_ip: Option<usize>,
 
+    /// New sessions (WebSocket, SSE, long-poll, STOMP, SockJS) the node opens per second, in
+    /// bursts of --new-sessions-burst; more get 429 `rate_limited` with a `Retry-After` that
+    /// spreads them over the seconds ahead, and a SIGTERM spreads the clients' return over
+    /// sessions / this rate. 0: no limit. [default: 5000]
+    #[arg(long, env = "ROOMCAST_MAX_NEW_SESSIONS")]
+    pub(crate) max_new_sessions: Option<u32>,
+
+    /// New sessions admitted at once by a node that was quiet. [default: 5000]
+    #[arg(long, env = "ROOMCAST_NEW_SESSIONS_BURST")]
+    pub(crate) new_sessions_burst: Option<u32>,
+
     /// Proxies whose `X-Forwarded-For` names the client, comma-separated addresses or ranges
     /// (`10.0.0.0/8,::1`): the per-IP limit then counts each client behind them, not the proxy.
     /// [default: none: the header is never believed]
@@ -358,6 +369,8 @@ impl ServeArgs {
             max_offline_outboxes,
             max_pending_writes,
             max_connections_per_ip,
+            max_new_sessions,
+            new_sessions_burst,
             trusted_proxies,
             connect_hook,
             join_hook,

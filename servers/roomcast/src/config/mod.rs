@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use roomcast_core::hub::{HistoryLimit, HubConfig};
 use roomcast_core::session::SessionConfig;
-use roomcast_hyper::Cidr;
+use roomcast_hyper::{Cidr, NewSessions};
 use serde::Deserialize;
 
 pub(crate) use self::args::ServeArgs;
@@ -34,6 +34,7 @@ pub(crate) struct Settings {
     pub(crate) metrics_key: Option<String>,
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) max_connections_per_ip: usize,
+    pub(crate) new_sessions: NewSessions,
     pub(crate) trusted_proxies: Vec<Cidr>,
     /// The application's hooks.
     pub(crate) hooks: HookSettings,
@@ -296,6 +297,14 @@ impl Settings {
             api_key,
             allowed_origins: args.allowed_origins.unwrap_or_default(),
             max_connections_per_ip: args.max_connections_per_ip.unwrap_or(1024),
+            new_sessions: NewSessions {
+                per_second: args
+                    .max_new_sessions
+                    .unwrap_or(NewSessions::default().per_second),
+                burst: args
+                    .new_sessions_burst
+                    .unwrap_or(NewSessions::default().burst),
+            },
             trusted_proxies,
             hooks,
             session,

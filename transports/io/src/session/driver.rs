@@ -311,13 +311,15 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
         let Some(triggered) = self.shutdown.as_mut().filter(|_| !told) else {
             return false;
         };
-        let Poll::Ready(reconnect_ms) = Pin::new(triggered).poll(cx) else {
+        let Poll::Ready(reconnect_ms) = Pin::new(&mut *triggered).poll(cx) else {
             return false;
         };
+        let window = triggered.window_ms();
         // A finished future is not polled again.
         self.shutdown = None;
         let now = self.now(now);
-        self.session.shutdown(now, jittered(reconnect_ms, self.id));
+        self.session
+            .shutdown(now, jittered(reconnect_ms, window, self.id));
         true
     }
 
@@ -519,10 +521,11 @@ impl<R: Runtime, T> Drop for SessionDriver<R, T> {
     }
 }
 
-/// The reconnect hint for one session: `hint` and up to half of it again, spread over the
+/// The reconnect hint for one session: `hint`, then a point of the window after it (half the
+/// hint, or the shutdown's window sized to the sessions, whichever is longer), spread over the
 /// sessions by their ids, so that they do not all come back in the same instant.
-fn jittered(hint: u64, id: SessionId) -> u64 {
-    let spread = hint / 2 + 1;
+fn jittered(hint: u64, window: u64, id: SessionId) -> u64 {
+    let spread = (hint / 2).max(window) + 1;
     let mixed = id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
     hint.saturating_add(mixed % spread)
 }

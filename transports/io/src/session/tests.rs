@@ -386,3 +386,29 @@ fn a_manual_clock_timer_fires_once_advanced_past_its_deadline_and_can_be_moved()
     clock.advance(Duration::from_secs(10));
     assert!(poll(&mut timer).is_some());
 }
+
+#[test]
+fn a_shutdowns_reconnect_hints_spread_over_the_window_sized_to_the_sessions() {
+    use roomcast_core::delivery::SessionId;
+    // 10,000 sessions of a server whose successor admits 5,000 a second: a 2 s window.
+    // As the hub makes them: a serial above, a slot's index below.
+    let ids = (0..10_000u64).map(|i| SessionId(((i + 1) << 32) | i));
+    let hints: Vec<u64> = ids.map(|id| super::jittered(1000, 2000, id)).collect();
+    assert!(
+        hints.iter().all(|h| (1000..=3000).contains(h)),
+        "within the window"
+    );
+    // About as many in each tenth of it: no instant when they all come back.
+    let mut tenths = [0usize; 10];
+    for h in &hints {
+        tenths[(((h - 1000) / 200) as usize).min(9)] += 1;
+    }
+    assert!(
+        tenths.iter().all(|&n| (800..=1200).contains(&n)),
+        "{tenths:?}"
+    );
+    // A window shorter than half the hint: half the hint, as before.
+    let id = SessionId((7 << 32) | 7);
+    assert!((6000..=9000).contains(&super::jittered(6000, 0, id)));
+    assert!((6000..=9000).contains(&super::jittered(6000, 2000, id)));
+}
