@@ -637,8 +637,16 @@ mod tests {
         assert!(matches!(flush(&mut transport), Some(Ok(()))));
         let written = socket.written();
         assert!(written.starts_with(&head), "the 101 first");
-        assert_eq!(&written[head.len()..head.len() + 2], [0x81, 40], "then the frame");
-        assert_eq!(transport.bridge.queued.capacity(), 0, "nothing kept once drained");
+        assert_eq!(
+            &written[head.len()..head.len() + 2],
+            [0x81, 40],
+            "then the frame"
+        );
+        assert_eq!(
+            transport.bridge.queued.capacity(),
+            0,
+            "nothing kept once drained"
+        );
     }
 
     /// One of the transport's `poll` methods, for the proptest's pump.
