@@ -26,6 +26,11 @@ pub(crate) enum Transport {
     Sse,
     /// STOMP over WebSocket (`/stomp`), roomcast only: `SUBSCRIBE /topic/<room>`.
     Stomp,
+    /// Nchan's WebSocket subscriber (`/sub/<room>`), published by `POST /pub/<room>`: the
+    /// peer only.
+    Nchan,
+    /// Socket.IO over WebSocket (`socketio.rs`), published by `POST /publish`: the peer only.
+    SocketIo,
 }
 
 /// One publishing run, as measured.
@@ -368,7 +373,9 @@ fn summarize(
 /// The `fanout-ws` or `fanout-sse` scenario: roomcast, then the baseline.
 pub(super) async fn report(ctx: &Ctx, transport: Transport) -> Report {
     let (scenario, baseline) = match transport {
-        Transport::Ws | Transport::Stomp => ("fanout-ws", "ws"),
+        Transport::Ws | Transport::Stomp | Transport::Nchan | Transport::SocketIo => {
+            ("fanout-ws", "ws")
+        }
         Transport::Sse => ("fanout-sse", "sse"),
     };
     let mut report = Report::new(scenario);

@@ -47,6 +47,10 @@ async fn open(
         (Transport::Ws, Kind::Baseline) => Box::new(ws_connect(addr, "/").await?),
         // Connected and subscribed to nothing, as the WebSocket above joined nothing.
         (Transport::Stomp, kind) => Box::new(stomp_connect(addr, kind, i).await?),
+        // Nchan's WebSocket is a subscription: subscribed, to a channel nobody publishes on.
+        (Transport::Nchan, _) => Box::new(ws_connect(addr, "/sub/idle").await?),
+        // Socket.IO's peer joins every socket to its room.
+        (Transport::SocketIo, _) => Box::new(super::socketio::subscribe(addr).await?),
         (Transport::Sse, Kind::Roomcast) => {
             let path = format!("/events?user=u{i}");
             let mut sse = dial.sse(addr, &path, i).await?;

@@ -9,6 +9,7 @@
 
 mod arrival;
 mod baseline;
+mod chart;
 mod churn;
 mod client;
 mod dial;
@@ -24,9 +25,11 @@ mod procs;
 mod rabbitmq;
 mod report;
 mod scenarios;
+mod socketio;
 mod stats;
 mod stomp;
 mod tls;
+mod versus;
 
 use std::cell::Cell;
 use std::io::IsTerminal;
@@ -61,23 +64,26 @@ use procs::ServerProc;
 )]
 struct Cli {
     #[command(subcommand)]
-    baseline: Option<Hidden>,
+    command: Option<Command>,
     #[command(flatten)]
     bench: Box<BenchArgs>,
 }
 
-/// What the tool runs itself as; not for people.
+/// Subcommands: a baseline server (what the tool runs itself as; hidden), and `chart`.
 #[derive(Subcommand)]
-enum Hidden {
+enum Command {
     /// A baseline server, run by `roomcast-bench` itself as a child process.
     #[command(hide = true)]
     Baseline(baseline::BaselineArgs),
+    /// Draws the figures of `--json` runs as SVG charts, C across, one line per server.
+    Chart(chart::ChartArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.baseline {
-        Some(Hidden::Baseline(args)) => baseline::run(args),
+    let result = match cli.command {
+        Some(Command::Baseline(args)) => baseline::run(args),
+        Some(Command::Chart(args)) => chart::run(args),
         None => run(*cli.bench),
     };
     match result {
@@ -236,6 +242,12 @@ enum Scenario {
     /// roomcast's STOMP against RabbitMQ's Web-STOMP: fan-out, and memory per idle connection
     /// (needs Debian `rabbitmq-server`; not part of `all`).
     FanoutRabbitmq,
+    /// roomcast.v1 over WebSocket against Nchan: fan-out, and memory per idle connection
+    /// (needs Debian `libnginx-mod-nchan`; not part of `all`).
+    FanoutNchan,
+    /// roomcast.v1 over WebSocket against Socket.IO 4.8 on Node: fan-out, and memory per idle
+    /// connection (needs `node` and `npm ci` in `tools/bench/peers/socketio`; not part of `all`).
+    FanoutSocketio,
     /// 10,000 subscribers arriving at once (500 in flight) in one room, against Nchan: time
     /// until all are subscribed, presence frames per subscriber, CPU, memory per connection
     /// after the storm (needs Debian `libnginx-mod-nchan`; not part of `all`).

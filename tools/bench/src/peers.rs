@@ -17,7 +17,7 @@ use super::dial::Dial;
 use super::fanout::{Cursor, Shared, Transport};
 use super::http::{HttpClient, SseClient};
 use super::stats::now_ns;
-use super::{Ctx, Kind, ROOM, rabbitmq};
+use super::{Ctx, Kind, ROOM, rabbitmq, socketio};
 
 pub(crate) enum Receiver {
     Ws(WsClient),
@@ -39,6 +39,10 @@ pub(crate) async fn receiver_open(
         }
         (Transport::Ws, Kind::Baseline) => Ok(Receiver::Ws(ws_connect(addr, "/").await?)),
         (Transport::Stomp, kind) => Ok(Receiver::Ws(stomp_subscribe(addr, kind, i, ROOM).await?)),
+        (Transport::Nchan, _) => Ok(Receiver::Ws(
+            ws_connect(addr, &format!("/sub/{ROOM}")).await?,
+        )),
+        (Transport::SocketIo, _) => Ok(Receiver::Ws(socketio::subscribe(addr).await?)),
         (Transport::Sse, Kind::Roomcast) => {
             let path = format!("/events?rooms={ROOM}&user=u{i}&broadcast=0");
             let mut sse = dial.sse(addr, &path, i).await?;
@@ -130,11 +134,12 @@ pub(crate) async fn receive(receiver: Receiver, shared: &Shared) {
 }
 
 /// The one publisher: a WebSocket for `fanout-ws`, HTTP POSTs for `fanout-sse`, STOMP `SEND`s
-/// for the STOMP peer.
+/// for the STOMP peer, `POST /pub/<room>` for Nchan.
 pub(crate) enum Publisher {
     Ws(WebSocketSender<TokioAdapter<TcpStream>>, Kind),
     Http(HttpClient, Kind),
     Stomp(WebSocketSender<TokioAdapter<TcpStream>>),
+    Nchan(HttpClient),
 }
 
 impl Publisher {
@@ -146,8 +151,12 @@ impl Publisher {
         tasks: &mut Vec<AbortOnDrop>,
         dial: &Dial,
     ) -> Result<Self, String> {
-        if transport == Transport::Sse {
+        // Socket.IO's peer publishes as the SSE baseline does: `POST /publish`.
+        if transport == Transport::Sse || transport == Transport::SocketIo {
             return Ok(Self::Http(HttpClient::connect_via(addr, dial).await?, kind));
+        }
+        if transport == Transport::Nchan {
+            return Ok(Self::Nchan(HttpClient::connect_via(addr, dial).await?));
         }
         let peer_stomp = transport == Transport::Stomp && kind == Kind::Baseline;
         let ws = match kind {
@@ -219,6 +228,7 @@ impl Publisher {
                         http.post(&path, format!(r#"{{"data":{data}}}"#)).await
                     }
                     Self::Http(http, Kind::Baseline) => http.post("/publish", data).await,
+                    Self::Nchan(http) => http.post(&format!("/pub/{ROOM}"), data).await,
                     Self::Stomp(sink) => {
                         let frame = format!(
                             "SEND\ndestination:/topic/{ROOM}\ncontent-type:application/json\n\n{data}\0"

@@ -265,6 +265,8 @@ impl Report {
             .collect();
         json!({
             "scenario": self.scenario,
+            // The table's names of `roomcast` and `baseline`, for `chart`.
+            "columns": [self.columns.0, self.columns.1],
             "params": self.params,
             "figures": figures,
             "series": series,

@@ -8,7 +8,9 @@ use super::dial::Dial;
 use super::fanout::Transport;
 use super::procs::{ServerProc, ServerSpec, free_addr};
 use super::report::Report;
-use super::{Ctx, Kind, Scenario, arrival, churn, durable, echo, fanout, idle, nodes, stomp, tls};
+use super::{
+    Ctx, Kind, Scenario, arrival, churn, durable, echo, fanout, idle, nodes, stomp, tls, versus,
+};
 
 /// The `--check` floors: roomcast's throughput over the baseline's must stay above these,
 /// about half the lowest ratios measured in short mode on a busy 2-vCPU machine
@@ -64,6 +66,8 @@ pub(super) async fn run_all(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
                 Scenario::FanoutStomp => stomp::report(ctx).await,
                 Scenario::FanoutRabbitmq => stomp::rabbitmq_report(ctx).await,
                 Scenario::Arrival => arrival::report(ctx).await,
+                Scenario::FanoutNchan => versus::nchan_report(ctx).await,
+                Scenario::FanoutSocketio => versus::socketio_report(ctx).await,
                 Scenario::Churn | Scenario::All => churn_report(ctx).await,
             };
             report.seconds = started.elapsed().as_secs_f64();
