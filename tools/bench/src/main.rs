@@ -23,6 +23,7 @@ mod nodes;
 mod peers;
 mod procs;
 mod rabbitmq;
+mod reconnect;
 mod report;
 mod scenarios;
 mod socketio;
@@ -242,6 +243,10 @@ enum Scenario {
     /// roomcast's STOMP against RabbitMQ's Web-STOMP: fan-out, and memory per idle connection
     /// (needs Debian `rabbitmq-server`; not part of `all`).
     FanoutRabbitmq,
+    /// C clients of a roomcast on disk, the server restarted (SIGTERM, then started on the same
+    /// directory): time until every client resumed, lost and duplicated messages, 429s met,
+    /// CPU and peak RSS (not part of `all`).
+    Reconnect,
     /// roomcast.v1 over WebSocket against Nchan: fan-out, and memory per idle connection
     /// (needs Debian `libnginx-mod-nchan`; not part of `all`).
     FanoutNchan,

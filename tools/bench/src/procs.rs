@@ -134,6 +134,42 @@ impl ServerProc {
             .ok_or_else(|| format!("{path}: no VmRSS"))
     }
 
+    /// The most resident memory the process has had, in KiB (`VmHWM`).
+    pub(crate) fn peak_rss_kib(&self) -> Result<u64, String> {
+        let path = format!("/proc/{}/status", self.pid());
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        text.lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or_else(|| format!("{path}: no VmHWM"))
+    }
+
+    /// Stops the server with SIGTERM, as an operator does, and waits up to `within` for it to
+    /// exit.
+    pub(crate) fn terminate(&mut self, within: Duration) -> Result<(), String> {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .map_err(|e| format!("kill -TERM {pid}: {e}"))?;
+        if !sent.success() {
+            return Err(format!("kill -TERM {pid}: {sent}"));
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} did not exit within {within:?} of SIGTERM",
+                    self.spec.label
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// User plus system CPU time so far (`/proc/PID/stat`, in USER_HZ = 100 ticks per second,
     /// which Linux fixes for that interface).
     pub(crate) fn cpu_time(&self) -> Duration {

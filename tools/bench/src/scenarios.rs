@@ -9,7 +9,8 @@ use super::fanout::Transport;
 use super::procs::{ServerProc, ServerSpec, free_addr};
 use super::report::Report;
 use super::{
-    Ctx, Kind, Scenario, arrival, churn, durable, echo, fanout, idle, nodes, stomp, tls, versus,
+    Ctx, Kind, Scenario, arrival, churn, durable, echo, fanout, idle, nodes, reconnect, stomp, tls,
+    versus,
 };
 
 /// The `--check` floors: roomcast's throughput over the baseline's must stay above these,
@@ -67,6 +68,7 @@ pub(super) async fn run_all(ctx: &Ctx, scenario: Scenario) -> Vec<Report> {
                 Scenario::FanoutRabbitmq => stomp::rabbitmq_report(ctx).await,
                 Scenario::Arrival => arrival::report(ctx).await,
                 Scenario::FanoutNchan => versus::nchan_report(ctx).await,
+                Scenario::Reconnect => reconnect::report(ctx).await,
                 Scenario::FanoutSocketio => versus::socketio_report(ctx).await,
                 Scenario::Churn | Scenario::All => churn_report(ctx).await,
             };
