@@ -9,6 +9,8 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use async_tungstenite::tungstenite::client::IntoClientRequest;
+use async_tungstenite::tungstenite::http::HeaderValue;
 use roomcast_tests::http::{get, request};
 use roomcast_tests::{Client, within};
 use serde_json::{Value, json};
@@ -210,5 +212,51 @@ fn a_sigterm_spreads_the_clients_return_over_the_sessions_at_the_admitted_rate()
             high - low >= 1000,
             "spread over the window, not half the hint: {hints:?}"
         );
+    });
+}
+
+#[test]
+fn a_stomp_session_admitted_by_its_connect_passcode_takes_one_token() {
+    // One new session a second, none in reserve: a STOMP session whose credential comes in
+    // `CONNECT` is refused by its handshake's authentication first, then admitted without a
+    // credential, then checked at `CONNECT`; it must take one token, not three.
+    const SECRET: &str = "storm-secret";
+    let server = Running::start(&[
+        "--memory",
+        "--jwt-secret",
+        SECRET,
+        "--max-new-sessions",
+        "1",
+        "--new-sessions-burst",
+        "1",
+    ]);
+    let minted = Command::new(common::BIN)
+        .args(["token", "--user", "alice", "--secret", SECRET])
+        .output()
+        .expect("run roomcast token");
+    assert!(minted.status.success(), "{minted:?}");
+    let token = String::from_utf8(minted.stdout).expect("UTF-8");
+    smol::block_on(async {
+        let url = format!("ws://127.0.0.1:{}/stomp", server.addr.port());
+        let mut request = url.into_client_request().expect("a request");
+        let protocol = HeaderValue::from_static("v12.stomp");
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocol);
+        let (mut client, _) = within("the handshake", Client::connect_request(request))
+            .await
+            .expect("admitted with the one token");
+        let connect = format!(
+            "CONNECT\naccept-version:1.2\nhost:x\npasscode:{}\n\n\0",
+            token.trim()
+        );
+        client.send_text(connect).await;
+        let answer = client
+            .next_message()
+            .await
+            .expect("an answer")
+            .expect("read");
+        let text = answer.into_text().expect("text");
+        assert!(text.starts_with("CONNECTED\n"), "{text}");
     });
 }

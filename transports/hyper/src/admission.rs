@@ -28,6 +28,11 @@ impl Default for NewSessions {
     }
 }
 
+/// In a request's extensions: its session took its token already (a STOMP session whose
+/// credential comes in `CONNECT`, admitted anonymously first), so admitting it takes none.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TokenTaken;
+
 /// The bucket, shared by a service's endpoints.
 #[derive(Debug)]
 pub(crate) struct Admission {
@@ -93,6 +98,16 @@ impl Admission {
         .retry_after(ms))
     }
 
+    /// Gives back the token of a session that did not open after all (its credential was
+    /// refused, or its address's limit reached): a failed handshake is no new session.
+    pub(crate) fn refund(&self) {
+        if self.limit.per_second == 0 {
+            return;
+        }
+        let mut bucket = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        bucket.tokens = (bucket.tokens + 1.0).min(f64::from(self.limit.burst.max(1)));
+    }
+
     /// Sessions refused so far.
     pub(crate) fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
@@ -134,6 +149,19 @@ mod tests {
             assert!(admission.admit(later).is_ok(), "the first batch is back");
         }
         assert!(admission.admit(later).is_err());
+    }
+
+    #[test]
+    fn a_refunded_token_admits_the_next_session() {
+        let admission = Admission::new(NewSessions {
+            per_second: 1,
+            burst: 1,
+        });
+        let now = Instant::now();
+        admission.admit(now).expect("the one token");
+        admission.refund();
+        admission.admit(now).expect("given back");
+        assert!(admission.admit(now).is_err());
     }
 
     #[test]

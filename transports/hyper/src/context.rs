@@ -14,7 +14,7 @@ use roomcast_core::names::RoomName;
 use roomcast_core::sockjs::http::HttpConfig;
 use roomcast_io::{ConnectError, HubHandle, Registered, Runtime, SessionOptions};
 
-use crate::admission::{Admission, NewSessions};
+use crate::admission::{Admission, NewSessions, TokenTaken};
 use crate::auth::{
     Authenticate, ConnectHook, ConnectInfo, Handshake, query_param, user_from_query,
 };
@@ -154,32 +154,49 @@ impl<R: Runtime> Inner<R> {
     /// own for the client (behind a trusted proxy, or a connection loop of the application's).
     pub(crate) fn admit<B>(&self, peer: IpAddr, request: &Request<B>) -> Result<Admitted, Refusal> {
         let origin = self.check_origin(request)?;
-        // Before authentication: a storm refused costs no signature checks.
-        self.admission.admit(self.runtime.now())?;
+        // Before authentication: a storm refused costs no signature checks. A session whose
+        // token was taken by `admit_anonymous` takes none again.
+        let token = request.extensions().get::<TokenTaken>().is_none();
+        if token {
+            self.admission.admit(self.runtime.now())?;
+        }
         let peer = client_ip(peer, request.headers(), &self.options.trusted_proxies);
         let handshake = Handshake {
             uri: request.uri(),
             headers: request.headers(),
             peer,
         };
-        let identity = (self.options.authenticate)(&handshake)?;
-        let client = peer;
-        let slot = match request.extensions().get::<ConnSlot>() {
-            Some(ConnSlot(slot)) => slot.clone(),
-            None => self.acquire(peer)?,
+        let checked = (self.options.authenticate)(&handshake).and_then(|identity| {
+            let slot = match request.extensions().get::<ConnSlot>() {
+                Some(ConnSlot(slot)) => slot.clone(),
+                None => self.acquire(peer)?,
+            };
+            Ok((identity, slot))
+        });
+        let (identity, slot) = match checked {
+            Ok(admitted) => admitted,
+            // No session opens: its token goes back (a STOMP session without a credential in
+            // its handshake takes one in `admit_anonymous` instead).
+            Err(refusal) => {
+                if token {
+                    self.admission.refund();
+                }
+                return Err(refusal);
+            }
         };
         Ok(Admitted {
             identity,
             slot,
             origin,
-            client,
+            client: peer,
         })
     }
 
-    /// The checks of [`admit`](Self::admit) but authentication: origin (403) and the per-IP
-    /// limit (429), for a protocol whose credential comes in band after the upgrade (STOMP's
-    /// `CONNECT`). The slot goes into the request that carries the credential later (as
-    /// [`ConnSlot`]), so [`admit`](Self::admit) counts the connection once.
+    /// The checks of [`admit`](Self::admit) but authentication: origin (403), the new sessions'
+    /// token (429) and the per-IP limit (429), for a protocol whose credential comes in band
+    /// after the upgrade (STOMP's `CONNECT`). The slot goes into the request that carries the
+    /// credential later (as [`ConnSlot`]), with [`TokenTaken`], so [`admit`](Self::admit)
+    /// counts the connection and the session once.
     pub(crate) fn admit_anonymous<B>(
         &self,
         peer: IpAddr,
@@ -188,10 +205,14 @@ impl<R: Runtime> Inner<R> {
         self.check_origin(request)?;
         self.admission.admit(self.runtime.now())?;
         let client = client_ip(peer, request.headers(), &self.options.trusted_proxies);
-        match request.extensions().get::<ConnSlot>() {
+        let slot = match request.extensions().get::<ConnSlot>() {
             Some(ConnSlot(slot)) => Ok(slot.clone()),
             None => self.acquire(client),
+        };
+        if slot.is_err() {
+            self.admission.refund();
         }
+        slot
     }
 
     /// [`admit`](Self::admit), then the application's connect hook, if there is one.

@@ -21,6 +21,7 @@ use roomcast_io::{
 };
 
 use super::websocket::{Opened, open_as, register};
+use crate::admission::TokenTaken;
 use crate::body::Body;
 use crate::context::{ConnSlot, Inner};
 use crate::io::HyperIo;
@@ -254,6 +255,8 @@ impl<R: Runtime> Deferred<R> {
         *connect.uri_mut() = uri;
         *connect.headers_mut() = headers;
         connect.extensions_mut().insert(ConnSlot(slot.clone()));
+        // Its token was taken when it was admitted anonymously.
+        connect.extensions_mut().insert(TokenTaken);
         if let Some(token) = transport.bridge().credentials()
             && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
         {
