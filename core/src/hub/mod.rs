@@ -28,6 +28,7 @@
 //!   session's bounded queue without waiting, and when one is full it calls [`Hub::disconnect`]
 //!   and closes that connection with 4000; the client resumes from its cursor and loses nothing.
 
+mod api;
 mod config;
 mod deliver;
 mod feeds;
@@ -56,6 +57,7 @@ use crate::engine::{EngineEvent, OpId, Operation, Retention, StreamId};
 use crate::envelope::{ClientEnvelope, ClientMessage, ErrorCode, Payload, Reply};
 use crate::names::{RoomName, UserId};
 
+pub use self::api::{MemberPresence, StreamPage};
 pub use self::config::{HistoryLimit, HubConfig};
 use self::feeds::Feed;
 use self::ops::Pending;
@@ -128,6 +130,13 @@ pub enum HubEvent {
         ticket: Ticket,
         /// Where it is stored.
         result: Result<Published, HubError>,
+    },
+    /// A server-side read ([`Hub::read_stream`]) is answered.
+    Read {
+        /// The read.
+        ticket: Ticket,
+        /// What the engine holds.
+        result: Result<StreamPage, HubError>,
     },
 }
 
@@ -551,6 +560,8 @@ pub fn recipients(
 
 #[cfg(test)]
 mod access_tests;
+#[cfg(test)]
+mod api_tests;
 #[cfg(test)]
 mod late_news_tests;
 #[cfg(test)]

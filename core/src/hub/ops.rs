@@ -33,6 +33,8 @@ pub(super) enum Pending {
     },
     /// The outbox after a mark the engine moved: the unread count and the receipts.
     Moved(Moved),
+    /// A server-side read ([`Hub::read_stream`](super::Hub::read_stream)).
+    Api(Ticket),
 }
 
 /// Who waits for an append.
@@ -173,6 +175,10 @@ impl Hub {
                     self.entry_read(op, start, index, stream, view, records);
                 }
                 Some(Pending::Moved(moved)) => self.marked_read(now, moved, view, &records),
+                Some(Pending::Api(ticket)) => {
+                    let result = Ok(super::StreamPage { view, records });
+                    self.events.push_back(HubEvent::Read { ticket, result });
+                }
                 _ => {}
             },
             EngineEvent::Failed { op, fault } => match self.pending.remove(&op) {
@@ -207,6 +213,13 @@ impl Hub {
                     self.refuse(session, reference, error);
                 }
                 Some(Pending::Moved(moved)) => self.marked_unread(now, moved),
+                Some(Pending::Api(ticket)) => {
+                    let result = Err(match fault {
+                        Fault::LimitReached(what) => HubError::LimitReached(what),
+                        Fault::Unavailable(why) => HubError::Unavailable(why),
+                    });
+                    self.events.push_back(HubEvent::Read { ticket, result });
+                }
                 None => {}
             },
             EngineEvent::Marked {
