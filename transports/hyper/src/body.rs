@@ -70,8 +70,9 @@ impl std::fmt::Debug for Chunks {
 }
 
 impl Body {
-    /// A body of the chunks `stream` yields, ending with it.
-    pub(crate) fn chunks(stream: impl Stream<Item = Bytes> + Send + 'static) -> Self {
+    /// A body of the chunks `stream` yields, ending with it: hyper asks for the next chunk
+    /// once it has room for it, so a long body is made as it is sent.
+    pub fn chunks(stream: impl Stream<Item = Bytes> + Send + 'static) -> Self {
         Self {
             kind: Kind::Chunks(Chunks(Box::pin(stream))),
         }

@@ -57,7 +57,9 @@ mod websocket;
 pub use buffer::recycle;
 pub use credentials::{Credentials, CredentialsRef};
 pub use hooks::{Hooks, HooksRef, Pending, Verdict};
-pub use hub::{ConnectError, EngineLink, EngineStats, HubGone, HubHandle, HubStats, spawn_hub};
+pub use hub::{
+    ConnectError, EngineLink, EngineStats, HubGone, HubHandle, HubStats, Outgoing, spawn_hub,
+};
 pub use mailbox::Budget;
 pub use manual_clock::{ManualClock, ManualTimer};
 pub use observer::{Observe, Observer, Unobserved};

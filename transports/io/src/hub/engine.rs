@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use roomcast_core::engine::{Engine, EngineEvent, MemoryEngine, Operation};
-use roomcast_core::hub::{HubError, Published, Ticket};
+use roomcast_core::hub::{HubError, HubEvent, Published, StreamPage, Ticket};
 
 /// An engine as the shared hub drives it, under the hub's lock and never waiting: an engine
 /// that answers in the same call (a [`MemoryEngine`]), or one with IO of its own (the
@@ -65,7 +65,27 @@ impl EngineLink for MemoryEngine {
 #[derive(Debug, Default)]
 pub(super) struct Results {
     /// `None` until the result comes.
-    waiting: BTreeMap<Ticket, Option<Result<Published, HubError>>>,
+    waiting: BTreeMap<Ticket, Option<Answer>>,
+}
+
+/// The result of a command of the hub.
+#[derive(Debug)]
+pub(super) enum Answer {
+    /// A publish, notification or broadcast: stored, or why not.
+    Stored(Result<Published, HubError>),
+    /// A read: what the engine holds, or why not.
+    Read(Result<StreamPage, HubError>),
+}
+
+impl Answer {
+    /// The answer a hub's event carries, with its ticket.
+    pub(super) fn of(event: HubEvent) -> Option<(Ticket, Self)> {
+        match event {
+            HubEvent::Done { ticket, result } => Some((ticket, Self::Stored(result))),
+            HubEvent::Read { ticket, result } => Some((ticket, Self::Read(result))),
+            _ => None,
+        }
+    }
 }
 
 impl Results {
@@ -75,14 +95,14 @@ impl Results {
     }
 
     /// The result came: kept if someone waits for it.
-    pub(super) fn complete(&mut self, ticket: Ticket, result: Result<Published, HubError>) {
+    pub(super) fn complete(&mut self, ticket: Ticket, answer: Answer) {
         if let Some(slot) = self.waiting.get_mut(&ticket) {
-            *slot = Some(result);
+            *slot = Some(answer);
         }
     }
 
     /// The result, once it came.
-    pub(super) fn take(&mut self, ticket: Ticket) -> Option<Result<Published, HubError>> {
+    pub(super) fn take(&mut self, ticket: Ticket) -> Option<Answer> {
         let result = self.waiting.get_mut(&ticket)?.take()?;
         self.waiting.remove(&ticket);
         Some(result)

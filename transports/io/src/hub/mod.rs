@@ -9,6 +9,7 @@
 //! was written one message at a time; inline, the next publish lands in the mailboxes while the
 //! previous one is still being written, and the frames coalesce.
 
+mod api;
 mod engine;
 mod mailboxes;
 
@@ -21,11 +22,12 @@ use roomcast_core::access::Grants;
 use roomcast_core::delivery::SessionId;
 use roomcast_core::engine::EngineEvent;
 use roomcast_core::envelope::{ClientEnvelope, Payload};
-use roomcast_core::hub::{Connect, Hub, HubError, HubEvent, Published, Ticket};
+use roomcast_core::hub::{Connect, Hub, HubError, Published, Ticket};
 use roomcast_core::names::{RoomName, UserId};
 use smol_str::SmolStr;
 
-use self::engine::Results;
+pub use self::api::Outgoing;
+use self::engine::{Answer, Results};
 pub use self::engine::{EngineLink, EngineStats};
 use self::mailboxes::Mailboxes;
 use crate::mailbox::{Budget, Mailbox};
@@ -306,6 +308,17 @@ impl HubHandle {
         &self,
         command: impl FnOnce(&mut Hub, Instant) -> Ticket,
     ) -> Result<Result<Published, HubError>, HubGone> {
+        match self.answer(command).await? {
+            Answer::Stored(result) => Ok(result),
+            Answer::Read(_) => unreachable!("a publish is answered by a publish"),
+        }
+    }
+
+    /// Runs a command of the hub and waits for its answer.
+    async fn answer(
+        &self,
+        command: impl FnOnce(&mut Hub, Instant) -> Ticket,
+    ) -> Result<Answer, HubGone> {
         let ticket = self.with(|state, now| {
             let ticket = command(&mut state.hub, now);
             state.results.expect(ticket);
@@ -380,10 +393,10 @@ impl State {
                 self.mailboxes.route(&mut self.hub, now);
             }
             while let Some(event) = self.hub.poll_event() {
-                let HubEvent::Done { ticket, result } = event else {
+                let Some((ticket, answer)) = Answer::of(event) else {
                     continue;
                 };
-                self.results.complete(ticket, result);
+                self.results.complete(ticket, answer);
                 completed = true;
             }
             if !moved {
