@@ -14,8 +14,15 @@ mod browser;
 #[path = "../../engines/redis/probe.rs"]
 mod probe;
 
+// And for the Python interpreter of the API's contract test (`tests/openapi.rs`).
+#[allow(unreachable_pub)]
+#[path = "../../tests/python/probe.rs"]
+mod python;
+
 fn main() {
-    browser::emit_build_cfg(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests"));
+    let tests_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests");
+    browser::emit_build_cfg(&tests_dir);
+    python::emit_build_cfg(&tests_dir);
     probe::emit_build_cfg();
     balancers();
 }

@@ -1,5 +1,5 @@
-//! The server's routes: the demo page and its client library, the HTTP API, status, metrics and
-//! health; everything else goes to the roomcast service (`/ws`, `/ws/echo`, `/events`, `/poll`).
+//! The server's routes: the demo page and its client library, status, metrics and health, the
+//! HTTP API (in `api`); everything else goes to the roomcast service (`/ws`, `/ws/echo`, `/events`, `/poll`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -10,24 +10,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use roomcast_core::envelope::Payload;
-use roomcast_core::hub::HubError;
-use roomcast_core::names::{RoomName, UserId};
 use roomcast_hyper::{Body, Refusal, Roomcast};
 use roomcast_io::{HubGone, Runtime};
-use serde::Deserialize;
 use serde_json::json;
-use serde_json::value::RawValue;
-use smol_str::SmolStr;
 
-use crate::guard::{check_call, check_key, read_body};
+use crate::guard::check_key;
 use crate::metrics::{Metrics, TRANSPORTS};
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const ROOMCAST_JS: &str = include_str!("../assets/roomcast.js");
-
-/// Longest notification `event` name.
-const MAX_EVENT: usize = 64;
+/// The API's OpenAPI document, served without a key: it tells nothing a caller can misuse.
+const OPENAPI_JSON: &str = include_str!("../assets/openapi.json");
 
 /// Everything a request may need, shared by every connection.
 pub(crate) struct App<R: Runtime> {
@@ -88,6 +81,7 @@ impl<R: Runtime> App<R> {
             "/" | "/index.html" if get => Ok(asset(INDEX_HTML, "text/html; charset=utf-8")),
             "/roomcast.js" if get => Ok(asset(ROOMCAST_JS, "text/javascript; charset=utf-8")),
             "/healthz" if get => Ok(self.health()),
+            "/api/openapi.json" if get => Ok(asset(OPENAPI_JSON, "application/json")),
             "/metrics" if get => match check_key(&request, self.metrics_key.as_deref()) {
                 Ok(()) => self.metrics().await,
                 Err(refusal) => Err(refusal),
@@ -96,12 +90,9 @@ impl<R: Runtime> App<R> {
                 Ok(()) => self.status().await,
                 Err(refusal) => Err(refusal),
             },
-            "/" | "/index.html" | "/roomcast.js" | "/healthz" | "/metrics" | "/api/status" => {
-                Err(not_allowed("GET"))
-            }
-            "/api/notify" | "/api/broadcast" => self.api(request).await,
-            _ if path.starts_with("/api/rooms/") => self.api(request).await,
-            _ if path.starts_with("/api/") => Err(Refusal::new(404, "no such API endpoint")),
+            "/" | "/index.html" | "/roomcast.js" | "/healthz" | "/metrics" | "/api/status"
+            | "/api/openapi.json" => Err(not_allowed("GET")),
+            _ if path.starts_with("/api/") => crate::api::handle(self, request).await,
             _ => return self.roomcast.handle(peer, request).await,
         };
         response.unwrap_or_else(|refusal| error(&refusal))
@@ -217,137 +208,13 @@ impl<R: Runtime> App<R> {
                 .await;
         }
     }
-
-    /// `POST /api/notify`, `/api/broadcast`, `/api/rooms/{room}/publish`.
-    async fn api(&self, request: Request<Incoming>) -> Result<Response<Body>, Refusal> {
-        if request.method() != Method::POST {
-            return Err(not_allowed("POST"));
-        }
-        check_call(&request, &self.allowed_origins, self.api_key.as_deref())?;
-        let path = request.uri().path().to_owned();
-        let runtime = self.roomcast.runtime();
-        let body = read_body(runtime, request, self.max_body, self.body_timeout).await?;
-        let hub = self.roomcast.hub();
-        let published = match path.as_str() {
-            "/api/notify" => {
-                let body: NotifyBody<'_> = parse(&body)?;
-                let user = UserId::new(&body.user)
-                    .map_err(|e| Refusal::new(400, format!("user {:?} {e}", body.user)))?;
-                let event = event_name(body.event)?;
-                hub.notify(user, event, payload(body.data)?)
-                    .await
-                    .map_err(gone)?
-                    .map_err(refused)?
-            }
-            "/api/broadcast" => {
-                let body: BroadcastBody<'_> = parse(&body)?;
-                let event = event_name(body.event)?;
-                hub.broadcast(event, payload(body.data)?)
-                    .await
-                    .map_err(gone)?
-                    .map_err(refused)?
-            }
-            _ => {
-                let room = path
-                    .strip_prefix("/api/rooms/")
-                    .and_then(|rest| rest.strip_suffix("/publish"))
-                    .ok_or_else(|| Refusal::new(404, "no such API endpoint"))?;
-                let room = room_of_path(room)?;
-                let body: PublishBody<'_> = parse(&body)?;
-                let event = event_name(body.event)?;
-                hub.publish_event(room, event, payload(body.data)?)
-                    .await
-                    .map_err(gone)?
-                    .map_err(refused)?
-            }
-        };
-        Ok(json(
-            StatusCode::OK,
-            json!({"id": published.id.to_string(), "sessions": published.sessions}),
-        ))
-    }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NotifyBody<'a> {
-    user: String,
-    #[serde(default)]
-    event: Option<String>,
-    #[serde(borrow)]
-    data: &'a RawValue,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BroadcastBody<'a> {
-    #[serde(default)]
-    event: Option<String>,
-    #[serde(borrow)]
-    data: &'a RawValue,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PublishBody<'a> {
-    #[serde(default)]
-    event: Option<String>,
-    #[serde(borrow)]
-    data: &'a RawValue,
-}
-
-fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Refusal> {
-    serde_json::from_slice(body).map_err(|e| Refusal::new(400, format!("body: {e}")))
-}
-
-fn payload(data: &RawValue) -> Result<Payload, Refusal> {
-    Payload::from_json(data.get()).map_err(|e| Refusal::new(400, format!("data: {e}")))
-}
-
-/// An `event` name: 1 to 64 bytes without control characters (a newline would end an SSE
-/// field early).
-fn event_name(event: Option<String>) -> Result<Option<SmolStr>, Refusal> {
-    match event {
-        Some(event) if event.is_empty() || event.len() > MAX_EVENT => Err(Refusal::new(
-            400,
-            format!("event must be 1 to {MAX_EVENT} bytes"),
-        )),
-        Some(event) if event.chars().any(char::is_control) => {
-            Err(Refusal::new(400, "event must not hold control characters"))
-        }
-        event => Ok(event.map(SmolStr::from)),
-    }
-}
-
-/// The room of an API path, percent-decoded as `?rooms=` is; an empty path segment
-/// (`//lobby`, `lobby/`) is refused rather than read as part of a name.
-fn room_of_path(raw: &str) -> Result<RoomName, Refusal> {
-    let room = roomcast_hyper::percent_decode_path(raw);
-    if room.is_empty() || room.starts_with('/') || room.ends_with('/') || room.contains("//") {
-        return Err(Refusal::new(
-            400,
-            format!("room {room:?} has an empty segment"),
-        ));
-    }
-    RoomName::new(&room).map_err(|e| Refusal::new(400, format!("room {room:?} {e}")))
-}
-
-fn gone(_: HubGone) -> Refusal {
+pub(crate) fn gone(_: HubGone) -> Refusal {
     Refusal::new(503, "the hub has stopped")
 }
 
-/// What a command the hub could not carry out means for HTTP: a storage budget is 507
-/// (Insufficient Storage), an engine that cannot take it now is 503, to retry.
-fn refused(error: HubError) -> Refusal {
-    match error {
-        HubError::LimitReached(what) => Refusal::new(507, what).with_code("limit_reached"),
-        HubError::Unavailable(why) => Refusal::new(503, why).retry_after(1000),
-        HubError::Unauthorized(why) => Refusal::new(403, why).with_code("unauthorized"),
-        other => Refusal::new(503, other.to_string()).retry_after(1000),
-    }
-}
-
-fn not_allowed(allow: &'static str) -> Refusal {
+pub(crate) fn not_allowed(allow: &'static str) -> Refusal {
     Refusal::new(405, format!("only {allow} is served here"))
 }
 
@@ -359,7 +226,7 @@ fn asset(text: &'static str, content_type: &'static str) -> Response<Body> {
     response
 }
 
-fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
+pub(crate) fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
     roomcast_hyper::json(status, value.to_string())
 }
 

@@ -24,6 +24,16 @@ pub(crate) fn check_call<B>(
     check_json(request)
 }
 
+/// The checks of an API call that only reads: origin (403) and key (401).
+pub(crate) fn check_read<B>(
+    request: &Request<B>,
+    allowed_origins: &[String],
+    key: Option<&str>,
+) -> Result<(), Refusal> {
+    check_origin(request, allowed_origins)?;
+    check_key(request, key)
+}
+
 /// A browser's `Origin` is refused unless listed (`--allowed-origins`, by name or `*`): the API
 /// is for servers, which send none.
 fn check_origin<B>(request: &Request<B>, allowed: &[String]) -> Result<(), Refusal> {
