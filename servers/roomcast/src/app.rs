@@ -18,7 +18,8 @@ use crate::guard::check_key;
 use crate::metrics::{Metrics, TRANSPORTS};
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
-const ROOMCAST_JS: &str = include_str!("../assets/roomcast.js");
+/// The client library, from its package (`clients/js`), as `npm` installs it.
+const ROOMCAST_JS: &str = include_str!("../../../clients/js/roomcast.js");
 /// The API's OpenAPI document, served without a key: it tells nothing a caller can misuse.
 const OPENAPI_JSON: &str = include_str!("../assets/openapi.json");
 

@@ -1,4 +1,4 @@
-//! The demo page (`assets/index.html` with `assets/roomcast.js`) in headless Chromium, against
+//! The demo page (`assets/index.html` with `clients/js/roomcast.js`) in headless Chromium, against
 //! the real `roomcast serve` binary: `tests/browser/demo.mjs` drives two pages (presence, typing,
 //! chat, a direct message with its receipt, notifications, a network drop) while this test owns
 //! the server: it starts it on a free port, and on the script's request sends SIGTERM, checks

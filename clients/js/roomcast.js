@@ -250,6 +250,13 @@ function utf8Length(text) {
 
 const hasWindow = typeof window !== 'undefined' && typeof window.addEventListener === 'function';
 
+/** Stops listening to a socket being let go of. Its errors are still taken, and ignored: Node's
+ * `ws` reports one for a socket closed while connecting, and throws it when nobody listens. */
+function abandon(ws) {
+  ws.onmessage = ws.onclose = null;
+  ws.onerror = () => {};
+}
+
 /**
  * A roomcast connection over WebSocket that survives drops, restarts and offline periods.
  * See the module documentation for the behaviour; construct, add listeners, then `connect()`.
@@ -479,7 +486,7 @@ export class RoomcastClient extends EventTarget {
 
   /** Abandons `ws` at once (dead, offline, timed out) and reacts as if it closed with `code`. */
   _drop(ws, code, reason) {
-    ws.onmessage = ws.onclose = ws.onerror = null;
+    abandon(ws);
     try {
       ws.close(1000, reason.slice(0, 100));
     } catch {
@@ -493,7 +500,7 @@ export class RoomcastClient extends EventTarget {
     clearTimeout(this._idleTimer);
     clearTimeout(this._deadTimer);
     this._connectTimer = this._idleTimer = this._deadTimer = null;
-    if (this._ws) this._ws.onmessage = this._ws.onclose = this._ws.onerror = null;
+    if (this._ws) abandon(this._ws);
     this._ws = null;
     this._ready = false;
     this.welcome = null;
