@@ -23,6 +23,7 @@ mod client;
 mod codec;
 mod frame;
 mod safe_json;
+pub mod samples;
 mod server;
 mod wire;
 
