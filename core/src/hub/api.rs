@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::ops::Pending;
 use super::{Hub, HubError, HubEvent, Ticket};
 use crate::cursor::Position;
+use crate::delivery::SessionId;
 use crate::engine::{Record, StreamId, View};
 use crate::names::{RoomName, UserId};
 
@@ -17,6 +18,29 @@ pub struct StreamPage {
     /// The records after the read's position, in order, when the view covers it; none for a
     /// read of the view alone or of a position the stream no longer covers.
     pub records: Vec<Arc<Record>>,
+}
+
+/// A session of a user on this hub's node ([`Hub::user_sessions`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserSession {
+    /// The session (its `welcome`'s `session`).
+    pub session: SessionId,
+    /// The rooms it is in, in name order.
+    pub rooms: Vec<RoomName>,
+}
+
+/// A room with members on this hub's node ([`Hub::rooms_page`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomSummary {
+    /// The room.
+    pub room: RoomName,
+    /// Users present (here or, on a shared engine, on other nodes).
+    pub users: usize,
+    /// This node's member sessions.
+    pub sessions: usize,
+    /// The last message delivered here: the room's head as this node last saw it (`None`
+    /// before the engine's first answer, and for a room without messages).
+    pub last: Option<Position>,
 }
 
 /// A user present in a room ([`Hub::room_presence`]).
@@ -77,6 +101,47 @@ impl Hub {
                     .map(|nodes| nodes.iter().copied().collect())
                     .unwrap_or_default(),
                 user,
+            })
+            .collect()
+    }
+
+    /// The sessions of `user` on this hub's node, by id, each with its rooms: none when the
+    /// user is not connected here.
+    pub fn user_sessions(&self, user: &UserId) -> Vec<UserSession> {
+        let Some(sessions) = self.users.get(user) else {
+            return Vec::new();
+        };
+        let mut sessions: Vec<UserSession> = sessions
+            .iter()
+            .filter_map(|&session| {
+                let slot = self.slots.get(session)?;
+                Some(UserSession {
+                    session,
+                    rooms: slot.rooms.keys().cloned().collect(),
+                })
+            })
+            .collect();
+        sessions.sort_by_key(|s| s.session);
+        sessions
+    }
+
+    /// Up to `limit` rooms with members or users in a grace period on this node, in name order,
+    /// after `after`: a page of the room list, whose next page starts after its last room.
+    pub fn rooms_page(&self, after: Option<&RoomName>, limit: usize) -> Vec<RoomSummary> {
+        use std::ops::Bound;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.rooms
+            .range::<RoomName, _>((from, Bound::Unbounded))
+            .take(limit)
+            .map(|(name, room)| RoomSummary {
+                room: name.clone(),
+                users: room.present_count(),
+                sessions: room.members.len(),
+                last: self
+                    .feeds
+                    .get(&StreamId::Room(name.clone()))
+                    .and_then(|feed| feed.seen)
+                    .filter(|seen| seen.offset > 0),
             })
             .collect()
     }

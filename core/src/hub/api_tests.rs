@@ -106,3 +106,50 @@ fn presence_lists_users_with_their_sessions_here() {
     assert!(h.hub().room_presence(&room("elsewhere")).is_empty());
     assert_eq!(h.hub().room_counts(&room("elsewhere")), (0, 0));
 }
+
+#[test]
+fn rooms_come_a_page_at_a_time_and_sessions_by_user() {
+    let mut h = harness(HubConfig::default());
+    let mut ids = Vec::new();
+    for (user, rooms) in [
+        ("ann", &["a", "c"][..]),
+        ("ben", &["b"][..]),
+        ("ann", &["b"][..]),
+    ] {
+        let connect = Connect {
+            access: Default::default(),
+            user: UserId::new(user).expect("a user"),
+            broadcast: false,
+            rooms: rooms.iter().map(|r| room(r)).collect(),
+            cursor: None,
+        };
+        ids.push(h.connect(SessionKind::Sse, connect).expect("connects"));
+    }
+    h.drive();
+    let page = h.hub().rooms_page(None, 2);
+    let listed: Vec<(&str, usize, usize)> = page
+        .iter()
+        .map(|r| (r.room.as_str(), r.users, r.sessions))
+        .collect();
+    assert_eq!(listed, [("a", 1, 1), ("b", 2, 2)]);
+    assert!(page.iter().all(|r| r.last.is_none()), "no messages yet");
+    let rest = h.hub().rooms_page(Some(&room("b")), 2);
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].room, room("c"));
+
+    let ann = h.hub().user_sessions(&UserId::new("ann").expect("a user"));
+    let sessions: Vec<(SessionId, Vec<RoomName>)> =
+        ann.into_iter().map(|s| (s.session, s.rooms)).collect();
+    assert_eq!(
+        sessions,
+        [
+            (ids[0], vec![room("a"), room("c")]),
+            (ids[2], vec![room("b")])
+        ]
+    );
+    assert!(
+        h.hub()
+            .user_sessions(&UserId::new("zoe").expect("a user"))
+            .is_empty()
+    );
+}

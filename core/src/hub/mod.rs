@@ -57,7 +57,7 @@ use crate::engine::{EngineEvent, OpId, Operation, Retention, StreamId};
 use crate::envelope::{ClientEnvelope, ClientMessage, ErrorCode, Payload, Reply};
 use crate::names::{RoomName, UserId};
 
-pub use self::api::{MemberPresence, StreamPage};
+pub use self::api::{MemberPresence, RoomSummary, StreamPage, UserSession};
 pub use self::config::{HistoryLimit, HubConfig};
 use self::feeds::Feed;
 use self::ops::Pending;

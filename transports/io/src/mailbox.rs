@@ -19,6 +19,7 @@ use std::mem;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
+use roomcast_core::close::{Close, CloseCode};
 use roomcast_core::delivery::Shared;
 use roomcast_core::limits::{DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_FRAMES};
 
@@ -123,6 +124,8 @@ struct Inner {
     bytes: usize,
     /// The hub let go of the session (slow consumer, or disconnected).
     dropped: bool,
+    /// Why, when not as a slow consumer: the close the session ends with.
+    close: Option<Close>,
     /// The session task ended.
     gone: bool,
     /// The session task, waiting in [`Mailbox::take`] or [`Mailbox::listen`] (or having
@@ -211,9 +214,27 @@ impl Mailbox {
         }
     }
 
+    /// As [`drop_session`](Self::drop_session), the session to end with `close` (the server's
+    /// API disconnected it).
+    pub(crate) fn drop_session_with(&self, close: Close) {
+        self.lock().close = Some(close);
+        self.drop_session();
+    }
+
     /// Whether the hub let go of the session (its mailbox overflowed: a slow consumer).
     pub(crate) fn was_dropped(&self) -> bool {
         self.lock().dropped
+    }
+
+    /// The close the session ends with now that the hub let go of it: the one it was dropped
+    /// with, else a slow consumer's.
+    pub(crate) fn dropped_close(&self) -> Close {
+        self.lock().close.clone().unwrap_or_else(|| {
+            Close::new(
+                CloseCode::SlowConsumer,
+                roomcast_core::session::SLOW_CONSUMER_REASON,
+            )
+        })
     }
 
     /// The session task ended: the hub's next push says so.

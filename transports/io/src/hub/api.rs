@@ -1,10 +1,15 @@
 //! What a server's own API asks of the shared hub besides one message at a time: reads of a
-//! stream, a room's presence, and batches of messages.
+//! stream, a room's presence, a user's sessions and their disconnection, and batches of
+//! messages.
 
+use roomcast_core::close::Close;
 use roomcast_core::cursor::Position;
+use roomcast_core::delivery::SessionId;
 use roomcast_core::engine::StreamId;
 use roomcast_core::envelope::Payload;
-use roomcast_core::hub::{HubError, MemberPresence, Published, StreamPage, Ticket};
+use roomcast_core::hub::{
+    HubError, MemberPresence, Published, RoomSummary, StreamPage, Ticket, UserSession,
+};
 use roomcast_core::names::{RoomName, UserId};
 use smol_str::SmolStr;
 
@@ -50,6 +55,47 @@ impl HubHandle {
     /// ([`Hub::room_counts`](roomcast_core::hub::Hub::room_counts)).
     pub async fn room_counts(&self, room: &RoomName) -> Result<(usize, usize), HubGone> {
         self.with(|state, _| state.hub.room_counts(room))
+    }
+
+    /// A page of the rooms with members on this node, in name order, after `after`
+    /// ([`Hub::rooms_page`](roomcast_core::hub::Hub::rooms_page)).
+    pub async fn rooms_page(
+        &self,
+        after: Option<&RoomName>,
+        limit: usize,
+    ) -> Result<Vec<RoomSummary>, HubGone> {
+        self.with(|state, _| state.hub.rooms_page(after, limit))
+    }
+
+    /// The sessions of `user` on this node, each with its rooms
+    /// ([`Hub::user_sessions`](roomcast_core::hub::Hub::user_sessions)).
+    pub async fn user_sessions(&self, user: &UserId) -> Result<Vec<UserSession>, HubGone> {
+        self.with(|state, _| state.hub.user_sessions(user))
+    }
+
+    /// Disconnects the sessions of `user` on this node (only `session`, when given): each leaves
+    /// the hub at once and its connection closes with `close` (a WebSocket's close frame; an
+    /// SSE stream or a long-poll ends). Returns how many.
+    pub async fn disconnect_user(
+        &self,
+        user: &UserId,
+        session: Option<SessionId>,
+        close: Close,
+    ) -> Result<usize, HubGone> {
+        self.with(|state, now| {
+            let sessions: Vec<SessionId> = state
+                .hub
+                .user_sessions(user)
+                .into_iter()
+                .map(|s| s.session)
+                .filter(|s| session.is_none_or(|only| only == *s))
+                .collect();
+            for &session in &sessions {
+                state.mailboxes.remove_with(session, close.clone());
+                state.hub.disconnect(now, session);
+            }
+            sessions.len()
+        })
     }
 
     /// Publishes every message of `messages` (its target, `event` name and data), handed to the

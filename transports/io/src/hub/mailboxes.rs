@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use roomcast_core::close::Close;
 use roomcast_core::delivery::SessionId;
 use roomcast_core::hub::{Hub, Transmit, recipients};
 
@@ -34,6 +35,16 @@ impl Mailboxes {
             && let Some((_, mailbox)) = slot.take()
         {
             mailbox.drop_session(); // its task stops waiting for deliveries
+        }
+    }
+
+    /// As [`remove`](Self::remove), the session to end with `close`.
+    pub(super) fn remove_with(&mut self, session: SessionId, close: Close) {
+        if let Some(slot) = self.slots.get_mut(session.index())
+            && slot.as_ref().is_some_and(|(id, _)| *id == session)
+            && let Some((_, mailbox)) = slot.take()
+        {
+            mailbox.drop_session_with(close);
         }
     }
 

@@ -297,11 +297,7 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
             self.batch.recycle(KEPT_BATCH_CAPACITY);
         } else {
             self.left = true;
-            let close = Close::new(
-                CloseCode::SlowConsumer,
-                roomcast_core::session::SLOW_CONSUMER_REASON,
-            );
-            self.session.close(now, close);
+            self.session.close(now, self.mailbox.dropped_close());
         }
     }
 
@@ -484,13 +480,11 @@ impl<R: Runtime, T: Transport> SessionDriver<R, T> {
     fn finish(&mut self, ended: Ended) -> Poll<Ended> {
         let why = match (&ended, self.session.close_reason()) {
             (Ended::Lost, Some(close)) => Ended::Closed(close.clone()),
-            // The hub let go of it while its socket took nothing (a write that timed out):
-            // a slow consumer, whose 4000 could not be written.
+            // The hub let go of it while its socket took nothing (a write that timed out): a
+            // slow consumer (or a session the API disconnected) whose close could not be
+            // written.
             (Ended::Lost, None) if !self.left && self.mailbox.was_dropped() => {
-                Ended::Closed(Close::new(
-                    CloseCode::SlowConsumer,
-                    roomcast_core::session::SLOW_CONSUMER_REASON,
-                ))
+                Ended::Closed(self.mailbox.dropped_close())
             }
             _ => ended.clone(),
         };
