@@ -27,7 +27,8 @@
  *   250 doubling to `backoffMaxMs` 10 000; the delay is uniform in [0, that]). Close codes:
  *   `1001` (after a `shutdown`) waits the server's `reconnect_ms` plus jitter; `4000` (slow
  *   consumer) and `4001` (heartbeat timeout) come back promptly; `4003` (unauthorized) and
- *   `1008` (policy) wait at least half the cap; `close()` by the application never reconnects.
+ *   `1008` (policy) wait at least half the cap; `4500` to `4999` (the server disconnected the
+ *   user and asks it to stay away) and `close()` by the application never reconnect.
  *   A server's `1000` is followed by a backed-off reconnect (call `close()` to stop). When the
  *   browser reports itself offline the socket is dropped and the client waits for `online`.
  * - Liveness: browsers cannot see the server's WebSocket pings, so when nothing arrived for
@@ -523,6 +524,17 @@ export class RoomcastClient extends EventTarget {
     this._emit('close', { code, reason, wasClean, byApp: false, wasOpen });
     if (this._closedByApp) {
       this._setState('closed');
+      return;
+    }
+    if (code >= 4500 && code <= 4999) {
+      // The server disconnected this user and asks it to stay away: closed until `connect()`.
+      this._closedByApp = true;
+      if (hasWindow) {
+        window.removeEventListener('online', this._onOnline);
+        window.removeEventListener('offline', this._onOffline);
+      }
+      for (const item of this._queue.splice(0)) item.reject(new RoomcastError('closed', reason || 'disconnected by the server'));
+      this._setState('closed', { code, reason });
       return;
     }
     this._scheduleReconnect(code, reason);

@@ -121,6 +121,13 @@ with connect(BASE.replace("http", "ws", 1) + "/ws?user=ann") as ann:
     call("GET", "/api/rooms/lobby/history?format=ndjson", HISTORY)
     assert call("GET", "/api/rooms/lobby/history?since=ffff.1", HISTORY)[0] == 410
 
+    status, text = call("GET", "/api/rooms?limit=1", "/api/rooms")
+    assert json.loads(text)["rooms"][0]["room"] == "lobby", text
+    status, text = call("GET", "/api/users/ann", "/api/users/{user}")
+    assert json.loads(text)["online"] is True, text
+
+status, text = call("POST", "/api/users/ann/disconnect", "/api/users/{user}/disconnect", {"reconnect": False, "reason": "done"})
+assert json.loads(text)["sessions"] in (0, 1), text
 call("GET", "/api/status", "/api/status")
 
 # Refusals, each as documented.
@@ -140,6 +147,12 @@ assert call("GET", "/api/rooms/lobby/presence", PRESENCE, key=False)[0] == 401
 assert call("GET", "/api/rooms/bad%20room/presence/stats", STATS)[0] == 400
 assert call("GET", "/api/rooms/lobby/presence/stats", STATS, key=False)[0] == 401
 assert call("GET", "/api/status", "/api/status", key=False)[0] == 401
+assert call("GET", "/api/rooms?limit=0", "/api/rooms")[0] == 400
+assert call("GET", "/api/rooms", "/api/rooms", key=False)[0] == 401
+assert call("GET", "/api/users/%01", "/api/users/{user}")[0] == 400
+assert call("GET", "/api/users/ann", "/api/users/{user}", key=False)[0] == 401
+assert call("POST", "/api/users/ann/disconnect", "/api/users/{user}/disconnect", {"code": 1}, )[0] == 400
+assert call("POST", "/api/users/ann/disconnect", "/api/users/{user}/disconnect", {}, key=False)[0] == 401
 
 # Every documented answer was met, but those a test server cannot be made to give here
 # (a full store, an engine that cannot keep up).

@@ -104,12 +104,13 @@ test('a dropped connection resumes: what was missed arrives once, in order', asy
     const first = next(carol, 'message');
     await publish('js-resume', 0);
     await first;
-    // The connection drops without a close frame; three messages come while it is down.
+    // The connection drops without a close frame; three messages come while it is down (or
+    // while it comes back: either way each arrives once, in order).
     const back = next(carol, 'joined', (j) => j.rejoin);
+    const arrived = collect(carol, 'message', 3);
     carol._ws.terminate();
     const missed = [];
     for (let i = 1; i <= 3; i++) missed.push(await publish('js-resume', i));
-    const arrived = collect(carol, 'message', 3);
     const rejoined = await back;
     assert.equal(rejoined.recovered, true);
     const messages = await arrived;
@@ -157,6 +158,42 @@ test('requests wait in the offline queue, bounded, and close() rejects what wait
   assert.equal(c.queued, 2);
   c.close();
   for (const p of queued) await assert.rejects(p, (e) => e.code === 'closed');
+});
+
+/** Disconnects `user` through the server API. */
+async function disconnect(user, body) {
+  const response = await fetch(`${BASE}/api/users/${user}/disconnect`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+    body: JSON.stringify(body),
+  });
+  assert.equal(response.status, 200);
+  return (await response.json()).sessions;
+}
+
+test('a server disconnect says whether to come back, and the client keeps to it', async () => {
+  const gina = await client('gina');
+  try {
+    await gina.join('js-kick');
+    // Asked to come back: it reconnects and joins again.
+    const back = next(gina, 'joined', (j) => j.rejoin);
+    assert.equal(await disconnect('gina', { reason: 'moved' }), 1);
+    const rejoined = await back;
+    assert.equal(rejoined.room, 'js-kick');
+    // Asked to stay away: closed, and no attempt follows.
+    const closed = next(gina, 'state', (s) => s.state === 'closed');
+    assert.equal(await disconnect('gina', { reconnect: false, reason: 'banned' }), 1);
+    const state = await closed;
+    assert.deepEqual([state.code, state.reason], [4500, 'banned']);
+    let attempts = 0;
+    const off = gina.on('state', () => (attempts += 1));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    off();
+    assert.equal(attempts, 0, 'no reconnect after 4500');
+    await assert.rejects(gina.publish('js-kick', 1), (e) => e.code === 'closed');
+  } finally {
+    gina.close();
+  }
 });
 
 test('the declarations name exactly what the module exports', () => {

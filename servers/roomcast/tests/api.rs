@@ -299,6 +299,128 @@ fn presence_lists_members_with_their_sessions_and_counts_them() {
     });
 }
 
+#[test]
+fn rooms_are_listed_a_page_at_a_time_with_their_counts_and_last_message() {
+    let server = Running::start(&["--memory", "--api-key", KEY]);
+    smol::block_on(async {
+        let mut clients = Vec::new();
+        for (user, room) in [
+            ("ann", "room-a"),
+            ("ben", "room-b"),
+            ("cat", "room-b"),
+            ("ann", "room-c"),
+        ] {
+            let (mut client, _) = connect(&server, &format!("user={user}")).await;
+            client
+                .send_json(json!({"type": "join", "ref": 1, "room": room}))
+                .await;
+            client.next_of("reply").await;
+            clients.push(client);
+        }
+        let ids = publish_numbered(&server, "room-b", (1, 2), 0).await;
+        clients[1].next_of("message").await;
+        clients[1].next_of("message").await;
+
+        let (status, page) = get_json(&server, "/api/rooms?limit=2").await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(
+            page,
+            json!({"rooms": [
+                {"room": "room-a", "users": 1, "sessions": 1, "last": null},
+                {"room": "room-b", "users": 2, "sessions": 2, "last": ids[1]},
+            ], "next": "room-b"})
+        );
+        let (_, page) = get_json(&server, "/api/rooms?limit=2&after=room-b").await;
+        assert_eq!(
+            page,
+            json!({"rooms": [{"room": "room-c", "users": 1, "sessions": 1, "last": null}], "next": null})
+        );
+        for query in ["limit=0", "after=a%20b", "page=2"] {
+            let (status, _) = get_json(&server, &format!("/api/rooms?{query}")).await;
+            assert_eq!(status, 400, "{query}");
+        }
+    });
+}
+
+#[test]
+fn a_user_is_looked_up_and_disconnected_with_a_code_that_says_whether_to_return() {
+    let server = Running::start(&["--memory", "--api-key", KEY]);
+    smol::block_on(async {
+        let (mut first, welcome) = connect(&server, "user=alice").await;
+        let (mut second, _) = connect(&server, "user=alice").await;
+        for client in [&mut first, &mut second] {
+            client
+                .send_json(json!({"type": "join", "ref": 1, "room": "lobby"}))
+                .await;
+            client.next_of("reply").await;
+        }
+        let (status, alice) = get_json(&server, "/api/users/alice").await;
+        assert_eq!(status, 200, "{alice}");
+        assert_eq!(alice["online"], true);
+        let sessions = alice["sessions"].as_array().expect("sessions");
+        assert_eq!(sessions.len(), 2, "{alice}");
+        assert_eq!(sessions[0]["session"], welcome["session"], "{alice}");
+        assert_eq!(sessions[0]["rooms"], json!(["lobby"]));
+        let (_, nobody) = get_json(&server, "/api/users/nobody").await;
+        assert_eq!(
+            nobody,
+            json!({"user": "nobody", "online": false, "sessions": []})
+        );
+
+        // One session, asked to come back: the other goes on.
+        let body = json!({"session": welcome["session"], "reason": "moved"}).to_string();
+        let response = post(server.addr, "/api/users/alice/disconnect", &AUTH, &body).await;
+        assert_eq!(response.status, 200);
+        assert_eq!(response.json().await["sessions"], 1);
+        assert_eq!(first.close_code().await, Some(4100));
+        let (_, alice) = get_json(&server, "/api/users/alice").await;
+        assert_eq!(
+            alice["sessions"].as_array().map(Vec::len),
+            Some(1),
+            "{alice}"
+        );
+        publish_numbered(&server, "lobby", (1, 1), 0).await;
+        assert_eq!(second.next_of("message").await["data"]["n"], 1);
+
+        // Every session, asked to stay away.
+        for (body, why) in [
+            (
+                json!({"reconnect": false, "code": 4200}),
+                "a code that says return",
+            ),
+            (json!({"code": 4600}), "a code that says stay away"),
+            (
+                json!({"reason": "x".repeat(124)}),
+                "a reason over 123 bytes",
+            ),
+            (json!({"session": "7"}), "a session id"),
+            (json!({"sesion": "s7"}), "a misspelt field"),
+        ] {
+            let response = post(
+                server.addr,
+                "/api/users/alice/disconnect",
+                &AUTH,
+                &body.to_string(),
+            )
+            .await;
+            assert_eq!(response.status, 400, "{why}");
+        }
+        let body = json!({"reconnect": false, "code": 4501, "reason": "banned"}).to_string();
+        let response = post(server.addr, "/api/users/alice/disconnect", &AUTH, &body).await;
+        assert_eq!(response.json().await["sessions"], 1);
+        assert_eq!(second.close_code().await, Some(4501));
+        let (_, alice) = get_json(&server, "/api/users/alice").await;
+        assert_eq!(alice["online"], false, "{alice}");
+
+        let response = post(server.addr, "/api/users/alice/disconnect", &[], "{}").await;
+        assert_eq!(response.status, 401, "the key is needed");
+        let response = get(server.addr, "/api/users/alice/disconnect", &AUTH).await;
+        assert_eq!(response.status, 405);
+        let response = get(server.addr, "/api/users/alice", &[]).await;
+        assert_eq!(response.status, 401, "the key is needed");
+    });
+}
+
 /// Connects and reads `welcome` and `streams`.
 async fn connect(server: &Running, query: &str) -> (Client, Value) {
     let mut client = within("handshake", Client::connect(&server.ws(query)))

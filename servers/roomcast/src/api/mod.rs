@@ -4,6 +4,7 @@
 //!
 //! | call | what |
 //! |---|---|
+//! | `GET /api/rooms` | the rooms with members on this node, a page at a time |
 //! | `POST /api/rooms/{room}/publish` | a message to a room |
 //! | `POST /api/notify` | a notification to a user's outbox |
 //! | `POST /api/broadcast` | a message to the broadcast feed |
@@ -11,15 +12,19 @@
 //! | `GET /api/rooms/{room}/history` | a page of the room's messages, or all as NDJSON |
 //! | `GET /api/rooms/{room}/presence` | who is present, with their sessions |
 //! | `GET /api/rooms/{room}/presence/stats` | how many |
+//! | `GET /api/users/{user}` | the user's sessions on this node, with their rooms |
+//! | `POST /api/users/{user}/disconnect` | ends them, saying whether to come back |
 
 mod history;
 mod presence;
 mod publish;
+mod rooms;
+mod users;
 
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use roomcast_core::hub::HubError;
-use roomcast_core::names::RoomName;
+use roomcast_core::names::{RoomName, UserId};
 use roomcast_hyper::{Body, Refusal};
 use roomcast_io::Runtime;
 use serde::Deserialize;
@@ -38,6 +43,14 @@ pub(crate) async fn handle<R: Runtime>(
         "/api/notify" => Call::Publish(Target::Notify),
         "/api/broadcast" => Call::Publish(Target::Broadcast),
         "/api/batch" => Call::Publish(Target::Batch),
+        "/api/rooms" => Call::Rooms,
+        _ if path.starts_with("/api/users/") => {
+            let rest = &path["/api/users/".len()..];
+            match rest.strip_suffix("/disconnect") {
+                Some(user) => Call::Disconnect(users::user_of_path(user)?),
+                None => Call::User(users::user_of_path(rest)?),
+            }
+        }
         _ => {
             let (room, action) = path
                 .strip_prefix("/api/rooms/")
@@ -58,12 +71,7 @@ pub(crate) async fn handle<R: Runtime>(
     };
     match call {
         Call::Publish(target) => {
-            if request.method() != Method::POST {
-                return Err(not_allowed("POST"));
-            }
-            check_call(&request, &app.allowed_origins, app.api_key.as_deref())?;
-            let runtime = app.roomcast.runtime();
-            let body = read_body(runtime, request, app.max_body, app.body_timeout).await?;
+            let body = body_of(app, request).await?;
             publish::publish(app, target, &body).await
         }
         Call::History(room) => {
@@ -75,6 +83,19 @@ pub(crate) async fn handle<R: Runtime>(
             read_only(app, &request)?;
             presence::presence(app, &room, counts).await
         }
+        Call::Rooms => {
+            read_only(app, &request)?;
+            let query = rooms::Query::of(&request)?;
+            rooms::rooms(app, query).await
+        }
+        Call::User(user) => {
+            read_only(app, &request)?;
+            users::status(app, &user).await
+        }
+        Call::Disconnect(user) => {
+            let body = body_of(app, request).await?;
+            users::disconnect(app, &user, &body).await
+        }
     }
 }
 
@@ -84,6 +105,20 @@ enum Call {
     History(RoomName),
     /// With `true`, the counts only.
     Presence(RoomName, bool),
+    Rooms,
+    User(UserId),
+    Disconnect(UserId),
+}
+
+/// The body of a call that writes: `POST`, from a server or a listed origin, with the key and a
+/// JSON body of at most the frame limit.
+async fn body_of<R: Runtime>(app: &App<R>, request: Request<Incoming>) -> Result<Vec<u8>, Refusal> {
+    if request.method() != Method::POST {
+        return Err(not_allowed("POST"));
+    }
+    check_call(&request, &app.allowed_origins, app.api_key.as_deref())?;
+    let runtime = app.roomcast.runtime();
+    read_body(runtime, request, app.max_body, app.body_timeout).await
 }
 
 /// A call that reads: `GET` (or `HEAD`), from a server or a listed origin, with the key.
