@@ -130,6 +130,19 @@ status, text = call("POST", "/api/users/ann/disconnect", "/api/users/{user}/disc
 assert json.loads(text)["sessions"] in (0, 1), text
 call("GET", "/api/status", "/api/status")
 
+# The admin page's stream: endless, so only its first event is read.
+request = urllib.request.Request(BASE + "/api/admin/stream", headers={"Authorization": f"Bearer {KEY}"})
+with urllib.request.urlopen(request, timeout=10) as response:
+    assert response.headers.get("Content-Type") == "text/event-stream"
+    lines = []
+    while not lines or lines[-1] != "":
+        lines.append(response.readline().decode().rstrip("\n"))
+    assert lines[0] == "event: figures", lines
+    data = json.loads(lines[1].removeprefix("data: "))
+    schema = SPEC["paths"]["/api/admin/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"]["schema"]
+    check(data, schema)
+    SEEN.add(("/api/admin/stream", "get", "200"))
+
 # Refusals, each as documented.
 assert call("POST", "/api/rooms/lobby/publish", PUBLISH, {"data": 1}, key=False)[0] == 401
 assert call("POST", "/api/rooms/lobby/publish", PUBLISH, {"dat": 1})[0] == 400
@@ -147,6 +160,7 @@ assert call("GET", "/api/rooms/lobby/presence", PRESENCE, key=False)[0] == 401
 assert call("GET", "/api/rooms/bad%20room/presence/stats", STATS)[0] == 400
 assert call("GET", "/api/rooms/lobby/presence/stats", STATS, key=False)[0] == 401
 assert call("GET", "/api/status", "/api/status", key=False)[0] == 401
+assert call("GET", "/api/admin/stream", "/api/admin/stream", key=False)[0] == 401
 assert call("GET", "/api/rooms?limit=0", "/api/rooms")[0] == 400
 assert call("GET", "/api/rooms", "/api/rooms", key=False)[0] == 401
 assert call("GET", "/api/users/%01", "/api/users/{user}")[0] == 400

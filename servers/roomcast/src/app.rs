@@ -74,7 +74,7 @@ impl<R: Runtime> App<R> {
         }
     }
 
-    async fn handle(&self, peer: IpAddr, request: Request<Incoming>) -> Response<Body> {
+    async fn handle(self: Arc<Self>, peer: IpAddr, request: Request<Incoming>) -> Response<Body> {
         let path = request.uri().path().to_owned();
         let method = request.method().clone();
         let get = method == Method::GET || method == Method::HEAD;
@@ -83,6 +83,11 @@ impl<R: Runtime> App<R> {
             "/roomcast.js" if get => Ok(asset(ROOMCAST_JS, "text/javascript; charset=utf-8")),
             "/healthz" if get => Ok(self.health()),
             "/api/openapi.json" if get => Ok(asset(OPENAPI_JSON, "application/json")),
+            "/admin" if get => Ok(asset(crate::admin::ADMIN_HTML, "text/html; charset=utf-8")),
+            "/api/admin/stream" if get => match check_key(&request, self.metrics_key.as_deref()) {
+                Ok(()) => Ok(self.admin_stream()),
+                Err(refusal) => Err(refusal),
+            },
             "/metrics" if get => match check_key(&request, self.metrics_key.as_deref()) {
                 Ok(()) => self.metrics().await,
                 Err(refusal) => Err(refusal),
@@ -92,8 +97,8 @@ impl<R: Runtime> App<R> {
                 Err(refusal) => Err(refusal),
             },
             "/" | "/index.html" | "/roomcast.js" | "/healthz" | "/metrics" | "/api/status"
-            | "/api/openapi.json" => Err(not_allowed("GET")),
-            _ if path.starts_with("/api/") => crate::api::handle(self, request).await,
+            | "/api/openapi.json" | "/admin" | "/api/admin/stream" => Err(not_allowed("GET")),
+            _ if path.starts_with("/api/") => crate::api::handle(&self, request).await,
             _ => return self.roomcast.handle(peer, request).await,
         };
         response.unwrap_or_else(|refusal| error(&refusal))
@@ -138,6 +143,11 @@ impl<R: Runtime> App<R> {
     }
 
     async fn status(&self) -> Result<Response<Body>, Refusal> {
+        Ok(json(StatusCode::OK, self.status_value().await?))
+    }
+
+    /// `/api/status`: this node's figures, and on Redis every live node's.
+    pub(crate) async fn status_value(&self) -> Result<serde_json::Value, Refusal> {
         let mut status = self.figures().await?;
         if let Some(nodes) = &self.nodes {
             // Every live node's figures as the registry last read them (each node reports
@@ -151,7 +161,7 @@ impl<R: Runtime> App<R> {
             all.sort_by(|a, b| a["node"].as_str().cmp(&b["node"].as_str()));
             status["nodes"] = all.into();
         }
-        Ok(json(StatusCode::OK, status))
+        Ok(status)
     }
 
     /// This node's figures: `/api/status` without the other nodes'.
@@ -254,6 +264,6 @@ impl<R: Runtime> hyper::service::Service<Request<Incoming>> for AppService<R> {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move { Ok(this.app.handle(this.peer, request).await) })
+        Box::pin(async move { Ok(Arc::clone(&this.app).handle(this.peer, request).await) })
     }
 }

@@ -19,7 +19,7 @@ pub(crate) fn check_call<B>(
     allowed_origins: &[String],
     key: Option<&str>,
 ) -> Result<(), Refusal> {
-    check_origin(request, allowed_origins)?;
+    check_origin(request, allowed_origins, key)?;
     check_key(request, key)?;
     check_json(request)
 }
@@ -30,13 +30,19 @@ pub(crate) fn check_read<B>(
     allowed_origins: &[String],
     key: Option<&str>,
 ) -> Result<(), Refusal> {
-    check_origin(request, allowed_origins)?;
+    check_origin(request, allowed_origins, key)?;
     check_key(request, key)
 }
 
 /// A browser's `Origin` is refused unless listed (`--allowed-origins`, by name or `*`): the API
-/// is for servers, which send none.
-fn check_origin<B>(request: &Request<B>, allowed: &[String]) -> Result<(), Refusal> {
+/// is for servers, which send none. With a key, a page of the server's own origin passes too
+/// (the admin page): the key is what lets it in. Without one, it does not: a page on another
+/// site whose name was rebound to this address would look same-origin.
+fn check_origin<B>(
+    request: &Request<B>,
+    allowed: &[String],
+    key: Option<&str>,
+) -> Result<(), Refusal> {
     let Some(origin) = request.headers().get(header::ORIGIN) else {
         return Ok(());
     };
@@ -47,10 +53,30 @@ fn check_origin<B>(request: &Request<B>, allowed: &[String]) -> Result<(), Refus
     {
         return Ok(());
     }
+    if key.is_some() && same_origin(request, text) {
+        return Ok(());
+    }
     Err(Refusal::new(
         403,
         format!("origin {text:?} may not call the API (--allowed-origins)"),
     ))
+}
+
+/// Whether `origin` (`http://host:port`) names the authority the request was sent to (its
+/// `Host`, or an HTTP/2 request's `:authority`).
+fn same_origin<B>(request: &Request<B>, origin: &str) -> bool {
+    let authority = request.uri().authority().map(|a| a.as_str()).or_else(|| {
+        request
+            .headers()
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+    });
+    let Some(authority) = authority else {
+        return false;
+    };
+    ["http://", "https://"]
+        .iter()
+        .any(|scheme| origin.strip_prefix(scheme) == Some(authority))
 }
 
 /// `Content-Type: application/json` (parameters allowed), else 415.
@@ -167,6 +193,38 @@ mod tests {
         );
         assert_eq!(
             status(check_call(&from("null"), &["*".to_owned()], None)),
+            403
+        );
+    }
+
+    #[test]
+    fn a_page_of_the_server_itself_passes_with_the_key_only() {
+        let page = |origin| {
+            request(&[
+                ("content-type", "application/json"),
+                ("host", "127.0.0.1:8080"),
+                ("origin", origin),
+                ("authorization", "Bearer k"),
+            ])
+        };
+        assert_eq!(
+            status(check_call(&page("http://127.0.0.1:8080"), &[], Some("k"))),
+            200
+        );
+        assert_eq!(
+            status(check_call(&page("https://127.0.0.1:8080"), &[], Some("k"))),
+            200
+        );
+        for other in ["http://127.0.0.1:8081", "http://evil.example", "null"] {
+            assert_eq!(
+                status(check_call(&page(other), &[], Some("k"))),
+                403,
+                "{other}"
+            );
+        }
+        // Without a key, its own origin is not enough: a rebound name looks the same.
+        assert_eq!(
+            status(check_call(&page("http://127.0.0.1:8080"), &[], None)),
             403
         );
     }

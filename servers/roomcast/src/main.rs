@@ -5,6 +5,7 @@
 //! `sse decode|encode` are the SSE conformance tools. The load tool is a crate of its own,
 //! `roomcast-bench` (tools/bench), which runs this binary as the server under test.
 
+mod admin;
 mod api;
 mod app;
 mod config;

@@ -265,6 +265,26 @@ impl Metrics {
         self.active.iter().map(Gauge::get).collect()
     }
 
+    /// Frames received from clients, frames sent to them, and of those the stored messages
+    /// delivered (`message`, `direct`, `notify`, `broadcast`), since the start: the admin
+    /// page's rates.
+    pub(crate) fn traffic(&self) -> (u64, u64, u64) {
+        let sum = |rows: &[Vec<Counter>], pick: &dyn Fn(&str) -> bool, types: &[&str]| -> u64 {
+            rows.iter()
+                .flat_map(|row| row.iter().zip(types))
+                .filter(|(_, kind)| pick(kind))
+                .map(|(counter, _)| counter.get())
+                .sum()
+        };
+        let all = |_: &str| true;
+        let stored = |kind: &str| matches!(kind, "message" | "direct" | "notify" | "broadcast");
+        (
+            sum(&self.messages_in, &all, &IN_TYPES),
+            sum(&self.messages_out, &all, &OUT_TYPES),
+            sum(&self.messages_out, &stored, &OUT_TYPES),
+        )
+    }
+
     /// New sessions refused by admission so far, for the next exposition.
     pub(crate) fn admission_refusals(&self, total: u64) {
         let counter = &self.admission_refusals;
