@@ -84,10 +84,13 @@ impl<R: Runtime> App<R> {
             "/healthz" if get => Ok(self.health()),
             "/api/openapi.json" if get => Ok(asset(OPENAPI_JSON, "application/json")),
             "/admin" if get => Ok(asset(crate::admin::ADMIN_HTML, "text/html; charset=utf-8")),
-            "/api/admin/stream" if get => match check_key(&request, self.metrics_key.as_deref()) {
-                Ok(()) => Ok(self.admin_stream()),
-                Err(refusal) => Err(refusal),
-            },
+            // The metrics key, or the API key the admin page holds for its other calls.
+            "/api/admin/stream" if get => check_key(&request, self.metrics_key.as_deref())
+                .or_else(|refusal| match self.api_key.as_deref() {
+                    Some(key) => check_key(&request, Some(key)),
+                    None => Err(refusal),
+                })
+                .map(|()| self.admin_stream()),
             "/metrics" if get => match check_key(&request, self.metrics_key.as_deref()) {
                 Ok(()) => self.metrics().await,
                 Err(refusal) => Err(refusal),
