@@ -7,29 +7,14 @@
 
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 
-const TOTAL_TIMEOUT_MS = 60_000;
-const t0 = Date.now();
-const log = (msg) => process.stderr.write(`admin [${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`);
-const check = (cond, msg) => { if (!cond) throw new Error(msg); };
-setTimeout(() => { log('over the total timeout'); process.exit(1); }, TOTAL_TIMEOUT_MS).unref();
+import { check, launch, logger, until } from './lib.mjs';
 
+const log = logger('admin', 60_000);
 const [base, key, screenshot] = process.argv.slice(2);
 check(base && key && screenshot, 'usage: node admin.mjs <base URL> <API key> <screenshot path>');
 const auth = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
-
-/** Waits until `test()` is truthy, polling, for at most `ms`. */
-async function until(what, test, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await test();
-    if (value) return value;
-    check(Date.now() < deadline, `${what}: not within ${ms} ms`);
-    await sleep(100);
-  }
-}
 
 // The watcher: a WebSocket client in the room, so publishes are delivered.
 const frames = [];
@@ -41,12 +26,7 @@ await until('the watcher\'s welcome', () => frames.some((f) => f.type === 'welco
 watcher.send(JSON.stringify({ type: 'join', ref: 1, room: 'lobby' }));
 await until('the watcher\'s join', () => frames.some((f) => f.type === 'reply' && f.ref === 1));
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  timeout: 30_000,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   page.on('pageerror', (e) => log(`page error: ${e.message}`));

@@ -6,27 +6,11 @@
 // a reload of bob's page shows the server's count again. Prints `notifications: ok`; every
 // wait is bounded.
 
-import { setTimeout as sleep } from 'node:timers/promises';
-import { chromium } from 'playwright-core';
+import { check, launch, logger, until } from './lib.mjs';
 
-const TOTAL_TIMEOUT_MS = 60_000;
-const t0 = Date.now();
-const log = (msg) => process.stderr.write(`notifications [${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`);
-const check = (cond, msg) => { if (!cond) throw new Error(msg); };
-setTimeout(() => { log('over the total timeout'); process.exit(1); }, TOTAL_TIMEOUT_MS).unref();
-
+const log = logger('notifications', 60_000);
 const [base, key] = process.argv.slice(2);
 check(base && key, 'usage: node notifications.mjs <base URL> <API key>');
-
-async function until(what, test, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await test();
-    if (value) return value;
-    check(Date.now() < deadline, `${what}: not within ${ms} ms`);
-    await sleep(100);
-  }
-}
 
 async function notify(user, event, text) {
   const response = await fetch(`${base}/api/notify`, {
@@ -39,12 +23,7 @@ async function notify(user, event, text) {
 
 const unread = (page) => page.getAttribute('#unread', 'data-count').then(Number);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  timeout: 30_000,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 try {
   const open = async (user, permissions) => {
     const context = await browser.newContext({ permissions });

@@ -1,27 +1,17 @@
-//! The server's routes: the demo page and its client library, status, metrics and health, the
-//! HTTP API (in `api`); everything else goes to the roomcast service (`/ws`, `/ws/echo`, `/events`, `/poll`).
+//! What every request may need ([`App`]: the roomcast service, the metrics, the keys and
+//! limits of the API), and the node's own answers: health, metrics, status and its figures.
+//! The routes that reach them are `routes`.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
+use http::{HeaderValue, Response, StatusCode, header};
 use roomcast_hyper::{Body, Refusal, Roomcast};
-use roomcast_io::{HubGone, Runtime};
+use roomcast_io::Runtime;
 use serde_json::json;
 
-use crate::guard::check_key;
 use crate::metrics::{Metrics, TRANSPORTS};
-
-const INDEX_HTML: &str = include_str!("../assets/index.html");
-/// The client library, from its package (`clients/js`), as `npm` installs it.
-const ROOMCAST_JS: &str = include_str!("../../../clients/js/roomcast.js");
-/// The API's OpenAPI document, served without a key: it tells nothing a caller can misuse.
-const OPENAPI_JSON: &str = include_str!("../assets/openapi.json");
+use crate::reply::{gone, json};
 
 /// Everything a request may need, shared by every connection.
 pub(crate) struct App<R: Runtime> {
@@ -50,64 +40,8 @@ pub(crate) struct Nodes {
     pub(crate) registry: Arc<roomcast_redis::driver::Registry>,
 }
 
-/// [`App`] for one connection, as hyper wants a service.
-pub(crate) struct AppService<R: Runtime> {
-    app: Arc<App<R>>,
-    peer: IpAddr,
-}
-
-// Not derived: that would ask for `R: Clone` on the struct's own terms.
-impl<R: Runtime> Clone for AppService<R> {
-    fn clone(&self) -> Self {
-        Self {
-            app: Arc::clone(&self.app),
-            peer: self.peer,
-        }
-    }
-}
-
 impl<R: Runtime> App<R> {
-    pub(crate) fn service(self: &Arc<Self>, peer: SocketAddr) -> AppService<R> {
-        AppService {
-            app: self.clone(),
-            peer: peer.ip(),
-        }
-    }
-
-    async fn handle(self: Arc<Self>, peer: IpAddr, request: Request<Incoming>) -> Response<Body> {
-        let path = request.uri().path().to_owned();
-        let method = request.method().clone();
-        let get = method == Method::GET || method == Method::HEAD;
-        let response = match path.as_str() {
-            "/" | "/index.html" if get => Ok(asset(INDEX_HTML, "text/html; charset=utf-8")),
-            "/roomcast.js" if get => Ok(asset(ROOMCAST_JS, "text/javascript; charset=utf-8")),
-            "/healthz" if get => Ok(self.health()),
-            "/api/openapi.json" if get => Ok(asset(OPENAPI_JSON, "application/json")),
-            "/admin" if get => Ok(asset(crate::admin::ADMIN_HTML, "text/html; charset=utf-8")),
-            // The metrics key, or the API key the admin page holds for its other calls.
-            "/api/admin/stream" if get => check_key(&request, self.metrics_key.as_deref())
-                .or_else(|refusal| match self.api_key.as_deref() {
-                    Some(key) => check_key(&request, Some(key)),
-                    None => Err(refusal),
-                })
-                .map(|()| self.admin_stream()),
-            "/metrics" if get => match check_key(&request, self.metrics_key.as_deref()) {
-                Ok(()) => self.metrics().await,
-                Err(refusal) => Err(refusal),
-            },
-            "/api/status" if get => match check_key(&request, self.metrics_key.as_deref()) {
-                Ok(()) => self.status().await,
-                Err(refusal) => Err(refusal),
-            },
-            "/" | "/index.html" | "/roomcast.js" | "/healthz" | "/metrics" | "/api/status"
-            | "/api/openapi.json" | "/admin" | "/api/admin/stream" => Err(not_allowed("GET")),
-            _ if path.starts_with("/api/") => crate::api::handle(&self, request).await,
-            _ => return self.roomcast.handle(peer, request).await,
-        };
-        response.unwrap_or_else(|refusal| error(&refusal))
-    }
-
-    fn health(&self) -> Response<Body> {
+    pub(crate) fn health(&self) -> Response<Body> {
         if self.roomcast.shutdown().reconnect_ms().is_some() {
             return json(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -130,7 +64,7 @@ impl<R: Runtime> App<R> {
             .is_none_or(|up| up.load(Ordering::Relaxed))
     }
 
-    async fn metrics(&self) -> Result<Response<Body>, Refusal> {
+    pub(crate) async fn metrics(&self) -> Result<Response<Body>, Refusal> {
         let stats = self.roomcast.hub().stats().await.map_err(gone)?;
         self.metrics.engine_link(self.engine_link_up());
         self.metrics
@@ -145,7 +79,7 @@ impl<R: Runtime> App<R> {
         Ok(response)
     }
 
-    async fn status(&self) -> Result<Response<Body>, Refusal> {
+    pub(crate) async fn status(&self) -> Result<Response<Body>, Refusal> {
         Ok(json(StatusCode::OK, self.status_value().await?))
     }
 
@@ -221,52 +155,5 @@ impl<R: Runtime> App<R> {
                 .sleep_until(runtime.now() + std::time::Duration::from_secs(2))
                 .await;
         }
-    }
-}
-
-pub(crate) fn gone(_: HubGone) -> Refusal {
-    Refusal::new(503, "the hub has stopped")
-}
-
-pub(crate) fn not_allowed(allow: &'static str) -> Refusal {
-    Refusal::new(405, format!("only {allow} is served here"))
-}
-
-fn asset(text: &'static str, content_type: &'static str) -> Response<Body> {
-    let mut response = Response::new(Body::full(text));
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
-}
-
-pub(crate) fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
-    roomcast_hyper::json(status, value.to_string())
-}
-
-/// The same JSON error as the roomcast endpoints give, with `Allow` for a 405.
-fn error(refusal: &Refusal) -> Response<Body> {
-    let mut response = refusal.response();
-    if refusal.status == 405 {
-        let allow = if refusal.message.contains("POST") {
-            "POST"
-        } else {
-            "GET"
-        };
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allow));
-    }
-    response
-}
-
-impl<R: Runtime> hyper::service::Service<Request<Incoming>> for AppService<R> {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { Ok(Arc::clone(&this.app).handle(this.peer, request).await) })
     }
 }

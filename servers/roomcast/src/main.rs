@@ -12,6 +12,8 @@ mod config;
 mod guard;
 mod hooks;
 mod metrics;
+mod reply;
+mod routes;
 mod serve;
 mod sse_cli;
 mod tls;

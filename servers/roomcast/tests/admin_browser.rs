@@ -10,10 +10,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::Running;
+use common::{Running, run_node};
 use roomcast_tests::browser::{browser_dir, chromium};
 
 const KEY: &str = "test-api-key";
@@ -30,33 +29,21 @@ fn the_admin_page_streams_figures_browses_rooms_and_disconnects_users() {
     std::fs::create_dir_all(&target).expect("create target/");
     let screenshot = target.join("admin-screenshot.png");
     let _ = std::fs::remove_file(&screenshot);
-    let mut child = Command::new("node")
-        .arg(browser_dir().join("admin.mjs"))
-        .arg(format!("http://{}", server.addr))
-        .arg(KEY)
-        .arg(&screenshot)
-        .current_dir(browser_dir())
-        .env("CHROMIUM", &chromium)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run node");
-    // The script bounds itself at 60 s; this bounds it too.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("admin.mjs ran over 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let output = child.wait_with_output().expect("its output");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("admin: ok"),
-        "admin.mjs failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let script = browser_dir().join("admin.mjs");
+    let base = format!("http://{}", server.addr);
+    // The script bounds itself at 60 s.
+    let stdout = run_node(
+        &browser_dir(),
+        &[
+            script.as_os_str(),
+            base.as_ref(),
+            KEY.as_ref(),
+            screenshot.as_os_str(),
+        ],
+        &[("CHROMIUM", chromium.as_os_str())],
+        Duration::from_secs(90),
     );
+    assert!(stdout.contains("admin: ok"), "{stdout}");
     let size = std::fs::metadata(&screenshot).map_or(0, |m| m.len());
     assert!(size > 10_000, "the screenshot is {size} bytes");
 }

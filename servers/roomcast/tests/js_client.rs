@@ -10,11 +10,11 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::Running;
+use common::{Running, run_node};
 
 const KEY: &str = "test-api-key";
 
@@ -22,36 +22,16 @@ fn package_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/js")
 }
 
-/// Runs `node args...` in the package, within 120 s; panics with its output on a failure.
+/// Runs `node args...` in the package, within 120 s.
 fn node(args: &[&str], env: &[(&str, String)]) {
     let dir = package_dir();
     assert!(
         dir.join("node_modules/ws").is_dir() && dir.join("node_modules/typescript").is_dir(),
         "clients/js/node_modules is missing: run `npm ci` in clients/js (.ci/run does)"
     );
-    let mut child = Command::new("node")
-        .args(args)
-        .current_dir(&dir)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run node");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("node {args:?} ran over 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().expect("its output");
-    assert!(
-        output.status.success(),
-        "node {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    let env: Vec<(&str, &OsStr)> = env.iter().map(|(k, v)| (*k, OsStr::new(v))).collect();
+    run_node(&dir, &args, &env, Duration::from_secs(120));
 }
 
 #[test]

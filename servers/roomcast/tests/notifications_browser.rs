@@ -9,10 +9,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::Running;
+use common::{Running, run_node};
 use roomcast_tests::browser::{browser_dir, chromium};
 
 const KEY: &str = "test-api-key";
@@ -25,30 +24,14 @@ const KEY: &str = "test-api-key";
 fn the_bell_counts_unread_and_a_click_marks_read_with_a_receipt_to_the_sender() {
     let chromium = chromium();
     let server = Running::start(&["--memory", "--api-key", KEY]);
-    let mut child = Command::new("node")
-        .arg(browser_dir().join("notifications.mjs"))
-        .arg(format!("http://{}", server.addr))
-        .arg(KEY)
-        .current_dir(browser_dir())
-        .env("CHROMIUM", &chromium)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run node");
-    // The script bounds itself at 60 s; this bounds it too.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("notifications.mjs ran over 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let output = child.wait_with_output().expect("its output");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("notifications: ok"),
-        "notifications.mjs failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let script = browser_dir().join("notifications.mjs");
+    let base = format!("http://{}", server.addr);
+    // The script bounds itself at 60 s.
+    let stdout = run_node(
+        &browser_dir(),
+        &[script.as_os_str(), base.as_ref(), KEY.as_ref()],
+        &[("CHROMIUM", chromium.as_os_str())],
+        Duration::from_secs(90),
     );
+    assert!(stdout.contains("notifications: ok"), "{stdout}");
 }

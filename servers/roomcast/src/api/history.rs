@@ -20,7 +20,8 @@ use roomcast_hyper::{Body, Refusal};
 use roomcast_io::{HubHandle, Runtime};
 
 use super::{query, refused};
-use crate::app::{App, gone};
+use crate::app::App;
+use crate::reply::gone;
 
 /// Messages in a page unless `limit` says otherwise.
 const DEFAULT_LIMIT: usize = 100;

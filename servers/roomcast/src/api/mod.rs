@@ -30,8 +30,9 @@ use roomcast_io::Runtime;
 use serde::Deserialize;
 
 use self::publish::Target;
-use crate::app::{App, not_allowed};
+use crate::app::App;
 use crate::guard::{check_call, check_read, read_body};
+use crate::reply::not_allowed;
 
 /// Routes an `/api/...` request (but `/api/status`, which the app serves).
 pub(crate) async fn handle<R: Runtime>(

@@ -11,7 +11,8 @@ use roomcast_hyper::{Body, Refusal};
 use roomcast_io::Runtime;
 use serde_json::json;
 
-use crate::app::{App, gone, json};
+use crate::app::App;
+use crate::reply::{gone, json};
 
 pub(super) async fn presence<R: Runtime>(
     app: &App<R>,

@@ -13,7 +13,8 @@ use serde_json::value::RawValue;
 use smol_str::SmolStr;
 
 use super::{parse, refused};
-use crate::app::{App, gone, json};
+use crate::app::App;
+use crate::reply::{gone, json};
 
 /// Longest notification `event` name.
 const MAX_EVENT: usize = 64;

@@ -8,7 +8,8 @@ use roomcast_io::Runtime;
 use serde_json::json;
 
 use super::query;
-use crate::app::{App, gone, json};
+use crate::app::App;
+use crate::reply::{gone, json};
 
 /// Rooms in a page unless `limit` says otherwise.
 const DEFAULT_LIMIT: usize = 100;

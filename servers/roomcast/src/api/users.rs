@@ -17,7 +17,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::parse;
-use crate::app::{App, gone, json};
+use crate::app::App;
+use crate::reply::{gone, json};
 
 /// Close codes that ask the client to reconnect, and the default.
 const RECONNECT: std::ops::RangeInclusive<u16> = 4100..=4499;

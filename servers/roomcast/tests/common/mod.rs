@@ -174,3 +174,42 @@ impl Running {
         joined(&self.ws(&format!("user={user}")), room).await
     }
 }
+
+/// Runs `node` with `args` in `dir` (and these environment variables) for at most `limit`;
+/// returns its stdout, or panics with its output when it fails or runs over.
+pub(crate) fn run_node(
+    dir: &Path,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &std::ffi::OsStr)],
+    limit: Duration,
+) -> String {
+    let mut child = Command::new("node")
+        .args(args)
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run node");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("wait for node").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("its output");
+            panic!(
+                "node {args:?} ran over {limit:?}:\n{}\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("its output");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "node {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
