@@ -364,8 +364,23 @@ fn a_user_is_looked_up_and_disconnected_with_a_code_that_says_whether_to_return(
         let (_, nobody) = get_json(&server, "/api/users/nobody").await;
         assert_eq!(
             nobody,
-            json!({"user": "nobody", "online": false, "sessions": []})
+            json!({"user": "nobody", "online": false, "sessions": [], "unread": 0})
         );
+        // Two notifications; the first is marked read from a session: one is left unread.
+        for n in [1, 2] {
+            let body = json!({"user": "alice", "data": n}).to_string();
+            assert_eq!(
+                post(server.addr, "/api/notify", &AUTH, &body).await.status,
+                200
+            );
+        }
+        assert_eq!(get_json(&server, "/api/users/alice").await.1["unread"], 2);
+        let notify = first.next_of("notify").await;
+        first
+            .send_json(json!({"type": "read", "ref": 9, "upto": notify["id"]}))
+            .await;
+        assert_eq!(first.next_of("reply").await["unread"], 1);
+        assert_eq!(get_json(&server, "/api/users/alice").await.1["unread"], 1);
 
         // One session, asked to come back: the other goes on.
         let body = json!({"session": welcome["session"], "reason": "moved"}).to_string();

@@ -1,4 +1,5 @@
-//! `GET /api/users/{user}`: a user's sessions on this node, with their rooms; and
+//! `GET /api/users/{user}`: a user's sessions on this node, with their rooms, and their unread
+//! count; and
 //! `POST /api/users/{user}/disconnect`: ends them (all, or one), with a close code that tells
 //! the client whether to come back.
 //!
@@ -9,14 +10,16 @@
 
 use http::{Response, StatusCode};
 use roomcast_core::close::{Close, CloseCode};
+use roomcast_core::cursor::Position;
 use roomcast_core::delivery::SessionId;
+use roomcast_core::engine::{Message, StreamId};
 use roomcast_core::names::UserId;
 use roomcast_hyper::{Body, Refusal};
 use roomcast_io::Runtime;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::parse;
+use super::{parse, refused};
 use crate::app::App;
 use crate::reply::{gone, json};
 
@@ -44,10 +47,49 @@ pub(super) async fn status<R: Runtime>(
         .into_iter()
         .map(|s| json!({"session": s.session.to_string(), "rooms": s.rooms}))
         .collect();
+    let unread = unread(app, user).await?;
     Ok(json(
         StatusCode::OK,
-        json!({"user": user.as_str(), "online": !sessions.is_empty(), "sessions": sessions}),
+        json!({
+            "user": user.as_str(),
+            "online": !sessions.is_empty(),
+            "sessions": sessions,
+            "unread": unread,
+        }),
     ))
+}
+
+/// Most outbox messages read to count what is unread: an outbox keeps 1,000 by default.
+const UNREAD_COUNTED: usize = 10_000;
+
+/// The user's unread direct messages and notifications: those after the outbox's read mark
+/// (receipts are not counted, as in protocol section 9), at most [`UNREAD_COUNTED`].
+async fn unread<R: Runtime>(app: &App<R>, user: &UserId) -> Result<usize, Refusal> {
+    let hub = app.roomcast.hub();
+    let outbox = StreamId::Outbox(user.clone());
+    let view = hub
+        .read(outbox.clone(), None, 0)
+        .await
+        .map_err(gone)?
+        .map_err(refused)?
+        .view;
+    if view.head.offset == 0 || view.read >= view.head.offset {
+        return Ok(0);
+    }
+    let after = Position {
+        epoch: view.head.epoch,
+        offset: view.read.max(view.first - 1),
+    };
+    let page = hub
+        .read(outbox, Some(after), UNREAD_COUNTED)
+        .await
+        .map_err(gone)?
+        .map_err(refused)?;
+    Ok(page
+        .records
+        .iter()
+        .filter(|record| !matches!(record.message, Message::Receipt { .. }))
+        .count())
 }
 
 #[derive(Deserialize)]
