@@ -1,5 +1,6 @@
 //! What the server's own API asks of the hub besides publishing: a stream's records, read
-//! through the engine, and a room's presence as this hub holds it.
+//! through the engine; and, as this hub holds them, a room's presence, the rooms with members,
+//! and a user's sessions.
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
-//! The server API's reads of the hub: a stream's records through the engine, and a room's
-//! presence.
+//! The server API's reads of the hub: a stream's records through the engine, a room's presence,
+//! the rooms a page at a time, a user's sessions.
 
 use std::time::Instant;
 

@@ -278,7 +278,14 @@ impl Export {
     async fn next_chunk(&mut self) -> (Bytes, bool) {
         let max = EXPORT_PAGE.min((self.end - self.after.offset) as usize);
         let page = match read(&self.hub, &self.stream, Some(self.after), max).await {
-            Ok(page) if page.view.covers(self.after) => page,
+            Ok(page) if page.view.covers(self.after) && !page.records.is_empty() => page,
+            // Covered but nothing came: the export cannot go on, and says so rather than end
+            // short of where it said it would.
+            Ok(page) if page.view.covers(self.after) => {
+                let refusal =
+                    Refusal::new(503, "the engine answered no messages").retry_after(1000);
+                return (error_line(&refusal), false);
+            }
             Ok(page) => return (error_line(&lost(self.after, &page.view)), false),
             Err(refusal) => return (error_line(&refusal), false),
         };
@@ -290,7 +297,7 @@ impl Export {
         if let Some(last) = page.records.last() {
             self.after.offset = last.offset;
         }
-        let more = !page.records.is_empty() && self.after.offset < self.end;
+        let more = self.after.offset < self.end;
         (Bytes::from(lines), more)
     }
 }
