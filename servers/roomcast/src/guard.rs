@@ -222,6 +222,14 @@ mod tests {
                 "{other}"
             );
         }
+        // Over HTTP/2 the host is the request's `:authority`.
+        let h2 = Request::post("https://roomcast.example/api/broadcast")
+            .header("content-type", "application/json")
+            .header("origin", "https://roomcast.example")
+            .header("authorization", "Bearer k")
+            .body(())
+            .expect("request");
+        assert_eq!(status(check_call(&h2, &[], Some("k"))), 200);
         // Without a key, its own origin is not enough: a rebound name looks the same.
         assert_eq!(
             status(check_call(&page("http://127.0.0.1:8080"), &[], None)),
