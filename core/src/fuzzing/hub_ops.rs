@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use super::input::Input;
 use crate::cursor::{Cursor, Position, Stream};
 use crate::delivery::{SessionId, Shared};
-use crate::engine::{MemoryEngine, MemoryLimits};
+use crate::engine::{MemoryEngine, MemoryLimits, StreamId};
 use crate::envelope::{ClientEnvelope, ClientMessage, Codec, Payload, Ref, ServerMessage};
 use crate::harness::Harness;
-use crate::hub::{Connect, HistoryLimit, Hub, HubConfig};
+use crate::hub::{Connect, HistoryLimit, Hub, HubConfig, HubEvent};
 use crate::names::{RoomName, UserId};
 use crate::session::{Session, SessionConfig, SessionKind};
 
@@ -27,7 +27,10 @@ const ROOMS: usize = 3;
 /// - within one epoch, each session receives a stream's positions in increasing order, each
 ///   at most once;
 /// - stored messages stay within the history budgets (rooms, outboxes and broadcast), and
-///   remembered users within the live ones plus `max_offline_users`.
+///   remembered users within the live ones plus `max_offline_users`;
+/// - a server-side read ([`Hub::read_stream`]) is answered once, with at most the records
+///   asked for, consecutive and right after the position when the view covers it, none
+///   otherwise.
 pub fn hub_ops(input: &[u8]) {
     let mut input = Input::new(input);
     let mut run = Run::new(&mut input);
@@ -97,7 +100,7 @@ impl Run {
 
     fn step(&mut self, input: &mut Input<'_>) {
         let slot = input.below(SLOTS);
-        match input.byte() % 12 {
+        match input.byte() % 13 {
             0 => self.connect(input, slot),
             1 => {
                 if let Some((session, _)) = self.slots[slot].take() {
@@ -164,6 +167,7 @@ impl Run {
                     );
                 }
             }
+            11 => self.read_room(input),
             _ => {
                 // A request without a ref: acted on, never answered with a reply.
                 if let Some((session, _)) = self.slots[slot] {
@@ -208,6 +212,49 @@ impl Run {
                 "a live session's id reused"
             );
             self.slots[slot] = Some((session, u));
+        }
+    }
+
+    /// A server-side read of a room, and its answer checked: whole, or nothing.
+    fn read_room(&mut self, input: &mut Input<'_>) {
+        let stream = StreamId::Room(room(input));
+        let (after, max) = (self.position(input), input.below(6));
+        let ticket = self
+            .server
+            .feed_hub(|hub, _| hub.read_stream(stream, after, max));
+        let mut answers = Vec::new();
+        while let Some(event) = self.server.poll_hub_event() {
+            if let HubEvent::Read { ticket: t, result } = event
+                && t == ticket
+            {
+                answers.push(result);
+            }
+        }
+        assert_eq!(
+            answers.len(),
+            1,
+            "a read is answered once, at once by memory"
+        );
+        let Some(Ok(page)) = answers.pop() else {
+            return; // refused: unavailable (too much pending), which a memory engine never is
+        };
+        assert!(page.records.len() <= max, "more records than asked for");
+        match after {
+            Some(after) if page.view.covers(after) => {
+                for (i, record) in page.records.iter().enumerate() {
+                    assert_eq!(
+                        record.offset,
+                        after.offset + 1 + i as u64,
+                        "a gap in a read"
+                    );
+                }
+                let last = page.records.last().map_or(after.offset, |r| r.offset);
+                assert!(last <= page.view.head.offset, "a record past the head");
+            }
+            _ => assert!(
+                page.records.is_empty(),
+                "records for a position not covered"
+            ),
         }
     }
 
