@@ -5,6 +5,8 @@
 //! the schemas refuse properties they do not name, so a field added in code and not in the
 //! document fails, and so does a documented answer the server never gives.
 //!
+//! A third test holds `docs/api.md`'s table of calls to the document: the same calls, no more.
+//!
 //! The interpreter is the venv `tests/python/.venv` (`jsonschema`, `openapi-spec-validator`,
 //! `websockets`, from tests/python/requirements.txt), as the build script found it. Without it
 //! the test is ignored, with how to make the venv; `ROOMCAST_REQUIRE_PYTHON=1` runs it anyway.
@@ -68,4 +70,30 @@ fn the_document_is_served_without_a_key_and_is_the_committed_one() {
     assert_eq!(served, committed);
     let document: serde_json::Value = serde_json::from_str(&served).expect("JSON");
     assert_eq!(document["openapi"], "3.1.0");
+}
+
+#[test]
+fn docs_api_md_lists_every_call_of_the_document_and_no_other() {
+    let document: serde_json::Value =
+        serde_json::from_str(include_str!("../assets/openapi.json")).expect("JSON");
+    let mut documented: Vec<String> = Vec::new();
+    for (path, operations) in document["paths"].as_object().expect("paths") {
+        for method in operations.as_object().expect("operations").keys() {
+            documented.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    documented.sort();
+    let guide = include_str!("../../../docs/api.md");
+    // The table of calls: rows that open with a `METHOD /api/...` cell.
+    let mut listed: Vec<String> = guide
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split_once('`').map(|(call, _)| call.to_owned()))
+        .filter(|call| call.contains(" /api/"))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed, documented,
+        "docs/api.md's table and the OpenAPI document differ"
+    );
 }
