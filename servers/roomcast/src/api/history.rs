@@ -154,13 +154,7 @@ async fn oldest_first(
     for _ in 0..ATTEMPTS {
         let after = match since {
             Some(since) => since,
-            None => {
-                let view = read(hub, stream, None, 0).await?.view;
-                Position {
-                    epoch: view.head.epoch,
-                    offset: view.first - 1,
-                }
-            }
+            None => before_oldest(&read(hub, stream, None, 0).await?.view),
         };
         let page = read(hub, stream, Some(after), limit).await?;
         if !page.view.covers(after) {
@@ -232,10 +226,7 @@ async fn export(
     since: Option<Position>,
 ) -> Result<Response<Body>, Refusal> {
     let view = read(hub, &stream, None, 0).await?.view;
-    let after = since.unwrap_or(Position {
-        epoch: view.head.epoch,
-        offset: view.first - 1,
-    });
+    let after = since.unwrap_or_else(|| before_oldest(&view));
     if !view.covers(after) {
         return Err(lost(after, &view));
     }
@@ -314,6 +305,14 @@ async fn read(
         .map_err(refused)
 }
 
+/// The position just before the oldest message kept: where reading everything starts.
+fn before_oldest(view: &View) -> Position {
+    Position {
+        epoch: view.head.epoch,
+        offset: view.first - 1,
+    }
+}
+
 fn position(epoch: u64, record: &Record) -> Position {
     Position {
         epoch,
@@ -326,10 +325,11 @@ fn lost(since: Position, view: &View) -> Refusal {
     let now = if view.first > view.head.offset {
         format!("it holds nothing now (epoch {:x})", view.head.epoch)
     } else {
-        format!(
-            "it holds {:x}.{} to {}",
-            view.head.epoch, view.first, view.head
-        )
+        let oldest = Position {
+            epoch: view.head.epoch,
+            offset: view.first,
+        };
+        format!("it holds {oldest} to {}", view.head)
     };
     Refusal::new(410, format!("the history no longer covers {since}: {now}"))
         .with_code("history_lost")
